@@ -1,0 +1,19 @@
+//! flinksim's engine: a small, faithful Flink-style stream processor and Kafka-style log.
+//!
+//! Every component (JobManager, TaskManagers, Kafka broker, generator, client) runs as its own
+//! madsim node and talks to the others only through [`rpc`], so a kill or a partition is real.
+//! The facts modelled here are in `shared/flink-playground-spec.md` (cited as "spec §N").
+
+#[cfg(not(madsim))]
+compile_error!(
+    "flinksim runs only inside madsim's simulator: build with `--cfg madsim` \
+     (the workspace's .cargo/config.toml sets it; run cargo from the repository root)"
+);
+
+pub mod jobmanager;
+pub mod kafka;
+pub mod playground;
+pub mod protocol;
+pub mod rpc;
+pub mod taskmanager;
+pub mod trace;

@@ -1,0 +1,1 @@
+//! flinksim's simulator: runs a scenario of the Flink operations playground from a seed.
