@@ -1,1 +1,14 @@
 //! flinksim's simulator: runs a scenario of the Flink operations playground from a seed.
+//!
+//! [`run::run`] builds the [`cluster`] in a fresh madsim runtime, carries out the scenario's
+//! steps, then lets the [`oracle`] read the topics back and judge; the [`trace`] records every
+//! significant event and hashes it.
+
+pub mod cluster;
+pub mod oracle;
+pub mod run;
+pub mod scenario;
+pub mod trace;
+
+pub use run::{Report, RunError, run};
+pub use scenario::Scenario;

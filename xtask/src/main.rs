@@ -1,1 +1,31 @@
-fn main() {}
+//! flinksim's project commands (the cargo-xtask convention): `cargo xtask <command>`.
+//!
+//! The workspace's `.cargo/config.toml` sets `--cfg madsim` for every build, so these commands
+//! and `cargo test` need no environment variables.
+
+mod flags;
+mod run_scenario;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let flags = flags::Xtask::parse();
+    let result = match flags.command {
+        flags::Command::RunScenario(command) => command.run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::from(run_scenario::EXIT_BAD_INPUT)
+        }
+    }
+}
+
+/// The repository's root (xtask lives one level below it).
+fn project_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the workspace")
+        .to_path_buf()
+}

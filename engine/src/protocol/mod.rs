@@ -1,6 +1,11 @@
 //! What nodes say to each other, and the shared vocabulary they say it in: ids, the job's
-//! arguments and graph, key groups. One module per protocol; no I/O here.
+//! arguments and graph, key groups, states. One module per protocol; no I/O here.
 
+pub mod cluster;
+pub mod data;
+pub mod deployment;
 pub mod ids;
 pub mod job;
+pub mod kafka;
 pub mod key_group;
+pub mod states;

@@ -1,1 +1,205 @@
-//! (being written)
+//! The TaskManager node (spec §1, §9, §11): offers its slots to the JobManager, answers its
+//! heartbeats, runs deployed tasks, and moves their buffers. If it hears no heartbeat for the
+//! heartbeat timeout it drops its tasks, frees its slots and registers again.
+
+pub mod network;
+pub mod operator;
+pub mod task;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use madsim::task::JoinHandle;
+use madsim::time::Instant;
+
+use crate::protocol::cluster::{
+    Heartbeat, HeartbeatResponse, RegisterTaskManager, RegistrationResponse,
+};
+use crate::protocol::data::DeliverBuffer;
+use crate::protocol::deployment::{CancelTask, SubmitTask};
+use crate::protocol::ids::{ExecutionAttemptId, JobMasterId, ResourceId};
+use crate::protocol::states::ExecutionState;
+use crate::rpc::{LinkFaults, Rpc};
+use crate::trace::NodeTrace;
+
+use network::GateRegistry;
+use task::TaskServices;
+
+/// The playground's `taskmanager.numberOfTaskSlots`.
+pub const DEFAULT_SLOTS: u32 = 2;
+
+/// How a TaskManager node is set up.
+#[derive(Clone, Debug)]
+pub struct TaskManagerConfig {
+    /// Its node name (`taskmanager-1`).
+    pub name: String,
+    /// Its address.
+    pub address: SocketAddr,
+    /// The JobManager's address.
+    pub jobmanager: SocketAddr,
+    /// The Kafka broker's address (the job's `--bootstrap.servers`).
+    pub broker: SocketAddr,
+    /// Number of task slots.
+    pub slots: u32,
+    /// `heartbeat.timeout`: without a heartbeat for this long the JobManager counts as lost.
+    pub heartbeat_timeout: Duration,
+    /// The simulator's link faults.
+    pub faults: LinkFaults,
+    /// The node's trace.
+    pub trace: NodeTrace,
+}
+
+struct RunningTask {
+    display_name: String,
+    handle: JoinHandle<()>,
+    gate: network::GateKey,
+}
+
+struct TaskManagerState {
+    job_master: Option<JobMasterId>,
+    last_heartbeat: Instant,
+    tasks: BTreeMap<ExecutionAttemptId, RunningTask>,
+}
+
+/// The node's main: re-run from scratch on every restart (a new [`ResourceId`], empty memory).
+pub async fn run(config: TaskManagerConfig) {
+    let rpc = match Rpc::bind(config.address, config.faults.clone()).await {
+        Ok(rpc) => rpc,
+        Err(error) => {
+            config.trace.event(format!("cannot bind {}: {error}", config.address));
+            return;
+        }
+    };
+    let resource_id = ResourceId::random();
+    config.trace.event(format!(
+        "TaskManager {} started with ResourceID {resource_id} and {} slots",
+        config.name, config.slots
+    ));
+    let state = Arc::new(Mutex::new(TaskManagerState {
+        job_master: None,
+        last_heartbeat: Instant::now(),
+        tasks: BTreeMap::new(),
+    }));
+    let gates = GateRegistry::default();
+    let services = TaskServices {
+        rpc: rpc.clone(),
+        local_address: config.address,
+        gates: gates.clone(),
+        broker: config.broker,
+        trace: config.trace.clone(),
+    };
+
+    rpc.serve({
+        let state = state.clone();
+        move |heartbeat: Heartbeat, _| {
+            let mut state = state.lock().unwrap();
+            if state.job_master == Some(heartbeat.job_master) {
+                state.last_heartbeat = Instant::now();
+            }
+            let running = state.tasks.keys().copied().collect();
+            std::future::ready(HeartbeatResponse { resource_id, running })
+        }
+    });
+    rpc.serve({
+        let (state, services) = (state.clone(), services.clone());
+        move |SubmitTask { tdd }, _| {
+            let services = services.clone();
+            let mut state = state.lock().unwrap();
+            // The JobManager may deploy before its registration answer got here: a deployment
+            // from the session this TaskManager registered with is as good as the answer.
+            if state.job_master.is_none() {
+                state.job_master = Some(tdd.job_master);
+                state.last_heartbeat = Instant::now();
+            }
+            let response = if state.job_master != Some(tdd.job_master) {
+                Err(format!("TaskManager is registered with another JobManager than {}", tdd.job_master))
+            } else {
+                // The gate opens before the task runs, so early buffers find it.
+                let input = task::open_input(&tdd, &services.gates);
+                let running = RunningTask {
+                    display_name: tdd.display_name(),
+                    gate: task::gate_key(&tdd),
+                    handle: madsim::task::spawn(task::run(tdd.clone(), services, input)),
+                };
+                state.tasks.insert(tdd.attempt_id, running);
+                Ok(())
+            };
+            std::future::ready(response)
+        }
+    });
+    rpc.serve({
+        let (state, services) = (state.clone(), services.clone());
+        move |CancelTask { attempt_id }, _| {
+            let (state, services) = (state.clone(), services.clone());
+            async move {
+                let cancelled = state.lock().unwrap().tasks.remove(&attempt_id);
+                if let Some(task) = cancelled {
+                    task.handle.abort();
+                    services.gates.close_gate(task.gate);
+                    services.trace.event(format!(
+                        "{} ({attempt_id}) switched from {} to {}.",
+                        task.display_name,
+                        ExecutionState::Canceling,
+                        ExecutionState::Canceled
+                    ));
+                }
+            }
+        }
+    });
+    rpc.serve({
+        let gates = gates.clone();
+        move |delivery: DeliverBuffer, _| {
+            let gates = gates.clone();
+            async move { gates.deliver(delivery).await }
+        }
+    });
+
+    // Register, then watch the JobManager's heartbeats; register again when they stop.
+    loop {
+        let registration = RegisterTaskManager {
+            resource_id,
+            name: config.name.clone(),
+            address: config.address,
+            slots: config.slots,
+        };
+        match rpc.call(config.jobmanager, registration, Duration::from_secs(1)).await {
+            Ok(RegistrationResponse::Accepted { job_master }) => {
+                {
+                    let mut state = state.lock().unwrap();
+                    state.job_master = Some(job_master);
+                    state.last_heartbeat = Instant::now();
+                }
+                config.trace.event(format!(
+                    "Successful registration at resource manager {} under registration id {job_master}.",
+                    config.jobmanager
+                ));
+            }
+            Err(_) => {
+                madsim::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        }
+        loop {
+            madsim::time::sleep(Duration::from_secs(1)).await;
+            let silent_for = Instant::now().duration_since(state.lock().unwrap().last_heartbeat);
+            if silent_for >= config.heartbeat_timeout {
+                break;
+            }
+        }
+        config.trace.event(format!(
+            "The heartbeat of JobManager with id {} timed out.",
+            state.lock().unwrap().job_master.map(|id| id.to_string()).unwrap_or_default()
+        ));
+        let dropped = {
+            let mut state = state.lock().unwrap();
+            state.job_master = None;
+            std::mem::take(&mut state.tasks)
+        };
+        for (_, task) in dropped {
+            task.handle.abort();
+        }
+        gates.close_all();
+    }
+}

@@ -1,0 +1,131 @@
+//! The running job as the JobManager tracks it (spec §10): its status and one execution per
+//! subtask of every vertex, each moving through Flink's task states. Every transition is
+//! checked against the state machine and logged in Flink's words.
+
+use std::collections::BTreeMap;
+
+use crate::protocol::ids::{ExecutionAttemptId, JobId};
+use crate::protocol::job::{JOB_NAME, JobSubmission, Vertex};
+use crate::protocol::states::{ExecutionState, JobStatus};
+use crate::trace::NodeTrace;
+
+use super::slot_pool::SlotId;
+
+/// One attempt to run one subtask.
+#[derive(Clone, Debug)]
+pub struct Execution {
+    /// The attempt's id.
+    pub attempt_id: ExecutionAttemptId,
+    /// 0 for the first attempt, +1 per restart.
+    pub attempt_number: u32,
+    /// Its state.
+    pub state: ExecutionState,
+    /// The slot it was given.
+    pub slot: Option<SlotId>,
+}
+
+/// A submitted job and its executions.
+#[derive(Debug)]
+pub struct ExecutionGraph {
+    /// The job's id.
+    pub job_id: JobId,
+    /// What was submitted.
+    pub submission: JobSubmission,
+    /// Number of key groups (fixed when the job first starts).
+    pub max_parallelism: u32,
+    /// The job's status.
+    pub status: JobStatus,
+    /// Bumped on every restart; tasks of older versions are ignored.
+    pub version: u64,
+    /// Restarts so far (Flink's `numRestarts`).
+    pub restarts: u32,
+    /// The executions, by vertex and subtask.
+    pub executions: BTreeMap<(Vertex, u32), Execution>,
+}
+
+impl ExecutionGraph {
+    /// A new job in state CREATED with one CREATED execution per subtask.
+    pub fn new(job_id: JobId, submission: JobSubmission, max_parallelism: u32) -> ExecutionGraph {
+        let mut graph = ExecutionGraph {
+            job_id,
+            submission,
+            max_parallelism,
+            status: JobStatus::Created,
+            version: 0,
+            restarts: 0,
+            executions: BTreeMap::new(),
+        };
+        graph.create_executions(0);
+        graph
+    }
+
+    /// The job's parallelism (all vertices share it).
+    pub fn parallelism(&self) -> u32 {
+        self.submission.parallelism
+    }
+
+    fn create_executions(&mut self, attempt_number: u32) {
+        for vertex in Vertex::ALL {
+            for subtask in 0..self.parallelism() {
+                let execution = Execution {
+                    attempt_id: ExecutionAttemptId::random(),
+                    attempt_number,
+                    state: ExecutionState::Created,
+                    slot: None,
+                };
+                self.executions.insert((vertex, subtask), execution);
+            }
+        }
+    }
+
+    /// Moves the job to `next`, logging as Flink does; an illegal move is refused.
+    pub fn transition(&mut self, next: JobStatus, trace: &NodeTrace) -> bool {
+        if !self.status.can_become(next) {
+            return false;
+        }
+        trace.event(format!(
+            "Job {JOB_NAME} ({}) switched from state {} to {}.",
+            self.job_id, self.status, next
+        ));
+        self.status = next;
+        true
+    }
+
+    /// Moves one execution to `next`, logging as Flink does; an illegal move is refused.
+    pub fn transition_execution(
+        &mut self,
+        key: (Vertex, u32),
+        next: ExecutionState,
+        trace: &NodeTrace,
+    ) -> bool {
+        let parallelism = self.parallelism();
+        let Some(execution) = self.executions.get_mut(&key) else { return false };
+        if !execution.state.can_become(next) {
+            return false;
+        }
+        trace.event(format!(
+            "{} ({}/{}) ({}) switched from {} to {}.",
+            key.0.name(),
+            key.1 + 1,
+            parallelism,
+            execution.attempt_id,
+            execution.state,
+            next
+        ));
+        execution.state = next;
+        true
+    }
+
+    /// The execution with this attempt id, if it belongs to the current graph.
+    pub fn find(&self, attempt_id: ExecutionAttemptId) -> Option<(Vertex, u32)> {
+        self.executions.iter().find(|(_, e)| e.attempt_id == attempt_id).map(|(key, _)| *key)
+    }
+
+    /// Starts a new version of the graph: fresh attempts, all CREATED.
+    pub fn reset_for_restart(&mut self) {
+        let next_attempt = self.executions.values().map(|e| e.attempt_number).max().unwrap_or(0) + 1;
+        self.version += 1;
+        self.restarts += 1;
+        self.create_executions(next_attempt);
+    }
+}

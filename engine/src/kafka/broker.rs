@@ -1,0 +1,731 @@
+//! The `kafka` node (spec §6): one broker, replication 1. It recovers every partition's log,
+//! the producer-id counter and the committed offsets from its own disk on each start, then
+//! answers produce, fetch (long-polled up to `fetch.max.wait.ms`), metadata and offset requests.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use madsim::time::Instant;
+use smol_str::SmolStr;
+use tokio::sync::{Mutex, Notify};
+
+use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT, read_cell, write_cell};
+use crate::protocol::kafka::{
+    Fetch, FetchResponse, FetchedPartition, InitProducerId, InitProducerIdResponse, KafkaError,
+    ListOffsets, ListOffsetsResponse, Metadata, MetadataResponse, OffsetCommit,
+    OffsetCommitResponse, OffsetFetch, OffsetFetchResponse, Produce, ProduceResponse,
+    ProducerIdentity, TopicPartition, TopicSpec,
+};
+use crate::rpc::{LinkFaults, Rpc};
+use crate::trace::NodeTrace;
+
+/// The longest a fetch may be held, whatever the consumer asks (keeps a bad request bounded).
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+/// Producer ids are reserved on disk this many at a time, so few requests write the counter.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+const TOPICS_CELL: &str = "kafka/topics";
+const PRODUCER_IDS_CELL: &str = "kafka/producer-ids";
+const OFFSETS_CELL: &str = "kafka/consumer-offsets";
+
+/// How to start the broker node.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Where the broker listens (`kafka:9092`).
+    pub addr: SocketAddr,
+    /// Topics created on the first start; later starts add only topics not on disk yet.
+    pub topics: Vec<TopicSpec>,
+    /// The run's link-fault table, shared with every other node.
+    pub faults: LinkFaults,
+    /// Where the broker records its few significant events.
+    pub trace: NodeTrace,
+}
+
+/// The broker node's main: recovers the log from disk (or creates the topics on the first
+/// start), binds at `config.addr` and serves until the node is killed. Re-run on every restart.
+pub async fn run(config: BrokerConfig) {
+    let broker = match Broker::recover(&config).await {
+        Ok(broker) => Arc::new(broker),
+        Err(e) => {
+            config.trace.event(format!("kafka broker failed to start: {e}"));
+            return;
+        }
+    };
+    let rpc = match Rpc::bind(config.addr, config.faults.clone()).await {
+        Ok(rpc) => rpc,
+        Err(e) => {
+            config.trace.event(format!("kafka broker failed to bind {}: {e}", config.addr));
+            return;
+        }
+    };
+    serve(&rpc, &broker);
+    config.trace.event(format!("kafka broker started on {}", config.addr));
+    // The node exits when its main returns; the handlers run in their own tasks.
+    std::future::pending::<()>().await;
+}
+
+fn serve(rpc: &Rpc, broker: &Arc<Broker>) {
+    let b = broker.clone();
+    rpc.serve(move |_: InitProducerId, _| {
+        let b = b.clone();
+        async move { InitProducerIdResponse { result: b.init_producer_id().await } }
+    });
+    let b = broker.clone();
+    rpc.serve(move |req: Produce, _| {
+        let b = b.clone();
+        async move { ProduceResponse { result: b.produce(req).await } }
+    });
+    let b = broker.clone();
+    rpc.serve(move |req: Fetch, _| {
+        let b = b.clone();
+        async move { b.fetch(req).await }
+    });
+    let b = broker.clone();
+    rpc.serve(move |req: Metadata, _| {
+        let result =
+            b.topics.get(&req.topic).copied().ok_or(KafkaError::UnknownTopic { topic: req.topic });
+        async move { MetadataResponse { result } }
+    });
+    let b = broker.clone();
+    rpc.serve(move |req: ListOffsets, _| {
+        let b = b.clone();
+        async move { ListOffsetsResponse { result: b.list_offsets(&req.partitions).await } }
+    });
+    let b = broker.clone();
+    rpc.serve(move |req: OffsetCommit, _| {
+        let b = b.clone();
+        async move { OffsetCommitResponse { result: b.commit_offsets(req).await } }
+    });
+    let b = broker.clone();
+    rpc.serve(move |req: OffsetFetch, _| {
+        let b = b.clone();
+        async move { OffsetFetchResponse { result: b.committed_offsets(req).await } }
+    });
+}
+
+/// The next producer id, and the end of the block reserved on disk.
+struct ProducerIds {
+    next: i64,
+    reserved_until: i64,
+    generation: u64,
+}
+
+/// Committed offsets per (group, partition), rewritten to disk on every commit.
+struct GroupOffsets {
+    offsets: BTreeMap<(SmolStr, TopicPartition), u64>,
+    generation: u64,
+}
+
+struct Broker {
+    topics: BTreeMap<SmolStr, u32>,
+    logs: BTreeMap<TopicPartition, Mutex<PartitionLog>>,
+    /// Bumped after every append, so held fetches look again.
+    /// Wakes held fetches on every append. A `Notify`, not a `watch`: watch shards its wakers
+    /// by tokio's process-global RNG, which made a second run in one process diverge.
+    appended: Notify,
+    producer_ids: Mutex<ProducerIds>,
+    offsets: Mutex<GroupOffsets>,
+}
+
+impl Broker {
+    async fn recover(config: &BrokerConfig) -> Result<Broker, KafkaError> {
+        let storage = |what: &str, e: std::io::Error| KafkaError::Storage {
+            what: SmolStr::new(what),
+            reason: SmolStr::new(e.to_string()),
+        };
+        let (topics_generation, mut specs) =
+            read_cell::<Vec<TopicSpec>>(TOPICS_CELL).await.unwrap_or((0, Vec::new()));
+        let known = specs.len();
+        for spec in &config.topics {
+            if !specs.iter().any(|s| s.name == spec.name) {
+                specs.push(spec.clone());
+                config.trace.event(format!(
+                    "created topic {} with {} partitions",
+                    spec.name, spec.partitions
+                ));
+            }
+        }
+        if specs.len() != known {
+            write_cell(TOPICS_CELL, topics_generation + 1, &specs)
+                .await
+                .map_err(|e| storage(TOPICS_CELL, e))?;
+        }
+
+        let mut logs = BTreeMap::new();
+        let mut records = 0;
+        let mut max_producer_id = -1;
+        for spec in &specs {
+            for partition in 0..spec.partitions {
+                let tp = TopicPartition::new(spec.name.clone(), partition);
+                let log = PartitionLog::open(tp.clone(), SEGMENT_BYTES_DEFAULT).await?;
+                records += log.high_watermark();
+                max_producer_id = max_producer_id.max(log.max_producer_id().unwrap_or(-1));
+                logs.insert(tp, Mutex::new(log));
+            }
+        }
+        if known > 0 {
+            config.trace.event(format!("recovered {records} records in {} partitions", logs.len()));
+        }
+
+        let (ids_generation, reserved) =
+            read_cell::<i64>(PRODUCER_IDS_CELL).await.unwrap_or((0, 0));
+        // Start a fresh block: ids handed out from the old one may be in use, written or not.
+        let next = reserved.max(max_producer_id + 1);
+        let (offsets_generation, committed) =
+            read_cell::<Vec<(SmolStr, TopicPartition, u64)>>(OFFSETS_CELL)
+                .await
+                .unwrap_or((0, Vec::new()));
+        Ok(Broker {
+            topics: specs.iter().map(|s| (s.name.clone(), s.partitions)).collect(),
+            logs,
+            appended: Notify::new(),
+            producer_ids: Mutex::new(ProducerIds {
+                next,
+                reserved_until: next,
+                generation: ids_generation,
+            }),
+            offsets: Mutex::new(GroupOffsets {
+                offsets: committed.into_iter().map(|(g, tp, o)| ((g, tp), o)).collect(),
+                generation: offsets_generation,
+            }),
+        })
+    }
+
+    fn log(&self, tp: &TopicPartition) -> Result<&Mutex<PartitionLog>, KafkaError> {
+        self.logs
+            .get(tp)
+            .ok_or_else(|| KafkaError::UnknownTopicOrPartition { partition: tp.clone() })
+    }
+
+    async fn init_producer_id(&self) -> Result<ProducerIdentity, KafkaError> {
+        let mut ids = self.producer_ids.lock().await;
+        if ids.next >= ids.reserved_until {
+            // Reserve the next block on disk before handing out any id from it, so a restart
+            // never reuses an id (a reused id would make the broker drop a new producer's data).
+            let reserved_until = ids.next + PRODUCER_ID_BLOCK;
+            write_cell(PRODUCER_IDS_CELL, ids.generation + 1, &reserved_until).await.map_err(
+                |e| KafkaError::Storage {
+                    what: SmolStr::new(PRODUCER_IDS_CELL),
+                    reason: SmolStr::new(e.to_string()),
+                },
+            )?;
+            ids.generation += 1;
+            ids.reserved_until = reserved_until;
+        }
+        let producer_id = ids.next;
+        ids.next += 1;
+        Ok(ProducerIdentity { producer_id, producer_epoch: 0 })
+    }
+
+    async fn produce(&self, req: Produce) -> Result<super::ProduceAck, KafkaError> {
+        let ack = self.log(&req.partition)?.lock().await.append(req.batch).await?;
+        if !ack.duplicate {
+            self.appended.notify_waiters();
+        }
+        Ok(ack)
+    }
+
+    /// Answers at once if any partition has data (or an error); otherwise holds the request
+    /// until an append or `max_wait`, as Kafka's fetch purgatory does.
+    async fn fetch(&self, req: Fetch) -> FetchResponse {
+        // ReadCommitted reads like ReadUncommitted until transactions exist (no aborted data).
+        let deadline = Instant::now() + req.max_wait.min(MAX_WAIT_CAP);
+        loop {
+            // Register for the wake-up before reading, so an append racing with the read
+            // still wakes us.
+            let appended = self.appended.notified();
+            tokio::pin!(appended);
+            appended.as_mut().enable();
+            let mut partitions = Vec::with_capacity(req.partitions.len());
+            let mut ready = false;
+            for position in &req.partitions {
+                let fetched =
+                    self.read(&position.partition, position.offset, req.max_partition_bytes);
+                let fetched = fetched.await;
+                ready |= !fetched.records.is_empty() || fetched.error.is_some();
+                partitions.push(fetched);
+            }
+            let now = Instant::now();
+            if ready || now >= deadline {
+                return FetchResponse { partitions };
+            }
+            match madsim::time::timeout(deadline - now, appended).await {
+                Ok(()) => continue,
+                // Timed out: answer with what we have, nothing.
+                _ => return FetchResponse { partitions },
+            }
+        }
+    }
+
+    async fn read(&self, tp: &TopicPartition, offset: u64, max_bytes: u32) -> FetchedPartition {
+        let mut fetched = FetchedPartition {
+            partition: tp.clone(),
+            high_watermark: 0,
+            records: bytes::Bytes::new(),
+            error: None,
+        };
+        match self.log(tp) {
+            Err(e) => fetched.error = Some(e),
+            Ok(log) => {
+                let log = log.lock().await;
+                fetched.high_watermark = log.high_watermark();
+                match log.read(offset, max_bytes).await {
+                    Ok(records) => fetched.records = records,
+                    Err(e) => fetched.error = Some(e),
+                }
+            }
+        }
+        fetched
+    }
+
+    async fn list_offsets(&self, tps: &[TopicPartition]) -> Result<Vec<u64>, KafkaError> {
+        let mut ends = Vec::with_capacity(tps.len());
+        for tp in tps {
+            ends.push(self.log(tp)?.lock().await.high_watermark());
+        }
+        Ok(ends)
+    }
+
+    async fn commit_offsets(&self, req: OffsetCommit) -> Result<(), KafkaError> {
+        for (tp, _) in &req.offsets {
+            self.log(tp)?;
+        }
+        let mut store = self.offsets.lock().await;
+        for (tp, offset) in req.offsets {
+            store.offsets.insert((req.group.clone(), tp), offset);
+        }
+        let rows: Vec<(&SmolStr, &TopicPartition, u64)> =
+            store.offsets.iter().map(|((g, tp), o)| (g, tp, *o)).collect();
+        // Acknowledge only once the offsets are on disk: a commit must survive a restart.
+        write_cell(OFFSETS_CELL, store.generation + 1, &rows).await.map_err(|e| {
+            KafkaError::Storage {
+                what: SmolStr::new(OFFSETS_CELL),
+                reason: SmolStr::new(e.to_string()),
+            }
+        })?;
+        store.generation += 1;
+        Ok(())
+    }
+
+    async fn committed_offsets(&self, req: OffsetFetch) -> Result<Vec<Option<u64>>, KafkaError> {
+        let store = self.offsets.lock().await;
+        req.partitions
+            .into_iter()
+            .map(|tp| {
+                self.log(&tp)?;
+                Ok(store.offsets.get(&(req.group.clone(), tp)).copied())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use bytes::Bytes;
+    use madsim::runtime::Handle;
+
+    use super::*;
+    use crate::kafka::{
+        Consumer, ConsumerConfig, ConsumerRecord, Partitioner, Producer, ProducerConfig,
+    };
+    use crate::rpc::LinkFault;
+    use crate::trace::Trace;
+
+    const BROKER: &str = "10.0.0.2:9092";
+    const CLIENT: &str = "10.0.0.10:9000";
+
+    fn broker_addr() -> SocketAddr {
+        BROKER.parse().unwrap()
+    }
+
+    /// Starts the `kafka` node with topics `input` and `output`, 2 partitions each (spec §0).
+    fn start_broker(trace: &Trace, faults: &LinkFaults) {
+        let config = BrokerConfig {
+            addr: broker_addr(),
+            topics: vec![TopicSpec::new("input", 2), TopicSpec::new("output", 2)],
+            faults: faults.clone(),
+            trace: trace.for_node("kafka"),
+        };
+        Handle::current()
+            .create_node()
+            .name("kafka")
+            .ip(broker_addr().ip())
+            .init(move || run(config.clone()))
+            .build();
+    }
+
+    /// Creates the `client` node and binds its Rpc there.
+    async fn client_node(faults: &LinkFaults) -> (madsim::runtime::NodeHandle, Rpc) {
+        let addr: SocketAddr = CLIENT.parse().unwrap();
+        let node = Handle::current().create_node().name("client").ip(addr.ip()).build();
+        let faults = faults.clone();
+        let rpc = node.spawn(async move { Rpc::bind(addr, faults).await.unwrap() }).await.unwrap();
+        (node, rpc)
+    }
+
+    fn fixed_producer(rpc: &Rpc, partition: u32) -> Producer {
+        let mut config = ProducerConfig::new(broker_addr());
+        config.partitioner = Partitioner::Fixed(partition);
+        Producer::new(rpc.clone(), config)
+    }
+
+    /// Polls until `n` records have arrived (or 20 polls passed).
+    async fn read_n(consumer: &mut Consumer, n: usize) -> Vec<ConsumerRecord> {
+        let mut records = Vec::new();
+        for _ in 0..20 {
+            if records.len() >= n {
+                break;
+            }
+            if let Ok(batch) = consumer.poll().await {
+                records.extend(batch);
+            }
+        }
+        records
+    }
+
+    fn text(value: &Bytes) -> &str {
+        std::str::from_utf8(value).unwrap()
+    }
+
+    #[test]
+    fn produced_records_come_back_in_order_from_offset_zero() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        rt.block_on(async {
+            let (trace, faults) = (Trace::new(), LinkFaults::default());
+            start_broker(&trace, &faults);
+            let (client, rpc) = client_node(&faults).await;
+            let task = client.spawn(async move {
+                let producer = fixed_producer(&rpc, 1);
+                for wave in 0..5 {
+                    for i in 0..20 {
+                        let n = wave * 20 + i;
+                        producer.send("input", 1_000 + n, format!("v{n}").as_bytes());
+                    }
+                    madsim::time::sleep(Duration::from_millis(30)).await;
+                }
+                producer.flush().await.unwrap();
+                let mut consumer = Consumer::new(rpc.clone(), ConsumerConfig::new(broker_addr()));
+                let tps = [TopicPartition::new("input", 0), TopicPartition::new("input", 1)];
+                consumer.assign(vec![(tps[1].clone(), 0)]);
+                let records = read_n(&mut consumer, 100).await;
+                let ends = consumer.end_offsets(&tps).await.unwrap();
+                (producer.acked_records(), records, ends, consumer.position(&tps[1]))
+            });
+            let (acked, records, ends, position) = task.await.unwrap();
+            assert_eq!(acked, 100);
+            assert_eq!(records.len(), 100);
+            for (n, record) in records.iter().enumerate() {
+                assert_eq!(record.offset, n as u64);
+                assert_eq!(record.timestamp_ms, 1_000 + n as i64);
+                assert_eq!(text(&record.value), format!("v{n}"));
+                assert_eq!(record.partition.to_string(), "input-1");
+            }
+            assert_eq!(ends, [0, 100], "high watermark is the next offset");
+            assert_eq!(position, Some(100));
+            let events: Vec<String> = trace.events().into_iter().map(|e| e.message).collect();
+            assert_eq!(
+                events,
+                [
+                    "created topic input with 2 partitions",
+                    "created topic output with 2 partitions",
+                    "kafka broker started on 10.0.0.2:9092",
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn fetch_on_an_empty_partition_waits_max_wait_then_returns_empty() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        rt.block_on(async {
+            let (trace, faults) = (Trace::new(), LinkFaults::default());
+            start_broker(&trace, &faults);
+            let (client, rpc) = client_node(&faults).await;
+            let (records, waited) = client
+                .spawn(async move {
+                    let mut consumer = Consumer::new(rpc, ConsumerConfig::new(broker_addr()));
+                    consumer.assign(vec![(TopicPartition::new("input", 0), 0)]);
+                    let start = Instant::now();
+                    let records = consumer.poll().await.unwrap();
+                    (records, start.elapsed())
+                })
+                .await
+                .unwrap();
+            assert!(records.is_empty());
+            // 500 ms held by the broker, plus one round trip (1–10 ms latency each way).
+            assert!(waited >= Duration::from_millis(500), "{waited:?}");
+            assert!(waited < Duration::from_millis(530), "{waited:?}");
+        });
+    }
+
+    #[test]
+    fn a_held_fetch_wakes_as_soon_as_data_arrives() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        rt.block_on(async {
+            let (trace, faults) = (Trace::new(), LinkFaults::default());
+            start_broker(&trace, &faults);
+            let (client, rpc) = client_node(&faults).await;
+            let (records, waited) = client
+                .spawn(async move {
+                    let mut consumer =
+                        Consumer::new(rpc.clone(), ConsumerConfig::new(broker_addr()));
+                    consumer.assign(vec![(TopicPartition::new("input", 0), 0)]);
+                    let start = Instant::now();
+                    let poll = madsim::task::spawn(async move {
+                        let records = consumer.poll().await.unwrap();
+                        (records, start.elapsed())
+                    });
+                    madsim::time::sleep(Duration::from_millis(100)).await;
+                    let producer = fixed_producer(&rpc, 0);
+                    producer.send("input", 5, b"hello");
+                    producer.flush().await.unwrap();
+                    poll.await.unwrap()
+                })
+                .await
+                .unwrap();
+            assert_eq!(records.len(), 1);
+            assert_eq!(text(&records[0].value), "hello");
+            assert!(waited >= Duration::from_millis(100), "{waited:?}");
+            assert!(waited < Duration::from_millis(200), "woke long before max_wait: {waited:?}");
+        });
+    }
+
+    #[test]
+    fn sticky_partitioner_sends_each_batch_whole_to_one_partition_and_uses_both() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        rt.block_on(async {
+            let (trace, faults) = (Trace::new(), LinkFaults::default());
+            start_broker(&trace, &faults);
+            let (client, rpc) = client_node(&faults).await;
+            let records = client
+                .spawn(async move {
+                    let producer = Producer::new(rpc.clone(), ProducerConfig::new(broker_addr()));
+                    // Waves 50 ms apart: each wave lingers 5 ms and leaves as one batch.
+                    for wave in 0..10 {
+                        for i in 0..5 {
+                            producer.send("input", 0, format!("{wave}/{i}").as_bytes());
+                        }
+                        madsim::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    producer.flush().await.unwrap();
+                    let mut consumer = Consumer::new(rpc, ConsumerConfig::new(broker_addr()));
+                    consumer.assign(vec![
+                        (TopicPartition::new("input", 0), 0),
+                        (TopicPartition::new("input", 1), 0),
+                    ]);
+                    read_n(&mut consumer, 50).await
+                })
+                .await
+                .unwrap();
+            assert_eq!(records.len(), 50);
+            let mut partition_of_wave = BTreeMap::new();
+            for record in &records {
+                let wave = text(&record.value).split('/').next().unwrap().to_owned();
+                let partition = record.partition.partition;
+                assert_eq!(*partition_of_wave.entry(wave).or_insert(partition), partition);
+            }
+            let per_partition = |p| partition_of_wave.values().filter(|&&q| q == p).count();
+            assert!(per_partition(0) > 0 && per_partition(1) > 0, "{partition_of_wave:?}");
+        });
+    }
+
+    #[test]
+    fn broker_restart_keeps_records_and_committed_offsets_and_appends_continue() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        rt.block_on(async {
+            let (trace, faults) = (Trace::new(), LinkFaults::default());
+            start_broker(&trace, &faults);
+            let (client, rpc) = client_node(&faults).await;
+            let tp = TopicPartition::new("input", 0);
+            let (producer, rpc) = {
+                let tp = tp.clone();
+                client
+                    .spawn(async move {
+                        let producer = fixed_producer(&rpc, 0);
+                        for n in 0..50 {
+                            producer.send("input", n, format!("v{n}").as_bytes());
+                        }
+                        producer.flush().await.unwrap();
+                        let consumer =
+                            Consumer::new(rpc.clone(), ConsumerConfig::new(broker_addr()));
+                        consumer.commit("click-event-count", &[(tp, 20)]).await.unwrap();
+                        (producer, rpc)
+                    })
+                    .await
+                    .unwrap()
+            };
+            // The broker dies while the second half is being sent: the sender retries until the
+            // restarted broker answers, and the appends continue at offset 50.
+            let second_half = client.spawn(async move {
+                for n in 50..100 {
+                    producer.send("input", n, format!("v{n}").as_bytes());
+                    madsim::time::sleep(Duration::from_millis(3)).await;
+                }
+                producer.flush().await.unwrap();
+                let mut consumer = Consumer::new(rpc.clone(), ConsumerConfig::new(broker_addr()));
+                consumer.assign(vec![(tp.clone(), 0)]);
+                let records = read_n(&mut consumer, 100).await;
+                let tps = std::slice::from_ref(&tp);
+                let committed = consumer.committed("click-event-count", tps).await.unwrap();
+                let ends = consumer.end_offsets(tps).await.unwrap();
+                (records, committed, ends, producer.acked_records())
+            });
+            let handle = Handle::current();
+            madsim::time::sleep(Duration::from_millis(60)).await;
+            handle.kill("kafka");
+            madsim::time::sleep(Duration::from_secs(1)).await;
+            handle.restart("kafka");
+            let (records, committed, ends, acked) = second_half.await.unwrap();
+            assert_eq!(acked, 100);
+            let got: Vec<(u64, String)> =
+                records.iter().map(|r| (r.offset, text(&r.value).to_owned())).collect();
+            let want: Vec<(u64, String)> = (0..100).map(|n| (n, format!("v{n}"))).collect();
+            assert_eq!(got, want);
+            assert_eq!(committed, [Some(20)]);
+            assert_eq!(ends, [100]);
+            let events: Vec<String> = trace.events().into_iter().map(|e| e.message).collect();
+            let recovered: u64 = events
+                .iter()
+                .find_map(|e| {
+                    e.strip_prefix("recovered ")?.strip_suffix(" records in 4 partitions")
+                })
+                .expect("a recovery event")
+                .parse()
+                .unwrap();
+            assert!((51..100).contains(&recovered), "killed mid-stream: {events:?}");
+            assert_eq!(events.iter().filter(|e| e.starts_with("created topic")).count(), 2);
+        });
+    }
+
+    /// Produces `v0`..`v199` while half the broker's answers to the client are lost, then
+    /// reads both partitions back: (acknowledged records, end offsets, (partition, offset, value)).
+    async fn produce_through_lost_responses() -> (u64, Vec<u64>, Vec<(u32, u64, String)>) {
+        let (trace, faults) = (Trace::new(), LinkFaults::default());
+        start_broker(&trace, &faults);
+        let (client, rpc) = client_node(&faults).await;
+        let (broker_ip, client_ip): (IpAddr, IpAddr) =
+            (broker_addr().ip(), CLIENT.parse::<SocketAddr>().unwrap().ip());
+        let lossy = LinkFault { loss_probability: 0.5, ..LinkFault::default() };
+        faults.set(broker_ip, client_ip, Some(lossy));
+        let producer = {
+            let rpc = rpc.clone();
+            client
+                .spawn(async move {
+                    let producer = Producer::new(rpc, ProducerConfig::new(broker_addr()));
+                    for n in 0..200 {
+                        producer.send("input", n, format!("v{n}").as_bytes());
+                        madsim::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    producer.flush().await.unwrap();
+                    producer
+                })
+                .await
+                .unwrap()
+        };
+        faults.set(broker_ip, client_ip, None);
+        let (records, ends) = client
+            .spawn(async move {
+                let tps = [TopicPartition::new("input", 0), TopicPartition::new("input", 1)];
+                let mut consumer = Consumer::new(rpc, ConsumerConfig::new(broker_addr()));
+                consumer.assign(tps.iter().map(|tp| (tp.clone(), 0)).collect());
+                let records = read_n(&mut consumer, 200).await;
+                (records, consumer.end_offsets(&tps).await.unwrap())
+            })
+            .await
+            .unwrap();
+        let records = records
+            .iter()
+            .map(|r| (r.partition.partition, r.offset, text(&r.value).to_owned()))
+            .collect();
+        (producer.acked_records(), ends, records)
+    }
+
+    #[test]
+    fn a_producer_whose_responses_are_lost_still_writes_every_record_exactly_once() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        let (acked, ends, records) = rt.block_on(produce_through_lost_responses());
+        assert_eq!(acked, 200);
+        assert_eq!(ends.iter().sum::<u64>(), 200, "no duplicate was appended: {ends:?}");
+        let mut values: Vec<i64> = records.iter().map(|r| r.2[1..].parse().unwrap()).collect();
+        values.sort();
+        assert_eq!(values, (0..200).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_lossy_run_replays_identically_from_its_seed() {
+        let config = madsim::Config::default();
+        // Runs seed 7 twice, each on a fresh thread, and fails on the first RNG divergence.
+        let (_, _, records) = madsim::runtime::Runtime::check_determinism(7, config, || {
+            produce_through_lost_responses()
+        });
+        assert_eq!(records.len(), 200);
+    }
+
+    #[test]
+    fn unknown_topics_partitions_and_bad_batches_are_errors_not_panics() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        rt.block_on(async {
+            let (trace, faults) = (Trace::new(), LinkFaults::default());
+            start_broker(&trace, &faults);
+            let (client, rpc) = client_node(&faults).await;
+            let errors = client
+                .spawn(async move {
+                    let nope = TopicPartition::new("nope", 0);
+                    let input9 = TopicPartition::new("input", 9);
+                    let mut consumer = Consumer::new(rpc.clone(), ConsumerConfig::new(broker_addr()));
+                    let mut errors = vec![
+                        consumer.partitions_for("nope").await.unwrap_err(),
+                        consumer.end_offsets(std::slice::from_ref(&nope)).await.unwrap_err(),
+                        consumer.commit("g", &[(input9.clone(), 1)]).await.unwrap_err(),
+                        consumer.committed("g", std::slice::from_ref(&input9)).await.unwrap_err(),
+                    ];
+                    consumer.assign(vec![(input9, 0)]);
+                    errors.push(consumer.poll().await.unwrap_err());
+                    consumer.assign(vec![(TopicPartition::new("input", 0), 7)]);
+                    errors.push(consumer.poll().await.unwrap_err());
+
+                    let sticky = Producer::new(rpc.clone(), ProducerConfig::new(broker_addr()));
+                    sticky.send("nope", 0, b"x");
+                    errors.push(sticky.flush().await.unwrap_err());
+                    let fixed = fixed_producer(&rpc, 9);
+                    fixed.send("input", 0, b"x");
+                    errors.push(fixed.flush().await.unwrap_err());
+
+                    let garbage = Produce {
+                        partition: TopicPartition::new("input", 0),
+                        batch: Bytes::from_static(&[0xff; 64]),
+                    };
+                    let response = rpc.call(broker_addr(), garbage, Duration::from_secs(1)).await;
+                    errors.push(response.unwrap().result.unwrap_err());
+
+                    // The broker still serves after all that.
+                    let fine = fixed_producer(&rpc, 0);
+                    fine.send("input", 0, b"ok");
+                    fine.flush().await.unwrap();
+                    assert_eq!(consumer.partitions_for("input").await.unwrap(), 2);
+                    errors
+                })
+                .await
+                .unwrap();
+            let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            assert_eq!(
+                messages,
+                [
+                    "unknown topic nope",
+                    "unknown topic or partition nope-0",
+                    "unknown topic or partition input-9",
+                    "unknown topic or partition input-9",
+                    "unknown topic or partition input-9",
+                    "offset 7 out of range for input-0: high watermark is 0",
+                    "unknown topic nope",
+                    "unknown topic or partition input-9",
+                    "corrupt record batch for input-0: batch length does not match the bytes received",
+                ]
+            );
+        });
+    }
+}

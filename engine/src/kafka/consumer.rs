@@ -1,0 +1,178 @@
+//! The consumer (spec §6): reads assigned partitions from given offsets with one long-polled
+//! fetch per poll, decodes the returned batches lazily into records that share the fetched
+//! bytes, and reads or commits a group's offsets on the broker.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use smol_str::SmolStr;
+
+use crate::protocol::kafka::{
+    Fetch, FetchPosition, IsolationLevel, KafkaError, ListOffsets, Metadata, OffsetCommit,
+    OffsetFetch, RecordBatches, TopicPartition,
+};
+use crate::rpc::{Request, Rpc};
+
+/// How a [`Consumer`] fetches.
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    /// The broker's address.
+    pub broker: SocketAddr,
+    /// What the consumer may see (`ReadCommitted` reads like `ReadUncommitted` for now).
+    pub isolation: IsolationLevel,
+    /// How long the broker may hold a fetch that finds no data (`fetch.max.wait.ms`, 500 ms).
+    pub max_wait: Duration,
+    /// At most this many bytes per partition and fetch (`max.partition.fetch.bytes`, 1 MiB).
+    pub max_partition_bytes: usize,
+    /// How long to wait for an answer beyond `max_wait` before giving up on a request.
+    pub request_timeout: Duration,
+}
+
+impl ConsumerConfig {
+    /// Kafka's defaults (spec §6): read_uncommitted, 500 ms max wait, 1 MiB per partition.
+    pub fn new(broker: SocketAddr) -> Self {
+        ConsumerConfig {
+            broker,
+            isolation: IsolationLevel::ReadUncommitted,
+            max_wait: Duration::from_millis(500),
+            max_partition_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One record as a consumer sees it; the value shares the fetched buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Where it was read from.
+    pub partition: TopicPartition,
+    /// Its offset in that partition.
+    pub offset: u64,
+    /// The producer's timestamp.
+    pub timestamp_ms: i64,
+    /// The value bytes.
+    pub value: Bytes,
+}
+
+/// Reads assigned partitions from the broker (no group membership: the caller assigns).
+pub struct Consumer {
+    rpc: Rpc,
+    config: ConsumerConfig,
+    positions: BTreeMap<TopicPartition, u64>,
+}
+
+impl Consumer {
+    /// A consumer calling the broker through `rpc`, with nothing assigned.
+    pub fn new(rpc: Rpc, config: ConsumerConfig) -> Consumer {
+        Consumer { rpc, config, positions: BTreeMap::new() }
+    }
+
+    /// Replaces the assignment: the partitions to read and the next offset of each.
+    pub fn assign(&mut self, positions: Vec<(TopicPartition, u64)>) {
+        self.positions = positions.into_iter().collect();
+    }
+
+    /// The next offset to read from `tp`, if it is assigned.
+    pub fn position(&self, tp: &TopicPartition) -> Option<u64> {
+        self.positions.get(tp).copied()
+    }
+
+    /// One fetch for every assigned partition: returns as soon as the broker has data, or empty
+    /// after `max_wait`, and advances the positions past what it returns. A timeout or an
+    /// unreachable broker is an `Err` (positions unchanged; the caller retries).
+    pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, KafkaError> {
+        if self.positions.is_empty() {
+            // Nothing to ask for; wait as the broker would, so a poll loop does not spin.
+            madsim::time::sleep(self.config.max_wait).await;
+            return Ok(Vec::new());
+        }
+        let request = Fetch {
+            partitions: self
+                .positions
+                .iter()
+                .map(|(tp, offset)| FetchPosition { partition: tp.clone(), offset: *offset })
+                .collect(),
+            max_wait: self.config.max_wait,
+            max_partition_bytes: u32::try_from(self.config.max_partition_bytes).unwrap_or(u32::MAX),
+            isolation: self.config.isolation,
+        };
+        let timeout = self.config.max_wait + self.config.request_timeout;
+        let response = self.call(request, timeout).await?;
+        if let Some(error) = response.partitions.iter().find_map(|p| p.error.clone()) {
+            return Err(error);
+        }
+        let mut records = Vec::new();
+        let mut advanced = Vec::with_capacity(response.partitions.len());
+        for fetched in response.partitions {
+            let Some(&position) = self.positions.get(&fetched.partition) else {
+                continue;
+            };
+            let mut next = position;
+            for batch in RecordBatches::new(fetched.records) {
+                let batch = batch.map_err(|reason| KafkaError::CorruptBatch {
+                    partition: fetched.partition.clone(),
+                    reason: SmolStr::new(reason),
+                })?;
+                // The first batch may start before the position: skip what was already read.
+                for record in batch.records().filter(|r| r.offset >= position) {
+                    next = record.offset + 1;
+                    records.push(ConsumerRecord {
+                        partition: fetched.partition.clone(),
+                        offset: record.offset,
+                        timestamp_ms: record.timestamp_ms,
+                        value: record.value,
+                    });
+                }
+            }
+            advanced.push((fetched.partition, next));
+        }
+        self.positions.extend(advanced);
+        Ok(records)
+    }
+
+    /// How many partitions `topic` has.
+    pub async fn partitions_for(&self, topic: &str) -> Result<u32, KafkaError> {
+        let request = Metadata { topic: SmolStr::new(topic) };
+        self.call(request, self.config.request_timeout).await?.result
+    }
+
+    /// The high watermark (next offset to be written) of each partition, in order.
+    pub async fn end_offsets(&self, tps: &[TopicPartition]) -> Result<Vec<u64>, KafkaError> {
+        let request = ListOffsets { partitions: tps.to_vec() };
+        self.call(request, self.config.request_timeout).await?.result
+    }
+
+    /// `group`'s committed offset for each partition, in order (`None`: never committed).
+    pub async fn committed(
+        &self,
+        group: &str,
+        tps: &[TopicPartition],
+    ) -> Result<Vec<Option<u64>>, KafkaError> {
+        let request = OffsetFetch { group: SmolStr::new(group), partitions: tps.to_vec() };
+        self.call(request, self.config.request_timeout).await?.result
+    }
+
+    /// Stores `group`'s offsets on the broker; Ok once they are durable there.
+    pub async fn commit(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, u64)],
+    ) -> Result<(), KafkaError> {
+        let request = OffsetCommit { group: SmolStr::new(group), offsets: offsets.to_vec() };
+        self.call(request, self.config.request_timeout).await?.result
+    }
+
+    async fn call<R: Request>(
+        &self,
+        request: R,
+        timeout: Duration,
+    ) -> Result<R::Response, KafkaError> {
+        let broker = self.config.broker;
+        self.rpc
+            .call(broker, request, timeout)
+            .await
+            .map_err(|e| KafkaError::unavailable(broker, e))
+    }
+}

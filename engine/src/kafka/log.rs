@@ -1,0 +1,492 @@
+//! One partition's append-only log on the broker's disk (spec §6): offsets from 0, the high
+//! watermark, segments that survive a broker restart, and idempotent-producer deduplication.
+//! Records live only in the segment files; memory holds one small index entry per batch.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use madsim::fs::File;
+use serde::{Serialize, de::DeserializeOwned};
+use smol_str::SmolStr;
+
+use crate::protocol::kafka::{
+    BATCH_HEADER_BYTES, BatchHeader, KafkaError, NO_PRODUCER_ID, ProduceAck, RecordBatch,
+    TopicPartition, set_base_offset,
+};
+
+/// Segment size (Kafka's `log.segment.bytes` is 1 GiB). A segment file is allocated whole when
+/// it opens, because madsim keeps a file in a `Vec` that doubles as it grows: preallocating
+/// wastes only the active segment's unused tail, where growing would waste up to half of all.
+pub const SEGMENT_BYTES_DEFAULT: u32 = 1 << 20;
+
+/// One batch's place in its segment (8 bytes, the only per-batch memory the log keeps).
+#[derive(Clone, Copy, Debug)]
+struct BatchEntry {
+    /// The batch's base offset minus the segment's base offset.
+    offset_delta: u32,
+    /// Where the batch starts in the segment file.
+    position: u32,
+}
+
+/// A segment file, named by the offset of its first record.
+struct Segment {
+    base_offset: u64,
+    file: File,
+    /// Bytes of valid batches; anything after (zeros, or a torn write) is never read.
+    size: u32,
+    /// The file's preallocated length (0 for a recovered segment, which is never appended to).
+    capacity: u32,
+    batches: Vec<BatchEntry>,
+}
+
+/// What the log remembers about an idempotent producer's last batch on this partition.
+#[derive(Clone, Copy, Debug)]
+struct ProducerState {
+    epoch: i16,
+    last_base_sequence: i32,
+    last_record_count: u32,
+    last_base_offset: u64,
+}
+
+/// A partition's log: segment files on disk, an index per segment, and producer state.
+pub struct PartitionLog {
+    partition: TopicPartition,
+    segment_bytes: u32,
+    segments: Vec<Segment>,
+    /// Whether the last segment was opened for writing by this incarnation of the broker:
+    /// `File::open` is read-only, so every start appends to a new segment.
+    active: bool,
+    next_offset: u64,
+    producers: BTreeMap<i64, ProducerState>,
+    manifest_generation: u64,
+}
+
+impl PartitionLog {
+    /// Opens the partition's log from disk (recovering its index and producer state from the
+    /// batch headers), or starts an empty one. Appends go to a new segment, opened lazily.
+    pub async fn open(partition: TopicPartition, segment_bytes: u32) -> Result<Self, KafkaError> {
+        let storage = |e: std::io::Error| storage_error(&partition, e);
+        let (manifest_generation, bases) =
+            read_cell::<Vec<u64>>(&manifest_path(&partition)).await.unwrap_or((0, Vec::new()));
+        let mut log = PartitionLog {
+            partition: partition.clone(),
+            segment_bytes,
+            segments: Vec::new(),
+            active: false,
+            next_offset: 0,
+            producers: BTreeMap::new(),
+            manifest_generation,
+        };
+        for base_offset in bases {
+            // Segments are contiguous by construction; one that is not (or a missing file) ends
+            // the log there, and the next segment is written over anything after it.
+            if base_offset != log.next_offset {
+                break;
+            }
+            let Ok(file) = File::open(segment_path(&partition, base_offset)).await else {
+                break;
+            };
+            let len = file.metadata().await.map_err(storage)?.len();
+            let mut segment =
+                Segment { base_offset, file, size: 0, capacity: 0, batches: Vec::new() };
+            let mut header = [0u8; BATCH_HEADER_BYTES];
+            let mut position = 0u64;
+            while position + BATCH_HEADER_BYTES as u64 <= len {
+                segment.file.read_at(&mut header, position).await.map_err(storage)?;
+                let Ok(h) = BatchHeader::decode(&header) else {
+                    break;
+                };
+                let end = position + u64::from(h.batch_length);
+                if h.base_offset != log.next_offset || h.record_count == 0 || end > len {
+                    break;
+                }
+                segment.batches.push(BatchEntry {
+                    offset_delta: (h.base_offset - base_offset) as u32,
+                    position: position as u32,
+                });
+                log.remember_producer(&h);
+                log.next_offset = h.next_offset();
+                position = end;
+            }
+            segment.size = position as u32;
+            log.segments.push(segment);
+        }
+        Ok(log)
+    }
+
+    /// The partition this log holds.
+    pub fn partition(&self) -> &TopicPartition {
+        &self.partition
+    }
+
+    /// The next offset to be written (replication 1, so every appended record is committed).
+    pub fn high_watermark(&self) -> u64 {
+        self.next_offset
+    }
+
+    /// How many segment files the log has.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The highest producer id seen in this partition, if any.
+    pub fn max_producer_id(&self) -> Option<i64> {
+        self.producers.keys().next_back().copied()
+    }
+
+    /// Appends one produced batch, assigning its offsets; a batch that repeats an idempotent
+    /// producer's last batch is acknowledged with its original offset and not written again.
+    pub async fn append(&mut self, batch: Bytes) -> Result<ProduceAck, KafkaError> {
+        let corrupt = |reason: &str| KafkaError::CorruptBatch {
+            partition: self.partition.clone(),
+            reason: SmolStr::new(reason),
+        };
+        let parsed = RecordBatch::parse(batch).map_err(corrupt)?;
+        let h = *parsed.header();
+        if h.attributes != 0 {
+            return Err(corrupt("transactional and control batches are not supported yet"));
+        }
+        if let Some(duplicate_of) = self.check_sequence(&h)? {
+            return Ok(ProduceAck { base_offset: duplicate_of, duplicate: true });
+        }
+        let len = h.batch_length;
+        let needs_roll = match self.segments.last() {
+            None => true,
+            Some(last) => {
+                !self.active
+                    || u64::from(last.size) + u64::from(len) > u64::from(last.capacity)
+                    || self.next_offset + u64::from(h.record_count) - last.base_offset
+                        > u64::from(u32::MAX)
+            }
+        };
+        if needs_roll {
+            self.roll(len).await?;
+        }
+        let base_offset = self.next_offset;
+        let segment = self.segments.last_mut().expect("roll leaves an active segment");
+        let mut header: [u8; BATCH_HEADER_BYTES] =
+            parsed.bytes()[..BATCH_HEADER_BYTES].try_into().expect("parse checked the length");
+        set_base_offset(&mut header, base_offset);
+        let position = segment.size;
+        let write = async {
+            segment.file.write_all_at(&header, u64::from(position)).await?;
+            let body = &parsed.bytes()[BATCH_HEADER_BYTES..];
+            segment.file.write_all_at(body, u64::from(position) + BATCH_HEADER_BYTES as u64).await
+        };
+        write.await.map_err(|e| storage_error(&self.partition, e))?;
+        segment.batches.push(BatchEntry {
+            offset_delta: (base_offset - segment.base_offset) as u32,
+            position,
+        });
+        segment.size += len;
+        self.remember_producer(&BatchHeader { base_offset, ..h });
+        self.next_offset += u64::from(h.record_count);
+        Ok(ProduceAck { base_offset, duplicate: false })
+    }
+
+    /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch, so a
+    /// large batch cannot stall a consumer). Empty at the high watermark.
+    pub async fn read(&self, offset: u64, max_bytes: u32) -> Result<Bytes, KafkaError> {
+        if offset > self.next_offset {
+            return Err(KafkaError::OffsetOutOfRange {
+                partition: self.partition.clone(),
+                offset,
+                high_watermark: self.next_offset,
+            });
+        }
+        if offset == self.next_offset {
+            return Ok(Bytes::new());
+        }
+        let seg_index = self.segments.partition_point(|s| s.base_offset <= offset);
+        let Some(segment) = seg_index.checked_sub(1).map(|i| &self.segments[i]) else {
+            return Ok(Bytes::new());
+        };
+        let first = segment
+            .batches
+            .partition_point(|b| segment.base_offset + u64::from(b.offset_delta) <= offset);
+        let Some(first) = first.checked_sub(1) else {
+            return Ok(Bytes::new());
+        };
+        let end_of = |i: usize| segment.batches.get(i + 1).map_or(segment.size, |b| b.position);
+        let start = segment.batches[first].position;
+        let mut last = first;
+        while last + 1 < segment.batches.len() && end_of(last + 1) - start <= max_bytes {
+            last += 1;
+        }
+        let end = end_of(last);
+        if end <= start {
+            return Ok(Bytes::new());
+        }
+        let mut buf = vec![0u8; (end - start) as usize];
+        segment
+            .file
+            .read_at(&mut buf, u64::from(start))
+            .await
+            .map_err(|e| storage_error(&self.partition, e))?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// `Some(base offset)` if `h` repeats the producer's last batch; an error if it skips ahead,
+    /// rewinds further, or comes from a fenced epoch.
+    fn check_sequence(&self, h: &BatchHeader) -> Result<Option<u64>, KafkaError> {
+        if h.producer_id == NO_PRODUCER_ID {
+            return Ok(None);
+        }
+        let out_of_order = |expected: i32| KafkaError::OutOfOrderSequence {
+            partition: self.partition.clone(),
+            producer_id: h.producer_id,
+            expected,
+            got: h.base_sequence,
+        };
+        let Some(state) = self.producers.get(&h.producer_id) else {
+            // No state means this producer never wrote here: the log is never truncated.
+            return if h.base_sequence == 0 { Ok(None) } else { Err(out_of_order(0)) };
+        };
+        if h.producer_epoch < state.epoch {
+            return Err(KafkaError::ProducerFenced {
+                partition: self.partition.clone(),
+                producer_id: h.producer_id,
+                epoch: h.producer_epoch,
+                current: state.epoch,
+            });
+        }
+        if h.producer_epoch > state.epoch {
+            return if h.base_sequence == 0 { Ok(None) } else { Err(out_of_order(0)) };
+        }
+        // One request in flight per producer, so only its last batch can come again.
+        if h.base_sequence == state.last_base_sequence && h.record_count == state.last_record_count
+        {
+            return Ok(Some(state.last_base_offset));
+        }
+        let expected = state.last_base_sequence.wrapping_add(state.last_record_count as i32);
+        if h.base_sequence == expected { Ok(None) } else { Err(out_of_order(expected)) }
+    }
+
+    fn remember_producer(&mut self, h: &BatchHeader) {
+        if h.producer_id == NO_PRODUCER_ID {
+            return;
+        }
+        self.producers.insert(
+            h.producer_id,
+            ProducerState {
+                epoch: h.producer_epoch,
+                last_base_sequence: h.base_sequence,
+                last_record_count: h.record_count,
+                last_base_offset: h.base_offset,
+            },
+        );
+    }
+
+    /// Opens a new segment at the high watermark, big enough for a first batch of `len` bytes,
+    /// and lists it in the manifest before any batch is written to it, so recovery finds every
+    /// acknowledged record.
+    async fn roll(&mut self, len: u32) -> Result<(), KafkaError> {
+        let base_offset = self.next_offset;
+        let capacity = self.segment_bytes.max(len);
+        let storage = |e| storage_error(&self.partition, e);
+        let file =
+            File::create(segment_path(&self.partition, base_offset)).await.map_err(storage)?;
+        // Zeros after the last batch read as an invalid header, which is where recovery stops.
+        file.set_len(u64::from(capacity)).await.map_err(storage)?;
+        let segment = Segment { base_offset, file, size: 0, capacity, batches: Vec::new() };
+        match self.segments.last_mut() {
+            // An empty last segment has this same base (it was never written to, or its tail was
+            // torn), so the file just re-created is that segment's.
+            Some(last) if last.base_offset == base_offset => *last = segment,
+            _ => self.segments.push(segment),
+        }
+        let bases: Vec<u64> = self.segments.iter().map(|s| s.base_offset).collect();
+        self.manifest_generation += 1;
+        write_cell(&manifest_path(&self.partition), self.manifest_generation, &bases)
+            .await
+            .map_err(|e| storage_error(&self.partition, e))?;
+        self.active = true;
+        Ok(())
+    }
+}
+
+fn storage_error(partition: &TopicPartition, error: std::io::Error) -> KafkaError {
+    KafkaError::Storage {
+        what: SmolStr::new(partition.to_string()),
+        reason: SmolStr::new(error.to_string()),
+    }
+}
+
+fn segment_path(partition: &TopicPartition, base_offset: u64) -> String {
+    format!("kafka/{partition}/{base_offset:020}.log")
+}
+
+fn manifest_path(partition: &TopicPartition) -> String {
+    format!("kafka/{partition}/manifest")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small durable files (manifests, topics, producer ids, committed offsets).
+//
+// `File::create` truncates before the new content is written, so a file rewritten in place could
+// be lost to a kill in between. Each cell therefore alternates between two files, `<name>.0` and
+// `<name>.1`, each holding `generation u64 | length u32 | FNV-1a checksum u32 | JSON`; a reader
+// takes the valid file with the higher generation.
+
+/// Writes generation `generation` of the cell `name` (callers count generations up from 1).
+pub(crate) async fn write_cell<T: Serialize>(
+    name: &str,
+    generation: u64,
+    value: &T,
+) -> std::io::Result<()> {
+    let payload = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    let mut content = Vec::with_capacity(16 + payload.len());
+    content.extend_from_slice(&generation.to_be_bytes());
+    content.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    content.extend_from_slice(&fnv1a(&payload).to_be_bytes());
+    content.extend_from_slice(&payload);
+    let file = File::create(format!("{name}.{}", generation % 2)).await?;
+    file.write_all_at(&content, 0).await?;
+    file.sync_all().await
+}
+
+/// The newest valid generation of the cell `name` and its value, if it was ever written.
+pub(crate) async fn read_cell<T: DeserializeOwned>(name: &str) -> Option<(u64, T)> {
+    let mut best: Option<(u64, T)> = None;
+    for slot in 0..2 {
+        let Ok(content) = madsim::fs::read(format!("{name}.{slot}")).await else {
+            continue;
+        };
+        let Some(parsed) = parse_cell(&content) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(generation, _)| parsed.0 > *generation) {
+            best = Some(parsed);
+        }
+    }
+    best
+}
+
+fn parse_cell<T: DeserializeOwned>(content: &[u8]) -> Option<(u64, T)> {
+    let generation = u64::from_be_bytes(content.get(0..8)?.try_into().ok()?);
+    let len = u32::from_be_bytes(content.get(8..12)?.try_into().ok()?) as usize;
+    let checksum = u32::from_be_bytes(content.get(12..16)?.try_into().ok()?);
+    let payload = content.get(16..16 + len)?;
+    if fnv1a(payload) != checksum {
+        return None;
+    }
+    Some((generation, serde_json::from_slice(payload).ok()?))
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |hash, b| (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::kafka::{BatchBuilder, RecordBatches};
+
+    fn batch(producer_id: i64, base_sequence: i32, values: &[&str]) -> Bytes {
+        let mut builder = BatchBuilder::new();
+        for (i, value) in values.iter().enumerate() {
+            builder.append(i as i64, value.as_bytes());
+        }
+        builder.finish(producer_id, 0, base_sequence)
+    }
+
+    fn values(bytes: Bytes) -> Vec<(u64, String)> {
+        RecordBatches::new(bytes)
+            .flat_map(|b| b.unwrap().records().collect::<Vec<_>>())
+            .map(|r| (r.offset, String::from_utf8(r.value.to_vec()).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn segments_roll_and_a_reopened_log_reads_the_same_bytes() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        rt.block_on(async {
+            let tp = TopicPartition::new("input", 0);
+            let mut log = PartitionLog::open(tp.clone(), 200).await.unwrap();
+            for i in 0..20 {
+                let ack = log.append(batch(NO_PRODUCER_ID, 0, &["aaaaaaaaaa"; 3])).await.unwrap();
+                assert_eq!(ack.base_offset, 3 * i);
+            }
+            assert_eq!(log.high_watermark(), 60);
+            let segments = log.segment_count();
+            assert!(segments > 3, "200-byte segments roll: {segments}");
+            let before = log.read(31, u32::MAX).await.unwrap();
+            assert_eq!(values(before.clone())[0].0, 30, "reads start at the batch holding 31");
+
+            let mut reopened = PartitionLog::open(tp.clone(), 200).await.unwrap();
+            assert_eq!(reopened.high_watermark(), 60);
+            assert_eq!(reopened.read(31, u32::MAX).await.unwrap(), before);
+            let ack = reopened.append(batch(NO_PRODUCER_ID, 0, &["b"])).await.unwrap();
+            assert_eq!(ack.base_offset, 60);
+            assert_eq!(
+                reopened.segment_count(),
+                segments + 1,
+                "a restart appends to a new segment"
+            );
+            let again = PartitionLog::open(tp, 200).await.unwrap();
+            assert_eq!(values(again.read(60, 1).await.unwrap()), [(60, "b".to_string())]);
+            assert!(again.read(61, 1).await.unwrap().is_empty());
+            assert!(matches!(again.read(62, 1).await, Err(KafkaError::OffsetOutOfRange { .. })));
+        });
+    }
+
+    #[test]
+    fn read_returns_whole_batches_up_to_max_bytes_but_at_least_one() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        rt.block_on(async {
+            let mut log = PartitionLog::open(TopicPartition::new("t", 0), 1 << 20).await.unwrap();
+            let one = batch(NO_PRODUCER_ID, 0, &["0123456789"; 2]);
+            let len = one.len() as u32;
+            for _ in 0..5 {
+                log.append(one.clone()).await.unwrap();
+            }
+            assert_eq!(log.read(0, 1).await.unwrap().len() as u32, len);
+            assert_eq!(log.read(0, 3 * len).await.unwrap().len() as u32, 3 * len);
+            assert_eq!(log.read(0, 3 * len - 1).await.unwrap().len() as u32, 2 * len);
+            assert_eq!(values(log.read(9, u32::MAX).await.unwrap()).len(), 2);
+        });
+    }
+
+    #[test]
+    fn a_repeated_batch_is_dropped_even_after_reopening_the_log() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        rt.block_on(async {
+            let tp = TopicPartition::new("input", 1);
+            let mut log = PartitionLog::open(tp.clone(), 1 << 20).await.unwrap();
+            log.append(batch(5, 0, &["a", "b"])).await.unwrap();
+            let second = batch(5, 2, &["c"]);
+            assert_eq!(log.append(second.clone()).await.unwrap().base_offset, 2);
+            let retry = log.append(second.clone()).await.unwrap();
+            assert_eq!(retry, ProduceAck { base_offset: 2, duplicate: true });
+
+            let mut reopened = PartitionLog::open(tp, 1 << 20).await.unwrap();
+            let retry = reopened.append(second).await.unwrap();
+            assert_eq!(retry, ProduceAck { base_offset: 2, duplicate: true });
+            assert_eq!(reopened.high_watermark(), 3);
+            assert!(matches!(
+                reopened.append(batch(5, 7, &["gap"])).await,
+                Err(KafkaError::OutOfOrderSequence { expected: 3, got: 7, .. })
+            ));
+            assert!(matches!(
+                reopened.append(batch(6, 1, &["new producer must start at 0"])).await,
+                Err(KafkaError::OutOfOrderSequence { expected: 0, .. })
+            ));
+            assert_eq!(reopened.append(batch(5, 3, &["d"])).await.unwrap().base_offset, 3);
+            assert_eq!(reopened.max_producer_id(), Some(5));
+        });
+    }
+
+    #[test]
+    fn a_cell_keeps_its_last_value_when_the_newer_file_is_torn() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        rt.block_on(async {
+            assert_eq!(read_cell::<Vec<u64>>("cell").await, None);
+            write_cell("cell", 1, &vec![1u64]).await.unwrap();
+            write_cell("cell", 2, &vec![1u64, 2]).await.unwrap();
+            assert_eq!(read_cell::<Vec<u64>>("cell").await, Some((2, vec![1, 2])));
+            // A kill between File::create and the write leaves generation 3's slot empty.
+            File::create("cell.1").await.unwrap();
+            assert_eq!(read_cell::<Vec<u64>>("cell").await, Some((2, vec![1, 2])));
+        });
+    }
+}

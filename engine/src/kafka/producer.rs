@@ -1,0 +1,411 @@
+//! The idempotent producer (spec §6): records accumulate straight into an open batch per topic;
+//! a background sender ships a batch once it is full or has lingered, one request in flight,
+//! retrying with backoff until the broker acknowledges. Producer id and per-partition sequence
+//! numbers let the broker drop a retried batch it already appended.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use madsim::rand::Rng;
+use madsim::time::Instant;
+use smol_str::SmolStr;
+use tokio::sync::{Notify, watch};
+
+use crate::protocol::kafka::{
+    BatchBuilder, InitProducerId, KafkaError, Metadata, Produce, ProducerIdentity, TopicPartition,
+};
+use crate::rpc::Rpc;
+
+/// First pause before retrying a request that got no answer (Kafka's `retry.backoff.ms`).
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest pause between retries (Kafka's `retry.backoff.max.ms`).
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How records are spread over a topic's partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Partitioner {
+    /// Kafka's default for unkeyed records: a whole batch goes to one partition, and the next
+    /// batch to another one, drawn with the simulation's RNG.
+    Sticky,
+    /// Every record goes to this partition.
+    Fixed(u32),
+}
+
+/// How a [`Producer`] batches and sends.
+#[derive(Clone, Debug)]
+pub struct ProducerConfig {
+    /// The broker's address.
+    pub broker: SocketAddr,
+    /// How long a batch waits for more records after its first (`linger.ms`, 5 ms).
+    pub linger: Duration,
+    /// A batch is sent once it reaches this size (`batch.size`, 16 KiB).
+    pub batch_bytes: usize,
+    /// How long to wait for an answer before retrying. flinksim's default is 1 s rather than
+    /// Kafka's 30 s, so that a restarted broker is reached again promptly in simulated time.
+    pub request_timeout: Duration,
+    /// Which partition each batch goes to.
+    pub partitioner: Partitioner,
+}
+
+impl ProducerConfig {
+    /// Kafka's defaults (spec §6): linger 5 ms, 16 KiB batches, sticky partitioning.
+    pub fn new(broker: SocketAddr) -> Self {
+        ProducerConfig {
+            broker,
+            linger: Duration::from_millis(5),
+            batch_bytes: 16 * 1024,
+            request_timeout: Duration::from_secs(1),
+            partitioner: Partitioner::Sticky,
+        }
+    }
+}
+
+/// A handle on an idempotent producer; clones share one accumulator and one sender task.
+#[derive(Clone)]
+pub struct Producer {
+    shared: Arc<Shared>,
+    _closer: Arc<Closer>,
+}
+
+/// A batch still on the producer, open for more records until the sender takes it.
+struct PendingBatch {
+    builder: BatchBuilder,
+    /// The number (in send order, per producer) of the batch's first record.
+    first_record: u64,
+    created: Instant,
+}
+
+/// One topic's batches: closed (full) ones in order, then the open one.
+#[derive(Default)]
+struct TopicQueue {
+    full: VecDeque<PendingBatch>,
+    open: Option<PendingBatch>,
+}
+
+#[derive(Default)]
+struct Accumulator {
+    topics: BTreeMap<SmolStr, TopicQueue>,
+    /// The number the next record gets.
+    next_record: u64,
+    /// Records numbered below this are sent without waiting for their linger (a flush).
+    flush_before: u64,
+    /// The first record number of the batch being sent.
+    in_flight: Option<u64>,
+    /// Batches refused for good, by first record number, until a flush reports them.
+    failed: Vec<(u64, KafkaError)>,
+    /// Every handle is gone: send what is left and stop.
+    closed: bool,
+}
+
+impl Accumulator {
+    /// The lowest record number not yet acknowledged or failed, if any is pending.
+    fn first_pending(&self) -> Option<u64> {
+        let queued = self
+            .topics
+            .values()
+            .filter_map(|q| q.full.front().or(q.open.as_ref()).map(|b| b.first_record));
+        queued.chain(self.in_flight).min()
+    }
+
+    /// Takes the oldest batch that may leave now, or says when the next one may.
+    fn take_ready(
+        &mut self,
+        now: Instant,
+        linger: Duration,
+    ) -> Result<(SmolStr, PendingBatch), Option<Instant>> {
+        let mut best: Option<(&SmolStr, u64)> = None;
+        let mut next_deadline: Option<Instant> = None;
+        for (topic, queue) in &self.topics {
+            let candidate = if let Some(batch) = queue.full.front() {
+                Some(batch.first_record)
+            } else if let Some(batch) = &queue.open {
+                let due = batch.created + linger;
+                if due <= now || batch.first_record < self.flush_before || self.closed {
+                    Some(batch.first_record)
+                } else {
+                    next_deadline = Some(next_deadline.map_or(due, |d| d.min(due)));
+                    None
+                }
+            } else {
+                None
+            };
+            if let Some(first) = candidate
+                && best.is_none_or(|(_, b)| first < b)
+            {
+                best = Some((topic, first));
+            }
+        }
+        let Some((topic, _)) = best else {
+            return Err(next_deadline);
+        };
+        let topic = topic.clone();
+        let queue = self.topics.get_mut(&topic).expect("chosen from the map");
+        let batch = match queue.full.pop_front() {
+            Some(batch) => batch,
+            None => queue.open.take().expect("chosen because it is open"),
+        };
+        self.in_flight = Some(batch.first_record);
+        Ok((topic, batch))
+    }
+}
+
+struct Shared {
+    config: ProducerConfig,
+    accumulator: Mutex<Accumulator>,
+    /// Wakes the sender: a batch opened or filled, a flush, or the last handle dropped.
+    wake_sender: Notify,
+    /// Bumped whenever a batch is done, so flushes look again.
+    progress: watch::Sender<u64>,
+    acked_records: AtomicU64,
+}
+
+/// Tells the sender when the last [`Producer`] handle is dropped.
+struct Closer(Arc<Shared>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.accumulator.lock().unwrap().closed = true;
+        self.0.wake_sender.notify_one();
+    }
+}
+
+impl Producer {
+    /// A producer sending through `rpc`; its sender task runs on the calling node.
+    pub fn new(rpc: Rpc, config: ProducerConfig) -> Producer {
+        let shared = Arc::new(Shared {
+            config,
+            accumulator: Mutex::new(Accumulator::default()),
+            wake_sender: Notify::new(),
+            progress: watch::Sender::new(0),
+            acked_records: AtomicU64::new(0),
+        });
+        madsim::task::spawn(Sender::new(shared.clone(), rpc).run());
+        Producer { _closer: Arc::new(Closer(shared.clone())), shared }
+    }
+
+    /// Appends one record to `topic`'s open batch; never blocks. The partition is chosen when
+    /// the batch leaves (by the partitioner), so a sticky batch goes whole to one partition.
+    pub fn send(&self, topic: &str, timestamp_ms: i64, value: &[u8]) {
+        let batch_bytes = self.shared.config.batch_bytes;
+        let mut wake = false;
+        {
+            let mut acc = self.shared.accumulator.lock().unwrap();
+            let record = acc.next_record;
+            acc.next_record += 1;
+            if !acc.topics.contains_key(topic) {
+                acc.topics.insert(SmolStr::new(topic), TopicQueue::default());
+            }
+            let queue = acc.topics.get_mut(topic).expect("inserted above");
+            if let Some(open) = &queue.open
+                && open.builder.size_bytes() + open.builder.record_bytes(timestamp_ms, value.len())
+                    > batch_bytes
+            {
+                queue.full.push_back(queue.open.take().expect("checked above"));
+                wake = true;
+            }
+            let open = queue.open.get_or_insert_with(|| {
+                // A new batch has a linger deadline the sender must learn about.
+                wake = true;
+                PendingBatch {
+                    builder: BatchBuilder::new(),
+                    first_record: record,
+                    created: Instant::now(),
+                }
+            });
+            open.builder.append(timestamp_ms, value);
+            if open.builder.size_bytes() >= batch_bytes {
+                queue.full.push_back(queue.open.take().expect("just appended to"));
+                wake = true;
+            }
+        }
+        if wake {
+            self.shared.wake_sender.notify_one();
+        }
+    }
+
+    /// Resolves once every record sent before the call is acknowledged by the broker (retrying
+    /// through timeouts for as long as it takes); `Err` if the broker refused any of them.
+    pub async fn flush(&self) -> Result<(), KafkaError> {
+        let target = {
+            let mut acc = self.shared.accumulator.lock().unwrap();
+            acc.flush_before = acc.flush_before.max(acc.next_record);
+            acc.next_record
+        };
+        self.shared.wake_sender.notify_one();
+        let mut progress = self.shared.progress.subscribe();
+        loop {
+            progress.borrow_and_update();
+            {
+                let mut acc = self.shared.accumulator.lock().unwrap();
+                if acc.first_pending().is_none_or(|first| first >= target) {
+                    let failed = std::mem::take(&mut acc.failed);
+                    let (mine, later): (Vec<_>, Vec<_>) =
+                        failed.into_iter().partition(|(first, _)| *first < target);
+                    acc.failed = later;
+                    return match mine.into_iter().next() {
+                        Some((_, error)) => Err(error),
+                        None => Ok(()),
+                    };
+                }
+            }
+            // The sender outlives every handle, so the channel cannot close while we wait.
+            let _ = progress.changed().await;
+        }
+    }
+
+    /// How many records the broker has acknowledged so far.
+    pub fn acked_records(&self) -> u64 {
+        self.shared.acked_records.load(Ordering::Relaxed)
+    }
+}
+
+/// The background task that ships batches, one request at a time, so each partition's batches
+/// arrive in the order they were closed.
+struct Sender {
+    shared: Arc<Shared>,
+    rpc: Rpc,
+    identity: Option<ProducerIdentity>,
+    sequences: BTreeMap<TopicPartition, i32>,
+    partition_counts: BTreeMap<SmolStr, u32>,
+    last_partition: BTreeMap<SmolStr, u32>,
+}
+
+impl Sender {
+    fn new(shared: Arc<Shared>, rpc: Rpc) -> Self {
+        Sender {
+            shared,
+            rpc,
+            identity: None,
+            sequences: BTreeMap::new(),
+            partition_counts: BTreeMap::new(),
+            last_partition: BTreeMap::new(),
+        }
+    }
+
+    async fn run(mut self) {
+        loop {
+            let ready = {
+                let mut acc = self.shared.accumulator.lock().unwrap();
+                if acc.closed && acc.first_pending().is_none() {
+                    return;
+                }
+                acc.take_ready(Instant::now(), self.shared.config.linger)
+            };
+            match ready {
+                Ok((topic, batch)) => {
+                    let records = u64::from(batch.builder.record_count());
+                    let result = self.deliver(&topic, batch.builder).await;
+                    let mut acc = self.shared.accumulator.lock().unwrap();
+                    acc.in_flight = None;
+                    match result {
+                        Ok(()) => {
+                            self.shared.acked_records.fetch_add(records, Ordering::Relaxed);
+                        }
+                        Err(error) => acc.failed.push((batch.first_record, error)),
+                    }
+                    drop(acc);
+                    self.shared.progress.send_modify(|n| *n += 1);
+                }
+                Err(Some(deadline)) => {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    let _ = madsim::time::timeout(wait, self.shared.wake_sender.notified()).await;
+                }
+                Err(None) => self.shared.wake_sender.notified().await,
+            }
+        }
+    }
+
+    /// Sends one batch until the broker acknowledges it (Ok) or refuses it for good (Err).
+    async fn deliver(&mut self, topic: &SmolStr, builder: BatchBuilder) -> Result<(), KafkaError> {
+        let identity = self.identity().await;
+        let partition = match self.shared.config.partitioner {
+            Partitioner::Fixed(partition) => partition,
+            Partitioner::Sticky => self.sticky_partition(topic).await?,
+        };
+        let tp = TopicPartition::new(topic.clone(), partition);
+        let sequence = self.sequences.get(&tp).copied().unwrap_or(0);
+        let count = builder.record_count();
+        let batch = builder.finish(identity.producer_id, identity.producer_epoch, sequence);
+        let mut backoff = RETRY_BACKOFF;
+        loop {
+            let request = Produce { partition: tp.clone(), batch: batch.clone() };
+            let config = &self.shared.config;
+            match self.rpc.call(config.broker, request, config.request_timeout).await {
+                Ok(response) => {
+                    response.result?;
+                    self.sequences.insert(tp, sequence.wrapping_add(count as i32));
+                    return Ok(());
+                }
+                // A timeout may hide an append whose answer was lost; resending the same batch
+                // (same sequence) lets the broker recognise it.
+                Err(_) => backoff = pause(backoff).await,
+            }
+        }
+    }
+
+    /// The producer id, asked for once and retried until the broker answers.
+    async fn identity(&mut self) -> ProducerIdentity {
+        if let Some(identity) = self.identity {
+            return identity;
+        }
+        let mut backoff = RETRY_BACKOFF;
+        loop {
+            let config = &self.shared.config;
+            match self.rpc.call(config.broker, InitProducerId, config.request_timeout).await {
+                Ok(response) => {
+                    if let Ok(identity) = response.result {
+                        self.identity = Some(identity);
+                        return identity;
+                    }
+                    backoff = pause(backoff).await;
+                }
+                Err(_) => backoff = pause(backoff).await,
+            }
+        }
+    }
+
+    /// A partition other than the previous batch's, drawn with the simulation's RNG.
+    async fn sticky_partition(&mut self, topic: &SmolStr) -> Result<u32, KafkaError> {
+        let count = match self.partition_counts.get(topic) {
+            Some(count) => *count,
+            None => {
+                let mut backoff = RETRY_BACKOFF;
+                let count = loop {
+                    let config = &self.shared.config;
+                    let request = Metadata { topic: topic.clone() };
+                    match self.rpc.call(config.broker, request, config.request_timeout).await {
+                        Ok(response) => break response.result?,
+                        Err(_) => backoff = pause(backoff).await,
+                    }
+                };
+                self.partition_counts.insert(topic.clone(), count);
+                count
+            }
+        };
+        let previous = self.last_partition.get(topic).copied();
+        let partition = match (count, previous) {
+            (0, _) => {
+                return Err(KafkaError::UnknownTopicOrPartition {
+                    partition: TopicPartition::new(topic.clone(), 0),
+                });
+            }
+            (1, _) | (_, None) => madsim::rand::thread_rng().gen_range(0..count),
+            (_, Some(previous)) => {
+                // Draw among the others: skip over the previous partition.
+                let drawn = madsim::rand::thread_rng().gen_range(0..count - 1);
+                if drawn >= previous { drawn + 1 } else { drawn }
+            }
+        };
+        self.last_partition.insert(topic.clone(), partition);
+        Ok(partition)
+    }
+}
+
+/// Sleeps `backoff`, returning the next (doubled, capped) backoff.
+async fn pause(backoff: Duration) -> Duration {
+    madsim::time::sleep(backoff).await;
+    (backoff * 2).min(RETRY_BACKOFF_MAX)
+}

@@ -1,0 +1,931 @@
+//! The playground's record formats (spec §5): `ClickEvent` on `input`, `ClickEventStatistics` on
+//! `output`, as JSON with dates in Java's `dd-MM-yyyy hh:mm:ss:SSS` (UTC), quirks included.
+//!
+//! This is the per-record hot path: the writers append to a caller's reused `Vec<u8>` and the
+//! parsers allocate nothing but the page (a [`SmolStr`], inline up to 23 bytes). No serde_json.
+//!
+//! The parsers are strict: they accept exactly the two shapes below, fields in the shown order,
+//! with optional JSON whitespace between tokens, and reject everything else with a
+//! [`FormatError`] (never a panic, whatever the bytes). Strings are not unescaped: the playground's
+//! pages never need escaping, so a string containing `\`, a control character or (necessarily
+//! then) an escaped `"` is rejected, and the writers emit pages verbatim (a page must not contain
+//! `"` or `\` to round-trip).
+//!
+//! ```text
+//! {"timestamp":"01-01-1970 12:00:00:015","page":"/help"}
+//! {"windowStart":"01-01-1970 12:00:00:000","windowEnd":"01-01-1970 12:00:15:000","page":"/help","count":1000}
+//! ```
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
+
+/// The generator's pages, in its rotation order (spec §4).
+pub const PAGES: [&str; 6] = ["/help", "/index", "/shop", "/jobs", "/about", "/news"];
+
+/// The job's tumbling event-time window: 15 s (spec §7).
+pub const WINDOW_MS: i64 = 15_000;
+
+/// Event time advances 15 ms per event of one page (15000 ms / 1000 events, spec §4).
+const EVENT_SPACING_MS: i64 = 15;
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// One click: the generator's record on `input`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClickEvent {
+    /// Event time, milliseconds since the epoch (UTC).
+    pub timestamp_ms: i64,
+    /// The page clicked, e.g. `/help`.
+    pub page: SmolStr,
+}
+
+impl ClickEvent {
+    /// The generator's event `k` (from 0), in closed form: page `PAGES[k % 6]`, timestamp
+    /// `15 * (k / 6)` ms. (Saturates at `i64::MAX` for k beyond 2^63 / 15 * 6, far past any run.)
+    pub fn nth(k: u64) -> ClickEvent {
+        let round = i64::try_from(k / PAGES.len() as u64).unwrap_or(i64::MAX);
+        ClickEvent {
+            timestamp_ms: round.saturating_mul(EVENT_SPACING_MS),
+            page: SmolStr::new_static(PAGES[(k % PAGES.len() as u64) as usize]),
+        }
+    }
+
+    /// Appends `{"timestamp":"<date>","page":"<page>"}` to `out` (54 or 55 bytes for the
+    /// playground's pages). The page is written verbatim, unescaped.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"timestamp":""#);
+        write_date(self.timestamp_ms, out);
+        out.extend_from_slice(br#"","page":""#);
+        out.extend_from_slice(self.page.as_bytes());
+        out.extend_from_slice(br#""}"#);
+    }
+
+    /// Parses exactly the shape [`write_json`](Self::write_json) writes (whitespace between
+    /// tokens allowed). The timestamp goes through [`parse_date`], so hours 13–23 read back
+    /// 12 hours early (the playground's `hh` quirk).
+    pub fn parse_json(bytes: &[u8]) -> Result<ClickEvent, FormatError> {
+        let mut p = Parser::new(bytes, "click event");
+        p.punct(b'{', "`{`")?;
+        p.key(b"timestamp", "key \"timestamp\"")?;
+        let timestamp_ms = p.date()?;
+        p.punct(b',', "`,` after timestamp")?;
+        p.key(b"page", "key \"page\"")?;
+        let page = p.page()?;
+        p.punct(b'}', "`}` after page")?;
+        p.end()?;
+        Ok(ClickEvent { timestamp_ms, page })
+    }
+}
+
+/// One window's count for one page: the job's record on `output`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClickEventStatistics {
+    /// The window's start (inclusive), milliseconds since the epoch.
+    pub window_start_ms: i64,
+    /// The window's end (exclusive), milliseconds since the epoch.
+    pub window_end_ms: i64,
+    /// The page counted.
+    pub page: SmolStr,
+    /// Events of `page` in the window.
+    pub count: u64,
+}
+
+impl ClickEventStatistics {
+    /// Appends
+    /// `{"windowStart":"<date>","windowEnd":"<date>","page":"<page>","count":<n>}` to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"windowStart":""#);
+        write_date(self.window_start_ms, out);
+        out.extend_from_slice(br#"","windowEnd":""#);
+        write_date(self.window_end_ms, out);
+        out.extend_from_slice(br#"","page":""#);
+        out.extend_from_slice(self.page.as_bytes());
+        out.extend_from_slice(br#"","count":"#);
+        write_decimal(self.count, 1, out);
+        out.push(b'}');
+    }
+
+    /// Parses exactly the shape [`write_json`](Self::write_json) writes (whitespace between
+    /// tokens allowed). The count is a JSON unsigned integer (no sign, fraction, exponent or
+    /// leading zero) that fits in a `u64`.
+    pub fn parse_json(bytes: &[u8]) -> Result<ClickEventStatistics, FormatError> {
+        let mut p = Parser::new(bytes, "click event statistics");
+        p.punct(b'{', "`{`")?;
+        p.key(b"windowStart", "key \"windowStart\"")?;
+        let window_start_ms = p.date()?;
+        p.punct(b',', "`,` after windowStart")?;
+        p.key(b"windowEnd", "key \"windowEnd\"")?;
+        let window_end_ms = p.date()?;
+        p.punct(b',', "`,` after windowEnd")?;
+        p.key(b"page", "key \"page\"")?;
+        let page = p.page()?;
+        p.punct(b',', "`,` after page")?;
+        p.key(b"count", "key \"count\"")?;
+        let count = p.count()?;
+        p.punct(b'}', "`}` after count")?;
+        p.end()?;
+        Ok(ClickEventStatistics { window_start_ms, window_end_ms, page, count })
+    }
+}
+
+/// The start of the 15 s tumbling window holding `timestamp_ms`: `t - t mod 15000`, with the
+/// Euclidean remainder so that negative timestamps land in the window below them too.
+/// (Saturates at `i64::MIN` for the few timestamps whose window would start below it.)
+pub fn window_start(timestamp_ms: i64) -> i64 {
+    timestamp_ms.saturating_sub(timestamp_ms.rem_euclid(WINDOW_MS))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dates: Java's `dd-MM-yyyy hh:mm:ss:SSS` in UTC.
+
+/// Appends `ms` (since the epoch) as Java's `dd-MM-yyyy hh:mm:ss:SSS` in UTC, e.g.
+/// `01-01-1970 12:00:00:015` for 15 ms.
+///
+/// `hh` is the 12-hour clock (01–12) and the pattern has no AM/PM marker: hour 0 prints `12`,
+/// hour 13 prints `01`. The calendar is the proleptic Gregorian one (Java switches to the Julian
+/// calendar before 15 October 1582; flinksim never goes there). `yyyy` pads to at least four
+/// digits; years before 1 print Java's year of era (1 BC as `0001`), since the pattern has no era.
+pub fn write_date(ms: i64, out: &mut Vec<u8>) {
+    let days = ms.div_euclid(MS_PER_DAY);
+    let in_day = ms.rem_euclid(MS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    let hour = in_day / 3_600_000;
+    let minute = in_day / 60_000 % 60;
+    let second = in_day / 1000 % 60;
+    let milli = in_day % 1000;
+    let hour12 = if hour % 12 == 0 { 12 } else { hour % 12 };
+    let year_of_era = if year >= 1 { year } else { 1 - year };
+
+    push2(day as u8, out);
+    out.push(b'-');
+    push2(month as u8, out);
+    out.push(b'-');
+    write_decimal(year_of_era as u64, 4, out);
+    out.push(b' ');
+    push2(hour12 as u8, out);
+    out.push(b':');
+    push2(minute as u8, out);
+    out.push(b':');
+    push2(second as u8, out);
+    out.push(b':');
+    out.extend_from_slice(&[
+        b'0' + (milli / 100) as u8,
+        b'0' + (milli / 10 % 10) as u8,
+        b'0' + (milli % 10) as u8,
+    ]);
+}
+
+/// Parses Java's `dd-MM-yyyy hh:mm:ss:SSS` (UTC) back into milliseconds since the epoch.
+///
+/// Strict: two digits for day, month, hour, minute and second, three for milliseconds, four to
+/// nine for the year, the exact separators, and every field in range (day within its month,
+/// leap years included; hour 01–12). Like Java's `SimpleDateFormat` parsing `hh` without an `a`
+/// field, the hour is taken as AM: `12` is hour 0 and `01`..`11` are hours 1..11. So a date
+/// written at 13:00 reads back as 01:00, twelve hours early: the real playground's quirk, which
+/// flinksim models. (Its 10–60 minute runs stay within hour 0, which round-trips.)
+pub fn parse_date(s: &[u8]) -> Result<i64, FormatError> {
+    let bad = |reason: &'static str| FormatError::InvalidDate { reason, input: Excerpt::of(s) };
+    // dd-MM-<year> hh:mm:ss:SSS, with 4..=9 year digits: 19 fixed bytes plus the year.
+    if s.len() < 23 {
+        return Err(bad("too short for the pattern dd-MM-yyyy hh:mm:ss:SSS"));
+    }
+    let year_digits = s.len() - 19;
+    if year_digits > 9 {
+        return Err(bad("too long for the pattern dd-MM-yyyy hh:mm:ss:SSS"));
+    }
+    let y_end = 6 + year_digits;
+    let separators_ok = s[2] == b'-'
+        && s[5] == b'-'
+        && s[y_end] == b' '
+        && s[y_end + 3] == b':'
+        && s[y_end + 6] == b':'
+        && s[y_end + 9] == b':';
+    if !separators_ok {
+        return Err(bad("separators differ from the pattern dd-MM-yyyy hh:mm:ss:SSS"));
+    }
+    let field = |from: usize, to: usize| {
+        digits(&s[from..to]).ok_or_else(|| bad("non-digit in a numeric field"))
+    };
+    let day = field(0, 2)?;
+    let month = field(3, 5)?;
+    let year = field(6, y_end)? as i64;
+    let hour12 = field(y_end + 1, y_end + 3)?;
+    let minute = field(y_end + 4, y_end + 6)?;
+    let second = field(y_end + 7, y_end + 9)?;
+    let milli = field(y_end + 10, y_end + 13)?;
+
+    if !(1..=12).contains(&month) {
+        return Err(bad("month out of range 01-12"));
+    }
+    if day < 1 || day > days_in_month(year, month as u32) as u64 {
+        return Err(bad("day out of range for its month"));
+    }
+    if !(1..=12).contains(&hour12) {
+        return Err(bad("hour out of range 01-12"));
+    }
+    if minute > 59 {
+        return Err(bad("minute out of range 00-59"));
+    }
+    if second > 59 {
+        return Err(bad("second out of range 00-59"));
+    }
+    let hour = hour12 % 12; // `hh` without `a` parses as AM: 12 is hour 0.
+    let days = days_from_civil(year, month as u32, day as u32);
+    let in_day = ((hour * 60 + minute) * 60 + second) as i64 * 1000 + milli as i64;
+    days.checked_mul(MS_PER_DAY)
+        .and_then(|ms| ms.checked_add(in_day))
+        .ok_or_else(|| bad("year out of the range of a 64-bit millisecond timestamp"))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+/// `month` is 1–12, `day` 1–31; any `year` whose day count fits an `i64` works.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400; // [0, 399]
+    let mp = (month as i64 + 9) % 12; // March = 0
+    let doy = (153 * mp + 2) / 5 + day as i64 - 1; // [0, 365]
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
+    era * 146_097 + doe - 719_468
+}
+
+/// The proleptic Gregorian `(year, month 1–12, day 1–31)` of a day count since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`). Total over the days of any `i64` millisecond timestamp.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+fn push2(n: u8, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[b'0' + n / 10, b'0' + n % 10]);
+}
+
+/// Appends `n` in decimal, zero-padded to at least `min_digits` (≤ 20).
+fn write_decimal(mut n: u64, min_digits: usize, out: &mut Vec<u8>) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len() - min_digits.min(buf.len()));
+    out.extend_from_slice(&buf[start..]);
+}
+
+/// The value of a short run of ASCII digits (≤ 9 of them), or `None` if any byte is not a digit.
+fn digits(s: &[u8]) -> Option<u64> {
+    s.iter().try_fold(0u64, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0')))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// Why bytes are not a `ClickEvent`, a `ClickEventStatistics` or a date.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// The input ends before the record does.
+    #[error("truncated {what}: input ends where {expected} was expected, in {input}")]
+    Truncated {
+        /// Which record shape was being parsed.
+        what: &'static str,
+        /// The token that was missing.
+        expected: &'static str,
+        /// A prefix of the input.
+        input: Excerpt,
+    },
+    /// A byte other than the one the shape requires.
+    #[error("malformed {what}: expected {expected} at byte {at}, in {input}")]
+    Unexpected {
+        /// Which record shape was being parsed.
+        what: &'static str,
+        /// The token that was expected.
+        expected: &'static str,
+        /// Offset of the offending byte.
+        at: usize,
+        /// A prefix of the input.
+        input: Excerpt,
+    },
+    /// A string containing a backslash (an escape) or a control character: pages never need
+    /// escaping, so flinksim does not unescape.
+    #[error(
+        "unsupported string in {what} at byte {at}: escapes and control characters are not accepted, in {input}"
+    )]
+    UnsupportedString {
+        /// Which record shape was being parsed.
+        what: &'static str,
+        /// Offset of the offending byte.
+        at: usize,
+        /// A prefix of the input.
+        input: Excerpt,
+    },
+    /// The page is not valid UTF-8.
+    #[error("page of {what} is not valid utf-8, in {input}")]
+    NotUtf8 {
+        /// Which record shape was being parsed.
+        what: &'static str,
+        /// A prefix of the input.
+        input: Excerpt,
+    },
+    /// The count is not a JSON unsigned integer that fits in 64 bits.
+    #[error("invalid count at byte {at}: {reason}, in {input}")]
+    InvalidCount {
+        /// Offset of the count.
+        at: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+        /// A prefix of the input.
+        input: Excerpt,
+    },
+    /// A date that does not match `dd-MM-yyyy hh:mm:ss:SSS` or names no real instant.
+    #[error("invalid date {input}: {reason}")]
+    InvalidDate {
+        /// What is wrong with it.
+        reason: &'static str,
+        /// The date string (a prefix of it).
+        input: Excerpt,
+    },
+}
+
+/// A printable prefix (at most 64 bytes, non-ASCII and quotes escaped) of some input, for error
+/// messages. Built only on the error path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Excerpt(String);
+
+impl Excerpt {
+    const MAX: usize = 64;
+
+    /// The excerpt of `bytes`.
+    pub fn of(bytes: &[u8]) -> Excerpt {
+        let cut = bytes.len().min(Self::MAX);
+        let mut text = format!("`{}`", bytes[..cut].escape_ascii());
+        if cut < bytes.len() {
+            text.push_str(&format!(" (first {cut} of {} bytes)", bytes.len()));
+        }
+        Excerpt(text)
+    }
+}
+
+impl fmt::Display for Excerpt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parser: a cursor over the input, one method per token kind.
+
+struct Parser<'a> {
+    input: &'a [u8],
+    pos: usize,
+    what: &'static str,
+}
+
+impl<'a> Parser<'a> {
+    fn new(input: &'a [u8], what: &'static str) -> Self {
+        Parser { input, pos: 0, what }
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.input.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn truncated(&self, expected: &'static str) -> FormatError {
+        FormatError::Truncated { what: self.what, expected, input: Excerpt::of(self.input) }
+    }
+
+    fn unexpected(&self, expected: &'static str) -> FormatError {
+        FormatError::Unexpected {
+            what: self.what,
+            expected,
+            at: self.pos,
+            input: Excerpt::of(self.input),
+        }
+    }
+
+    /// Whitespace, then exactly `byte`.
+    fn punct(&mut self, byte: u8, expected: &'static str) -> Result<(), FormatError> {
+        self.skip_ws();
+        match self.input.get(self.pos) {
+            Some(&b) if b == byte => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(_) => Err(self.unexpected(expected)),
+            None => Err(self.truncated(expected)),
+        }
+    }
+
+    /// Whitespace, then a string's raw contents (between the quotes; no escapes allowed).
+    fn string(&mut self, expected: &'static str) -> Result<&'a [u8], FormatError> {
+        self.punct(b'"', expected)?;
+        let start = self.pos;
+        let rest = &self.input[start..];
+        for (i, &b) in rest.iter().enumerate() {
+            match b {
+                b'"' => {
+                    self.pos = start + i + 1;
+                    return Ok(&rest[..i]);
+                }
+                b'\\' | 0..=0x1f => {
+                    return Err(FormatError::UnsupportedString {
+                        what: self.what,
+                        at: start + i,
+                        input: Excerpt::of(self.input),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Err(self.truncated("closing `\"` of a string"))
+    }
+
+    /// `"name"` then `:`.
+    fn key(&mut self, name: &[u8], expected: &'static str) -> Result<(), FormatError> {
+        let at = self.pos;
+        if self.string(expected)? != name {
+            self.pos = at;
+            self.skip_ws();
+            return Err(self.unexpected(expected));
+        }
+        self.punct(b':', "`:` after a key")
+    }
+
+    fn date(&mut self) -> Result<i64, FormatError> {
+        let s = self.string("a date string")?;
+        parse_date(s)
+    }
+
+    fn page(&mut self) -> Result<SmolStr, FormatError> {
+        let s = self.string("the page string")?;
+        match std::str::from_utf8(s) {
+            Ok(page) => Ok(SmolStr::new(page)),
+            Err(_) => Err(FormatError::NotUtf8 { what: self.what, input: Excerpt::of(self.input) }),
+        }
+    }
+
+    fn count(&mut self) -> Result<u64, FormatError> {
+        self.skip_ws();
+        let start = self.pos;
+        let bad = |reason| FormatError::InvalidCount {
+            at: start,
+            reason,
+            input: Excerpt::of(self.input),
+        };
+        let len = self.input[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+        match (len, self.input.get(start)) {
+            (0, None) => return Err(self.truncated("the count")),
+            (0, Some(_)) => return Err(bad("not an unsigned integer")),
+            (2.., Some(b'0')) => return Err(bad("leading zero")),
+            _ => {}
+        }
+        let mut n = 0u64;
+        for &b in &self.input[start..start + len] {
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                .ok_or_else(|| bad("does not fit in 64 bits"))?;
+        }
+        self.pos = start + len;
+        if let Some(b'.' | b'e' | b'E') = self.input.get(self.pos) {
+            return Err(bad("not an integer"));
+        }
+        Ok(n)
+    }
+
+    /// Only whitespace may follow the closing `}`.
+    fn end(&mut self) -> Result<(), FormatError> {
+        self.skip_ws();
+        if self.pos == self.input.len() {
+            Ok(())
+        } else {
+            Err(self.unexpected("end of input after `}`"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_json(e: &ClickEvent) -> String {
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn date(ms: i64) -> String {
+        let mut out = Vec::new();
+        write_date(ms, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    const H: i64 = 3_600_000;
+
+    #[test]
+    fn spec_samples_are_written_byte_for_byte() {
+        assert_eq!(
+            event_json(&ClickEvent::nth(0)),
+            r#"{"timestamp":"01-01-1970 12:00:00:000","page":"/help"}"#
+        );
+        assert_eq!(
+            event_json(&ClickEvent::nth(1)),
+            r#"{"timestamp":"01-01-1970 12:00:00:000","page":"/index"}"#
+        );
+        assert_eq!(
+            event_json(&ClickEvent::nth(5)),
+            r#"{"timestamp":"01-01-1970 12:00:00:000","page":"/news"}"#
+        );
+        assert_eq!(
+            event_json(&ClickEvent::nth(6)),
+            r#"{"timestamp":"01-01-1970 12:00:00:015","page":"/help"}"#
+        );
+        assert_eq!(
+            event_json(&ClickEvent::nth(6 * 1000 + 2)),
+            r#"{"timestamp":"01-01-1970 12:00:15:000","page":"/shop"}"#
+        );
+        let stats = ClickEventStatistics {
+            window_start_ms: 0,
+            window_end_ms: WINDOW_MS,
+            page: "/help".into(),
+            count: 1000,
+        };
+        let mut out = Vec::new();
+        stats.write_json(&mut out);
+        assert_eq!(
+            out,
+            br#"{"windowStart":"01-01-1970 12:00:00:000","windowEnd":"01-01-1970 12:00:15:000","page":"/help","count":1000}"#
+        );
+        assert_eq!(ClickEventStatistics::parse_json(&out).unwrap(), stats);
+    }
+
+    #[test]
+    fn events_are_54_or_55_bytes_and_pages_rotate() {
+        for k in 0..6000u64 {
+            let e = ClickEvent::nth(k);
+            assert_eq!(e.page, PAGES[(k % 6) as usize]);
+            let len = event_json(&e).len();
+            let expected = if e.page == "/index" || e.page == "/about" { 55 } else { 54 };
+            assert_eq!(len, expected, "event {k}");
+        }
+    }
+
+    #[test]
+    fn window_zero_holds_exactly_1000_events_per_page() {
+        let mut per_page = [0u32; 6];
+        for k in 0..6000u64 {
+            let e = ClickEvent::nth(k);
+            assert_eq!(window_start(e.timestamp_ms), 0);
+            per_page[PAGES.iter().position(|p| *p == e.page).unwrap()] += 1;
+        }
+        assert_eq!(per_page, [1000; 6]);
+        assert_eq!(window_start(ClickEvent::nth(6000).timestamp_ms), WINDOW_MS);
+        // Window n holds events 6000n .. 6000n + 5999.
+        assert_eq!(window_start(ClickEvent::nth(6000 * 7 + 5999).timestamp_ms), 7 * WINDOW_MS);
+        assert_eq!(window_start(ClickEvent::nth(6000 * 8).timestamp_ms), 8 * WINDOW_MS);
+    }
+
+    #[test]
+    fn window_start_is_floor_to_15_seconds_even_below_zero() {
+        assert_eq!(window_start(0), 0);
+        assert_eq!(window_start(14_999), 0);
+        assert_eq!(window_start(15_000), 15_000);
+        assert_eq!(window_start(-1), -15_000);
+        assert_eq!(window_start(-15_001), -30_000);
+        assert!(window_start(i64::MIN) <= i64::MIN + WINDOW_MS); // no overflow panic
+        assert_eq!(window_start(i64::MAX), i64::MAX - i64::MAX % WINDOW_MS);
+    }
+
+    #[test]
+    fn events_round_trip_within_the_first_hour() {
+        let mut buf = Vec::new();
+        for k in (0..240_000u64).step_by(7).chain([1_439_999, 1_440_000 - 1]) {
+            let e = ClickEvent::nth(k);
+            buf.clear();
+            e.write_json(&mut buf);
+            assert_eq!(ClickEvent::parse_json(&buf).unwrap(), e, "event {k}");
+        }
+    }
+
+    #[test]
+    fn statistics_round_trip() {
+        let mut buf = Vec::new();
+        for (n, page) in (0..500i64).zip(PAGES.iter().cycle()) {
+            for count in [0, 1, 999, 1000, u64::MAX] {
+                let s = ClickEventStatistics {
+                    window_start_ms: n * WINDOW_MS,
+                    window_end_ms: (n + 1) * WINDOW_MS,
+                    page: SmolStr::new_static(page),
+                    count,
+                };
+                buf.clear();
+                s.write_json(&mut buf);
+                assert_eq!(ClickEventStatistics::parse_json(&buf).unwrap(), s);
+            }
+        }
+    }
+
+    #[test]
+    fn hour_zero_prints_12_and_13_prints_01_reading_back_as_01() {
+        assert_eq!(date(0), "01-01-1970 12:00:00:000");
+        assert_eq!(date(H - 1), "01-01-1970 12:59:59:999");
+        assert_eq!(date(H), "01-01-1970 01:00:00:000");
+        assert_eq!(date(11 * H), "01-01-1970 11:00:00:000");
+        assert_eq!(date(12 * H), "01-01-1970 12:00:00:000"); // noon looks like midnight
+        assert_eq!(date(13 * H), "01-01-1970 01:00:00:000");
+        assert_eq!(date(23 * H + 59 * 60_000), "01-01-1970 11:59:00:000");
+        // Parsing takes `hh` as AM: 12 is hour 0, 01 is hour 1.
+        assert_eq!(parse_date(b"01-01-1970 12:00:00:000").unwrap(), 0);
+        assert_eq!(parse_date(b"01-01-1970 01:00:00:000").unwrap(), H);
+        assert_eq!(parse_date(date(13 * H).as_bytes()).unwrap(), H);
+        assert_eq!(parse_date(date(12 * H + 5).as_bytes()).unwrap(), 5);
+        let e = ClickEvent { timestamp_ms: 13 * H + 15, page: "/help".into() };
+        let back = ClickEvent::parse_json(event_json(&e).as_bytes()).unwrap();
+        assert_eq!(back.timestamp_ms, H + 15);
+    }
+
+    #[test]
+    fn civil_day_counts_match_known_dates() {
+        let known = [
+            ((1970, 1, 1), 0),
+            ((1969, 12, 31), -1),
+            ((2000, 3, 1), 11_017),
+            ((2024, 2, 29), 19_782),
+            ((2024, 3, 1), 19_783),
+            ((2023, 12, 31), 19_722),
+            ((2024, 12, 31), 20_088),
+            ((1900, 1, 1), -25_567),
+            ((2100, 3, 1), 47_541),
+            ((1600, 2, 29), -135_081),
+            ((9999, 12, 31), 2_932_896),
+            ((1, 1, 1), -719_162),
+        ];
+        for ((y, m, d), days) in known {
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+            assert_eq!(civil_from_days(days), (y, m, d), "{days}");
+        }
+        // Every day over several 400-year cycles maps back and forth, one day at a time.
+        let mut prev = civil_from_days(-800_000);
+        for days in -799_999..800_000 {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+            assert!(d >= 1 && d <= days_in_month(y, m));
+            let next_ok = if d == 1 {
+                (m == 1 && prev == (y - 1, 12, 31))
+                    || (m > 1 && prev == (y, m - 1, days_in_month(y, m - 1)))
+            } else {
+                prev == (y, m, d - 1)
+            };
+            assert!(next_ok, "{prev:?} then {:?}", (y, m, d));
+            prev = (y, m, d);
+        }
+    }
+
+    #[test]
+    fn dates_in_2024_a_leap_year_format_and_parse() {
+        assert_eq!(date(1_709_164_800_000), "29-02-2024 12:00:00:000");
+        assert_eq!(date(1_709_211_907_123), "29-02-2024 01:05:07:123"); // 13:05:07.123
+        assert_eq!(date(1_735_689_599_999), "31-12-2024 11:59:59:999"); // 23:59:59.999
+        assert_eq!(date(19_783 * MS_PER_DAY), "01-03-2024 12:00:00:000");
+        assert_eq!(parse_date(b"29-02-2024 12:00:00:000").unwrap(), 1_709_164_800_000);
+        assert_eq!(parse_date(b"29-02-2024 01:05:07:123").unwrap(), 1_709_211_907_123 - 12 * H);
+        assert!(parse_date(b"29-02-2023 12:00:00:000").is_err());
+        assert!(parse_date(b"29-02-1900 12:00:00:000").is_err());
+        assert!(parse_date(b"29-02-2000 12:00:00:000").is_ok());
+        assert_eq!(date(-1), "31-12-1969 11:59:59:999");
+        assert_eq!(date(days_from_civil(12_345, 6, 7) * MS_PER_DAY), "07-06-12345 12:00:00:000");
+        assert_eq!(
+            parse_date(b"07-06-12345 12:00:00:000").unwrap(),
+            days_from_civil(12_345, 6, 7) * MS_PER_DAY
+        );
+    }
+
+    #[test]
+    fn any_morning_timestamp_round_trips_and_afternoons_come_back_12_hours_early() {
+        for ms in [
+            0i64,
+            1,
+            999,
+            59_999,
+            1_709_164_800_000,
+            253_402_300_799_999,
+            -86_400_000,
+            -62_135_596_800_000,
+        ] {
+            for offset in [0, 5 * H + 7, 11 * H + 59 * 60_000, 12 * H, 18 * H + 1] {
+                let t = ms - ms.rem_euclid(MS_PER_DAY) + offset;
+                let expect = if offset >= 12 * H { t - 12 * H } else { t };
+                assert_eq!(parse_date(date(t).as_bytes()).unwrap(), expect, "{t}");
+            }
+        }
+        // The extremes of i64 format without panicking.
+        assert!(!date(i64::MIN).is_empty());
+        assert!(!date(i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn whitespace_between_tokens_is_tolerated() {
+        let text =
+            b" {\n \"timestamp\" :\t\"01-01-1970 12:00:00:015\" ,\r\n\"page\": \"/help\"\n}\n ";
+        assert_eq!(ClickEvent::parse_json(text).unwrap(), ClickEvent::nth(6));
+        let stats = b"{ \"windowStart\" : \"01-01-1970 12:00:00:000\" , \"windowEnd\" : \"01-01-1970 12:00:15:000\" , \"page\" : \"/help\" , \"count\" : 7 }";
+        assert_eq!(ClickEventStatistics::parse_json(stats).unwrap().count, 7);
+    }
+
+    #[test]
+    fn malformed_events_are_errors_not_panics() {
+        let good = br#"{"timestamp":"01-01-1970 12:00:00:015","page":"/help"}"#;
+        // Every truncation is an error.
+        for cut in 0..good.len() {
+            let err = ClickEvent::parse_json(&good[..cut]).unwrap_err();
+            assert!(err.to_string().contains("click event"), "{err}");
+        }
+        let cases: &[&[u8]] = &[
+            b"",
+            b"null",
+            b"[]",
+            br#"{"page":"/help","timestamp":"01-01-1970 12:00:00:015"}"#, // wrong order
+            br#"{"timestamp":"01-01-1970 12:00:00:015"}"#,
+            br#"{"timestamp":"01-01-1970 12:00:00:015","page":"/help","extra":1}"#,
+            br#"{"timestamp":"01-01-1970 12:00:00:015","page":"/help"}x"#,
+            br#"{"timestamp":"01-01-1970 12:00:00:015","page":"/help"}}"#,
+            br#"{"timestamp":"01-01-1970 12:00:00:015","page":"/he\"lp"}"#,
+            br#"{"timestamp":"01-01-1970 12:00:00:015","page":"/he\\lp"}"#,
+            b"{\"timestamp\":\"01-01-1970 12:00:00:015\",\"page\":\"/he\nlp\"}",
+            b"{\"timestamp\":\"01-01-1970 12:00:00:015\",\"page\":\"/h\xffp\"}",
+            br#"{"timestamp":1,"page":"/help"}"#,
+            br#"{"timestamp":"1970-01-01T00:00:00Z","page":"/help"}"#,
+            br#"{"timestamp":"01-01-1970 12:00:00:015","page":5}"#,
+            br#"{"Timestamp":"01-01-1970 12:00:00:015","page":"/help"}"#,
+            br#"{"timestamp""01-01-1970 12:00:00:015","page":"/help"}"#,
+            br#"{"timestamp":"01-01-1970 12:00:00:015";"page":"/help"}"#,
+        ];
+        for case in cases {
+            let err = ClickEvent::parse_json(case).unwrap_err();
+            assert!(!err.to_string().is_empty());
+        }
+        let err = ClickEvent::parse_json(br#"{"page":"/help"}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"malformed click event: expected key "timestamp" at byte 1, in `{\"page\":\"/help\"}`"#
+        );
+    }
+
+    #[test]
+    fn malformed_dates_are_errors() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"01-01-1970 12:00:00",
+            b"01-01-1970 12:00:00:00",
+            b"01-01-1970 12:00:00:0000",
+            b"01-01-70 12:00:00:000",
+            b"01/01/1970 12:00:00:000",
+            b"01-01-1970T12:00:00:000",
+            b"01-01-1970 12:00:00.000",
+            b"00-01-1970 12:00:00:000",
+            b"32-01-1970 12:00:00:000",
+            b"31-04-1970 12:00:00:000",
+            b"01-00-1970 12:00:00:000",
+            b"01-13-1970 12:00:00:000",
+            b"01-01-1970 00:00:00:000",
+            b"01-01-1970 13:00:00:000",
+            b"01-01-1970 12:60:00:000",
+            b"01-01-1970 12:00:60:000",
+            b"01-01-1970 12:00:00:-00",
+            b"+1-01-1970 12:00:00:000",
+            b"01-01-1970 12:00:00:\xff\xff\xff",
+            b"01-01-999999999 12:00:00:000", // past the i64 millisecond range
+            b"01-01-1234567890 12:00:00:000", // ten year digits
+        ];
+        for case in cases {
+            let err = parse_date(case).unwrap_err();
+            assert!(matches!(err, FormatError::InvalidDate { .. }), "{err}");
+            assert!(err.to_string().starts_with("invalid date `"), "{err}");
+        }
+        assert_eq!(
+            parse_date(b"32-01-1970 12:00:00:000").unwrap_err().to_string(),
+            "invalid date `32-01-1970 12:00:00:000`: day out of range for its month"
+        );
+    }
+
+    #[test]
+    fn malformed_statistics_are_errors() {
+        let good = br#"{"windowStart":"01-01-1970 12:00:00:000","windowEnd":"01-01-1970 12:00:15:000","page":"/help","count":1000}"#;
+        for cut in 0..good.len() {
+            assert!(ClickEventStatistics::parse_json(&good[..cut]).is_err());
+        }
+        let with_count = |c: &str| {
+            format!(
+                r#"{{"windowStart":"01-01-1970 12:00:00:000","windowEnd":"01-01-1970 12:00:15:000","page":"/help","count":{c}}}"#
+            )
+        };
+        assert_eq!(ClickEventStatistics::parse_json(with_count("0").as_bytes()).unwrap().count, 0);
+        assert_eq!(
+            ClickEventStatistics::parse_json(with_count("18446744073709551615").as_bytes())
+                .unwrap()
+                .count,
+            u64::MAX
+        );
+        for bad in [
+            "18446744073709551616",
+            "99999999999999999999999999999",
+            "-1",
+            "01",
+            "1.0",
+            "1e3",
+            "\"1\"",
+            "",
+            "x",
+        ] {
+            let err = ClickEventStatistics::parse_json(with_count(bad).as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("count"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn long_inputs_show_only_a_prefix() {
+        let mut long = br#"{"timestamp":"01-01-1970 12:00:00:015","page":"/help"}"#.to_vec();
+        long.extend(std::iter::repeat_n(b'x', 10_000));
+        let err = ClickEvent::parse_json(&long).unwrap_err().to_string();
+        assert!(err.len() < 300, "{err}");
+        assert!(err.contains("(first 64 of 10054 bytes)"), "{err}");
+    }
+
+    #[test]
+    fn nth_saturates_instead_of_overflowing() {
+        assert_eq!(ClickEvent::nth(u64::MAX).timestamp_ms, i64::MAX);
+        assert_eq!(ClickEvent::nth(u64::MAX).page, PAGES[(u64::MAX % 6) as usize]);
+    }
+
+    mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn parsing_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..160)) {
+                let _ = ClickEvent::parse_json(&bytes);
+                let _ = ClickEventStatistics::parse_json(&bytes);
+                let _ = parse_date(&bytes);
+            }
+
+            #[test]
+            fn parsing_mutated_records_never_panics(pos in 0usize..110, byte in any::<u8>(), cut in 0usize..112) {
+                let mut bytes = br#"{"windowStart":"01-01-1970 12:00:00:000","windowEnd":"01-01-1970 12:00:15:000","page":"/help","count":1000}"#.to_vec();
+                let pos = pos % bytes.len();
+                bytes[pos] = byte;
+                bytes.truncate(cut);
+                let _ = ClickEventStatistics::parse_json(&bytes);
+                let _ = ClickEvent::parse_json(&bytes[..bytes.len().min(54)]);
+            }
+
+            #[test]
+            fn every_timestamp_formats_and_parses_back_modulo_the_hh_quirk(t in any::<i64>()) {
+                let mut out = Vec::new();
+                write_date(t, &mut out);
+                let days = t.div_euclid(MS_PER_DAY);
+                let (year, _, _) = civil_from_days(days);
+                let parsed = parse_date(&out);
+                if year < 1 {
+                    // Printed as Java's year of era: it parses (if at all) as a year AD.
+                    return Ok(());
+                }
+                match parsed {
+                    Ok(back) => {
+                        let afternoon = t.rem_euclid(MS_PER_DAY) >= 12 * 3_600_000;
+                        prop_assert_eq!(back, if afternoon { t - 12 * 3_600_000 } else { t });
+                    }
+                    // Only years too large for i64 milliseconds fall outside the parser's range.
+                    Err(_) => prop_assert!(year > 292_000_000),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The `clickevent-generator` node (spec §4): writes the playground's ClickEvents to `input`.
+//!
+//! Event `k` is [`ClickEvent::nth(k)`](ClickEvent::nth) (page `PAGES[k % 6]`, event time
+//! `15 * (k / 6)` ms) and is due at `start + k * pace` of simulated time; with the default pace of
+//! 2.5 ms event time tracks the time since the generator started. The node wakes once per producer
+//! linger (5 ms), not once per event, and hands every event due by then to the Kafka producer
+//! (unkeyed, sticky partitioner), with the event's own timestamp as the record timestamp.
+//!
+//! The node's main is re-run from scratch on every restart. What it does then is
+//! [`OnRestart`]: by default (spec §4 Decision) it resumes at the event due now, so the events due
+//! while it was down are never produced; `FromZero` is the real, stateless generator, which begins
+//! again at event 0 with event time 0.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use madsim::time::Instant;
+use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
+
+use crate::kafka::{Producer, ProducerConfig};
+use crate::playground::click_event::ClickEvent;
+use crate::rpc::{LinkFaults, Rpc};
+use crate::trace::NodeTrace;
+
+/// The playground's pace: one event every 2.5 ms of simulated time, 400 events/s (spec §4).
+pub const DEFAULT_PACE: Duration = Duration::from_micros(2500);
+
+/// How the generator node is set up.
+#[derive(Clone, Debug)]
+pub struct GeneratorConfig {
+    /// This node's own address, to bind.
+    pub rpc_addr: SocketAddr,
+    /// The Kafka broker (`kafka:9092`).
+    pub broker: SocketAddr,
+    /// The topic written (`input`).
+    pub topic: SmolStr,
+    /// Event `k` is due at `start + k * pace` ([`DEFAULT_PACE`]: 2.5 ms). Must be positive.
+    pub pace: Duration,
+    /// When the generator first started; the simulator keeps it across restarts.
+    pub start: Instant,
+    /// What a restarted generator does.
+    pub on_restart: OnRestart,
+    /// The simulator's link faults.
+    pub faults: LinkFaults,
+    /// The node's trace.
+    pub trace: NodeTrace,
+}
+
+impl GeneratorConfig {
+    /// The playground's generator: topic `input`, 2.5 ms pace, resume on restart.
+    pub fn new(
+        rpc_addr: SocketAddr,
+        broker: SocketAddr,
+        start: Instant,
+        faults: LinkFaults,
+        trace: NodeTrace,
+    ) -> Self {
+        GeneratorConfig {
+            rpc_addr,
+            broker,
+            topic: SmolStr::new_static("input"),
+            pace: DEFAULT_PACE,
+            start,
+            on_restart: OnRestart::default(),
+            faults,
+            trace,
+        }
+    }
+}
+
+/// What a restarted generator does (spec §4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnRestart {
+    /// Resume at the event due now: events due while the node was down are never produced (the
+    /// oracle counts them as missing at the source). flinksim's default.
+    #[default]
+    Resume,
+    /// The real, stateless generator: begin again at event 0 (event time 0), its due times
+    /// counted from the restart. Every event is then late for the running job.
+    FromZero,
+}
+
+/// Where one run of the node's main begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Beginning {
+    /// The first start: event 0, due at `start`.
+    First,
+    /// A restart that resumes at event `at` (due times still counted from `start`).
+    Resume {
+        /// The first event produced: the one whose due slot holds now.
+        at: u64,
+    },
+    /// A restart that begins again at event 0, due times counted from the restart.
+    FromZero,
+}
+
+impl Beginning {
+    /// Where a run of the node's main that begins `since_start` after the generator's first start
+    /// starts. A run within the first event's slot (`since_start < pace`) is the first start; any
+    /// later run is a restart. Resuming picks `floor(since_start / pace)`: the event due now, whose
+    /// due time is at most `pace` ago.
+    pub fn at(since_start: Duration, pace: Duration, on_restart: OnRestart) -> Beginning {
+        let slot = since_start.as_nanos() / pace.as_nanos().max(1);
+        match (slot, on_restart) {
+            (0, _) => Beginning::First,
+            (slot, OnRestart::Resume) => {
+                Beginning::Resume { at: u64::try_from(slot).unwrap_or(u64::MAX) }
+            }
+            (_, OnRestart::FromZero) => Beginning::FromZero,
+        }
+    }
+}
+
+/// How many events are due `elapsed` after the events' origin: those with `k * pace < elapsed`.
+pub fn due_count(elapsed: Duration, pace: Duration) -> u64 {
+    u64::try_from(elapsed.as_nanos().div_ceil(pace.as_nanos().max(1))).unwrap_or(u64::MAX)
+}
+
+/// The node's main; re-run from scratch on every restart of the node. Never returns once
+/// bound (a kill ends it).
+pub async fn run(config: GeneratorConfig) {
+    let rpc = match Rpc::bind(config.rpc_addr, config.faults.clone()).await {
+        Ok(rpc) => rpc,
+        Err(error) => {
+            config.trace.event(format!("cannot bind {}: {error}", config.rpc_addr));
+            return;
+        }
+    };
+    let producer_config = ProducerConfig::new(config.broker);
+    // One wake-up per linger: the producer would hold the records that long anyway.
+    let wake = producer_config.linger.max(Duration::from_millis(1));
+    let producer = Producer::new(rpc, producer_config);
+
+    let now = Instant::now();
+    let beginning =
+        Beginning::at(now.saturating_duration_since(config.start), config.pace, config.on_restart);
+    let (mut next, origin) = match beginning {
+        Beginning::First => {
+            config.trace.event("generator started at event 0");
+            (0, config.start)
+        }
+        Beginning::Resume { at } => {
+            config.trace.event(format!("generator restarted: resuming at event {at}"));
+            (at, config.start)
+        }
+        Beginning::FromZero => {
+            config.trace.event("generator restarted: starting again from event 0");
+            (0, now)
+        }
+    };
+
+    let mut json = Vec::with_capacity(64);
+    loop {
+        let due = due_count(origin.elapsed(), config.pace);
+        while next < due {
+            let event = ClickEvent::nth(next);
+            json.clear();
+            event.write_json(&mut json);
+            producer.send(&config.topic, event.timestamp_ms, &json);
+            next += 1;
+        }
+        madsim::time::sleep(wake).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PACE: Duration = DEFAULT_PACE;
+
+    #[test]
+    fn events_due_are_those_strictly_before_now() {
+        assert_eq!(due_count(Duration::ZERO, PACE), 0);
+        assert_eq!(due_count(Duration::from_nanos(1), PACE), 1);
+        assert_eq!(due_count(PACE, PACE), 1);
+        assert_eq!(due_count(PACE + Duration::from_nanos(1), PACE), 2);
+        assert_eq!(due_count(Duration::from_secs(60), PACE), 24_000);
+        assert_eq!(due_count(Duration::from_secs(1), Duration::ZERO), 1_000_000_000);
+    }
+
+    #[test]
+    fn the_first_slot_is_a_first_start_and_later_runs_are_restarts() {
+        for mode in [OnRestart::Resume, OnRestart::FromZero] {
+            assert_eq!(Beginning::at(Duration::ZERO, PACE, mode), Beginning::First);
+            assert_eq!(Beginning::at(Duration::from_micros(2499), PACE, mode), Beginning::First);
+        }
+        assert_eq!(Beginning::at(PACE, PACE, OnRestart::Resume), Beginning::Resume { at: 1 });
+        assert_eq!(
+            Beginning::at(Duration::from_millis(30_001), PACE, OnRestart::Resume),
+            Beginning::Resume { at: 12_000 }
+        );
+        assert_eq!(
+            Beginning::at(Duration::from_secs(30), PACE, OnRestart::FromZero),
+            Beginning::FromZero
+        );
+    }
+
+    mod simulated {
+        use std::collections::BTreeMap;
+        use std::net::SocketAddr;
+        use std::time::Duration;
+
+        use madsim::runtime::Handle;
+        use madsim::task::NodeId;
+        use madsim::time::{Instant, sleep};
+
+        use super::super::*;
+        use crate::kafka::{BrokerConfig, Consumer, ConsumerConfig, TopicPartition, TopicSpec};
+        use crate::playground::click_event::PAGES;
+        use crate::trace::Trace;
+
+        const BROKER: &str = "10.0.0.2:9092";
+        const GENERATOR: &str = "10.0.0.3:7000";
+        const READER: &str = "10.0.0.10:9000";
+        /// What the producer may still hold when the generator is killed: one wake-up, one
+        /// linger and a produce round trip (≤ 2 × 10 ms), rounded up: 40 ms of events.
+        const TAIL: u64 = 16;
+
+        fn addr(s: &str) -> SocketAddr {
+            s.parse().unwrap()
+        }
+
+        fn simulate<F: Future>(future: F) -> F::Output {
+            madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default())
+                .block_on(future)
+        }
+
+        /// Starts `kafka` (topic `input`, 2 partitions) and the generator; returns its node id.
+        fn start(trace: &Trace, on_restart: OnRestart) -> NodeId {
+            let faults = LinkFaults::default();
+            let broker = BrokerConfig {
+                addr: addr(BROKER),
+                topics: vec![TopicSpec::new("input", 2)],
+                faults: faults.clone(),
+                trace: trace.for_node("kafka"),
+            };
+            let h = Handle::current();
+            h.create_node()
+                .name("kafka")
+                .ip(addr(BROKER).ip())
+                .init(move || crate::kafka::broker::run(broker.clone()))
+                .build();
+            let mut config = GeneratorConfig::new(
+                addr(GENERATOR),
+                addr(BROKER),
+                Instant::now(),
+                faults,
+                trace.for_node("clickevent-generator"),
+            );
+            config.on_restart = on_restart;
+            h.create_node()
+                .name("clickevent-generator")
+                .ip(addr(GENERATOR).ip())
+                .init(move || run(config.clone()))
+                .build()
+                .id()
+        }
+
+        /// One record read back from `input`: its partition, the Kafka timestamp and the event.
+        type Read = (u32, i64, ClickEvent);
+
+        /// Reads both partitions of `input` from offset 0 to their ends, from a fresh node.
+        async fn read_input() -> Vec<Read> {
+            let node = Handle::current().create_node().name("reader").ip(addr(READER).ip()).build();
+            let task = node.spawn(async {
+                let rpc = Rpc::bind(addr(READER), LinkFaults::default()).await.unwrap();
+                let mut consumer = Consumer::new(rpc, ConsumerConfig::new(addr(BROKER)));
+                let tps = [TopicPartition::new("input", 0), TopicPartition::new("input", 1)];
+                let ends = consumer.end_offsets(&tps).await.unwrap();
+                consumer.assign(tps.iter().map(|tp| (tp.clone(), 0)).collect());
+                let mut read = Vec::new();
+                while tps.iter().zip(&ends).any(|(tp, end)| consumer.position(tp).unwrap() < *end) {
+                    for record in consumer.poll().await.unwrap() {
+                        let event = ClickEvent::parse_json(&record.value).unwrap();
+                        read.push((record.partition.partition, record.timestamp_ms, event));
+                    }
+                }
+                read
+            });
+            task.await.unwrap()
+        }
+
+        /// The event number of a generated event (the inverse of [`ClickEvent::nth`]).
+        fn k_of(event: &ClickEvent) -> u64 {
+            assert_eq!(event.timestamp_ms % 15, 0, "{event:?}");
+            let page = PAGES.iter().position(|p| *p == event.page).unwrap() as u64;
+            event.timestamp_ms as u64 / 15 * 6 + page
+        }
+
+        /// How many times each event k was read.
+        fn copies(read: &[Read]) -> BTreeMap<u64, u32> {
+            let mut copies = BTreeMap::new();
+            for (_, kafka_ts, event) in read {
+                assert_eq!(*kafka_ts, event.timestamp_ms, "the record timestamp is the event's");
+                *copies.entry(k_of(event)).or_insert(0) += 1;
+            }
+            copies
+        }
+
+        /// Within each partition, each page's events come in strictly increasing event time.
+        fn assert_in_order_per_partition_and_page(read: &[Read]) {
+            let mut last: BTreeMap<(u32, &str), i64> = BTreeMap::new();
+            for (partition, _, event) in read {
+                if let Some(previous) =
+                    last.insert((*partition, event.page.as_str()), event.timestamp_ms)
+                {
+                    assert!(
+                        previous < event.timestamp_ms,
+                        "{partition} {event:?} after {previous}"
+                    );
+                }
+            }
+        }
+
+        /// The length of the run of events k0, k0+1, ... each present exactly once.
+        fn run_from(copies: &BTreeMap<u64, u32>, k0: u64) -> u64 {
+            (k0..).take_while(|k| copies.get(k) == Some(&1)).count() as u64
+        }
+
+        fn generator_trace(trace: &Trace) -> Vec<String> {
+            let events = trace.events().into_iter();
+            events.filter(|e| e.node == "clickevent-generator").map(|e| e.message).collect()
+        }
+
+        #[test]
+        fn one_minute_writes_24000_events_each_once_over_both_partitions() {
+            let (read, trace) = simulate(async {
+                let trace = Trace::new();
+                let generator = start(&trace, OnRestart::Resume);
+                sleep(Duration::from_secs(60)).await;
+                Handle::current().kill(generator);
+                (read_input().await, trace)
+            });
+            let copies = copies(&read);
+            let n = run_from(&copies, 0);
+            assert_eq!(n as usize, read.len(), "events 0..{n} once each, nothing else");
+            assert!((24_000 - TAIL..=24_000).contains(&n), "{n} events in 60 s");
+            assert_in_order_per_partition_and_page(&read);
+            let per_partition = |p| read.iter().filter(|(partition, ..)| *partition == p).count();
+            assert!(per_partition(0) > 6_000 && per_partition(1) > 6_000, "sticky batches spread");
+            assert_eq!(generator_trace(&trace), ["generator started at event 0"]);
+        }
+
+        #[test]
+        fn a_restarted_generator_resumes_at_the_event_due_now() {
+            let (read, trace) = simulate(async {
+                let trace = Trace::new();
+                let generator = start(&trace, OnRestart::Resume);
+                let h = Handle::current();
+                sleep(Duration::from_secs(20)).await;
+                h.kill(generator);
+                sleep(Duration::from_secs(10)).await;
+                h.restart(generator);
+                sleep(Duration::from_secs(10)).await;
+                h.kill(generator);
+                (read_input().await, trace)
+            });
+            let copies = copies(&read);
+            // Up to 20 s: events 0..8000 (less the tail lost with the kill); then from 30 s on,
+            // events 12 000..16 000. The 4000 due while the node was down never exist.
+            let first = run_from(&copies, 0);
+            let second = run_from(&copies, 12_000);
+            assert!((8_000 - TAIL..=8_000).contains(&first), "{first}");
+            assert!((4_000 - TAIL..=4_000).contains(&second), "{second}");
+            assert_eq!((first + second) as usize, read.len(), "nothing else: {copies:?}");
+            assert_eq!(
+                ClickEvent::nth(12_000).timestamp_ms,
+                30_000,
+                "event time = time since start"
+            );
+            assert_in_order_per_partition_and_page(&read);
+            assert_eq!(
+                generator_trace(&trace),
+                ["generator started at event 0", "generator restarted: resuming at event 12000"]
+            );
+        }
+
+        #[test]
+        fn a_generator_restarted_from_zero_repeats_event_time_from_zero() {
+            let (read, trace) = simulate(async {
+                let trace = Trace::new();
+                let generator = start(&trace, OnRestart::FromZero);
+                let h = Handle::current();
+                sleep(Duration::from_secs(20)).await;
+                h.kill(generator);
+                sleep(Duration::from_secs(10)).await;
+                h.restart(generator);
+                sleep(Duration::from_secs(10)).await;
+                h.kill(generator);
+                (read_input().await, trace)
+            });
+            let copies = copies(&read);
+            // Before the kill events 0..8000, after the restart events 0..4000 again.
+            let twice = (0..).take_while(|k| copies.get(k) == Some(&2)).count() as u64;
+            let once = (twice..).take_while(|k| copies.get(k) == Some(&1)).count() as u64;
+            assert!((4_000 - TAIL..=4_000).contains(&twice), "{twice}");
+            assert!((8_000 - TAIL..=8_000).contains(&(twice + once)), "{}", twice + once);
+            assert_eq!((2 * twice + once) as usize, read.len());
+            assert_eq!(
+                generator_trace(&trace),
+                [
+                    "generator started at event 0",
+                    "generator restarted: starting again from event 0"
+                ]
+            );
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Deploying and cancelling tasks, and tasks reporting their state (spec §10): the
+//! JobManager ↔ TaskManager task protocol.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{ExecutionAttemptId, JobId, JobMasterId};
+use super::job::{JobSubmission, Vertex};
+use super::states::ExecutionState;
+
+/// Everything a TaskManager needs to run one subtask (Flink's TaskDeploymentDescriptor).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskDeploymentDescriptor {
+    /// The job.
+    pub job_id: JobId,
+    /// This attempt.
+    pub attempt_id: ExecutionAttemptId,
+    /// Attempt number of this subtask (0 first, +1 per restart).
+    pub attempt_number: u32,
+    /// Which execution graph this attempt belongs to: bumped on every restart, so data from
+    /// an older graph is never mixed in.
+    pub graph_version: u64,
+    /// The vertex.
+    pub vertex: Vertex,
+    /// Subtask index, from 0.
+    pub subtask: u32,
+    /// The vertex's parallelism.
+    pub parallelism: u32,
+    /// Number of key groups.
+    pub max_parallelism: u32,
+    /// The job's arguments.
+    pub submission: JobSubmission,
+    /// The slot it runs in.
+    pub slot: u32,
+    /// For each subtask of the downstream vertex: the TaskManager it runs on.
+    pub consumers: Vec<SocketAddr>,
+    /// Number of input channels (subtasks of the upstream vertex); 0 for the source.
+    pub input_channels: u32,
+    /// Where to report state changes.
+    pub jobmanager: SocketAddr,
+    /// The JobManager session that deploys it (a registration answer may still be in flight).
+    pub job_master: JobMasterId,
+}
+
+impl TaskDeploymentDescriptor {
+    /// The name Flink shows: `ClickEvent Counter (1/2)`.
+    pub fn display_name(&self) -> String {
+        format!("{} ({}/{})", self.vertex.name(), self.subtask + 1, self.parallelism)
+    }
+}
+
+/// Deploy a task (`submitTask`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmitTask {
+    /// The deployment.
+    pub tdd: TaskDeploymentDescriptor,
+}
+crate::request!(SubmitTask => Result<(), String>);
+
+/// Cancel a task (`cancelTask`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CancelTask {
+    /// The attempt to cancel.
+    pub attempt_id: ExecutionAttemptId,
+}
+crate::request!(CancelTask => ());
+
+/// A task tells the JobManager it moved to another state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UpdateTaskExecutionState {
+    /// The job.
+    pub job_id: JobId,
+    /// The attempt.
+    pub attempt_id: ExecutionAttemptId,
+    /// Its new state.
+    pub state: ExecutionState,
+    /// Why, when it failed.
+    pub error: Option<String>,
+}
+crate::request!(UpdateTaskExecutionState => ());

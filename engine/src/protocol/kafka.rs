@@ -1,0 +1,717 @@
+//! What Kafka clients and the broker say to each other (spec §6): topics and partitions, the
+//! record-batch format (the same bytes on the wire and on the broker's disk), the requests, and
+//! the errors the broker answers with. No I/O here.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
+
+/// One partition of one topic, displayed as Kafka does: `input-0`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicPartition {
+    /// The topic's name.
+    pub topic: SmolStr,
+    /// The partition's index within the topic, from 0.
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    /// Partition `partition` of `topic`.
+    pub fn new(topic: impl Into<SmolStr>, partition: u32) -> Self {
+        TopicPartition { topic: topic.into(), partition }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// A topic the broker creates on its first start (the playground's `input` and `output`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicSpec {
+    /// The topic's name.
+    pub name: SmolStr,
+    /// How many partitions it has.
+    pub partitions: u32,
+}
+
+impl TopicSpec {
+    /// A topic named `name` with `partitions` partitions.
+    pub fn new(name: impl Into<SmolStr>, partitions: u32) -> Self {
+        TopicSpec { name: name.into(), partitions }
+    }
+}
+
+/// What a consumer may see (Kafka's `isolation.level`).
+///
+/// Transactions are not modelled yet, so `ReadCommitted` currently reads exactly what
+/// `ReadUncommitted` reads: every appended record, up to the high watermark.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IsolationLevel {
+    /// Everything appended, committed or not (Kafka's default).
+    #[default]
+    ReadUncommitted,
+    /// Only committed transactional records, up to the last stable offset (not built yet).
+    ReadCommitted,
+}
+
+/// Why the broker (or the way to it) refused a request. Messages name the topic or partition.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum KafkaError {
+    /// The broker has no topic by this name.
+    #[error("unknown topic {topic}")]
+    UnknownTopic {
+        /// The topic asked for.
+        topic: SmolStr,
+    },
+    /// The broker has no such partition (or no such topic).
+    #[error("unknown topic or partition {partition}")]
+    UnknownTopicOrPartition {
+        /// The partition asked for.
+        partition: TopicPartition,
+    },
+    /// A fetch asked for an offset past the end of the log.
+    #[error("offset {offset} out of range for {partition}: high watermark is {high_watermark}")]
+    OffsetOutOfRange {
+        /// The partition fetched.
+        partition: TopicPartition,
+        /// The offset asked for.
+        offset: u64,
+        /// The partition's next offset.
+        high_watermark: u64,
+    },
+    /// A record batch that does not follow the format (or uses a feature not built yet).
+    #[error("corrupt record batch for {partition}: {reason}")]
+    CorruptBatch {
+        /// The partition the batch was for.
+        partition: TopicPartition,
+        /// What is wrong with it.
+        reason: SmolStr,
+    },
+    /// An idempotent producer's batch skips or rewinds its sequence numbers.
+    #[error(
+        "out of order sequence number for producer {producer_id} on {partition}: expected {expected}, got {got}"
+    )]
+    OutOfOrderSequence {
+        /// The partition written.
+        partition: TopicPartition,
+        /// The producer.
+        producer_id: i64,
+        /// The sequence the broker expected next.
+        expected: i32,
+        /// The batch's base sequence.
+        got: i32,
+    },
+    /// A producer with an older epoch than the partition has seen (a zombie).
+    #[error("producer {producer_id} fenced on {partition}: epoch {epoch} is older than {current}")]
+    ProducerFenced {
+        /// The partition written.
+        partition: TopicPartition,
+        /// The producer.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The newest epoch the partition has seen.
+        current: i16,
+    },
+    /// The broker's disk refused a read or a write.
+    #[error("storage error on {what}: {reason}")]
+    Storage {
+        /// The partition or file concerned.
+        what: SmolStr,
+        /// The I/O error.
+        reason: SmolStr,
+    },
+    /// No answer in time: the broker is down, partitioned away, or the message was lost.
+    #[error("broker {broker} unavailable: {reason}")]
+    BrokerUnavailable {
+        /// The broker's address.
+        broker: SocketAddr,
+        /// The transport's explanation.
+        reason: SmolStr,
+    },
+}
+
+impl KafkaError {
+    /// Whether trying the same request again may succeed (only transport failures may).
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, KafkaError::BrokerUnavailable { .. })
+    }
+
+    /// Wraps a transport failure on a call to `broker`.
+    pub fn unavailable(broker: SocketAddr, error: impl fmt::Display) -> Self {
+        KafkaError::BrokerUnavailable { broker, reason: SmolStr::new(error.to_string()) }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record batches.
+
+/// The fixed-size header that opens every record batch (all integers big-endian, as Kafka's).
+///
+/// Layout, 40 bytes: base_offset u64 | batch_length u32 (header included) | record_count u32 |
+/// base_timestamp_ms i64 | producer_id i64 | producer_epoch i16 | base_sequence i32 |
+/// attributes u16. The records follow; each is `timestamp delta (zigzag varint from
+/// base_timestamp_ms) | value length (varint) | value`, so a 55-byte ClickEvent costs 57 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// The first record's offset (assigned by the broker; 0 as the producer sends it).
+    pub base_offset: u64,
+    /// The whole batch's length in bytes, header included.
+    pub batch_length: u32,
+    /// How many records follow the header.
+    pub record_count: u32,
+    /// The first record's timestamp; the records store deltas from it.
+    pub base_timestamp_ms: i64,
+    /// The idempotent producer's id, or [`NO_PRODUCER_ID`].
+    pub producer_id: i64,
+    /// The producer's epoch (bumped when a transactional id re-registers).
+    pub producer_epoch: i16,
+    /// The sequence number of the first record, counted per producer and partition.
+    pub base_sequence: i32,
+    /// Flags: [`ATTRIBUTE_TRANSACTIONAL`], [`ATTRIBUTE_CONTROL`].
+    pub attributes: u16,
+}
+
+/// The size of a [`BatchHeader`] in bytes.
+pub const BATCH_HEADER_BYTES: usize = 40;
+/// `producer_id` of a batch from a producer without an id.
+pub const NO_PRODUCER_ID: i64 = -1;
+/// Attribute bit: the batch belongs to a transaction (reserved; transactions come later).
+pub const ATTRIBUTE_TRANSACTIONAL: u16 = 1 << 4;
+/// Attribute bit: the batch is a commit or abort marker (reserved; transactions come later).
+pub const ATTRIBUTE_CONTROL: u16 = 1 << 5;
+
+/// Where the broker writes the assigned base offset into a batch's header.
+const BASE_OFFSET_AT: usize = 0;
+
+impl BatchHeader {
+    /// Reads a header from the first [`BATCH_HEADER_BYTES`] of `bytes`.
+    pub fn decode(bytes: &[u8]) -> Result<BatchHeader, &'static str> {
+        let Some(h) = bytes.get(..BATCH_HEADER_BYTES) else {
+            return Err("shorter than a batch header");
+        };
+        let u64_at = |at: usize| u64::from_be_bytes(h[at..at + 8].try_into().unwrap());
+        let u32_at = |at: usize| u32::from_be_bytes(h[at..at + 4].try_into().unwrap());
+        let header = BatchHeader {
+            base_offset: u64_at(0),
+            batch_length: u32_at(8),
+            record_count: u32_at(12),
+            base_timestamp_ms: u64_at(16) as i64,
+            producer_id: u64_at(24) as i64,
+            producer_epoch: i16::from_be_bytes([h[32], h[33]]),
+            base_sequence: u32_at(34) as i32,
+            attributes: u16::from_be_bytes([h[38], h[39]]),
+        };
+        if (header.batch_length as usize) < BATCH_HEADER_BYTES {
+            return Err("batch length shorter than its header");
+        }
+        Ok(header)
+    }
+
+    /// The header's 40 bytes.
+    pub fn encode(&self) -> [u8; BATCH_HEADER_BYTES] {
+        let mut h = [0u8; BATCH_HEADER_BYTES];
+        h[0..8].copy_from_slice(&self.base_offset.to_be_bytes());
+        h[8..12].copy_from_slice(&self.batch_length.to_be_bytes());
+        h[12..16].copy_from_slice(&self.record_count.to_be_bytes());
+        h[16..24].copy_from_slice(&self.base_timestamp_ms.to_be_bytes());
+        h[24..32].copy_from_slice(&self.producer_id.to_be_bytes());
+        h[32..34].copy_from_slice(&self.producer_epoch.to_be_bytes());
+        h[34..38].copy_from_slice(&self.base_sequence.to_be_bytes());
+        h[38..40].copy_from_slice(&self.attributes.to_be_bytes());
+        h
+    }
+
+    /// The offset of the batch's last record.
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.record_count.max(1)) - 1
+    }
+
+    /// The offset right after the batch.
+    pub fn next_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.record_count)
+    }
+}
+
+/// Rewrites the base offset in an encoded header (the broker assigns offsets on append).
+pub fn set_base_offset(header: &mut [u8; BATCH_HEADER_BYTES], base_offset: u64) {
+    header[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
+}
+
+/// One record, decoded lazily from a batch; its value is a slice of the batch's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The record's offset in its partition.
+    pub offset: u64,
+    /// The producer's timestamp.
+    pub timestamp_ms: i64,
+    /// The value, sharing the batch's buffer.
+    pub value: Bytes,
+}
+
+/// A view of one encoded record batch.
+#[derive(Clone, Debug)]
+pub struct RecordBatch {
+    header: BatchHeader,
+    bytes: Bytes,
+}
+
+impl RecordBatch {
+    /// Checks `bytes` holds exactly one well-formed batch: header, then `record_count` records
+    /// filling `batch_length` exactly. The broker runs this on every produced batch, so readers
+    /// of the log never meet a malformed one.
+    pub fn parse(bytes: Bytes) -> Result<RecordBatch, &'static str> {
+        let header = BatchHeader::decode(&bytes)?;
+        if header.batch_length as usize != bytes.len() {
+            return Err("batch length does not match the bytes received");
+        }
+        if header.record_count == 0 {
+            return Err("batch has no records");
+        }
+        let batch = RecordBatch { header, bytes };
+        let mut records = batch.records();
+        let mut count = 0u32;
+        for _ in records.by_ref() {
+            count += 1;
+        }
+        if records.malformed || count != header.record_count || records.at != batch.bytes.len() {
+            return Err("records do not fill the batch as its header says");
+        }
+        Ok(batch)
+    }
+
+    /// The batch's header.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The batch's encoded bytes, header included.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Decodes the records one at a time; stops early (silently) at malformed data.
+    pub fn records(&self) -> Records<'_> {
+        Records { batch: self, at: BATCH_HEADER_BYTES, index: 0, malformed: false }
+    }
+}
+
+/// The records of a [`RecordBatch`], decoded as they are iterated.
+pub struct Records<'a> {
+    batch: &'a RecordBatch,
+    at: usize,
+    index: u32,
+    malformed: bool,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        if self.index >= self.batch.header.record_count || self.malformed {
+            return None;
+        }
+        let bytes = &self.batch.bytes;
+        let decoded = (|| {
+            let (delta, at) = read_varint(bytes, self.at)?;
+            let (len, at) = read_varint(bytes, at)?;
+            let end = at.checked_add(usize::try_from(len).ok()?)?;
+            (end <= bytes.len()).then_some((unzigzag(delta), at, end))
+        })();
+        let Some((delta, start, end)) = decoded else {
+            self.malformed = true;
+            return None;
+        };
+        let record = Record {
+            offset: self.batch.header.base_offset + u64::from(self.index),
+            timestamp_ms: self.batch.header.base_timestamp_ms.wrapping_add(delta),
+            value: bytes.slice(start..end),
+        };
+        self.at = end;
+        self.index += 1;
+        Some(record)
+    }
+}
+
+/// Splits the concatenated batches of a fetch response, without copying.
+pub struct RecordBatches {
+    rest: Bytes,
+}
+
+impl RecordBatches {
+    /// Iterates the batches in `bytes` (a fetch response's `records`).
+    pub fn new(bytes: Bytes) -> Self {
+        RecordBatches { rest: bytes }
+    }
+}
+
+impl Iterator for RecordBatches {
+    type Item = Result<RecordBatch, &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let header = match BatchHeader::decode(&self.rest) {
+            Ok(header) => header,
+            Err(reason) => {
+                self.rest.clear();
+                return Some(Err(reason));
+            }
+        };
+        let len = header.batch_length as usize;
+        if len > self.rest.len() {
+            self.rest.clear();
+            return Some(Err("batch runs past the end of the response"));
+        }
+        let bytes = self.rest.split_to(len);
+        // The broker validated every batch on append; only the framing is checked here.
+        Some(Ok(RecordBatch { header, bytes }))
+    }
+}
+
+/// Writes records straight into one batch's buffer (the producer's open batch).
+#[derive(Debug)]
+pub struct BatchBuilder {
+    buf: Vec<u8>,
+    record_count: u32,
+    base_timestamp_ms: i64,
+}
+
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchBuilder {
+    /// An empty batch (the header's space is reserved, filled in by [`finish`](Self::finish)).
+    pub fn new() -> Self {
+        BatchBuilder { buf: vec![0; BATCH_HEADER_BYTES], record_count: 0, base_timestamp_ms: 0 }
+    }
+
+    /// How many records the batch holds.
+    pub fn record_count(&self) -> u32 {
+        self.record_count
+    }
+
+    /// The batch's encoded size so far, header included.
+    pub fn size_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// How many bytes [`append`](Self::append) would add for this record.
+    pub fn record_bytes(&self, timestamp_ms: i64, value_len: usize) -> usize {
+        let base = if self.record_count == 0 { timestamp_ms } else { self.base_timestamp_ms };
+        varint_len(zigzag(timestamp_ms.wrapping_sub(base)))
+            + varint_len(value_len as u64)
+            + value_len
+    }
+
+    /// Appends one record.
+    pub fn append(&mut self, timestamp_ms: i64, value: &[u8]) {
+        if self.record_count == 0 {
+            self.base_timestamp_ms = timestamp_ms;
+        }
+        write_varint(&mut self.buf, zigzag(timestamp_ms.wrapping_sub(self.base_timestamp_ms)));
+        write_varint(&mut self.buf, value.len() as u64);
+        self.buf.extend_from_slice(value);
+        self.record_count += 1;
+    }
+
+    /// Fills in the header and hands out the batch's bytes (base offset 0: the broker assigns it).
+    pub fn finish(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Bytes {
+        let header = BatchHeader {
+            base_offset: 0,
+            batch_length: u32::try_from(self.buf.len()).unwrap_or(u32::MAX),
+            record_count: self.record_count,
+            base_timestamp_ms: self.base_timestamp_ms,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            attributes: 0,
+        };
+        self.buf[..BATCH_HEADER_BYTES].copy_from_slice(&header.encode());
+        Bytes::from(self.buf)
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut len = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        len += 1;
+    }
+    len
+}
+
+fn write_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads an unsigned LEB128 varint at `at`; `None` if truncated or longer than 10 bytes.
+fn read_varint(bytes: &[u8], mut at: usize) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(at)?;
+        at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some((value, at));
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests.
+
+/// Asks the broker for a fresh producer id (an idempotent producer's first request).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InitProducerId;
+
+/// The producer's identity, stamped into every batch it sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdentity {
+    /// Unique across broker restarts.
+    pub producer_id: i64,
+    /// 0 for a new producer id.
+    pub producer_epoch: i16,
+}
+
+/// The answer to [`InitProducerId`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InitProducerIdResponse {
+    /// The new identity, or why none was given.
+    pub result: Result<ProducerIdentity, KafkaError>,
+}
+
+/// Appends one record batch to one partition.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Produce {
+    /// Where to append.
+    pub partition: TopicPartition,
+    /// One encoded [`RecordBatch`].
+    pub batch: Bytes,
+}
+
+/// Where a produced batch landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceAck {
+    /// The offset of the batch's first record.
+    pub base_offset: u64,
+    /// True if the broker had already appended this batch (a retry), and kept only that copy.
+    pub duplicate: bool,
+}
+
+/// The answer to [`Produce`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProduceResponse {
+    /// The batch's place in the log, or why it was refused.
+    pub result: Result<ProduceAck, KafkaError>,
+}
+
+/// Where a fetch starts reading one partition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchPosition {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The next offset the consumer wants.
+    pub offset: u64,
+}
+
+/// Reads from several partitions at once; the broker holds it up to `max_wait` until any data.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Fetch {
+    /// What to read, from where.
+    pub partitions: Vec<FetchPosition>,
+    /// How long the broker may hold a fetch that finds nothing (`fetch.max.wait.ms`).
+    pub max_wait: Duration,
+    /// At most this many bytes per partition, except that one whole batch always fits.
+    pub max_partition_bytes: u32,
+    /// What the consumer may see.
+    pub isolation: IsolationLevel,
+}
+
+/// One partition's part of a [`FetchResponse`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FetchedPartition {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// Its next offset to be written.
+    pub high_watermark: u64,
+    /// Whole record batches as stored; the first may start before the offset asked for.
+    pub records: Bytes,
+    /// Why this partition could not be read.
+    pub error: Option<KafkaError>,
+}
+
+/// The answer to [`Fetch`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FetchResponse {
+    /// One entry per partition asked for, in the request's order.
+    pub partitions: Vec<FetchedPartition>,
+}
+
+/// Asks how many partitions a topic has.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The topic.
+    pub topic: SmolStr,
+}
+
+/// The answer to [`Metadata`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MetadataResponse {
+    /// The partition count.
+    pub result: Result<u32, KafkaError>,
+}
+
+/// Asks for the high watermarks (end offsets) of some partitions.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ListOffsets {
+    /// The partitions.
+    pub partitions: Vec<TopicPartition>,
+}
+
+/// The answer to [`ListOffsets`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ListOffsetsResponse {
+    /// One high watermark per partition asked for, in order.
+    pub result: Result<Vec<u64>, KafkaError>,
+}
+
+/// Stores a consumer group's offsets durably.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OffsetCommit {
+    /// The group (`click-event-count`).
+    pub group: SmolStr,
+    /// The next offset to read, per partition.
+    pub offsets: Vec<(TopicPartition, u64)>,
+}
+
+/// The answer to [`OffsetCommit`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OffsetCommitResponse {
+    /// Ok once the offsets are on the broker's disk.
+    pub result: Result<(), KafkaError>,
+}
+
+/// Reads a consumer group's committed offsets.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OffsetFetch {
+    /// The group.
+    pub group: SmolStr,
+    /// The partitions.
+    pub partitions: Vec<TopicPartition>,
+}
+
+/// The answer to [`OffsetFetch`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OffsetFetchResponse {
+    /// One committed offset per partition asked for (`None`: never committed), in order.
+    pub result: Result<Vec<Option<u64>>, KafkaError>,
+}
+
+crate::request!(InitProducerId => InitProducerIdResponse);
+crate::request!(Produce => ProduceResponse);
+crate::request!(Fetch => FetchResponse);
+crate::request!(Metadata => MetadataResponse);
+crate::request!(ListOffsets => ListOffsetsResponse);
+crate::request!(OffsetCommit => OffsetCommitResponse);
+crate::request!(OffsetFetch => OffsetFetchResponse);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch_of(values: &[(i64, &[u8])]) -> Bytes {
+        let mut builder = BatchBuilder::new();
+        for (ts, value) in values {
+            builder.append(*ts, value);
+        }
+        builder.finish(7, 0, 42)
+    }
+
+    #[test]
+    fn batch_round_trips_records_as_slices_of_its_bytes() {
+        let bytes = batch_of(&[(1_000, b"a"), (985, b""), (1_015, &[9u8; 300])]);
+        let batch = RecordBatch::parse(bytes.clone()).unwrap();
+        let h = *batch.header();
+        assert_eq!((h.record_count, h.producer_id, h.base_sequence), (3, 7, 42));
+        assert_eq!(h.batch_length as usize, bytes.len());
+        let records: Vec<Record> = batch.records().collect();
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(records.iter().map(|r| r.timestamp_ms).collect::<Vec<_>>(), [1_000, 985, 1_015]);
+        assert_eq!(&records[0].value[..], b"a");
+        assert_eq!(records[2].value.len(), 300);
+        // The value is a view into the batch, not a copy.
+        let start = records[2].value.as_ptr() as usize - bytes.as_ptr() as usize;
+        assert_eq!(start, bytes.len() - 300);
+    }
+
+    #[test]
+    fn record_bytes_predicts_what_append_adds() {
+        let mut builder = BatchBuilder::new();
+        for (ts, len) in [(5_i64, 54_usize), (-3, 200), (1 << 40, 0)] {
+            let before = builder.size_bytes();
+            let predicted = builder.record_bytes(ts, len);
+            builder.append(ts, &vec![1; len]);
+            assert_eq!(builder.size_bytes() - before, predicted);
+        }
+    }
+
+    #[test]
+    fn malformed_batches_are_errors_not_panics() {
+        let good = batch_of(&[(1, b"xyz"), (2, b"w")]);
+        for cut in 0..good.len() {
+            assert!(RecordBatch::parse(good.slice(..cut)).is_err(), "cut at {cut}");
+        }
+        let mut lying = good.to_vec();
+        lying[12..16].copy_from_slice(&3u32.to_be_bytes()); // claims 3 records, holds 2
+        assert!(RecordBatch::parse(Bytes::from(lying)).is_err());
+        let mut huge_len = good.to_vec();
+        huge_len[BATCH_HEADER_BYTES + 1] = 0xff; // value length varint runs on
+        assert!(RecordBatch::parse(Bytes::from(huge_len)).is_err());
+        let garbage = Bytes::from(vec![0xffu8; 100]);
+        assert!(RecordBatch::parse(garbage.clone()).is_err());
+        assert!(RecordBatches::new(garbage).next().unwrap().is_err());
+    }
+
+    #[test]
+    fn fetched_bytes_split_into_batches_with_their_offsets() {
+        let mut joined = Vec::new();
+        for (base, values) in [(0u64, &[b"a", b"b"][..]), (2, &[b"c"][..])] {
+            let mut header = [0u8; BATCH_HEADER_BYTES];
+            let bytes = batch_of(&values.iter().map(|v| (0, &v[..])).collect::<Vec<_>>());
+            header.copy_from_slice(&bytes[..BATCH_HEADER_BYTES]);
+            set_base_offset(&mut header, base);
+            joined.extend_from_slice(&header);
+            joined.extend_from_slice(&bytes[BATCH_HEADER_BYTES..]);
+        }
+        let offsets: Vec<(u64, Bytes)> = RecordBatches::new(Bytes::from(joined))
+            .flat_map(|b| b.unwrap().records().map(|r| (r.offset, r.value)).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(offsets, [(0, Bytes::from("a")), (1, Bytes::from("b")), (2, Bytes::from("c"))]);
+        assert_eq!(TopicPartition::new("input", 0).to_string(), "input-0");
+    }
+}

@@ -1,0 +1,404 @@
+//! The network stack of a TaskManager (spec §9): record writers fill 32 KiB buffers per output
+//! channel and ship a buffer when it is full, when the 100 ms output flusher runs, or right
+//! behind a watermark; input gates merge channels and combine watermarks (min over active ones).
+//! One message crosses the simulated network per buffer, never one per record.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::protocol::data::{
+    BUFFER_BYTES, ChannelId, DeliverBuffer, DeliverResponse, NetworkBuffer, Record, StreamElement,
+    WatermarkStatus,
+};
+use crate::protocol::ids::JobId;
+use crate::protocol::job::Vertex;
+use crate::protocol::key_group::KeyGroup;
+use crate::rpc::Rpc;
+
+/// How often the output flusher ships partly filled buffers (Flink's buffer timeout).
+pub const BUFFER_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Buffers a sender may have queued per channel before it blocks (Flink's exclusive credits).
+const EXCLUSIVE_BUFFERS: usize = 2;
+/// Extra buffers an input gate holds, shared by its channels (Flink's floating buffers).
+const FLOATING_BUFFERS: usize = 8;
+/// How long a sender waits for a buffer to be acknowledged before resending it.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a sender waits before asking again for a consumer that is not deployed yet.
+const UNKNOWN_CHANNEL_BACKOFF: Duration = Duration::from_millis(100);
+
+/// One buffer arriving at an input gate, tagged with the input channel it came in on.
+#[derive(Debug)]
+pub struct GateInput {
+    /// Index of the input channel (the producing subtask).
+    pub channel: u32,
+    /// The buffer.
+    pub buffer: NetworkBuffer,
+}
+
+/// Identifies an input gate on this TaskManager: one consuming subtask of one execution graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GateKey {
+    job_id: JobId,
+    graph_version: u64,
+    consumer: Vertex,
+    consumer_subtask: u32,
+}
+
+impl GateKey {
+    /// The gate a channel leads into.
+    pub fn of_channel(channel: &ChannelId) -> GateKey {
+        GateKey {
+            job_id: channel.job_id,
+            graph_version: channel.graph_version,
+            consumer: channel.consumer,
+            consumer_subtask: channel.consumer_subtask,
+        }
+    }
+}
+
+struct GateEntry {
+    sender: mpsc::Sender<GateInput>,
+    /// Next expected sequence number per producing subtask: resent buffers are dropped.
+    next_sequence: BTreeMap<u32, u64>,
+}
+
+/// The input gates deployed on this TaskManager, where deliveries (local or remote) land.
+#[derive(Clone, Default)]
+pub struct GateRegistry {
+    gates: Arc<Mutex<BTreeMap<GateKey, GateEntry>>>,
+}
+
+impl GateRegistry {
+    /// Creates the input gate of a consuming subtask with `channels` input channels.
+    pub fn open_gate(&self, key: GateKey, channels: u32) -> InputGate {
+        let (sender, receiver) =
+            mpsc::channel(EXCLUSIVE_BUFFERS * channels as usize + FLOATING_BUFFERS);
+        let entry = GateEntry { sender, next_sequence: BTreeMap::new() };
+        self.gates.lock().unwrap().insert(key, entry);
+        InputGate::new(receiver, channels)
+    }
+
+    /// Removes a gate (its task ended); later deliveries to it are refused.
+    pub fn close_gate(&self, key: GateKey) {
+        self.gates.lock().unwrap().remove(&key);
+    }
+
+    /// Removes every gate (the TaskManager lost its JobManager and dropped all tasks).
+    pub fn close_all(&self) {
+        self.gates.lock().unwrap().clear();
+    }
+
+    /// Hands a buffer to its gate, waiting while the gate is full (that wait is backpressure).
+    pub async fn deliver(&self, delivery: DeliverBuffer) -> DeliverResponse {
+        let DeliverBuffer { channel, sequence, buffer } = delivery;
+        let sender = {
+            let mut gates = self.gates.lock().unwrap();
+            let Some(entry) = gates.get_mut(&GateKey::of_channel(&channel)) else {
+                return DeliverResponse::UnknownChannel;
+            };
+            let next = entry.next_sequence.entry(channel.producer_subtask).or_insert(0);
+            if sequence < *next {
+                return DeliverResponse::Accepted; // a resend of a buffer already taken
+            }
+            *next = sequence + 1;
+            entry.sender.clone()
+        };
+        // tokio's bounded channel serves waiting senders in order, so a buffer accepted here
+        // cannot overtake the one before it on the same channel.
+        match sender.send(GateInput { channel: channel.producer_subtask, buffer }).await {
+            Ok(()) => DeliverResponse::Accepted,
+            Err(_) => DeliverResponse::UnknownChannel,
+        }
+    }
+}
+
+/// Where an output channel's buffers go.
+#[derive(Clone)]
+pub enum ChannelTarget {
+    /// A consumer on this TaskManager: handed over in memory.
+    Local(GateRegistry),
+    /// A consumer on another TaskManager, reached over the network.
+    Remote {
+        /// This TaskManager's endpoint.
+        rpc: Rpc,
+        /// The consumer's TaskManager.
+        address: SocketAddr,
+    },
+}
+
+/// One output channel: the buffer being filled, and the queue to the channel's sender task.
+struct OutputChannel {
+    current: NetworkBuffer,
+    queue: mpsc::Sender<NetworkBuffer>,
+}
+
+/// How a record writer picks the channel of a record.
+#[derive(Clone, Copy, Debug)]
+pub enum Partitioner {
+    /// Everything to the one channel.
+    Forward,
+    /// By the key group of the record's page.
+    Hash {
+        /// Number of key groups.
+        max_parallelism: u32,
+    },
+}
+
+/// A task's output: per-channel buffers and their sender tasks.
+pub struct RecordWriter {
+    channels: Vec<OutputChannel>,
+    partitioner: Partitioner,
+    senders: Vec<madsim::task::JoinHandle<()>>,
+    /// Buffers shipped so far (for metrics and benchmarks).
+    pub buffers_sent: u64,
+}
+
+/// A channel's sender task stopped: its consumer is gone for good.
+#[derive(Debug, thiserror::Error)]
+#[error("output channel {0} is closed")]
+pub struct ChannelClosed(pub usize);
+
+impl RecordWriter {
+    /// A writer with one channel per target; `channel_ids[i]` names the consumer of channel i.
+    pub fn new(
+        targets: Vec<(ChannelId, ChannelTarget)>,
+        partitioner: Partitioner,
+    ) -> RecordWriter {
+        let mut channels = Vec::with_capacity(targets.len());
+        let mut senders = Vec::with_capacity(targets.len());
+        for (channel_id, target) in targets {
+            let (queue, buffers) = mpsc::channel(EXCLUSIVE_BUFFERS);
+            senders.push(madsim::task::spawn(ship_buffers(channel_id, target, buffers)));
+            channels.push(OutputChannel { current: NetworkBuffer::default(), queue });
+        }
+        RecordWriter { channels, partitioner, senders, buffers_sent: 0 }
+    }
+
+    /// Appends a record to the channel the partitioner picks; ships the buffer once full.
+    pub async fn emit(&mut self, record: Record) -> Result<(), ChannelClosed> {
+        let index = match (self.partitioner, &record) {
+            (Partitioner::Forward, _) => 0,
+            (Partitioner::Hash { max_parallelism }, Record::Click(event)) => {
+                KeyGroup::of_str(&event.page, max_parallelism)
+                    .owner(max_parallelism, self.channels.len() as u32) as usize
+            }
+            (Partitioner::Hash { .. }, other) => {
+                unreachable!("only ClickEvents cross the hash edge, not {other:?}")
+            }
+        };
+        self.append(index, StreamElement::Record(record)).await
+    }
+
+    /// Sends an element (watermark, status) on every channel and ships the buffers it ends.
+    pub async fn broadcast(&mut self, element: StreamElement) -> Result<(), ChannelClosed> {
+        for index in 0..self.channels.len() {
+            self.append(index, element.clone()).await?;
+        }
+        self.flush_all().await
+    }
+
+    /// Ships every partly filled buffer (the output flusher, and the end of a watermark).
+    pub async fn flush_all(&mut self) -> Result<(), ChannelClosed> {
+        for index in 0..self.channels.len() {
+            self.flush(index).await?;
+        }
+        Ok(())
+    }
+
+    async fn append(&mut self, index: usize, element: StreamElement) -> Result<(), ChannelClosed> {
+        let size = element.serialized_size();
+        let channel = &mut self.channels[index];
+        if channel.current.bytes + size > BUFFER_BYTES {
+            self.flush(index).await?;
+        }
+        let channel = &mut self.channels[index];
+        channel.current.bytes += size;
+        channel.current.elements.push(element);
+        Ok(())
+    }
+
+    async fn flush(&mut self, index: usize) -> Result<(), ChannelClosed> {
+        let channel = &mut self.channels[index];
+        if channel.current.elements.is_empty() {
+            return Ok(());
+        }
+        let buffer = std::mem::take(&mut channel.current);
+        channel.queue.send(buffer).await.map_err(|_| ChannelClosed(index))?;
+        self.buffers_sent += 1;
+        Ok(())
+    }
+}
+
+impl Drop for RecordWriter {
+    fn drop(&mut self) {
+        // A cancelled task takes its in-flight buffers with it.
+        for sender in &self.senders {
+            sender.abort();
+        }
+    }
+}
+
+/// A channel's sender: ships buffers one at a time, in order, until each is acknowledged.
+async fn ship_buffers(
+    channel: ChannelId,
+    target: ChannelTarget,
+    mut buffers: mpsc::Receiver<NetworkBuffer>,
+) {
+    let mut sequence = 0u64;
+    while let Some(buffer) = buffers.recv().await {
+        loop {
+            let delivery = DeliverBuffer { channel, sequence, buffer: buffer.clone() };
+            let response = match &target {
+                ChannelTarget::Local(registry) => registry.deliver(delivery).await,
+                ChannelTarget::Remote { rpc, address } => {
+                    match rpc.call(*address, delivery, DELIVERY_TIMEOUT).await {
+                        Ok(response) => response,
+                        Err(_) => continue, // lost or slow: send the same buffer again
+                    }
+                }
+            };
+            match response {
+                DeliverResponse::Accepted => break,
+                DeliverResponse::UnknownChannel => {
+                    madsim::time::sleep(UNKNOWN_CHANNEL_BACKOFF).await
+                }
+            }
+        }
+        sequence += 1;
+    }
+}
+
+/// What an input gate yields to its task.
+#[derive(Debug, PartialEq)]
+pub enum GateEvent {
+    /// A record from channel `.0`.
+    Record(u32, Record),
+    /// The combined watermark (min over active channels) advanced.
+    Watermark(i64),
+    /// All channels went idle, or one became active again.
+    Status(WatermarkStatus),
+    /// An upstream source said which Kafka partitions it reads.
+    PartitionsAssigned(u32, Vec<u32>),
+    /// Every producer is gone (the gate was closed).
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ChannelClock {
+    watermark: i64,
+    idle: bool,
+    /// Left out of the min until it catches up with the combined watermark (Flink's
+    /// "aligned" channels), so a channel that wakes up late does not hold event time back.
+    aligned: bool,
+}
+
+/// A task's input: buffers from all its channels, elements in per-channel order.
+pub struct InputGate {
+    receiver: mpsc::Receiver<GateInput>,
+    clocks: Vec<ChannelClock>,
+    current: std::vec::IntoIter<StreamElement>,
+    current_channel: u32,
+    watermark: i64,
+    idle: bool,
+}
+
+impl InputGate {
+    fn new(receiver: mpsc::Receiver<GateInput>, channels: u32) -> InputGate {
+        let clock = ChannelClock { watermark: i64::MIN, idle: false, aligned: true };
+        InputGate {
+            receiver,
+            clocks: vec![clock; channels as usize],
+            current: Vec::new().into_iter(),
+            current_channel: 0,
+            watermark: i64::MIN,
+            idle: false,
+        }
+    }
+
+    /// The combined watermark so far.
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// The next thing the task must handle.
+    pub async fn next(&mut self) -> GateEvent {
+        loop {
+            let Some(element) = self.current.next() else {
+                match self.receiver.recv().await {
+                    Some(input) => {
+                        self.current_channel = input.channel;
+                        self.current = input.buffer.elements.into_iter();
+                        continue;
+                    }
+                    None => return GateEvent::Closed,
+                }
+            };
+            let channel = self.current_channel;
+            let event = match element {
+                StreamElement::Record(record) => Some(GateEvent::Record(channel, record)),
+                StreamElement::Watermark(watermark) => self.on_watermark(channel, watermark),
+                StreamElement::WatermarkStatus(status) => self.on_status(channel, status),
+                StreamElement::PartitionsAssigned(partitions) => {
+                    Some(GateEvent::PartitionsAssigned(channel, partitions))
+                }
+            };
+            if let Some(event) = event {
+                return event;
+            }
+        }
+    }
+
+    fn on_watermark(&mut self, channel: u32, watermark: i64) -> Option<GateEvent> {
+        let clock = &mut self.clocks[channel as usize];
+        if watermark <= clock.watermark {
+            return None;
+        }
+        clock.watermark = watermark;
+        if watermark >= self.watermark {
+            clock.aligned = true;
+        }
+        self.advance()
+    }
+
+    fn on_status(&mut self, channel: u32, status: WatermarkStatus) -> Option<GateEvent> {
+        let clock = &mut self.clocks[channel as usize];
+        match status {
+            WatermarkStatus::Idle => clock.idle = true,
+            WatermarkStatus::Active => {
+                clock.idle = false;
+                clock.aligned = clock.watermark >= self.watermark;
+            }
+        }
+        let all_idle = self.clocks.iter().all(|c| c.idle);
+        if all_idle != self.idle {
+            self.idle = all_idle;
+            return Some(GateEvent::Status(if all_idle {
+                WatermarkStatus::Idle
+            } else {
+                WatermarkStatus::Active
+            }));
+        }
+        self.advance()
+    }
+
+    /// Recomputes the min over active, aligned channels; reports it if it moved forward.
+    fn advance(&mut self) -> Option<GateEvent> {
+        let min = self
+            .clocks
+            .iter()
+            .filter(|c| !c.idle && c.aligned)
+            .map(|c| c.watermark)
+            .min()?;
+        if min > self.watermark {
+            self.watermark = min;
+            Some(GateEvent::Watermark(min))
+        } else {
+            None
+        }
+    }
+}

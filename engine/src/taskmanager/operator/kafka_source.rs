@@ -1,0 +1,102 @@
+//! `ClickEvent Source` (spec §3, §6, §8): reads the `input` partitions this subtask owns,
+//! deserializes each ClickEvent and passes it on with its partition. Starts from the group's
+//! committed offsets, else the earliest; without checkpointing it auto-commits every 5 s.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::kafka::{Consumer, ConsumerConfig, TopicPartition};
+use crate::playground::click_event::ClickEvent;
+use crate::protocol::data::{Record, StreamElement};
+use crate::protocol::key_group::kafka_partition_owner;
+use crate::taskmanager::network::BUFFER_TIMEOUT;
+use crate::taskmanager::task::{TaskContext, TaskError};
+
+/// The consumer group the playground's job uses.
+pub const GROUP: &str = "click-event-count";
+/// The Kafka client's auto-commit interval (when checkpointing is off).
+pub const AUTO_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Runs the source until it is cancelled.
+pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
+    let mut output = context.output.take().expect("the source has an output");
+    let services = context.services.clone();
+    let tdd = &context.tdd;
+    let topic = tdd.submission.args.input_topic.clone();
+    let mut consumer = Consumer::new(services.rpc.clone(), ConsumerConfig::new(services.broker));
+    let committer = Consumer::new(services.rpc.clone(), ConsumerConfig::new(services.broker));
+    let partitions = loop {
+        match consumer.partitions_for(&topic).await {
+            Ok(n) => break n,
+            Err(_) => madsim::time::sleep(RETRY_BACKOFF).await,
+        }
+    };
+    let owned: Vec<u32> = (0..partitions)
+        .filter(|&p| kafka_partition_owner(&topic, p, tdd.parallelism) == tdd.subtask)
+        .collect();
+    output.broadcast(StreamElement::PartitionsAssigned(owned.clone())).await?;
+    if owned.is_empty() {
+        context.trace("has no partition to read: idle");
+        return std::future::pending().await;
+    }
+    let tps: Vec<TopicPartition> =
+        owned.iter().map(|&p| TopicPartition { topic: topic.clone(), partition: p }).collect();
+    let committed = loop {
+        match committer.committed(GROUP, &tps).await {
+            Ok(offsets) => break offsets,
+            Err(_) => madsim::time::sleep(RETRY_BACKOFF).await,
+        }
+    };
+    let start: Vec<(TopicPartition, u64)> =
+        tps.iter().cloned().zip(committed.iter().map(|o| o.unwrap_or(0))).collect();
+    context.trace(format!(
+        "reads {}",
+        start.iter().map(|(tp, o)| format!("{tp}@{o}")).collect::<Vec<_>>().join(", ")
+    ));
+    let mut positions: BTreeMap<TopicPartition, u64> = start.iter().cloned().collect();
+    consumer.assign(start);
+    let auto_commit = !tdd.submission.args.checkpointing;
+    let mut flush_tick = madsim::time::interval(BUFFER_TIMEOUT);
+    let mut commit_tick = madsim::time::interval(AUTO_COMMIT_INTERVAL);
+    let mut malformed = 0u64;
+    loop {
+        let fetched = {
+            let poll = consumer.poll();
+            tokio::pin!(poll);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = flush_tick.tick() => output.flush_all().await?,
+                    _ = commit_tick.tick(), if auto_commit => {
+                        let offsets: Vec<_> = positions.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
+                        let _ = committer.commit(GROUP, &offsets).await;
+                    }
+                    fetched = &mut poll => break fetched,
+                }
+            }
+        };
+        let records = match fetched {
+            Ok(records) => records,
+            Err(_) => {
+                madsim::time::sleep(RETRY_BACKOFF).await;
+                continue;
+            }
+        };
+        for record in records {
+            positions.insert(record.partition.clone(), record.offset + 1);
+            match ClickEvent::parse_json(&record.value) {
+                Ok(event) => {
+                    let partition = record.partition.partition;
+                    output.emit(Record::Sourced { partition, event }).await?;
+                }
+                Err(error) => {
+                    malformed += 1;
+                    if malformed == 1 {
+                        context.trace(format!("skips a malformed record at {}@{}: {error}", record.partition, record.offset));
+                    }
+                }
+            }
+        }
+    }
+}

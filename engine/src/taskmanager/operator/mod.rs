@@ -1,0 +1,7 @@
+//! The job's operators, one file each, in the order a click event meets them:
+//! Kafka source → timestamps/watermarks → window counter → Kafka sink.
+
+pub mod kafka_sink;
+pub mod kafka_source;
+pub mod timestamps_watermarks;
+pub mod window_counter;

@@ -1,0 +1,162 @@
+//! `ClickEvent Counter` (spec §7, §8, §12): keyBy(page), 15 s tumbling windows, count. State
+//! lives in key groups from the start, so snapshots, restores and rescaling move whole key
+//! groups. Each (page, window) has an event-time timer at window end − 1; when the watermark
+//! passes it the count is emitted, in timestamp order, before the watermark goes downstream.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
+
+use crate::playground::click_event::{ClickEvent, ClickEventStatistics, WINDOW_MS, window_start};
+use crate::protocol::data::{Record, StreamElement};
+use crate::protocol::key_group::KeyGroup;
+use crate::taskmanager::network::{BUFFER_TIMEOUT, GateEvent};
+use crate::taskmanager::task::{TaskContext, TaskError};
+
+/// The counts of one key group: (page, window start) → events so far.
+pub type KeyGroupWindows = BTreeMap<(SmolStr, i64), u64>;
+
+/// The operator's keyed state, per key group: what a snapshot holds (pending timers are the
+/// windows themselves: one timer at end − 1 per open window).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowCounterState {
+    /// Open windows per key group.
+    pub key_groups: BTreeMap<KeyGroup, KeyGroupWindows>,
+}
+
+/// The window operator: state, timers and the current watermark.
+pub struct WindowCounter {
+    max_parallelism: u32,
+    state: WindowCounterState,
+    /// Pending event-time timers: (fire at, key group, page, window start), in firing order.
+    timers: BTreeSet<(i64, KeyGroup, SmolStr, i64)>,
+    watermark: i64,
+    /// Flink's `numLateRecordsDropped`.
+    pub late_records_dropped: u64,
+}
+
+impl WindowCounter {
+    /// An empty operator.
+    pub fn new(max_parallelism: u32) -> WindowCounter {
+        WindowCounter {
+            max_parallelism,
+            state: WindowCounterState::default(),
+            timers: BTreeSet::new(),
+            watermark: i64::MIN,
+            late_records_dropped: 0,
+        }
+    }
+
+    /// Counts one event into its window, or drops it if its window has already fired.
+    pub fn process(&mut self, event: ClickEvent) {
+        let start = window_start(event.timestamp_ms);
+        let fire_at = start + WINDOW_MS - 1;
+        if fire_at <= self.watermark {
+            self.late_records_dropped += 1;
+            return;
+        }
+        let key_group = KeyGroup::of_str(&event.page, self.max_parallelism);
+        let windows = self.state.key_groups.entry(key_group).or_default();
+        let count = windows.entry((event.page.clone(), start)).or_insert(0);
+        if *count == 0 {
+            self.timers.insert((fire_at, key_group, event.page, start));
+        }
+        *count += 1;
+    }
+
+    /// Advances event time: fires every timer at or below `watermark`, in timestamp order.
+    pub fn advance(&mut self, watermark: i64) -> Vec<ClickEventStatistics> {
+        self.watermark = self.watermark.max(watermark);
+        let mut fired = Vec::new();
+        while let Some(first) = self.timers.first() {
+            if first.0 > self.watermark {
+                break;
+            }
+            let (_, key_group, page, start) = self.timers.pop_first().expect("checked above");
+            let windows = self.state.key_groups.get_mut(&key_group).expect("a timer has state");
+            let count = windows.remove(&(page.clone(), start)).expect("a timer has a window");
+            if windows.is_empty() {
+                self.state.key_groups.remove(&key_group);
+            }
+            fired.push(ClickEventStatistics {
+                window_start_ms: start,
+                window_end_ms: start + WINDOW_MS,
+                page,
+                count,
+            });
+        }
+        fired
+    }
+
+    /// The keyed state, for a snapshot.
+    pub fn state(&self) -> &WindowCounterState {
+        &self.state
+    }
+}
+
+/// Runs the operator until its input ends.
+pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
+    let mut input = context.input.take().expect("the counter has an input");
+    let mut output = context.output.take().expect("the counter has an output");
+    let mut counter = WindowCounter::new(context.tdd.max_parallelism);
+    let mut flush_tick = madsim::time::interval(BUFFER_TIMEOUT);
+    loop {
+        tokio::select! {
+            biased;
+            _ = flush_tick.tick() => output.flush_all().await?,
+            event = input.next() => match event {
+                GateEvent::Record(_, Record::Click(event)) => counter.process(event),
+                GateEvent::Watermark(watermark) => {
+                    for statistics in counter.advance(watermark) {
+                        output.emit(Record::Statistics(statistics)).await?;
+                    }
+                    output.broadcast(StreamElement::Watermark(watermark)).await?;
+                }
+                GateEvent::Status(status) => {
+                    output.broadcast(StreamElement::WatermarkStatus(status)).await?;
+                }
+                GateEvent::Closed => return Ok(()),
+                GateEvent::Record(..) | GateEvent::PartitionsAssigned(..) => {}
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn click(k: u64) -> ClickEvent {
+        ClickEvent::nth(k)
+    }
+
+    #[test]
+    fn a_window_fires_when_the_watermark_reaches_its_end_minus_one() {
+        let mut counter = WindowCounter::new(128);
+        (0..6000).for_each(|k| counter.process(click(k)));
+        assert!(counter.advance(14_998).is_empty());
+        let fired = counter.advance(14_999);
+        assert_eq!(fired.len(), 6);
+        assert!(fired.iter().all(|s| s.count == 1000 && s.window_end_ms == 15_000));
+        assert!(counter.state().key_groups.is_empty());
+    }
+
+    #[test]
+    fn events_of_a_fired_window_are_late_and_dropped() {
+        let mut counter = WindowCounter::new(128);
+        counter.process(click(0));
+        counter.advance(20_000);
+        counter.process(click(6));
+        assert_eq!(counter.late_records_dropped, 1);
+        assert!(counter.advance(40_000).is_empty());
+    }
+
+    #[test]
+    fn state_is_kept_per_key_group() {
+        let mut counter = WindowCounter::new(128);
+        (0..6).for_each(|k| counter.process(click(k)));
+        let groups: Vec<u32> = counter.state().key_groups.keys().map(|g| g.0).collect();
+        assert_eq!(groups, vec![15, 16, 38, 61, 73, 111]);
+    }
+}

@@ -1,0 +1,215 @@
+//! The simulated playground cluster (spec §1): one madsim node per container, named as in
+//! docker-compose, each with a fixed address and an `init` that is its `main`, so a restart
+//! re-runs it with empty memory while its disk (madsim's per-node files) survives.
+//!
+//! | node | address |
+//! |---|---|
+//! | `jobmanager` | 10.0.0.1:6123 |
+//! | `kafka` | 10.0.0.2:9092 |
+//! | `clickevent-generator` | 10.0.0.3:7000 |
+//! | `client` | 10.0.0.4:7000 |
+//! | `oracle` (flinksim's reader of the topics) | 10.0.0.100:7000 |
+//! | `taskmanager-<i>` | 10.0.1.<i>:6122 |
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use flinksim_engine::jobmanager::{self, JobManagerConfig};
+use flinksim_engine::kafka::TopicSpec;
+use flinksim_engine::kafka::broker::{self, BrokerConfig};
+use flinksim_engine::playground::client::{self, ClientConfig};
+use flinksim_engine::playground::generator::{self, GeneratorConfig};
+use flinksim_engine::rpc::LinkFaults;
+use flinksim_engine::taskmanager::{self, TaskManagerConfig};
+use flinksim_engine::trace::Trace;
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+use madsim::time::Instant;
+
+use crate::scenario::{OnRestart, Scenario};
+
+/// Partitions of `input` and `output` (spec §0).
+pub const TOPIC_PARTITIONS: u32 = 2;
+
+/// The address of a node by name, if it is one of the cluster's.
+pub fn address_of(name: &str) -> Option<SocketAddr> {
+    let ip = |d: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, d));
+    Some(match name {
+        "jobmanager" => SocketAddr::new(ip(1), 6123),
+        "kafka" => SocketAddr::new(ip(2), 9092),
+        "clickevent-generator" => SocketAddr::new(ip(3), 7000),
+        "client" => SocketAddr::new(ip(4), 7000),
+        "storage" => SocketAddr::new(ip(5), 7000),
+        "oracle" => SocketAddr::new(ip(100), 7000),
+        other => {
+            let i: u8 = other.strip_prefix("taskmanager-")?.parse().ok().filter(|i| *i > 0)?;
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 1, i)), 6122)
+        }
+    })
+}
+
+/// The running cluster: its nodes by name, and whether each is up.
+pub struct Cluster {
+    handle: Handle,
+    nodes: BTreeMap<String, NodeId>,
+    running: BTreeMap<String, bool>,
+    scenario: Scenario,
+    /// The run's trace.
+    pub trace: Trace,
+    /// The run's per-link faults.
+    pub faults: LinkFaults,
+    generator_start: Instant,
+}
+
+impl Cluster {
+    /// Starts every node of the scenario's cluster; the client submits the job at once.
+    pub fn start(scenario: &Scenario, trace: Trace, faults: LinkFaults) -> Cluster {
+        let mut cluster = Cluster {
+            handle: Handle::current(),
+            nodes: BTreeMap::new(),
+            running: BTreeMap::new(),
+            scenario: scenario.clone(),
+            trace,
+            faults,
+            generator_start: Instant::now(),
+        };
+        cluster.add_kafka();
+        cluster.add_jobmanager();
+        for i in 1..=scenario.cluster.taskmanagers {
+            cluster.add_taskmanager(i);
+        }
+        cluster.add_generator();
+        cluster.add_client();
+        cluster
+    }
+
+    fn add_node<F, Fut>(&mut self, name: &str, main: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        let address = address_of(name).expect("every node in the table has an address");
+        let node = self.handle.create_node().name(name).ip(address.ip()).init(main).build();
+        self.nodes.insert(name.to_owned(), node.id());
+        self.running.insert(name.to_owned(), true);
+    }
+
+    fn add_kafka(&mut self) {
+        let topics = [&self.scenario.job.submission.args.input_topic, &self.scenario.job.submission.args.output_topic]
+            .map(|name| TopicSpec { name: name.clone(), partitions: TOPIC_PARTITIONS })
+            .to_vec();
+        let config = BrokerConfig {
+            addr: address_of("kafka").unwrap(),
+            topics,
+            faults: self.faults.clone(),
+            trace: self.trace.for_node("kafka"),
+        };
+        self.add_node("kafka", move || broker::run(config.clone()));
+    }
+
+    fn add_jobmanager(&mut self) {
+        let config = JobManagerConfig::new(
+            address_of("jobmanager").unwrap(),
+            self.faults.clone(),
+            self.trace.for_node("jobmanager"),
+        );
+        self.add_node("jobmanager", move || jobmanager::run(config.clone()));
+    }
+
+    fn add_taskmanager(&mut self, i: u32) {
+        let name = format!("taskmanager-{i}");
+        let config = TaskManagerConfig {
+            name: name.clone(),
+            address: address_of(&name).unwrap(),
+            jobmanager: address_of("jobmanager").unwrap(),
+            broker: address_of("kafka").unwrap(),
+            slots: self.scenario.cluster.slots,
+            heartbeat_timeout: std::time::Duration::from_millis(5000),
+            faults: self.faults.clone(),
+            trace: self.trace.for_node(&name),
+        };
+        self.add_node(&name, move || taskmanager::run(config.clone()));
+    }
+
+    fn add_generator(&mut self) {
+        let spec = &self.scenario.generator;
+        let config = GeneratorConfig {
+            rpc_addr: address_of("clickevent-generator").unwrap(),
+            broker: address_of("kafka").unwrap(),
+            topic: self.scenario.job.submission.args.input_topic.clone(),
+            pace: spec.pace,
+            start: self.generator_start,
+            on_restart: match spec.on_restart {
+                OnRestart::Resume => generator::OnRestart::Resume,
+                OnRestart::FromZero => generator::OnRestart::FromZero,
+            },
+            faults: self.faults.clone(),
+            trace: self.trace.for_node("clickevent-generator"),
+        };
+        self.add_node("clickevent-generator", move || generator::run(config.clone()));
+    }
+
+    fn add_client(&mut self) {
+        let config = ClientConfig {
+            address: address_of("client").unwrap(),
+            jobmanager: address_of("jobmanager").unwrap(),
+            submission: self.scenario.job.submission.clone(),
+            faults: self.faults.clone(),
+            trace: self.trace.for_node("client"),
+        };
+        self.add_node("client", move || {
+            let config = config.clone();
+            async move {
+                client::run(config).await;
+            }
+        });
+    }
+
+    /// The madsim id of a node.
+    pub fn node_id(&self, name: &str) -> Option<NodeId> {
+        self.nodes.get(name).copied()
+    }
+
+    /// Whether the node exists in this cluster.
+    pub fn has_node(&self, name: &str) -> bool {
+        self.nodes.contains_key(name)
+    }
+
+    /// `docker-compose kill`: the node loses its memory and its connections.
+    pub fn kill(&mut self, name: &str) {
+        if let (Some(id), Some(running)) = (self.node_id(name), self.running.get_mut(name))
+            && *running
+        {
+            self.handle.kill(id);
+            *running = false;
+        }
+    }
+
+    /// `docker-compose up -d`: a stopped node starts again (same name, empty memory, disk kept).
+    /// A running node is left alone, as docker-compose does.
+    pub fn up(&mut self, name: &str) {
+        if !self.has_node(name) {
+            if let Some(i) = name.strip_prefix("taskmanager-").and_then(|i| i.parse().ok()) {
+                self.add_taskmanager(i);
+            }
+            return;
+        }
+        if let (Some(id), Some(running)) = (self.node_id(name), self.running.get_mut(name))
+            && !*running
+        {
+            self.handle.restart(id);
+            *running = true;
+        }
+    }
+
+    /// The names of the TaskManagers that exist, running or not.
+    pub fn taskmanagers(&self) -> Vec<String> {
+        self.nodes.keys().filter(|n| n.starts_with("taskmanager-")).cloned().collect()
+    }
+
+    /// Creates the oracle's node, which reads the topics back.
+    pub fn add_oracle(&mut self) -> madsim::runtime::NodeHandle {
+        let address = address_of("oracle").unwrap();
+        self.handle.create_node().name("oracle").ip(address.ip()).build()
+    }
+}

@@ -1,0 +1,343 @@
+//! The oracle (spec §18): reads `input` and `output` back, recounts every (window, page) from
+//! `input` independently, and checks the job's results against the scenario's expectations:
+//! counts, copies, and windows missing between the first and the last fired.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use flinksim_engine::kafka::{Consumer, ConsumerConfig, IsolationLevel, TopicPartition};
+use flinksim_engine::playground::click_event::{
+    ClickEvent, ClickEventStatistics, PAGES, WINDOW_MS, window_start,
+};
+use flinksim_engine::protocol::job::SinkMode;
+use flinksim_engine::rpc::Rpc;
+use serde::Serialize;
+use smol_str::SmolStr;
+
+use crate::scenario::{CountsExpectation, DuplicatesExpectation, Expect, LossExpectation};
+
+/// A window is expected in `output` when it ends at least this long before the latest event.
+pub const EXPECTED_WINDOW_SLACK_MS: i64 = 2_000;
+
+/// What the oracle read back from Kafka.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// Per (window start, page): events in `input`.
+    pub input_counts: BTreeMap<(i64, SmolStr), u64>,
+    /// Records in `input`.
+    pub input_events: u64,
+    /// The latest event time in `input`.
+    pub max_event_time: Option<i64>,
+    /// Per (window start, page): the count of every copy in `output`, in offset order.
+    pub output_counts: BTreeMap<(i64, SmolStr), Vec<u64>>,
+    /// Records in `output`.
+    pub output_records: u64,
+    /// Records of either topic that did not parse.
+    pub malformed: Vec<String>,
+}
+
+/// How one (window, page) came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RowStatus {
+    /// One copy (or equal copies where allowed), counting what `input` holds.
+    Ok,
+    /// Equal copies, where none are allowed.
+    Duplicated,
+    /// A copy counts other than the recount from `input`.
+    WrongCount,
+    /// Expected but absent from `output`.
+    Missing,
+}
+
+/// One row of the window table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WindowRow {
+    /// Window start, ms of event time.
+    pub window_start_ms: i64,
+    /// The page.
+    pub page: SmolStr,
+    /// The counts of its copies in `output` (empty if none).
+    pub counts: Vec<u64>,
+    /// The recount from `input`.
+    pub recount: u64,
+    /// The verdict on the row.
+    pub status: RowStatus,
+}
+
+/// The oracle's findings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OracleReport {
+    /// One row per (window, page), expected or emitted, in window then page order.
+    pub rows: Vec<WindowRow>,
+    /// Records in `input`.
+    pub input_events: u64,
+    /// Records in `output`.
+    pub output_records: u64,
+    /// Windows (by start) between the first and the last fired with no result at all.
+    pub gaps: Vec<i64>,
+    /// Windows (by start) whose input holds fewer than 1000 events for some page (the
+    /// generator was down): missing at the source, not lost by the job.
+    pub short_at_source: Vec<i64>,
+    /// Everything that violates the scenario's expectations; empty means the run passed.
+    pub violations: Vec<String>,
+    /// Things worth knowing that the expectations accept (e.g. expected loss).
+    pub notes: Vec<String>,
+}
+
+impl OracleReport {
+    /// Whether the run met its expectations.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// The expected count of a complete window per page.
+pub const EVENTS_PER_WINDOW_AND_PAGE: u64 = (WINDOW_MS / 15) as u64;
+
+/// Judges what was observed against the expectations.
+pub fn judge(observed: &Observed, expect: &Expect) -> OracleReport {
+    let mut rows = Vec::new();
+    let mut violations = Vec::new();
+    let mut notes = Vec::new();
+    let expected_until = observed.max_event_time.map(|t| t - EXPECTED_WINDOW_SLACK_MS);
+    // Every window that should have fired, and every window that did.
+    let mut keys: BTreeMap<(i64, SmolStr), ()> = BTreeMap::new();
+    if let Some(until) = expected_until {
+        let mut start = 0;
+        while start + WINDOW_MS <= until {
+            for page in PAGES {
+                keys.insert((start, SmolStr::new(page)), ());
+            }
+            start += WINDOW_MS;
+        }
+    }
+    keys.extend(observed.output_counts.keys().map(|k| (k.clone(), ())));
+    keys.extend(
+        observed
+            .input_counts
+            .keys()
+            .filter(|(start, _)| expected_until.is_some_and(|u| start + WINDOW_MS <= u))
+            .map(|k| (k.clone(), ())),
+    );
+    let mut missing = 0usize;
+    let mut wrong = 0usize;
+    let mut duplicated = 0usize;
+    for (window_start_ms, page) in keys.into_keys() {
+        let recount = observed.input_counts.get(&(window_start_ms, page.clone())).copied().unwrap_or(0);
+        let counts = observed.output_counts.get(&(window_start_ms, page.clone())).cloned().unwrap_or_default();
+        let status = if counts.is_empty() {
+            missing += 1;
+            RowStatus::Missing
+        } else if counts.iter().any(|&c| c != recount) {
+            wrong += 1;
+            RowStatus::WrongCount
+        } else if counts.len() > 1 {
+            duplicated += 1;
+            RowStatus::Duplicated
+        } else {
+            RowStatus::Ok
+        };
+        rows.push(WindowRow { window_start_ms, page, counts, recount, status });
+    }
+    let fired: Vec<i64> = observed.output_counts.keys().map(|(s, _)| *s).collect();
+    let gaps: Vec<i64> = match (fired.first(), fired.last()) {
+        (Some(&first), Some(&last)) => (0..)
+            .map(|n| first + n * WINDOW_MS)
+            .take_while(|s| *s <= last)
+            .filter(|s| !fired.contains(s))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let short_at_source: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.recount < EVENTS_PER_WINDOW_AND_PAGE)
+        .map(|r| r.window_start_ms)
+        .fold(Vec::new(), |mut v, s| {
+            if v.last() != Some(&s) {
+                v.push(s);
+            }
+            v
+        });
+
+    if rows.is_empty() {
+        violations.push("no window was expected or emitted: the run is too short or nothing ran".into());
+    }
+    if wrong > 0 && expect.counts == CountsExpectation::Exact {
+        violations.push(format!("{wrong} (window, page) results count other than the recount from input"));
+    }
+    if duplicated > 0 {
+        match expect.duplicates {
+            DuplicatesExpectation::None => {
+                violations.push(format!("{duplicated} (window, page) results appear more than once"))
+            }
+            DuplicatesExpectation::Allowed => {
+                notes.push(format!("{duplicated} (window, page) results appear more than once (allowed)"))
+            }
+        }
+    }
+    if missing > 0 || !gaps.is_empty() {
+        let what = format!(
+            "{missing} expected (window, page) results are missing; {} windows missing between the first and the last fired",
+            gaps.len()
+        );
+        match expect.loss {
+            LossExpectation::None => violations.push(what),
+            LossExpectation::Expected => notes.push(format!("{what} (loss expected)")),
+        }
+    }
+    if !short_at_source.is_empty() {
+        notes.push(format!(
+            "{} windows hold fewer than {EVENTS_PER_WINDOW_AND_PAGE} events per page in input (missing at the source)",
+            short_at_source.len()
+        ));
+    }
+    for problem in &observed.malformed {
+        violations.push(format!("malformed record: {problem}"));
+    }
+    OracleReport {
+        rows,
+        input_events: observed.input_events,
+        output_records: observed.output_records,
+        gaps,
+        short_at_source,
+        violations,
+        notes,
+    }
+}
+
+/// Reads both topics up to their current end, through a consumer on the oracle's own node.
+pub async fn observe(
+    rpc: Rpc,
+    broker: std::net::SocketAddr,
+    input_topic: &str,
+    output_topic: &str,
+    sink_mode: SinkMode,
+) -> Observed {
+    let mut observed = Observed::default();
+    for value in read_topic(&rpc, broker, input_topic, IsolationLevel::ReadUncommitted).await {
+        match ClickEvent::parse_json(&value) {
+            Ok(event) => {
+                observed.input_events += 1;
+                observed.max_event_time =
+                    Some(observed.max_event_time.map_or(event.timestamp_ms, |m| m.max(event.timestamp_ms)));
+                *observed.input_counts.entry((window_start(event.timestamp_ms), event.page)).or_insert(0) += 1;
+            }
+            Err(error) => observed.malformed.push(format!("{input_topic}: {error}")),
+        }
+    }
+    let isolation = match sink_mode {
+        SinkMode::AtLeastOnce => IsolationLevel::ReadUncommitted,
+        SinkMode::ExactlyOnce => IsolationLevel::ReadCommitted,
+    };
+    for value in read_topic(&rpc, broker, output_topic, isolation).await {
+        match ClickEventStatistics::parse_json(&value) {
+            Ok(statistics) => {
+                observed.output_records += 1;
+                observed
+                    .output_counts
+                    .entry((statistics.window_start_ms, statistics.page))
+                    .or_default()
+                    .push(statistics.count);
+            }
+            Err(error) => observed.malformed.push(format!("{output_topic}: {error}")),
+        }
+    }
+    observed
+}
+
+/// Every record value of `topic`, partition by partition, up to the end offsets seen at start.
+async fn read_topic(
+    rpc: &Rpc,
+    broker: std::net::SocketAddr,
+    topic: &str,
+    isolation: IsolationLevel,
+) -> Vec<bytes::Bytes> {
+    let mut config = ConsumerConfig::new(broker);
+    config.isolation = isolation;
+    config.max_wait = Duration::from_millis(100);
+    let mut consumer = Consumer::new(rpc.clone(), config);
+    let partitions = retry(|| consumer.partitions_for(topic)).await;
+    let tps: Vec<TopicPartition> =
+        (0..partitions).map(|p| TopicPartition { topic: topic.into(), partition: p }).collect();
+    let ends = retry(|| consumer.end_offsets(&tps)).await;
+    consumer.assign(tps.iter().map(|tp| (tp.clone(), 0)).collect());
+    let mut values = Vec::new();
+    let mut by_partition: BTreeMap<u32, Vec<(u64, bytes::Bytes)>> = BTreeMap::new();
+    loop {
+        let done = tps.iter().zip(&ends).all(|(tp, end)| consumer.position(tp).unwrap_or(0) >= *end);
+        if done {
+            break;
+        }
+        let Ok(records) = consumer.poll().await else { continue };
+        for record in records {
+            let end = ends[record.partition.partition as usize];
+            if record.offset < end {
+                by_partition.entry(record.partition.partition).or_default().push((record.offset, record.value));
+            }
+        }
+    }
+    for (_, records) in by_partition {
+        values.extend(records.into_iter().map(|(_, v)| v));
+    }
+    values
+}
+
+async fn retry<T, E, F, Fut>(mut call: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    loop {
+        if let Ok(value) = call().await {
+            return value;
+        }
+        madsim::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observed_windows(windows: i64, copies: usize) -> Observed {
+        let mut observed = Observed::default();
+        for w in 0..windows {
+            for page in PAGES {
+                observed.input_counts.insert((w * WINDOW_MS, page.into()), 1000);
+                observed.output_counts.insert((w * WINDOW_MS, page.into()), vec![1000; copies]);
+            }
+        }
+        observed.input_events = windows as u64 * 6000;
+        observed.max_event_time = Some(windows * WINDOW_MS + 5_000);
+        observed
+    }
+
+    #[test]
+    fn every_window_once_with_1000_passes() {
+        let report = judge(&observed_windows(4, 1), &Expect::default());
+        assert!(report.passed(), "{:?}", report.violations);
+        assert_eq!(report.rows.len(), 24);
+    }
+
+    #[test]
+    fn copies_fail_unless_duplicates_are_allowed() {
+        let observed = observed_windows(4, 2);
+        assert!(!judge(&observed, &Expect::default()).passed());
+        let allowed = Expect { duplicates: DuplicatesExpectation::Allowed, ..Expect::default() };
+        assert!(judge(&observed, &allowed).passed());
+    }
+
+    #[test]
+    fn a_gap_and_a_wrong_count_are_violations() {
+        let mut observed = observed_windows(4, 1);
+        for page in PAGES {
+            observed.output_counts.remove(&(WINDOW_MS, page.into()));
+        }
+        observed.output_counts.insert((2 * WINDOW_MS, "/help".into()), vec![999]);
+        let report = judge(&observed, &Expect::default());
+        assert_eq!(report.gaps, vec![WINDOW_MS]);
+        assert_eq!(report.violations.len(), 2, "{:?}", report.violations);
+        let lossy = Expect { loss: LossExpectation::Expected, ..Expect::default() };
+        assert_eq!(judge(&observed, &lossy).violations.len(), 1);
+    }
+}

@@ -1,0 +1,246 @@
+//! One run: a scenario, a seed, a fresh madsim runtime on a fresh thread. The run is a pure
+//! function of (build, scenario, seed): the same inputs give the same trace, hash and results.
+
+use std::time::{Duration, Instant as WallInstant};
+
+use flinksim_engine::rpc::{LinkFault, Rpc};
+use flinksim_engine::trace::{Trace, TraceEvent};
+use madsim::net::NetSim;
+use madsim::rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+use crate::cluster::{Cluster, address_of};
+use crate::oracle::{self, OracleReport};
+use crate::scenario::{Command, ComposeCommand, Scenario, SimCommand, Step, StepTime};
+use crate::trace;
+
+/// Everything a run produced.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The seed.
+    pub seed: u64,
+    /// Simulated time the run covered.
+    pub simulated: Duration,
+    /// Wall time the run took (measured outside the simulation).
+    pub wall: Duration,
+    /// The trace, one line per significant event.
+    pub trace: Vec<String>,
+    /// Hash of the trace.
+    pub trace_hash: u64,
+    /// When each step ran (its time drawn from the seed where the file gives a range).
+    pub steps: Vec<(Duration, String)>,
+    /// The oracle's findings.
+    pub oracle: OracleReport,
+}
+
+impl Report {
+    /// Whether the oracle accepted the run.
+    pub fn passed(&self) -> bool {
+        self.oracle.passed()
+    }
+
+    /// The trace hash as 16 hex digits.
+    pub fn trace_hash_hex(&self) -> String {
+        format!("{:016x}", self.trace_hash)
+    }
+}
+
+/// Why a run could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The simulation panicked (a bug in flinksim: the seed replays it).
+    #[error("the simulation panicked under seed {seed}: {message}")]
+    Panicked {
+        /// The seed.
+        seed: u64,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+/// Independent random streams derived from the seed, so that (for example) step times stay the
+/// same when the engine's own use of randomness changes.
+#[derive(Clone, Copy, Debug)]
+enum Stream {
+    StepTimes = 1,
+}
+
+fn stream(seed: u64, which: Stream) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(which as u64);
+    rng
+}
+
+/// When each step runs, drawn from the seed where the file gives a range.
+pub fn step_times(scenario: &Scenario, seed: u64) -> Vec<Duration> {
+    let mut rng = stream(seed, Stream::StepTimes);
+    scenario
+        .steps
+        .iter()
+        .map(|step| match step.at {
+            StepTime::At(at) => at,
+            StepTime::Between { min, max } => {
+                let span = (max - min).as_micros() as u64;
+                min + Duration::from_micros(rng.gen_range(0..=span))
+            }
+        })
+        .collect()
+}
+
+/// Runs the scenario under `seed` on its own thread with a fresh runtime.
+pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
+    let scenario = scenario.clone();
+    let started = WallInstant::now();
+    // A fresh thread per runtime: madsim's std-HashMap seeding is only per-seed-stable for the
+    // first runtime on a thread (madsim issue #240).
+    let outcome = std::thread::Builder::new()
+        .name(format!("seed-{seed}"))
+        .spawn(move || {
+            let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+            runtime.block_on(simulate(scenario, seed))
+        })
+        .expect("the OS can start a thread")
+        .join();
+    let wall = started.elapsed();
+    match outcome {
+        Ok((mut report, events)) => {
+            report.wall = wall;
+            report.trace = trace::lines(&events);
+            report.trace_hash = trace::hash(&report.trace);
+            Ok(report)
+        }
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(RunError::Panicked { seed, message })
+        }
+    }
+}
+
+#[doc(hidden)]
+pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>) {
+    let trace = Trace::new();
+    let sim = trace.for_node("sim");
+    sim.event(format!("scenario {} seed {seed}", scenario.name));
+    let mut cluster = Cluster::start(&scenario, trace.clone(), Default::default());
+    // madsim keeps a record of every finished task until its task metrics are read; the engine
+    // spawns a task per request, so read them now and then to keep long runs small.
+    madsim::task::spawn(async {
+        loop {
+            madsim::time::sleep(Duration::from_secs(10)).await;
+            madsim::runtime::Handle::current().metrics().num_tasks();
+        }
+    });
+
+    let times = step_times(&scenario, seed);
+    let mut schedule: Vec<(Duration, &Step)> = times.iter().copied().zip(&scenario.steps).collect();
+    schedule.sort_by_key(|(at, _)| *at); // stable: steps at the same time keep file order
+    let mut steps_run = Vec::new();
+    for (at, step) in schedule {
+        madsim::time::sleep(at.saturating_sub(trace.elapsed())).await;
+        sim.event(format!("step: {}", step.command));
+        execute(&mut cluster, &step.command);
+        steps_run.push((at, step.command.to_string()));
+    }
+    madsim::time::sleep(scenario.duration.saturating_sub(trace.elapsed())).await;
+    let simulated = trace.elapsed();
+    sim.event("duration reached: reading input and output back");
+
+    let oracle_node = cluster.add_oracle();
+    let submission = scenario.job.submission.clone();
+    let observed = oracle_node
+        .spawn(async move {
+            let rpc = Rpc::bind(address_of("oracle").unwrap(), Default::default())
+                .await
+                .expect("the oracle's address is free");
+            oracle::observe(
+                rpc,
+                address_of("kafka").unwrap(),
+                &submission.args.input_topic,
+                &submission.args.output_topic,
+                submission.sink_mode,
+            )
+            .await
+        })
+        .await
+        .expect("the oracle's node is never killed");
+    let oracle = oracle::judge(&observed, &scenario.expect);
+    let report = Report {
+        scenario: scenario.name.clone(),
+        seed,
+        simulated,
+        wall: Duration::ZERO,
+        trace: Vec::new(),
+        trace_hash: 0,
+        steps: steps_run,
+        oracle,
+    };
+    (report, trace.events())
+}
+
+/// Carries out one step on the cluster.
+fn execute(cluster: &mut Cluster, command: &Command) {
+    let nodes = |cluster: &Cluster, service: &crate::scenario::Service| {
+        use crate::scenario::Service;
+        match service {
+            Service::TaskManagers => cluster.taskmanagers(),
+            other => vec![other.to_string()],
+        }
+    };
+    match command {
+        Command::Compose(ComposeCommand::Kill(service) | ComposeCommand::Stop(service)) => {
+            for node in nodes(cluster, service) {
+                cluster.kill(&node);
+            }
+        }
+        Command::Compose(ComposeCommand::Up(service) | ComposeCommand::Start(service)) => {
+            for node in nodes(cluster, service) {
+                cluster.up(&node);
+            }
+        }
+        Command::Compose(ComposeCommand::Scale { taskmanagers }) => {
+            for i in 1..=*taskmanagers {
+                cluster.up(&format!("taskmanager-{i}"));
+            }
+            for node in cluster.taskmanagers() {
+                let i: u32 = node["taskmanager-".len()..].parse().unwrap_or(0);
+                if i > *taskmanagers {
+                    cluster.kill(&node);
+                }
+            }
+        }
+        Command::Sim(SimCommand::Partition(a, b)) => {
+            let (a, b) = (cluster.node_id(a), cluster.node_id(b));
+            if let (Some(a), Some(b)) = (a, b) {
+                let net = NetSim::current();
+                net.clog_link(a, b);
+                net.clog_link(b, a);
+            }
+        }
+        Command::Sim(SimCommand::Heal(a, b)) => {
+            let (a, b) = (cluster.node_id(a), cluster.node_id(b));
+            if let (Some(a), Some(b)) = (a, b) {
+                let net = NetSim::current();
+                net.unclog_link(a, b);
+                net.unclog_link(b, a);
+            }
+        }
+        Command::Sim(SimCommand::Link { from, to, delay, loss }) => {
+            if let (Some(from), Some(to)) = (address_of(from), address_of(to)) {
+                let fault = LinkFault { delay: delay.clone(), loss_probability: loss.unwrap_or(0.0) };
+                cluster.faults.set(from.ip(), to.ip(), Some(fault));
+            }
+        }
+        Command::Sim(SimCommand::ClearLink { from, to }) => {
+            if let (Some(from), Some(to)) = (address_of(from), address_of(to)) {
+                cluster.faults.set(from.ip(), to.ip(), None);
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Errors in scenario files: each names the file, the line and column of the offending value, and
+//! what would have been valid (style.md, "How errors should read"). Loading a scenario never panics.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use flinksim_engine::protocol::job::RunCommandError;
+
+/// A scenario that cannot be loaded, with where and why.
+///
+/// Displays as `scenarios/x.toml:14:7: unknown service `taskmanger` (known: …)`, or without the
+/// line and column when the file itself cannot be found or read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {kind}", path.display(), location.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ScenarioError {
+    /// The scenario file, as it was named.
+    pub path: PathBuf,
+    /// Where in the file; `None` when the file could not be read at all.
+    pub location: Option<Location>,
+    /// What is wrong.
+    pub kind: ScenarioErrorKind,
+}
+
+/// A 1-based line and column (in characters) of a scenario file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, counted in characters.
+    pub column: usize,
+}
+
+impl Location {
+    /// The line and column of a byte offset into `text`; offsets past the end point after the
+    /// last character.
+    pub fn of_offset(text: &str, offset: usize) -> Location {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Location { line: before.matches('\n').count() + 1, column: before[line_start..].chars().count() + 1 }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// What is wrong with a scenario.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioErrorKind {
+    /// The file cannot be read (usually: it does not exist).
+    #[error("cannot read the scenario file: {0}")]
+    Read(#[source] std::io::Error),
+    /// No file and no scenario of that name.
+    #[error("unknown scenario `{name}` (known: {})", known_list(known))]
+    UnknownScenario {
+        /// The name asked for.
+        name: String,
+        /// The stems of the files in the scenarios directory.
+        known: Vec<String>,
+    },
+    /// The TOML itself is malformed, or a key is unknown, missing or of the wrong type; the
+    /// message is the `toml` crate's, which lists the valid keys and values.
+    #[error("{0}")]
+    Toml(String),
+    /// `name` differs from the file's stem.
+    #[error("name `{name}` does not match the file name: expected `{stem}`")]
+    NameMismatch {
+        /// The `name` in the file.
+        name: String,
+        /// The file's stem.
+        stem: String,
+    },
+    /// A duration that is not a number followed by a unit.
+    #[error("bad duration `{0}`: expected e.g. 200ms, 1s, 10m")]
+    BadDuration(String),
+    /// A range whose minimum is above its maximum.
+    #[error("empty range: min {min} is greater than max {max}")]
+    EmptyRange {
+        /// The minimum as written.
+        min: String,
+        /// The maximum as written.
+        max: String,
+    },
+    /// A count or a time that must be positive is zero.
+    #[error("`{key}` must be greater than 0")]
+    Zero {
+        /// The key, e.g. `taskmanagers`.
+        key: &'static str,
+    },
+    /// A step scheduled after the scenario ends.
+    #[error("step at {at} is after the end of the scenario (duration = \"{duration}\")")]
+    StepAfterEnd {
+        /// The step's (latest) time.
+        at: String,
+        /// The scenario's duration.
+        duration: String,
+    },
+    /// A `docker-compose` service that does not exist.
+    #[error("unknown service `{name}` (known: {})", known_list(known))]
+    UnknownService {
+        /// The name as written.
+        name: String,
+        /// The valid service names.
+        known: Vec<String>,
+    },
+    /// A node name (for `sim` verbs) that does not exist.
+    #[error("unknown node `{name}` (known: {})", known_list(known))]
+    UnknownNode {
+        /// The name as written.
+        name: String,
+        /// The valid node names.
+        known: Vec<String>,
+    },
+    /// A command that starts with no known program.
+    #[error("unknown command `{0}`: expected docker-compose, sim, flink or curl")]
+    UnknownProgram(String),
+    /// A `docker-compose` or `sim` verb that does not exist.
+    #[error("unknown {program} command `{verb}` (known: {})", known_list(known))]
+    UnknownVerb {
+        /// `docker-compose` or `sim`.
+        program: &'static str,
+        /// The verb as written.
+        verb: String,
+        /// The valid verbs.
+        known: &'static [&'static str],
+    },
+    /// A command that stops before its end.
+    #[error("incomplete command: expected `{expected}`")]
+    IncompleteCommand {
+        /// The command's shape.
+        expected: &'static str,
+    },
+    /// A word where the command expects something else or nothing.
+    #[error("unexpected `{word}`: expected `{expected}`")]
+    UnexpectedWord {
+        /// The word as written.
+        word: String,
+        /// The command's shape.
+        expected: &'static str,
+    },
+    /// A `scale` of a service other than `taskmanager`, or with a bad count.
+    #[error("bad scale `{0}`: expected `taskmanager=<N>` with N a whole number")]
+    BadScale(String),
+    /// A link loss that is not a probability.
+    #[error("bad loss `{0}`: expected a probability from 0 to 1, e.g. 0.1")]
+    BadLoss(String),
+    /// A fault between a node and itself.
+    #[error("`{0}` cannot be cut off from itself: name two different nodes")]
+    SameNode(String),
+    /// A `flink …` or `curl …` step: the CLI and REST API are not modelled yet.
+    #[error("`{0}` steps are not modelled yet: the flink CLI and the REST API come with a later issue")]
+    NotModelled(&'static str),
+    /// The `[job]` `run` line cannot be understood.
+    #[error("bad `flink run` line: {0}")]
+    RunCommand(#[from] RunCommandError),
+    /// The job reads from a broker other than the playground's.
+    #[error("unknown bootstrap server `{0}`: the playground's broker is kafka:9092")]
+    UnknownBootstrapServer(String),
+}
+
+/// A list of valid names for a message.
+fn known_list<S: AsRef<str>>(known: &[S]) -> String {
+    if known.is_empty() {
+        return "none".to_owned();
+    }
+    known.iter().map(AsRef::as_ref).collect::<Vec<&str>>().join(", ")
+}
+
+/// An error found inside a scenario's text, at a byte span, before it is given its file.
+#[derive(Debug)]
+pub(crate) struct SpannedError {
+    /// Byte range in the file's text.
+    pub span: Range<usize>,
+    /// What is wrong.
+    pub kind: ScenarioErrorKind,
+}
+
+impl SpannedError {
+    /// An error at `span`.
+    pub fn new(span: Range<usize>, kind: ScenarioErrorKind) -> SpannedError {
+        SpannedError { span, kind }
+    }
+
+    /// Gives the error its file and turns its byte span into a line and column of `text`.
+    pub fn in_file(self, text: &str, path: &Path) -> ScenarioError {
+        ScenarioError {
+            path: path.to_owned(),
+            location: Some(Location::of_offset(text, self.span.start)),
+            kind: self.kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_map_to_one_based_line_and_character_column() {
+        let text = "a = 1\nµb = \"x\"\n";
+        assert_eq!(Location::of_offset(text, 0), Location { line: 1, column: 1 });
+        assert_eq!(Location::of_offset(text, 6), Location { line: 2, column: 1 });
+        // `µ` is two bytes but one column.
+        assert_eq!(Location::of_offset(text, 8), Location { line: 2, column: 2 });
+        assert_eq!(Location::of_offset(text, 999), Location { line: 3, column: 1 });
+    }
+
+    #[test]
+    fn unreadable_file_names_the_path_without_a_location() {
+        let error = ScenarioError {
+            path: "scenarios/nope.toml".into(),
+            location: None,
+            kind: ScenarioErrorKind::Read(std::io::Error::from(std::io::ErrorKind::NotFound)),
+        };
+        assert_eq!(error.to_string(), "scenarios/nope.toml: cannot read the scenario file: entity not found");
+    }
+}

@@ -1,0 +1,194 @@
+//! The TOML of a scenario file as serde reads it (spec §19), before validation. Values that the
+//! scenario layer checks itself are `Spanned`, so that its errors can point at them; the keys are
+//! closed (`deny_unknown_fields`), so a misspelt key is an error naming the valid ones.
+
+use std::fmt;
+use std::time::Duration;
+
+use flinksim_engine::protocol::job::SinkMode;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use toml::Spanned;
+
+use super::{Expect, OnRestart};
+
+/// A whole scenario file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScenarioFile {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: String,
+    pub duration: Spanned<String>,
+    #[serde(default)]
+    pub cluster: ClusterFile,
+    #[serde(default)]
+    pub generator: GeneratorFile,
+    pub job: JobFile,
+    #[serde(default, rename = "step")]
+    pub steps: Vec<Spanned<StepFile>>,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// `[cluster]`: every key optional, defaults from spec §0.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClusterFile {
+    pub taskmanagers: Option<Spanned<u32>>,
+    pub slots: Option<Spanned<u32>>,
+    pub startup_period: Option<Spanned<String>>,
+}
+
+/// `[generator]`: every key optional, defaults from spec §0 and §4.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GeneratorFile {
+    pub pace: Option<Spanned<String>>,
+    pub on_restart: Option<OnRestart>,
+}
+
+/// `[job]`: the playground's submission line and the sink mode.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JobFile {
+    pub run: Spanned<String>,
+    #[serde(default)]
+    pub sink: SinkMode,
+}
+
+/// One `[[step]]`; its span (as `Spanned<StepFile>`) is the `[[step]]` header.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StepFile {
+    pub at: Spanned<AtFile>,
+    pub run: Spanned<String>,
+}
+
+/// A step's `at`: one duration, or a range the seed draws from.
+#[derive(Debug)]
+pub(crate) enum AtFile {
+    /// `at = "2m"`.
+    At(String),
+    /// `at = { min = "1m", max = "4m" }`.
+    Between { min: Spanned<String>, max: Spanned<String> },
+}
+
+// Written by hand: serde's untagged enums buffer the value and lose the spans of `min` and `max`.
+impl<'de> Deserialize<'de> for AtFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<AtFile, D::Error> {
+        struct AtVisitor;
+
+        impl<'de> Visitor<'de> for AtVisitor {
+            type Value = AtFile;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"a duration such as "2m" or a range such as { min = "1m", max = "4m" }"#)
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AtFile, E> {
+                Ok(AtFile::At(v.to_owned()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AtFile, A::Error> {
+                let (mut min, mut max) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    let slot = match key.as_str() {
+                        "min" => &mut min,
+                        "max" => &mut max,
+                        other => return Err(de::Error::unknown_field(other, &["min", "max"])),
+                    };
+                    if slot.is_some() {
+                        return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+                    }
+                    *slot = Some(map.next_value::<Spanned<String>>()?);
+                }
+                Ok(AtFile::Between {
+                    min: min.ok_or_else(|| de::Error::missing_field("min"))?,
+                    max: max.ok_or_else(|| de::Error::missing_field("max"))?,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(AtVisitor)
+    }
+}
+
+/// Parses a duration written as one or more `<number><unit>` groups (`200ms`, `2.5ms`, `10m`,
+/// `1m 30s`); `None` if it is not one. A number without its unit, or a unit split from its number
+/// (`10 minutes`), is refused even though humantime would take it: the files stay uniform.
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    let groups_ok = text.split_whitespace().all(|group| {
+        let unit = group.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        unit.len() < group.len() && !unit.is_empty() && unit.chars().all(char::is_alphabetic)
+    });
+    if !groups_ok || text.trim().is_empty() {
+        return None;
+    }
+    humantime::parse_duration(text).ok()
+}
+
+/// Prints a duration so that [`parse_duration`] reads it back exactly: whole seconds as humantime
+/// writes them (`10m`, `1h 30m`), the rest as one decimal group (`2.5ms`, `200ms`).
+pub(crate) fn format_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".to_owned();
+    }
+    let mut groups = Vec::new();
+    if d.as_secs() > 0 {
+        groups.push(humantime::format_duration(Duration::from_secs(d.as_secs())).to_string());
+    }
+    let nanos = d.subsec_nanos();
+    if nanos > 0 {
+        let (unit, per_unit, digits) = match nanos {
+            1_000_000.. => ("ms", 1_000_000, 6),
+            1_000.. => ("us", 1_000, 3),
+            _ => ("ns", 1, 0),
+        };
+        let (whole, fraction) = (nanos / per_unit, nanos % per_unit);
+        groups.push(if fraction == 0 {
+            format!("{whole}{unit}")
+        } else {
+            let fraction = format!("{fraction:0digits$}");
+            format!("{whole}.{}{unit}", fraction.trim_end_matches('0'))
+        });
+    }
+    groups.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit_next_to_each_number() {
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2.5ms"), Some(Duration::from_micros(2500)));
+        assert_eq!(parse_duration("1m 30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
+        for bad in ["10 minutes", "10", "", " ", "fast", "-1s", "1s ago", "m5"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn formatted_durations_read_back_exactly() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_micros(2500),
+            Duration::from_millis(200),
+            Duration::from_millis(1500),
+            Duration::from_secs(600),
+            Duration::from_secs(90_061),
+            Duration::new(3, 1_000_001),
+            Duration::new(86_400 * 400, 999_999_999),
+        ] {
+            let text = format_duration(d);
+            assert_eq!(parse_duration(&text), Some(d), "{text}");
+        }
+        assert_eq!(format_duration(Duration::from_micros(2500)), "2.5ms");
+        assert_eq!(format_duration(Duration::from_secs(600)), "10m");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s 500ms");
+    }
+}

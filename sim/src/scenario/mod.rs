@@ -1,0 +1,860 @@
+//! Scenario files (spec §19): a TOML file that names the cluster, the job's submission, the steps a
+//! playground user would type and what the oracle should expect. [`Scenario::load`] reads and
+//! checks one; every mistake is a [`ScenarioError`] naming the file, line and column.
+//! The format is described in the README (section "Scenario files").
+
+mod command;
+mod error;
+mod file;
+
+use std::fmt::{self, Write as _};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flinksim_engine::protocol::job::{JobSubmission, RunCommandError, SinkMode};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+pub use command::{Command, ComposeCommand, Service, SimCommand};
+pub use error::{Location, ScenarioError, ScenarioErrorKind};
+
+use command::Names;
+use error::SpannedError;
+use file::{AtFile, ScenarioFile, format_duration, parse_duration};
+
+/// A checked scenario: everything the simulator needs to run it from a seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// The file's stem, e.g. `steady-state`.
+    pub name: String,
+    /// One or two sentences on what the scenario shows.
+    pub description: String,
+    /// How long to simulate.
+    pub duration: Duration,
+    /// Nodes and their resources.
+    pub cluster: ClusterSpec,
+    /// The ClickEvent generator.
+    pub generator: GeneratorSpec,
+    /// The job submitted at start.
+    pub job: JobSpec,
+    /// What happens when, in file order.
+    pub steps: Vec<Step>,
+    /// What the oracle accepts.
+    pub expect: Expect,
+    /// The file the scenario came from, for messages.
+    pub path: PathBuf,
+}
+
+/// `[cluster]`: the nodes and their resources; defaults from spec §0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSpec {
+    /// TaskManagers at start, `taskmanager-1` … `taskmanager-N`.
+    pub taskmanagers: u32,
+    /// Task slots per TaskManager.
+    pub slots: u32,
+    /// The resource manager's start-up period: slot requests wait instead of failing (spec §11).
+    pub startup_period: Duration,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> ClusterSpec {
+        ClusterSpec { taskmanagers: 1, slots: 2, startup_period: Duration::from_secs(5 * 60) }
+    }
+}
+
+/// `[generator]`: the ClickEvent generator (spec §4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeneratorSpec {
+    /// Simulated time between two events (2.5 ms makes event time track simulated time).
+    pub pace: Duration,
+    /// Where a restarted generator begins.
+    pub on_restart: OnRestart,
+}
+
+impl Default for GeneratorSpec {
+    fn default() -> GeneratorSpec {
+        GeneratorSpec { pace: Duration::from_micros(2500), on_restart: OnRestart::Resume }
+    }
+}
+
+/// Where a restarted generator begins (spec §4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnRestart {
+    /// At the event due now (**Decision**, spec §4): events due while it was down are never produced.
+    #[default]
+    Resume,
+    /// At event time 0, as the real generator does: every event is then late and dropped.
+    FromZero,
+}
+
+/// `[job]`: the playground's submission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobSpec {
+    /// The `flink run` line as written in the file.
+    pub run: String,
+    /// The line parsed, with the `sink` mode filled in.
+    pub submission: JobSubmission,
+}
+
+/// One `[[step]]`.
+///
+/// Two steps are equal when they do the same thing at the same time: `line` says where a step was
+/// written, not what it does, so it is left out of the comparison (a scenario printed by
+/// [`Scenario::to_toml`] and read back equals the original).
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// When the step runs.
+    pub at: StepTime,
+    /// What it does.
+    pub command: Command,
+    /// The 1-based line of the step's `[[step]]` header in the file, for messages.
+    pub line: usize,
+}
+
+impl PartialEq for Step {
+    fn eq(&self, other: &Step) -> bool {
+        self.at == other.at && self.command == other.command
+    }
+}
+
+/// When a step runs, in simulated time since the start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepTime {
+    /// At this time.
+    At(Duration),
+    /// At a time drawn from the seed, uniformly in `[min, max]`.
+    Between {
+        /// The earliest time.
+        min: Duration,
+        /// The latest time.
+        max: Duration,
+    },
+}
+
+impl StepTime {
+    /// The latest time the step can run.
+    pub fn latest(self) -> Duration {
+        match self {
+            StepTime::At(at) => at,
+            StepTime::Between { max, .. } => max,
+        }
+    }
+}
+
+/// `[expect]`: what the oracle accepts, on the three axes of spec §18 and §19.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Expect {
+    /// Whether every window must count exactly.
+    pub counts: CountsExpectation,
+    /// Whether a (window, page) may come out more than once.
+    pub duplicates: DuplicatesExpectation,
+    /// Whether expected windows may be missing.
+    pub loss: LossExpectation,
+}
+
+/// `counts`: how window counts are checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CountsExpectation {
+    /// Every count equals the recount from `input` (1000 for a complete window).
+    #[default]
+    Exact,
+    /// Counts are not checked (e.g. processing time).
+    Any,
+}
+
+/// `duplicates`: whether copies of a result are accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DuplicatesExpectation {
+    /// Exactly one result per (window, page).
+    #[default]
+    None,
+    /// Equal copies are accepted (the at-least-once sink after a restore).
+    Allowed,
+}
+
+/// `loss`: whether missing windows fail the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossExpectation {
+    /// A missing window fails the run.
+    #[default]
+    None,
+    /// Missing windows are reported, not failed (e.g. without checkpointing, spec §17).
+    Expected,
+}
+
+impl fmt::Display for OnRestart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OnRestart::Resume => "resume",
+            OnRestart::FromZero => "from-zero",
+        })
+    }
+}
+
+impl fmt::Display for CountsExpectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CountsExpectation::Exact => "exact",
+            CountsExpectation::Any => "any",
+        })
+    }
+}
+
+impl fmt::Display for DuplicatesExpectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DuplicatesExpectation::None => "none",
+            DuplicatesExpectation::Allowed => "allowed",
+        })
+    }
+}
+
+impl fmt::Display for LossExpectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LossExpectation::None => "none",
+            LossExpectation::Expected => "expected",
+        })
+    }
+}
+
+/// The sink mode as a file spells it.
+fn sink_name(mode: SinkMode) -> &'static str {
+    match mode {
+        SinkMode::AtLeastOnce => "at-least-once",
+        SinkMode::ExactlyOnce => "exactly-once",
+    }
+}
+
+/// The only broker the playground has (spec §6).
+const BOOTSTRAP_SERVERS: &str = "kafka:9092";
+
+impl Scenario {
+    /// Reads and checks the scenario file at `path`.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            path: path.to_owned(),
+            location: None,
+            kind: ScenarioErrorKind::Read(e),
+        })?;
+        Scenario::parse(&text, path)
+    }
+
+    /// Checks a scenario's text; `path` names it in errors and its stem must equal `name`.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let file: ScenarioFile = toml::from_str(text).map_err(|e| {
+            // The toml crate's message lists the valid keys or values; its span is the offending
+            // key or value (the whole document when a required key is missing).
+            let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim().to_owned();
+            SpannedError::new(span, ScenarioErrorKind::Toml(message)).in_file(text, path)
+        })?;
+        Checker { text }.scenario(file, path).map_err(|e| e.in_file(text, path))
+    }
+
+    /// The file for a scenario named on the command line: an existing path is used as is, and a
+    /// name such as `steady-state` means `scenarios_dir/steady-state.toml`.
+    pub fn resolve(name_or_path: &str, scenarios_dir: &Path) -> Result<PathBuf, ScenarioError> {
+        let as_path = Path::new(name_or_path);
+        if as_path.is_file() {
+            return Ok(as_path.to_owned());
+        }
+        let looks_like_path = name_or_path.contains(['/', '\\']) || name_or_path.ends_with(".toml");
+        let candidate = scenarios_dir.join(format!("{name_or_path}.toml"));
+        if !looks_like_path && candidate.is_file() {
+            return Ok(candidate);
+        }
+        Err(ScenarioError {
+            path: if looks_like_path { as_path.to_owned() } else { candidate },
+            location: None,
+            kind: ScenarioErrorKind::UnknownScenario {
+                name: name_or_path.to_owned(),
+                known: Scenario::known(scenarios_dir),
+            },
+        })
+    }
+
+    /// The names of the scenarios in `scenarios_dir` (the stems of its `.toml` files), sorted.
+    pub fn known(scenarios_dir: &Path) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(scenarios_dir) else { return Vec::new() };
+        let mut known: Vec<String> = entries
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+            .filter_map(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
+            .collect();
+        known.sort();
+        known
+    }
+
+    /// The same scenario simulated for `duration` instead (the `--duration` override). Steps
+    /// after the new end never run.
+    pub fn with_duration(self, duration: Duration) -> Scenario {
+        Scenario { duration, ..self }
+    }
+
+    /// The effective scenario as a file, every default written out: printable as a banner, and
+    /// itself a valid scenario file that [`Scenario::parse`] reads back to an equal scenario.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_toml(&mut out);
+        out
+    }
+
+    fn write_toml(&self, out: &mut String) -> fmt::Result {
+        let string = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let duration = |d: Duration| string(&format_duration(d));
+        writeln!(out, "name = {}", string(&self.name))?;
+        writeln!(out, "description = {}", string(&self.description))?;
+        writeln!(out, "duration = {}", duration(self.duration))?;
+        let cluster = &self.cluster;
+        writeln!(out, "\n[cluster]")?;
+        writeln!(out, "taskmanagers = {}", cluster.taskmanagers)?;
+        writeln!(out, "slots = {}", cluster.slots)?;
+        writeln!(out, "startup_period = {}", duration(cluster.startup_period))?;
+        writeln!(out, "\n[generator]")?;
+        writeln!(out, "pace = {}", duration(self.generator.pace))?;
+        writeln!(out, "on_restart = {}", string(&self.generator.on_restart.to_string()))?;
+        writeln!(out, "\n[job]")?;
+        writeln!(out, "run = {}", string(&self.job.run))?;
+        writeln!(out, "sink = {}", string(sink_name(self.job.submission.sink_mode)))?;
+        for step in &self.steps {
+            writeln!(out, "\n[[step]]")?;
+            match step.at {
+                StepTime::At(at) => writeln!(out, "at = {}", duration(at))?,
+                StepTime::Between { min, max } => {
+                    writeln!(out, "at = {{ min = {}, max = {} }}", duration(min), duration(max))?;
+                }
+            }
+            writeln!(out, "run = {}", string(&step.command.to_string()))?;
+        }
+        let expect = &self.expect;
+        writeln!(out, "\n[expect]")?;
+        writeln!(out, "counts = {}", string(&expect.counts.to_string()))?;
+        writeln!(out, "duplicates = {}", string(&expect.duplicates.to_string()))?;
+        writeln!(out, "loss = {}", string(&expect.loss.to_string()))
+    }
+}
+
+/// Checks the values serde cannot, pointing errors at their spans in `text`.
+struct Checker<'a> {
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn scenario(&self, file: ScenarioFile, path: &Path) -> Result<Scenario, SpannedError> {
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        if *file.name.get_ref() != stem {
+            let kind = ScenarioErrorKind::NameMismatch { name: file.name.get_ref().clone(), stem };
+            return Err(SpannedError::new(file.name.span(), kind));
+        }
+        let duration = self.positive_duration(&file.duration, "duration")?;
+
+        let defaults = ClusterSpec::default();
+        let cluster = ClusterSpec {
+            taskmanagers: self.positive(file.cluster.taskmanagers, "taskmanagers", defaults.taskmanagers)?,
+            slots: self.positive(file.cluster.slots, "slots", defaults.slots)?,
+            startup_period: match &file.cluster.startup_period {
+                Some(period) => self.duration(period)?,
+                None => defaults.startup_period,
+            },
+        };
+        let generator = GeneratorSpec {
+            pace: match &file.generator.pace {
+                Some(pace) => self.positive_duration(pace, "pace")?,
+                None => GeneratorSpec::default().pace,
+            },
+            on_restart: file.generator.on_restart.unwrap_or_default(),
+        };
+
+        let run = &file.job.run;
+        let mut submission = JobSubmission::parse_run_command(run.get_ref())
+            .map_err(|e| SpannedError::new(self.run_error_span(run, &e), e.into()))?;
+        if submission.args.bootstrap_servers != BOOTSTRAP_SERVERS {
+            let servers = submission.args.bootstrap_servers.to_string();
+            let span = self.word_span(run, &servers);
+            return Err(SpannedError::new(span, ScenarioErrorKind::UnknownBootstrapServer(servers)));
+        }
+        submission.sink_mode = file.job.sink;
+        let job = JobSpec { run: run.get_ref().clone(), submission };
+
+        // `taskmanager-3` is a valid name anywhere in a file that scales to 3 TaskManagers.
+        let scaled = file.steps.iter().filter_map(|s| command::scale_target(s.get_ref().run.get_ref())).max();
+        let names = Names { taskmanagers_max: scaled.unwrap_or(0).max(cluster.taskmanagers) };
+        let mut steps = Vec::with_capacity(file.steps.len());
+        for spanned in &file.steps {
+            let step = spanned.get_ref();
+            let at = self.step_time(&step.at)?;
+            if at.latest() > duration {
+                let kind = ScenarioErrorKind::StepAfterEnd {
+                    at: format_duration(at.latest()),
+                    duration: format_duration(duration),
+                };
+                return Err(SpannedError::new(step.at.span(), kind));
+            }
+            let command = command::parse(step.run.get_ref(), names)
+                .map_err(|e| SpannedError::new(self.inner_span(step.run.span(), e.span), e.kind))?;
+            let line = Location::of_offset(self.text, spanned.span().start).line;
+            steps.push(Step { at, command, line });
+        }
+
+        Ok(Scenario {
+            name: file.name.into_inner(),
+            description: file.description,
+            duration,
+            cluster,
+            generator,
+            job,
+            steps,
+            expect: file.expect,
+            path: path.to_owned(),
+        })
+    }
+
+    fn duration(&self, value: &Spanned<String>) -> Result<Duration, SpannedError> {
+        parse_duration(value.get_ref()).ok_or_else(|| {
+            SpannedError::new(value.span(), ScenarioErrorKind::BadDuration(value.get_ref().clone()))
+        })
+    }
+
+    fn positive_duration(
+        &self,
+        value: &Spanned<String>,
+        key: &'static str,
+    ) -> Result<Duration, SpannedError> {
+        let d = self.duration(value)?;
+        if d.is_zero() {
+            return Err(SpannedError::new(value.span(), ScenarioErrorKind::Zero { key }));
+        }
+        Ok(d)
+    }
+
+    fn positive(
+        &self,
+        value: Option<Spanned<u32>>,
+        key: &'static str,
+        default: u32,
+    ) -> Result<u32, SpannedError> {
+        match value {
+            None => Ok(default),
+            Some(n) if *n.get_ref() == 0 => Err(SpannedError::new(n.span(), ScenarioErrorKind::Zero { key })),
+            Some(n) => Ok(n.into_inner()),
+        }
+    }
+
+    fn step_time(&self, at: &Spanned<AtFile>) -> Result<StepTime, SpannedError> {
+        match at.get_ref() {
+            AtFile::At(text) => parse_duration(text)
+                .map(StepTime::At)
+                .ok_or_else(|| SpannedError::new(at.span(), ScenarioErrorKind::BadDuration(text.clone()))),
+            AtFile::Between { min: min_text, max: max_text } => {
+                let (min, max) = (self.duration(min_text)?, self.duration(max_text)?);
+                if min > max {
+                    let kind = ScenarioErrorKind::EmptyRange {
+                        min: min_text.get_ref().clone(),
+                        max: max_text.get_ref().clone(),
+                    };
+                    return Err(SpannedError::new(at.span(), kind));
+                }
+                Ok(StepTime::Between { min, max })
+            }
+        }
+    }
+
+    /// The span in the file of `inner`, a byte range of the string value at `value`: exact for a
+    /// one-line string without escapes, else the whole value.
+    fn inner_span(&self, value: Range<usize>, inner: Range<usize>) -> Range<usize> {
+        let raw = &self.text[value.clone()];
+        let plain = (raw.starts_with('"') && !raw.starts_with("\"\"\"") && !raw.contains('\\'))
+            || (raw.starts_with('\'') && !raw.starts_with("'''"));
+        if plain { value.start + 1 + inner.start..value.start + 1 + inner.end } else { value }
+    }
+
+    /// The span of the first word `word` of the string value `value`, or its end if absent.
+    fn word_span(&self, value: &Spanned<String>, word: &str) -> Range<usize> {
+        let line = value.get_ref();
+        let inner = line
+            .split_whitespace()
+            .find(|w| *w == word)
+            .map(|w| {
+                let start = w.as_ptr() as usize - line.as_ptr() as usize;
+                start..start + w.len()
+            })
+            .unwrap_or(line.trim_end().len()..line.trim_end().len());
+        self.inner_span(value.span(), inner)
+    }
+
+    /// Points a `flink run` error at the word it names.
+    fn run_error_span(&self, run: &Spanned<String>, error: &RunCommandError) -> Range<usize> {
+        match error {
+            RunCommandError::UnknownOption(word)
+            | RunCommandError::BadParallelism(word)
+            | RunCommandError::UnknownJar(word) => self.word_span(run, word),
+            RunCommandError::MissingValue(_) | RunCommandError::MissingJar => self.word_span(run, ""),
+            RunCommandError::NotFlinkRun(_) => self.inner_span(run.span(), 0..0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUN: &str =
+        "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time";
+
+    /// A minimal valid file named `scenarios/x.toml`, followed by `rest`.
+    fn file(rest: &str) -> String {
+        format!("name = \"x\"\nduration = \"10m\"\n\n[job]\nrun = \"{RUN}\"\n{rest}")
+    }
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(text, Path::new("scenarios/x.toml"))
+    }
+
+    fn err(text: &str) -> String {
+        match parse(text) {
+            Ok(scenario) => panic!("parsed: {scenario:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn steady_state_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/steady-state.toml")
+    }
+
+    #[test]
+    fn steady_state_file_loads_with_the_playground_defaults() {
+        let scenario = Scenario::load(&steady_state_path()).unwrap();
+        assert_eq!(scenario.name, "steady-state");
+        assert_eq!(scenario.duration, Duration::from_secs(600));
+        assert_eq!(scenario.cluster, ClusterSpec::default());
+        assert_eq!(scenario.generator, GeneratorSpec::default());
+        assert_eq!(scenario.job.run, RUN);
+        let submission = &scenario.job.submission;
+        assert_eq!(submission.parallelism, 2);
+        assert!(submission.detached && submission.args.checkpointing && submission.args.event_time);
+        assert_eq!(submission.sink_mode, SinkMode::AtLeastOnce);
+        assert!(scenario.steps.is_empty());
+        assert_eq!(scenario.expect, Expect::default());
+    }
+
+    #[test]
+    fn minimal_file_takes_every_default() {
+        let scenario = parse(&file("")).unwrap();
+        assert_eq!(scenario.description, "");
+        assert_eq!(scenario.cluster, ClusterSpec::default());
+        assert_eq!(scenario.generator.pace, Duration::from_micros(2500));
+        assert_eq!(scenario.generator.on_restart, OnRestart::Resume);
+        assert_eq!(scenario.job.submission.sink_mode, SinkMode::AtLeastOnce);
+        assert_eq!(scenario.expect, Expect::default());
+    }
+
+    #[test]
+    fn steps_with_times_and_ranges_parse_in_file_order() {
+        let scenario = parse(&file(
+            "\n[[step]]\nat = \"2m\"\nrun = \"docker-compose kill taskmanager\"\n\
+             \n[[step]]\nat = { min = \"3m\", max = \"4m 30s\" }\n\
+             run = \"docker-compose up -d taskmanager\"\n",
+        ))
+        .unwrap();
+        let [kill, up] = scenario.steps.as_slice() else { panic!("{:?}", scenario.steps) };
+        assert_eq!(kill.at, StepTime::At(Duration::from_secs(120)));
+        assert_eq!(kill.command, Command::Compose(ComposeCommand::Kill(Service::TaskManagers)));
+        assert_eq!(kill.line, 7);
+        assert_eq!(up.at, StepTime::Between { min: Duration::from_secs(180), max: Duration::from_secs(270) });
+        assert_eq!(up.command, Command::Compose(ComposeCommand::Up(Service::TaskManagers)));
+        assert_eq!(up.line, 11);
+    }
+
+    #[test]
+    fn to_toml_reads_back_to_the_same_scenario() {
+        let text = "# every section, every kind of step\n\
+            name = \"x\"\n\
+            description = \"a \\\"quoted\\\" word\\nand a second line\"\n\
+            duration = \"12m 30s\"\n\
+            \n[cluster]\ntaskmanagers = 2\nslots = 3\nstartup_period = \"0s\"\n\
+            \n[generator]\npace = \"1.25ms\"\non_restart = \"from-zero\"\n\
+            \n[job]\n\
+            run = 'flink run -p 3 -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing'\n\
+            sink = \"exactly-once\"\n\
+            \n[[step]]\nat = { min = \"1m\", max = \"1m\" }\nrun = \"docker-compose kill taskmanager-2\"\n\
+            \n[[step]]\nat = \"2m\"\nrun = \"docker-compose scale taskmanager=4\"\n\
+            \n[[step]]\nat = \"3m\"\nrun = \"sim partition jobmanager taskmanager-4\"\n\
+            \n[[step]]\nat = \"4m\"\nrun = \"sim link kafka -> taskmanager-1 delay 2.5ms..1s loss 0.125\"\n\
+            \n[[step]]\nat = \"5m\"\nrun = \"sim link kafka -> taskmanager-1 clear\"\n\
+            \n[[step]]\nat = \"6m\"\nrun = \"sim heal taskmanager-4 jobmanager\"\n\
+            \n[expect]\ncounts = \"any\"\nduplicates = \"allowed\"\nloss = \"expected\"\n";
+        let scenario = parse(text).unwrap();
+        let printed = scenario.to_toml();
+        let again = parse(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+        assert_eq!(again, scenario);
+        assert_eq!(again.to_toml(), printed);
+        assert!(printed.contains("pace = \"1.25ms\"\n"), "{printed}");
+        assert!(printed.contains("at = { min = \"1m\", max = \"1m\" }\n"), "{printed}");
+    }
+
+    #[test]
+    fn steady_state_prints_every_default() {
+        let scenario = Scenario::load(&steady_state_path()).unwrap();
+        let expected = format!(
+            "name = \"steady-state\"\n\
+             description = {}\n\
+             duration = \"10m\"\n\
+             \n[cluster]\ntaskmanagers = 1\nslots = 2\nstartup_period = \"5m\"\n\
+             \n[generator]\npace = \"2.5ms\"\non_restart = \"resume\"\n\
+             \n[job]\nrun = \"{RUN}\"\nsink = \"at-least-once\"\n\
+             \n[expect]\ncounts = \"exact\"\nduplicates = \"none\"\nloss = \"none\"\n",
+            toml::Value::String(scenario.description.clone()),
+        );
+        assert_eq!(scenario.to_toml(), expected);
+    }
+
+    #[test]
+    fn with_duration_overrides_only_the_duration() {
+        let scenario = parse(&file("")).unwrap();
+        let shorter = scenario.clone().with_duration(Duration::from_secs(60));
+        assert_eq!(shorter.duration, Duration::from_secs(60));
+        assert_eq!(Scenario { duration: scenario.duration, ..shorter }, scenario);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_the_valid_keys() {
+        assert_eq!(
+            err(&file("\n[cluster]\ntaskmanager = 2\n")),
+            "scenarios/x.toml:8:1: unknown field `taskmanager`, expected one of `taskmanagers`, `slots`, \
+             `startup_period`"
+        );
+        assert_eq!(
+            err(&file(
+                "\n[[step]]\nat = { min = \"1m\", mx = \"2m\" }\nrun = \"docker-compose kill kafka\"\n"
+            )),
+            "scenarios/x.toml:8:6: unknown field `mx`, expected `min` or `max`"
+        );
+        assert_eq!(
+            err(&file("sink = \"at-most-once\"\n")),
+            "scenarios/x.toml:6:8: unknown variant `at-most-once`, expected `at-least-once` or `exactly-once`"
+        );
+    }
+
+    #[test]
+    fn missing_key_points_at_its_table() {
+        assert_eq!(err(&file("\n[[step]]\nat = \"1m\"\n")), "scenarios/x.toml:7:1: missing field `run`");
+    }
+
+    #[test]
+    fn bad_duration_says_what_a_duration_looks_like() {
+        assert_eq!(
+            err(&file("").replace("\"10m\"", "\"10 minutes\"")),
+            "scenarios/x.toml:2:12: bad duration `10 minutes`: expected e.g. 200ms, 1s, 10m"
+        );
+        assert_eq!(
+            err(&file("\n[generator]\npace = \"fast\"\n")),
+            "scenarios/x.toml:8:8: bad duration `fast`: expected e.g. 200ms, 1s, 10m"
+        );
+        assert_eq!(
+            err(&file(
+                "\n[[step]]\nat = { min = \"1m\", max = \"2\" }\nrun = \"docker-compose kill kafka\"\n"
+            )),
+            "scenarios/x.toml:8:26: bad duration `2`: expected e.g. 200ms, 1s, 10m"
+        );
+    }
+
+    #[test]
+    fn range_with_min_above_max_is_an_error() {
+        assert_eq!(
+            err(&file(
+                "\n[[step]]\nat = { min = \"4m\", max = \"1m\" }\nrun = \"docker-compose kill kafka\"\n"
+            )),
+            "scenarios/x.toml:8:6: empty range: min 4m is greater than max 1m"
+        );
+    }
+
+    #[test]
+    fn unknown_service_names_the_word_and_lists_the_services() {
+        assert_eq!(
+            err(&file("\n[[step]]\nat = \"2m\"\nrun = \"docker-compose kill taskmanger\"\n")),
+            "scenarios/x.toml:9:28: unknown service `taskmanger` (known: jobmanager, taskmanager, \
+             taskmanager-1, kafka, clickevent-generator, client, storage)"
+        );
+    }
+
+    #[test]
+    fn killing_taskmanager_2_of_one_fails_naming_its_line() {
+        let step = "\n[[step]]\nat = \"2m\"\nrun = \"docker-compose kill taskmanager-2\"\n";
+        assert_eq!(
+            err(&file(step)),
+            "scenarios/x.toml:9:28: unknown service `taskmanager-2` (known: jobmanager, taskmanager, \
+             taskmanager-1, kafka, clickevent-generator, client, storage)"
+        );
+        // A file that scales to two TaskManagers may name the second anywhere.
+        let scaled = format!("{step}\n[[step]]\nat = \"1m\"\nrun = \"docker-compose scale taskmanager=2\"\n");
+        assert_eq!(
+            parse(&file(&scaled)).unwrap().steps[0].command,
+            Command::Compose(ComposeCommand::Kill(Service::TaskManager(2)))
+        );
+    }
+
+    #[test]
+    fn unknown_node_lists_the_nodes() {
+        assert_eq!(
+            err(&file("\n[[step]]\nat = \"2m\"\nrun = \"sim partition jobmanager zookeeper\"\n")),
+            "scenarios/x.toml:9:33: unknown node `zookeeper` (known: jobmanager, taskmanager-1, kafka, \
+             clickevent-generator, client, storage)"
+        );
+    }
+
+    #[test]
+    fn malformed_command_says_what_was_expected() {
+        assert_eq!(
+            err(&file("\n[[step]]\nat = \"2m\"\nrun = \"docker-compose kill\"\n")),
+            "scenarios/x.toml:9:27: incomplete command: expected `docker-compose kill <service>`"
+        );
+        assert_eq!(
+            err(&file("\n[[step]]\nat = \"2m\"\nrun = \"sim link kafka => client loss 0.5\"\n")),
+            "scenarios/x.toml:9:23: unexpected `=>`: expected `sim link <node> -> <node> \
+             [delay <min>..<max>] [loss <p>] | clear`"
+        );
+        assert_eq!(
+            err(&file("\n[[step]]\nat = \"2m\"\nrun = \"flink list\"\n")),
+            "scenarios/x.toml:9:8: `flink` steps are not modelled yet: the flink CLI and the REST API \
+             come with a later issue"
+        );
+    }
+
+    #[test]
+    fn command_in_an_escaped_string_points_at_the_value() {
+        assert_eq!(
+            err(&file("\n[[step]]\nat = \"2m\"\nrun = \"docker-compose\\tkill kafak\"\n")),
+            "scenarios/x.toml:9:7: unknown service `kafak` (known: jobmanager, taskmanager, \
+             taskmanager-1, kafka, clickevent-generator, client, storage)"
+        );
+    }
+
+    #[test]
+    fn bad_flink_run_line_points_at_the_offending_word() {
+        let bad = |run: &str| err(&file("").replace(RUN, run));
+        assert_eq!(
+            bad("flink run -d /opt/ClickCountJob.jar --checkpionting"),
+            "scenarios/x.toml:5:44: bad `flink run` line: unknown option `--checkpionting`"
+        );
+        assert_eq!(
+            bad("flink run -p 0 /opt/ClickCountJob.jar"),
+            "scenarios/x.toml:5:21: bad `flink run` line: bad parallelism `0`: expected a whole number \
+             from 1 to 128"
+        );
+        assert_eq!(
+            bad("flink run -d"),
+            "scenarios/x.toml:5:20: bad `flink run` line: no jar file given (expected /opt/ClickCountJob.jar)"
+        );
+        assert_eq!(
+            bad("docker-compose up -d"),
+            "scenarios/x.toml:5:8: bad `flink run` line: expected `flink run ...`, got `docker-compose up -d`"
+        );
+    }
+
+    #[test]
+    fn bootstrap_servers_must_be_the_playground_broker() {
+        assert_eq!(
+            err(&file("").replace("kafka:9092", "localhost:9092")),
+            "scenarios/x.toml:5:64: unknown bootstrap server `localhost:9092`: the playground's broker \
+             is kafka:9092"
+        );
+    }
+
+    #[test]
+    fn name_must_equal_the_file_stem() {
+        assert_eq!(
+            err(&file("").replace("\"x\"", "\"steady-state\"")),
+            "scenarios/x.toml:1:8: name `steady-state` does not match the file name: expected `x`"
+        );
+    }
+
+    #[test]
+    fn zero_taskmanagers_slots_duration_or_pace_are_errors() {
+        assert_eq!(
+            err(&file("\n[cluster]\ntaskmanagers = 0\n")),
+            "scenarios/x.toml:8:16: `taskmanagers` must be greater than 0"
+        );
+        assert_eq!(
+            err(&file("\n[cluster]\nslots = 0\n")),
+            "scenarios/x.toml:8:9: `slots` must be greater than 0"
+        );
+        assert_eq!(
+            err(&file("").replace("\"10m\"", "\"0s\"")),
+            "scenarios/x.toml:2:12: `duration` must be greater than 0"
+        );
+        assert_eq!(
+            err(&file("\n[generator]\npace = \"0ms\"\n")),
+            "scenarios/x.toml:8:8: `pace` must be greater than 0"
+        );
+        assert_eq!(
+            err(&file("\n[cluster]\nslots = -1\n")),
+            "scenarios/x.toml:8:9: invalid value: integer `-1`, expected u32"
+        );
+    }
+
+    #[test]
+    fn step_after_the_duration_is_an_error() {
+        assert_eq!(
+            err(&file("\n[[step]]\nat = \"11m\"\nrun = \"docker-compose kill kafka\"\n")),
+            "scenarios/x.toml:8:6: step at 11m is after the end of the scenario (duration = \"10m\")"
+        );
+        assert_eq!(
+            err(&file(
+                "\n[[step]]\nat = { min = \"9m\", max = \"10m 1s\" }\nrun = \"docker-compose kill kafka\"\n"
+            )),
+            "scenarios/x.toml:8:6: step at 10m 1s is after the end of the scenario (duration = \"10m\")"
+        );
+        // A step at the very end is allowed.
+        assert!(parse(&file("\n[[step]]\nat = \"10m\"\nrun = \"docker-compose kill kafka\"\n")).is_ok());
+    }
+
+    #[test]
+    fn malformed_toml_names_the_line() {
+        assert_eq!(
+            err("name = \"x\"\nduration = \"10m\n"),
+            "scenarios/x.toml:2:16: invalid basic string, expected `\"`"
+        );
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let e = Scenario::load(Path::new("scenarios/no-such-scenario.toml")).unwrap_err();
+        assert!(e.location.is_none());
+        assert!(
+            e.to_string().starts_with("scenarios/no-such-scenario.toml: cannot read the scenario file: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn resolve_takes_a_name_or_a_path_and_lists_known_names() {
+        let dir = std::env::temp_dir().join(format!("flinksim-scenarios-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for stem in ["steady-state", "failure-recovery"] {
+            std::fs::write(dir.join(format!("{stem}.toml")), "").unwrap();
+        }
+        std::fs::write(dir.join("notes.md"), "").unwrap();
+        let path = dir.join("steady-state.toml");
+        assert_eq!(Scenario::resolve("steady-state", &dir).unwrap(), path);
+        assert_eq!(Scenario::resolve(path.to_str().unwrap(), Path::new("elsewhere")).unwrap(), path);
+        let e = Scenario::resolve("stedy-state", &dir).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: unknown scenario `stedy-state` (known: failure-recovery, steady-state)",
+                dir.join("stedy-state.toml").display()
+            )
+        );
+        let e = Scenario::resolve("other/steady-state.toml", &dir).unwrap_err();
+        assert!(e.to_string().starts_with("other/steady-state.toml: unknown scenario"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

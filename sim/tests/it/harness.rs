@@ -1,0 +1,76 @@
+//! What the tests share: loading scenarios, running seeds on all cores, and the window table.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flinksim::oracle::WindowRow;
+use flinksim::{Report, Scenario};
+
+/// The repository's scenarios/ folder.
+pub fn scenarios_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+/// Loads `scenarios/<name>.toml`.
+pub fn scenario(name: &str) -> Scenario {
+    let path = Scenario::resolve(name, &scenarios_dir()).expect("the scenario exists");
+    Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs one seed; a panic inside the simulation fails the test with the replay command.
+pub fn run(scenario: &Scenario, seed: u64) -> Report {
+    flinksim::run(scenario, seed).unwrap_or_else(|e| {
+        panic!("{e}\nreplay: cargo xtask run-scenario {} --seed {seed}", scenario.name)
+    })
+}
+
+/// Runs many seeds spread over the machine's cores, one fresh runtime (and thread) per seed.
+pub fn run_seeds(scenario: &Scenario, seeds: &[u64]) -> Vec<Report> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(seeds.len().max(1));
+    let chunks: Vec<Vec<u64>> = (0..workers)
+        .map(|w| seeds.iter().copied().skip(w).step_by(workers).collect())
+        .collect();
+    let mut reports: Vec<Report> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|chunk| scope.spawn(|| chunk.iter().map(|&seed| run(scenario, seed)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a worker thread panicked")).collect()
+    });
+    reports.sort_by_key(|r| r.seed);
+    reports
+}
+
+/// Asserts the oracle accepted the run, naming the seed that replays it otherwise.
+pub fn assert_passed(report: &Report) {
+    assert!(
+        report.passed(),
+        "the oracle failed the run: {:?}\nreplay: cargo xtask run-scenario {} --seed {}",
+        report.oracle.violations,
+        report.scenario,
+        report.seed
+    );
+}
+
+/// The window results as comparable text: one line per (window, page) with its copies' counts.
+pub fn window_table(rows: &[WindowRow]) -> String {
+    rows.iter()
+        .map(|r| {
+            let counts: Vec<String> = r.counts.iter().map(u64::to_string).collect();
+            format!(
+                "{:>7} {:<7} count {:<11} expected {} {:?}",
+                r.window_start_ms / 1000,
+                r.page,
+                counts.join(","),
+                r.recount,
+                r.status
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A copy of `scenario` running `minutes` of simulated time.
+pub fn for_minutes(scenario: &Scenario, minutes: u64) -> Scenario {
+    scenario.clone().with_duration(Duration::from_secs(60 * minutes))
+}

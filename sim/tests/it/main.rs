@@ -1,0 +1,9 @@
+//! flinksim's integration tests: one binary, one module per area. Every test names its seeds
+//! in plain sight; a failing run prints the command that replays it.
+
+mod determinism;
+mod harness;
+mod parallelism;
+mod scenario_files;
+mod steady_state;
+mod tidy;

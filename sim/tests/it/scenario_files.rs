@@ -1,0 +1,29 @@
+//! One test per file in scenarios/: it loads, runs under a fixed seed, meets its own
+//! expectations, and its window counts match snapshots/<name>.snap.
+
+use crate::harness::{assert_passed, run, scenario, scenarios_dir, window_table};
+
+fn check(name: &str) {
+    let scenario = scenario(name);
+    let report = run(&scenario, 42);
+    assert_passed(&report);
+    insta::with_settings!({
+        snapshot_path => scenarios_dir().join("../snapshots"),
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+        description => format!("window counts of scenarios/{name}.toml, seed 42"),
+    }, {
+        insta::assert_snapshot!(name, window_table(&report.oracle.rows));
+    });
+}
+
+#[test]
+fn every_scenario_file_is_covered_here() {
+    let known = flinksim::Scenario::known(&scenarios_dir());
+    assert_eq!(known, vec!["steady-state".to_owned()], "add a test below for each new scenario file");
+}
+
+#[test]
+fn steady_state() {
+    check("steady-state");
+}
