@@ -8,6 +8,7 @@
 //! | `kafka` | 10.0.0.2:9092 |
 //! | `clickevent-generator` | 10.0.0.3:7000 |
 //! | `client` | 10.0.0.4:7000 |
+//! | `storage` (the shared checkpoint/savepoint volume) | 10.0.0.5:7000 |
 //! | `oracle` (flinksim's reader of the topics) | 10.0.0.100:7000 |
 //! | `taskmanager-<i>` | 10.0.1.<i>:6122 |
 
@@ -17,9 +18,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use flinksim_engine::jobmanager::{self, JobManagerConfig};
 use flinksim_engine::kafka::TopicSpec;
 use flinksim_engine::kafka::broker::{self, BrokerConfig};
-use flinksim_engine::playground::client::{self, ClientConfig};
+use flinksim_engine::playground::client::{self, ClientCommand, ClientConfig};
 use flinksim_engine::playground::generator::{self, GeneratorConfig};
 use flinksim_engine::rpc::LinkFaults;
+use flinksim_engine::storage::{self, StorageConfig};
 use flinksim_engine::taskmanager::{self, TaskManagerConfig};
 use flinksim_engine::trace::Trace;
 use madsim::runtime::Handle;
@@ -27,6 +29,10 @@ use madsim::task::NodeId;
 use madsim::time::Instant;
 
 use crate::scenario::{OnRestart, Scenario};
+
+/// When the client types the scenario's `flink run`: the playground's client container starts
+/// after the cluster's, once the TaskManagers have registered.
+pub const CLIENT_SUBMITS_AT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Partitions of `input` and `output` (spec §0).
 pub const TOPIC_PARTITIONS: u32 = 2;
@@ -59,11 +65,13 @@ pub struct Cluster {
     /// The run's per-link faults.
     pub faults: LinkFaults,
     generator_start: Instant,
+    terminal: tokio::sync::mpsc::UnboundedSender<ClientCommand>,
 }
 
 impl Cluster {
     /// Starts every node of the scenario's cluster; the client submits the job at once.
     pub fn start(scenario: &Scenario, trace: Trace, faults: LinkFaults) -> Cluster {
+        let (terminal, commands) = tokio::sync::mpsc::unbounded_channel();
         let mut cluster = Cluster {
             handle: Handle::current(),
             nodes: BTreeMap::new(),
@@ -72,15 +80,41 @@ impl Cluster {
             trace,
             faults,
             generator_start: Instant::now(),
+            terminal,
         };
+        cluster.add_storage();
         cluster.add_kafka();
         cluster.add_jobmanager();
         for i in 1..=scenario.cluster.taskmanagers {
             cluster.add_taskmanager(i);
         }
         cluster.add_generator();
-        cluster.add_client();
+        cluster.add_client(std::sync::Arc::new(tokio::sync::Mutex::new(commands)));
         cluster
+    }
+
+    /// Types the scenario's `flink run` on the client, at [`CLIENT_SUBMITS_AT`].
+    pub fn submit_job_later(&self) {
+        let terminal = self.terminal.clone();
+        let submission = self.scenario.job.submission.clone();
+        madsim::task::spawn(async move {
+            madsim::time::sleep(CLIENT_SUBMITS_AT).await;
+            let _ = terminal.send(ClientCommand::Run(submission));
+        });
+    }
+
+    /// Types a CLI command on the client node.
+    pub fn type_on_client(&self, command: ClientCommand) {
+        let _ = self.terminal.send(command);
+    }
+
+    fn add_storage(&mut self) {
+        let config = StorageConfig {
+            addr: address_of("storage").unwrap(),
+            faults: self.faults.clone(),
+            trace: self.trace.for_node("storage"),
+        };
+        self.add_node("storage", move || storage::run(config.clone()));
     }
 
     fn add_node<F, Fut>(&mut self, name: &str, main: F)
@@ -108,11 +142,13 @@ impl Cluster {
     }
 
     fn add_jobmanager(&mut self) {
-        let config = JobManagerConfig::new(
+        let mut config = JobManagerConfig::new(
             address_of("jobmanager").unwrap(),
+            address_of("storage").unwrap(),
             self.faults.clone(),
             self.trace.for_node("jobmanager"),
         );
+        config.startup_period = self.scenario.cluster.startup_period;
         self.add_node("jobmanager", move || jobmanager::run(config.clone()));
     }
 
@@ -149,20 +185,15 @@ impl Cluster {
         self.add_node("clickevent-generator", move || generator::run(config.clone()));
     }
 
-    fn add_client(&mut self) {
+    fn add_client(&mut self, terminal: client::Terminal) {
         let config = ClientConfig {
             address: address_of("client").unwrap(),
             jobmanager: address_of("jobmanager").unwrap(),
-            submission: self.scenario.job.submission.clone(),
+            terminal,
             faults: self.faults.clone(),
             trace: self.trace.for_node("client"),
         };
-        self.add_node("client", move || {
-            let config = config.clone();
-            async move {
-                client::run(config).await;
-            }
-        });
+        self.add_node("client", move || client::run(config.clone()));
     }
 
     /// The madsim id of a node.

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod oracle;
 pub mod run;
 pub mod scenario;
+pub mod timeline;
 pub mod trace;
 
 pub use run::{Report, RunError, run};

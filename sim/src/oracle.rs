@@ -78,6 +78,9 @@ pub struct OracleReport {
     /// Windows (by start) whose input holds fewer than 1000 events for some page (the
     /// generator was down): missing at the source, not lost by the job.
     pub short_at_source: Vec<i64>,
+    /// Events of `input` that no copy of their window's result counted (missing results count
+    /// their whole recount; a short result counts the difference).
+    pub lost_events: u64,
     /// Everything that violates the scenario's expectations; empty means the run passed.
     pub violations: Vec<String>,
     /// Things worth knowing that the expectations accept (e.g. expected loss).
@@ -191,6 +194,13 @@ pub fn judge(observed: &Observed, expect: &Expect) -> OracleReport {
             short_at_source.len()
         ));
     }
+    let lost_events: u64 = rows
+        .iter()
+        .map(|r| r.recount.saturating_sub(r.counts.iter().copied().max().unwrap_or(0)))
+        .sum();
+    if lost_events > 0 && (expect.counts == CountsExpectation::Any || expect.loss == LossExpectation::Expected) {
+        notes.push(format!("{lost_events} input events were not counted in any result (lost)"));
+    }
     for problem in &observed.malformed {
         violations.push(format!("malformed record: {problem}"));
     }
@@ -200,6 +210,7 @@ pub fn judge(observed: &Observed, expect: &Expect) -> OracleReport {
         output_records: observed.output_records,
         gaps,
         short_at_source,
+        lost_events,
         violations,
         notes,
     }

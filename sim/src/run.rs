@@ -12,7 +12,8 @@ use rand_chacha::rand_core::SeedableRng;
 
 use crate::cluster::{Cluster, address_of};
 use crate::oracle::{self, OracleReport};
-use crate::scenario::{Command, ComposeCommand, Scenario, SimCommand, Step, StepTime};
+use crate::scenario::{Command, ComposeCommand, FlinkCommand, Scenario, SimCommand, Step, StepTime};
+use flinksim_engine::playground::client::ClientCommand;
 use crate::trace;
 
 /// Everything a run produced.
@@ -129,6 +130,7 @@ pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>
     let sim = trace.for_node("sim");
     sim.event(format!("scenario {} seed {seed}", scenario.name));
     let mut cluster = Cluster::start(&scenario, trace.clone(), Default::default());
+    cluster.submit_job_later();
     // madsim keeps a record of every finished task until its task metrics are read; the engine
     // spawns a task per request, so read them now and then to keep long runs small.
     madsim::task::spawn(async {
@@ -145,7 +147,7 @@ pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>
     for (at, step) in schedule {
         madsim::time::sleep(at.saturating_sub(trace.elapsed())).await;
         sim.event(format!("step: {}", step.command));
-        execute(&mut cluster, &step.command);
+        execute(&mut cluster, &scenario, &step.command);
         steps_run.push((at, step.command.to_string()));
     }
     madsim::time::sleep(scenario.duration.saturating_sub(trace.elapsed())).await;
@@ -185,7 +187,7 @@ pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>
 }
 
 /// Carries out one step on the cluster.
-fn execute(cluster: &mut Cluster, command: &Command) {
+fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command) {
     let nodes = |cluster: &Cluster, service: &crate::scenario::Service| {
         use crate::scenario::Service;
         match service {
@@ -214,6 +216,11 @@ fn execute(cluster: &mut Cluster, command: &Command) {
                     cluster.kill(&node);
                 }
             }
+        }
+        Command::Flink(FlinkCommand::Run { submission, .. }) => {
+            let mut submission = submission.clone();
+            submission.sink_mode = scenario.job.submission.sink_mode;
+            cluster.type_on_client(ClientCommand::Run(submission));
         }
         Command::Sim(SimCommand::Partition(a, b)) => {
             let (a, b) = (cluster.node_id(a), cluster.node_id(b));

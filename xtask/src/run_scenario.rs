@@ -64,6 +64,15 @@ impl RunScenario {
             }
             println!();
         }
+        let timeline = flinksim::timeline::timeline(&report.trace);
+        if !timeline.is_empty() {
+            println!("timeline:");
+            for moment in &timeline {
+                let s = moment.at_ms / 1000;
+                println!("  {:02}:{:02}.{:03}  {}", s / 60, s % 60, moment.at_ms % 1000, moment.what);
+            }
+            println!();
+        }
         let rows: Vec<Row> = report
             .oracle
             .rows

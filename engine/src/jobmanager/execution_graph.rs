@@ -41,6 +41,8 @@ pub struct ExecutionGraph {
     pub restarts: u32,
     /// The executions, by vertex and subtask.
     pub executions: BTreeMap<(Vertex, u32), Execution>,
+    /// When the current executions asked for slots.
+    pub scheduled_at: Option<madsim::time::Instant>,
 }
 
 impl ExecutionGraph {
@@ -54,6 +56,7 @@ impl ExecutionGraph {
             version: 0,
             restarts: 0,
             executions: BTreeMap::new(),
+            scheduled_at: None,
         };
         graph.create_executions(0);
         graph

@@ -2,6 +2,7 @@
 //! heartbeats, the slot pool), the dispatcher (job submissions) and the job master (execution
 //! graph, scheduling with slot sharing, deployment, failover under the restart strategy).
 
+pub mod checkpoint_coordinator;
 pub mod execution_graph;
 pub mod restart_strategy;
 pub mod slot_pool;
@@ -11,9 +12,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use madsim::rand::Rng;
 use madsim::time::Instant;
 use tokio::sync::Notify;
 
+use crate::protocol::checkpoint::{
+    AcknowledgeCheckpoint, DeclineCheckpoint, NotifyCheckpointComplete, TriggerCheckpoint,
+};
 use crate::protocol::cluster::{
     Heartbeat, RegisterTaskManager, RegistrationResponse, SubmitJob, SubmitJobResponse,
 };
@@ -21,12 +26,14 @@ use crate::protocol::deployment::{
     CancelTask, SubmitTask, TaskDeploymentDescriptor, UpdateTaskExecutionState,
 };
 use crate::protocol::ids::{JobId, JobMasterId, ResourceId};
-use crate::protocol::job::{JOB_NAME, Vertex};
+use crate::protocol::job::{JOB_NAME, ShipStrategy, Vertex};
 use crate::protocol::key_group::default_max_parallelism;
 use crate::protocol::states::{ExecutionState, JobStatus};
 use crate::rpc::{LinkFaults, Rpc};
+use crate::storage::StorageClient;
 use crate::trace::NodeTrace;
 
+use checkpoint_coordinator::{CHECKPOINT_TIMEOUT, CheckpointCoordinator, CompletedCheckpoint};
 use execution_graph::ExecutionGraph;
 use restart_strategy::RestartStrategy;
 use slot_pool::SlotPool;
@@ -40,6 +47,14 @@ pub struct JobManagerConfig {
     pub heartbeat_interval: Duration,
     /// `heartbeat.timeout`.
     pub heartbeat_timeout: Duration,
+    /// The checkpoint storage node.
+    pub storage: SocketAddr,
+    /// The resource manager's start-up period: slot requests wait instead of failing.
+    pub startup_period: Duration,
+    /// `slot.request.timeout`.
+    pub slot_request_timeout: Duration,
+    /// The job's checkpoint interval (with `--checkpointing`).
+    pub checkpoint_interval: Duration,
     /// The simulator's link faults.
     pub faults: LinkFaults,
     /// The node's trace.
@@ -47,12 +62,21 @@ pub struct JobManagerConfig {
 }
 
 impl JobManagerConfig {
-    /// The playground's configuration at `address`.
-    pub fn new(address: SocketAddr, faults: LinkFaults, trace: NodeTrace) -> JobManagerConfig {
+    /// The playground's configuration at `address`, storing checkpoints at `storage`.
+    pub fn new(
+        address: SocketAddr,
+        storage: SocketAddr,
+        faults: LinkFaults,
+        trace: NodeTrace,
+    ) -> JobManagerConfig {
         JobManagerConfig {
             address,
             heartbeat_interval: Duration::from_millis(1000),
             heartbeat_timeout: Duration::from_millis(5000),
+            storage,
+            startup_period: Duration::from_secs(5 * 60),
+            slot_request_timeout: Duration::from_secs(5 * 60),
+            checkpoint_interval: Duration::from_millis(1000),
             faults,
             trace,
         }
@@ -67,7 +91,10 @@ struct RegisteredTaskManager {
 }
 
 struct JobManagerState {
+    /// When the resource manager started (its start-up period counts from here).
+    started: Instant,
     job_master: JobMasterId,
+    checkpoints: CheckpointCoordinator,
     task_managers: BTreeMap<ResourceId, RegisteredTaskManager>,
     slots: SlotPool,
     job: Option<ExecutionGraph>,
@@ -98,7 +125,9 @@ pub async fn run(config: JobManagerConfig) {
         config,
         rpc: rpc.clone(),
         state: Arc::new(Mutex::new(JobManagerState {
+            started: Instant::now(),
             job_master,
+            checkpoints: CheckpointCoordinator::default(),
             task_managers: BTreeMap::new(),
             slots: SlotPool::default(),
             job: None,
@@ -117,7 +146,19 @@ pub async fn run(config: JobManagerConfig) {
         let jm = jm.clone();
         move |update: UpdateTaskExecutionState, _| std::future::ready(jm.update_task(update))
     });
+    rpc.serve({
+        let jm = jm.clone();
+        move |ack: AcknowledgeCheckpoint, _| std::future::ready(jm.acknowledge_checkpoint(ack))
+    });
+    rpc.serve({
+        let jm = jm.clone();
+        move |decline: DeclineCheckpoint, _| {
+            let reason = format!("declined by a task: {}", decline.reason);
+            std::future::ready(jm.abort_checkpoint(decline.checkpoint_id, &reason))
+        }
+    });
     madsim::task::spawn(jm.clone().monitor_heartbeats());
+    madsim::task::spawn(jm.clone().trigger_checkpoints());
     jm.schedule_forever().await;
 }
 
@@ -171,6 +212,7 @@ impl JobManager {
         self.trace().event(format!("Received JobGraph submission '{JOB_NAME}' ({job_id})."));
         let max_parallelism = default_max_parallelism(submission.parallelism);
         let mut graph = ExecutionGraph::new(job_id, submission, max_parallelism);
+        state.checkpoints = CheckpointCoordinator::default();
         graph.transition(JobStatus::Running, self.trace());
         request_slots(&mut graph, self.trace());
         state.job = Some(graph);
@@ -238,6 +280,9 @@ impl JobManager {
         }
         let strategy = RestartStrategy::for_job(&job.submission);
         self.trace().event(format!("Job {JOB_NAME} ({}) failed: {cause}", job.job_id));
+        if let Some(id) = state.checkpoints.abort_pending() {
+            self.trace().event(format!("Checkpoint {id} of job {} aborted: the job is failing over.", job.job_id));
+        }
         let next = if strategy.allows_restart(job.restarts) {
             JobStatus::Restarting
         } else {
@@ -260,12 +305,20 @@ impl JobManager {
     }
 
     fn restart(&self, version: u64) {
-        let mut state = self.state.lock().unwrap();
+        let mut guard = self.state.lock().unwrap();
+        let state = &mut *guard;
         let Some(job) = state.job.as_mut() else { return };
         if job.version != version || job.status != JobStatus::Restarting {
             return;
         }
         job.reset_for_restart();
+        if let Some(latest) = state.checkpoints.latest() {
+            let m = &latest.metadata;
+            self.trace().event(format!(
+                "Restoring job {} from Checkpoint {} @ {} for {} located at file:{}.",
+                m.job_id, m.checkpoint_id, m.timestamp_ms, m.job_id, latest.directory
+            ));
+        }
         job.transition(JobStatus::Running, self.trace());
         request_slots(job, self.trace());
         self.reschedule.notify_one();
@@ -286,7 +339,11 @@ impl JobManager {
             self.reschedule.notified().await;
             let deployments = {
                 let mut state = self.state.lock().unwrap();
-                self.allocate_and_prepare(&mut state)
+                let deployments = self.allocate_and_prepare(&mut state);
+                if let Err(cause) = &deployments {
+                    self.fail_job(&mut state, cause);
+                }
+                deployments.unwrap_or_default()
             };
             for (address, tdd) in deployments {
                 let jm = self.clone();
@@ -310,20 +367,34 @@ impl JobManager {
         }
     }
 
-    /// With slot sharing the job needs one slot per subtask index; take them all or wait.
+    /// With slot sharing the job needs one slot per subtask index; take them all, or wait
+    /// while the resource manager is starting up, or fail with NoResourceAvailableException
+    /// (spec §11: the cycle of restarts the playground shows while a TaskManager is missing).
     fn allocate_and_prepare(
         &self,
         state: &mut JobManagerState,
-    ) -> Vec<(SocketAddr, TaskDeploymentDescriptor)> {
+    ) -> Result<Vec<(SocketAddr, TaskDeploymentDescriptor)>, String> {
         let job_master = state.job_master;
-        let Some(job) = state.job.as_mut() else { return Vec::new() };
+        let now = Instant::now();
+        let starting_up = now.duration_since(state.started) < self.config.startup_period;
+        let restore = state.checkpoints.latest().map(|c| c.metadata.clone());
+        let Some(job) = state.job.as_mut() else { return Ok(Vec::new()) };
         let waiting = job.status == JobStatus::Running
             && job.executions.values().all(|e| e.state == ExecutionState::Scheduled);
         if !waiting {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let Some(slots) = state.slots.allocate(job.parallelism()) else {
-            return Vec::new();
+            let waited = now.duration_since(job.scheduled_at.unwrap_or(now));
+            if !starting_up || waited >= self.config.slot_request_timeout {
+                return Err(format!(
+                    "NoResourceAvailableException: Could not acquire the minimum required resources. \
+                     ({} slots needed, {} free)",
+                    job.parallelism(),
+                    state.slots.free()
+                ));
+            }
+            return Ok(Vec::new());
         };
         let addresses: Vec<SocketAddr> = slots.iter().map(|(_, address)| *address).collect();
         let mut deployments = Vec::new();
@@ -347,14 +418,148 @@ impl JobManager {
                     submission: job.submission.clone(),
                     slot: slot.index,
                     consumers: if vertex.downstream().is_some() { addresses.clone() } else { Vec::new() },
-                    input_channels: if vertex.upstream().is_some() { job.parallelism() } else { 0 },
+                    // A forward edge is one channel; a hash edge one per upstream subtask.
+                    input_channels: match vertex.input_ship_strategy() {
+                        None => 0,
+                        Some(ShipStrategy::Forward) => 1,
+                        Some(ShipStrategy::Hash) => job.parallelism(),
+                    },
                     jobmanager: self.config.address,
                     job_master,
+                    storage: self.config.storage,
+                    restore: restore.clone(),
                 };
                 deployments.push((address, tdd));
             }
         }
-        deployments
+        Ok(deployments)
+    }
+
+    /// Triggers a checkpoint every interval while the job runs with `--checkpointing`; the
+    /// first one at a seeded random point of the first interval.
+    async fn trigger_checkpoints(self) {
+        let interval = self.config.checkpoint_interval;
+        let first = Duration::from_micros(madsim::rand::thread_rng().gen_range(0..=interval.as_micros() as u64));
+        madsim::time::sleep(first).await;
+        let mut tick = madsim::time::interval(interval);
+        loop {
+            tick.tick().await;
+            let triggers = {
+                let mut guard = self.state.lock().unwrap();
+                let state = &mut *guard;
+                let Some(job) = state.job.as_ref() else { continue };
+                if job.status != JobStatus::Running || !job.submission.args.checkpointing {
+                    continue;
+                }
+                if let Some(id) = state.checkpoints.expired(CHECKPOINT_TIMEOUT) {
+                    state.checkpoints.abort_pending();
+                    self.trace().event(format!("Checkpoint {id} of job {} expired before completing.", job.job_id));
+                }
+                let timestamp_ms = self.config.trace.elapsed().as_millis() as i64;
+                match state.checkpoints.trigger(job, timestamp_ms) {
+                    Ok((barrier, sources)) => {
+                        self.trace().event(format!(
+                            "Triggering checkpoint {} (type=CHECKPOINT) @ {} for job {}.",
+                            barrier.checkpoint_id, timestamp_ms, job.job_id
+                        ));
+                        let job_id = job.job_id;
+                        sources
+                            .into_iter()
+                            .filter_map(|(attempt_id, key)| {
+                                let slot = job.executions[&key].slot?;
+                                let tm = state.task_managers.get(&slot.resource_id)?;
+                                Some((tm.address, TriggerCheckpoint { job_id, attempt_id, barrier }))
+                            })
+                            .collect::<Vec<_>>()
+                    }
+                    Err(error @ checkpoint_coordinator::TriggerError::NotAllTasksRunning) => {
+                        self.trace().event(format!(
+                            "Failed to trigger checkpoint for job {} since {error}",
+                            job.job_id
+                        ));
+                        continue;
+                    }
+                    Err(checkpoint_coordinator::TriggerError::InProgress(_)) => continue,
+                }
+            };
+            for (address, trigger) in triggers {
+                let jm = self.clone();
+                madsim::task::spawn(async move {
+                    let id = trigger.barrier.checkpoint_id;
+                    let accepted = jm.rpc.call(address, trigger, Duration::from_secs(1)).await;
+                    if !matches!(accepted, Ok(true)) {
+                        jm.abort_checkpoint(id, "a source could not be triggered");
+                    }
+                });
+            }
+        }
+    }
+
+    fn acknowledge_checkpoint(&self, ack: AcknowledgeCheckpoint) {
+        let all = {
+            let mut guard = self.state.lock().unwrap();
+            let state = &mut *guard;
+            let Some(job) = state.job.as_ref().filter(|j| j.job_id == ack.job_id) else { return };
+            state.checkpoints.acknowledge(job, ack.attempt_id, ack.checkpoint_id, ack.state)
+        };
+        let Some(all) = all else { return };
+        // Finalize: write _metadata, then complete, notify the tasks and drop the older one.
+        let jm = self.clone();
+        madsim::task::spawn(async move {
+            let finalizing = Instant::now();
+            let metadata = all.metadata;
+            let directory = crate::protocol::checkpoint::checkpoint_dir(metadata.job_id, metadata.checkpoint_id);
+            let bytes = bytes::Bytes::from(serde_json::to_vec(&metadata).expect("metadata serializes"));
+            let size = bytes.len() as u64 + metadata.states.values().map(|h| h.size).sum::<u64>();
+            let storage = StorageClient::new(jm.rpc.clone(), jm.config.storage);
+            if let Err(error) = storage.put(&format!("{directory}/_metadata"), bytes).await {
+                jm.abort_checkpoint(metadata.checkpoint_id, &format!("cannot write its metadata: {error}"));
+                return;
+            }
+            let (notices, replaced) = {
+                let mut guard = jm.state.lock().unwrap();
+                let state = &mut *guard;
+                let id = metadata.checkpoint_id;
+                let job_id = metadata.job_id;
+                let completed = CompletedCheckpoint { metadata, directory, size };
+                let Some(job) = state.job.as_ref().filter(|j| j.job_id == job_id) else { return };
+                let Some(replaced) = state.checkpoints.complete(completed, all.started) else { return };
+                let stats = state.checkpoints.stats;
+                jm.trace().event(format!(
+                    "Completed checkpoint {id} for job {job_id} ({size} bytes, checkpointDuration={} ms, finalizationTime={} ms).",
+                    stats.last_duration_ms,
+                    Instant::now().duration_since(finalizing).as_millis()
+                ));
+                let mut per_tm: BTreeMap<SocketAddr, Vec<crate::protocol::ids::ExecutionAttemptId>> = BTreeMap::new();
+                for execution in job.executions.values() {
+                    if let Some(tm) = execution.slot.and_then(|s| state.task_managers.get(&s.resource_id)) {
+                        per_tm.entry(tm.address).or_default().push(execution.attempt_id);
+                    }
+                }
+                let notices: Vec<_> = per_tm
+                    .into_iter()
+                    .map(|(address, attempts)| (address, NotifyCheckpointComplete { job_id, attempts, checkpoint_id: id }))
+                    .collect();
+                (notices, replaced)
+            };
+            for (address, notice) in notices {
+                let rpc = jm.rpc.clone();
+                madsim::task::spawn(async move {
+                    let _ = rpc.call(address, notice, Duration::from_secs(1)).await;
+                });
+            }
+            if let Some(old) = replaced {
+                let _ = storage.delete_prefix(&format!("{old}/")).await;
+            }
+        });
+    }
+
+    fn abort_checkpoint(&self, checkpoint_id: u64, reason: &str) {
+        let mut state = self.state.lock().unwrap();
+        let pending = state.checkpoints.abort_pending_if(checkpoint_id);
+        if let (Some(id), Some(job)) = (pending, state.job.as_ref()) {
+            self.trace().event(format!("Checkpoint {id} of job {} failed: {reason}", job.job_id));
+        }
     }
 
     /// Sends heartbeats every interval; a TaskManager silent for the timeout is lost.
@@ -400,6 +605,7 @@ impl JobManager {
 
 /// New executions ask for slots: CREATED → SCHEDULED.
 fn request_slots(job: &mut ExecutionGraph, trace: &NodeTrace) {
+    job.scheduled_at = Some(Instant::now());
     let keys: Vec<(Vertex, u32)> = job.executions.keys().copied().collect();
     for key in keys {
         job.transition_execution(key, ExecutionState::Scheduled, trace);

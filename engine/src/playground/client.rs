@@ -1,14 +1,27 @@
-//! The `client` node (spec §1, §13): submits the job with `flink run` as the playground's client
-//! container does, prints what the CLI prints, and exits.
+//! The `client` node (spec §1, §13): the Flink CLI. It runs the commands the scenario types
+//! into it, in order, and prints what the CLI prints; the first is the playground's `flink run`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::{Mutex, mpsc};
 
 use crate::protocol::cluster::{SubmitJob, SubmitJobResponse};
 use crate::protocol::ids::JobId;
 use crate::protocol::job::JobSubmission;
 use crate::rpc::{LinkFaults, Rpc};
 use crate::trace::NodeTrace;
+
+/// A command typed on the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientCommand {
+    /// `flink run …`.
+    Run(JobSubmission),
+}
+
+/// The client's terminal: the commands still to run (kept across restarts of the node).
+pub type Terminal = Arc<Mutex<mpsc::UnboundedReceiver<ClientCommand>>>;
 
 /// How the client node is set up.
 #[derive(Clone, Debug)]
@@ -17,20 +30,33 @@ pub struct ClientConfig {
     pub address: SocketAddr,
     /// The JobManager's address.
     pub jobmanager: SocketAddr,
-    /// The parsed `flink run` line.
-    pub submission: JobSubmission,
+    /// Where its commands come from.
+    pub terminal: Terminal,
     /// The simulator's link faults.
     pub faults: LinkFaults,
     /// The node's trace.
     pub trace: NodeTrace,
 }
 
-/// The node's main: submits the job (retrying until the JobManager answers) and returns its id.
-pub async fn run(config: ClientConfig) -> Option<JobId> {
-    let rpc = Rpc::bind(config.address, config.faults.clone()).await.ok()?;
+/// The node's main: runs commands as they come.
+pub async fn run(config: ClientConfig) {
+    let Ok(rpc) = Rpc::bind(config.address, config.faults.clone()).await else { return };
+    loop {
+        let command = config.terminal.lock().await.recv().await;
+        match command {
+            Some(ClientCommand::Run(submission)) => {
+                submit(&rpc, &config, submission).await;
+            }
+            None => return,
+        }
+    }
+}
+
+/// `flink run -d …`: submits the job, retrying until the JobManager answers.
+async fn submit(rpc: &Rpc, config: &ClientConfig, submission: JobSubmission) -> Option<JobId> {
     config.trace.event("Starting execution of program");
     loop {
-        let request = SubmitJob { submission: config.submission.clone() };
+        let request = SubmitJob { submission: submission.clone() };
         match rpc.call(config.jobmanager, request, Duration::from_secs(2)).await {
             Ok(SubmitJobResponse::Submitted(job_id)) => {
                 config.trace.event(format!("Job has been submitted with JobID {job_id}"));

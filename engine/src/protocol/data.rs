@@ -49,6 +49,8 @@ pub enum StreamElement {
     /// The upstream subtask learnt which Kafka partitions it reads (flinksim: lets
     /// Timestamps/Watermarks keep one generator per partition, spec §7 Decision).
     PartitionsAssigned(Vec<u32>),
+    /// A checkpoint barrier: everything before it belongs to the checkpoint.
+    Barrier(super::checkpoint::CheckpointBarrier),
 }
 
 impl StreamElement {
@@ -59,6 +61,7 @@ impl StreamElement {
             StreamElement::Watermark(_) => 4 + 8,
             StreamElement::WatermarkStatus(_) => 4 + 4,
             StreamElement::PartitionsAssigned(p) => 4 + 4 * p.len(),
+            StreamElement::Barrier(_) => 4 + 8 + 8,
         }
     }
 }
@@ -93,8 +96,11 @@ pub struct ChannelId {
     pub consumer: Vertex,
     /// The consuming subtask.
     pub consumer_subtask: u32,
-    /// The producing subtask (the input channel's index).
+    /// The producing subtask.
     pub producer_subtask: u32,
+    /// The channel's index in the consumer's input gate (0 on a forward edge, the producing
+    /// subtask on a hash edge).
+    pub input_index: u32,
 }
 
 /// A producer pushes one buffer to a consumer on another TaskManager.

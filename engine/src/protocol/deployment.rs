@@ -41,6 +41,10 @@ pub struct TaskDeploymentDescriptor {
     pub jobmanager: SocketAddr,
     /// The JobManager session that deploys it (a registration answer may still be in flight).
     pub job_master: JobMasterId,
+    /// Where checkpoints are stored (the storage node).
+    pub storage: SocketAddr,
+    /// The checkpoint to restore from, if the job restarts from one.
+    pub restore: Option<super::checkpoint::CheckpointMetadata>,
 }
 
 impl TaskDeploymentDescriptor {

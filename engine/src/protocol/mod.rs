@@ -1,6 +1,7 @@
 //! What nodes say to each other, and the shared vocabulary they say it in: ids, the job's
 //! arguments and graph, key groups, states. One module per protocol; no I/O here.
 
+pub mod checkpoint;
 pub mod cluster;
 pub mod data;
 pub mod deployment;
@@ -9,3 +10,4 @@ pub mod job;
 pub mod kafka;
 pub mod key_group;
 pub mod states;
+pub mod storage;

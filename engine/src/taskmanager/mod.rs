@@ -17,6 +17,7 @@ use madsim::time::Instant;
 use crate::protocol::cluster::{
     Heartbeat, HeartbeatResponse, RegisterTaskManager, RegistrationResponse,
 };
+use crate::protocol::checkpoint::{NotifyCheckpointComplete, TriggerCheckpoint};
 use crate::protocol::data::DeliverBuffer;
 use crate::protocol::deployment::{CancelTask, SubmitTask};
 use crate::protocol::ids::{ExecutionAttemptId, JobMasterId, ResourceId};
@@ -25,7 +26,7 @@ use crate::rpc::{LinkFaults, Rpc};
 use crate::trace::NodeTrace;
 
 use network::GateRegistry;
-use task::TaskServices;
+use task::{TaskControl, TaskServices};
 
 /// The playground's `taskmanager.numberOfTaskSlots`.
 pub const DEFAULT_SLOTS: u32 = 2;
@@ -55,6 +56,7 @@ struct RunningTask {
     display_name: String,
     handle: JoinHandle<()>,
     gate: network::GateKey,
+    control: tokio::sync::mpsc::UnboundedSender<TaskControl>,
 }
 
 struct TaskManagerState {
@@ -118,10 +120,12 @@ pub async fn run(config: TaskManagerConfig) {
             } else {
                 // The gate opens before the task runs, so early buffers find it.
                 let input = task::open_input(&tdd, &services.gates);
+                let (control, control_receiver) = tokio::sync::mpsc::unbounded_channel();
                 let running = RunningTask {
                     display_name: tdd.display_name(),
                     gate: task::gate_key(&tdd),
-                    handle: madsim::task::spawn(task::run(tdd.clone(), services, input)),
+                    handle: madsim::task::spawn(task::run(tdd.clone(), services, input, control_receiver)),
+                    control,
                 };
                 state.tasks.insert(tdd.attempt_id, running);
                 Ok(())
@@ -146,6 +150,35 @@ pub async fn run(config: TaskManagerConfig) {
                     ));
                 }
             }
+        }
+    });
+    rpc.serve({
+        let state = state.clone();
+        move |trigger: TriggerCheckpoint, _| {
+            let state = state.lock().unwrap();
+            let accepted = state.tasks.get(&trigger.attempt_id).is_some_and(|task| {
+                task.control.send(TaskControl::TriggerCheckpoint(trigger.barrier)).is_ok()
+            });
+            std::future::ready(accepted)
+        }
+    });
+    rpc.serve({
+        let (state, trace) = (state.clone(), config.trace.clone());
+        move |notice: NotifyCheckpointComplete, _| {
+            let state = state.lock().unwrap();
+            let mut notified = 0;
+            for attempt in &notice.attempts {
+                if let Some(task) = state.tasks.get(attempt)
+                    && task.control.send(TaskControl::CheckpointComplete(notice.checkpoint_id)).is_ok()
+                {
+                    notified += 1;
+                }
+            }
+            trace.event(format!(
+                "Checkpoint {} of job {} completed: notified {notified} tasks.",
+                notice.checkpoint_id, notice.job_id
+            ));
+            std::future::ready(())
         }
     });
     rpc.serve({

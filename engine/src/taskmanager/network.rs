@@ -3,13 +3,14 @@
 //! behind a watermark; input gates merge channels and combine watermarks (min over active ones).
 //! One message crosses the simulated network per buffer, never one per record.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::protocol::checkpoint::CheckpointBarrier;
 use crate::protocol::data::{
     BUFFER_BYTES, ChannelId, DeliverBuffer, DeliverResponse, NetworkBuffer, Record, StreamElement,
     WatermarkStatus,
@@ -63,7 +64,7 @@ impl GateKey {
 
 struct GateEntry {
     sender: mpsc::Sender<GateInput>,
-    /// Next expected sequence number per producing subtask: resent buffers are dropped.
+    /// Next expected sequence number per input channel: resent buffers are dropped.
     next_sequence: BTreeMap<u32, u64>,
 }
 
@@ -101,7 +102,7 @@ impl GateRegistry {
             let Some(entry) = gates.get_mut(&GateKey::of_channel(&channel)) else {
                 return DeliverResponse::UnknownChannel;
             };
-            let next = entry.next_sequence.entry(channel.producer_subtask).or_insert(0);
+            let next = entry.next_sequence.entry(channel.input_index).or_insert(0);
             if sequence < *next {
                 return DeliverResponse::Accepted; // a resend of a buffer already taken
             }
@@ -110,7 +111,7 @@ impl GateRegistry {
         };
         // tokio's bounded channel serves waiting senders in order, so a buffer accepted here
         // cannot overtake the one before it on the same channel.
-        match sender.send(GateInput { channel: channel.producer_subtask, buffer }).await {
+        match sender.send(GateInput { channel: channel.input_index, buffer }).await {
             Ok(()) => DeliverResponse::Accepted,
             Err(_) => DeliverResponse::UnknownChannel,
         }
@@ -284,6 +285,8 @@ pub enum GateEvent {
     Status(WatermarkStatus),
     /// An upstream source said which Kafka partitions it reads.
     PartitionsAssigned(u32, Vec<u32>),
+    /// Barrier n has arrived on every channel (aligned): snapshot, then forward it.
+    Barrier(CheckpointBarrier),
     /// Every producer is gone (the gate was closed).
     Closed,
 }
@@ -297,6 +300,22 @@ struct ChannelClock {
     aligned: bool,
 }
 
+/// Aligned checkpoints (spec §12): a channel that delivered barrier n is blocked (its later
+/// elements held back) until barrier n has arrived on every channel.
+#[derive(Debug, Default)]
+struct Alignment {
+    /// The barrier being aligned, if any.
+    barrier: Option<CheckpointBarrier>,
+    /// Channels that already delivered it.
+    blocked: Vec<bool>,
+    /// Elements that arrived on blocked channels, per channel, in order.
+    held: Vec<VecDeque<StreamElement>>,
+    /// Elements released when an alignment ended, to be processed before new input.
+    released: VecDeque<(u32, StreamElement)>,
+    /// The newest checkpoint aligned so far (older barriers are ignored).
+    last_aligned: u64,
+}
+
 /// A task's input: buffers from all its channels, elements in per-channel order.
 pub struct InputGate {
     receiver: mpsc::Receiver<GateInput>,
@@ -305,6 +324,7 @@ pub struct InputGate {
     current_channel: u32,
     watermark: i64,
     idle: bool,
+    alignment: Alignment,
 }
 
 impl InputGate {
@@ -317,6 +337,11 @@ impl InputGate {
             current_channel: 0,
             watermark: i64::MIN,
             idle: false,
+            alignment: Alignment {
+                blocked: vec![false; channels as usize],
+                held: vec![VecDeque::new(); channels as usize],
+                ..Alignment::default()
+            },
         }
     }
 
@@ -328,7 +353,11 @@ impl InputGate {
     /// The next thing the task must handle.
     pub async fn next(&mut self) -> GateEvent {
         loop {
-            let Some(element) = self.current.next() else {
+            let (channel, element) = if let Some(released) = self.alignment.released.pop_front() {
+                released
+            } else if let Some(element) = self.current.next() {
+                (self.current_channel, element)
+            } else {
                 match self.receiver.recv().await {
                     Some(input) => {
                         self.current_channel = input.channel;
@@ -338,7 +367,10 @@ impl InputGate {
                     None => return GateEvent::Closed,
                 }
             };
-            let channel = self.current_channel;
+            if self.alignment.blocked[channel as usize] {
+                self.alignment.held[channel as usize].push_back(element);
+                continue;
+            }
             let event = match element {
                 StreamElement::Record(record) => Some(GateEvent::Record(channel, record)),
                 StreamElement::Watermark(watermark) => self.on_watermark(channel, watermark),
@@ -346,11 +378,47 @@ impl InputGate {
                 StreamElement::PartitionsAssigned(partitions) => {
                     Some(GateEvent::PartitionsAssigned(channel, partitions))
                 }
+                StreamElement::Barrier(barrier) => self.on_barrier(channel, barrier),
             };
             if let Some(event) = event {
                 return event;
             }
         }
+    }
+
+    fn on_barrier(&mut self, channel: u32, barrier: CheckpointBarrier) -> Option<GateEvent> {
+        let id = barrier.checkpoint_id;
+        let alignment = &mut self.alignment;
+        if id <= alignment.last_aligned {
+            return None; // a barrier of a checkpoint already aligned (or given up)
+        }
+        match alignment.barrier {
+            Some(current) if id < current.checkpoint_id => return None,
+            Some(current) if id > current.checkpoint_id => {
+                // A newer checkpoint overtakes the one being aligned: give that one up.
+                self.release_held();
+                self.alignment.barrier = Some(barrier);
+            }
+            Some(_) => {}
+            None => self.alignment.barrier = Some(barrier),
+        }
+        self.alignment.blocked[channel as usize] = true;
+        if self.alignment.blocked.iter().all(|b| *b) {
+            self.alignment.last_aligned = id;
+            self.alignment.barrier = None;
+            self.release_held();
+            return Some(GateEvent::Barrier(barrier));
+        }
+        None
+    }
+
+    /// Unblocks every channel; what they held is processed next, channel by channel.
+    fn release_held(&mut self) {
+        let alignment = &mut self.alignment;
+        for (channel, held) in alignment.held.iter_mut().enumerate() {
+            alignment.released.extend(held.drain(..).map(|e| (channel as u32, e)));
+        }
+        alignment.blocked.iter_mut().for_each(|b| *b = false);
     }
 
     fn on_watermark(&mut self, channel: u32, watermark: i64) -> Option<GateEvent> {

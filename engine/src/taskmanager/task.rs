@@ -4,11 +4,18 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+
+use crate::protocol::checkpoint::{
+    AcknowledgeCheckpoint, CheckpointBarrier, CheckpointMetadata, DeclineCheckpoint, StateHandle,
+    TaskSnapshot, checkpoint_dir,
+};
 use crate::protocol::data::ChannelId;
 use crate::protocol::deployment::{TaskDeploymentDescriptor, UpdateTaskExecutionState};
 use crate::protocol::job::{ShipStrategy, Vertex};
 use crate::protocol::states::ExecutionState;
 use crate::rpc::Rpc;
+use crate::storage::StorageClient;
 use crate::trace::NodeTrace;
 
 use super::network::{
@@ -40,6 +47,23 @@ pub enum TaskError {
     /// Kafka could not be reached or refused a request.
     #[error("kafka: {0}")]
     Kafka(String),
+    /// The checkpoint to restore from could not be read.
+    #[error("cannot restore from checkpoint {checkpoint_id}: {reason}")]
+    Restore {
+        /// The checkpoint.
+        checkpoint_id: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the TaskManager tells a running task besides its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskControl {
+    /// (Sources) start a checkpoint: snapshot and emit this barrier.
+    TriggerCheckpoint(CheckpointBarrier),
+    /// A checkpoint completed: commit what it covers (offsets, transactions).
+    CheckpointComplete(u64),
 }
 
 /// Everything an operator's loop gets: its descriptor, input and output.
@@ -52,6 +76,10 @@ pub struct TaskContext {
     pub input: Option<InputGate>,
     /// The output; `None` for the sink.
     pub output: Option<RecordWriter>,
+    /// Triggers and completion notices from the TaskManager.
+    pub control: mpsc::UnboundedReceiver<TaskControl>,
+    /// Checkpoint storage.
+    pub storage: StorageClient,
 }
 
 impl TaskContext {
@@ -59,6 +87,77 @@ impl TaskContext {
     pub fn trace(&self, message: impl AsRef<str>) {
         self.services.trace.event(format!("{} {}", self.tdd.display_name(), message.as_ref()));
     }
+
+    /// The snapshots this task restores from: every subtask's snapshot of its vertex (a task
+    /// picks what it owns, so a restore at another parallelism redistributes state).
+    pub async fn restored_snapshots(&self) -> Result<Vec<(u32, TaskSnapshot)>, TaskError> {
+        let Some(metadata) = &self.tdd.restore else { return Ok(Vec::new()) };
+        let failed = |reason: String| TaskError::Restore { checkpoint_id: metadata.checkpoint_id, reason };
+        let mut snapshots = Vec::new();
+        for (subtask, handle) in metadata.states_of(self.tdd.vertex) {
+            let bytes = read_with_retry(&self.storage, &handle.path).await.map_err(failed)?;
+            let snapshot = serde_json::from_slice(&bytes)
+                .map_err(|e| failed(format!("{} is corrupt: {e}", handle.path)))?;
+            snapshots.push((subtask, snapshot));
+        }
+        Ok(snapshots)
+    }
+
+    /// The checkpoint id the task restored from, if any.
+    pub fn restored_checkpoint(&self) -> Option<u64> {
+        self.tdd.restore.as_ref().map(|m| m.checkpoint_id)
+    }
+
+    /// Writes the snapshot to checkpoint storage and acknowledges it, in the background so the
+    /// task goes on processing (Flink's asynchronous snapshot phase).
+    pub fn acknowledge(&self, barrier: CheckpointBarrier, snapshot: &TaskSnapshot) {
+        let tdd = &self.tdd;
+        let path = format!(
+            "{}/{}",
+            checkpoint_dir(tdd.job_id, barrier.checkpoint_id),
+            CheckpointMetadata::key(tdd.vertex, tdd.subtask)
+        );
+        let bytes = bytes::Bytes::from(serde_json::to_vec(snapshot).expect("snapshots serialize"));
+        let (rpc, storage, jobmanager) = (self.services.rpc.clone(), self.storage.clone(), tdd.jobmanager);
+        let (job_id, attempt_id, checkpoint_id) = (tdd.job_id, tdd.attempt_id, barrier.checkpoint_id);
+        madsim::task::spawn(async move {
+            let size = bytes.len() as u64;
+            match storage.put(&path, bytes).await {
+                Ok(()) => {
+                    let ack = AcknowledgeCheckpoint {
+                        job_id,
+                        attempt_id,
+                        checkpoint_id,
+                        state: StateHandle { path, size },
+                    };
+                    for _ in 0..3 {
+                        if rpc.call(jobmanager, ack.clone(), Duration::from_secs(1)).await.is_ok() {
+                            return;
+                        }
+                    }
+                }
+                Err(error) => {
+                    let decline =
+                        DeclineCheckpoint { job_id, attempt_id, checkpoint_id, reason: error.to_string() };
+                    let _ = rpc.call(jobmanager, decline, Duration::from_secs(1)).await;
+                }
+            }
+        });
+    }
+}
+
+/// Reads a snapshot, retrying for a while if storage is unreachable.
+async fn read_with_retry(storage: &StorageClient, path: &str) -> Result<bytes::Bytes, String> {
+    let mut last = String::new();
+    for _ in 0..10 {
+        match storage.get(path).await {
+            Ok(Some(bytes)) => return Ok(bytes),
+            Ok(None) => return Err(format!("{path} is missing")),
+            Err(error) => last = error.to_string(),
+        }
+        madsim::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(last)
 }
 
 /// Opens the task's input gate (before the task runs, so early deliveries find it).
@@ -74,6 +173,7 @@ pub fn gate_key(tdd: &TaskDeploymentDescriptor) -> GateKey {
         consumer: tdd.vertex,
         consumer_subtask: tdd.subtask,
         producer_subtask: 0,
+        input_index: 0,
     })
 }
 
@@ -94,6 +194,10 @@ fn open_output(tdd: &TaskDeploymentDescriptor, services: &TaskServices) -> Optio
         consumer,
         consumer_subtask,
         producer_subtask: tdd.subtask,
+        input_index: match strategy {
+            ShipStrategy::Forward => 0,
+            ShipStrategy::Hash => tdd.subtask,
+        },
     };
     let (targets, partitioner) = match strategy {
         ShipStrategy::Forward => {
@@ -110,12 +214,19 @@ fn open_output(tdd: &TaskDeploymentDescriptor, services: &TaskServices) -> Optio
     Some(RecordWriter::new(targets, partitioner))
 }
 
-/// Runs a deployed task to its end and reports each state change to the JobManager.
-pub async fn run(tdd: TaskDeploymentDescriptor, services: TaskServices, input: Option<InputGate>) {
+/// Runs a deployed task to its end and reports each state change to the JobManager. The
+/// operator reports RUNNING itself once it has restored its state (see [`TaskContext::running`]).
+pub async fn run(
+    tdd: TaskDeploymentDescriptor,
+    services: TaskServices,
+    input: Option<InputGate>,
+    control: mpsc::UnboundedReceiver<TaskControl>,
+) {
     report(&services.rpc, &tdd, ExecutionState::Initializing, None).await;
     let output = open_output(&tdd, &services);
-    let context = TaskContext { tdd: tdd.clone(), services: services.clone(), input, output };
-    report(&services.rpc, &tdd, ExecutionState::Running, None).await;
+    let storage = StorageClient::new(services.rpc.clone(), tdd.storage);
+    let context =
+        TaskContext { tdd: tdd.clone(), services: services.clone(), input, output, control, storage };
     let result = match tdd.vertex {
         Vertex::Source => operator::kafka_source::run(context).await,
         Vertex::TimestampsWatermarks => operator::timestamps_watermarks::run(context).await,
@@ -129,6 +240,13 @@ pub async fn run(tdd: TaskDeploymentDescriptor, services: TaskServices, input: O
             let error = error.to_string();
             report(&services.rpc, &tdd, ExecutionState::Failed, Some(error)).await
         }
+    }
+}
+
+impl TaskContext {
+    /// Restoring is done: INITIALIZING → RUNNING.
+    pub async fn running(&self) {
+        report(&self.services.rpc, &self.tdd, ExecutionState::Running, None).await;
     }
 }
 

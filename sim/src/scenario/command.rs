@@ -6,6 +6,8 @@ use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
+use flinksim_engine::protocol::job::{JobSubmission, RunCommandError};
+
 use super::ClusterSpec;
 use super::error::ScenarioErrorKind;
 use super::file::{format_duration, parse_duration};
@@ -17,6 +19,29 @@ pub enum Command {
     Compose(ComposeCommand),
     /// A fault with no playground command.
     Sim(SimCommand),
+    /// The Flink CLI, typed on the `client` node.
+    Flink(FlinkCommand),
+}
+
+/// A `flink …` command (spec §13). Only `flink run` is modelled so far; the job's sink mode is
+/// the scenario's `[job] sink`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlinkCommand {
+    /// `flink run …`: submit the job again (e.g. after it FAILED without checkpointing).
+    Run {
+        /// The line as written.
+        line: String,
+        /// The line parsed.
+        submission: JobSubmission,
+    },
+}
+
+impl fmt::Display for FlinkCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlinkCommand::Run { line, .. } => f.write_str(line),
+        }
+    }
 }
 
 /// `docker-compose <verb> <service>` (spec §1).
@@ -117,6 +142,7 @@ impl fmt::Display for Command {
         match self {
             Command::Compose(c) => c.fmt(f),
             Command::Sim(c) => c.fmt(f),
+            Command::Flink(c) => c.fmt(f),
         }
     }
 }
@@ -204,6 +230,11 @@ impl<'a> Words<'a> {
         })?;
         self.next += 1;
         Ok(word)
+    }
+
+    /// The next word without taking it.
+    fn peek(&self) -> Option<&'a str> {
+        self.words.get(self.next).map(|(_, w)| *w)
     }
 
     /// The next word, if any.
@@ -309,10 +340,33 @@ pub(crate) fn parse(line: &str, names: Names) -> Result<Command, CommandError> {
     match program {
         "docker-compose" => parse_compose(&mut words, names).map(Command::Compose),
         "sim" => parse_sim(&mut words, names).map(Command::Sim),
+        "flink" if words.peek() == Some("run") => parse_flink_run(line).map(Command::Flink),
         "flink" => Err(CommandError { span, kind: ScenarioErrorKind::NotModelled("flink") }),
         "curl" => Err(CommandError { span, kind: ScenarioErrorKind::NotModelled("curl") }),
         other => Err(CommandError { span, kind: ScenarioErrorKind::UnknownProgram(other.into()) }),
     }
+}
+
+fn parse_flink_run(line: &str) -> Result<FlinkCommand, CommandError> {
+    let at = |word: &str| {
+        let start = if word.is_empty() { line.trim_end().len() } else { line.find(word).unwrap_or(0) };
+        start..start + word.len()
+    };
+    let text = line.trim();
+    let submission = JobSubmission::parse_run_command(text).map_err(|error| {
+        let span = match &error {
+            RunCommandError::UnknownOption(word)
+            | RunCommandError::BadParallelism(word)
+            | RunCommandError::UnknownJar(word) => at(word),
+            _ => at(""),
+        };
+        CommandError { span, kind: ScenarioErrorKind::RunCommand(error) }
+    })?;
+    if submission.args.bootstrap_servers != "kafka:9092" {
+        let servers = submission.args.bootstrap_servers.to_string();
+        return Err(CommandError { span: at(&servers), kind: ScenarioErrorKind::UnknownBootstrapServer(servers) });
+    }
+    Ok(FlinkCommand::Run { line: text.to_owned(), submission })
 }
 
 fn parse_compose(words: &mut Words<'_>, names: Names) -> Result<ComposeCommand, CommandError> {
@@ -599,6 +653,18 @@ mod tests {
             err("kubectl delete pod"),
             ("unknown command `kubectl`: expected docker-compose, sim, flink or curl".to_owned(), "kubectl")
         );
+    }
+
+    #[test]
+    fn flink_run_is_a_step_and_its_mistakes_point_at_the_word() {
+        let names = Names { taskmanagers_max: 1 };
+        let line = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --event-time";
+        let Ok(Command::Flink(FlinkCommand::Run { submission, .. })) = parse(line, names) else {
+            panic!("a valid flink run line");
+        };
+        assert!(submission.args.event_time && !submission.args.checkpointing);
+        let bad = parse("flink run -p x /opt/ClickCountJob.jar", names).unwrap_err();
+        assert_eq!(bad.span, 13..14);
     }
 
     #[test]

@@ -118,9 +118,17 @@ impl<'de> Deserialize<'de> for AtFile {
 /// `1m 30s`); `None` if it is not one. A number without its unit, or a unit split from its number
 /// (`10 minutes`), is refused even though humantime would take it: the files stay uniform.
 pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let groups_ok = text.split_whitespace().all(|group| {
-        let unit = group.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
-        unit.len() < group.len() && !unit.is_empty() && unit.chars().all(char::is_alphabetic)
+    // Each word is one or more `<number><unit>` groups: `10m`, `3m10s`, `1m 30s`, `2.5ms`.
+    let groups_ok = text.split_whitespace().all(|mut word| {
+        while !word.is_empty() {
+            let unit = word.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+            let rest = unit.trim_start_matches(char::is_alphabetic);
+            if unit.len() == word.len() || rest.len() == unit.len() {
+                return false;
+            }
+            word = rest;
+        }
+        true
     });
     if !groups_ok || text.trim().is_empty() {
         return None;

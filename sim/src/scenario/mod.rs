@@ -16,7 +16,7 @@ use flinksim_engine::protocol::job::{JobSubmission, RunCommandError, SinkMode};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-pub use command::{Command, ComposeCommand, Service, SimCommand};
+pub use command::{Command, ComposeCommand, FlinkCommand, Service, SimCommand};
 pub use error::{Location, ScenarioError, ScenarioErrorKind};
 
 use command::Names;

@@ -2,8 +2,10 @@
 //! in plain sight; a failing run prints the command that replays it.
 
 mod determinism;
+mod faults;
 mod harness;
 mod parallelism;
+mod recovery;
 mod scenario_files;
 mod steady_state;
 mod tidy;

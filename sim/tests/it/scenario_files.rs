@@ -7,6 +7,8 @@ fn check(name: &str) {
     let scenario = scenario(name);
     let report = run(&scenario, 42);
     assert_passed(&report);
+    let again = run(&scenario, 42);
+    assert_eq!(report.trace_hash, again.trace_hash, "{name}: seed 42 twice gave two traces");
     insta::with_settings!({
         snapshot_path => scenarios_dir().join("../snapshots"),
         prepend_module_to_snapshot => false,
@@ -20,10 +22,37 @@ fn check(name: &str) {
 #[test]
 fn every_scenario_file_is_covered_here() {
     let known = flinksim::Scenario::known(&scenarios_dir());
-    assert_eq!(known, vec!["steady-state".to_owned()], "add a test below for each new scenario file");
+    let tested = [
+        "failure-recovery",
+        "failure-recovery-exactly-once",
+        "failure-recovery-exactly-once-partition",
+        "failure-recovery-no-checkpointing",
+        "steady-state",
+    ];
+    assert_eq!(known, tested.map(String::from).to_vec(), "add a test below for each new scenario file");
 }
 
 #[test]
 fn steady_state() {
     check("steady-state");
+}
+
+#[test]
+fn failure_recovery() {
+    check("failure-recovery");
+}
+
+#[test]
+fn failure_recovery_exactly_once() {
+    check("failure-recovery-exactly-once");
+}
+
+#[test]
+fn failure_recovery_exactly_once_partition() {
+    check("failure-recovery-exactly-once-partition");
+}
+
+#[test]
+fn failure_recovery_no_checkpointing() {
+    check("failure-recovery-no-checkpointing");
 }

@@ -1,16 +1,19 @@
 //! `ClickEvent Source` (spec §3, §6, §8): reads the `input` partitions this subtask owns,
 //! deserializes each ClickEvent and passes it on with its partition. Starts from the group's
 //! committed offsets, else the earliest; without checkpointing it auto-commits every 5 s.
+//! On a checkpoint trigger it snapshots its offsets and emits the barrier behind every record
+//! it has emitted; when the checkpoint completes it commits those offsets to the group.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::kafka::{Consumer, ConsumerConfig, TopicPartition};
 use crate::playground::click_event::ClickEvent;
+use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::{Record, StreamElement};
 use crate::protocol::key_group::kafka_partition_owner;
 use crate::taskmanager::network::BUFFER_TIMEOUT;
-use crate::taskmanager::task::{TaskContext, TaskError};
+use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
 
 /// The consumer group the playground's job uses.
 pub const GROUP: &str = "click-event-count";
@@ -22,7 +25,7 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     let mut output = context.output.take().expect("the source has an output");
     let services = context.services.clone();
-    let tdd = &context.tdd;
+    let tdd = context.tdd.clone();
     let topic = tdd.submission.args.input_topic.clone();
     let mut consumer = Consumer::new(services.rpc.clone(), ConsumerConfig::new(services.broker));
     let committer = Consumer::new(services.rpc.clone(), ConsumerConfig::new(services.broker));
@@ -35,10 +38,26 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     let owned: Vec<u32> = (0..partitions)
         .filter(|&p| kafka_partition_owner(&topic, p, tdd.parallelism) == tdd.subtask)
         .collect();
+    // Restored offsets first (any subtask's snapshot may hold a partition this one now owns),
+    // then the group's committed offsets, then the earliest.
+    let mut restored: BTreeMap<u32, u64> = BTreeMap::new();
+    for (_, snapshot) in context.restored_snapshots().await? {
+        if let TaskSnapshot::Source { offsets } = snapshot {
+            restored.extend(offsets);
+        }
+    }
+    context.running().await;
     output.broadcast(StreamElement::PartitionsAssigned(owned.clone())).await?;
     if owned.is_empty() {
         context.trace("has no partition to read: idle");
-        return std::future::pending().await;
+        // Still part of every checkpoint: answer triggers with an empty snapshot.
+        while let Some(control) = context.control.recv().await {
+            if let TaskControl::TriggerCheckpoint(barrier) = control {
+                context.acknowledge(barrier, &TaskSnapshot::Source { offsets: BTreeMap::new() });
+                output.broadcast(StreamElement::Barrier(barrier)).await?;
+            }
+        }
+        return Ok(());
     }
     let tps: Vec<TopicPartition> =
         owned.iter().map(|&p| TopicPartition { topic: topic.clone(), partition: p }).collect();
@@ -48,15 +67,27 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             Err(_) => madsim::time::sleep(RETRY_BACKOFF).await,
         }
     };
-    let start: Vec<(TopicPartition, u64)> =
-        tps.iter().cloned().zip(committed.iter().map(|o| o.unwrap_or(0))).collect();
+    let start: Vec<(TopicPartition, u64)> = tps
+        .iter()
+        .zip(&committed)
+        .map(|(tp, committed)| {
+            let offset = restored.get(&tp.partition).copied().or(*committed).unwrap_or(0);
+            (tp.clone(), offset)
+        })
+        .collect();
+    let from = match context.restored_checkpoint() {
+        Some(id) => format!(" (restored from checkpoint {id})"),
+        None => String::new(),
+    };
     context.trace(format!(
-        "reads {}",
+        "reads {}{from}",
         start.iter().map(|(tp, o)| format!("{tp}@{o}")).collect::<Vec<_>>().join(", ")
     ));
     let mut positions: BTreeMap<TopicPartition, u64> = start.iter().cloned().collect();
     consumer.assign(start);
-    let auto_commit = !tdd.submission.args.checkpointing;
+    let auto_commit = !context.tdd.submission.args.checkpointing;
+    // Offsets snapshotted per checkpoint, committed to the group when it completes.
+    let mut pending_commits: BTreeMap<u64, Vec<(TopicPartition, u64)>> = BTreeMap::new();
     let mut flush_tick = madsim::time::interval(BUFFER_TIMEOUT);
     let mut commit_tick = madsim::time::interval(AUTO_COMMIT_INTERVAL);
     let mut malformed = 0u64;
@@ -72,6 +103,25 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                         let offsets: Vec<_> = positions.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
                         let _ = committer.commit(GROUP, &offsets).await;
                     }
+                    Some(control) = context.control.recv() => match control {
+                        TaskControl::TriggerCheckpoint(barrier) => {
+                            let offsets = positions.iter().map(|(tp, o)| (tp.partition, *o)).collect();
+                            context.acknowledge(barrier, &TaskSnapshot::Source { offsets });
+                            output.broadcast(StreamElement::Barrier(barrier)).await?;
+                            let snapshot = positions.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
+                            pending_commits.insert(barrier.checkpoint_id, snapshot);
+                        }
+                        TaskControl::CheckpointComplete(id) => {
+                            let Some(offsets) = pending_commits.remove(&id) else { continue };
+                            pending_commits.retain(|older, _| *older > id);
+                            let committer = Consumer::new(services.rpc.clone(), ConsumerConfig::new(services.broker));
+                            // Committing to Kafka is informational (restores use the checkpoint):
+                            // do it in the background.
+                            madsim::task::spawn(async move {
+                                let _ = committer.commit(GROUP, &offsets).await;
+                            });
+                        }
+                    },
                     fetched = &mut poll => break fetched,
                 }
             }

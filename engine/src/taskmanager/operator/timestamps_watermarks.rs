@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use madsim::time::Instant;
 
+use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::{Record, StreamElement, WatermarkStatus};
 use crate::taskmanager::network::GateEvent;
 use crate::taskmanager::task::{TaskContext, TaskError};
@@ -66,6 +67,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         emitted: i64::MIN,
         idle: false,
     };
+    context.running().await;
     let mut watermark_tick = madsim::time::interval(WATERMARK_INTERVAL);
     let mut flush_tick = madsim::time::interval(crate::taskmanager::network::BUFFER_TIMEOUT);
     loop {
@@ -95,7 +97,13 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                 }
             }
             _ = flush_tick.tick() => output.flush_all().await?,
+            // Nothing to commit here; keep the queue drained.
+            Some(_) = context.control.recv() => {}
             event = input.next() => match event {
+                GateEvent::Barrier(barrier) => {
+                    context.acknowledge(barrier, &TaskSnapshot::TimestampsWatermarks);
+                    output.broadcast(StreamElement::Barrier(barrier)).await?;
+                }
                 GateEvent::Record(_, Record::Sourced { partition, event }) => {
                     let now = Instant::now();
                     let clock = generator

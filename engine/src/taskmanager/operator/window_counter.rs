@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
 use crate::playground::click_event::{ClickEvent, ClickEventStatistics, WINDOW_MS, window_start};
+use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::{Record, StreamElement};
-use crate::protocol::key_group::KeyGroup;
+use crate::protocol::key_group::{KeyGroup, KeyGroupRange};
 use crate::taskmanager::network::{BUFFER_TIMEOUT, GateEvent};
 use crate::taskmanager::task::{TaskContext, TaskError};
 
@@ -22,7 +23,56 @@ pub type KeyGroupWindows = BTreeMap<(SmolStr, i64), u64>;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WindowCounterState {
     /// Open windows per key group.
+    #[serde(with = "windows_as_lists")]
     pub key_groups: BTreeMap<KeyGroup, KeyGroupWindows>,
+}
+
+/// Snapshots store each key group's windows as a list of `{page, window_start_ms, count}`:
+/// readable, and valid JSON (whose map keys must be strings).
+mod windows_as_lists {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct WindowCount {
+        page: SmolStr,
+        window_start_ms: i64,
+        count: u64,
+    }
+
+    pub fn serialize<S: Serializer>(
+        groups: &BTreeMap<KeyGroup, KeyGroupWindows>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let lists: BTreeMap<u32, Vec<WindowCount>> = groups
+            .iter()
+            .map(|(group, windows)| {
+                let list = windows
+                    .iter()
+                    .map(|((page, window_start_ms), count)| WindowCount {
+                        page: page.clone(),
+                        window_start_ms: *window_start_ms,
+                        count: *count,
+                    })
+                    .collect();
+                (group.0, list)
+            })
+            .collect();
+        lists.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<KeyGroup, KeyGroupWindows>, D::Error> {
+        let lists = BTreeMap::<u32, Vec<WindowCount>>::deserialize(deserializer)?;
+        Ok(lists
+            .into_iter()
+            .map(|(group, list)| {
+                let windows = list.into_iter().map(|w| ((w.page, w.window_start_ms), w.count)).collect();
+                (KeyGroup(group), windows)
+            })
+            .collect())
+    }
 }
 
 /// The window operator: state, timers and the current watermark.
@@ -93,19 +143,48 @@ impl WindowCounter {
     pub fn state(&self) -> &WindowCounterState {
         &self.state
     }
+
+    /// Takes over the key groups of `state` that lie in `range`, with their timers.
+    pub fn restore(&mut self, state: WindowCounterState, range: KeyGroupRange) {
+        for (key_group, windows) in state.key_groups {
+            if !range.contains(key_group) {
+                continue;
+            }
+            for ((page, start), count) in &windows {
+                if *count > 0 {
+                    self.timers.insert((start + WINDOW_MS - 1, key_group, page.clone(), *start));
+                }
+            }
+            self.state.key_groups.entry(key_group).or_default().extend(windows);
+        }
+    }
 }
 
 /// Runs the operator until its input ends.
 pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     let mut input = context.input.take().expect("the counter has an input");
     let mut output = context.output.take().expect("the counter has an output");
-    let mut counter = WindowCounter::new(context.tdd.max_parallelism);
+    let tdd = &context.tdd;
+    let mut counter = WindowCounter::new(tdd.max_parallelism);
+    let range = KeyGroupRange::of_subtask(tdd.max_parallelism, tdd.parallelism, tdd.subtask);
+    for (_, snapshot) in context.restored_snapshots().await? {
+        if let TaskSnapshot::Counter(state) = snapshot {
+            counter.restore(state, range);
+        }
+    }
+    context.running().await;
     let mut flush_tick = madsim::time::interval(BUFFER_TIMEOUT);
     loop {
         tokio::select! {
             biased;
             _ = flush_tick.tick() => output.flush_all().await?,
+            // Nothing to commit here; keep the queue drained.
+            Some(_) = context.control.recv() => {}
             event = input.next() => match event {
+                GateEvent::Barrier(barrier) => {
+                    context.acknowledge(barrier, &TaskSnapshot::Counter(counter.state().clone()));
+                    output.broadcast(StreamElement::Barrier(barrier)).await?;
+                }
                 GateEvent::Record(_, Record::Click(event)) => counter.process(event),
                 GateEvent::Watermark(watermark) => {
                     for statistics in counter.advance(watermark) {
@@ -150,6 +229,29 @@ mod tests {
         counter.process(click(6));
         assert_eq!(counter.late_records_dropped, 1);
         assert!(counter.advance(40_000).is_empty());
+    }
+
+    #[test]
+    fn a_restore_takes_only_its_own_key_groups_and_their_timers() {
+        let mut before = WindowCounter::new(128);
+        (0..600).for_each(|k| before.process(click(k)));
+        // p=2: subtask 1 owns key groups 64..=127: /help (111) and /shop (73).
+        let mut after = WindowCounter::new(128);
+        after.restore(before.state().clone(), KeyGroupRange::of_subtask(128, 2, 1));
+        let fired = after.advance(14_999);
+        let pages: Vec<&str> = fired.iter().map(|s| s.page.as_str()).collect();
+        assert_eq!(pages, vec!["/shop", "/help"]);
+        assert!(fired.iter().all(|s| s.count == 100));
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_through_json() {
+        let mut counter = WindowCounter::new(128);
+        (0..600).for_each(|k| counter.process(click(k)));
+        let json = serde_json::to_string(counter.state()).unwrap();
+        assert!(json.contains(r#""111":[{"page":"/help","window_start_ms":0,"count":100}]"#), "{json}");
+        let back: WindowCounterState = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, counter.state());
     }
 
     #[test]
