@@ -91,6 +91,7 @@ impl RunScenario {
                     RowStatus::Duplicated => "duplicated",
                     RowStatus::WrongCount => "WRONG COUNT",
                     RowStatus::Missing => "MISSING",
+                    RowStatus::EmptyAtSource => "empty at source",
                 }
                 .into(),
             })

@@ -98,13 +98,14 @@ impl WindowCounter {
         }
     }
 
-    /// Counts one event into its window, or drops it if its window has already fired.
-    pub fn process(&mut self, event: ClickEvent) {
+    /// Counts one event into its window, or drops it if its window has already fired; returns
+    /// the start of the window of a dropped (late) event.
+    pub fn process(&mut self, event: ClickEvent) -> Option<i64> {
         let start = window_start(event.timestamp_ms);
         let fire_at = start + WINDOW_MS - 1;
         if fire_at <= self.watermark {
             self.late_records_dropped += 1;
-            return;
+            return Some(start);
         }
         let key_group = KeyGroup::of_str(&event.page, self.max_parallelism);
         let windows = self.state.key_groups.entry(key_group).or_default();
@@ -113,6 +114,7 @@ impl WindowCounter {
             self.timers.insert((fire_at, key_group, event.page, start));
         }
         *count += 1;
+        None
     }
 
     /// Advances event time: fires every timer at or below `watermark`, in timestamp order.
@@ -174,6 +176,8 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     }
     context.running().await;
     let mut flush_tick = madsim::time::interval(BUFFER_TIMEOUT);
+    // Windows whose late events were reported already: one trace line per window.
+    let mut late_windows = std::collections::BTreeSet::new();
     loop {
         tokio::select! {
             biased;
@@ -185,7 +189,18 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     context.acknowledge(barrier, &TaskSnapshot::Counter(counter.state().clone()));
                     output.broadcast(StreamElement::Barrier(barrier)).await?;
                 }
-                GateEvent::Record(_, Record::Click(event)) => counter.process(event),
+                GateEvent::Record(_, Record::Click(event)) => {
+                    if let Some(start) = counter.process(event)
+                        && late_windows.insert(start)
+                    {
+                        context.trace(format!(
+                            "drops late events of window [{start}, {}) behind watermark {}: numLateRecordsDropped={}",
+                            start + WINDOW_MS,
+                            input.watermark(),
+                            counter.late_records_dropped
+                        ));
+                    }
+                }
                 GateEvent::Watermark(watermark) => {
                     for statistics in counter.advance(watermark) {
                         output.emit(Record::Statistics(statistics)).await?;
@@ -213,7 +228,7 @@ mod tests {
     #[test]
     fn a_window_fires_when_the_watermark_reaches_its_end_minus_one() {
         let mut counter = WindowCounter::new(128);
-        (0..6000).for_each(|k| counter.process(click(k)));
+        (0..6000).for_each(|k| { counter.process(click(k)); });
         assert!(counter.advance(14_998).is_empty());
         let fired = counter.advance(14_999);
         assert_eq!(fired.len(), 6);
@@ -226,7 +241,7 @@ mod tests {
         let mut counter = WindowCounter::new(128);
         counter.process(click(0));
         counter.advance(20_000);
-        counter.process(click(6));
+        assert_eq!(counter.process(click(6)), Some(0));
         assert_eq!(counter.late_records_dropped, 1);
         assert!(counter.advance(40_000).is_empty());
     }
@@ -234,7 +249,7 @@ mod tests {
     #[test]
     fn a_restore_takes_only_its_own_key_groups_and_their_timers() {
         let mut before = WindowCounter::new(128);
-        (0..600).for_each(|k| before.process(click(k)));
+        (0..600).for_each(|k| { before.process(click(k)); });
         // p=2: subtask 1 owns key groups 64..=127: /help (111) and /shop (73).
         let mut after = WindowCounter::new(128);
         after.restore(before.state().clone(), KeyGroupRange::of_subtask(128, 2, 1));
@@ -247,7 +262,7 @@ mod tests {
     #[test]
     fn a_snapshot_round_trips_through_json() {
         let mut counter = WindowCounter::new(128);
-        (0..600).for_each(|k| counter.process(click(k)));
+        (0..600).for_each(|k| { counter.process(click(k)); });
         let json = serde_json::to_string(counter.state()).unwrap();
         assert!(json.contains(r#""111":[{"page":"/help","window_start_ms":0,"count":100}]"#), "{json}");
         let back: WindowCounterState = serde_json::from_str(&json).unwrap();
@@ -257,7 +272,7 @@ mod tests {
     #[test]
     fn state_is_kept_per_key_group() {
         let mut counter = WindowCounter::new(128);
-        (0..6).for_each(|k| counter.process(click(k)));
+        (0..6).for_each(|k| { counter.process(click(k)); });
         let groups: Vec<u32> = counter.state().key_groups.keys().map(|g| g.0).collect();
         assert_eq!(groups, vec![15, 16, 38, 61, 73, 111]);
     }
