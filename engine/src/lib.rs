@@ -15,5 +15,6 @@ pub mod kafka;
 pub mod playground;
 pub mod protocol;
 pub mod rpc;
+pub mod storage;
 pub mod taskmanager;
 pub mod trace;

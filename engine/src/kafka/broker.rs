@@ -1,6 +1,8 @@
 //! The `kafka` node (spec §6): one broker, replication 1. It recovers every partition's log,
-//! the producer-id counter and the committed offsets from its own disk on each start, then
-//! answers produce, fetch (long-polled up to `fetch.max.wait.ms`), metadata and offset requests.
+//! the producer-id counter, the committed offsets and the transaction coordinator's state from
+//! its own disk on each start, then answers produce, fetch (long-polled up to
+//! `fetch.max.wait.ms`), metadata, offset and transaction requests, and aborts transactions
+//! that outlive their timeout (checked every 10 s).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,23 +13,25 @@ use madsim::time::Instant;
 use smol_str::SmolStr;
 use tokio::sync::{Mutex, Notify};
 
+use super::coordinator::{Coordinator, Env, PRODUCER_IDS_CELL, ProducerIds};
 use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT, read_cell, write_cell};
 use crate::protocol::kafka::{
-    Fetch, FetchResponse, FetchedPartition, InitProducerId, InitProducerIdResponse, KafkaError,
-    ListOffsets, ListOffsetsResponse, Metadata, MetadataResponse, OffsetCommit,
+    BatchHeader, EndTxn, EndTxnResponse, Fetch, FetchResponse, FetchedPartition, InitProducerId,
+    InitProducerIdResponse, IsolationLevel, KafkaError, ListOffsets, ListOffsetsResponse,
+    ListTransactions, ListTransactionsResponse, Metadata, MetadataResponse, OffsetCommit,
     OffsetCommitResponse, OffsetFetch, OffsetFetchResponse, Produce, ProduceResponse,
-    ProducerIdentity, TopicPartition, TopicSpec,
+    ProducerIdentity, RecordBatches, TopicPartition, TopicSpec,
 };
 use crate::rpc::{LinkFaults, Rpc};
 use crate::trace::NodeTrace;
 
 /// The longest a fetch may be held, whatever the consumer asks (keeps a bad request bounded).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
-/// Producer ids are reserved on disk this many at a time, so few requests write the counter.
-const PRODUCER_ID_BLOCK: i64 = 1000;
+/// How often the broker looks for transactions open longer than their timeout (Kafka's
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+pub const TRANSACTION_TIMEOUT_CHECK: Duration = Duration::from_secs(10);
 
 const TOPICS_CELL: &str = "kafka/topics";
-const PRODUCER_IDS_CELL: &str = "kafka/producer-ids";
 const OFFSETS_CELL: &str = "kafka/consumer-offsets";
 
 /// How to start the broker node.
@@ -60,7 +64,19 @@ pub async fn run(config: BrokerConfig) {
             return;
         }
     };
+    // Finish the transactions whose commit or abort was decided before the last kill.
+    if let Err(e) = broker.complete_pending_transactions().await {
+        config.trace.event(format!("kafka broker failed to complete transactions: {e}"));
+        return;
+    }
     serve(&rpc, &broker);
+    let b = broker.clone();
+    madsim::task::spawn(async move {
+        loop {
+            madsim::time::sleep(TRANSACTION_TIMEOUT_CHECK).await;
+            b.abort_expired_transactions().await;
+        }
+    });
     config.trace.event(format!("kafka broker started on {}", config.addr));
     // The node exits when its main returns; the handlers run in their own tasks.
     std::future::pending::<()>().await;
@@ -68,9 +84,22 @@ pub async fn run(config: BrokerConfig) {
 
 fn serve(rpc: &Rpc, broker: &Arc<Broker>) {
     let b = broker.clone();
-    rpc.serve(move |_: InitProducerId, _| {
+    rpc.serve(move |req: InitProducerId, _| {
         let b = b.clone();
-        async move { InitProducerIdResponse { result: b.init_producer_id().await } }
+        async move { InitProducerIdResponse { result: b.init_producer_id(req).await } }
+    });
+    let b = broker.clone();
+    rpc.serve(move |req: EndTxn, _| {
+        let b = b.clone();
+        async move { EndTxnResponse { result: b.end_txn(req).await } }
+    });
+    let b = broker.clone();
+    rpc.serve(move |req: ListTransactions, _| {
+        let b = b.clone();
+        async move {
+            let listed = b.coordinator.lock().await.list(&req.prefix);
+            ListTransactionsResponse { result: Ok(listed) }
+        }
     });
     let b = broker.clone();
     rpc.serve(move |req: Produce, _| {
@@ -91,7 +120,9 @@ fn serve(rpc: &Rpc, broker: &Arc<Broker>) {
     let b = broker.clone();
     rpc.serve(move |req: ListOffsets, _| {
         let b = b.clone();
-        async move { ListOffsetsResponse { result: b.list_offsets(&req.partitions).await } }
+        async move {
+            ListOffsetsResponse { result: b.list_offsets(&req.partitions, req.isolation).await }
+        }
     });
     let b = broker.clone();
     rpc.serve(move |req: OffsetCommit, _| {
@@ -103,13 +134,6 @@ fn serve(rpc: &Rpc, broker: &Arc<Broker>) {
         let b = b.clone();
         async move { OffsetFetchResponse { result: b.committed_offsets(req).await } }
     });
-}
-
-/// The next producer id, and the end of the block reserved on disk.
-struct ProducerIds {
-    next: i64,
-    reserved_until: i64,
-    generation: u64,
 }
 
 /// Committed offsets per (group, partition), rewritten to disk on every commit.
@@ -127,6 +151,9 @@ struct Broker {
     appended: Notify,
     producer_ids: Mutex<ProducerIds>,
     offsets: Mutex<GroupOffsets>,
+    /// Transactional ids and their transactions. Lock order: coordinator, then a partition.
+    coordinator: Mutex<Coordinator>,
+    trace: crate::trace::NodeTrace,
 }
 
 impl Broker {
@@ -168,6 +195,14 @@ impl Broker {
         if known > 0 {
             config.trace.event(format!("recovered {records} records in {} partitions", logs.len()));
         }
+        let coordinator = Coordinator::recover().await?;
+        let (ids, open) = coordinator.counts();
+        if ids > 0 {
+            config.trace.event(format!(
+                "recovered {ids} transactional ids, {open} with an open transaction"
+            ));
+        }
+        max_producer_id = max_producer_id.max(coordinator.max_producer_id().unwrap_or(-1));
 
         let (ids_generation, reserved) =
             read_cell::<i64>(PRODUCER_IDS_CELL).await.unwrap_or((0, 0));
@@ -190,7 +225,43 @@ impl Broker {
                 offsets: committed.into_iter().map(|(g, tp, o)| ((g, tp), o)).collect(),
                 generation: offsets_generation,
             }),
+            coordinator: Mutex::new(coordinator),
+            trace: config.trace.clone(),
         })
+    }
+
+    fn env(&self) -> Env<'_> {
+        Env { logs: &self.logs, producer_ids: &self.producer_ids, now: self.trace.elapsed() }
+    }
+
+    async fn complete_pending_transactions(&self) -> Result<(), KafkaError> {
+        let mut coordinator = self.coordinator.lock().await;
+        let result = coordinator.complete_pending(&self.env()).await;
+        self.appended.notify_waiters();
+        result
+    }
+
+    async fn abort_expired_transactions(&self) {
+        let mut coordinator = self.coordinator.lock().await;
+        let result = coordinator.abort_expired(&self.env()).await;
+        self.appended.notify_waiters();
+        match result {
+            Ok(aborted) => {
+                for id in aborted {
+                    self.trace.event(format!("aborted transaction {id} after its timeout"));
+                }
+            }
+            Err(e) => self.trace.event(format!("failed to abort timed-out transactions: {e}")),
+        }
+    }
+
+    async fn end_txn(&self, req: EndTxn) -> Result<(), KafkaError> {
+        let mut coordinator = self.coordinator.lock().await;
+        let wrote = coordinator.end_txn(&self.env(), &req).await;
+        if !matches!(wrote, Ok(false)) {
+            self.appended.notify_waiters();
+        }
+        wrote.map(|_| ())
     }
 
     fn log(&self, tp: &TopicPartition) -> Result<&Mutex<PartitionLog>, KafkaError> {
@@ -199,28 +270,36 @@ impl Broker {
             .ok_or_else(|| KafkaError::UnknownTopicOrPartition { partition: tp.clone() })
     }
 
-    async fn init_producer_id(&self) -> Result<ProducerIdentity, KafkaError> {
-        let mut ids = self.producer_ids.lock().await;
-        if ids.next >= ids.reserved_until {
-            // Reserve the next block on disk before handing out any id from it, so a restart
-            // never reuses an id (a reused id would make the broker drop a new producer's data).
-            let reserved_until = ids.next + PRODUCER_ID_BLOCK;
-            write_cell(PRODUCER_IDS_CELL, ids.generation + 1, &reserved_until).await.map_err(
-                |e| KafkaError::Storage {
-                    what: SmolStr::new(PRODUCER_IDS_CELL),
-                    reason: SmolStr::new(e.to_string()),
-                },
-            )?;
-            ids.generation += 1;
-            ids.reserved_until = reserved_until;
-        }
-        let producer_id = ids.next;
-        ids.next += 1;
-        Ok(ProducerIdentity { producer_id, producer_epoch: 0 })
+    async fn init_producer_id(&self, req: InitProducerId) -> Result<ProducerIdentity, KafkaError> {
+        let Some(id) = req.transactional_id else {
+            let producer_id = self.producer_ids.lock().await.allocate().await?;
+            return Ok(ProducerIdentity { producer_id, producer_epoch: 0 });
+        };
+        let mut coordinator = self.coordinator.lock().await;
+        let result = coordinator.init_producer_id(&self.env(), &id, req.transaction_timeout).await;
+        // Re-registering may have aborted the old epoch's transaction: wake held fetches.
+        self.appended.notify_waiters();
+        result
     }
 
     async fn produce(&self, req: Produce) -> Result<super::ProduceAck, KafkaError> {
-        let ack = self.log(&req.partition)?.lock().await.append(req.batch).await?;
+        let log = self.log(&req.partition)?;
+        let transactional = BatchHeader::decode(&req.batch).is_ok_and(|h| h.is_transactional());
+        let ack = if transactional {
+            // The coordinator admits the batch (fencing, implicit join of the partition) and
+            // stays locked until it is appended, so no marker can slip in between.
+            let mut coordinator = self.coordinator.lock().await;
+            let mut log = log.lock().await;
+            let parsed = log.parse_produced(req.batch)?;
+            let header = *parsed.header();
+            if let Some(base_offset) = log.duplicate_of(&header)? {
+                return Ok(super::ProduceAck { base_offset, duplicate: true });
+            }
+            coordinator.check_produce(&self.env(), &req.partition, &header).await?;
+            log.append_parsed(parsed).await?
+        } else {
+            log.lock().await.append(req.batch).await?
+        };
         if !ack.duplicate {
             self.appended.notify_waiters();
         }
@@ -230,7 +309,6 @@ impl Broker {
     /// Answers at once if any partition has data (or an error); otherwise holds the request
     /// until an append or `max_wait`, as Kafka's fetch purgatory does.
     async fn fetch(&self, req: Fetch) -> FetchResponse {
-        // ReadCommitted reads like ReadUncommitted until transactions exist (no aborted data).
         let deadline = Instant::now() + req.max_wait.min(MAX_WAIT_CAP);
         loop {
             // Register for the wake-up before reading, so an append racing with the read
@@ -241,8 +319,12 @@ impl Broker {
             let mut partitions = Vec::with_capacity(req.partitions.len());
             let mut ready = false;
             for position in &req.partitions {
-                let fetched =
-                    self.read(&position.partition, position.offset, req.max_partition_bytes);
+                let fetched = self.read(
+                    &position.partition,
+                    position.offset,
+                    req.max_partition_bytes,
+                    req.isolation,
+                );
                 let fetched = fetched.await;
                 ready |= !fetched.records.is_empty() || fetched.error.is_some();
                 partitions.push(fetched);
@@ -259,11 +341,22 @@ impl Broker {
         }
     }
 
-    async fn read(&self, tp: &TopicPartition, offset: u64, max_bytes: u32) -> FetchedPartition {
+    /// One partition's part of a fetch. `ReadCommitted` reads stop at the last stable offset
+    /// and carry the aborted transactions overlapping the returned batches; the consumer does
+    /// the filtering (as Kafka's does), so the broker hands out stored batches unchanged.
+    async fn read(
+        &self,
+        tp: &TopicPartition,
+        offset: u64,
+        max_bytes: u32,
+        isolation: IsolationLevel,
+    ) -> FetchedPartition {
         let mut fetched = FetchedPartition {
             partition: tp.clone(),
             high_watermark: 0,
+            last_stable_offset: 0,
             records: bytes::Bytes::new(),
+            aborted_transactions: Vec::new(),
             error: None,
         };
         match self.log(tp) {
@@ -271,19 +364,40 @@ impl Broker {
             Ok(log) => {
                 let log = log.lock().await;
                 fetched.high_watermark = log.high_watermark();
-                match log.read(offset, max_bytes).await {
+                fetched.last_stable_offset = log.last_stable_offset();
+                let end = match isolation {
+                    IsolationLevel::ReadUncommitted => fetched.high_watermark,
+                    IsolationLevel::ReadCommitted => fetched.last_stable_offset,
+                };
+                match log.read_until(offset, max_bytes, end).await {
                     Ok(records) => fetched.records = records,
                     Err(e) => fetched.error = Some(e),
+                }
+                if isolation == IsolationLevel::ReadCommitted && !fetched.records.is_empty() {
+                    let upto = RecordBatches::new(fetched.records.clone())
+                        .filter_map(Result::ok)
+                        .map(|b| b.header().next_offset())
+                        .last()
+                        .unwrap_or(end);
+                    fetched.aborted_transactions = log.aborted_transactions(offset, upto);
                 }
             }
         }
         fetched
     }
 
-    async fn list_offsets(&self, tps: &[TopicPartition]) -> Result<Vec<u64>, KafkaError> {
+    async fn list_offsets(
+        &self,
+        tps: &[TopicPartition],
+        isolation: IsolationLevel,
+    ) -> Result<Vec<u64>, KafkaError> {
         let mut ends = Vec::with_capacity(tps.len());
         for tp in tps {
-            ends.push(self.log(tp)?.lock().await.high_watermark());
+            let log = self.log(tp)?.lock().await;
+            ends.push(match isolation {
+                IsolationLevel::ReadUncommitted => log.high_watermark(),
+                IsolationLevel::ReadCommitted => log.last_stable_offset(),
+            });
         }
         Ok(ends)
     }

@@ -1,8 +1,13 @@
 //! The consumer (spec §6): reads assigned partitions from given offsets with one long-polled
 //! fetch per poll, decodes the returned batches lazily into records that share the fetched
 //! bytes, and reads or commits a group's offsets on the broker.
+//!
+//! Transactions are filtered here, as Kafka's consumer does: control batches are never
+//! returned; under `ReadCommitted` the broker stops at the last stable offset and lists the
+//! aborted transactions overlapping the fetched batches, and the consumer drops those
+//! transactions' batches. Skipped batches still advance the position.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -10,8 +15,8 @@ use bytes::Bytes;
 use smol_str::SmolStr;
 
 use crate::protocol::kafka::{
-    Fetch, FetchPosition, IsolationLevel, KafkaError, ListOffsets, Metadata, OffsetCommit,
-    OffsetFetch, RecordBatches, TopicPartition,
+    AbortedTransaction, ControlType, Fetch, FetchPosition, IsolationLevel, KafkaError, ListOffsets,
+    Metadata, OffsetCommit, OffsetFetch, RecordBatches, TopicPartition,
 };
 use crate::rpc::{Request, Rpc};
 
@@ -20,7 +25,8 @@ use crate::rpc::{Request, Rpc};
 pub struct ConsumerConfig {
     /// The broker's address.
     pub broker: SocketAddr,
-    /// What the consumer may see (`ReadCommitted` reads like `ReadUncommitted` for now).
+    /// What the consumer may see: everything (`ReadUncommitted`) or only committed data, up
+    /// to the last stable offset (`ReadCommitted`). Control records are never returned.
     pub isolation: IsolationLevel,
     /// How long the broker may hold a fetch that finds no data (`fetch.max.wait.ms`, 500 ms).
     pub max_wait: Duration,
@@ -105,19 +111,44 @@ impl Consumer {
         }
         let mut records = Vec::new();
         let mut advanced = Vec::with_capacity(response.partitions.len());
+        let read_committed = self.config.isolation == IsolationLevel::ReadCommitted;
         for fetched in response.partitions {
             let Some(&position) = self.positions.get(&fetched.partition) else {
                 continue;
             };
             let mut next = position;
+            // Aborted transactions not yet reached, by first offset, and the producers whose
+            // batches are being dropped until their abort marker.
+            let mut pending: Vec<AbortedTransaction> = fetched.aborted_transactions;
+            pending.sort_by_key(|a| (a.first_offset, a.producer_id));
+            let mut pending: VecDeque<AbortedTransaction> = pending.into();
+            let mut aborting: BTreeSet<i64> = BTreeSet::new();
             for batch in RecordBatches::new(fetched.records) {
                 let batch = batch.map_err(|reason| KafkaError::CorruptBatch {
                     partition: fetched.partition.clone(),
                     reason: SmolStr::new(reason),
                 })?;
+                let h = *batch.header();
+                // Whatever happens to the batch, the position moves past it.
+                if h.next_offset() > position {
+                    next = next.max(h.next_offset());
+                }
+                if read_committed && h.is_transactional() {
+                    while pending.front().is_some_and(|a| a.first_offset <= h.last_offset()) {
+                        aborting.extend(pending.pop_front().map(|a| a.producer_id));
+                    }
+                }
+                if h.is_control() {
+                    if read_committed && batch.control_type() == Some(ControlType::Abort) {
+                        aborting.remove(&h.producer_id);
+                    }
+                    continue;
+                }
+                if read_committed && h.is_transactional() && aborting.contains(&h.producer_id) {
+                    continue;
+                }
                 // The first batch may start before the position: skip what was already read.
                 for record in batch.records().filter(|r| r.offset >= position) {
-                    next = record.offset + 1;
                     records.push(ConsumerRecord {
                         partition: fetched.partition.clone(),
                         offset: record.offset,
@@ -138,9 +169,20 @@ impl Consumer {
         self.call(request, self.config.request_timeout).await?.result
     }
 
-    /// The high watermark (next offset to be written) of each partition, in order.
+    /// The end offset of each partition, in order, for the consumer's isolation level (as
+    /// Kafka's `endOffsets`): the high watermark (next offset to be written) for
+    /// `ReadUncommitted`, the last stable offset for `ReadCommitted`.
     pub async fn end_offsets(&self, tps: &[TopicPartition]) -> Result<Vec<u64>, KafkaError> {
-        let request = ListOffsets { partitions: tps.to_vec() };
+        self.end_offsets_for(tps, self.config.isolation).await
+    }
+
+    /// [`end_offsets`](Self::end_offsets) for `isolation` rather than the configured level.
+    pub async fn end_offsets_for(
+        &self,
+        tps: &[TopicPartition],
+        isolation: IsolationLevel,
+    ) -> Result<Vec<u64>, KafkaError> {
+        let request = ListOffsets { partitions: tps.to_vec(), isolation };
         self.call(request, self.config.request_timeout).await?.result
     }
 

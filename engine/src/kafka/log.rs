@@ -1,6 +1,8 @@
 //! One partition's append-only log on the broker's disk (spec §6): offsets from 0, the high
-//! watermark, segments that survive a broker restart, and idempotent-producer deduplication.
-//! Records live only in the segment files; memory holds one small index entry per batch.
+//! watermark, segments that survive a broker restart, idempotent-producer deduplication, and
+//! transactions: open transactions' first offsets (the last stable offset) and the
+//! aborted-transaction index. Records live only in the segment files; memory holds one small
+//! index entry per batch, and all transaction state is rebuilt from the batches on open.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +12,9 @@ use serde::{Serialize, de::DeserializeOwned};
 use smol_str::SmolStr;
 
 use crate::protocol::kafka::{
-    BATCH_HEADER_BYTES, BatchHeader, KafkaError, NO_PRODUCER_ID, ProduceAck, RecordBatch,
-    TopicPartition, set_base_offset,
+    ATTRIBUTE_CONTROL, ATTRIBUTE_TRANSACTIONAL, AbortedTransaction, BATCH_HEADER_BYTES,
+    BatchHeader, ControlType, KafkaError, NO_PRODUCER_ID, ProduceAck, RecordBatch, TopicPartition,
+    control_batch, set_base_offset,
 };
 
 /// Segment size (Kafka's `log.segment.bytes` is 1 GiB). A segment file is allocated whole when
@@ -39,13 +42,19 @@ struct Segment {
     batches: Vec<BatchEntry>,
 }
 
-/// What the log remembers about an idempotent producer's last batch on this partition.
+/// What the log remembers about an idempotent producer on this partition: its newest epoch
+/// and that epoch's last data batch (`None`: none yet, so the next must start at sequence 0).
 #[derive(Clone, Copy, Debug)]
 struct ProducerState {
     epoch: i16,
-    last_base_sequence: i32,
-    last_record_count: u32,
-    last_base_offset: u64,
+    last: Option<LastBatch>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LastBatch {
+    base_sequence: i32,
+    record_count: u32,
+    base_offset: u64,
 }
 
 /// A partition's log: segment files on disk, an index per segment, and producer state.
@@ -58,6 +67,10 @@ pub struct PartitionLog {
     active: bool,
     next_offset: u64,
     producers: BTreeMap<i64, ProducerState>,
+    /// Open transactions on this partition: producer id → offset of its first batch.
+    open_transactions: BTreeMap<i64, u64>,
+    /// Transactions ended by an abort marker, in marker order (so by `last_offset`).
+    aborted: Vec<AbortedTransaction>,
     manifest_generation: u64,
 }
 
@@ -75,6 +88,8 @@ impl PartitionLog {
             active: false,
             next_offset: 0,
             producers: BTreeMap::new(),
+            open_transactions: BTreeMap::new(),
+            aborted: Vec::new(),
             manifest_generation,
         };
         for base_offset in bases {
@@ -100,11 +115,24 @@ impl PartitionLog {
                 if h.base_offset != log.next_offset || h.record_count == 0 || end > len {
                     break;
                 }
+                // A marker's kind is in its one record: read the (tiny) batch whole.
+                let control = if h.is_control() {
+                    let mut bytes = vec![0u8; h.batch_length as usize];
+                    segment.file.read_at(&mut bytes, position).await.map_err(storage)?;
+                    let parsed = RecordBatch::parse(Bytes::from(bytes)).ok();
+                    match parsed.and_then(|b| b.control_type()) {
+                        Some(control) => Some(control),
+                        None => break, // torn or garbled: the log ends here
+                    }
+                } else {
+                    None
+                };
                 segment.batches.push(BatchEntry {
                     offset_delta: (h.base_offset - base_offset) as u32,
                     position: position as u32,
                 });
                 log.remember_producer(&h);
+                log.track_transaction(&h, control);
                 log.next_offset = h.next_offset();
                 position = end;
             }
@@ -134,21 +162,100 @@ impl PartitionLog {
         self.producers.keys().next_back().copied()
     }
 
+    /// The first offset of the oldest transaction still open here, else the high watermark:
+    /// `ReadCommitted` readers see nothing from here on.
+    pub fn last_stable_offset(&self) -> u64 {
+        self.open_transactions.values().copied().min().unwrap_or(self.next_offset)
+    }
+
+    /// Whether `producer_id` has a transaction open on this partition.
+    pub fn has_open_transaction(&self, producer_id: i64) -> bool {
+        self.open_transactions.contains_key(&producer_id)
+    }
+
+    /// The aborted transactions that may hold batches in `from..to`: those whose abort marker
+    /// is at or after `from` and whose first batch is before `to`, by first offset.
+    pub fn aborted_transactions(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        let mut found: Vec<AbortedTransaction> =
+            self.aborted[start..].iter().filter(|a| a.first_offset < to).copied().collect();
+        found.sort_by_key(|a| (a.first_offset, a.producer_id));
+        found
+    }
+
     /// Appends one produced batch, assigning its offsets; a batch that repeats an idempotent
     /// producer's last batch is acknowledged with its original offset and not written again.
+    /// Transactional batches are accepted as they come (the broker's coordinator checks them
+    /// first); control batches are refused: only [`write_marker`](Self::write_marker) writes them.
     pub async fn append(&mut self, batch: Bytes) -> Result<ProduceAck, KafkaError> {
+        let parsed = self.parse_produced(batch)?;
+        self.append_parsed(parsed).await
+    }
+
+    /// Checks that `batch` is one well-formed batch a producer may send.
+    pub fn parse_produced(&self, batch: Bytes) -> Result<RecordBatch, KafkaError> {
         let corrupt = |reason: &str| KafkaError::CorruptBatch {
             partition: self.partition.clone(),
             reason: SmolStr::new(reason),
         };
         let parsed = RecordBatch::parse(batch).map_err(corrupt)?;
-        let h = *parsed.header();
-        if h.attributes != 0 {
-            return Err(corrupt("transactional and control batches are not supported yet"));
+        let h = parsed.header();
+        if h.attributes & ATTRIBUTE_CONTROL != 0 {
+            return Err(corrupt("control batches are written by the broker only"));
         }
+        if h.attributes & !ATTRIBUTE_TRANSACTIONAL != 0 {
+            return Err(corrupt("unknown attribute bits"));
+        }
+        if h.is_transactional() && h.producer_id == NO_PRODUCER_ID {
+            return Err(corrupt("a transactional batch needs a producer id"));
+        }
+        Ok(parsed)
+    }
+
+    /// `Some(base offset)` if this batch repeats its producer's last batch (a retry), `None`
+    /// if it is the next one; an error if it is out of order or from a fenced epoch.
+    pub fn duplicate_of(&self, h: &BatchHeader) -> Result<Option<u64>, KafkaError> {
+        self.check_sequence(h)
+    }
+
+    /// Writes a commit or abort marker for `producer_id`'s open transaction here, at `epoch`
+    /// (the coordinator's current epoch, which fences older ones on this partition too).
+    /// Without an open transaction of that producer it writes nothing and returns `None`, so
+    /// ending a transaction again never writes a second marker.
+    pub async fn write_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        control: ControlType,
+        timestamp_ms: i64,
+    ) -> Result<Option<u64>, KafkaError> {
+        if !self.has_open_transaction(producer_id) {
+            return Ok(None);
+        }
+        let bytes = control_batch(producer_id, epoch, control, timestamp_ms);
+        let parsed = RecordBatch::parse(bytes).expect("a control batch is well formed");
+        let base_offset = self.write(parsed, Some(control)).await?;
+        Ok(Some(base_offset))
+    }
+
+    /// Appends a batch that passed [`parse_produced`](Self::parse_produced).
+    pub async fn append_parsed(&mut self, parsed: RecordBatch) -> Result<ProduceAck, KafkaError> {
+        let h = *parsed.header();
         if let Some(duplicate_of) = self.check_sequence(&h)? {
             return Ok(ProduceAck { base_offset: duplicate_of, duplicate: true });
         }
+        let base_offset = self.write(parsed, None).await?;
+        Ok(ProduceAck { base_offset, duplicate: false })
+    }
+
+    /// Writes one batch at the high watermark and updates the index, producer and
+    /// transaction state; returns its base offset.
+    async fn write(
+        &mut self,
+        parsed: RecordBatch,
+        control: Option<ControlType>,
+    ) -> Result<u64, KafkaError> {
+        let h = *parsed.header();
         let len = h.batch_length;
         let needs_roll = match self.segments.last() {
             None => true,
@@ -179,14 +286,28 @@ impl PartitionLog {
             position,
         });
         segment.size += len;
-        self.remember_producer(&BatchHeader { base_offset, ..h });
+        let h = BatchHeader { base_offset, ..h };
+        self.remember_producer(&h);
+        self.track_transaction(&h, control);
         self.next_offset += u64::from(h.record_count);
-        Ok(ProduceAck { base_offset, duplicate: false })
+        Ok(base_offset)
     }
 
     /// Whole batches from the one holding `offset`, up to `max_bytes` (at least one batch, so a
     /// large batch cannot stall a consumer). Empty at the high watermark.
     pub async fn read(&self, offset: u64, max_bytes: u32) -> Result<Bytes, KafkaError> {
+        self.read_until(offset, max_bytes, self.next_offset).await
+    }
+
+    /// [`read`](Self::read), returning only batches that start before `end` (the last stable
+    /// offset for a `ReadCommitted` fetch, which always falls on a batch boundary). Empty at or
+    /// past `end`; an offset past the high watermark is still out of range.
+    pub async fn read_until(
+        &self,
+        offset: u64,
+        max_bytes: u32,
+        end: u64,
+    ) -> Result<Bytes, KafkaError> {
         if offset > self.next_offset {
             return Err(KafkaError::OffsetOutOfRange {
                 partition: self.partition.clone(),
@@ -194,7 +315,7 @@ impl PartitionLog {
                 high_watermark: self.next_offset,
             });
         }
-        if offset == self.next_offset {
+        if offset >= self.next_offset.min(end) {
             return Ok(Bytes::new());
         }
         let seg_index = self.segments.partition_point(|s| s.base_offset <= offset);
@@ -208,9 +329,13 @@ impl PartitionLog {
             return Ok(Bytes::new());
         };
         let end_of = |i: usize| segment.batches.get(i + 1).map_or(segment.size, |b| b.position);
+        let base_of = |i: usize| segment.base_offset + u64::from(segment.batches[i].offset_delta);
         let start = segment.batches[first].position;
         let mut last = first;
-        while last + 1 < segment.batches.len() && end_of(last + 1) - start <= max_bytes {
+        while last + 1 < segment.batches.len()
+            && base_of(last + 1) < end
+            && end_of(last + 1) - start <= max_bytes
+        {
             last += 1;
         }
         let end = end_of(last);
@@ -242,7 +367,8 @@ impl PartitionLog {
             // No state means this producer never wrote here: the log is never truncated.
             return if h.base_sequence == 0 { Ok(None) } else { Err(out_of_order(0)) };
         };
-        if h.producer_epoch < state.epoch {
+        let fenced = h.producer_epoch < state.epoch;
+        if fenced {
             return Err(KafkaError::ProducerFenced {
                 partition: self.partition.clone(),
                 producer_id: h.producer_id,
@@ -250,15 +376,16 @@ impl PartitionLog {
                 current: state.epoch,
             });
         }
-        if h.producer_epoch > state.epoch {
-            return if h.base_sequence == 0 { Ok(None) } else { Err(out_of_order(0)) };
-        }
+        let last = match state.last {
+            Some(last) if h.producer_epoch == state.epoch => last,
+            // A new epoch (or one only a marker has used so far) starts at sequence 0.
+            _ => return if h.base_sequence == 0 { Ok(None) } else { Err(out_of_order(0)) },
+        };
         // One request in flight per producer, so only its last batch can come again.
-        if h.base_sequence == state.last_base_sequence && h.record_count == state.last_record_count
-        {
-            return Ok(Some(state.last_base_offset));
+        if h.base_sequence == last.base_sequence && h.record_count == last.record_count {
+            return Ok(Some(last.base_offset));
         }
-        let expected = state.last_base_sequence.wrapping_add(state.last_record_count as i32);
+        let expected = last.base_sequence.wrapping_add(last.record_count as i32);
         if h.base_sequence == expected { Ok(None) } else { Err(out_of_order(expected)) }
     }
 
@@ -266,15 +393,49 @@ impl PartitionLog {
         if h.producer_id == NO_PRODUCER_ID {
             return;
         }
-        self.producers.insert(
-            h.producer_id,
-            ProducerState {
-                epoch: h.producer_epoch,
-                last_base_sequence: h.base_sequence,
-                last_record_count: h.record_count,
-                last_base_offset: h.base_offset,
-            },
-        );
+        if h.is_control() {
+            // A marker carries no sequence; a newer epoch in it fences the older ones here.
+            let newer =
+                self.producers.get(&h.producer_id).is_none_or(|s| h.producer_epoch > s.epoch);
+            if newer {
+                let state = ProducerState { epoch: h.producer_epoch, last: None };
+                self.producers.insert(h.producer_id, state);
+            }
+            return;
+        }
+        let last = LastBatch {
+            base_sequence: h.base_sequence,
+            record_count: h.record_count,
+            base_offset: h.base_offset,
+        };
+        self.producers
+            .insert(h.producer_id, ProducerState { epoch: h.producer_epoch, last: Some(last) });
+    }
+
+    /// Keeps the open transactions and the aborted-transaction index up to date with one
+    /// appended (or recovered) batch.
+    fn track_transaction(&mut self, h: &BatchHeader, control: Option<ControlType>) {
+        if !h.is_transactional() {
+            return;
+        }
+        match control {
+            None if h.is_control() => {}
+            None => {
+                self.open_transactions.entry(h.producer_id).or_insert(h.base_offset);
+            }
+            Some(control) => {
+                let Some(first_offset) = self.open_transactions.remove(&h.producer_id) else {
+                    return;
+                };
+                if control == ControlType::Abort {
+                    self.aborted.push(AbortedTransaction {
+                        producer_id: h.producer_id,
+                        first_offset,
+                        last_offset: h.base_offset,
+                    });
+                }
+            }
+        }
     }
 
     /// Opens a new segment at the high watermark, big enough for a first batch of `len` bytes,
@@ -382,6 +543,9 @@ mod tests {
     use super::*;
     use crate::protocol::kafka::{BatchBuilder, RecordBatches};
 
+    // ATTRIBUTE_TRANSACTIONAL, AbortedTransaction, ControlType and control_batch come from
+    // the parent module's imports.
+
     fn batch(producer_id: i64, base_sequence: i32, values: &[&str]) -> Bytes {
         let mut builder = BatchBuilder::new();
         for (i, value) in values.iter().enumerate() {
@@ -473,6 +637,62 @@ mod tests {
             ));
             assert_eq!(reopened.append(batch(5, 3, &["d"])).await.unwrap().base_offset, 3);
             assert_eq!(reopened.max_producer_id(), Some(5));
+        });
+    }
+
+    fn txn_batch(producer_id: i64, epoch: i16, base_sequence: i32, values: &[&str]) -> Bytes {
+        let mut builder = BatchBuilder::new();
+        for value in values {
+            builder.append(0, value.as_bytes());
+        }
+        builder.finish_with_attributes(producer_id, epoch, base_sequence, ATTRIBUTE_TRANSACTIONAL)
+    }
+
+    #[test]
+    fn markers_open_transactions_and_the_aborted_index_are_rebuilt_when_the_log_reopens() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        rt.block_on(async {
+            let tp = TopicPartition::new("output", 0);
+            let mut log = PartitionLog::open(tp.clone(), 1 << 20).await.unwrap();
+            log.append(txn_batch(5, 0, 0, &["a", "b"])).await.unwrap(); // 0-1
+            log.append(txn_batch(6, 0, 0, &["c"])).await.unwrap(); // 2
+            log.append(batch(NO_PRODUCER_ID, 0, &["plain"])).await.unwrap(); // 3
+            log.append(txn_batch(5, 0, 2, &["d"])).await.unwrap(); // 4
+            assert_eq!(log.last_stable_offset(), 0);
+            // Producer 5's transaction is aborted (marker at 5, with the bumped epoch 1).
+            assert_eq!(log.write_marker(5, 1, ControlType::Abort, 0).await.unwrap(), Some(5));
+            assert_eq!(log.write_marker(5, 1, ControlType::Abort, 0).await.unwrap(), None);
+            assert_eq!(log.last_stable_offset(), 2, "producer 6's transaction is still open");
+            assert!(matches!(
+                log.append(txn_batch(5, 0, 3, &["zombie"])).await,
+                Err(KafkaError::ProducerFenced { epoch: 0, current: 1, .. })
+            ));
+            assert_eq!(log.append(txn_batch(5, 1, 0, &["e"])).await.unwrap().base_offset, 6);
+            let control = control_batch(9, 0, ControlType::Commit, 0);
+            assert!(matches!(log.append(control).await, Err(KafkaError::CorruptBatch { .. })));
+            let before = log.read_until(0, u32::MAX, log.last_stable_offset()).await.unwrap();
+            assert_eq!(values(before.clone()), [(0, "a".into()), (1, "b".into())]);
+
+            let mut reopened = PartitionLog::open(tp, 1 << 20).await.unwrap();
+            assert_eq!(reopened.high_watermark(), 7);
+            assert_eq!(reopened.last_stable_offset(), 2);
+            let aborted = AbortedTransaction { producer_id: 5, first_offset: 0, last_offset: 5 };
+            assert_eq!(reopened.aborted_transactions(0, 7), [aborted]);
+            assert_eq!(reopened.aborted_transactions(6, 7), []);
+            assert!(reopened.has_open_transaction(5) && reopened.has_open_transaction(6));
+            assert_eq!(reopened.read_until(0, u32::MAX, 2).await.unwrap(), before);
+            assert!(reopened.read_until(2, u32::MAX, 2).await.unwrap().is_empty());
+            // The reopened log still fences epoch 0 and continues epoch 1's sequence.
+            assert!(matches!(
+                reopened.append(txn_batch(5, 0, 3, &["zombie"])).await,
+                Err(KafkaError::ProducerFenced { .. })
+            ));
+            let retry = reopened.append(txn_batch(5, 1, 0, &["e"])).await.unwrap();
+            assert_eq!(retry, ProduceAck { base_offset: 6, duplicate: true });
+            assert_eq!(reopened.write_marker(6, 0, ControlType::Commit, 0).await.unwrap(), Some(7));
+            assert_eq!(reopened.write_marker(5, 1, ControlType::Commit, 0).await.unwrap(), Some(8));
+            assert_eq!(reopened.last_stable_offset(), 9);
+            assert_eq!(reopened.aborted_transactions(0, 9), [aborted]);
         });
     }
 

@@ -1,15 +1,21 @@
-//! The Kafka-style log (spec §6): one broker node with durable, segmented partition logs and
-//! committed offsets, an idempotent batching producer, and a long-polling consumer. It knows
-//! nothing of Flink; transactions (read_committed, markers) come later.
+//! The Kafka-style log (spec §6): one broker node with durable, segmented partition logs,
+//! committed offsets and a transaction coordinator; an idempotent batching producer, a
+//! transactional producer for the exactly-once sink, and a long-polling consumer that reads
+//! `read_uncommitted` or `read_committed`. It knows nothing of Flink.
 
 pub mod broker;
 pub mod consumer;
+mod coordinator;
 pub mod log;
 pub mod producer;
+pub mod transaction;
 
 pub use crate::protocol::kafka::{
-    IsolationLevel, KafkaError, ProduceAck, TopicPartition, TopicSpec,
+    IsolationLevel, KafkaError, ProduceAck, TopicPartition, TopicSpec, TransactionState,
 };
 pub use broker::{BrokerConfig, run};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 pub use producer::{Partitioner, Producer, ProducerConfig};
+pub use transaction::{
+    TransactionHandle, TransactionalProducer, abort_lingering, commit_transaction,
+};

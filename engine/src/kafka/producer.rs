@@ -1,7 +1,9 @@
 //! The idempotent producer (spec §6): records accumulate straight into an open batch per topic;
 //! a background sender ships a batch once it is full or has lingered, one request in flight,
 //! retrying with backoff until the broker acknowledges. Producer id and per-partition sequence
-//! numbers let the broker drop a retried batch it already appended.
+//! numbers let the broker drop a retried batch it already appended. The same machinery, given a
+//! transactional id's producer id and epoch, sends the batches of a
+//! [`TransactionalProducer`](super::TransactionalProducer).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -12,10 +14,11 @@ use std::time::Duration;
 use madsim::rand::Rng;
 use madsim::time::Instant;
 use smol_str::SmolStr;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::protocol::kafka::{
-    BatchBuilder, InitProducerId, KafkaError, Metadata, Produce, ProducerIdentity, TopicPartition,
+    ATTRIBUTE_TRANSACTIONAL, BatchBuilder, InitProducerId, KafkaError, Metadata, Produce,
+    ProducerIdentity, TopicPartition,
 };
 use crate::rpc::Rpc;
 
@@ -48,6 +51,12 @@ pub struct ProducerConfig {
     pub request_timeout: Duration,
     /// Which partition each batch goes to.
     pub partitioner: Partitioner,
+    /// How long a transaction may stay open before the broker aborts it
+    /// (`transaction.timeout.ms`; Flink's Kafka sink sets 1 h). Transactional producers only.
+    pub transaction_timeout: Duration,
+    /// How long a transactional producer's `init`, `commit` and `abort` keep retrying an
+    /// unreachable broker before giving up (`max.block.ms`, 60 s).
+    pub max_block: Duration,
 }
 
 impl ProducerConfig {
@@ -59,6 +68,8 @@ impl ProducerConfig {
             batch_bytes: 16 * 1024,
             request_timeout: Duration::from_secs(1),
             partitioner: Partitioner::Sticky,
+            transaction_timeout: Duration::from_secs(3600),
+            max_block: Duration::from_secs(60),
         }
     }
 }
@@ -98,6 +109,8 @@ struct Accumulator {
     failed: Vec<(u64, KafkaError)>,
     /// Every handle is gone: send what is left and stop.
     closed: bool,
+    /// The transaction is being aborted: send nothing more, stop retrying, and stop.
+    abandoned: bool,
 }
 
 impl Accumulator {
@@ -157,9 +170,12 @@ struct Shared {
     accumulator: Mutex<Accumulator>,
     /// Wakes the sender: a batch opened or filled, a flush, or the last handle dropped.
     wake_sender: Notify,
-    /// Bumped whenever a batch is done, so flushes look again.
-    progress: watch::Sender<u64>,
+    /// Wakes flushes whenever a batch is done, so they look again. A `Notify`, not a `watch`:
+    /// watch shards its wakers by tokio's process-global RNG.
+    progress: Notify,
     acked_records: AtomicU64,
+    /// A transactional producer's batches carry [`ATTRIBUTE_TRANSACTIONAL`].
+    attributes: u16,
 }
 
 /// Tells the sender when the last [`Producer`] handle is dropped.
@@ -175,15 +191,44 @@ impl Drop for Closer {
 impl Producer {
     /// A producer sending through `rpc`; its sender task runs on the calling node.
     pub fn new(rpc: Rpc, config: ProducerConfig) -> Producer {
+        Producer::start(rpc, config, None)
+    }
+
+    /// A producer whose batches are transactional, written as `identity` (which the caller
+    /// got from `InitProducerId` for a transactional id).
+    pub(crate) fn transactional(
+        rpc: Rpc,
+        config: ProducerConfig,
+        identity: ProducerIdentity,
+    ) -> Producer {
+        Producer::start(rpc, config, Some(identity))
+    }
+
+    fn start(rpc: Rpc, config: ProducerConfig, identity: Option<ProducerIdentity>) -> Producer {
         let shared = Arc::new(Shared {
             config,
             accumulator: Mutex::new(Accumulator::default()),
             wake_sender: Notify::new(),
-            progress: watch::Sender::new(0),
+            progress: Notify::new(),
             acked_records: AtomicU64::new(0),
+            attributes: if identity.is_some() { ATTRIBUTE_TRANSACTIONAL } else { 0 },
         });
-        madsim::task::spawn(Sender::new(shared.clone(), rpc).run());
+        let mut sender = Sender::new(shared.clone(), rpc);
+        sender.identity = identity;
+        madsim::task::spawn(sender.run());
         Producer { _closer: Arc::new(Closer(shared.clone())), shared }
+    }
+
+    /// Drops every batch not yet acknowledged and stops the sender (a retry in flight is not
+    /// repeated). For aborting a transaction: what never arrived need not arrive.
+    pub(crate) fn abandon(&self) {
+        {
+            let mut acc = self.shared.accumulator.lock().unwrap();
+            acc.abandoned = true;
+            acc.topics.clear();
+        }
+        self.shared.wake_sender.notify_one();
+        self.shared.progress.notify_waiters();
     }
 
     /// Appends one record to `topic`'s open batch; never blocks. The partition is chosen when
@@ -235,9 +280,12 @@ impl Producer {
             acc.next_record
         };
         self.shared.wake_sender.notify_one();
-        let mut progress = self.shared.progress.subscribe();
         loop {
-            progress.borrow_and_update();
+            // Register for the wake-up before looking, so progress racing with the look
+            // still wakes us.
+            let progress = self.shared.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
             {
                 let mut acc = self.shared.accumulator.lock().unwrap();
                 if acc.first_pending().is_none_or(|first| first >= target) {
@@ -251,8 +299,7 @@ impl Producer {
                     };
                 }
             }
-            // The sender outlives every handle, so the channel cannot close while we wait.
-            let _ = progress.changed().await;
+            progress.await;
         }
     }
 
@@ -289,7 +336,7 @@ impl Sender {
         loop {
             let ready = {
                 let mut acc = self.shared.accumulator.lock().unwrap();
-                if acc.closed && acc.first_pending().is_none() {
+                if (acc.closed || acc.abandoned) && acc.first_pending().is_none() {
                     return;
                 }
                 acc.take_ready(Instant::now(), self.shared.config.linger)
@@ -307,7 +354,7 @@ impl Sender {
                         Err(error) => acc.failed.push((batch.first_record, error)),
                     }
                     drop(acc);
-                    self.shared.progress.send_modify(|n| *n += 1);
+                    self.shared.progress.notify_waiters();
                 }
                 Err(Some(deadline)) => {
                     let wait = deadline.saturating_duration_since(Instant::now());
@@ -328,9 +375,22 @@ impl Sender {
         let tp = TopicPartition::new(topic.clone(), partition);
         let sequence = self.sequences.get(&tp).copied().unwrap_or(0);
         let count = builder.record_count();
-        let batch = builder.finish(identity.producer_id, identity.producer_epoch, sequence);
+        let batch = builder.finish_with_attributes(
+            identity.producer_id,
+            identity.producer_epoch,
+            sequence,
+            self.shared.attributes,
+        );
         let mut backoff = RETRY_BACKOFF;
         loop {
+            if self.shared.accumulator.lock().unwrap().abandoned {
+                return Err(KafkaError::InvalidTxnState {
+                    transactional_id: SmolStr::default(),
+                    reason: SmolStr::new(
+                        "the transaction was aborted before this batch was acknowledged",
+                    ),
+                });
+            }
             let request = Produce { partition: tp.clone(), batch: batch.clone() };
             let config = &self.shared.config;
             match self.rpc.call(config.broker, request, config.request_timeout).await {
@@ -354,7 +414,8 @@ impl Sender {
         let mut backoff = RETRY_BACKOFF;
         loop {
             let config = &self.shared.config;
-            match self.rpc.call(config.broker, InitProducerId, config.request_timeout).await {
+            let request = InitProducerId::idempotent();
+            match self.rpc.call(config.broker, request, config.request_timeout).await {
                 Ok(response) => {
                     if let Ok(identity) = response.result {
                         self.identity = Some(identity);

@@ -48,16 +48,16 @@ impl TopicSpec {
     }
 }
 
-/// What a consumer may see (Kafka's `isolation.level`).
-///
-/// Transactions are not modelled yet, so `ReadCommitted` currently reads exactly what
-/// `ReadUncommitted` reads: every appended record, up to the high watermark.
+/// What a consumer may see (Kafka's `isolation.level`). Neither level ever returns control
+/// records (commit and abort markers), though their offsets are used up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IsolationLevel {
-    /// Everything appended, committed or not (Kafka's default).
+    /// Every data record appended, committed, aborted or still open, up to the high watermark
+    /// (Kafka's default).
     #[default]
     ReadUncommitted,
-    /// Only committed transactional records, up to the last stable offset (not built yet).
+    /// Only records outside transactions and records of committed transactions, up to the last
+    /// stable offset (the first offset of the oldest transaction still open).
     ReadCommitted,
 }
 
@@ -119,6 +119,15 @@ pub enum KafkaError {
         epoch: i16,
         /// The newest epoch the partition has seen.
         current: i16,
+    },
+    /// A transactional request that does not fit the transaction's state: an unknown
+    /// transactional id or producer id, or a produce after the epoch's transaction ended.
+    #[error("invalid transaction state for {transactional_id}: {reason}")]
+    InvalidTxnState {
+        /// The transactional id (empty if the producer id maps to none).
+        transactional_id: SmolStr,
+        /// What does not fit.
+        reason: SmolStr,
     },
     /// The broker's disk refused a read or a write.
     #[error("storage error on {what}: {reason}")]
@@ -183,10 +192,15 @@ pub struct BatchHeader {
 pub const BATCH_HEADER_BYTES: usize = 40;
 /// `producer_id` of a batch from a producer without an id.
 pub const NO_PRODUCER_ID: i64 = -1;
-/// Attribute bit: the batch belongs to a transaction (reserved; transactions come later).
+/// Attribute bit: the batch belongs to a transaction of its producer id and epoch.
 pub const ATTRIBUTE_TRANSACTIONAL: u16 = 1 << 4;
-/// Attribute bit: the batch is a commit or abort marker (reserved; transactions come later).
+/// Attribute bit: the batch is a commit or abort marker (set together with
+/// [`ATTRIBUTE_TRANSACTIONAL`]; written by the broker only). It holds one control record whose
+/// value is `version i16 = 0 | type i16` (0 abort, 1 commit), as Kafka's control record key.
 pub const ATTRIBUTE_CONTROL: u16 = 1 << 5;
+/// The internal partition that holds the transaction coordinator's state (as Kafka's
+/// `__transaction_state`); also named by coordinator-level [`KafkaError::ProducerFenced`].
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
 /// Where the broker writes the assigned base offset into a batch's header.
 const BASE_OFFSET_AT: usize = 0;
@@ -238,6 +252,55 @@ impl BatchHeader {
     pub fn next_offset(&self) -> u64 {
         self.base_offset + u64::from(self.record_count)
     }
+
+    /// Whether the batch belongs to a transaction (data or marker).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTRIBUTE_TRANSACTIONAL != 0
+    }
+
+    /// Whether the batch is a commit or abort marker.
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTRIBUTE_CONTROL != 0
+    }
+}
+
+/// What a control batch marks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlType {
+    /// The producer's open transaction on this partition is aborted.
+    Abort,
+    /// The producer's open transaction on this partition is committed.
+    Commit,
+}
+
+impl ControlType {
+    /// The marker for a transaction that ends committed (`true`) or aborted (`false`).
+    pub fn of(commit: bool) -> ControlType {
+        if commit { ControlType::Commit } else { ControlType::Abort }
+    }
+}
+
+/// One control batch (a commit or abort marker) of `producer_id` at `epoch`.
+pub fn control_batch(
+    producer_id: i64,
+    epoch: i16,
+    control: ControlType,
+    timestamp_ms: i64,
+) -> Bytes {
+    let kind: i16 = match control {
+        ControlType::Abort => 0,
+        ControlType::Commit => 1,
+    };
+    let mut value = [0u8; 4];
+    value[2..].copy_from_slice(&kind.to_be_bytes());
+    let mut builder = BatchBuilder::new();
+    builder.append(timestamp_ms, &value);
+    builder.finish_with_attributes(
+        producer_id,
+        epoch,
+        -1,
+        ATTRIBUTE_TRANSACTIONAL | ATTRIBUTE_CONTROL,
+    )
 }
 
 /// Rewrites the base offset in an encoded header (the broker assigns offsets on append).
@@ -295,6 +358,19 @@ impl RecordBatch {
     /// The batch's encoded bytes, header included.
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
+    }
+
+    /// What this batch marks, if it is a well-formed control batch.
+    pub fn control_type(&self) -> Option<ControlType> {
+        if !self.header.is_control() {
+            return None;
+        }
+        let record = self.records().next()?;
+        match record.value.get(..4)? {
+            [0, 0, 0, 0] => Some(ControlType::Abort),
+            [0, 0, 0, 1] => Some(ControlType::Commit),
+            _ => None,
+        }
     }
 
     /// Decodes the records one at a time; stops early (silently) at malformed data.
@@ -427,7 +503,19 @@ impl BatchBuilder {
     }
 
     /// Fills in the header and hands out the batch's bytes (base offset 0: the broker assigns it).
-    pub fn finish(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Bytes {
+    pub fn finish(self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Bytes {
+        self.finish_with_attributes(producer_id, producer_epoch, base_sequence, 0)
+    }
+
+    /// [`finish`](Self::finish) with attribute bits (a transactional producer's batches carry
+    /// [`ATTRIBUTE_TRANSACTIONAL`]).
+    pub fn finish_with_attributes(
+        mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+        attributes: u16,
+    ) -> Bytes {
         let header = BatchHeader {
             base_offset: 0,
             batch_length: u32::try_from(self.buf.len()).unwrap_or(u32::MAX),
@@ -436,7 +524,7 @@ impl BatchBuilder {
             producer_id,
             producer_epoch,
             base_sequence,
-            attributes: 0,
+            attributes,
         };
         self.buf[..BATCH_HEADER_BYTES].copy_from_slice(&header.encode());
         Bytes::from(self.buf)
@@ -485,9 +573,24 @@ fn read_varint(bytes: &[u8], mut at: usize) -> Option<(u64, usize)> {
 // ---------------------------------------------------------------------------------------------
 // Requests.
 
-/// Asks the broker for a fresh producer id (an idempotent producer's first request).
+/// Asks the broker for a producer id: a fresh one for an idempotent producer (no transactional
+/// id), or, for a transactional id, its producer id with the epoch bumped. Bumping fences every
+/// older epoch and aborts the transaction an older epoch left open (zombie fencing).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct InitProducerId;
+pub struct InitProducerId {
+    /// The transactional id (`<prefix>-<subtask>-<n>`), or `None` for an idempotent producer.
+    pub transactional_id: Option<SmolStr>,
+    /// How long a transaction of this id may stay open before the broker aborts it
+    /// (`transaction.timeout.ms`; Flink's sink sets 1 h). Ignored without a transactional id.
+    pub transaction_timeout: Duration,
+}
+
+impl InitProducerId {
+    /// The request of an idempotent, non-transactional producer.
+    pub fn idempotent() -> Self {
+        InitProducerId { transactional_id: None, transaction_timeout: Duration::ZERO }
+    }
+}
 
 /// The producer's identity, stamped into every batch it sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -559,10 +662,29 @@ pub struct FetchedPartition {
     pub partition: TopicPartition,
     /// Its next offset to be written.
     pub high_watermark: u64,
+    /// The first offset of its oldest open transaction, else the high watermark.
+    pub last_stable_offset: u64,
     /// Whole record batches as stored; the first may start before the offset asked for.
+    /// A `ReadCommitted` fetch returns only batches below the last stable offset. Control
+    /// batches and aborted transactional batches are included: the consumer skips them.
     pub records: Bytes,
+    /// For `ReadCommitted`: the aborted transactions overlapping `records`, by first offset
+    /// (Kafka's fetch does the same; the consumer drops their batches). Empty otherwise.
+    pub aborted_transactions: Vec<AbortedTransaction>,
     /// Why this partition could not be read.
     pub error: Option<KafkaError>,
+}
+
+/// A transaction that ended with an abort marker on one partition (the partition's
+/// aborted-transaction index, rebuilt from the log on every broker start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbortedTransaction {
+    /// The producer whose transactional batches in `first_offset..last_offset` are aborted.
+    pub producer_id: i64,
+    /// The offset of the transaction's first batch on the partition.
+    pub first_offset: u64,
+    /// The offset of the abort marker.
+    pub last_offset: u64,
 }
 
 /// The answer to [`Fetch`].
@@ -586,17 +708,20 @@ pub struct MetadataResponse {
     pub result: Result<u32, KafkaError>,
 }
 
-/// Asks for the high watermarks (end offsets) of some partitions.
+/// Asks for the end offsets of some partitions: the high watermarks, or for `ReadCommitted`
+/// the last stable offsets.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ListOffsets {
     /// The partitions.
     pub partitions: Vec<TopicPartition>,
+    /// Whose end: `ReadUncommitted` (high watermark) or `ReadCommitted` (last stable offset).
+    pub isolation: IsolationLevel,
 }
 
 /// The answer to [`ListOffsets`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ListOffsetsResponse {
-    /// One high watermark per partition asked for, in order.
+    /// One end offset per partition asked for, in order.
     pub result: Result<Vec<u64>, KafkaError>,
 }
 
@@ -632,7 +757,86 @@ pub struct OffsetFetchResponse {
     pub result: Result<Vec<Option<u64>>, KafkaError>,
 }
 
+/// Ends the open transaction of a transactional id: writes a commit or abort marker to every
+/// partition it wrote to, then completes it. Idempotent: ending again the same way succeeds
+/// without writing again, also with a stale `(producer_id, epoch)` whose transaction ended that
+/// way (the broker remembers each id's last outcomes); a stale epoch whose transaction ended the
+/// other way, or that never ended, is `ProducerFenced`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EndTxn {
+    /// The transactional id.
+    pub transactional_id: SmolStr,
+    /// The producer id the transaction was written with.
+    pub producer_id: i64,
+    /// The epoch the transaction was written with.
+    pub epoch: i16,
+    /// Commit (`true`) or abort.
+    pub commit: bool,
+}
+
+/// The answer to [`EndTxn`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EndTxnResponse {
+    /// Ok once every marker is on disk and the transaction is complete.
+    pub result: Result<(), KafkaError>,
+}
+
+/// Where a transactional id's current transaction stands (Kafka's coordinator states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransactionState {
+    /// Registered (or re-registered) at this epoch; nothing written yet.
+    Empty,
+    /// Data written, not ended.
+    Ongoing,
+    /// Commit decided; markers being written.
+    PrepareCommit,
+    /// Abort decided; markers being written.
+    PrepareAbort,
+    /// Committed; the epoch is done.
+    CompleteCommit,
+    /// Aborted; the epoch is done.
+    CompleteAbort,
+}
+
+impl TransactionState {
+    /// Whether the id's epoch may still write or end a transaction, or is ending one: every
+    /// state but the two complete ones. These are what [`ListTransactions`] lists.
+    pub fn is_open(self) -> bool {
+        !matches!(self, TransactionState::CompleteCommit | TransactionState::CompleteAbort)
+    }
+}
+
+/// Lists the transactional ids starting with `prefix` whose current epoch is open: registered
+/// and not yet ended (`Empty`, `Ongoing`, `PrepareCommit`, `PrepareAbort`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ListTransactions {
+    /// The prefix (`""` lists all).
+    pub prefix: SmolStr,
+}
+
+/// One transactional id in a [`ListTransactionsResponse`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionListing {
+    /// The transactional id.
+    pub transactional_id: SmolStr,
+    /// Its current producer id.
+    pub producer_id: i64,
+    /// Its current epoch.
+    pub epoch: i16,
+    /// Where its current transaction stands.
+    pub state: TransactionState,
+}
+
+/// The answer to [`ListTransactions`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ListTransactionsResponse {
+    /// The open transactional ids, in id order.
+    pub result: Result<Vec<TransactionListing>, KafkaError>,
+}
+
 crate::request!(InitProducerId => InitProducerIdResponse);
+crate::request!(EndTxn => EndTxnResponse);
+crate::request!(ListTransactions => ListTransactionsResponse);
 crate::request!(Produce => ProduceResponse);
 crate::request!(Fetch => FetchResponse);
 crate::request!(Metadata => MetadataResponse);
@@ -678,6 +882,20 @@ mod tests {
             builder.append(ts, &vec![1; len]);
             assert_eq!(builder.size_bytes() - before, predicted);
         }
+    }
+
+    #[test]
+    fn control_batches_say_what_they_mark() {
+        for control in [ControlType::Abort, ControlType::Commit] {
+            let batch = RecordBatch::parse(control_batch(7, 3, control, 99)).unwrap();
+            let h = *batch.header();
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!((h.producer_id, h.producer_epoch, h.record_count), (7, 3, 1));
+            assert_eq!(batch.control_type(), Some(control));
+        }
+        let data = RecordBatch::parse(batch_of(&[(1, b"\0\0\0\x01")])).unwrap();
+        assert!(!data.header().is_transactional());
+        assert_eq!(data.control_type(), None, "a data batch is no marker, whatever its value");
     }
 
     #[test]

@@ -9,3 +9,4 @@ pub mod job;
 pub mod kafka;
 pub mod key_group;
 pub mod states;
+pub mod storage;
