@@ -5,6 +5,7 @@
 //! significant event and hashes it.
 
 pub mod cluster;
+pub mod floor;
 pub mod oracle;
 pub mod run;
 pub mod scenario;

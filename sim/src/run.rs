@@ -141,7 +141,13 @@ pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>
     });
 
     let times = step_times(&scenario, seed);
-    let mut schedule: Vec<(Duration, &Step)> = times.iter().copied().zip(&scenario.steps).collect();
+    // Steps due after the end (a shortened --duration) never run.
+    let mut schedule: Vec<(Duration, &Step)> = times
+        .iter()
+        .copied()
+        .zip(&scenario.steps)
+        .filter(|(at, _)| *at <= scenario.duration)
+        .collect();
     schedule.sort_by_key(|(at, _)| *at); // stable: steps at the same time keep file order
     let mut steps_run = Vec::new();
     for (at, step) in schedule {

@@ -1,5 +1,6 @@
 //! The command line of `cargo xtask`: one subcommand per task, a doc line per flag.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,11 @@ pub struct Xtask {
 pub enum Command {
     /// Run one scenario under one seed and print the window counts, the verdict and the trace hash.
     RunScenario(RunScenario),
+    /// Benchmark the simulator against the plain-loop floor (release build, a child process per case).
+    Bench(Bench),
+    /// One benchmark case in this process, reported as one JSON line (run by `bench`).
+    #[command(hide = true)]
+    BenchCase(BenchCase),
 }
 
 /// `cargo xtask run-scenario <scenario> [--seed N] [--duration 10m]`.
@@ -36,7 +42,30 @@ pub struct RunScenario {
     pub trace: bool,
 }
 
+/// `cargo xtask bench [--reps N] [--quick] [--json PATH]`.
+#[derive(Debug, clap::Args)]
+pub struct Bench {
+    /// Repetitions of each case; the table quotes the median [default: 5, or 1 with --quick].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub reps: Option<u32>,
+    /// Smoke test: one repetition, and only the 10-minute cases and their floor.
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write the table, the linearity and the targets as JSON to PATH (for CI to keep).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+/// `xtask bench-case <case> [--reps N]`: one case, timed in this process.
+#[derive(Debug, clap::Args)]
+pub struct BenchCase {
+    /// The case: `<scenario>:<simulated time>` (e.g. `steady-state:10m`) or `floor:<events>`.
+    pub case: crate::bench::Case,
+    /// Repetitions, each timed on its own.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub reps: u32,
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("bad duration `{text}` ({e}): expected e.g. 200ms, 90s, 10m"))
+    humantime::parse_duration(text).map_err(|e| format!("bad duration `{text}` ({e}): expected e.g. 200ms, 90s, 10m"))
 }

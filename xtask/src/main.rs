@@ -3,6 +3,7 @@
 //! The workspace's `.cargo/config.toml` sets `--cfg madsim` for every build, so these commands
 //! and `cargo test` need no environment variables.
 
+mod bench;
 mod flags;
 mod run_scenario;
 
@@ -12,6 +13,8 @@ fn main() -> std::process::ExitCode {
     let flags = flags::Xtask::parse();
     let result = match flags.command {
         flags::Command::RunScenario(command) => command.run(),
+        flags::Command::Bench(command) => command.run(),
+        flags::Command::BenchCase(command) => command.run(),
     };
     match result {
         Ok(code) => code,

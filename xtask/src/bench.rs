@@ -1,0 +1,585 @@
+//! `cargo xtask bench`: how fast the simulator runs, against the floor (issue 7).
+//!
+//! The command always measures a release build: run as `cargo xtask bench` (a debug build), it
+//! first runs `cargo build --release -p xtask` and then uses that executable. Each case runs in
+//! its own child process, `xtask bench-case <case> --reps N`, because peak resident memory only
+//! grows within a process; the child times each repetition outside the simulation's runtime and
+//! prints one JSON line ([`CaseResult`]). The parent prints the table, the linearity and the
+//! issue's targets. The targets only report: the command fails only when a child crashes.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use flinksim::Scenario;
+use flinksim::scenario::StepTime;
+use serde::{Deserialize, Serialize};
+use tabled::{Table, Tabled, settings::Style};
+
+use crate::flags::{Bench, BenchCase};
+
+/// Exit code: every case ran (whatever the targets say).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a case's child process crashed (the simulation panicked, or the floor miscounted).
+pub const EXIT_CRASHED: u8 = 3;
+
+/// The seed of every benchmarked run.
+const SEED: u64 = 1;
+/// The scenarios benchmarked, in table order.
+const SCENARIOS: [&str; 2] = ["steady-state", "failure-recovery"];
+/// The start-up run: its wall time is the fixed cost subtracted for the linearity.
+const STARTUP: Duration = Duration::from_secs(10);
+/// The short run.
+const SHORT: Duration = Duration::from_secs(10 * 60);
+/// The long run.
+const LONG: Duration = Duration::from_secs(60 * 60);
+/// The generator's rate: 6 pages × 1000 clicks per 15 s window.
+const EVENTS_PER_SECOND: u64 = 400;
+
+/// The issue's targets.
+const TARGET_REAL_TIME: f64 = 2000.0;
+const TARGET_FLOOR: f64 = 4.0;
+const TARGET_LINEARITY: f64 = 6.5;
+const TARGET_PEAK_MB: f64 = 150.0;
+
+/// One benchmark case: a scenario for a simulated time, or the floor for a number of events.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Case {
+    /// A scenario from scenarios/ (or a path), simulated for `duration`.
+    Scenario {
+        /// The scenario's name or path.
+        name: String,
+        /// Simulated time to run.
+        duration: Duration,
+    },
+    /// The plain loop of [`flinksim::floor::floor`] over `events` clicks.
+    Floor {
+        /// Clicks to serialize, parse and count: a whole number of windows (a multiple of 6000).
+        events: u64,
+    },
+}
+
+impl Case {
+    /// The floor with as many events as `duration` of the generator produces.
+    fn floor_for(duration: Duration) -> Case {
+        Case::Floor { events: duration.as_secs() * EVENTS_PER_SECOND }
+    }
+}
+
+impl FromStr for Case {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Case, String> {
+        let usage = "expected `<scenario>:<simulated time>` (e.g. `steady-state:10m`) or `floor:<events>`";
+        let Some((name, amount)) = text.rsplit_once(':') else {
+            return Err(format!("bad case `{text}`: {usage}"));
+        };
+        if name == "floor" {
+            let events: u64 = amount
+                .replace('_', "")
+                .parse()
+                .map_err(|e| format!("bad event count `{amount}` in `{text}` ({e}): {usage}"))?;
+            if events == 0 || !events.is_multiple_of(6000) {
+                return Err(format!(
+                    "bad event count {events} in `{text}`: the floor counts whole windows, a multiple of 6000"
+                ));
+            }
+            return Ok(Case::Floor { events });
+        }
+        if name.is_empty() {
+            return Err(format!("bad case `{text}`: no scenario: {usage}"));
+        }
+        let duration = humantime::parse_duration(amount)
+            .map_err(|e| format!("bad simulated time `{amount}` in `{text}` ({e}): {usage}"))?;
+        if duration.is_zero() {
+            return Err(format!("bad case `{text}`: the simulated time must be positive"));
+        }
+        Ok(Case::Scenario { name: name.to_string(), duration })
+    }
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Case::Scenario { name, duration } => write!(f, "{name}:{}", humantime::format_duration(*duration)),
+            Case::Floor { events } => write!(f, "floor:{events}"),
+        }
+    }
+}
+
+/// What a `bench-case` child reports, as one JSON line on stdout.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CaseResult {
+    /// The case, as given on the command line.
+    pub case: String,
+    /// The scenario's name, or `floor`.
+    pub scenario: String,
+    /// Simulated seconds one run covered (none for the floor).
+    pub simulated_secs: Option<f64>,
+    /// Click events in one run (the `input` topic's, for a scenario).
+    pub events: u64,
+    /// Wall seconds of each repetition, in order.
+    pub wall_secs: Vec<f64>,
+    /// Peak resident memory of the child process (`VmHWM`), in KiB.
+    pub peak_rss_kib: u64,
+    /// Repetitions whose oracle rejected the run (measured all the same).
+    pub oracle_failures: u32,
+}
+
+impl BenchCase {
+    /// Runs the case `reps` times in this process and prints a [`CaseResult`] as one JSON line.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let mut result = CaseResult {
+            case: self.case.to_string(),
+            scenario: String::new(),
+            simulated_secs: None,
+            events: 0,
+            wall_secs: Vec::new(),
+            peak_rss_kib: 0,
+            oracle_failures: 0,
+        };
+        match &self.case {
+            Case::Scenario { name, duration } => {
+                let path = Scenario::resolve(name, &crate::project_root().join("scenarios"))?;
+                let mut scenario = Scenario::load(&path)?.with_duration(*duration);
+                // `with_duration` says steps after the new end never run, but the runner still
+                // runs them (and so simulates past the end): drop them, so that the 10 s start-up
+                // run of failure-recovery stays 10 s instead of reaching its 3m step.
+                scenario.steps.retain(|step| match step.at {
+                    StepTime::At(at) => at < *duration,
+                    StepTime::Between { min, .. } => min < *duration,
+                });
+                result.scenario = scenario.name.clone();
+                for _ in 0..self.reps {
+                    // flinksim::run starts the runtime on its own thread: this clock is the wall's.
+                    let started = Instant::now();
+                    let report = match flinksim::run(&scenario, SEED) {
+                        Ok(report) => report,
+                        Err(error) => {
+                            eprintln!("bench-case {}: FAILED (panic): {error}", self.case);
+                            eprintln!(
+                                "replay: cargo xtask run-scenario {name} --seed {SEED} --duration {}",
+                                humantime::format_duration(*duration)
+                            );
+                            return Ok(ExitCode::from(EXIT_CRASHED));
+                        }
+                    };
+                    result.wall_secs.push(started.elapsed().as_secs_f64());
+                    result.simulated_secs = Some(report.simulated.as_secs_f64());
+                    result.events = report.oracle.input_events;
+                    result.oracle_failures += u32::from(!report.passed());
+                }
+            }
+            &Case::Floor { events } => {
+                result.scenario = "floor".into();
+                result.events = events;
+                for _ in 0..self.reps {
+                    let started = Instant::now();
+                    let counts = flinksim::floor::floor(events);
+                    let whole = counts.len() as u64 == events / 1000 && counts.values().all(|&c| c == 1000);
+                    result.wall_secs.push(started.elapsed().as_secs_f64());
+                    if !whole {
+                        eprintln!("bench-case {}: FAILED: the floor did not count 1000 per window and page", self.case);
+                        return Ok(ExitCode::from(EXIT_CRASHED));
+                    }
+                }
+            }
+        }
+        result.peak_rss_kib = peak_rss_kib()?;
+        println!("{}", serde_json::to_string(&result).context("cannot encode the case's result")?);
+        Ok(ExitCode::from(EXIT_OK))
+    }
+}
+
+/// This process's peak resident memory so far, in KiB (`VmHWM` in /proc/self/status).
+fn peak_rss_kib() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .context("cannot read /proc/self/status for the peak resident memory")?;
+    let line =
+        status.lines().find_map(|line| line.strip_prefix("VmHWM:")).context("/proc/self/status has no VmHWM line")?;
+    line.trim()
+        .strip_suffix("kB")
+        .and_then(|kib| kib.trim().parse().ok())
+        .with_context(|| format!("cannot read VmHWM `{}` as kB", line.trim()))
+}
+
+/// One case's measurements and what the parent derives from them.
+#[derive(Clone, Debug, Serialize)]
+struct Measured {
+    #[serde(skip)]
+    kind: Case,
+    case: String,
+    scenario: String,
+    simulated_secs: Option<f64>,
+    events: u64,
+    wall_secs: Vec<f64>,
+    wall_secs_median: f64,
+    simulated_per_wall: Option<f64>,
+    events_per_wall_sec: f64,
+    /// Wall time over the floor's wall time for the same number of events.
+    ratio_to_floor: Option<f64>,
+    peak_rss_mb: f64,
+    oracle_failures: u32,
+}
+
+/// A pass/fail marker for one of the issue's targets.
+#[derive(Clone, Debug, Serialize)]
+struct Target {
+    target: String,
+    value: Option<f64>,
+    limit: String,
+    pass: Option<bool>,
+}
+
+/// The linearity of one scenario: (60-minute wall − start-up) / (10-minute wall − start-up).
+#[derive(Clone, Debug, Serialize)]
+struct Linearity {
+    scenario: String,
+    startup_wall_secs: f64,
+    ratio: Option<f64>,
+}
+
+/// The `--json` file.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    seed: u64,
+    reps: u32,
+    quick: bool,
+    rows: &'a [Measured],
+    linearity: &'a [Linearity],
+    targets: &'a [Target],
+    skipped: &'a [String],
+    crashed: &'a [String],
+}
+
+#[derive(Tabled)]
+struct Row {
+    #[tabled(rename = "scenario")]
+    scenario: String,
+    #[tabled(rename = "simulated")]
+    simulated: String,
+    #[tabled(rename = "events")]
+    events: String,
+    #[tabled(rename = "wall (median)")]
+    wall: String,
+    #[tabled(rename = "simulated/wall")]
+    speed: String,
+    #[tabled(rename = "events/wall s")]
+    throughput: String,
+    #[tabled(rename = "× floor")]
+    floor: String,
+    #[tabled(rename = "peak RSS (MB)")]
+    peak: String,
+}
+
+impl Bench {
+    /// Builds xtask in release, runs every case in a child process, prints the table and markers.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let reps = self.reps.unwrap_or(if self.quick { 1 } else { 5 });
+        let root = crate::project_root();
+        let exe = release_xtask(&root)?;
+        let plan = plan(self.quick);
+
+        // A scenario that is not in this checkout is skipped (and said so), not a crash.
+        let mut skipped = Vec::new();
+        let mut missing = Vec::new();
+        for name in SCENARIOS {
+            let loaded = Scenario::resolve(name, &root.join("scenarios")).and_then(|path| Scenario::load(&path));
+            if let Err(error) = loaded {
+                eprintln!("bench: skipping {name}: {error}");
+                skipped.push(format!("{name}: {error}"));
+                missing.push(name);
+            }
+        }
+        let plan: Vec<Case> = plan
+            .into_iter()
+            .filter(|case| match case {
+                Case::Scenario { name, .. } => !missing.contains(&name.as_str()),
+                Case::Floor { .. } => true,
+            })
+            .collect();
+
+        let mut measured = Vec::new();
+        let mut crashed = Vec::new();
+        for (i, case) in plan.iter().enumerate() {
+            eprintln!("bench: [{}/{}] {case}, {reps} repetition(s)", i + 1, plan.len());
+            match run_child(&exe, &root, case, reps) {
+                Ok(result) => measured.push(measure(case, result)),
+                Err(error) => {
+                    eprintln!("bench: {case} CRASHED: {error:#}");
+                    crashed.push(format!("{case}: {error:#}"));
+                }
+            }
+        }
+        let floors: Vec<Measured> = measured.iter().filter(|m| matches!(m.kind, Case::Floor { .. })).cloned().collect();
+        for m in &mut measured {
+            let floor = floors.iter().find(|f| m.events.abs_diff(f.events) <= f.events / 100);
+            m.ratio_to_floor = floor.map(|f| m.wall_secs_median / f.wall_secs_median);
+        }
+
+        println!("{}", Table::new(measured.iter().map(row)).with(Style::psql()));
+        println!("seed {SEED}; median of {reps} repetition(s), each case in its own process; × floor: wall time over");
+        println!("the plain loop's (serialize, parse, count per window and page) for the same number of events.");
+        let linearity = linearity(&measured);
+        for l in &linearity {
+            match l.ratio {
+                Some(ratio) => println!(
+                    "linearity {}: (60m wall − start-up) / (10m wall − start-up) = {ratio:.2}× (start-up: {:.3} s for 10s)",
+                    l.scenario, l.startup_wall_secs
+                ),
+                None => println!("linearity {}: n/a (10m wall not above start-up)", l.scenario),
+            }
+        }
+        let targets = targets(&measured, &linearity, self.quick);
+        println!("targets (issue 7; reported only):");
+        for t in &targets {
+            let mark = match t.pass {
+                Some(true) => "PASS",
+                Some(false) => "FAIL",
+                None => "n/a ",
+            };
+            println!("  [{mark}] {} {}", t.target, t.limit);
+        }
+        for m in measured.iter().filter(|m| m.oracle_failures > 0) {
+            println!("note: {}: the oracle rejected {} of {reps} repetition(s)", m.case, m.oracle_failures);
+        }
+        for s in &skipped {
+            println!("skipped: {s}");
+        }
+        for c in &crashed {
+            println!("CRASHED: {c}");
+        }
+
+        if let Some(path) = &self.json {
+            let report = JsonReport {
+                seed: SEED,
+                reps,
+                quick: self.quick,
+                rows: &measured,
+                linearity: &linearity,
+                targets: &targets,
+                skipped: &skipped,
+                crashed: &crashed,
+            };
+            let text = serde_json::to_string_pretty(&report).context("cannot encode the benchmark as JSON")?;
+            std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+            println!("json: {}", path.display());
+        }
+        Ok(ExitCode::from(if crashed.is_empty() { EXIT_OK } else { EXIT_CRASHED }))
+    }
+}
+
+/// The cases, in the order they run and appear in the table.
+fn plan(quick: bool) -> Vec<Case> {
+    let durations: &[Duration] = if quick { &[SHORT] } else { &[STARTUP, SHORT, LONG] };
+    let mut plan = Vec::new();
+    for name in SCENARIOS {
+        for &duration in durations {
+            plan.push(Case::Scenario { name: name.into(), duration });
+        }
+    }
+    plan.push(Case::floor_for(SHORT));
+    if !quick {
+        plan.push(Case::floor_for(LONG));
+    }
+    plan
+}
+
+/// A release build of xtask: this executable if it is one, else `cargo build --release -p xtask`.
+fn release_xtask(root: &Path) -> anyhow::Result<PathBuf> {
+    // The release profile leaves debug assertions off; the dev profile (`cargo xtask`) has them on.
+    if !cfg!(debug_assertions) {
+        return std::env::current_exe().context("cannot find this executable's path");
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    eprintln!("bench: building xtask in release (cargo build --release -p xtask)");
+    let output = Command::new(&cargo)
+        .args(["build", "--release", "--package", "xtask", "--message-format=json-render-diagnostics"])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", Path::new(&cargo).display()))?;
+    ensure!(output.status.success(), "cargo build --release -p xtask failed ({})", output.status);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["name"] == "xtask")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .context("cargo build --release -p xtask reported no xtask executable")
+}
+
+/// Runs one case in a child process and reads its JSON line.
+fn run_child(exe: &Path, root: &Path, case: &Case, reps: u32) -> anyhow::Result<CaseResult> {
+    let output = Command::new(exe)
+        .arg("bench-case")
+        .arg(case.to_string())
+        .args(["--reps", &reps.to_string()])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    if !output.status.success() {
+        bail!("the child process exited with {}", output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().rev().find(|line| !line.trim().is_empty()).context("the child printed no result")?;
+    serde_json::from_str(line).with_context(|| format!("cannot read the child's result `{line}`"))
+}
+
+/// The median of some wall times.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn measure(case: &Case, result: CaseResult) -> Measured {
+    let wall = median(&result.wall_secs);
+    Measured {
+        kind: case.clone(),
+        case: result.case,
+        scenario: result.scenario,
+        simulated_secs: result.simulated_secs,
+        events: result.events,
+        simulated_per_wall: result.simulated_secs.map(|s| s / wall),
+        events_per_wall_sec: result.events as f64 / wall,
+        wall_secs: result.wall_secs,
+        wall_secs_median: wall,
+        ratio_to_floor: None,
+        peak_rss_mb: result.peak_rss_kib as f64 / 1024.0,
+        oracle_failures: result.oracle_failures,
+    }
+}
+
+fn row(m: &Measured) -> Row {
+    Row {
+        scenario: m.scenario.clone(),
+        simulated: match m.simulated_secs {
+            Some(secs) => humantime::format_duration(Duration::from_secs(secs.round() as u64)).to_string(),
+            None => "-".into(),
+        },
+        events: thousands(m.events),
+        wall: format!("{:.3} s", m.wall_secs_median),
+        speed: m.simulated_per_wall.map_or("-".into(), |r| format!("{}×", thousands(r.round() as u64))),
+        throughput: thousands(m.events_per_wall_sec.round() as u64),
+        floor: m.ratio_to_floor.map_or("-".into(), |r| format!("{r:.2}×")),
+        peak: format!("{:.1}", m.peak_rss_mb),
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// A scenario case's measurements, if it ran.
+fn find<'a>(measured: &'a [Measured], scenario: &str, duration: Duration) -> Option<&'a Measured> {
+    measured
+        .iter()
+        .find(|m| matches!(&m.kind, Case::Scenario { name, duration: d } if name == scenario && *d == duration))
+}
+
+fn linearity(measured: &[Measured]) -> Vec<Linearity> {
+    SCENARIOS
+        .iter()
+        .filter_map(|&scenario| {
+            let startup = find(measured, scenario, STARTUP)?.wall_secs_median;
+            let short = find(measured, scenario, SHORT)?.wall_secs_median - startup;
+            let long = find(measured, scenario, LONG)?.wall_secs_median - startup;
+            Some(Linearity {
+                scenario: scenario.into(),
+                startup_wall_secs: startup,
+                ratio: (short > 0.0).then(|| long / short),
+            })
+        })
+        .collect()
+}
+
+fn targets(measured: &[Measured], linearity: &[Linearity], quick: bool) -> Vec<Target> {
+    let check = |value: Option<f64>, ok: fn(f64) -> bool| value.map(ok);
+    let not_run = if quick { " (not run with --quick)" } else { " (not run)" };
+    let mut targets = Vec::new();
+    let fr = find(measured, "failure-recovery", SHORT);
+    let speed = fr.and_then(|m| m.simulated_per_wall);
+    targets.push(Target {
+        target: format!(
+            "failure-recovery 10m: {} real time",
+            speed.map_or("n/a".into(), |s| format!("{}×", thousands(s.round() as u64)))
+        ),
+        value: speed,
+        limit: format!("(≥ {TARGET_REAL_TIME}×){}", if speed.is_none() { " (not run)" } else { "" }),
+        pass: check(speed, |s| s >= TARGET_REAL_TIME),
+    });
+    let floor = fr.and_then(|m| m.ratio_to_floor);
+    targets.push(Target {
+        target: format!("failure-recovery 10m: {} the floor", floor.map_or("n/a".into(), |r| format!("{r:.2}×"))),
+        value: floor,
+        limit: format!("(≤ {TARGET_FLOOR}×){}", if floor.is_none() { " (not run)" } else { "" }),
+        pass: check(floor, |r| r <= TARGET_FLOOR),
+    });
+    for scenario in SCENARIOS {
+        let ratio = linearity.iter().find(|l| l.scenario == scenario).and_then(|l| l.ratio);
+        targets.push(Target {
+            target: format!(
+                "{scenario}: 60m cost {} the 10m after start-up",
+                ratio.map_or("n/a".into(), |r| format!("{r:.2}×"))
+            ),
+            value: ratio,
+            limit: format!("(≤ {TARGET_LINEARITY}×){}", if ratio.is_none() { not_run } else { "" }),
+            pass: check(ratio, |r| r <= TARGET_LINEARITY),
+        });
+    }
+    for scenario in SCENARIOS {
+        let peak = find(measured, scenario, LONG).map(|m| m.peak_rss_mb);
+        targets.push(Target {
+            target: format!("{scenario} 60m: peak RSS {}", peak.map_or("n/a".into(), |p| format!("{p:.1} MB"))),
+            value: peak,
+            limit: format!("(≤ {TARGET_PEAK_MB} MB){}", if peak.is_none() { not_run } else { "" }),
+            pass: check(peak, |p| p <= TARGET_PEAK_MB),
+        });
+    }
+    targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cases_parse_and_print_back() {
+        for text in ["steady-state:10m", "failure-recovery:1h", "steady-state:10s", "floor:240000"] {
+            assert_eq!(text.parse::<Case>().unwrap().to_string(), text);
+        }
+        assert_eq!("floor:1_440_000".parse::<Case>().unwrap(), Case::Floor { events: 1_440_000 });
+        assert!("floor:1000".parse::<Case>().is_err());
+        assert!("steady-state".parse::<Case>().is_err());
+        assert!("steady-state:soon".parse::<Case>().is_err());
+        assert!(":10m".parse::<Case>().is_err());
+    }
+
+    #[test]
+    fn medians_and_thousands() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_440_000), "1,440,000");
+    }
+}
