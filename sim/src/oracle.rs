@@ -230,8 +230,9 @@ pub async fn observe(
     sink_mode: SinkMode,
 ) -> Observed {
     let mut observed = Observed::default();
-    for value in read_topic(&rpc, broker, input_topic, IsolationLevel::ReadUncommitted).await {
-        match ClickEvent::parse_json(&value) {
+    // Count as records arrive: an hour of input is 1.44 M records, too many to hold.
+    read_topic(&rpc, broker, input_topic, IsolationLevel::ReadUncommitted, |value| {
+        match ClickEvent::parse_json(value) {
             Ok(event) => {
                 observed.input_events += 1;
                 observed.max_event_time =
@@ -240,62 +241,54 @@ pub async fn observe(
             }
             Err(error) => observed.malformed.push(format!("{input_topic}: {error}")),
         }
-    }
+    })
+    .await;
     let isolation = match sink_mode {
         SinkMode::AtLeastOnce => IsolationLevel::ReadUncommitted,
         SinkMode::ExactlyOnce => IsolationLevel::ReadCommitted,
     };
-    for value in read_topic(&rpc, broker, output_topic, isolation).await {
-        match ClickEventStatistics::parse_json(&value) {
-            Ok(statistics) => {
-                observed.output_records += 1;
-                observed
-                    .output_counts
-                    .entry((statistics.window_start_ms, statistics.page))
-                    .or_default()
-                    .push(statistics.count);
-            }
-            Err(error) => observed.malformed.push(format!("{output_topic}: {error}")),
+    // Output copies are kept in partition then offset order.
+    read_topic(&rpc, broker, output_topic, isolation, |value| match ClickEventStatistics::parse_json(value) {
+        Ok(statistics) => {
+            observed.output_records += 1;
+            observed
+                .output_counts
+                .entry((statistics.window_start_ms, statistics.page))
+                .or_default()
+                .push(statistics.count);
         }
-    }
+        Err(error) => observed.malformed.push(format!("{output_topic}: {error}")),
+    })
+    .await;
     observed
 }
 
-/// Every record value of `topic`, partition by partition, up to the end offsets seen at start.
+/// Hands every record value of `topic` to `each`, partition by partition in offset order, up to
+/// the end offsets seen at the start.
 async fn read_topic(
     rpc: &Rpc,
     broker: std::net::SocketAddr,
     topic: &str,
     isolation: IsolationLevel,
-) -> Vec<bytes::Bytes> {
+    mut each: impl FnMut(&[u8]),
+) {
     let mut config = ConsumerConfig::new(broker);
     config.isolation = isolation;
     config.max_wait = Duration::from_millis(100);
-    let mut consumer = Consumer::new(rpc.clone(), config);
-    let partitions = retry(|| consumer.partitions_for(topic)).await;
-    let tps: Vec<TopicPartition> =
-        (0..partitions).map(|p| TopicPartition { topic: topic.into(), partition: p }).collect();
-    let ends = retry(|| consumer.end_offsets(&tps)).await;
-    consumer.assign(tps.iter().map(|tp| (tp.clone(), 0)).collect());
-    let mut values = Vec::new();
-    let mut by_partition: BTreeMap<u32, Vec<(u64, bytes::Bytes)>> = BTreeMap::new();
-    loop {
-        let done = tps.iter().zip(&ends).all(|(tp, end)| consumer.position(tp).unwrap_or(0) >= *end);
-        if done {
-            break;
-        }
-        let Ok(records) = consumer.poll().await else { continue };
-        for record in records {
-            let end = ends[record.partition.partition as usize];
-            if record.offset < end {
-                by_partition.entry(record.partition.partition).or_default().push((record.offset, record.value));
+    let metadata = Consumer::new(rpc.clone(), config.clone());
+    let partitions = retry(|| metadata.partitions_for(topic)).await;
+    for partition in 0..partitions {
+        let tp = TopicPartition { topic: topic.into(), partition };
+        let mut consumer = Consumer::new(rpc.clone(), config.clone());
+        let end = retry(|| consumer.end_offsets(std::slice::from_ref(&tp))).await[0];
+        consumer.assign(vec![(tp.clone(), 0)]);
+        while consumer.position(&tp).unwrap_or(0) < end {
+            let Ok(records) = consumer.poll().await else { continue };
+            for record in records.iter().filter(|r| r.offset < end) {
+                each(&record.value);
             }
         }
     }
-    for (_, records) in by_partition {
-        values.extend(records.into_iter().map(|(_, v)| v));
-    }
-    values
 }
 
 async fn retry<T, E, F, Fut>(mut call: F) -> T

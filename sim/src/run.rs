@@ -35,6 +35,8 @@ pub struct Report {
     pub steps: Vec<(Duration, String)>,
     /// The oracle's findings.
     pub oracle: OracleReport,
+    /// Messages the simulated network carried before the oracle started reading.
+    pub messages: u64,
 }
 
 impl Report {
@@ -158,6 +160,7 @@ pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>
     }
     madsim::time::sleep(scenario.duration.saturating_sub(trace.elapsed())).await;
     let simulated = trace.elapsed();
+    let messages = NetSim::current().stat().msg_count;
     sim.event("duration reached: reading input and output back");
 
     let oracle_node = cluster.add_oracle();
@@ -188,6 +191,7 @@ pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>
         trace_hash: 0,
         steps: steps_run,
         oracle,
+        messages,
     };
     (report, trace.events())
 }

@@ -103,6 +103,7 @@ impl RunScenario {
         println!("seed:       {}", report.seed);
         println!("simulated:  {:.1?}   wall: {:.3?}", report.simulated, report.wall);
         println!("events:     {} in input, {} results in output", oracle.input_events, oracle.output_records);
+        println!("network:    {} messages", report.messages);
         println!("trace:      {} lines, hash {}", report.trace.len(), report.trace_hash_hex());
         for note in &oracle.notes {
             println!("note:       {note}");
