@@ -199,6 +199,9 @@ impl JobManager {
     }
 
     fn submit(&self, SubmitJob { submission }: SubmitJob) -> SubmitJobResponse {
+        if let Some((_, reason)) = submission.unsupported_variant() {
+            return SubmitJobResponse::Rejected(reason.to_owned());
+        }
         let mut state = self.state.lock().unwrap();
         if let Some(job) = &state.job
             && !job.status.is_globally_terminal()

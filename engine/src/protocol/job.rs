@@ -228,6 +228,23 @@ impl JobSubmission {
         Ok(submission)
     }
 
+    /// A variant of the job this model cannot run yet, with the flag that asks for it: such a
+    /// submission is refused rather than silently run as something else.
+    pub fn unsupported_variant(&self) -> Option<(&'static str, &'static str)> {
+        let args = &self.args;
+        if !args.event_time {
+            Some(("--event-time", "processing-time windows (a job without --event-time) are not modelled yet"))
+        } else if args.backpressure {
+            Some(("--backpressure", "the Backpressure operator (--backpressure) is not modelled yet"))
+        } else if args.chaining {
+            Some(("--chaining", "operator chaining (--chaining) is not modelled yet"))
+        } else if self.savepoint_path.is_some() {
+            Some(("-s", "restoring from a savepoint (-s) is not modelled yet"))
+        } else {
+            None
+        }
+    }
+
     /// The bootstrap server's host name (`kafka` in `kafka:9092`).
     pub fn bootstrap_host(&self) -> &str {
         self.args.bootstrap_servers.split(':').next().unwrap_or_default()

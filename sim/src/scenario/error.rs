@@ -163,6 +163,9 @@ pub enum ScenarioErrorKind {
     /// The job reads from a broker other than the playground's.
     #[error("unknown bootstrap server `{0}`: the playground's broker is kafka:9092")]
     UnknownBootstrapServer(String),
+    /// A job variant the engine cannot run yet.
+    #[error("{0}")]
+    UnsupportedVariant(&'static str),
 }
 
 /// A list of valid names for a message.
