@@ -34,7 +34,6 @@ pub fn timeline(trace: &[String]) -> Vec<Moment> {
     let mut cycle_start: Option<u64> = None;
     let mut scheduled_reported = false;
     let mut restoring: Option<(u64, String)> = None;
-    let mut running_tasks = 0u32;
     let mut recovered_at: Option<u64> = None;
     for (at_ms, node, message) in trace.iter().filter_map(|l| parse(l)) {
         match node {
@@ -74,7 +73,6 @@ pub fn timeline(trace: &[String]) -> Vec<Moment> {
                     let checkpoint = message.split("from Checkpoint ").nth(1).and_then(|r| r.split(' ').next());
                     restoring = checkpoint.map(|k| (at_ms, k.to_owned()));
                 } else if message.contains("switched from INITIALIZING to RUNNING.") && cycle_start.is_some() {
-                    running_tasks += 1;
                     if recovered_at.is_none() && message.starts_with("ClickEvent Source") {
                         recovered_at = Some(at_ms);
                         if restarts > 1 {
@@ -89,14 +87,13 @@ pub fn timeline(trace: &[String]) -> Vec<Moment> {
                         restarts = 0;
                         no_resource = 0;
                     }
-                } else if message.starts_with("Received JobGraph submission") && moments_is_late(at_ms) {
+                } else if message.starts_with("Received JobGraph submission") && is_resubmission(at_ms) {
                     push(at_ms, message.to_owned());
                 }
             }
             _ => {}
         }
     }
-    let _ = running_tasks;
     // Catch-up: results per minute after the recovery, against the steady 24 per minute.
     if let Some(recovered) = recovered_at_any(trace) {
         let mut per_minute: BTreeMap<u64, u32> = BTreeMap::new();
@@ -121,7 +118,7 @@ pub fn timeline(trace: &[String]) -> Vec<Moment> {
 }
 
 /// A submission after the first minute is a resubmission worth showing.
-fn moments_is_late(at_ms: u64) -> bool {
+fn is_resubmission(at_ms: u64) -> bool {
     at_ms > 60_000
 }
 

@@ -449,37 +449,7 @@ mod tests {
     use crate::rpc::LinkFault;
     use crate::trace::Trace;
 
-    const BROKER: &str = "10.0.0.2:9092";
-    const CLIENT: &str = "10.0.0.10:9000";
-
-    fn broker_addr() -> SocketAddr {
-        BROKER.parse().unwrap()
-    }
-
-    /// Starts the `kafka` node with topics `input` and `output`, 2 partitions each (spec §0).
-    fn start_broker(trace: &Trace, faults: &LinkFaults) {
-        let config = BrokerConfig {
-            addr: broker_addr(),
-            topics: vec![TopicSpec::new("input", 2), TopicSpec::new("output", 2)],
-            faults: faults.clone(),
-            trace: trace.for_node("kafka"),
-        };
-        Handle::current()
-            .create_node()
-            .name("kafka")
-            .ip(broker_addr().ip())
-            .init(move || run(config.clone()))
-            .build();
-    }
-
-    /// Creates the `client` node and binds its Rpc there.
-    async fn client_node(faults: &LinkFaults) -> (madsim::runtime::NodeHandle, Rpc) {
-        let addr: SocketAddr = CLIENT.parse().unwrap();
-        let node = Handle::current().create_node().name("client").ip(addr.ip()).build();
-        let faults = faults.clone();
-        let rpc = node.spawn(async move { Rpc::bind(addr, faults).await.unwrap() }).await.unwrap();
-        (node, rpc)
-    }
+    use crate::kafka::test_cluster::{CLIENT, broker_addr, client_node, start_broker};
 
     fn fixed_producer(rpc: &Rpc, partition: u32) -> Producer {
         let mut config = ProducerConfig::new(broker_addr());

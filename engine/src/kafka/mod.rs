@@ -8,6 +8,8 @@ pub mod consumer;
 mod coordinator;
 pub mod log;
 pub mod producer;
+#[cfg(test)]
+pub(crate) mod test_cluster;
 pub mod transaction;
 
 pub use crate::protocol::kafka::{

@@ -213,48 +213,20 @@ async fn call_retrying<R: Request + Clone>(
 mod tests {
     use std::net::IpAddr;
 
-    use madsim::runtime::{Handle, NodeHandle, Runtime};
+    use madsim::runtime::{Handle, Runtime};
 
     use super::*;
     use crate::kafka::{
-        BrokerConfig, Consumer, ConsumerConfig, IsolationLevel, Partitioner, Producer,
-        TopicPartition, TopicSpec,
+        Consumer, ConsumerConfig, IsolationLevel, Partitioner, Producer, TopicPartition,
     };
     use crate::protocol::kafka::{ListTransactionsResponse, TransactionState};
     use crate::rpc::{LinkFault, LinkFaults};
     use crate::trace::Trace;
 
-    const BROKER: &str = "10.0.0.2:9092";
-    const CLIENT: &str = "10.0.0.10:9000";
+    use crate::kafka::test_cluster::{CLIENT, broker_addr, client_node, start_broker};
+
     /// Every test runs under this fixed seed (the determinism test too).
     const SEED: u64 = 7;
-
-    fn broker_addr() -> SocketAddr {
-        BROKER.parse().unwrap()
-    }
-
-    fn start_broker(trace: &Trace, faults: &LinkFaults) {
-        let config = BrokerConfig {
-            addr: broker_addr(),
-            topics: vec![TopicSpec::new("input", 2), TopicSpec::new("output", 2)],
-            faults: faults.clone(),
-            trace: trace.for_node("kafka"),
-        };
-        Handle::current()
-            .create_node()
-            .name("kafka")
-            .ip(broker_addr().ip())
-            .init(move || crate::kafka::run(config.clone()))
-            .build();
-    }
-
-    async fn client_node(faults: &LinkFaults) -> (NodeHandle, Rpc) {
-        let addr: SocketAddr = CLIENT.parse().unwrap();
-        let node = Handle::current().create_node().name("client").ip(addr.ip()).build();
-        let faults = faults.clone();
-        let rpc = node.spawn(async move { Rpc::bind(addr, faults).await.unwrap() }).await.unwrap();
-        (node, rpc)
-    }
 
     /// Runs `body` on the client node of a fresh broker + client cluster, under [`SEED`].
     fn run<F, Fut, T>(body: F) -> (T, Trace)

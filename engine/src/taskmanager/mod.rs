@@ -185,7 +185,7 @@ pub async fn run(config: TaskManagerConfig) {
         let gates = gates.clone();
         move |delivery: DeliverBuffer, _| {
             let gates = gates.clone();
-            async move { gates.deliver(delivery).await }
+            async move { gates.answer(delivery).await }
         }
     });
 

@@ -95,23 +95,32 @@ impl GateRegistry {
     }
 
     /// Hands a buffer to its gate, waiting while the gate is full (that wait is backpressure).
-    pub async fn deliver(&self, delivery: DeliverBuffer) -> DeliverResponse {
-        let DeliverBuffer { channel, sequence, buffer } = delivery;
+    /// A buffer for a gate that does not exist (yet, or any more) comes back to the caller.
+    pub async fn deliver(&self, delivery: DeliverBuffer) -> Result<(), DeliverBuffer> {
         let sender = {
             let mut gates = self.gates.lock().unwrap();
-            let Some(entry) = gates.get_mut(&GateKey::of_channel(&channel)) else {
-                return DeliverResponse::UnknownChannel;
+            let Some(entry) = gates.get_mut(&GateKey::of_channel(&delivery.channel)) else {
+                return Err(delivery);
             };
-            let next = entry.next_sequence.entry(channel.input_index).or_insert(0);
-            if sequence < *next {
-                return DeliverResponse::Accepted; // a resend of a buffer already taken
+            let next = entry.next_sequence.entry(delivery.channel.input_index).or_insert(0);
+            if delivery.sequence < *next {
+                return Ok(()); // a resend of a buffer already taken
             }
-            *next = sequence + 1;
+            *next = delivery.sequence + 1;
             entry.sender.clone()
         };
+        let DeliverBuffer { channel, sequence, buffer } = delivery;
         // tokio's bounded channel serves waiting senders in order, so a buffer accepted here
         // cannot overtake the one before it on the same channel.
-        match sender.send(GateInput { channel: channel.input_index, buffer }).await {
+        sender
+            .send(GateInput { channel: channel.input_index, buffer })
+            .await
+            .map_err(|refused| DeliverBuffer { channel, sequence, buffer: refused.0.buffer })
+    }
+
+    /// Answers a remote producer's delivery.
+    pub async fn answer(&self, delivery: DeliverBuffer) -> DeliverResponse {
+        match self.deliver(delivery).await {
             Ok(()) => DeliverResponse::Accepted,
             Err(_) => DeliverResponse::UnknownChannel,
         }
@@ -252,23 +261,29 @@ async fn ship_buffers(
 ) {
     let mut sequence = 0u64;
     while let Some(buffer) = buffers.recv().await {
-        loop {
-            let delivery = DeliverBuffer { channel, sequence, buffer: buffer.clone() };
-            let response = match &target {
-                ChannelTarget::Local(registry) => registry.deliver(delivery).await,
-                ChannelTarget::Remote { rpc, address } => {
-                    match rpc.call(*address, delivery, DELIVERY_TIMEOUT).await {
-                        Ok(response) => response,
-                        Err(_) => continue, // lost or slow: send the same buffer again
+        let mut delivery = DeliverBuffer { channel, sequence, buffer };
+        match &target {
+            // In memory nothing is lost: the buffer moves, and comes back only while the
+            // consumer's gate is not open yet.
+            ChannelTarget::Local(registry) => loop {
+                match registry.deliver(delivery).await {
+                    Ok(()) => break,
+                    Err(back) => {
+                        delivery = back;
+                        madsim::time::sleep(UNKNOWN_CHANNEL_BACKOFF).await;
                     }
                 }
-            };
-            match response {
-                DeliverResponse::Accepted => break,
-                DeliverResponse::UnknownChannel => {
-                    madsim::time::sleep(UNKNOWN_CHANNEL_BACKOFF).await
+            },
+            // Over the network a copy stays here until the consumer acknowledges it.
+            ChannelTarget::Remote { rpc, address } => loop {
+                match rpc.call(*address, delivery.clone(), DELIVERY_TIMEOUT).await {
+                    Ok(DeliverResponse::Accepted) => break,
+                    Ok(DeliverResponse::UnknownChannel) => {
+                        madsim::time::sleep(UNKNOWN_CHANNEL_BACKOFF).await
+                    }
+                    Err(_) => {} // lost or slow: send the same buffer again
                 }
-            }
+            },
         }
         sequence += 1;
     }

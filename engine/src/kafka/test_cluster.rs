@@ -1,0 +1,45 @@
+//! Scaffolding shared by the Kafka tests: a `kafka` node with topics `input` and `output`
+//! (2 partitions each, spec §0) and a `client` node, inside the test's madsim runtime.
+
+use std::net::SocketAddr;
+
+use madsim::runtime::{Handle, NodeHandle};
+
+use super::{BrokerConfig, TopicSpec};
+use crate::rpc::{LinkFaults, Rpc};
+use crate::trace::Trace;
+
+/// The broker's address.
+pub(crate) const BROKER: &str = "10.0.0.2:9092";
+/// The client node's address.
+pub(crate) const CLIENT: &str = "10.0.0.10:9000";
+
+/// [`BROKER`] parsed.
+pub(crate) fn broker_addr() -> SocketAddr {
+    BROKER.parse().unwrap()
+}
+
+/// Starts the `kafka` node with topics `input` and `output`, 2 partitions each.
+pub(crate) fn start_broker(trace: &Trace, faults: &LinkFaults) {
+    let config = BrokerConfig {
+        addr: broker_addr(),
+        topics: vec![TopicSpec::new("input", 2), TopicSpec::new("output", 2)],
+        faults: faults.clone(),
+        trace: trace.for_node("kafka"),
+    };
+    Handle::current()
+        .create_node()
+        .name("kafka")
+        .ip(broker_addr().ip())
+        .init(move || super::run(config.clone()))
+        .build();
+}
+
+/// Creates the `client` node and binds its Rpc there.
+pub(crate) async fn client_node(faults: &LinkFaults) -> (NodeHandle, Rpc) {
+    let addr: SocketAddr = CLIENT.parse().unwrap();
+    let node = Handle::current().create_node().name("client").ip(addr.ip()).build();
+    let faults = faults.clone();
+    let rpc = node.spawn(async move { Rpc::bind(addr, faults).await.unwrap() }).await.unwrap();
+    (node, rpc)
+}
