@@ -17,4 +17,5 @@ pub mod protocol;
 pub mod rpc;
 pub mod storage;
 pub mod taskmanager;
+pub mod timer;
 pub mod trace;

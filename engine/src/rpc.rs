@@ -147,7 +147,7 @@ impl Rpc {
                 .expect("a reply tag is only ever used for this request's response type");
             Ok::<_, RpcError>(*response)
         };
-        match madsim::time::timeout(timeout, exchange).await {
+        match crate::timer::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(RpcError::Timeout { dst, timeout }),
         }

@@ -16,6 +16,7 @@ use madsim::rand::Rng;
 use madsim::time::Instant;
 use tokio::sync::Notify;
 
+use crate::timer::Ticker;
 use crate::protocol::checkpoint::{
     AcknowledgeCheckpoint, DeclineCheckpoint, NotifyCheckpointComplete, TriggerCheckpoint,
 };
@@ -444,7 +445,7 @@ impl JobManager {
         let interval = self.config.checkpoint_interval;
         let first = Duration::from_micros(madsim::rand::thread_rng().gen_range(0..=interval.as_micros() as u64));
         madsim::time::sleep(first).await;
-        let mut tick = madsim::time::interval(interval);
+        let mut tick = Ticker::new(interval);
         loop {
             tick.tick().await;
             let triggers = {
@@ -567,7 +568,7 @@ impl JobManager {
 
     /// Sends heartbeats every interval; a TaskManager silent for the timeout is lost.
     async fn monitor_heartbeats(self) {
-        let mut tick = madsim::time::interval(self.config.heartbeat_interval);
+        let mut tick = Ticker::new(self.config.heartbeat_interval);
         loop {
             tick.tick().await;
             let (job_master, targets): (JobMasterId, Vec<(ResourceId, SocketAddr)>) = {

@@ -333,7 +333,7 @@ impl Broker {
             if ready || now >= deadline {
                 return FetchResponse { partitions };
             }
-            match madsim::time::timeout(deadline - now, appended).await {
+            match crate::timer::timeout(deadline - now, appended).await {
                 Ok(()) => continue,
                 // Timed out: answer with what we have, nothing.
                 _ => return FetchResponse { partitions },

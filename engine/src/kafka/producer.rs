@@ -358,7 +358,7 @@ impl Sender {
                 }
                 Err(Some(deadline)) => {
                     let wait = deadline.saturating_duration_since(Instant::now());
-                    let _ = madsim::time::timeout(wait, self.shared.wake_sender.notified()).await;
+                    let _ = crate::timer::timeout(wait, self.shared.wake_sender.notified()).await;
                 }
                 Err(None) => self.shared.wake_sender.notified().await,
             }

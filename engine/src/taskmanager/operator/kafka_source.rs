@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::timer::Ticker;
 use crate::kafka::{Consumer, ConsumerConfig, TopicPartition};
 use crate::playground::click_event::ClickEvent;
 use crate::protocol::checkpoint::TaskSnapshot;
@@ -88,8 +89,8 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     let auto_commit = !context.tdd.submission.args.checkpointing;
     // Offsets snapshotted per checkpoint, committed to the group when it completes.
     let mut pending_commits: BTreeMap<u64, Vec<(TopicPartition, u64)>> = BTreeMap::new();
-    let mut flush_tick = madsim::time::interval(BUFFER_TIMEOUT);
-    let mut commit_tick = madsim::time::interval(AUTO_COMMIT_INTERVAL);
+    let mut flush_tick = Ticker::new(BUFFER_TIMEOUT);
+    let mut commit_tick = Ticker::new(AUTO_COMMIT_INTERVAL);
     let mut malformed = 0u64;
     loop {
         let fetched = {

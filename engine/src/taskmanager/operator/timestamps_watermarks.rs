@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use madsim::time::Instant;
 
+use crate::timer::Ticker;
 use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::{Record, StreamElement, WatermarkStatus};
 use crate::taskmanager::network::GateEvent;
@@ -68,8 +69,8 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         idle: false,
     };
     context.running().await;
-    let mut watermark_tick = madsim::time::interval(WATERMARK_INTERVAL);
-    let mut flush_tick = madsim::time::interval(crate::taskmanager::network::BUFFER_TIMEOUT);
+    let mut watermark_tick = Ticker::new(WATERMARK_INTERVAL);
+    let mut flush_tick = Ticker::new(crate::taskmanager::network::BUFFER_TIMEOUT);
     loop {
         tokio::select! {
             biased;

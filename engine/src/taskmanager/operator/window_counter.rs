@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
+use crate::timer::Ticker;
 use crate::playground::click_event::{ClickEvent, ClickEventStatistics, WINDOW_MS, window_start};
 use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::{Record, StreamElement};
@@ -175,7 +176,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         }
     }
     context.running().await;
-    let mut flush_tick = madsim::time::interval(BUFFER_TIMEOUT);
+    let mut flush_tick = Ticker::new(BUFFER_TIMEOUT);
     // Windows whose late events were reported already: one trace line per window.
     let mut late_windows = std::collections::BTreeSet::new();
     loop {

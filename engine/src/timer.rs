@@ -1,0 +1,233 @@
+//! Timers on the simulated clock that arm one runtime timer per deadline.
+//!
+//! madsim's `Sleep` adds an entry to the runtime's timer heap every time it is polled while
+//! pending, and an entry stays in the heap until its deadline even when its sleep is dropped. An
+//! operator that loops over a `select!` holding an interval polls that interval once per record,
+//! so with madsim's types it would add one timer (and later one spurious wake-up) per record.
+//! [`Ticker`], [`Deadline`] and [`timeout`] arm the runtime once per deadline and task instead.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use madsim::time::Instant;
+
+/// A point in simulated time to wait for; polling it again does not arm another timer, and
+/// does not read the clock until the armed timer has fired.
+#[derive(Debug)]
+pub struct Deadline {
+    at: Instant,
+    /// The alarm a runtime timer is armed with for `at`, if any.
+    armed: Option<Arc<Alarm>>,
+}
+
+/// What a runtime timer wakes: it notes that it fired, then wakes the waiting task.
+#[derive(Debug)]
+struct Alarm {
+    fired: AtomicBool,
+    task: Waker,
+}
+
+impl Wake for Alarm {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Relaxed);
+        self.task.wake_by_ref();
+    }
+}
+
+impl Deadline {
+    /// The deadline `duration` from now.
+    pub fn after(duration: Duration) -> Deadline {
+        Deadline::at(Instant::now() + duration)
+    }
+
+    /// The deadline at `at`.
+    pub fn at(at: Instant) -> Deadline {
+        Deadline { at, armed: None }
+    }
+
+    /// When it falls due.
+    pub fn instant(&self) -> Instant {
+        self.at
+    }
+
+    /// Moves the deadline; the next pending poll arms a timer for the new one.
+    pub fn reset(&mut self, at: Instant) {
+        if at != self.at {
+            self.at = at;
+            self.armed = None;
+        }
+    }
+
+    /// Ready once the deadline has passed; otherwise makes sure a timer will wake this task.
+    pub fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(alarm) = &self.armed
+            && !alarm.fired.load(Ordering::Relaxed)
+            && alarm.task.will_wake(cx.waker())
+        {
+            return Poll::Pending; // armed for this task and not yet due
+        }
+        if Instant::now() >= self.at {
+            self.armed = None;
+            return Poll::Ready(());
+        }
+        // A fresh madsim sleep polled once registers exactly one timer, here with the alarm.
+        let alarm = Arc::new(Alarm { fired: AtomicBool::new(false), task: cx.waker().clone() });
+        let waker = Waker::from(alarm.clone());
+        let mut sleep = pin!(madsim::time::sleep_until(self.at));
+        match sleep.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(()) => {
+                self.armed = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => {
+                self.armed = Some(alarm);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Waits for the deadline.
+    pub async fn elapsed(&mut self) {
+        std::future::poll_fn(|cx| self.poll_elapsed(cx)).await
+    }
+}
+
+/// A periodic tick (first one at once, then every `period`, ticks missed while busy delivered
+/// in a burst, as tokio's default `interval`), arming one timer per tick.
+#[derive(Debug)]
+pub struct Ticker {
+    period: Duration,
+    next: Deadline,
+}
+
+impl Ticker {
+    /// Ticks now and every `period` after.
+    pub fn new(period: Duration) -> Ticker {
+        Ticker { period, next: Deadline::at(Instant::now()) }
+    }
+
+    /// Ticks at `start` and every `period` after.
+    pub fn starting_at(start: Instant, period: Duration) -> Ticker {
+        Ticker { period, next: Deadline::at(start) }
+    }
+
+    /// Ready with the tick's scheduled instant once it is due.
+    pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        std::task::ready!(self.next.poll_elapsed(cx));
+        let due = self.next.instant();
+        self.next.reset(due + self.period);
+        Poll::Ready(due)
+    }
+
+    /// Waits for the next tick; cancel-safe (a dropped wait loses no tick).
+    pub async fn tick(&mut self) -> Instant {
+        std::future::poll_fn(|cx| self.poll_tick(cx)).await
+    }
+}
+
+/// `future` ran past its time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("deadline elapsed")]
+pub struct Elapsed;
+
+/// Runs `future` for at most `duration`, arming a single timer however often it is polled.
+pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
+    let mut deadline = Deadline::after(duration);
+    let mut future = pin!(future);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        deadline.poll_elapsed(cx).map(|()| Err(Elapsed))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> madsim::runtime::Runtime {
+        madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default())
+    }
+
+    #[test]
+    fn ticker_ticks_now_then_every_period() {
+        runtime().block_on(async {
+            let start = Instant::now();
+            let mut ticker = Ticker::new(Duration::from_millis(100));
+            let ticks: Vec<Duration> = {
+                let mut ticks = Vec::new();
+                for _ in 0..4 {
+                    ticks.push(ticker.tick().await - start);
+                }
+                ticks
+            };
+            let ms = |n| Duration::from_millis(n);
+            assert_eq!(ticks, vec![ms(0), ms(100), ms(200), ms(300)]);
+            assert!(Instant::now() - start >= ms(300));
+        });
+    }
+
+    #[test]
+    fn ticker_bursts_missed_ticks() {
+        runtime().block_on(async {
+            let start = Instant::now();
+            let mut ticker = Ticker::new(Duration::from_millis(100));
+            ticker.tick().await;
+            madsim::time::sleep(Duration::from_millis(350)).await;
+            let late = Instant::now();
+            for n in 1..=3 {
+                assert_eq!(ticker.tick().await - start, Duration::from_millis(100 * n));
+            }
+            assert_eq!(Instant::now(), late, "missed ticks come at once");
+        });
+    }
+
+    #[test]
+    fn timeout_elapses_or_passes_the_output() {
+        runtime().block_on(async {
+            let slow = madsim::time::sleep(Duration::from_secs(5));
+            assert_eq!(timeout(Duration::from_secs(1), slow).await, Err(Elapsed));
+            let fast = async {
+                madsim::time::sleep(Duration::from_millis(10)).await;
+                42
+            };
+            assert_eq!(timeout(Duration::from_secs(1), fast).await, Ok(42));
+        });
+    }
+
+    #[test]
+    fn a_deadline_polled_in_a_loop_is_armed_once() {
+        runtime().block_on(async {
+            let start = Instant::now();
+            let mut deadline = Deadline::after(Duration::from_millis(50));
+            let mut wakes = 0;
+            let mut first_alarm = None;
+            // Each short sleep wakes the task and polls the deadline again: the alarm armed by
+            // the first poll stays the one armed.
+            loop {
+                tokio::select! {
+                    biased;
+                    () = deadline.elapsed() => break,
+                    () = madsim::time::sleep(Duration::from_millis(5)) => {
+                        wakes += 1;
+                        let alarm = Arc::as_ptr(deadline.armed.as_ref().expect("armed while pending"));
+                        assert_eq!(*first_alarm.get_or_insert(alarm), alarm, "re-armed on poll {wakes}");
+                    }
+                }
+            }
+            assert!(wakes >= 9);
+            assert!(deadline.armed.is_none(), "disarmed once elapsed");
+            assert!(Instant::now() - start >= Duration::from_millis(50));
+        });
+    }
+}
