@@ -233,19 +233,13 @@ fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command) {
             cluster.type_on_client(ClientCommand::Run(submission));
         }
         Command::Sim(SimCommand::Partition(a, b)) => {
-            let (a, b) = (cluster.node_id(a), cluster.node_id(b));
-            if let (Some(a), Some(b)) = (a, b) {
-                let net = NetSim::current();
-                net.clog_link(a, b);
-                net.clog_link(b, a);
+            if let (Some(a), Some(b)) = (address_of(a), address_of(b)) {
+                cluster.faults.partition(a.ip(), b.ip());
             }
         }
         Command::Sim(SimCommand::Heal(a, b)) => {
-            let (a, b) = (cluster.node_id(a), cluster.node_id(b));
-            if let (Some(a), Some(b)) = (a, b) {
-                let net = NetSim::current();
-                net.unclog_link(a, b);
-                net.unclog_link(b, a);
+            if let (Some(a), Some(b)) = (address_of(a), address_of(b)) {
+                cluster.faults.heal(a.ip(), b.ip());
             }
         }
         Command::Sim(SimCommand::Link { from, to, delay, loss }) => {
