@@ -379,3 +379,147 @@ fn send_now(sender: &Sender, frame: Frame) {
     let mut send = std::pin::pin!(sender.send(Box::new(frame)));
     let _ = send.as_mut().poll(&mut Context::from_waker(Waker::noop()));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use madsim::runtime::{Handle, Runtime};
+    use madsim::time::{Instant, sleep};
+
+    use super::*;
+
+    struct Echo(u32);
+    struct Slow(u32);
+    crate::request!(Echo => u32);
+    crate::request!(Slow => u32);
+
+    const SERVER: &str = "10.0.0.1:7000";
+    const CLIENT: &str = "10.0.0.2:7000";
+    const TIMEOUT: Duration = Duration::from_secs(1);
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// Starts the `server` node: `Echo(n)` answers n + 1 at once, `Slow(n)` after 500 ms.
+    fn start_server(faults: &LinkFaults) -> madsim::task::NodeId {
+        let faults = faults.clone();
+        Handle::current()
+            .create_node()
+            .name("server")
+            .ip(addr(SERVER).ip())
+            .init(move || {
+                let faults = faults.clone();
+                async move {
+                    let rpc = Rpc::bind(addr(SERVER), faults).await.unwrap();
+                    rpc.serve(|Echo(n), _| async move { n + 1 });
+                    rpc.serve(|Slow(n), _| async move {
+                        sleep(Duration::from_millis(500)).await;
+                        n * 2
+                    });
+                    std::future::pending::<()>().await;
+                }
+            })
+            .build()
+            .id()
+    }
+
+    /// Runs `test` on a `client` node bound at CLIENT.
+    fn with_client<F, Fut>(test: F)
+    where
+        F: FnOnce(Rpc, LinkFaults, madsim::task::NodeId) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Runtime::with_seed_and_config(7, madsim::Config::default()).block_on(async move {
+            let faults = LinkFaults::default();
+            let server = start_server(&faults);
+            let client = Handle::current().create_node().name("client").ip(addr(CLIENT).ip()).build();
+            client
+                .spawn(async move {
+                    sleep(Duration::from_millis(10)).await; // the server binds
+                    let rpc = Rpc::bind(addr(CLIENT), faults.clone()).await.unwrap();
+                    test(rpc, faults, server).await
+                })
+                .await
+                .unwrap();
+        });
+    }
+
+    /// How long `call` took, and what it gave.
+    async fn timed<T>(call: impl Future<Output = T>) -> (T, Duration) {
+        let start = Instant::now();
+        let out = call.await;
+        (out, start.elapsed())
+    }
+
+    #[test]
+    fn a_slow_answer_holds_up_no_other_request() {
+        with_client(|rpc, _, _| async move {
+            let slow = timed(rpc.call(addr(SERVER), Slow(21), TIMEOUT));
+            let fast = async {
+                sleep(Duration::from_millis(20)).await;
+                timed(rpc.call(addr(SERVER), Echo(1), TIMEOUT)).await
+            };
+            let ((slow, slow_took), (fast, fast_took)) = tokio::join!(slow, fast);
+            assert_eq!((slow.unwrap(), fast.unwrap()), (42, 2));
+            assert!(slow_took >= Duration::from_millis(500), "{slow_took:?}");
+            // Two messages of 1–10 ms each, behind nothing.
+            assert!(fast_took <= Duration::from_millis(25), "{fast_took:?}");
+        });
+    }
+
+    #[test]
+    fn a_partition_loses_every_message_until_it_heals() {
+        with_client(|rpc, faults, _| async move {
+            assert_eq!(rpc.call(addr(SERVER), Echo(1), TIMEOUT).await.unwrap(), 2);
+            faults.partition(addr(CLIENT).ip(), addr(SERVER).ip());
+            let (result, took) = timed(rpc.call(addr(SERVER), Echo(2), TIMEOUT)).await;
+            assert!(matches!(result, Err(RpcError::Timeout { .. })), "{result:?}");
+            assert!(took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(5), "{took:?}");
+            faults.heal(addr(SERVER).ip(), addr(CLIENT).ip());
+            assert_eq!(rpc.call(addr(SERVER), Echo(3), TIMEOUT).await.unwrap(), 4);
+        });
+    }
+
+    #[test]
+    fn link_faults_delay_or_drop_the_messages_of_one_direction() {
+        with_client(|rpc, faults, _| async move {
+            let (client, server) = (addr(CLIENT).ip(), addr(SERVER).ip());
+            let delay = Duration::from_millis(200)..Duration::from_millis(300);
+            faults.set(server, client, Some(LinkFault { delay: Some(delay), loss_probability: 0.0 }));
+            let (answer, took) = timed(rpc.call(addr(SERVER), Echo(1), TIMEOUT)).await;
+            assert_eq!(answer.unwrap(), 2);
+            assert!(took >= Duration::from_millis(200), "{took:?}");
+            // Every answer lost: the request arrives, the caller still only times out.
+            faults.set(server, client, Some(LinkFault { delay: None, loss_probability: 1.0 }));
+            let (answer, took) = timed(rpc.call(addr(SERVER), Echo(2), TIMEOUT)).await;
+            assert!(answer.is_err() && took >= TIMEOUT, "{answer:?} after {took:?}");
+            faults.set(server, client, None);
+            assert_eq!(rpc.call(addr(SERVER), Echo(3), TIMEOUT).await.unwrap(), 4);
+        });
+    }
+
+    #[test]
+    fn a_killed_peer_is_silent_and_a_restarted_one_is_reached_anew() {
+        with_client(|rpc, _, server| async move {
+            assert_eq!(rpc.call(addr(SERVER), Echo(1), TIMEOUT).await.unwrap(), 2);
+            Handle::current().kill(server);
+            let (result, took) = timed(rpc.call(addr(SERVER), Echo(2), TIMEOUT)).await;
+            assert!(result.is_err() && took >= TIMEOUT, "{result:?} after {took:?}");
+            Handle::current().restart(server);
+            sleep(Duration::from_millis(10)).await; // it binds again
+            assert_eq!(rpc.call(addr(SERVER), Echo(3), TIMEOUT).await.unwrap(), 4);
+        });
+    }
+
+    #[test]
+    fn a_request_nobody_serves_is_lost() {
+        struct Unserved;
+        crate::request!(Unserved => ());
+        with_client(|rpc, _, _| async move {
+            let (result, took) = timed(rpc.call(addr(SERVER), Unserved, TIMEOUT)).await;
+            assert!(result.is_err() && took >= TIMEOUT, "{result:?} after {took:?}");
+        });
+    }
+}

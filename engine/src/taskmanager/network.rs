@@ -368,19 +368,29 @@ impl InputGate {
     /// The next thing the task must handle.
     pub async fn next(&mut self) -> GateEvent {
         loop {
+            if let Some(event) = self.next_buffered() {
+                return event;
+            }
+            match self.receiver.recv().await {
+                Some(input) => {
+                    self.current_channel = input.channel;
+                    self.current = input.buffer.elements.into_iter();
+                }
+                None => return GateEvent::Closed,
+            }
+        }
+    }
+
+    /// The next thing the task must handle, if the buffer at hand still holds it: lets a task
+    /// work through a whole buffer without going back to its `select!` for every record.
+    pub fn next_buffered(&mut self) -> Option<GateEvent> {
+        loop {
             let (channel, element) = if let Some(released) = self.alignment.released.pop_front() {
                 released
             } else if let Some(element) = self.current.next() {
                 (self.current_channel, element)
             } else {
-                match self.receiver.recv().await {
-                    Some(input) => {
-                        self.current_channel = input.channel;
-                        self.current = input.buffer.elements.into_iter();
-                        continue;
-                    }
-                    None => return GateEvent::Closed,
-                }
+                return None;
             };
             if self.alignment.blocked[channel as usize] {
                 self.alignment.held[channel as usize].push_back(element);
@@ -395,7 +405,7 @@ impl InputGate {
                 }
                 StreamElement::Barrier(barrier) => self.on_barrier(channel, barrier),
             };
-            if let Some(event) = event {
+            if event.is_some() {
                 return event;
             }
         }

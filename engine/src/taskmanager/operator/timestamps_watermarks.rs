@@ -100,39 +100,46 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             _ = flush_tick.tick() => output.flush_all().await?,
             // Nothing to commit here; keep the queue drained.
             Some(_) = context.control.recv() => {}
-            event = input.next() => match event {
-                GateEvent::Barrier(barrier) => {
-                    context.acknowledge(barrier, &TaskSnapshot::TimestampsWatermarks);
-                    output.broadcast(StreamElement::Barrier(barrier)).await?;
-                }
-                GateEvent::Record(_, Record::Sourced { partition, event }) => {
-                    let now = Instant::now();
-                    let clock = generator
-                        .partitions
-                        .entry(partition)
-                        .or_insert(PartitionClock { max_timestamp: i64::MIN, last_record: now });
-                    clock.max_timestamp = clock.max_timestamp.max(event.timestamp_ms);
-                    clock.last_record = now;
-                    if generator.idle {
-                        generator.idle = false;
-                        output.broadcast(StreamElement::WatermarkStatus(WatermarkStatus::Active)).await?;
+            event = input.next() => {
+                // Work through the rest of the buffer before looking at the timers again.
+                let mut next = Some(event);
+                while let Some(event) = next.take() {
+                    match event {
+                        GateEvent::Barrier(barrier) => {
+                            context.acknowledge(barrier, &TaskSnapshot::TimestampsWatermarks);
+                            output.broadcast(StreamElement::Barrier(barrier)).await?;
+                        }
+                        GateEvent::Record(_, Record::Sourced { partition, event }) => {
+                            let now = Instant::now();
+                            let clock = generator
+                                .partitions
+                                .entry(partition)
+                                .or_insert(PartitionClock { max_timestamp: i64::MIN, last_record: now });
+                            clock.max_timestamp = clock.max_timestamp.max(event.timestamp_ms);
+                            clock.last_record = now;
+                            if generator.idle {
+                                generator.idle = false;
+                                output.broadcast(StreamElement::WatermarkStatus(WatermarkStatus::Active)).await?;
+                            }
+                            output.emit(Record::Click(event)).await?;
+                        }
+                        GateEvent::PartitionsAssigned(_, partitions) => {
+                            let now = Instant::now();
+                            for partition in partitions {
+                                generator
+                                    .partitions
+                                    .entry(partition)
+                                    .or_insert(PartitionClock { max_timestamp: i64::MIN, last_record: now });
+                            }
+                            generator.assigned = true;
+                        }
+                        GateEvent::Closed => return Ok(()),
+                        // The source emits no watermarks of its own.
+                        GateEvent::Record(..) | GateEvent::Watermark(_) | GateEvent::Status(_) => {}
                     }
-                    output.emit(Record::Click(event)).await?;
+                    next = input.next_buffered();
                 }
-                GateEvent::PartitionsAssigned(_, partitions) => {
-                    let now = Instant::now();
-                    for partition in partitions {
-                        generator
-                            .partitions
-                            .entry(partition)
-                            .or_insert(PartitionClock { max_timestamp: i64::MIN, last_record: now });
-                    }
-                    generator.assigned = true;
-                }
-                GateEvent::Closed => return Ok(()),
-                // The source emits no watermarks of its own.
-                GateEvent::Record(..) | GateEvent::Watermark(_) | GateEvent::Status(_) => {}
-            },
+            }
         }
     }
 }

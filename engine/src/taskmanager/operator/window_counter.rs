@@ -185,35 +185,42 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             _ = flush_tick.tick() => output.flush_all().await?,
             // Nothing to commit here; keep the queue drained.
             Some(_) = context.control.recv() => {}
-            event = input.next() => match event {
-                GateEvent::Barrier(barrier) => {
-                    context.acknowledge(barrier, &TaskSnapshot::Counter(counter.state().clone()));
-                    output.broadcast(StreamElement::Barrier(barrier)).await?;
-                }
-                GateEvent::Record(_, Record::Click(event)) => {
-                    if let Some(start) = counter.process(event)
-                        && late_windows.insert(start)
-                    {
-                        context.trace(format!(
-                            "drops late events of window [{start}, {}) behind watermark {}: numLateRecordsDropped={}",
-                            start + WINDOW_MS,
-                            input.watermark(),
-                            counter.late_records_dropped
-                        ));
+            event = input.next() => {
+                // Work through the rest of the buffer before looking at the timers again.
+                let mut next = Some(event);
+                while let Some(event) = next.take() {
+                    match event {
+                        GateEvent::Barrier(barrier) => {
+                            context.acknowledge(barrier, &TaskSnapshot::Counter(counter.state().clone()));
+                            output.broadcast(StreamElement::Barrier(barrier)).await?;
+                        }
+                        GateEvent::Record(_, Record::Click(event)) => {
+                            if let Some(start) = counter.process(event)
+                                && late_windows.insert(start)
+                            {
+                                context.trace(format!(
+                                    "drops late events of window [{start}, {}) behind watermark {}: numLateRecordsDropped={}",
+                                    start + WINDOW_MS,
+                                    input.watermark(),
+                                    counter.late_records_dropped
+                                ));
+                            }
+                        }
+                        GateEvent::Watermark(watermark) => {
+                            for statistics in counter.advance(watermark) {
+                                output.emit(Record::Statistics(statistics)).await?;
+                            }
+                            output.broadcast(StreamElement::Watermark(watermark)).await?;
+                        }
+                        GateEvent::Status(status) => {
+                            output.broadcast(StreamElement::WatermarkStatus(status)).await?;
+                        }
+                        GateEvent::Closed => return Ok(()),
+                        GateEvent::Record(..) | GateEvent::PartitionsAssigned(..) => {}
                     }
+                    next = input.next_buffered();
                 }
-                GateEvent::Watermark(watermark) => {
-                    for statistics in counter.advance(watermark) {
-                        output.emit(Record::Statistics(statistics)).await?;
-                    }
-                    output.broadcast(StreamElement::Watermark(watermark)).await?;
-                }
-                GateEvent::Status(status) => {
-                    output.broadcast(StreamElement::WatermarkStatus(status)).await?;
-                }
-                GateEvent::Closed => return Ok(()),
-                GateEvent::Record(..) | GateEvent::PartitionsAssigned(..) => {}
-            },
+            }
         }
     }
 }
