@@ -273,14 +273,15 @@ async fn serve_connection(shared: Arc<Shared>, sender: Arc<Sender>, mut receiver
         };
         let mut answer = answer;
         // Most answers need no waiting: poll once here and spare a task.
-        if let Poll::Ready(body) = answer.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            shared.respond(&sender, from, Frame::Response { call, body });
+        let ready = answer.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        if let Poll::Ready(body) = ready {
+            shared.respond(&sender, from, Frame::Response { call, body }).await;
             continue;
         }
         let (shared, sender) = (shared.clone(), sender.clone());
         madsim::task::spawn(async move {
             let body = answer.await;
-            shared.respond(&sender, from, Frame::Response { call, body });
+            shared.respond(&sender, from, Frame::Response { call, body }).await;
         });
     }
 }
@@ -301,14 +302,20 @@ async fn read_responses(shared: Weak<Shared>, mut receiver: Receiver) {
 impl Shared {
     /// Sends a request to `dst` through the link's faults; a lost one is simply not sent.
     async fn transmit(self: &Arc<Self>, dst: SocketAddr, frame: Frame) {
-        match self.faults.draw(self.local_ip, dst.ip()) {
+        let shared = self.clone();
+        self.through_link(dst.ip(), async move { shared.send_request(dst, frame).await }).await;
+    }
+
+    /// Runs `send` as the link to `to` draws: now, after its delay (in a task of its own, so the
+    /// caller goes on), or never (the message is lost).
+    async fn through_link(&self, to: IpAddr, send: impl Future<Output = ()> + Send + 'static) {
+        match self.faults.draw(self.local_ip, to) {
             None => {}
-            Some(delay) if delay.is_zero() => self.send_request(dst, frame).await,
+            Some(delay) if delay.is_zero() => send.await,
             Some(delay) => {
-                let shared = self.clone();
                 madsim::task::spawn(async move {
                     madsim::time::sleep(delay).await;
-                    shared.send_request(dst, frame).await;
+                    send.await;
                 });
             }
         }
@@ -358,18 +365,9 @@ impl Shared {
     }
 
     /// Sends a response back on the connection its request came in on, through the faults.
-    fn respond(self: &Arc<Self>, sender: &Arc<Sender>, to: SocketAddr, frame: Frame) {
-        match self.faults.draw(self.local_ip, to.ip()) {
-            None => {}
-            Some(delay) if delay.is_zero() => send_now(sender, frame),
-            Some(delay) => {
-                let sender = sender.clone();
-                madsim::task::spawn(async move {
-                    madsim::time::sleep(delay).await;
-                    send_now(&sender, frame);
-                });
-            }
-        }
+    async fn respond(&self, sender: &Arc<Sender>, to: SocketAddr, frame: Frame) {
+        let sender = sender.clone();
+        self.through_link(to.ip(), async move { send_now(&sender, frame) }).await;
     }
 }
 

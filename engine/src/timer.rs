@@ -114,11 +114,6 @@ impl Ticker {
         Ticker { period, next: Deadline::at(Instant::now()) }
     }
 
-    /// Ticks at `start` and every `period` after.
-    pub fn starting_at(start: Instant, period: Duration) -> Ticker {
-        Ticker { period, next: Deadline::at(start) }
-    }
-
     /// Ready with the tick's scheduled instant once it is due.
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         std::task::ready!(self.next.poll_elapsed(cx));

@@ -437,7 +437,6 @@ impl Broker {
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
 
     use bytes::Bytes;
     use madsim::runtime::Handle;
@@ -446,10 +445,11 @@ mod tests {
     use crate::kafka::{
         Consumer, ConsumerConfig, ConsumerRecord, Partitioner, Producer, ProducerConfig,
     };
-    use crate::rpc::LinkFault;
     use crate::trace::Trace;
 
-    use crate::kafka::test_cluster::{CLIENT, broker_addr, client_node, start_broker};
+    use crate::kafka::test_cluster::{
+        CLIENT, broker_addr, client_node, lose_half_of_the_answers_to_the_client, start_broker,
+    };
 
     fn fixed_producer(rpc: &Rpc, partition: u32) -> Producer {
         let mut config = ProducerConfig::new(broker_addr());
@@ -691,10 +691,7 @@ mod tests {
         let (trace, faults) = (Trace::new(), LinkFaults::default());
         start_broker(&trace, &faults);
         let (client, rpc) = client_node(&faults).await;
-        let (broker_ip, client_ip): (IpAddr, IpAddr) =
-            (broker_addr().ip(), CLIENT.parse::<SocketAddr>().unwrap().ip());
-        let lossy = LinkFault { loss_probability: 0.5, ..LinkFault::default() };
-        faults.set(broker_ip, client_ip, Some(lossy));
+        lose_half_of_the_answers_to_the_client(&faults);
         let producer = {
             let rpc = rpc.clone();
             client
@@ -710,7 +707,7 @@ mod tests {
                 .await
                 .unwrap()
         };
-        faults.set(broker_ip, client_ip, None);
+        faults.set(broker_addr().ip(), CLIENT.parse::<SocketAddr>().unwrap().ip(), None);
         let (records, ends) = client
             .spawn(async move {
                 let tps = [TopicPartition::new("input", 0), TopicPartition::new("input", 1)];

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use madsim::runtime::{Handle, NodeHandle};
 
 use super::{BrokerConfig, TopicSpec};
-use crate::rpc::{LinkFaults, Rpc};
+use crate::rpc::{LinkFault, LinkFaults, Rpc};
 use crate::trace::Trace;
 
 /// The broker's address.
@@ -42,4 +42,11 @@ pub(crate) async fn client_node(faults: &LinkFaults) -> (NodeHandle, Rpc) {
     let faults = faults.clone();
     let rpc = node.spawn(async move { Rpc::bind(addr, faults).await.unwrap() }).await.unwrap();
     (node, rpc)
+}
+
+/// Loses half of the broker's answers to the client (drawn from the run's seed).
+pub(crate) fn lose_half_of_the_answers_to_the_client(faults: &LinkFaults) {
+    let client_ip = CLIENT.parse::<SocketAddr>().unwrap().ip();
+    let lossy = LinkFault { loss_probability: 0.5, ..LinkFault::default() };
+    faults.set(broker_addr().ip(), client_ip, Some(lossy));
 }

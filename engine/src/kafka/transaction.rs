@@ -211,7 +211,6 @@ async fn call_retrying<R: Request + Clone>(
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
 
     use madsim::runtime::{Handle, Runtime};
 
@@ -220,10 +219,12 @@ mod tests {
         Consumer, ConsumerConfig, IsolationLevel, Partitioner, Producer, TopicPartition,
     };
     use crate::protocol::kafka::{ListTransactionsResponse, TransactionState};
-    use crate::rpc::{LinkFault, LinkFaults};
+    use crate::rpc::LinkFaults;
     use crate::trace::Trace;
 
-    use crate::kafka::test_cluster::{CLIENT, broker_addr, client_node, start_broker};
+    use crate::kafka::test_cluster::{
+        broker_addr, client_node, lose_half_of_the_answers_to_the_client, start_broker,
+    };
 
     /// Every test runs under this fixed seed (the determinism test too).
     const SEED: u64 = 7;
@@ -553,10 +554,7 @@ mod tests {
         let (trace, faults) = (Trace::new(), LinkFaults::default());
         start_broker(&trace, &faults);
         let (client, rpc) = client_node(&faults).await;
-        let (broker_ip, client_ip): (IpAddr, IpAddr) =
-            (broker_addr().ip(), CLIENT.parse::<SocketAddr>().unwrap().ip());
-        let lossy = LinkFault { loss_probability: 0.5, ..LinkFault::default() };
-        faults.set(broker_ip, client_ip, Some(lossy));
+        lose_half_of_the_answers_to_the_client(&faults);
         client
             .spawn(async move {
                 for n in 0..10 {
