@@ -185,12 +185,17 @@ impl Rpc {
             peers: Mutex::default(),
             waiting: Mutex::default(),
         };
-        Ok(Rpc { shared: Arc::new(shared) })
+        Ok(Rpc {
+            shared: Arc::new(shared),
+        })
     }
 
     /// This endpoint's address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared.endpoint.local_addr().expect("a bound endpoint has an address")
+        self.shared
+            .endpoint
+            .local_addr()
+            .expect("a bound endpoint has an address")
     }
 
     /// Sends `request` to `dst` and waits at most `timeout` for the answer.
@@ -209,7 +214,16 @@ impl Rpc {
             call
         };
         let exchange = async {
-            self.shared.transmit(dst, Frame::Request { call, tag: R::ID, body: Box::new(request) }).await;
+            self.shared
+                .transmit(
+                    dst,
+                    Frame::Request {
+                        call,
+                        tag: R::ID,
+                        body: Box::new(request),
+                    },
+                )
+                .await;
             match answer.await {
                 Ok(body) => body,
                 // Only a dropped Rpc drops the slot: stay silent like a lost message.
@@ -235,8 +249,9 @@ impl Rpc {
         Fut: Future<Output = R::Response> + Send + 'static,
     {
         let erased: Handler = Box::new(move |body, from| {
-            let request =
-                *body.downcast::<R>().expect("a request tag is only ever used for its request type");
+            let request = *body
+                .downcast::<R>()
+                .expect("a request tag is only ever used for its request type");
             let answer = handler(request, from);
             Box::pin(async move { Box::new(answer.await) as Payload })
         });
@@ -255,15 +270,29 @@ impl Rpc {
 /// Accepts the connections of the peers that call this node, each read by its own task.
 async fn accept(shared: Arc<Shared>) {
     while let Ok((sender, receiver, from)) = shared.endpoint.accept1().await {
-        madsim::task::spawn(serve_connection(shared.clone(), Arc::new(sender), receiver, from));
+        madsim::task::spawn(serve_connection(
+            shared.clone(),
+            Arc::new(sender),
+            receiver,
+            from,
+        ));
     }
 }
 
 /// Reads the requests on one accepted connection and answers each on it.
-async fn serve_connection(shared: Arc<Shared>, sender: Arc<Sender>, mut receiver: Receiver, from: SocketAddr) {
+async fn serve_connection(
+    shared: Arc<Shared>,
+    sender: Arc<Sender>,
+    mut receiver: Receiver,
+    from: SocketAddr,
+) {
     while let Ok(payload) = receiver.recv().await {
-        let Ok(frame) = payload.downcast::<Frame>() else { continue };
-        let Frame::Request { call, tag, body } = *frame else { continue };
+        let Ok(frame) = payload.downcast::<Frame>() else {
+            continue;
+        };
+        let Frame::Request { call, tag, body } = *frame else {
+            continue;
+        };
         let answer = {
             let mut handlers = shared.handlers.lock().unwrap();
             match handlers.get_mut(&tag) {
@@ -273,15 +302,21 @@ async fn serve_connection(shared: Arc<Shared>, sender: Arc<Sender>, mut receiver
         };
         let mut answer = answer;
         // Most answers need no waiting: poll once here and spare a task.
-        let ready = answer.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        let ready = answer
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
         if let Poll::Ready(body) = ready {
-            shared.respond(&sender, from, Frame::Response { call, body }).await;
+            shared
+                .respond(&sender, from, Frame::Response { call, body })
+                .await;
             continue;
         }
         let (shared, sender) = (shared.clone(), sender.clone());
         madsim::task::spawn(async move {
             let body = answer.await;
-            shared.respond(&sender, from, Frame::Response { call, body }).await;
+            shared
+                .respond(&sender, from, Frame::Response { call, body })
+                .await;
         });
     }
 }
@@ -289,9 +324,15 @@ async fn serve_connection(shared: Arc<Shared>, sender: Arc<Sender>, mut receiver
 /// Reads the responses on one connection this node opened and hands each to its caller.
 async fn read_responses(shared: Weak<Shared>, mut receiver: Receiver) {
     while let Ok(payload) = receiver.recv().await {
-        let Some(shared) = shared.upgrade() else { return };
-        let Ok(frame) = payload.downcast::<Frame>() else { continue };
-        let Frame::Response { call, body } = *frame else { continue };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let Ok(frame) = payload.downcast::<Frame>() else {
+            continue;
+        };
+        let Frame::Response { call, body } = *frame else {
+            continue;
+        };
         let slot = shared.waiting.lock().unwrap().slots.remove(&call);
         if let Some(slot) = slot {
             let _ = slot.send(body); // the caller may have timed out meanwhile
@@ -303,7 +344,11 @@ impl Shared {
     /// Sends a request to `dst` through the link's faults; a lost one is simply not sent.
     async fn transmit(self: &Arc<Self>, dst: SocketAddr, frame: Frame) {
         let shared = self.clone();
-        self.through_link(dst.ip(), async move { shared.send_request(dst, frame).await }).await;
+        self.through_link(
+            dst.ip(),
+            async move { shared.send_request(dst, frame).await },
+        )
+        .await;
     }
 
     /// Runs `send` as the link to `to` draws: now, after its delay (in a task of its own, so the
@@ -323,7 +368,9 @@ impl Shared {
 
     /// Sends on the connection to `dst`, opening one if there is none (or it broke).
     async fn send_request(self: &Arc<Self>, dst: SocketAddr, frame: Frame) {
-        let Some(sender) = self.connection(dst).await else { return };
+        let Some(sender) = self.connection(dst).await else {
+            return;
+        };
         if sender.send(Box::new(frame)).await.is_err() {
             self.forget(dst, &sender);
         }
@@ -359,7 +406,10 @@ impl Shared {
 
     fn forget(&self, dst: SocketAddr, broken: &Arc<Sender>) {
         let mut peers = self.peers.lock().unwrap();
-        if peers.get(&dst).is_some_and(|sender| Arc::ptr_eq(sender, broken)) {
+        if peers
+            .get(&dst)
+            .is_some_and(|sender| Arc::ptr_eq(sender, broken))
+        {
             peers.remove(&dst);
         }
     }
@@ -367,7 +417,8 @@ impl Shared {
     /// Sends a response back on the connection its request came in on, through the faults.
     async fn respond(&self, sender: &Arc<Sender>, to: SocketAddr, frame: Frame) {
         let sender = sender.clone();
-        self.through_link(to.ip(), async move { send_now(&sender, frame) }).await;
+        self.through_link(to.ip(), async move { send_now(&sender, frame) })
+            .await;
     }
 }
 
@@ -432,7 +483,11 @@ mod tests {
         Runtime::with_seed_and_config(7, madsim::Config::default()).block_on(async move {
             let faults = LinkFaults::default();
             let server = start_server(&faults);
-            let client = Handle::current().create_node().name("client").ip(addr(CLIENT).ip()).build();
+            let client = Handle::current()
+                .create_node()
+                .name("client")
+                .ip(addr(CLIENT).ip())
+                .build();
             client
                 .spawn(async move {
                     sleep(Duration::from_millis(10)).await; // the server binds
@@ -473,8 +528,14 @@ mod tests {
             assert_eq!(rpc.call(addr(SERVER), Echo(1), TIMEOUT).await.unwrap(), 2);
             faults.partition(addr(CLIENT).ip(), addr(SERVER).ip());
             let (result, took) = timed(rpc.call(addr(SERVER), Echo(2), TIMEOUT)).await;
-            assert!(matches!(result, Err(RpcError::Timeout { .. })), "{result:?}");
-            assert!(took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(5), "{took:?}");
+            assert!(
+                matches!(result, Err(RpcError::Timeout { .. })),
+                "{result:?}"
+            );
+            assert!(
+                took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(5),
+                "{took:?}"
+            );
             faults.heal(addr(SERVER).ip(), addr(CLIENT).ip());
             assert_eq!(rpc.call(addr(SERVER), Echo(3), TIMEOUT).await.unwrap(), 4);
         });
@@ -485,14 +546,31 @@ mod tests {
         with_client(|rpc, faults, _| async move {
             let (client, server) = (addr(CLIENT).ip(), addr(SERVER).ip());
             let delay = Duration::from_millis(200)..Duration::from_millis(300);
-            faults.set(server, client, Some(LinkFault { delay: Some(delay), loss_probability: 0.0 }));
+            faults.set(
+                server,
+                client,
+                Some(LinkFault {
+                    delay: Some(delay),
+                    loss_probability: 0.0,
+                }),
+            );
             let (answer, took) = timed(rpc.call(addr(SERVER), Echo(1), TIMEOUT)).await;
             assert_eq!(answer.unwrap(), 2);
             assert!(took >= Duration::from_millis(200), "{took:?}");
             // Every answer lost: the request arrives, the caller still only times out.
-            faults.set(server, client, Some(LinkFault { delay: None, loss_probability: 1.0 }));
+            faults.set(
+                server,
+                client,
+                Some(LinkFault {
+                    delay: None,
+                    loss_probability: 1.0,
+                }),
+            );
             let (answer, took) = timed(rpc.call(addr(SERVER), Echo(2), TIMEOUT)).await;
-            assert!(answer.is_err() && took >= TIMEOUT, "{answer:?} after {took:?}");
+            assert!(
+                answer.is_err() && took >= TIMEOUT,
+                "{answer:?} after {took:?}"
+            );
             faults.set(server, client, None);
             assert_eq!(rpc.call(addr(SERVER), Echo(3), TIMEOUT).await.unwrap(), 4);
         });
@@ -504,7 +582,10 @@ mod tests {
             assert_eq!(rpc.call(addr(SERVER), Echo(1), TIMEOUT).await.unwrap(), 2);
             Handle::current().kill(server);
             let (result, took) = timed(rpc.call(addr(SERVER), Echo(2), TIMEOUT)).await;
-            assert!(result.is_err() && took >= TIMEOUT, "{result:?} after {took:?}");
+            assert!(
+                result.is_err() && took >= TIMEOUT,
+                "{result:?} after {took:?}"
+            );
             Handle::current().restart(server);
             sleep(Duration::from_millis(10)).await; // it binds again
             assert_eq!(rpc.call(addr(SERVER), Echo(3), TIMEOUT).await.unwrap(), 4);
@@ -517,7 +598,10 @@ mod tests {
         crate::request!(Unserved => ());
         with_client(|rpc, _, _| async move {
             let (result, took) = timed(rpc.call(addr(SERVER), Unserved, TIMEOUT)).await;
-            assert!(result.is_err() && took >= TIMEOUT, "{result:?} after {took:?}");
+            assert!(
+                result.is_err() && took >= TIMEOUT,
+                "{result:?} after {took:?}"
+            );
         });
     }
 }

@@ -79,7 +79,10 @@ impl Deadline {
             return Poll::Ready(());
         }
         // A fresh madsim sleep polled once registers exactly one timer, here with the alarm.
-        let alarm = Arc::new(Alarm { fired: AtomicBool::new(false), task: cx.waker().clone() });
+        let alarm = Arc::new(Alarm {
+            fired: AtomicBool::new(false),
+            task: cx.waker().clone(),
+        });
         let waker = Waker::from(alarm.clone());
         let mut sleep = pin!(madsim::time::sleep_until(self.at));
         match sleep.as_mut().poll(&mut Context::from_waker(&waker)) {
@@ -111,7 +114,10 @@ pub struct Ticker {
 impl Ticker {
     /// Ticks now and every `period` after.
     pub fn new(period: Duration) -> Ticker {
-        Ticker { period, next: Deadline::at(Instant::now()) }
+        Ticker {
+            period,
+            next: Deadline::at(Instant::now()),
+        }
     }
 
     /// Ready with the tick's scheduled instant once it is due.

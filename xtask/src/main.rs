@@ -9,6 +9,11 @@ mod run_scenario;
 
 use clap::Parser;
 
+// The simulation allocates a small buffer or future for nearly every message and record:
+// mimalloc's thread-local free lists cost a fraction of the system allocator's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let flags = flags::Xtask::parse();
     let result = match flags.command {

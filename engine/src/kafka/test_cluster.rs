@@ -38,15 +38,25 @@ pub(crate) fn start_broker(trace: &Trace, faults: &LinkFaults) {
 /// Creates the `client` node and binds its Rpc there.
 pub(crate) async fn client_node(faults: &LinkFaults) -> (NodeHandle, Rpc) {
     let addr: SocketAddr = CLIENT.parse().unwrap();
-    let node = Handle::current().create_node().name("client").ip(addr.ip()).build();
+    let node = Handle::current()
+        .create_node()
+        .name("client")
+        .ip(addr.ip())
+        .build();
     let faults = faults.clone();
-    let rpc = node.spawn(async move { Rpc::bind(addr, faults).await.unwrap() }).await.unwrap();
+    let rpc = node
+        .spawn(async move { Rpc::bind(addr, faults).await.unwrap() })
+        .await
+        .unwrap();
     (node, rpc)
 }
 
 /// Loses half of the broker's answers to the client (drawn from the run's seed).
 pub(crate) fn lose_half_of_the_answers_to_the_client(faults: &LinkFaults) {
     let client_ip = CLIENT.parse::<SocketAddr>().unwrap().ip();
-    let lossy = LinkFault { loss_probability: 0.5, ..LinkFault::default() };
+    let lossy = LinkFault {
+        loss_probability: 0.5,
+        ..LinkFault::default()
+    };
     faults.set(broker_addr().ip(), client_ip, Some(lossy));
 }

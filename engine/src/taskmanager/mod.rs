@@ -14,10 +14,10 @@ use std::time::Duration;
 use madsim::task::JoinHandle;
 use madsim::time::Instant;
 
+use crate::protocol::checkpoint::{NotifyCheckpointComplete, TriggerCheckpoint};
 use crate::protocol::cluster::{
     Heartbeat, HeartbeatResponse, RegisterTaskManager, RegistrationResponse,
 };
-use crate::protocol::checkpoint::{NotifyCheckpointComplete, TriggerCheckpoint};
 use crate::protocol::data::DeliverBuffer;
 use crate::protocol::deployment::{CancelTask, SubmitTask};
 use crate::protocol::ids::{ExecutionAttemptId, JobMasterId, ResourceId};
@@ -70,7 +70,9 @@ pub async fn run(config: TaskManagerConfig) {
     let rpc = match Rpc::bind(config.address, config.faults.clone()).await {
         Ok(rpc) => rpc,
         Err(error) => {
-            config.trace.event(format!("cannot bind {}: {error}", config.address));
+            config
+                .trace
+                .event(format!("cannot bind {}: {error}", config.address));
             return;
         }
     };
@@ -101,7 +103,10 @@ pub async fn run(config: TaskManagerConfig) {
                 state.last_heartbeat = Instant::now();
             }
             let running = state.tasks.keys().copied().collect();
-            std::future::ready(HeartbeatResponse { resource_id, running })
+            std::future::ready(HeartbeatResponse {
+                resource_id,
+                running,
+            })
         }
     });
     rpc.serve({
@@ -116,7 +121,10 @@ pub async fn run(config: TaskManagerConfig) {
                 state.last_heartbeat = Instant::now();
             }
             let response = if state.job_master != Some(tdd.job_master) {
-                Err(format!("TaskManager is registered with another JobManager than {}", tdd.job_master))
+                Err(format!(
+                    "TaskManager is registered with another JobManager than {}",
+                    tdd.job_master
+                ))
             } else {
                 // The gate opens before the task runs, so early buffers find it.
                 let input = task::open_input(&tdd, &services.gates);
@@ -124,7 +132,12 @@ pub async fn run(config: TaskManagerConfig) {
                 let running = RunningTask {
                     display_name: tdd.display_name(),
                     gate: task::gate_key(&tdd),
-                    handle: madsim::task::spawn(task::run(tdd.clone(), services, input, control_receiver)),
+                    handle: madsim::task::spawn(task::run(
+                        tdd.clone(),
+                        services,
+                        input,
+                        control_receiver,
+                    )),
                     control,
                 };
                 state.tasks.insert(tdd.attempt_id, running);
@@ -157,7 +170,9 @@ pub async fn run(config: TaskManagerConfig) {
         move |trigger: TriggerCheckpoint, _| {
             let state = state.lock().unwrap();
             let accepted = state.tasks.get(&trigger.attempt_id).is_some_and(|task| {
-                task.control.send(TaskControl::TriggerCheckpoint(trigger.barrier)).is_ok()
+                task.control
+                    .send(TaskControl::TriggerCheckpoint(trigger.barrier))
+                    .is_ok()
             });
             std::future::ready(accepted)
         }
@@ -169,7 +184,10 @@ pub async fn run(config: TaskManagerConfig) {
             let mut notified = 0;
             for attempt in &notice.attempts {
                 if let Some(task) = state.tasks.get(attempt)
-                    && task.control.send(TaskControl::CheckpointComplete(notice.checkpoint_id)).is_ok()
+                    && task
+                        .control
+                        .send(TaskControl::CheckpointComplete(notice.checkpoint_id))
+                        .is_ok()
                 {
                     notified += 1;
                 }
@@ -197,7 +215,10 @@ pub async fn run(config: TaskManagerConfig) {
             address: config.address,
             slots: config.slots,
         };
-        match rpc.call(config.jobmanager, registration, Duration::from_secs(1)).await {
+        match rpc
+            .call(config.jobmanager, registration, Duration::from_secs(1))
+            .await
+        {
             Ok(RegistrationResponse::Accepted { job_master }) => {
                 {
                     let mut state = state.lock().unwrap();
@@ -223,7 +244,12 @@ pub async fn run(config: TaskManagerConfig) {
         }
         config.trace.event(format!(
             "The heartbeat of JobManager with id {} timed out.",
-            state.lock().unwrap().job_master.map(|id| id.to_string()).unwrap_or_default()
+            state
+                .lock()
+                .unwrap()
+                .job_master
+                .map(|id| id.to_string())
+                .unwrap_or_default()
         ));
         let dropped = {
             let mut state = state.lock().unwrap();

@@ -85,17 +85,26 @@ pub struct TaskContext {
 impl TaskContext {
     /// Records a trace event prefixed with the task's display name.
     pub fn trace(&self, message: impl AsRef<str>) {
-        self.services.trace.event(format!("{} {}", self.tdd.display_name(), message.as_ref()));
+        self.services
+            .trace
+            .event(format!("{} {}", self.tdd.display_name(), message.as_ref()));
     }
 
     /// The snapshots this task restores from: every subtask's snapshot of its vertex (a task
     /// picks what it owns, so a restore at another parallelism redistributes state).
     pub async fn restored_snapshots(&self) -> Result<Vec<(u32, TaskSnapshot)>, TaskError> {
-        let Some(metadata) = &self.tdd.restore else { return Ok(Vec::new()) };
-        let failed = |reason: String| TaskError::Restore { checkpoint_id: metadata.checkpoint_id, reason };
+        let Some(metadata) = &self.tdd.restore else {
+            return Ok(Vec::new());
+        };
+        let failed = |reason: String| TaskError::Restore {
+            checkpoint_id: metadata.checkpoint_id,
+            reason,
+        };
         let mut snapshots = Vec::new();
         for (subtask, handle) in metadata.states_of(self.tdd.vertex) {
-            let bytes = read_with_retry(&self.storage, &handle.path).await.map_err(failed)?;
+            let bytes = read_with_retry(&self.storage, &handle.path)
+                .await
+                .map_err(failed)?;
             let snapshot = serde_json::from_slice(&bytes)
                 .map_err(|e| failed(format!("{} is corrupt: {e}", handle.path)))?;
             snapshots.push((subtask, snapshot));
@@ -118,8 +127,13 @@ impl TaskContext {
             CheckpointMetadata::key(tdd.vertex, tdd.subtask)
         );
         let bytes = bytes::Bytes::from(serde_json::to_vec(snapshot).expect("snapshots serialize"));
-        let (rpc, storage, jobmanager) = (self.services.rpc.clone(), self.storage.clone(), tdd.jobmanager);
-        let (job_id, attempt_id, checkpoint_id) = (tdd.job_id, tdd.attempt_id, barrier.checkpoint_id);
+        let (rpc, storage, jobmanager) = (
+            self.services.rpc.clone(),
+            self.storage.clone(),
+            tdd.jobmanager,
+        );
+        let (job_id, attempt_id, checkpoint_id) =
+            (tdd.job_id, tdd.attempt_id, barrier.checkpoint_id);
         madsim::task::spawn(async move {
             let size = bytes.len() as u64;
             match storage.put(&path, bytes).await {
@@ -131,14 +145,22 @@ impl TaskContext {
                         state: StateHandle { path, size },
                     };
                     for _ in 0..3 {
-                        if rpc.call(jobmanager, ack.clone(), Duration::from_secs(1)).await.is_ok() {
+                        if rpc
+                            .call(jobmanager, ack.clone(), Duration::from_secs(1))
+                            .await
+                            .is_ok()
+                        {
                             return;
                         }
                     }
                 }
                 Err(error) => {
-                    let decline =
-                        DeclineCheckpoint { job_id, attempt_id, checkpoint_id, reason: error.to_string() };
+                    let decline = DeclineCheckpoint {
+                        job_id,
+                        attempt_id,
+                        checkpoint_id,
+                        reason: error.to_string(),
+                    };
                     let _ = rpc.call(jobmanager, decline, Duration::from_secs(1)).await;
                 }
             }
@@ -180,12 +202,17 @@ pub fn gate_key(tdd: &TaskDeploymentDescriptor) -> GateKey {
 /// Builds the task's record writer: one channel per consumer subtask it sends to.
 fn open_output(tdd: &TaskDeploymentDescriptor, services: &TaskServices) -> Option<RecordWriter> {
     let consumer = tdd.vertex.downstream()?;
-    let strategy = consumer.input_ship_strategy().expect("a downstream vertex has an input");
+    let strategy = consumer
+        .input_ship_strategy()
+        .expect("a downstream vertex has an input");
     let target = |address: SocketAddr| {
         if address == services.local_address {
             ChannelTarget::Local(services.gates.clone())
         } else {
-            ChannelTarget::Remote { rpc: services.rpc.clone(), address }
+            ChannelTarget::Remote {
+                rpc: services.rpc.clone(),
+                address,
+            }
         }
     };
     let channel = |consumer_subtask: u32| ChannelId {
@@ -202,13 +229,21 @@ fn open_output(tdd: &TaskDeploymentDescriptor, services: &TaskServices) -> Optio
     let (targets, partitioner) = match strategy {
         ShipStrategy::Forward => {
             let address = tdd.consumers[tdd.subtask as usize];
-            (vec![(channel(tdd.subtask), target(address))], Partitioner::Forward)
+            (
+                vec![(channel(tdd.subtask), target(address))],
+                Partitioner::Forward,
+            )
         }
         ShipStrategy::Hash => {
             let targets = (0..tdd.consumers.len() as u32)
                 .map(|i| (channel(i), target(tdd.consumers[i as usize])))
                 .collect();
-            (targets, Partitioner::Hash { max_parallelism: tdd.max_parallelism })
+            (
+                targets,
+                Partitioner::Hash {
+                    max_parallelism: tdd.max_parallelism,
+                },
+            )
         }
     };
     Some(RecordWriter::new(targets, partitioner))
@@ -225,8 +260,14 @@ pub async fn run(
     report(&services.rpc, &tdd, ExecutionState::Initializing, None).await;
     let output = open_output(&tdd, &services);
     let storage = StorageClient::new(services.rpc.clone(), tdd.storage);
-    let context =
-        TaskContext { tdd: tdd.clone(), services: services.clone(), input, output, control, storage };
+    let context = TaskContext {
+        tdd: tdd.clone(),
+        services: services.clone(),
+        input,
+        output,
+        control,
+        storage,
+    };
     let result = match tdd.vertex {
         Vertex::Source => operator::kafka_source::run(context).await,
         Vertex::TimestampsWatermarks => operator::timestamps_watermarks::run(context).await,
@@ -264,7 +305,11 @@ pub async fn report(
         error,
     };
     for _ in 0..5 {
-        if rpc.call(tdd.jobmanager, update.clone(), Duration::from_secs(1)).await.is_ok() {
+        if rpc
+            .call(tdd.jobmanager, update.clone(), Duration::from_secs(1))
+            .await
+            .is_ok()
+        {
             return;
         }
     }
