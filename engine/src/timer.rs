@@ -78,22 +78,16 @@ impl Deadline {
             self.armed = None;
             return Poll::Ready(());
         }
-        // A fresh madsim sleep polled once registers exactly one timer, here with the alarm.
         let alarm = Arc::new(Alarm {
             fired: AtomicBool::new(false),
             task: cx.waker().clone(),
         });
-        let waker = Waker::from(alarm.clone());
-        let mut sleep = pin!(madsim::time::sleep_until(self.at));
-        match sleep.as_mut().poll(&mut Context::from_waker(&waker)) {
-            Poll::Ready(()) => {
-                self.armed = None;
-                Poll::Ready(())
-            }
-            Poll::Pending => {
-                self.armed = Some(alarm);
-                Poll::Pending
-            }
+        if wake_at(self.at, &Waker::from(alarm.clone())) {
+            self.armed = Some(alarm);
+            Poll::Pending
+        } else {
+            self.armed = None;
+            Poll::Ready(())
         }
     }
 
@@ -132,6 +126,17 @@ impl Ticker {
     pub async fn tick(&mut self) -> Instant {
         std::future::poll_fn(|cx| self.poll_tick(cx)).await
     }
+}
+
+/// Arms one runtime timer that wakes `waker` at `at` (at least 1 ms from now, madsim's rule);
+/// `false` if `at` has already passed, and nothing is armed.
+pub fn wake_at(at: Instant, waker: &Waker) -> bool {
+    // A fresh madsim sleep polled once registers exactly one timer, here with `waker`.
+    let mut sleep = pin!(madsim::time::sleep_until(at));
+    sleep
+        .as_mut()
+        .poll(&mut Context::from_waker(waker))
+        .is_pending()
 }
 
 /// `future` ran past its time.

@@ -20,7 +20,7 @@ use flinksim_engine::kafka::TopicSpec;
 use flinksim_engine::kafka::broker::{self, BrokerConfig};
 use flinksim_engine::playground::client::{self, ClientCommand, ClientConfig};
 use flinksim_engine::playground::generator::{self, GeneratorConfig};
-use flinksim_engine::rpc::LinkFaults;
+use flinksim_engine::rpc::Network;
 use flinksim_engine::storage::{self, StorageConfig};
 use flinksim_engine::taskmanager::{self, TaskManagerConfig};
 use flinksim_engine::trace::Trace;
@@ -62,15 +62,15 @@ pub struct Cluster {
     scenario: Scenario,
     /// The run's trace.
     pub trace: Trace,
-    /// The run's per-link faults.
-    pub faults: LinkFaults,
+    /// The run's simulated network, where its link faults are injected.
+    pub network: Network,
     generator_start: Instant,
     terminal: tokio::sync::mpsc::UnboundedSender<ClientCommand>,
 }
 
 impl Cluster {
     /// Starts every node of the scenario's cluster; the client submits the job at once.
-    pub fn start(scenario: &Scenario, trace: Trace, faults: LinkFaults) -> Cluster {
+    pub fn start(scenario: &Scenario, trace: Trace, network: Network) -> Cluster {
         let (terminal, commands) = tokio::sync::mpsc::unbounded_channel();
         let mut cluster = Cluster {
             handle: Handle::current(),
@@ -78,7 +78,7 @@ impl Cluster {
             running: BTreeMap::new(),
             scenario: scenario.clone(),
             trace,
-            faults,
+            network,
             generator_start: Instant::now(),
             terminal,
         };
@@ -111,7 +111,7 @@ impl Cluster {
     fn add_storage(&mut self) {
         let config = StorageConfig {
             addr: address_of("storage").unwrap(),
-            faults: self.faults.clone(),
+            network: self.network.clone(),
             trace: self.trace.for_node("storage"),
         };
         self.add_node("storage", move || storage::run(config.clone()));
@@ -135,7 +135,7 @@ impl Cluster {
         let config = BrokerConfig {
             addr: address_of("kafka").unwrap(),
             topics,
-            faults: self.faults.clone(),
+            network: self.network.clone(),
             trace: self.trace.for_node("kafka"),
         };
         self.add_node("kafka", move || broker::run(config.clone()));
@@ -145,7 +145,7 @@ impl Cluster {
         let mut config = JobManagerConfig::new(
             address_of("jobmanager").unwrap(),
             address_of("storage").unwrap(),
-            self.faults.clone(),
+            self.network.clone(),
             self.trace.for_node("jobmanager"),
         );
         config.startup_period = self.scenario.cluster.startup_period;
@@ -161,7 +161,7 @@ impl Cluster {
             broker: address_of("kafka").unwrap(),
             slots: self.scenario.cluster.slots,
             heartbeat_timeout: std::time::Duration::from_millis(5000),
-            faults: self.faults.clone(),
+            network: self.network.clone(),
             trace: self.trace.for_node(&name),
         };
         self.add_node(&name, move || taskmanager::run(config.clone()));
@@ -179,7 +179,7 @@ impl Cluster {
                 OnRestart::Resume => generator::OnRestart::Resume,
                 OnRestart::FromZero => generator::OnRestart::FromZero,
             },
-            faults: self.faults.clone(),
+            network: self.network.clone(),
             trace: self.trace.for_node("clickevent-generator"),
         };
         self.add_node("clickevent-generator", move || generator::run(config.clone()));
@@ -190,7 +190,7 @@ impl Cluster {
             address: address_of("client").unwrap(),
             jobmanager: address_of("jobmanager").unwrap(),
             terminal,
-            faults: self.faults.clone(),
+            network: self.network.clone(),
             trace: self.trace.for_node("client"),
         };
         self.add_node("client", move || client::run(config.clone()));

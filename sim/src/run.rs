@@ -5,7 +5,6 @@ use std::time::{Duration, Instant as WallInstant};
 
 use flinksim_engine::rpc::{LinkFault, Rpc};
 use flinksim_engine::trace::{Trace, TraceEvent};
-use madsim::net::NetSim;
 use madsim::rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -160,16 +159,15 @@ pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>
     }
     madsim::time::sleep(scenario.duration.saturating_sub(trace.elapsed())).await;
     let simulated = trace.elapsed();
-    let messages = NetSim::current().stat().msg_count;
+    let messages = cluster.network.messages();
     sim.event("duration reached: reading input and output back");
 
     let oracle_node = cluster.add_oracle();
     let submission = scenario.job.submission.clone();
+    let network = cluster.network.clone();
     let observed = oracle_node
         .spawn(async move {
-            let rpc = Rpc::bind(address_of("oracle").unwrap(), Default::default())
-                .await
-                .expect("the oracle's address is free");
+            let rpc = Rpc::bind(address_of("oracle").unwrap(), network);
             oracle::observe(
                 rpc,
                 address_of("kafka").unwrap(),
@@ -234,23 +232,23 @@ fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command) {
         }
         Command::Sim(SimCommand::Partition(a, b)) => {
             if let (Some(a), Some(b)) = (address_of(a), address_of(b)) {
-                cluster.faults.partition(a.ip(), b.ip());
+                cluster.network.partition(a.ip(), b.ip());
             }
         }
         Command::Sim(SimCommand::Heal(a, b)) => {
             if let (Some(a), Some(b)) = (address_of(a), address_of(b)) {
-                cluster.faults.heal(a.ip(), b.ip());
+                cluster.network.heal(a.ip(), b.ip());
             }
         }
         Command::Sim(SimCommand::Link { from, to, delay, loss }) => {
             if let (Some(from), Some(to)) = (address_of(from), address_of(to)) {
                 let fault = LinkFault { delay: delay.clone(), loss_probability: loss.unwrap_or(0.0) };
-                cluster.faults.set(from.ip(), to.ip(), Some(fault));
+                cluster.network.set(from.ip(), to.ip(), Some(fault));
             }
         }
         Command::Sim(SimCommand::ClearLink { from, to }) => {
             if let (Some(from), Some(to)) = (address_of(from), address_of(to)) {
-                cluster.faults.set(from.ip(), to.ip(), None);
+                cluster.network.set(from.ip(), to.ip(), None);
             }
         }
     }

@@ -29,7 +29,7 @@ use crate::protocol::ids::{JobId, JobMasterId, ResourceId};
 use crate::protocol::job::{JOB_NAME, ShipStrategy, Vertex};
 use crate::protocol::key_group::default_max_parallelism;
 use crate::protocol::states::{ExecutionState, JobStatus};
-use crate::rpc::{LinkFaults, Rpc};
+use crate::rpc::{Network, Rpc};
 use crate::storage::StorageClient;
 use crate::timer::Ticker;
 use crate::trace::NodeTrace;
@@ -56,8 +56,8 @@ pub struct JobManagerConfig {
     pub slot_request_timeout: Duration,
     /// The job's checkpoint interval (with `--checkpointing`).
     pub checkpoint_interval: Duration,
-    /// The simulator's link faults.
-    pub faults: LinkFaults,
+    /// The simulated network the node is bound on (the simulator injects its faults there).
+    pub network: Network,
     /// The node's trace.
     pub trace: NodeTrace,
 }
@@ -67,7 +67,7 @@ impl JobManagerConfig {
     pub fn new(
         address: SocketAddr,
         storage: SocketAddr,
-        faults: LinkFaults,
+        network: Network,
         trace: NodeTrace,
     ) -> JobManagerConfig {
         JobManagerConfig {
@@ -78,7 +78,7 @@ impl JobManagerConfig {
             startup_period: Duration::from_secs(5 * 60),
             slot_request_timeout: Duration::from_secs(5 * 60),
             checkpoint_interval: Duration::from_millis(1000),
-            faults,
+            network,
             trace,
         }
     }
@@ -113,15 +113,7 @@ struct JobManager {
 
 /// The node's main: re-run from scratch on every restart.
 pub async fn run(config: JobManagerConfig) {
-    let rpc = match Rpc::bind(config.address, config.faults.clone()).await {
-        Ok(rpc) => rpc,
-        Err(error) => {
-            config
-                .trace
-                .event(format!("cannot bind {}: {error}", config.address));
-            return;
-        }
-    };
+    let rpc = Rpc::bind(config.address, config.network.clone());
     let job_master = JobMasterId::random();
     config.trace.event(format!(
         "JobManager started at {} as {job_master}",

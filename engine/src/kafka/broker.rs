@@ -22,7 +22,7 @@ use crate::protocol::kafka::{
     OffsetCommitResponse, OffsetFetch, OffsetFetchResponse, Produce, ProduceResponse,
     ProducerIdentity, RecordBatches, TopicPartition, TopicSpec,
 };
-use crate::rpc::{LinkFaults, Rpc};
+use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
 
 /// The longest a fetch may be held, whatever the consumer asks (keeps a bad request bounded).
@@ -42,7 +42,7 @@ pub struct BrokerConfig {
     /// Topics created on the first start; later starts add only topics not on disk yet.
     pub topics: Vec<TopicSpec>,
     /// The run's link-fault table, shared with every other node.
-    pub faults: LinkFaults,
+    pub network: Network,
     /// Where the broker records its few significant events.
     pub trace: NodeTrace,
 }
@@ -59,15 +59,7 @@ pub async fn run(config: BrokerConfig) {
             return;
         }
     };
-    let rpc = match Rpc::bind(config.addr, config.faults.clone()).await {
-        Ok(rpc) => rpc,
-        Err(e) => {
-            config
-                .trace
-                .event(format!("kafka broker failed to bind {}: {e}", config.addr));
-            return;
-        }
-    };
+    let rpc = Rpc::bind(config.addr, config.network.clone());
     // Finish the transactions whose commit or abort was decided before the last kill.
     if let Err(e) = broker.complete_pending_transactions().await {
         config
@@ -544,9 +536,9 @@ mod tests {
     fn produced_records_come_back_in_order_from_offset_zero() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            start_broker(&trace, &faults);
-            let (client, rpc) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            start_broker(&trace, &network);
+            let (client, rpc) = client_node(&network).await;
             let task = client.spawn(async move {
                 let producer = fixed_producer(&rpc, 1);
                 for wave in 0..5 {
@@ -599,9 +591,9 @@ mod tests {
     fn fetch_on_an_empty_partition_waits_max_wait_then_returns_empty() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            start_broker(&trace, &faults);
-            let (client, rpc) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            start_broker(&trace, &network);
+            let (client, rpc) = client_node(&network).await;
             let (records, waited) = client
                 .spawn(async move {
                     let mut consumer = Consumer::new(rpc, ConsumerConfig::new(broker_addr()));
@@ -623,9 +615,9 @@ mod tests {
     fn a_held_fetch_wakes_as_soon_as_data_arrives() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            start_broker(&trace, &faults);
-            let (client, rpc) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            start_broker(&trace, &network);
+            let (client, rpc) = client_node(&network).await;
             let (records, waited) = client
                 .spawn(async move {
                     let mut consumer =
@@ -658,9 +650,9 @@ mod tests {
     fn sticky_partitioner_sends_each_batch_whole_to_one_partition_and_uses_both() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            start_broker(&trace, &faults);
-            let (client, rpc) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            start_broker(&trace, &network);
+            let (client, rpc) = client_node(&network).await;
             let records = client
                 .spawn(async move {
                     let producer = Producer::new(rpc.clone(), ProducerConfig::new(broker_addr()));
@@ -703,9 +695,9 @@ mod tests {
     fn broker_restart_keeps_records_and_committed_offsets_and_appends_continue() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            start_broker(&trace, &faults);
-            let (client, rpc) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            start_broker(&trace, &network);
+            let (client, rpc) = client_node(&network).await;
             let tp = TopicPartition::new("input", 0);
             let (producer, rpc) = {
                 let tp = tp.clone();
@@ -785,10 +777,10 @@ mod tests {
     /// Produces `v0`..`v199` while half the broker's answers to the client are lost, then
     /// reads both partitions back: (acknowledged records, end offsets, (partition, offset, value)).
     async fn produce_through_lost_responses() -> (u64, Vec<u64>, Vec<(u32, u64, String)>) {
-        let (trace, faults) = (Trace::new(), LinkFaults::default());
-        start_broker(&trace, &faults);
-        let (client, rpc) = client_node(&faults).await;
-        lose_half_of_the_answers_to_the_client(&faults);
+        let (trace, network) = (Trace::new(), Network::default());
+        start_broker(&trace, &network);
+        let (client, rpc) = client_node(&network).await;
+        lose_half_of_the_answers_to_the_client(&network);
         let producer = {
             let rpc = rpc.clone();
             client
@@ -804,7 +796,7 @@ mod tests {
                 .await
                 .unwrap()
         };
-        faults.set(
+        network.set(
             broker_addr().ip(),
             CLIENT.parse::<SocketAddr>().unwrap().ip(),
             None,
@@ -858,9 +850,9 @@ mod tests {
     fn unknown_topics_partitions_and_bad_batches_are_errors_not_panics() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            start_broker(&trace, &faults);
-            let (client, rpc) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            start_broker(&trace, &network);
+            let (client, rpc) = client_node(&network).await;
             let errors = client
                 .spawn(async move {
                     let nope = TopicPartition::new("nope", 0);

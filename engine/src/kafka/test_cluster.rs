@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use madsim::runtime::{Handle, NodeHandle};
 
 use super::{BrokerConfig, TopicSpec};
-use crate::rpc::{LinkFault, LinkFaults, Rpc};
+use crate::rpc::{LinkFault, Network, Rpc};
 use crate::trace::Trace;
 
 /// The broker's address.
@@ -20,11 +20,11 @@ pub(crate) fn broker_addr() -> SocketAddr {
 }
 
 /// Starts the `kafka` node with topics `input` and `output`, 2 partitions each.
-pub(crate) fn start_broker(trace: &Trace, faults: &LinkFaults) {
+pub(crate) fn start_broker(trace: &Trace, network: &Network) {
     let config = BrokerConfig {
         addr: broker_addr(),
         topics: vec![TopicSpec::new("input", 2), TopicSpec::new("output", 2)],
-        faults: faults.clone(),
+        network: network.clone(),
         trace: trace.for_node("kafka"),
     };
     Handle::current()
@@ -36,27 +36,27 @@ pub(crate) fn start_broker(trace: &Trace, faults: &LinkFaults) {
 }
 
 /// Creates the `client` node and binds its Rpc there.
-pub(crate) async fn client_node(faults: &LinkFaults) -> (NodeHandle, Rpc) {
+pub(crate) async fn client_node(network: &Network) -> (NodeHandle, Rpc) {
     let addr: SocketAddr = CLIENT.parse().unwrap();
     let node = Handle::current()
         .create_node()
         .name("client")
         .ip(addr.ip())
         .build();
-    let faults = faults.clone();
+    let network = network.clone();
     let rpc = node
-        .spawn(async move { Rpc::bind(addr, faults).await.unwrap() })
+        .spawn(async move { Rpc::bind(addr, network) })
         .await
         .unwrap();
     (node, rpc)
 }
 
 /// Loses half of the broker's answers to the client (drawn from the run's seed).
-pub(crate) fn lose_half_of_the_answers_to_the_client(faults: &LinkFaults) {
+pub(crate) fn lose_half_of_the_answers_to_the_client(network: &Network) {
     let client_ip = CLIENT.parse::<SocketAddr>().unwrap().ip();
     let lossy = LinkFault {
         loss_probability: 0.5,
         ..LinkFault::default()
     };
-    faults.set(broker_addr().ip(), client_ip, Some(lossy));
+    network.set(broker_addr().ip(), client_ip, Some(lossy));
 }

@@ -248,7 +248,7 @@ mod tests {
         Consumer, ConsumerConfig, IsolationLevel, Partitioner, Producer, TopicPartition,
     };
     use crate::protocol::kafka::{ListTransactionsResponse, TransactionState};
-    use crate::rpc::LinkFaults;
+    use crate::rpc::Network;
     use crate::trace::Trace;
 
     use crate::kafka::test_cluster::{
@@ -267,9 +267,9 @@ mod tests {
     {
         let rt = Runtime::with_seed_and_config(SEED, madsim::Config::default());
         rt.block_on(async move {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            start_broker(&trace, &faults);
-            let (client, rpc) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            start_broker(&trace, &network);
+            let (client, rpc) = client_node(&network).await;
             let out = client.spawn(body(rpc)).await.unwrap();
             (out, trace)
         })
@@ -665,10 +665,10 @@ mod tests {
     /// Ten transactions (every third aborted) while half the broker's answers to the client
     /// are lost; returns what a read_committed reader sees of both partitions.
     async fn transactions_through_lost_responses() -> Vec<String> {
-        let (trace, faults) = (Trace::new(), LinkFaults::default());
-        start_broker(&trace, &faults);
-        let (client, rpc) = client_node(&faults).await;
-        lose_half_of_the_answers_to_the_client(&faults);
+        let (trace, network) = (Trace::new(), Network::default());
+        start_broker(&trace, &network);
+        let (client, rpc) = client_node(&network).await;
+        lose_half_of_the_answers_to_the_client(&network);
         client
             .spawn(async move {
                 for n in 0..10 {

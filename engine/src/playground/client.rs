@@ -10,7 +10,7 @@ use tokio::sync::{Mutex, mpsc};
 use crate::protocol::cluster::{SubmitJob, SubmitJobResponse};
 use crate::protocol::ids::JobId;
 use crate::protocol::job::JobSubmission;
-use crate::rpc::{LinkFaults, Rpc};
+use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
 
 /// A command typed on the client.
@@ -32,17 +32,15 @@ pub struct ClientConfig {
     pub jobmanager: SocketAddr,
     /// Where its commands come from.
     pub terminal: Terminal,
-    /// The simulator's link faults.
-    pub faults: LinkFaults,
+    /// The simulated network the node is bound on (the simulator injects its faults there).
+    pub network: Network,
     /// The node's trace.
     pub trace: NodeTrace,
 }
 
 /// The node's main: runs commands as they come.
 pub async fn run(config: ClientConfig) {
-    let Ok(rpc) = Rpc::bind(config.address, config.faults.clone()).await else {
-        return;
-    };
+    let rpc = Rpc::bind(config.address, config.network.clone());
     loop {
         let command = config.terminal.lock().await.recv().await;
         match command {

@@ -20,7 +20,7 @@ use smol_str::SmolStr;
 
 use crate::kafka::{Producer, ProducerConfig};
 use crate::playground::click_event::ClickEvent;
-use crate::rpc::{LinkFaults, Rpc};
+use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
 
 /// The playground's pace: one event every 2.5 ms of simulated time, 400 events/s (spec §4).
@@ -41,8 +41,8 @@ pub struct GeneratorConfig {
     pub start: Instant,
     /// What a restarted generator does.
     pub on_restart: OnRestart,
-    /// The simulator's link faults.
-    pub faults: LinkFaults,
+    /// The simulated network the node is bound on (the simulator injects its faults there).
+    pub network: Network,
     /// The node's trace.
     pub trace: NodeTrace,
 }
@@ -53,7 +53,7 @@ impl GeneratorConfig {
         rpc_addr: SocketAddr,
         broker: SocketAddr,
         start: Instant,
-        faults: LinkFaults,
+        network: Network,
         trace: NodeTrace,
     ) -> Self {
         GeneratorConfig {
@@ -63,7 +63,7 @@ impl GeneratorConfig {
             pace: DEFAULT_PACE,
             start,
             on_restart: OnRestart::default(),
-            faults,
+            network,
             trace,
         }
     }
@@ -120,15 +120,7 @@ pub fn due_count(elapsed: Duration, pace: Duration) -> u64 {
 /// The node's main; re-run from scratch on every restart of the node. Never returns once
 /// bound (a kill ends it).
 pub async fn run(config: GeneratorConfig) {
-    let rpc = match Rpc::bind(config.rpc_addr, config.faults.clone()).await {
-        Ok(rpc) => rpc,
-        Err(error) => {
-            config
-                .trace
-                .event(format!("cannot bind {}: {error}", config.rpc_addr));
-            return;
-        }
-    };
+    let rpc = Rpc::bind(config.rpc_addr, config.network.clone());
     let producer_config = ProducerConfig::new(config.broker);
     // One wake-up per linger: the producer would hold the records that long anyway.
     let wake = producer_config.linger.max(Duration::from_millis(1));
@@ -246,12 +238,11 @@ mod tests {
         }
 
         /// Starts `kafka` (topic `input`, 2 partitions) and the generator; returns its node id.
-        fn start(trace: &Trace, on_restart: OnRestart) -> NodeId {
-            let faults = LinkFaults::default();
+        fn start(trace: &Trace, network: &Network, on_restart: OnRestart) -> NodeId {
             let broker = BrokerConfig {
                 addr: addr(BROKER),
                 topics: vec![TopicSpec::new("input", 2)],
-                faults: faults.clone(),
+                network: network.clone(),
                 trace: trace.for_node("kafka"),
             };
             let h = Handle::current();
@@ -264,7 +255,7 @@ mod tests {
                 addr(GENERATOR),
                 addr(BROKER),
                 Instant::now(),
-                faults,
+                network.clone(),
                 trace.for_node("clickevent-generator"),
             );
             config.on_restart = on_restart;
@@ -280,16 +271,15 @@ mod tests {
         type Read = (u32, i64, ClickEvent);
 
         /// Reads both partitions of `input` from offset 0 to their ends, from a fresh node.
-        async fn read_input() -> Vec<Read> {
+        async fn read_input(network: &Network) -> Vec<Read> {
+            let network = network.clone();
             let node = Handle::current()
                 .create_node()
                 .name("reader")
                 .ip(addr(READER).ip())
                 .build();
             let task = node.spawn(async {
-                let rpc = Rpc::bind(addr(READER), LinkFaults::default())
-                    .await
-                    .unwrap();
+                let rpc = Rpc::bind(addr(READER), network);
                 let mut consumer = Consumer::new(rpc, ConsumerConfig::new(addr(BROKER)));
                 let tps = [
                     TopicPartition::new("input", 0),
@@ -365,10 +355,11 @@ mod tests {
         fn one_minute_writes_24000_events_each_once_over_both_partitions() {
             let (read, trace) = simulate(async {
                 let trace = Trace::new();
-                let generator = start(&trace, OnRestart::Resume);
+                let network = Network::default();
+                let generator = start(&trace, &network, OnRestart::Resume);
                 sleep(Duration::from_secs(60)).await;
                 Handle::current().kill(generator);
-                (read_input().await, trace)
+                (read_input(&network).await, trace)
             });
             let copies = copies(&read);
             let n = run_from(&copies, 0);
@@ -395,7 +386,8 @@ mod tests {
         fn a_restarted_generator_resumes_at_the_event_due_now() {
             let (read, trace) = simulate(async {
                 let trace = Trace::new();
-                let generator = start(&trace, OnRestart::Resume);
+                let network = Network::default();
+                let generator = start(&trace, &network, OnRestart::Resume);
                 let h = Handle::current();
                 sleep(Duration::from_secs(20)).await;
                 h.kill(generator);
@@ -403,7 +395,7 @@ mod tests {
                 h.restart(generator);
                 sleep(Duration::from_secs(10)).await;
                 h.kill(generator);
-                (read_input().await, trace)
+                (read_input(&network).await, trace)
             });
             let copies = copies(&read);
             // Up to 20 s: events 0..8000 (less the tail lost with the kill); then from 30 s on,
@@ -436,7 +428,8 @@ mod tests {
         fn a_generator_restarted_from_zero_repeats_event_time_from_zero() {
             let (read, trace) = simulate(async {
                 let trace = Trace::new();
-                let generator = start(&trace, OnRestart::FromZero);
+                let network = Network::default();
+                let generator = start(&trace, &network, OnRestart::FromZero);
                 let h = Handle::current();
                 sleep(Duration::from_secs(20)).await;
                 h.kill(generator);
@@ -444,7 +437,7 @@ mod tests {
                 h.restart(generator);
                 sleep(Duration::from_secs(10)).await;
                 h.kill(generator);
-                (read_input().await, trace)
+                (read_input(&network).await, trace)
             });
             let copies = copies(&read);
             // Before the kill events 0..8000, after the restart events 0..4000 again.

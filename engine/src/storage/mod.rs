@@ -27,7 +27,7 @@ mod tests {
     use super::node::{DiskUsage, disk_usage, plant_orphan};
     use super::*;
     use crate::protocol::storage::{PutFile, PutFileResponse};
-    use crate::rpc::{LinkFaults, Rpc};
+    use crate::rpc::{Network, Rpc};
     use crate::trace::Trace;
 
     const STORAGE: &str = "10.0.0.5:7000";
@@ -38,10 +38,10 @@ mod tests {
         STORAGE.parse().unwrap()
     }
 
-    fn start_storage(trace: &Trace, faults: &LinkFaults) -> NodeId {
+    fn start_storage(trace: &Trace, network: &Network) -> NodeId {
         let config = StorageConfig {
             addr: storage_addr(),
-            faults: faults.clone(),
+            network: network.clone(),
             trace: trace.for_node("storage"),
         };
         Handle::current()
@@ -54,16 +54,16 @@ mod tests {
     }
 
     /// Creates the client node at 10.0.0.10 and a storage client sending from it.
-    async fn client_node(faults: &LinkFaults) -> (NodeHandle, StorageClient) {
+    async fn client_node(network: &Network) -> (NodeHandle, StorageClient) {
         let addr: SocketAddr = CLIENT.parse().unwrap();
         let node = Handle::current()
             .create_node()
             .name("client")
             .ip(addr.ip())
             .build();
-        let faults = faults.clone();
+        let network = network.clone();
         let rpc = node
-            .spawn(async move { Rpc::bind(addr, faults).await.unwrap() })
+            .spawn(async move { Rpc::bind(addr, network) })
             .await
             .unwrap();
         (node, StorageClient::new(rpc, storage_addr()))
@@ -91,9 +91,9 @@ mod tests {
     fn put_get_round_trip_and_overwrite() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            let storage = start_storage(&trace, &faults);
-            let (client, storage_client) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            let storage = start_storage(&trace, &network);
+            let (client, storage_client) = client_node(&network).await;
             let path = format!("{JOB}/chk-1/_metadata");
             let got = client
                 .spawn(async move {
@@ -134,9 +134,9 @@ mod tests {
     fn list_by_prefix_is_sorted_and_matches_bytewise() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            start_storage(&trace, &faults);
-            let (client, c) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            start_storage(&trace, &network);
+            let (client, c) = client_node(&network).await;
             let (chk7, chk, all, none) = client
                 .spawn(async move {
                     for name in [
@@ -191,9 +191,9 @@ mod tests {
     fn delete_and_delete_prefix_remove_only_what_they_name() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            let storage = start_storage(&trace, &faults);
-            let (client, c) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            let storage = start_storage(&trace, &network);
+            let (client, c) = client_node(&network).await;
             let (counts, left, gone) = client
                 .spawn(async move {
                     for name in [
@@ -233,9 +233,9 @@ mod tests {
     fn concurrent_puts_all_land_and_read_back_intact() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            start_storage(&trace, &faults);
-            let (client, c) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            start_storage(&trace, &network);
+            let (client, c) = client_node(&network).await;
             let ok = client
                 .spawn(async move {
                     let puts: Vec<_> = (0..20)
@@ -268,8 +268,8 @@ mod tests {
     fn bad_paths_are_refused_by_client_and_node_without_panicking() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            start_storage(&trace, &faults);
+            let (trace, network) = (Trace::new(), Network::default());
+            start_storage(&trace, &network);
             let addr: SocketAddr = CLIENT.parse().unwrap();
             let client = Handle::current()
                 .create_node()
@@ -278,7 +278,8 @@ mod tests {
                 .build();
             let errors = client
                 .spawn(async move {
-                    let rpc = Rpc::bind(addr, LinkFaults::default()).await.unwrap();
+                    madsim::time::sleep(Duration::from_millis(10)).await; // storage binds
+                    let rpc = Rpc::bind(addr, network);
                     let c = StorageClient::new(rpc.clone(), storage_addr());
                     let long = "x".repeat(5000);
                     // A request built by hand skips the client's checks: the node checks too.
@@ -321,9 +322,9 @@ mod tests {
     /// Puts, overwrites and deletes, leaves an unfinished put's bytes on disk, kills and restarts
     /// the storage node, then reads everything back: (what was read, trace, disk after restart).
     async fn restart_scenario() -> (Vec<Option<Bytes>>, Vec<String>, DiskUsage) {
-        let (trace, faults) = (Trace::new(), LinkFaults::default());
-        let storage = start_storage(&trace, &faults);
-        let (client, c) = client_node(&faults).await;
+        let (trace, network) = (Trace::new(), Network::default());
+        let storage = start_storage(&trace, &network);
+        let (client, c) = client_node(&network).await;
         let paths: Vec<String> = [
             "chk-1/a",
             "chk-1/b",
@@ -418,9 +419,9 @@ mod tests {
     fn a_dead_or_partitioned_node_is_unavailable_within_the_timeout() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            let storage = start_storage(&trace, &faults);
-            let (client, c) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            let storage = start_storage(&trace, &network);
+            let (client, c) = client_node(&network).await;
             let path = format!("{JOB}/chk-1/_metadata");
             let timed = |c: StorageClient, path: String, data: &'static str| async move {
                 let start = Instant::now();
@@ -462,7 +463,7 @@ mod tests {
             // Partitioned (both directions): the default 2 s timeout.
             let client_ip = CLIENT.parse::<SocketAddr>().unwrap().ip();
             let storage_ip = STORAGE.parse::<SocketAddr>().unwrap().ip();
-            faults.partition(client_ip, storage_ip);
+            network.partition(client_ip, storage_ip);
             let (put, got, waited) = client
                 .spawn(timed(c.clone(), path.clone(), "v2"))
                 .await
@@ -477,7 +478,7 @@ mod tests {
             );
             assert!(waited >= Duration::from_secs(4), "{waited:?}");
             assert!(waited < Duration::from_millis(4010), "{waited:?}");
-            faults.heal(client_ip, storage_ip);
+            network.heal(client_ip, storage_ip);
             // The put whose request never arrived did nothing; the node kept its state.
             let got = client
                 .spawn(async move { c.get(&path).await })
@@ -493,9 +494,9 @@ mod tests {
     fn six_hundred_checkpoints_with_one_retained_keep_the_disk_bounded() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let (trace, faults) = (Trace::new(), LinkFaults::default());
-            let storage = start_storage(&trace, &faults);
-            let (client, c) = client_node(&faults).await;
+            let (trace, network) = (Trace::new(), Network::default());
+            let storage = start_storage(&trace, &network);
+            let (client, c) = client_node(&network).await;
             let size = |n: u32, i: u32| 1000 + ((n * 7 + i * 13) % 50) as usize * 40;
             let (removed, retained) = client
                 .spawn(async move {

@@ -28,7 +28,7 @@ use crate::protocol::storage::{
     ListFiles, ListFilesResponse, PutFile, PutFileResponse, StorageError, check_delete_prefix,
     check_path,
 };
-use crate::rpc::{LinkFaults, Rpc};
+use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
 
 /// The cell holding the index: `storage/index.0` and `storage/index.1` on the node's disk.
@@ -40,7 +40,7 @@ pub struct StorageConfig {
     /// Where the node listens.
     pub addr: SocketAddr,
     /// The run's link-fault table, shared with every other node.
-    pub faults: LinkFaults,
+    pub network: Network,
     /// Where the node records its few significant events.
     pub trace: NodeTrace,
 }
@@ -57,15 +57,7 @@ pub async fn run(config: StorageConfig) {
     };
     let (files, bytes) = volume.usage();
     let store = Arc::new(Mutex::new(volume));
-    let rpc = match Rpc::bind(config.addr, config.faults.clone()).await {
-        Ok(rpc) => rpc,
-        Err(e) => {
-            config
-                .trace
-                .event(format!("storage failed to bind {}: {e}", config.addr));
-            return;
-        }
-    };
+    let rpc = Rpc::bind(config.addr, config.network.clone());
     serve(&rpc, &store);
     config.trace.event(format!(
         "storage started on {} with {files} files ({bytes} bytes)",

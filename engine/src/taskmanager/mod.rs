@@ -22,7 +22,7 @@ use crate::protocol::data::DeliverBuffer;
 use crate::protocol::deployment::{CancelTask, SubmitTask};
 use crate::protocol::ids::{ExecutionAttemptId, JobMasterId, ResourceId};
 use crate::protocol::states::ExecutionState;
-use crate::rpc::{LinkFaults, Rpc};
+use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
 
 use network::GateRegistry;
@@ -30,6 +30,10 @@ use task::{TaskControl, TaskServices};
 
 /// The playground's `taskmanager.numberOfTaskSlots`.
 pub const DEFAULT_SLOTS: u32 = 2;
+/// The first registration attempt's timeout (Flink's `cluster.registration.initial-timeout`).
+pub const REGISTRATION_INITIAL_TIMEOUT: Duration = Duration::from_millis(100);
+/// The longest a registration attempt waits (Flink's `cluster.registration.max-timeout`).
+pub const REGISTRATION_MAX_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a TaskManager node is set up.
 #[derive(Clone, Debug)]
@@ -46,8 +50,8 @@ pub struct TaskManagerConfig {
     pub slots: u32,
     /// `heartbeat.timeout`: without a heartbeat for this long the JobManager counts as lost.
     pub heartbeat_timeout: Duration,
-    /// The simulator's link faults.
-    pub faults: LinkFaults,
+    /// The simulated network the node is bound on (the simulator injects its faults there).
+    pub network: Network,
     /// The node's trace.
     pub trace: NodeTrace,
 }
@@ -67,15 +71,7 @@ struct TaskManagerState {
 
 /// The node's main: re-run from scratch on every restart (a new [`ResourceId`], empty memory).
 pub async fn run(config: TaskManagerConfig) {
-    let rpc = match Rpc::bind(config.address, config.faults.clone()).await {
-        Ok(rpc) => rpc,
-        Err(error) => {
-            config
-                .trace
-                .event(format!("cannot bind {}: {error}", config.address));
-            return;
-        }
-    };
+    let rpc = Rpc::bind(config.address, config.network.clone());
     let resource_id = ResourceId::random();
     config.trace.event(format!(
         "TaskManager {} started with ResourceID {resource_id} and {} slots",
@@ -207,7 +203,11 @@ pub async fn run(config: TaskManagerConfig) {
         }
     });
 
-    // Register, then watch the JobManager's heartbeats; register again when they stop.
+    // Register, then watch the JobManager's heartbeats; register again when they stop. An
+    // unanswered attempt is retried at once with twice the timeout, as Flink's retrying
+    // registration does (`cluster.registration.initial-timeout` 100 ms, `max-timeout` 30 s): a
+    // TaskManager up before its JobManager registers within a few hundred ms.
+    let mut registration_timeout = REGISTRATION_INITIAL_TIMEOUT;
     loop {
         let registration = RegisterTaskManager {
             resource_id,
@@ -216,10 +216,11 @@ pub async fn run(config: TaskManagerConfig) {
             slots: config.slots,
         };
         match rpc
-            .call(config.jobmanager, registration, Duration::from_secs(1))
+            .call(config.jobmanager, registration, registration_timeout)
             .await
         {
             Ok(RegistrationResponse::Accepted { job_master }) => {
+                registration_timeout = REGISTRATION_INITIAL_TIMEOUT;
                 {
                     let mut state = state.lock().unwrap();
                     state.job_master = Some(job_master);
@@ -231,7 +232,7 @@ pub async fn run(config: TaskManagerConfig) {
                 ));
             }
             Err(_) => {
-                madsim::time::sleep(Duration::from_millis(500)).await;
+                registration_timeout = (registration_timeout * 2).min(REGISTRATION_MAX_TIMEOUT);
                 continue;
             }
         }

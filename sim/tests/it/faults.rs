@@ -69,12 +69,12 @@ run = "docker-compose kill kafka"
 at = "1m20s"
 run = "docker-compose up -d kafka""#,
     );
-    // Whether it happens depends on which source catches up first: seed 2 is one where it does
-    // (about two seeds in three do).
-    let report = run(&scenario, 2);
+    // Whether it happens depends on which source catches up first: seed 1 is one where it does
+    // (about two seeds in three do: 8 of seeds 1-12).
+    let report = run(&scenario, 1);
     assert_passed(&report);
-    assert!(report.oracle.lost_events > 0, "seed 2 drops late events");
-    assert!(report.trace.iter().any(|l| l.contains("numLateRecordsDropped=")), "seed 2");
+    assert!(report.oracle.lost_events > 0, "seed 1 drops late events");
+    assert!(report.trace.iter().any(|l| l.contains("numLateRecordsDropped=")), "seed 1");
 }
 
 #[test]

@@ -1,29 +1,28 @@
-//! Request/response messaging between simulated nodes, over madsim's reliable connections.
+//! Request/response messaging between simulated nodes, over flinksim's [`network`].
 //!
-//! A node opens one connection to each peer it calls, on first use, and both sides keep it:
-//! requests travel one way and responses the other, as typed payloads (no serialization on the
-//! hot path), matched by a call id. Every message still costs ≥ 1 ms of simulated time at the
-//! receiver, so callers batch. (madsim's datagrams cost more: a ≥ 1 ms sleep at the sender and
-//! at the receiver, and an address formatted to a string per send; issue 7's profile.)
+//! Requests and responses travel as typed payloads (no serialization on the hot path), matched by
+//! a call id. Every message takes 1–10 ms of simulated time, so callers batch.
 //!
-//! Faults stay datagram-like, and they are flinksim's (spec §19, issue 3): the [`LinkFaults`]
-//! table the simulator owns decides per message whether it is lost, delayed, or cut off by a
-//! partition; a message to a dead or restarted node is lost with its connection. Callers never
-//! see an error before their timeout, as with a real network.
+//! Faults are datagram-like, and they are flinksim's (spec §19, issue 3): the [`Network`] decides
+//! per message whether it is lost, delayed, or cut off by a partition; a message to a dead or
+//! restarted node is lost. Callers never see an error before their timeout, as with a real
+//! network.
+
+pub mod network;
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet};
-use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::ops::Range;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use madsim::net::{Endpoint, Receiver, Sender};
-use madsim::rand::Rng;
+use madsim::time::Instant;
 use tokio::sync::oneshot;
+
+use network::{Envelope, Mailbox};
+pub use network::{LinkFault, Network};
 
 /// A request type and the response it gets; `ID` tags it on the wire.
 pub trait Request: Send + Sync + 'static {
@@ -70,78 +69,11 @@ pub enum RpcError {
     },
 }
 
-/// Delay and loss on one directed link, drawn per message from the engine's seeded RNG.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LinkFault {
-    /// Extra delay added to every message on the link.
-    pub delay: Option<Range<Duration>>,
-    /// Probability in [0, 1] that a message on the link is dropped.
-    pub loss_probability: f64,
-}
-
-/// The simulator's table of faulty links, shared by every node's [`Rpc`] in one run.
-#[derive(Clone, Debug, Default)]
-pub struct LinkFaults {
-    links: Arc<Mutex<FaultTable>>,
-}
-
-#[derive(Debug, Default)]
-struct FaultTable {
-    faulty: BTreeMap<(IpAddr, IpAddr), LinkFault>,
-    /// Directed links cut by a partition: everything sent on them is lost.
-    cut: BTreeSet<(IpAddr, IpAddr)>,
-}
-
-impl LinkFaults {
-    /// Sets (or with `None` clears) the fault on the directed link `src → dst`.
-    pub fn set(&self, src: IpAddr, dst: IpAddr, fault: Option<LinkFault>) {
-        let mut links = self.links.lock().unwrap();
-        match fault {
-            Some(fault) => links.faulty.insert((src, dst), fault),
-            None => links.faulty.remove(&(src, dst)),
-        };
-    }
-
-    /// Cuts both directions between `a` and `b` (a network partition).
-    pub fn partition(&self, a: IpAddr, b: IpAddr) {
-        let mut links = self.links.lock().unwrap();
-        links.cut.insert((a, b));
-        links.cut.insert((b, a));
-    }
-
-    /// Heals a partition between `a` and `b`.
-    pub fn heal(&self, a: IpAddr, b: IpAddr) {
-        let mut links = self.links.lock().unwrap();
-        links.cut.remove(&(a, b));
-        links.cut.remove(&(b, a));
-    }
-
-    /// What happens to one message on `src → dst`: `None` if it is lost, else its extra delay.
-    fn draw(&self, src: IpAddr, dst: IpAddr) -> Option<Duration> {
-        let links = self.links.lock().unwrap();
-        if links.cut.contains(&(src, dst)) {
-            return None;
-        }
-        let Some(fault) = links.faulty.get(&(src, dst)) else {
-            return Some(Duration::ZERO);
-        };
-        let mut rng = madsim::rand::thread_rng();
-        if fault.loss_probability > 0.0 && rng.gen_bool(fault.loss_probability.min(1.0)) {
-            return None;
-        }
-        Some(match &fault.delay {
-            Some(range) if !range.is_empty() => rng.gen_range(range.clone()),
-            Some(range) => range.start,
-            None => Duration::ZERO,
-        })
-    }
-}
-
 type Payload = Box<dyn Any + Send + Sync>;
 type Answer = Pin<Box<dyn Future<Output = Payload> + Send>>;
 type Handler = Box<dyn FnMut(Payload, SocketAddr) -> Answer + Send>;
 
-/// What travels on a connection.
+/// What a message carries.
 enum Frame {
     /// A call: `tag` names the request type, `call` the caller's waiting slot.
     Request { call: u64, tag: u64, body: Payload },
@@ -156,13 +88,12 @@ pub struct Rpc {
 }
 
 struct Shared {
-    endpoint: Endpoint,
-    local_ip: IpAddr,
-    faults: LinkFaults,
+    network: Network,
+    mailbox: Arc<Mailbox>,
     /// Handlers by request tag.
     handlers: Mutex<BTreeMap<u64, Handler>>,
-    /// Open connections to the peers this node calls.
-    peers: Mutex<BTreeMap<SocketAddr, Arc<Sender>>>,
+    /// When the last in-order message to each peer arrives: a link keeps its messages' order.
+    links: Mutex<BTreeMap<SocketAddr, Instant>>,
     /// Calls waiting for their response, by call id.
     waiting: Mutex<Waiting>,
 }
@@ -174,28 +105,24 @@ struct Waiting {
 }
 
 impl Rpc {
-    /// Binds the node's endpoint at `addr`.
-    pub async fn bind(addr: SocketAddr, faults: LinkFaults) -> io::Result<Self> {
-        let endpoint = Endpoint::bind(addr).await?;
-        let shared = Shared {
-            endpoint,
-            local_ip: addr.ip(),
-            faults,
+    /// Binds the node's mailbox at `addr` (taking the address over from a killed incarnation of
+    /// the node) and starts reading it. Call it on the node that owns `addr`.
+    pub fn bind(addr: SocketAddr, network: Network) -> Self {
+        let mailbox = network.bind(addr);
+        let shared = Arc::new(Shared {
+            network,
+            mailbox: mailbox.clone(),
             handlers: Mutex::default(),
-            peers: Mutex::default(),
+            links: Mutex::default(),
             waiting: Mutex::default(),
-        };
-        Ok(Rpc {
-            shared: Arc::new(shared),
-        })
+        });
+        madsim::task::spawn(read_mailbox(Arc::downgrade(&shared), mailbox));
+        Rpc { shared }
     }
 
     /// This endpoint's address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.shared
-            .endpoint
-            .local_addr()
-            .expect("a bound endpoint has an address")
+        self.shared.mailbox.addr()
     }
 
     /// Sends `request` to `dst` and waits at most `timeout` for the answer.
@@ -213,17 +140,16 @@ impl Rpc {
             waiting.slots.insert(call, slot);
             call
         };
+        let body = Box::new(request);
+        self.shared.send_request(
+            dst,
+            Frame::Request {
+                call,
+                tag: R::ID,
+                body,
+            },
+        );
         let exchange = async {
-            self.shared
-                .transmit(
-                    dst,
-                    Frame::Request {
-                        call,
-                        tag: R::ID,
-                        body: Box::new(request),
-                    },
-                )
-                .await;
             match answer.await {
                 Ok(body) => body,
                 // Only a dropped Rpc drops the slot: stay silent like a lost message.
@@ -255,178 +181,93 @@ impl Rpc {
             let answer = handler(request, from);
             Box::pin(async move { Box::new(answer.await) as Payload })
         });
-        let first = {
-            let mut handlers = self.shared.handlers.lock().unwrap();
-            let first = handlers.is_empty();
-            handlers.insert(R::ID, erased);
-            first
-        };
-        if first {
-            madsim::task::spawn(accept(self.shared.clone()));
+        self.shared.handlers.lock().unwrap().insert(R::ID, erased);
+    }
+}
+
+/// Reads the node's mailbox until the node dies (or its `Rpc` is dropped), handing each message
+/// to its handler or its waiting caller.
+async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
+    /// Closes the mailbox when the reader ends, also when a kill drops it.
+    struct CloseOnDrop(Arc<Mailbox>);
+    impl Drop for CloseOnDrop {
+        fn drop(&mut self) {
+            self.0.close();
         }
     }
-}
-
-/// Accepts the connections of the peers that call this node, each read by its own task.
-async fn accept(shared: Arc<Shared>) {
-    while let Ok((sender, receiver, from)) = shared.endpoint.accept1().await {
-        madsim::task::spawn(serve_connection(
-            shared.clone(),
-            Arc::new(sender),
-            receiver,
-            from,
-        ));
-    }
-}
-
-/// Reads the requests on one accepted connection and answers each on it.
-async fn serve_connection(
-    shared: Arc<Shared>,
-    sender: Arc<Sender>,
-    mut receiver: Receiver,
-    from: SocketAddr,
-) {
-    while let Ok(payload) = receiver.recv().await {
-        let Ok(frame) = payload.downcast::<Frame>() else {
-            continue;
-        };
-        let Frame::Request { call, tag, body } = *frame else {
-            continue;
-        };
-        let answer = {
-            let mut handlers = shared.handlers.lock().unwrap();
-            match handlers.get_mut(&tag) {
-                Some(handler) => handler(body, from),
-                None => continue, // nobody serves it here: lost, as at an unbound port
-            }
-        };
-        let mut answer = answer;
-        // Most answers need no waiting: poll once here and spare a task.
-        let ready = answer
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()));
-        if let Poll::Ready(body) = ready {
-            shared
-                .respond(&sender, from, Frame::Response { call, body })
-                .await;
-            continue;
-        }
-        let (shared, sender) = (shared.clone(), sender.clone());
-        madsim::task::spawn(async move {
-            let body = answer.await;
-            shared
-                .respond(&sender, from, Frame::Response { call, body })
-                .await;
-        });
-    }
-}
-
-/// Reads the responses on one connection this node opened and hands each to its caller.
-async fn read_responses(shared: Weak<Shared>, mut receiver: Receiver) {
-    while let Ok(payload) = receiver.recv().await {
+    let mailbox = CloseOnDrop(mailbox);
+    let mut arrived = VecDeque::new();
+    loop {
+        std::future::poll_fn(|cx| mailbox.0.poll_arrived(cx, &mut arrived)).await;
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let Ok(frame) = payload.downcast::<Frame>() else {
-            continue;
-        };
-        let Frame::Response { call, body } = *frame else {
-            continue;
-        };
-        let slot = shared.waiting.lock().unwrap().slots.remove(&call);
-        if let Some(slot) = slot {
-            let _ = slot.send(body); // the caller may have timed out meanwhile
+        while let Some(envelope) = arrived.pop_front() {
+            shared.dispatch(envelope);
         }
     }
 }
 
 impl Shared {
-    /// Sends a request to `dst` through the link's faults; a lost one is simply not sent.
-    async fn transmit(self: &Arc<Self>, dst: SocketAddr, frame: Frame) {
-        let shared = self.clone();
-        self.through_link(
-            dst.ip(),
-            async move { shared.send_request(dst, frame).await },
-        )
-        .await;
-    }
-
-    /// Runs `send` as the link to `to` draws: now, after its delay (in a task of its own, so the
-    /// caller goes on), or never (the message is lost).
-    async fn through_link(&self, to: IpAddr, send: impl Future<Output = ()> + Send + 'static) {
-        match self.faults.draw(self.local_ip, to) {
-            None => {}
-            Some(delay) if delay.is_zero() => send.await,
-            Some(delay) => {
+    /// Serves a request, or hands a response to the call waiting for it.
+    fn dispatch(self: &Arc<Self>, envelope: Envelope) {
+        let Envelope {
+            from,
+            reply_to,
+            frame,
+        } = envelope;
+        match frame {
+            Frame::Request { call, tag, body } => {
+                let mut answer = {
+                    let mut handlers = self.handlers.lock().unwrap();
+                    match handlers.get_mut(&tag) {
+                        Some(handler) => handler(body, from),
+                        None => return, // nobody serves it here: lost, as at an unbound port
+                    }
+                };
+                // Most answers need no waiting: poll once here and spare a task.
+                let ready = answer
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()));
+                if let Poll::Ready(body) = ready {
+                    self.send_response(&reply_to, Frame::Response { call, body });
+                    return;
+                }
+                let shared = self.clone();
                 madsim::task::spawn(async move {
-                    madsim::time::sleep(delay).await;
-                    send.await;
+                    let body = answer.await;
+                    shared.send_response(&reply_to, Frame::Response { call, body });
                 });
             }
-        }
-    }
-
-    /// Sends on the connection to `dst`, opening one if there is none (or it broke).
-    async fn send_request(self: &Arc<Self>, dst: SocketAddr, frame: Frame) {
-        let Some(sender) = self.connection(dst).await else {
-            return;
-        };
-        if sender.send(Box::new(frame)).await.is_err() {
-            self.forget(dst, &sender);
-        }
-    }
-
-    async fn connection(self: &Arc<Self>, dst: SocketAddr) -> Option<Arc<Sender>> {
-        if let Some(sender) = self.open_connection(dst) {
-            return Some(sender);
-        }
-        // Refused when nothing listens at `dst` (dead, or not up yet): the message is lost.
-        let (sender, receiver) = self.endpoint.connect1(dst).await.ok()?;
-        // Another call may have connected meanwhile: keep one connection per peer.
-        if let Some(sender) = self.open_connection(dst) {
-            return Some(sender);
-        }
-        let sender = Arc::new(sender);
-        self.peers.lock().unwrap().insert(dst, sender.clone());
-        madsim::task::spawn(read_responses(Arc::downgrade(self), receiver));
-        Some(sender)
-    }
-
-    fn open_connection(&self, dst: SocketAddr) -> Option<Arc<Sender>> {
-        let mut peers = self.peers.lock().unwrap();
-        match peers.get(&dst) {
-            Some(sender) if !sender.is_closed() => Some(sender.clone()),
-            Some(_) => {
-                peers.remove(&dst); // the peer died or restarted: connect anew
-                None
+            Frame::Response { call, body } => {
+                let slot = self.waiting.lock().unwrap().slots.remove(&call);
+                if let Some(slot) = slot {
+                    let _ = slot.send(body); // the caller may have timed out meanwhile
+                }
             }
-            None => None,
         }
     }
 
-    fn forget(&self, dst: SocketAddr, broken: &Arc<Sender>) {
-        let mut peers = self.peers.lock().unwrap();
-        if peers
-            .get(&dst)
-            .is_some_and(|sender| Arc::ptr_eq(sender, broken))
-        {
-            peers.remove(&dst);
+    /// Sends a request to whoever is bound at `dst` now; lost if nobody is.
+    fn send_request(&self, dst: SocketAddr, frame: Frame) {
+        if let Some(peer) = self.network.lookup(dst) {
+            self.send(&peer, frame);
         }
     }
 
-    /// Sends a response back on the connection its request came in on, through the faults.
-    async fn respond(&self, sender: &Arc<Sender>, to: SocketAddr, frame: Frame) {
-        let sender = sender.clone();
-        self.through_link(to.ip(), async move { send_now(&sender, frame) })
-            .await;
+    /// Sends a response to the mailbox its request came from; lost if the caller has died or
+    /// restarted since.
+    fn send_response(&self, reply_to: &Weak<Mailbox>, frame: Frame) {
+        if let Some(caller) = reply_to.upgrade() {
+            self.send(&caller, frame);
+        }
     }
-}
 
-/// Puts a frame on a connection; on a closed one (the caller died) it is lost.
-fn send_now(sender: &Sender, frame: Frame) {
-    // madsim's `Sender::send` is async in name only: it never waits.
-    let mut send = std::pin::pin!(sender.send(Box::new(frame)));
-    let _ = send.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    fn send(&self, to: &Arc<Mailbox>, frame: Frame) {
+        let mut links = self.links.lock().unwrap();
+        let last = links.entry(to.addr()).or_insert_with(Instant::now);
+        self.network.send(&self.mailbox, to, last, frame);
+    }
 }
 
 #[cfg(test)]
@@ -452,7 +293,7 @@ mod tests {
     }
 
     /// Starts the `server` node: `Echo(n)` answers n + 1 at once, `Slow(n)` after 500 ms.
-    fn start_server(faults: &LinkFaults) -> madsim::task::NodeId {
+    fn start_server(faults: &Network) -> madsim::task::NodeId {
         let faults = faults.clone();
         Handle::current()
             .create_node()
@@ -461,7 +302,7 @@ mod tests {
             .init(move || {
                 let faults = faults.clone();
                 async move {
-                    let rpc = Rpc::bind(addr(SERVER), faults).await.unwrap();
+                    let rpc = Rpc::bind(addr(SERVER), faults);
                     rpc.serve(|Echo(n), _| async move { n + 1 });
                     rpc.serve(|Slow(n), _| async move {
                         sleep(Duration::from_millis(500)).await;
@@ -477,11 +318,11 @@ mod tests {
     /// Runs `test` on a `client` node bound at CLIENT.
     fn with_client<F, Fut>(test: F)
     where
-        F: FnOnce(Rpc, LinkFaults, madsim::task::NodeId) -> Fut + Send + 'static,
+        F: FnOnce(Rpc, Network, madsim::task::NodeId) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         Runtime::with_seed_and_config(7, madsim::Config::default()).block_on(async move {
-            let faults = LinkFaults::default();
+            let faults = Network::default();
             let server = start_server(&faults);
             let client = Handle::current()
                 .create_node()
@@ -491,7 +332,7 @@ mod tests {
             client
                 .spawn(async move {
                     sleep(Duration::from_millis(10)).await; // the server binds
-                    let rpc = Rpc::bind(addr(CLIENT), faults.clone()).await.unwrap();
+                    let rpc = Rpc::bind(addr(CLIENT), faults.clone());
                     test(rpc, faults, server).await
                 })
                 .await
@@ -602,6 +443,119 @@ mod tests {
                 result.is_err() && took >= TIMEOUT,
                 "{result:?} after {took:?}"
             );
+        });
+    }
+
+    #[test]
+    fn messages_on_one_link_arrive_in_the_order_sent() {
+        struct Note(u32);
+        crate::request!(Note => ());
+        Runtime::with_seed_and_config(7, madsim::Config::default()).block_on(async {
+            let network = Network::default();
+            let heard = Arc::new(Mutex::new(Vec::new()));
+            let (server_network, server_heard) = (network.clone(), heard.clone());
+            Handle::current()
+                .create_node()
+                .ip(addr(SERVER).ip())
+                .init(move || {
+                    let (network, heard) = (server_network.clone(), server_heard.clone());
+                    async move {
+                        let rpc = Rpc::bind(addr(SERVER), network);
+                        rpc.serve(move |Note(n), _| {
+                            heard.lock().unwrap().push(n);
+                            async {}
+                        });
+                        std::future::pending::<()>().await;
+                    }
+                })
+                .build();
+            let client = Handle::current()
+                .create_node()
+                .ip(addr(CLIENT).ip())
+                .build();
+            let sent = client
+                .spawn(async move {
+                    sleep(Duration::from_millis(10)).await; // the server binds
+                    let rpc = Rpc::bind(addr(CLIENT), network);
+                    // Each message draws its own 1-10 ms latency; none overtakes another.
+                    // Tasks run in the runtime's random order: note the order they send in.
+                    let sent = Arc::new(Mutex::new(Vec::new()));
+                    let calls: Vec<_> = (0..100)
+                        .map(|n| {
+                            let (rpc, sent) = (rpc.clone(), sent.clone());
+                            madsim::task::spawn(async move {
+                                sent.lock().unwrap().push(n); // the call sends in this same poll
+                                rpc.call(addr(SERVER), Note(n), TIMEOUT).await
+                            })
+                        })
+                        .collect();
+                    for call in calls {
+                        call.await.unwrap().unwrap();
+                    }
+                    let sent = sent.lock().unwrap().clone();
+                    sent
+                })
+                .await
+                .unwrap();
+            let heard = heard.lock().unwrap().clone();
+            assert_ne!(
+                sent,
+                (0..100).collect::<Vec<_>>(),
+                "the calls went out in a shuffled order"
+            );
+            assert_eq!(heard, sent);
+        });
+    }
+
+    #[test]
+    fn a_request_in_flight_to_a_node_that_restarts_is_lost_with_it() {
+        with_client(|rpc, _, server| async move {
+            let call = rpc.call(addr(SERVER), Echo(1), TIMEOUT);
+            let restart = async {
+                // The request is on its way (1-10 ms): the server restarts under it.
+                Handle::current().kill(server);
+                Handle::current().restart(server);
+            };
+            let (result, ()) = tokio::join!(call, restart);
+            assert!(result.is_err(), "{result:?}");
+            assert_eq!(rpc.call(addr(SERVER), Echo(2), TIMEOUT).await.unwrap(), 3);
+        });
+    }
+
+    #[test]
+    fn an_answer_to_a_caller_that_restarted_meanwhile_is_lost() {
+        Runtime::with_seed_and_config(7, madsim::Config::default()).block_on(async {
+            let network = Network::default();
+            start_server(&network);
+            let answers = Arc::new(Mutex::new(Vec::new()));
+            let (client_network, client_answers) = (network.clone(), answers.clone());
+            let client = Handle::current()
+                .create_node()
+                .ip(addr(CLIENT).ip())
+                .init(move || {
+                    let (network, answers) = (client_network.clone(), client_answers.clone());
+                    async move {
+                        sleep(Duration::from_millis(10)).await; // the server binds
+                        let rpc = Rpc::bind(addr(CLIENT), network);
+                        // Each incarnation's first call has the same call id; the first
+                        // incarnation's answer (42) comes while the second one's call waits.
+                        let first = answers.lock().unwrap().is_empty();
+                        let n = if first { 21 } else { 5 };
+                        if !first {
+                            sleep(Duration::from_millis(400)).await;
+                        }
+                        let answer = rpc.call(addr(SERVER), Slow(n), TIMEOUT).await;
+                        answers.lock().unwrap().push(answer.ok());
+                        std::future::pending::<()>().await;
+                    }
+                })
+                .build();
+            sleep(Duration::from_millis(50)).await;
+            answers.lock().unwrap().push(None); // marks the restart for the next incarnation
+            Handle::current().kill(client.id());
+            Handle::current().restart(client.id());
+            sleep(Duration::from_secs(2)).await;
+            assert_eq!(*answers.lock().unwrap(), vec![None, Some(10)]);
         });
     }
 }

@@ -1,0 +1,263 @@
+//! flinksim's simulated network: one mailbox per bound address, a latency per message, and the
+//! faults the simulator injects (loss, delay, partitions).
+//!
+//! A message is put in its destination's mailbox at once, stamped with the instant it arrives,
+//! and one runtime timer wakes the mailbox's reader then. Messages between two endpoints keep
+//! their order (a reliable connection's order), unless a delay fault holds one back. A message to
+//! an address nobody has bound, or to a node killed or restarted before it arrives, is lost with
+//! the mailbox it went to, as a real connection loses what it had in flight.
+//!
+//! Why not madsim's connections: issue 7's profile put a message through them at about five
+//! SipHash map lookups, an unbounded channel, a boxed stream and a sleep, a quarter of the whole
+//! run. The model is the same: madsim's default latency, drawn from the run's seeded RNG.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use madsim::rand::Rng;
+use madsim::time::Instant;
+
+use super::Frame;
+
+/// How long a message takes on a healthy link: madsim's default `send_latency`.
+pub const LATENCY: Range<Duration> = Duration::from_millis(1)..Duration::from_millis(10);
+
+/// Delay and loss on one directed link, drawn per message from the engine's seeded RNG.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LinkFault {
+    /// Extra delay added to every message on the link.
+    pub delay: Option<Range<Duration>>,
+    /// Probability in [0, 1] that a message on the link is dropped.
+    pub loss_probability: f64,
+}
+
+/// The simulated network of one run: every node's mailbox and the faulty links. Each node's
+/// [`Rpc`](super::Rpc) holds a clone; the simulator injects faults through another.
+#[derive(Clone, Debug, Default)]
+pub struct Network {
+    shared: Arc<NetworkShared>,
+}
+
+#[derive(Debug, Default)]
+struct NetworkShared {
+    state: Mutex<NetworkState>,
+    /// Messages sent (lost ones included), for the run's report.
+    messages: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct NetworkState {
+    faulty: BTreeMap<(IpAddr, IpAddr), LinkFault>,
+    /// Directed links cut by a partition: everything sent on them is lost.
+    cut: BTreeSet<(IpAddr, IpAddr)>,
+    /// The mailbox bound at each address; a restarted node's bind replaces its old one.
+    bound: BTreeMap<SocketAddr, Weak<Mailbox>>,
+}
+
+/// What happens to one message on a link.
+enum Fate {
+    Lost,
+    /// Delivered in order after the link's latency.
+    InOrder,
+    /// Delivered after this extra delay on top of the latency, overtaken by later messages.
+    Delayed(Duration),
+}
+
+impl Network {
+    /// Sets (or with `None` clears) the fault on the directed link `src → dst`.
+    pub fn set(&self, src: IpAddr, dst: IpAddr, fault: Option<LinkFault>) {
+        let mut state = self.state();
+        match fault {
+            Some(fault) => state.faulty.insert((src, dst), fault),
+            None => state.faulty.remove(&(src, dst)),
+        };
+    }
+
+    /// Cuts both directions between `a` and `b` (a network partition).
+    pub fn partition(&self, a: IpAddr, b: IpAddr) {
+        let mut state = self.state();
+        state.cut.insert((a, b));
+        state.cut.insert((b, a));
+    }
+
+    /// Heals a partition between `a` and `b`.
+    pub fn heal(&self, a: IpAddr, b: IpAddr) {
+        let mut state = self.state();
+        state.cut.remove(&(a, b));
+        state.cut.remove(&(b, a));
+    }
+
+    /// Messages sent so far, lost ones included.
+    pub fn messages(&self) -> u64 {
+        self.shared.messages.load(Ordering::Relaxed)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, NetworkState> {
+        self.shared.state.lock().unwrap()
+    }
+
+    /// A new mailbox at `addr`, taking the address over from any earlier one (a killed node's
+    /// tasks are dropped lazily, so its restarted self may bind before the old mailbox closes).
+    pub(super) fn bind(&self, addr: SocketAddr) -> Arc<Mailbox> {
+        let mailbox = Arc::new(Mailbox {
+            addr,
+            state: Mutex::default(),
+        });
+        self.state().bound.insert(addr, Arc::downgrade(&mailbox));
+        mailbox
+    }
+
+    /// The open mailbox bound at `addr`, if any.
+    pub(super) fn lookup(&self, addr: SocketAddr) -> Option<Arc<Mailbox>> {
+        let mailbox = self.state().bound.get(&addr)?.upgrade()?;
+        mailbox.is_open().then_some(mailbox)
+    }
+
+    /// Sends `frame` from `from` into `to`, through the link's faults; `last` is when the
+    /// previous in-order message on this link arrives, and is moved on.
+    pub(super) fn send(
+        &self,
+        from: &Arc<Mailbox>,
+        to: &Arc<Mailbox>,
+        last: &mut Instant,
+        frame: Frame,
+    ) {
+        self.shared.messages.fetch_add(1, Ordering::Relaxed);
+        let mut rng = madsim::rand::thread_rng();
+        let arrival = match self.fate(from.addr.ip(), to.addr.ip(), &mut rng) {
+            Fate::Lost => return,
+            Fate::InOrder => {
+                let arrival = (Instant::now() + rng.gen_range(LATENCY)).max(*last);
+                *last = arrival;
+                arrival
+            }
+            Fate::Delayed(delay) => Instant::now() + delay + rng.gen_range(LATENCY),
+        };
+        let envelope = Envelope {
+            from: from.addr,
+            reply_to: Arc::downgrade(from),
+            frame,
+        };
+        to.put(arrival, envelope);
+    }
+
+    fn fate(&self, src: IpAddr, dst: IpAddr, rng: &mut impl Rng) -> Fate {
+        let state = self.state();
+        if state.cut.contains(&(src, dst)) {
+            return Fate::Lost;
+        }
+        let Some(fault) = state.faulty.get(&(src, dst)) else {
+            return Fate::InOrder;
+        };
+        if fault.loss_probability > 0.0 && rng.gen_bool(fault.loss_probability.min(1.0)) {
+            return Fate::Lost;
+        }
+        match &fault.delay {
+            Some(range) if !range.is_empty() => Fate::Delayed(rng.gen_range(range.clone())),
+            Some(range) if !range.start.is_zero() => Fate::Delayed(range.start),
+            _ => Fate::InOrder,
+        }
+    }
+}
+
+/// A message in a mailbox.
+pub(super) struct Envelope {
+    /// The sender's address.
+    pub from: SocketAddr,
+    /// The sender's mailbox, for the answer: gone if the sender died or restarted since.
+    pub reply_to: Weak<Mailbox>,
+    pub frame: Frame,
+}
+
+/// The messages on their way to one bound address, by arrival.
+pub(super) struct Mailbox {
+    addr: SocketAddr,
+    state: Mutex<MailboxState>,
+}
+
+#[derive(Default)]
+struct MailboxState {
+    /// By arrival, then by send order.
+    queue: BTreeMap<(Instant, u64), Envelope>,
+    sent: u64,
+    /// The task reading this mailbox, once it waits.
+    reader: Option<Waker>,
+    /// Set when the reader is gone (its node was killed): later messages are lost.
+    closed: bool,
+}
+
+impl Mailbox {
+    /// The address this mailbox is bound at.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn is_open(&self) -> bool {
+        !self.state.lock().unwrap().closed
+    }
+
+    /// Puts a message in, and arms a timer that wakes the reader when it arrives.
+    fn put(self: &Arc<Self>, arrival: Instant, envelope: Envelope) {
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.closed {
+                return;
+            }
+            state.sent += 1;
+            let key = (arrival, state.sent);
+            state.queue.insert(key, envelope);
+        }
+        crate::timer::wake_at(arrival, &Waker::from(self.clone()));
+    }
+
+    /// Moves every message that has arrived into `due`; pending (the reader to be woken) if
+    /// none has.
+    pub fn poll_arrived(&self, cx: &mut Context<'_>, due: &mut VecDeque<Envelope>) -> Poll<()> {
+        let mut state = self.state.lock().unwrap();
+        let now = Instant::now();
+        while let Some(entry) = state.queue.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            due.push_back(entry.remove());
+        }
+        if !due.is_empty() {
+            return Poll::Ready(());
+        }
+        match &state.reader {
+            Some(reader) if reader.will_wake(cx.waker()) => {}
+            _ => state.reader = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// The reader is gone: drop what is queued and refuse what comes.
+    pub fn close(&self) {
+        let queue = {
+            let mut state = self.state.lock().unwrap();
+            state.closed = true;
+            state.reader = None;
+            std::mem::take(&mut state.queue)
+        };
+        drop(queue); // outside the lock: dropping a frame may drop another mailbox's handle
+    }
+}
+
+/// A mailbox's arrival timers wake its reader.
+impl Wake for Mailbox {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let reader = self.state.lock().unwrap().reader.clone();
+        if let Some(reader) = reader {
+            reader.wake();
+        }
+    }
+}
