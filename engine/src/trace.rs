@@ -27,18 +27,12 @@ pub struct Trace {
 impl Trace {
     /// A new, empty trace whose clock starts now (simulated time).
     pub fn new() -> Self {
-        Trace {
-            start: Instant::now(),
-            events: Arc::default(),
-        }
+        Trace { start: Instant::now(), events: Arc::default() }
     }
 
     /// A handle that records events under `node`'s name.
     pub fn for_node(&self, node: impl Into<String>) -> NodeTrace {
-        NodeTrace {
-            node: node.into(),
-            trace: self.clone(),
-        }
+        NodeTrace { node: node.into(), trace: self.clone() }
     }
 
     /// Simulated time since the run started.
@@ -53,11 +47,7 @@ impl Trace {
 
     fn record(&self, node: &str, message: String) {
         let at = self.start.elapsed();
-        self.events.lock().unwrap().push(TraceEvent {
-            at,
-            node: node.to_owned(),
-            message,
-        });
+        self.events.lock().unwrap().push(TraceEvent { at, node: node.to_owned(), message });
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use flinksim_engine::playground::click_event::{ClickEvent, window_start};
+use flinksim_engine::playground::click_event::{ClickEvent, DateReader, DateWriter, window_start};
 use smol_str::SmolStr;
 
 /// Serializes the generator's first `events` ClickEvents ([`ClickEvent::nth`]) to JSON one by one
@@ -18,10 +18,12 @@ use smol_str::SmolStr;
 pub fn floor(events: u64) -> BTreeMap<(i64, SmolStr), u64> {
     let mut counts = BTreeMap::new();
     let mut json = Vec::with_capacity(64);
+    // The simulator's writer and reader format and parse each minute's date once: so does this.
+    let (mut writer, mut reader) = (DateWriter::default(), DateReader::default());
     for k in 0..events {
         json.clear();
-        ClickEvent::nth(k).write_json(&mut json);
-        let event = ClickEvent::parse_json(&json).expect("the writer's JSON parses back");
+        ClickEvent::nth(k).write_json_with(&mut writer, &mut json);
+        let event = ClickEvent::parse_json_with(&mut reader, &json).expect("the writer's JSON parses back");
         *counts.entry((window_start(event.timestamp_ms), event.page)).or_insert(0) += 1;
     }
     counts

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use flinksim_engine::kafka::{Consumer, ConsumerConfig, IsolationLevel, TopicPartition};
 use flinksim_engine::playground::click_event::{
-    ClickEvent, ClickEventStatistics, PAGES, WINDOW_MS, window_start,
+    ClickEvent, ClickEventStatistics, DateReader, PAGES, WINDOW_MS, window_start,
 };
 use flinksim_engine::protocol::job::SinkMode;
 use flinksim_engine::rpc::Rpc;
@@ -230,9 +230,10 @@ pub async fn observe(
     sink_mode: SinkMode,
 ) -> Observed {
     let mut observed = Observed::default();
+    let mut dates = DateReader::default();
     // Count as records arrive: an hour of input is 1.44 M records, too many to hold.
     read_topic(&rpc, broker, input_topic, IsolationLevel::ReadUncommitted, |value| {
-        match ClickEvent::parse_json(value) {
+        match ClickEvent::parse_json_with(&mut dates, value) {
             Ok(event) => {
                 observed.input_events += 1;
                 observed.max_event_time =

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use madsim::time::Instant;
 
-use crate::protocol::checkpoint::{
-    CheckpointBarrier, CheckpointMetadata, StateHandle, checkpoint_dir,
-};
+use crate::protocol::checkpoint::{CheckpointBarrier, CheckpointMetadata, StateHandle, checkpoint_dir};
 use crate::protocol::ids::ExecutionAttemptId;
 use crate::protocol::job::Vertex;
 use crate::protocol::states::ExecutionState;
@@ -85,12 +83,7 @@ pub struct CheckpointCoordinator {
 
 impl Default for CheckpointCoordinator {
     fn default() -> Self {
-        CheckpointCoordinator {
-            next_id: 1,
-            pending: None,
-            latest: None,
-            stats: CheckpointStats::default(),
-        }
+        CheckpointCoordinator { next_id: 1, pending: None, latest: None, stats: CheckpointStats::default() }
     }
 }
 
@@ -105,28 +98,14 @@ impl CheckpointCoordinator {
         if let Some(pending) = &self.pending {
             return Err(TriggerError::InProgress(pending.barrier.checkpoint_id));
         }
-        if job
-            .executions
-            .values()
-            .any(|e| e.state != ExecutionState::Running)
-        {
+        if job.executions.values().any(|e| e.state != ExecutionState::Running) {
             return Err(TriggerError::NotAllTasksRunning);
         }
-        let barrier = CheckpointBarrier {
-            checkpoint_id: self.next_id,
-            timestamp_ms,
-        };
+        let barrier = CheckpointBarrier { checkpoint_id: self.next_id, timestamp_ms };
         self.next_id += 1;
-        let awaiting: BTreeMap<_, _> = job
-            .executions
-            .iter()
-            .map(|(key, e)| (e.attempt_id, *key))
-            .collect();
-        let sources = awaiting
-            .iter()
-            .filter(|(_, (v, _))| *v == Vertex::Source)
-            .map(|(a, k)| (*a, *k))
-            .collect();
+        let awaiting: BTreeMap<_, _> =
+            job.executions.iter().map(|(key, e)| (e.attempt_id, *key)).collect();
+        let sources = awaiting.iter().filter(|(_, (v, _))| *v == Vertex::Source).map(|(a, k)| (*a, *k)).collect();
         self.pending = Some(PendingCheckpoint {
             barrier,
             started: Instant::now(),
@@ -145,14 +124,9 @@ impl CheckpointCoordinator {
         checkpoint_id: u64,
         state: StateHandle,
     ) -> Option<AllAcknowledged> {
-        let pending = self
-            .pending
-            .as_mut()
-            .filter(|p| p.barrier.checkpoint_id == checkpoint_id)?;
+        let pending = self.pending.as_mut().filter(|p| p.barrier.checkpoint_id == checkpoint_id)?;
         let (vertex, subtask) = pending.awaiting.remove(&attempt_id)?;
-        pending
-            .acknowledged
-            .insert(CheckpointMetadata::key(vertex, subtask), state);
+        pending.acknowledged.insert(CheckpointMetadata::key(vertex, subtask), state);
         if !pending.awaiting.is_empty() {
             return None;
         }
@@ -173,17 +147,9 @@ impl CheckpointCoordinator {
     /// directory of the checkpoint it replaces (one retained), to be deleted.
     /// Returns `None` if the checkpoint is no longer pending (aborted meanwhile), else
     /// `Some(replaced directory, if any)`.
-    pub fn complete(
-        &mut self,
-        completed: CompletedCheckpoint,
-        started: Instant,
-    ) -> Option<Option<String>> {
+    pub fn complete(&mut self, completed: CompletedCheckpoint, started: Instant) -> Option<Option<String>> {
         let id = completed.metadata.checkpoint_id;
-        if self
-            .pending
-            .as_ref()
-            .is_none_or(|p| p.barrier.checkpoint_id != id)
-        {
+        if self.pending.as_ref().is_none_or(|p| p.barrier.checkpoint_id != id) {
             return None;
         }
         self.pending = None;
@@ -211,8 +177,7 @@ impl CheckpointCoordinator {
     /// The pending checkpoint's id, if it has run longer than the timeout.
     pub fn expired(&self, timeout: Duration) -> Option<u64> {
         let pending = self.pending.as_ref()?;
-        (Instant::now().duration_since(pending.started) >= timeout)
-            .then_some(pending.barrier.checkpoint_id)
+        (Instant::now().duration_since(pending.started) >= timeout).then_some(pending.barrier.checkpoint_id)
     }
 
     /// The latest completed checkpoint, to restore from.

@@ -102,9 +102,7 @@ impl ExecutionGraph {
         trace: &NodeTrace,
     ) -> bool {
         let parallelism = self.parallelism();
-        let Some(execution) = self.executions.get_mut(&key) else {
-            return false;
-        };
+        let Some(execution) = self.executions.get_mut(&key) else { return false };
         if !execution.state.can_become(next) {
             return false;
         }
@@ -123,21 +121,12 @@ impl ExecutionGraph {
 
     /// The execution with this attempt id, if it belongs to the current graph.
     pub fn find(&self, attempt_id: ExecutionAttemptId) -> Option<(Vertex, u32)> {
-        self.executions
-            .iter()
-            .find(|(_, e)| e.attempt_id == attempt_id)
-            .map(|(key, _)| *key)
+        self.executions.iter().find(|(_, e)| e.attempt_id == attempt_id).map(|(key, _)| *key)
     }
 
     /// Starts a new version of the graph: fresh attempts, all CREATED.
     pub fn reset_for_restart(&mut self) {
-        let next_attempt = self
-            .executions
-            .values()
-            .map(|e| e.attempt_number)
-            .max()
-            .unwrap_or(0)
-            + 1;
+        let next_attempt = self.executions.values().map(|e| e.attempt_number).max().unwrap_or(0) + 1;
         self.version += 1;
         self.restarts += 1;
         self.create_executions(next_attempt);

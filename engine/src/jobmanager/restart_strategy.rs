@@ -18,15 +18,9 @@ impl RestartStrategy {
     /// The playground's strategy for this submission.
     pub fn for_job(submission: &JobSubmission) -> RestartStrategy {
         if submission.args.checkpointing {
-            RestartStrategy {
-                delay: Duration::from_secs(1),
-                max_attempts: None,
-            }
+            RestartStrategy { delay: Duration::from_secs(1), max_attempts: None }
         } else {
-            RestartStrategy {
-                delay: Duration::ZERO,
-                max_attempts: Some(0),
-            }
+            RestartStrategy { delay: Duration::ZERO, max_attempts: Some(0) }
         }
     }
 

@@ -32,42 +32,25 @@ impl SlotPool {
     /// Adds the slots of a newly registered TaskManager.
     pub fn offer(&mut self, resource_id: ResourceId, address: SocketAddr, count: u32) {
         for index in 0..count {
-            self.slots.insert(
-                SlotId { resource_id, index },
-                Slot {
-                    address,
-                    allocated_to: None,
-                },
-            );
+            self.slots.insert(SlotId { resource_id, index }, Slot { address, allocated_to: None });
         }
     }
 
     /// Removes a lost TaskManager's slots; returns the sharing groups that were in them.
     pub fn release_task_manager(&mut self, resource_id: ResourceId) -> Vec<u32> {
-        let lost: Vec<SlotId> = self
-            .slots
-            .keys()
-            .filter(|s| s.resource_id == resource_id)
-            .copied()
-            .collect();
-        lost.iter()
-            .filter_map(|id| self.slots.remove(id)?.allocated_to)
-            .collect()
+        let lost: Vec<SlotId> =
+            self.slots.keys().filter(|s| s.resource_id == resource_id).copied().collect();
+        lost.iter().filter_map(|id| self.slots.remove(id)?.allocated_to).collect()
     }
 
     /// Frees every allocated slot (the job's tasks are all gone).
     pub fn free_all(&mut self) {
-        self.slots
-            .values_mut()
-            .for_each(|slot| slot.allocated_to = None);
+        self.slots.values_mut().for_each(|slot| slot.allocated_to = None);
     }
 
     /// Number of free slots.
     pub fn free(&self) -> usize {
-        self.slots
-            .values()
-            .filter(|s| s.allocated_to.is_none())
-            .count()
+        self.slots.values().filter(|s| s.allocated_to.is_none()).count()
     }
 
     /// Number of slots in all.

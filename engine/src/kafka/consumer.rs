@@ -72,11 +72,7 @@ pub struct Consumer {
 impl Consumer {
     /// A consumer calling the broker through `rpc`, with nothing assigned.
     pub fn new(rpc: Rpc, config: ConsumerConfig) -> Consumer {
-        Consumer {
-            rpc,
-            config,
-            positions: BTreeMap::new(),
-        }
+        Consumer { rpc, config, positions: BTreeMap::new() }
     }
 
     /// Replaces the assignment: the partitions to read and the next offset of each.
@@ -102,10 +98,7 @@ impl Consumer {
             partitions: self
                 .positions
                 .iter()
-                .map(|(tp, offset)| FetchPosition {
-                    partition: tp.clone(),
-                    offset: *offset,
-                })
+                .map(|(tp, offset)| FetchPosition { partition: tp.clone(), offset: *offset })
                 .collect(),
             max_wait: self.config.max_wait,
             max_partition_bytes: u32::try_from(self.config.max_partition_bytes).unwrap_or(u32::MAX),
@@ -141,10 +134,7 @@ impl Consumer {
                     next = next.max(h.next_offset());
                 }
                 if read_committed && h.is_transactional() {
-                    while pending
-                        .front()
-                        .is_some_and(|a| a.first_offset <= h.last_offset())
-                    {
+                    while pending.front().is_some_and(|a| a.first_offset <= h.last_offset()) {
                         aborting.extend(pending.pop_front().map(|a| a.producer_id));
                     }
                 }
@@ -175,12 +165,8 @@ impl Consumer {
 
     /// How many partitions `topic` has.
     pub async fn partitions_for(&self, topic: &str) -> Result<u32, KafkaError> {
-        let request = Metadata {
-            topic: SmolStr::new(topic),
-        };
-        self.call(request, self.config.request_timeout)
-            .await?
-            .result
+        let request = Metadata { topic: SmolStr::new(topic) };
+        self.call(request, self.config.request_timeout).await?.result
     }
 
     /// The end offset of each partition, in order, for the consumer's isolation level (as
@@ -196,13 +182,8 @@ impl Consumer {
         tps: &[TopicPartition],
         isolation: IsolationLevel,
     ) -> Result<Vec<u64>, KafkaError> {
-        let request = ListOffsets {
-            partitions: tps.to_vec(),
-            isolation,
-        };
-        self.call(request, self.config.request_timeout)
-            .await?
-            .result
+        let request = ListOffsets { partitions: tps.to_vec(), isolation };
+        self.call(request, self.config.request_timeout).await?.result
     }
 
     /// `group`'s committed offset for each partition, in order (`None`: never committed).
@@ -211,13 +192,8 @@ impl Consumer {
         group: &str,
         tps: &[TopicPartition],
     ) -> Result<Vec<Option<u64>>, KafkaError> {
-        let request = OffsetFetch {
-            group: SmolStr::new(group),
-            partitions: tps.to_vec(),
-        };
-        self.call(request, self.config.request_timeout)
-            .await?
-            .result
+        let request = OffsetFetch { group: SmolStr::new(group), partitions: tps.to_vec() };
+        self.call(request, self.config.request_timeout).await?.result
     }
 
     /// Stores `group`'s offsets on the broker; Ok once they are durable there.
@@ -226,13 +202,8 @@ impl Consumer {
         group: &str,
         offsets: &[(TopicPartition, u64)],
     ) -> Result<(), KafkaError> {
-        let request = OffsetCommit {
-            group: SmolStr::new(group),
-            offsets: offsets.to_vec(),
-        };
-        self.call(request, self.config.request_timeout)
-            .await?
-            .result
+        let request = OffsetCommit { group: SmolStr::new(group), offsets: offsets.to_vec() };
+        self.call(request, self.config.request_timeout).await?.result
     }
 
     async fn call<R: Request>(

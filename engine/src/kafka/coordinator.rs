@@ -97,20 +97,12 @@ struct TxnMetadata {
 
 impl TxnMetadata {
     fn identity(&self) -> ProducerIdentity {
-        ProducerIdentity {
-            producer_id: self.producer_id,
-            producer_epoch: self.epoch,
-        }
+        ProducerIdentity { producer_id: self.producer_id, producer_epoch: self.epoch }
     }
 
     fn remember(&mut self, committed: bool) {
-        let outcome = Outcome {
-            producer_id: self.producer_id,
-            epoch: self.epoch,
-            committed,
-        };
-        self.outcomes
-            .retain(|o| (o.producer_id, o.epoch) != (outcome.producer_id, outcome.epoch));
+        let outcome = Outcome { producer_id: self.producer_id, epoch: self.epoch, committed };
+        self.outcomes.retain(|o| (o.producer_id, o.epoch) != (outcome.producer_id, outcome.epoch));
         self.outcomes.push(outcome);
         let excess = self.outcomes.len().saturating_sub(OUTCOMES_KEPT);
         self.outcomes.drain(..excess);
@@ -142,10 +134,7 @@ pub(super) struct Coordinator {
 }
 
 fn storage(what: &str, e: impl std::fmt::Display) -> KafkaError {
-    KafkaError::Storage {
-        what: SmolStr::new(what),
-        reason: SmolStr::new(e.to_string()),
-    }
+    KafkaError::Storage { what: SmolStr::new(what), reason: SmolStr::new(e.to_string()) }
 }
 
 fn invalid(transactional_id: &str, reason: String) -> KafkaError {
@@ -195,11 +184,7 @@ impl Coordinator {
             }
             by_producer.insert(meta.producer_id, meta.transactional_id.clone());
         }
-        Ok(Coordinator {
-            txns,
-            by_producer,
-            log,
-        })
+        Ok(Coordinator { txns, by_producer, log })
     }
 
     /// The highest producer id any transactional id has used.
@@ -209,11 +194,7 @@ impl Coordinator {
 
     /// How many transactional ids are known, and how many have a transaction open.
     pub(super) fn counts(&self) -> (usize, usize) {
-        let open = self
-            .txns
-            .values()
-            .filter(|m| m.state == TransactionState::Ongoing)
-            .count();
+        let open = self.txns.values().filter(|m| m.state == TransactionState::Ongoing).count();
         (self.txns.len(), open)
     }
 
@@ -223,10 +204,7 @@ impl Coordinator {
             .txns
             .values()
             .filter(|m| {
-                matches!(
-                    m.state,
-                    TransactionState::PrepareCommit | TransactionState::PrepareAbort
-                )
+                matches!(m.state, TransactionState::PrepareCommit | TransactionState::PrepareAbort)
             })
             .map(|m| m.transactional_id.clone())
             .collect();
@@ -363,21 +341,11 @@ impl Coordinator {
                 .find(|o| (o.producer_id, o.epoch) == (req.producer_id, req.epoch));
             return match outcome {
                 Some(o) if o.committed == req.commit => Ok(false),
-                _ => Err(fenced_at_coordinator(
-                    req.producer_id,
-                    req.epoch,
-                    meta.epoch,
-                )),
+                _ => Err(fenced_at_coordinator(req.producer_id, req.epoch, meta.epoch)),
             };
         }
         let other_way = |state| {
-            invalid(
-                id,
-                format!(
-                    "cannot {} a transaction in state {state:?}",
-                    verb(req.commit)
-                ),
-            )
+            invalid(id, format!("cannot {} a transaction in state {state:?}", verb(req.commit)))
         };
         match meta.state {
             TransactionState::Empty => {
@@ -419,10 +387,7 @@ impl Coordinator {
     /// The ids starting with `prefix` whose current epoch is open.
     pub(super) fn list(&self, prefix: &str) -> Vec<TransactionListing> {
         self.txns
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(|(id, _)| id.starts_with(prefix))
             .filter(|(_, meta)| meta.state.is_open())
             .map(|(id, meta)| TransactionListing {
@@ -501,22 +466,15 @@ impl Coordinator {
         let json = serde_json::to_vec(&meta).map_err(|e| storage(TRANSACTION_STATE_TOPIC, e))?;
         let mut builder = BatchBuilder::new();
         builder.append(env.now_ms() as i64, &json);
-        self.log
-            .append(builder.finish(NO_PRODUCER_ID, 0, 0))
-            .await?;
-        self.by_producer
-            .insert(meta.producer_id, meta.transactional_id.clone());
+        self.log.append(builder.finish(NO_PRODUCER_ID, 0, 0)).await?;
+        self.by_producer.insert(meta.producer_id, meta.transactional_id.clone());
         self.txns.insert(meta.transactional_id.clone(), meta);
         Ok(())
     }
 }
 
 fn complete_state(commit: bool) -> TransactionState {
-    if commit {
-        TransactionState::CompleteCommit
-    } else {
-        TransactionState::CompleteAbort
-    }
+    if commit { TransactionState::CompleteCommit } else { TransactionState::CompleteAbort }
 }
 
 fn verb(commit: bool) -> &'static str {

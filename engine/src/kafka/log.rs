@@ -79,9 +79,8 @@ impl PartitionLog {
     /// batch headers), or starts an empty one. Appends go to a new segment, opened lazily.
     pub async fn open(partition: TopicPartition, segment_bytes: u32) -> Result<Self, KafkaError> {
         let storage = |e: std::io::Error| storage_error(&partition, e);
-        let (manifest_generation, bases) = read_cell::<Vec<u64>>(&manifest_path(&partition))
-            .await
-            .unwrap_or((0, Vec::new()));
+        let (manifest_generation, bases) =
+            read_cell::<Vec<u64>>(&manifest_path(&partition)).await.unwrap_or((0, Vec::new()));
         let mut log = PartitionLog {
             partition: partition.clone(),
             segment_bytes,
@@ -103,21 +102,12 @@ impl PartitionLog {
                 break;
             };
             let len = file.metadata().await.map_err(storage)?.len();
-            let mut segment = Segment {
-                base_offset,
-                file,
-                size: 0,
-                capacity: 0,
-                batches: Vec::new(),
-            };
+            let mut segment =
+                Segment { base_offset, file, size: 0, capacity: 0, batches: Vec::new() };
             let mut header = [0u8; BATCH_HEADER_BYTES];
             let mut position = 0u64;
             while position + BATCH_HEADER_BYTES as u64 <= len {
-                segment
-                    .file
-                    .read_at(&mut header, position)
-                    .await
-                    .map_err(storage)?;
+                segment.file.read_at(&mut header, position).await.map_err(storage)?;
                 let Ok(h) = BatchHeader::decode(&header) else {
                     break;
                 };
@@ -128,11 +118,7 @@ impl PartitionLog {
                 // A marker's kind is in its one record: read the (tiny) batch whole.
                 let control = if h.is_control() {
                     let mut bytes = vec![0u8; h.batch_length as usize];
-                    segment
-                        .file
-                        .read_at(&mut bytes, position)
-                        .await
-                        .map_err(storage)?;
+                    segment.file.read_at(&mut bytes, position).await.map_err(storage)?;
                     let parsed = RecordBatch::parse(Bytes::from(bytes)).ok();
                     match parsed.and_then(|b| b.control_type()) {
                         Some(control) => Some(control),
@@ -179,11 +165,7 @@ impl PartitionLog {
     /// The first offset of the oldest transaction still open here, else the high watermark:
     /// `ReadCommitted` readers see nothing from here on.
     pub fn last_stable_offset(&self) -> u64 {
-        self.open_transactions
-            .values()
-            .copied()
-            .min()
-            .unwrap_or(self.next_offset)
+        self.open_transactions.values().copied().min().unwrap_or(self.next_offset)
     }
 
     /// Whether `producer_id` has a transaction open on this partition.
@@ -195,11 +177,8 @@ impl PartitionLog {
     /// is at or after `from` and whose first batch is before `to`, by first offset.
     pub fn aborted_transactions(&self, from: u64, to: u64) -> Vec<AbortedTransaction> {
         let start = self.aborted.partition_point(|a| a.last_offset < from);
-        let mut found: Vec<AbortedTransaction> = self.aborted[start..]
-            .iter()
-            .filter(|a| a.first_offset < to)
-            .copied()
-            .collect();
+        let mut found: Vec<AbortedTransaction> =
+            self.aborted[start..].iter().filter(|a| a.first_offset < to).copied().collect();
         found.sort_by_key(|a| (a.first_offset, a.producer_id));
         found
     }
@@ -263,16 +242,10 @@ impl PartitionLog {
     pub async fn append_parsed(&mut self, parsed: RecordBatch) -> Result<ProduceAck, KafkaError> {
         let h = *parsed.header();
         if let Some(duplicate_of) = self.check_sequence(&h)? {
-            return Ok(ProduceAck {
-                base_offset: duplicate_of,
-                duplicate: true,
-            });
+            return Ok(ProduceAck { base_offset: duplicate_of, duplicate: true });
         }
         let base_offset = self.write(parsed, None).await?;
-        Ok(ProduceAck {
-            base_offset,
-            duplicate: false,
-        })
+        Ok(ProduceAck { base_offset, duplicate: false })
     }
 
     /// Writes one batch at the high watermark and updates the index, producer and
@@ -297,25 +270,15 @@ impl PartitionLog {
             self.roll(len).await?;
         }
         let base_offset = self.next_offset;
-        let segment = self
-            .segments
-            .last_mut()
-            .expect("roll leaves an active segment");
-        let mut header: [u8; BATCH_HEADER_BYTES] = parsed.bytes()[..BATCH_HEADER_BYTES]
-            .try_into()
-            .expect("parse checked the length");
+        let segment = self.segments.last_mut().expect("roll leaves an active segment");
+        let mut header: [u8; BATCH_HEADER_BYTES] =
+            parsed.bytes()[..BATCH_HEADER_BYTES].try_into().expect("parse checked the length");
         set_base_offset(&mut header, base_offset);
         let position = segment.size;
         let write = async {
-            segment
-                .file
-                .write_all_at(&header, u64::from(position))
-                .await?;
+            segment.file.write_all_at(&header, u64::from(position)).await?;
             let body = &parsed.bytes()[BATCH_HEADER_BYTES..];
-            segment
-                .file
-                .write_all_at(body, u64::from(position) + BATCH_HEADER_BYTES as u64)
-                .await
+            segment.file.write_all_at(body, u64::from(position) + BATCH_HEADER_BYTES as u64).await
         };
         write.await.map_err(|e| storage_error(&self.partition, e))?;
         segment.batches.push(BatchEntry {
@@ -365,12 +328,7 @@ impl PartitionLog {
         let Some(first) = first.checked_sub(1) else {
             return Ok(Bytes::new());
         };
-        let end_of = |i: usize| {
-            segment
-                .batches
-                .get(i + 1)
-                .map_or(segment.size, |b| b.position)
-        };
+        let end_of = |i: usize| segment.batches.get(i + 1).map_or(segment.size, |b| b.position);
         let base_of = |i: usize| segment.base_offset + u64::from(segment.batches[i].offset_delta);
         let start = segment.batches[first].position;
         let mut last = first;
@@ -407,11 +365,7 @@ impl PartitionLog {
         };
         let Some(state) = self.producers.get(&h.producer_id) else {
             // No state means this producer never wrote here: the log is never truncated.
-            return if h.base_sequence == 0 {
-                Ok(None)
-            } else {
-                Err(out_of_order(0))
-            };
+            return if h.base_sequence == 0 { Ok(None) } else { Err(out_of_order(0)) };
         };
         let fenced = h.producer_epoch < state.epoch;
         if fenced {
@@ -425,24 +379,14 @@ impl PartitionLog {
         let last = match state.last {
             Some(last) if h.producer_epoch == state.epoch => last,
             // A new epoch (or one only a marker has used so far) starts at sequence 0.
-            _ => {
-                return if h.base_sequence == 0 {
-                    Ok(None)
-                } else {
-                    Err(out_of_order(0))
-                };
-            }
+            _ => return if h.base_sequence == 0 { Ok(None) } else { Err(out_of_order(0)) },
         };
         // One request in flight per producer, so only its last batch can come again.
         if h.base_sequence == last.base_sequence && h.record_count == last.record_count {
             return Ok(Some(last.base_offset));
         }
         let expected = last.base_sequence.wrapping_add(last.record_count as i32);
-        if h.base_sequence == expected {
-            Ok(None)
-        } else {
-            Err(out_of_order(expected))
-        }
+        if h.base_sequence == expected { Ok(None) } else { Err(out_of_order(expected)) }
     }
 
     fn remember_producer(&mut self, h: &BatchHeader) {
@@ -451,15 +395,10 @@ impl PartitionLog {
         }
         if h.is_control() {
             // A marker carries no sequence; a newer epoch in it fences the older ones here.
-            let newer = self
-                .producers
-                .get(&h.producer_id)
-                .is_none_or(|s| h.producer_epoch > s.epoch);
+            let newer =
+                self.producers.get(&h.producer_id).is_none_or(|s| h.producer_epoch > s.epoch);
             if newer {
-                let state = ProducerState {
-                    epoch: h.producer_epoch,
-                    last: None,
-                };
+                let state = ProducerState { epoch: h.producer_epoch, last: None };
                 self.producers.insert(h.producer_id, state);
             }
             return;
@@ -469,13 +408,8 @@ impl PartitionLog {
             record_count: h.record_count,
             base_offset: h.base_offset,
         };
-        self.producers.insert(
-            h.producer_id,
-            ProducerState {
-                epoch: h.producer_epoch,
-                last: Some(last),
-            },
-        );
+        self.producers
+            .insert(h.producer_id, ProducerState { epoch: h.producer_epoch, last: Some(last) });
     }
 
     /// Keeps the open transactions and the aborted-transaction index up to date with one
@@ -487,9 +421,7 @@ impl PartitionLog {
         match control {
             None if h.is_control() => {}
             None => {
-                self.open_transactions
-                    .entry(h.producer_id)
-                    .or_insert(h.base_offset);
+                self.open_transactions.entry(h.producer_id).or_insert(h.base_offset);
             }
             Some(control) => {
                 let Some(first_offset) = self.open_transactions.remove(&h.producer_id) else {
@@ -513,18 +445,11 @@ impl PartitionLog {
         let base_offset = self.next_offset;
         let capacity = self.segment_bytes.max(len);
         let storage = |e| storage_error(&self.partition, e);
-        let file = File::create(segment_path(&self.partition, base_offset))
-            .await
-            .map_err(storage)?;
+        let file =
+            File::create(segment_path(&self.partition, base_offset)).await.map_err(storage)?;
         // Zeros after the last batch read as an invalid header, which is where recovery stops.
         file.set_len(u64::from(capacity)).await.map_err(storage)?;
-        let segment = Segment {
-            base_offset,
-            file,
-            size: 0,
-            capacity,
-            batches: Vec::new(),
-        };
+        let segment = Segment { base_offset, file, size: 0, capacity, batches: Vec::new() };
         match self.segments.last_mut() {
             // An empty last segment has this same base (it was never written to, or its tail was
             // torn), so the file just re-created is that segment's.
@@ -533,13 +458,9 @@ impl PartitionLog {
         }
         let bases: Vec<u64> = self.segments.iter().map(|s| s.base_offset).collect();
         self.manifest_generation += 1;
-        write_cell(
-            &manifest_path(&self.partition),
-            self.manifest_generation,
-            &bases,
-        )
-        .await
-        .map_err(|e| storage_error(&self.partition, e))?;
+        write_cell(&manifest_path(&self.partition), self.manifest_generation, &bases)
+            .await
+            .map_err(|e| storage_error(&self.partition, e))?;
         self.active = true;
         Ok(())
     }
@@ -595,10 +516,7 @@ pub(crate) async fn read_cell<T: DeserializeOwned>(name: &str) -> Option<(u64, T
         let Some(parsed) = parse_cell(&content) else {
             continue;
         };
-        if best
-            .as_ref()
-            .is_none_or(|(generation, _)| parsed.0 > *generation)
-        {
+        if best.as_ref().is_none_or(|(generation, _)| parsed.0 > *generation) {
             best = Some(parsed);
         }
     }
@@ -617,9 +535,7 @@ fn parse_cell<T: DeserializeOwned>(content: &[u8]) -> Option<(u64, T)> {
 }
 
 fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |hash, b| {
-        (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
+    bytes.iter().fold(0x811c_9dc5u32, |hash, b| (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193))
 }
 
 #[cfg(test)]
@@ -652,29 +568,19 @@ mod tests {
             let tp = TopicPartition::new("input", 0);
             let mut log = PartitionLog::open(tp.clone(), 200).await.unwrap();
             for i in 0..20 {
-                let ack = log
-                    .append(batch(NO_PRODUCER_ID, 0, &["aaaaaaaaaa"; 3]))
-                    .await
-                    .unwrap();
+                let ack = log.append(batch(NO_PRODUCER_ID, 0, &["aaaaaaaaaa"; 3])).await.unwrap();
                 assert_eq!(ack.base_offset, 3 * i);
             }
             assert_eq!(log.high_watermark(), 60);
             let segments = log.segment_count();
             assert!(segments > 3, "200-byte segments roll: {segments}");
             let before = log.read(31, u32::MAX).await.unwrap();
-            assert_eq!(
-                values(before.clone())[0].0,
-                30,
-                "reads start at the batch holding 31"
-            );
+            assert_eq!(values(before.clone())[0].0, 30, "reads start at the batch holding 31");
 
             let mut reopened = PartitionLog::open(tp.clone(), 200).await.unwrap();
             assert_eq!(reopened.high_watermark(), 60);
             assert_eq!(reopened.read(31, u32::MAX).await.unwrap(), before);
-            let ack = reopened
-                .append(batch(NO_PRODUCER_ID, 0, &["b"]))
-                .await
-                .unwrap();
+            let ack = reopened.append(batch(NO_PRODUCER_ID, 0, &["b"])).await.unwrap();
             assert_eq!(ack.base_offset, 60);
             assert_eq!(
                 reopened.segment_count(),
@@ -682,15 +588,9 @@ mod tests {
                 "a restart appends to a new segment"
             );
             let again = PartitionLog::open(tp, 200).await.unwrap();
-            assert_eq!(
-                values(again.read(60, 1).await.unwrap()),
-                [(60, "b".to_string())]
-            );
+            assert_eq!(values(again.read(60, 1).await.unwrap()), [(60, "b".to_string())]);
             assert!(again.read(61, 1).await.unwrap().is_empty());
-            assert!(matches!(
-                again.read(62, 1).await,
-                Err(KafkaError::OffsetOutOfRange { .. })
-            ));
+            assert!(matches!(again.read(62, 1).await, Err(KafkaError::OffsetOutOfRange { .. })));
         });
     }
 
@@ -698,9 +598,7 @@ mod tests {
     fn read_returns_whole_batches_up_to_max_bytes_but_at_least_one() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         rt.block_on(async {
-            let mut log = PartitionLog::open(TopicPartition::new("t", 0), 1 << 20)
-                .await
-                .unwrap();
+            let mut log = PartitionLog::open(TopicPartition::new("t", 0), 1 << 20).await.unwrap();
             let one = batch(NO_PRODUCER_ID, 0, &["0123456789"; 2]);
             let len = one.len() as u32;
             for _ in 0..5 {
@@ -708,10 +606,7 @@ mod tests {
             }
             assert_eq!(log.read(0, 1).await.unwrap().len() as u32, len);
             assert_eq!(log.read(0, 3 * len).await.unwrap().len() as u32, 3 * len);
-            assert_eq!(
-                log.read(0, 3 * len - 1).await.unwrap().len() as u32,
-                2 * len
-            );
+            assert_eq!(log.read(0, 3 * len - 1).await.unwrap().len() as u32, 2 * len);
             assert_eq!(values(log.read(9, u32::MAX).await.unwrap()).len(), 2);
         });
     }
@@ -726,46 +621,21 @@ mod tests {
             let second = batch(5, 2, &["c"]);
             assert_eq!(log.append(second.clone()).await.unwrap().base_offset, 2);
             let retry = log.append(second.clone()).await.unwrap();
-            assert_eq!(
-                retry,
-                ProduceAck {
-                    base_offset: 2,
-                    duplicate: true
-                }
-            );
+            assert_eq!(retry, ProduceAck { base_offset: 2, duplicate: true });
 
             let mut reopened = PartitionLog::open(tp, 1 << 20).await.unwrap();
             let retry = reopened.append(second).await.unwrap();
-            assert_eq!(
-                retry,
-                ProduceAck {
-                    base_offset: 2,
-                    duplicate: true
-                }
-            );
+            assert_eq!(retry, ProduceAck { base_offset: 2, duplicate: true });
             assert_eq!(reopened.high_watermark(), 3);
             assert!(matches!(
                 reopened.append(batch(5, 7, &["gap"])).await,
-                Err(KafkaError::OutOfOrderSequence {
-                    expected: 3,
-                    got: 7,
-                    ..
-                })
+                Err(KafkaError::OutOfOrderSequence { expected: 3, got: 7, .. })
             ));
             assert!(matches!(
-                reopened
-                    .append(batch(6, 1, &["new producer must start at 0"]))
-                    .await,
+                reopened.append(batch(6, 1, &["new producer must start at 0"])).await,
                 Err(KafkaError::OutOfOrderSequence { expected: 0, .. })
             ));
-            assert_eq!(
-                reopened
-                    .append(batch(5, 3, &["d"]))
-                    .await
-                    .unwrap()
-                    .base_offset,
-                3
-            );
+            assert_eq!(reopened.append(batch(5, 3, &["d"])).await.unwrap().base_offset, 3);
             assert_eq!(reopened.max_producer_id(), Some(5));
         });
     }
@@ -786,97 +656,41 @@ mod tests {
             let mut log = PartitionLog::open(tp.clone(), 1 << 20).await.unwrap();
             log.append(txn_batch(5, 0, 0, &["a", "b"])).await.unwrap(); // 0-1
             log.append(txn_batch(6, 0, 0, &["c"])).await.unwrap(); // 2
-            log.append(batch(NO_PRODUCER_ID, 0, &["plain"]))
-                .await
-                .unwrap(); // 3
+            log.append(batch(NO_PRODUCER_ID, 0, &["plain"])).await.unwrap(); // 3
             log.append(txn_batch(5, 0, 2, &["d"])).await.unwrap(); // 4
             assert_eq!(log.last_stable_offset(), 0);
             // Producer 5's transaction is aborted (marker at 5, with the bumped epoch 1).
-            assert_eq!(
-                log.write_marker(5, 1, ControlType::Abort, 0).await.unwrap(),
-                Some(5)
-            );
-            assert_eq!(
-                log.write_marker(5, 1, ControlType::Abort, 0).await.unwrap(),
-                None
-            );
-            assert_eq!(
-                log.last_stable_offset(),
-                2,
-                "producer 6's transaction is still open"
-            );
+            assert_eq!(log.write_marker(5, 1, ControlType::Abort, 0).await.unwrap(), Some(5));
+            assert_eq!(log.write_marker(5, 1, ControlType::Abort, 0).await.unwrap(), None);
+            assert_eq!(log.last_stable_offset(), 2, "producer 6's transaction is still open");
             assert!(matches!(
                 log.append(txn_batch(5, 0, 3, &["zombie"])).await,
-                Err(KafkaError::ProducerFenced {
-                    epoch: 0,
-                    current: 1,
-                    ..
-                })
+                Err(KafkaError::ProducerFenced { epoch: 0, current: 1, .. })
             ));
-            assert_eq!(
-                log.append(txn_batch(5, 1, 0, &["e"]))
-                    .await
-                    .unwrap()
-                    .base_offset,
-                6
-            );
+            assert_eq!(log.append(txn_batch(5, 1, 0, &["e"])).await.unwrap().base_offset, 6);
             let control = control_batch(9, 0, ControlType::Commit, 0);
-            assert!(matches!(
-                log.append(control).await,
-                Err(KafkaError::CorruptBatch { .. })
-            ));
-            let before = log
-                .read_until(0, u32::MAX, log.last_stable_offset())
-                .await
-                .unwrap();
+            assert!(matches!(log.append(control).await, Err(KafkaError::CorruptBatch { .. })));
+            let before = log.read_until(0, u32::MAX, log.last_stable_offset()).await.unwrap();
             assert_eq!(values(before.clone()), [(0, "a".into()), (1, "b".into())]);
 
             let mut reopened = PartitionLog::open(tp, 1 << 20).await.unwrap();
             assert_eq!(reopened.high_watermark(), 7);
             assert_eq!(reopened.last_stable_offset(), 2);
-            let aborted = AbortedTransaction {
-                producer_id: 5,
-                first_offset: 0,
-                last_offset: 5,
-            };
+            let aborted = AbortedTransaction { producer_id: 5, first_offset: 0, last_offset: 5 };
             assert_eq!(reopened.aborted_transactions(0, 7), [aborted]);
             assert_eq!(reopened.aborted_transactions(6, 7), []);
             assert!(reopened.has_open_transaction(5) && reopened.has_open_transaction(6));
             assert_eq!(reopened.read_until(0, u32::MAX, 2).await.unwrap(), before);
-            assert!(
-                reopened
-                    .read_until(2, u32::MAX, 2)
-                    .await
-                    .unwrap()
-                    .is_empty()
-            );
+            assert!(reopened.read_until(2, u32::MAX, 2).await.unwrap().is_empty());
             // The reopened log still fences epoch 0 and continues epoch 1's sequence.
             assert!(matches!(
                 reopened.append(txn_batch(5, 0, 3, &["zombie"])).await,
                 Err(KafkaError::ProducerFenced { .. })
             ));
             let retry = reopened.append(txn_batch(5, 1, 0, &["e"])).await.unwrap();
-            assert_eq!(
-                retry,
-                ProduceAck {
-                    base_offset: 6,
-                    duplicate: true
-                }
-            );
-            assert_eq!(
-                reopened
-                    .write_marker(6, 0, ControlType::Commit, 0)
-                    .await
-                    .unwrap(),
-                Some(7)
-            );
-            assert_eq!(
-                reopened
-                    .write_marker(5, 1, ControlType::Commit, 0)
-                    .await
-                    .unwrap(),
-                Some(8)
-            );
+            assert_eq!(retry, ProduceAck { base_offset: 6, duplicate: true });
+            assert_eq!(reopened.write_marker(6, 0, ControlType::Commit, 0).await.unwrap(), Some(7));
+            assert_eq!(reopened.write_marker(5, 1, ControlType::Commit, 0).await.unwrap(), Some(8));
             assert_eq!(reopened.last_stable_offset(), 9);
             assert_eq!(reopened.aborted_transactions(0, 9), [aborted]);
         });

@@ -211,19 +211,12 @@ impl Producer {
             wake_sender: Notify::new(),
             progress: Notify::new(),
             acked_records: AtomicU64::new(0),
-            attributes: if identity.is_some() {
-                ATTRIBUTE_TRANSACTIONAL
-            } else {
-                0
-            },
+            attributes: if identity.is_some() { ATTRIBUTE_TRANSACTIONAL } else { 0 },
         });
         let mut sender = Sender::new(shared.clone(), rpc);
         sender.identity = identity;
         madsim::task::spawn(sender.run());
-        Producer {
-            _closer: Arc::new(Closer(shared.clone())),
-            shared,
-        }
+        Producer { _closer: Arc::new(Closer(shared.clone())), shared }
     }
 
     /// Drops every batch not yet acknowledged and stops the sender (a retry in flight is not
@@ -248,17 +241,14 @@ impl Producer {
             let record = acc.next_record;
             acc.next_record += 1;
             if !acc.topics.contains_key(topic) {
-                acc.topics
-                    .insert(SmolStr::new(topic), TopicQueue::default());
+                acc.topics.insert(SmolStr::new(topic), TopicQueue::default());
             }
             let queue = acc.topics.get_mut(topic).expect("inserted above");
             if let Some(open) = &queue.open
                 && open.builder.size_bytes() + open.builder.record_bytes(timestamp_ms, value.len())
                     > batch_bytes
             {
-                queue
-                    .full
-                    .push_back(queue.open.take().expect("checked above"));
+                queue.full.push_back(queue.open.take().expect("checked above"));
                 wake = true;
             }
             let open = queue.open.get_or_insert_with(|| {
@@ -272,9 +262,7 @@ impl Producer {
             });
             open.builder.append(timestamp_ms, value);
             if open.builder.size_bytes() >= batch_bytes {
-                queue
-                    .full
-                    .push_back(queue.open.take().expect("just appended to"));
+                queue.full.push_back(queue.open.take().expect("just appended to"));
                 wake = true;
             }
         }
@@ -361,9 +349,7 @@ impl Sender {
                     acc.in_flight = None;
                     match result {
                         Ok(()) => {
-                            self.shared
-                                .acked_records
-                                .fetch_add(records, Ordering::Relaxed);
+                            self.shared.acked_records.fetch_add(records, Ordering::Relaxed);
                         }
                         Err(error) => acc.failed.push((batch.first_record, error)),
                     }
@@ -405,20 +391,12 @@ impl Sender {
                     ),
                 });
             }
-            let request = Produce {
-                partition: tp.clone(),
-                batch: batch.clone(),
-            };
+            let request = Produce { partition: tp.clone(), batch: batch.clone() };
             let config = &self.shared.config;
-            match self
-                .rpc
-                .call(config.broker, request, config.request_timeout)
-                .await
-            {
+            match self.rpc.call(config.broker, request, config.request_timeout).await {
                 Ok(response) => {
                     response.result?;
-                    self.sequences
-                        .insert(tp, sequence.wrapping_add(count as i32));
+                    self.sequences.insert(tp, sequence.wrapping_add(count as i32));
                     return Ok(());
                 }
                 // A timeout may hide an append whose answer was lost; resending the same batch
@@ -437,11 +415,7 @@ impl Sender {
         loop {
             let config = &self.shared.config;
             let request = InitProducerId::idempotent();
-            match self
-                .rpc
-                .call(config.broker, request, config.request_timeout)
-                .await
-            {
+            match self.rpc.call(config.broker, request, config.request_timeout).await {
                 Ok(response) => {
                     if let Ok(identity) = response.result {
                         self.identity = Some(identity);
@@ -462,14 +436,8 @@ impl Sender {
                 let mut backoff = RETRY_BACKOFF;
                 let count = loop {
                     let config = &self.shared.config;
-                    let request = Metadata {
-                        topic: topic.clone(),
-                    };
-                    match self
-                        .rpc
-                        .call(config.broker, request, config.request_timeout)
-                        .await
-                    {
+                    let request = Metadata { topic: topic.clone() };
+                    match self.rpc.call(config.broker, request, config.request_timeout).await {
                         Ok(response) => break response.result?,
                         Err(_) => backoff = pause(backoff).await,
                     }

@@ -54,8 +54,14 @@ impl ClickEvent {
     /// Appends `{"timestamp":"<date>","page":"<page>"}` to `out` (54 or 55 bytes for the
     /// playground's pages). The page is written verbatim, unescaped.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        self.write_json_with(&mut DateWriter::default(), out);
+    }
+
+    /// [`write_json`](Self::write_json) for a writer of many events, which formats each
+    /// minute's date once.
+    pub fn write_json_with(&self, dates: &mut DateWriter, out: &mut Vec<u8>) {
         out.extend_from_slice(br#"{"timestamp":""#);
-        write_date(self.timestamp_ms, out);
+        dates.write(self.timestamp_ms, out);
         out.extend_from_slice(br#"","page":""#);
         out.extend_from_slice(self.page.as_bytes());
         out.extend_from_slice(br#""}"#);
@@ -65,7 +71,16 @@ impl ClickEvent {
     /// tokens allowed). The timestamp goes through [`parse_date`], so hours 13–23 read back
     /// 12 hours early (the playground's `hh` quirk).
     pub fn parse_json(bytes: &[u8]) -> Result<ClickEvent, FormatError> {
-        match Self::parse_compact(bytes) {
+        Self::parse_json_with(&mut DateReader::default(), bytes)
+    }
+
+    /// [`parse_json`](Self::parse_json) for a reader of many events, which parses each
+    /// minute's date once.
+    pub fn parse_json_with(
+        dates: &mut DateReader,
+        bytes: &[u8],
+    ) -> Result<ClickEvent, FormatError> {
+        match Self::parse_compact(dates, bytes) {
             Some(event) => Ok(event),
             None => Self::parse_tokens(bytes),
         }
@@ -88,7 +103,7 @@ impl ClickEvent {
     /// The shape every record on `input` has, read at fixed offsets: exactly what
     /// [`write_json`](Self::write_json) writes for a four-digit year. `None` hands the input to
     /// the token parser, which also accepts whitespace and says what is wrong with bad input.
-    fn parse_compact(bytes: &[u8]) -> Option<ClickEvent> {
+    fn parse_compact(dates: &mut DateReader, bytes: &[u8]) -> Option<ClickEvent> {
         const HEAD: &[u8] = br#"{"timestamp":""#;
         const MIDDLE: &[u8] = br#"","page":""#;
         let page = bytes
@@ -102,7 +117,7 @@ impl ClickEvent {
         {
             return None;
         }
-        let timestamp_ms = parse_date(date).ok()?;
+        let timestamp_ms = dates.read(date).ok()?;
         let page = std::str::from_utf8(page).ok()?;
         Some(ClickEvent {
             timestamp_ms,
@@ -212,6 +227,91 @@ pub fn write_date(ms: i64, out: &mut Vec<u8>) {
         b'0' + (milli / 10 % 10) as u8,
         b'0' + (milli % 10) as u8,
     ]);
+}
+
+/// Bytes of `dd-MM-yyyy hh:mm`: the part of a four-digit-year date shared by a whole minute.
+const MINUTE_LEN: usize = 16;
+const MS_PER_MINUTE: i64 = 60_000;
+
+/// [`write_date`] for many timestamps in a row: the day, hour and minute are formatted once a
+/// minute, and only the seconds and milliseconds per date.
+#[derive(Clone, Debug, Default)]
+pub struct DateWriter {
+    /// The last minute written (its first millisecond) and its `dd-MM-yyyy hh:mm`.
+    minute: Option<(i64, [u8; MINUTE_LEN])>,
+}
+
+impl DateWriter {
+    /// Appends `ms` exactly as [`write_date`] would.
+    pub fn write(&mut self, ms: i64, out: &mut Vec<u8>) {
+        let minute = ms - ms.rem_euclid(MS_PER_MINUTE);
+        if let Some((cached, prefix)) = &self.minute
+            && *cached == minute
+        {
+            // A minute starts on a whole second of a whole day: the rest is `:ss:SSS`.
+            let in_minute = ms - minute;
+            let (second, milli) = ((in_minute / 1000) as u8, (in_minute % 1000) as u16);
+            out.extend_from_slice(prefix);
+            out.push(b':');
+            push2(second, out);
+            out.push(b':');
+            out.extend_from_slice(&[
+                b'0' + (milli / 100) as u8,
+                b'0' + (milli / 10 % 10) as u8,
+                b'0' + (milli % 10) as u8,
+            ]);
+            return;
+        }
+        let start = out.len();
+        write_date(ms, out);
+        let written = &out[start..];
+        if written.len() == DATE_LEN {
+            let prefix = written[..MINUTE_LEN]
+                .try_into()
+                .expect("a date is longer than its minute");
+            self.minute = Some((minute, prefix));
+        }
+    }
+}
+
+/// [`parse_date`] for many dates in a row: a date in the same minute as the last one is read
+/// from its seconds and milliseconds alone.
+#[derive(Clone, Debug, Default)]
+pub struct DateReader {
+    /// The last `dd-MM-yyyy hh:mm` read and the milliseconds it stands for.
+    minute: Option<([u8; MINUTE_LEN], i64)>,
+}
+
+impl DateReader {
+    /// Reads `s` exactly as [`parse_date`] would.
+    pub fn read(&mut self, s: &[u8]) -> Result<i64, FormatError> {
+        let Ok(date) = <&[u8; DATE_LEN]>::try_from(s) else {
+            return parse_date(s);
+        };
+        let in_minute = seconds_and_millis(date);
+        if let (Some((prefix, minute)), Some(in_minute)) = (&self.minute, in_minute)
+            && date.starts_with(prefix)
+        {
+            return Ok(minute + in_minute);
+        }
+        let ms = parse_date(s)?;
+        if let Some(in_minute) = in_minute {
+            let prefix = date[..MINUTE_LEN]
+                .try_into()
+                .expect("a date is longer than its minute");
+            self.minute = Some((prefix, ms - in_minute));
+        }
+        Ok(ms)
+    }
+}
+
+/// The `:ss:SSS` tail of a four-digit-year date in milliseconds, if it is well formed.
+fn seconds_and_millis(date: &[u8; DATE_LEN]) -> Option<i64> {
+    if date[16] != b':' || date[19] != b':' {
+        return None;
+    }
+    let digits = digits(&date[17..19])? * 1000 + digits(&date[20..23])?;
+    (digits < MS_PER_MINUTE as u64).then_some(digits as i64)
 }
 
 /// Parses Java's `dd-MM-yyyy hh:mm:ss:SSS` (UTC) back into milliseconds since the epoch.
@@ -1088,6 +1188,34 @@ mod tests {
                     let fixed = DateFields::of_four_digit_year(date).and_then(|f| f.to_millis());
                     let general = DateFields::of_any_year(date).and_then(|f| f.to_millis());
                     prop_assert_eq!(fixed, general);
+                }
+            }
+
+            #[test]
+            fn the_minute_caches_write_and_read_what_the_plain_functions_do(
+                start in -100_000_000_000_000i64..100_000_000_000_000,
+                steps in proptest::collection::vec(0i64..90_000, 1..40),
+                edits in proptest::collection::vec((0usize..40, 0usize..23, any::<u8>()), 0..6),
+            ) {
+                let (mut writer, mut reader) = (DateWriter::default(), DateReader::default());
+                let mut t = start;
+                let mut dates = Vec::new();
+                for step in steps {
+                    t += step;
+                    let (mut cached, mut plain) = (Vec::new(), Vec::new());
+                    writer.write(t, &mut cached);
+                    write_date(t, &mut plain);
+                    prop_assert_eq!(&cached, &plain);
+                    dates.push(plain);
+                }
+                for (i, pos, byte) in edits {
+                    let count = dates.len();
+                    let date = &mut dates[i % count];
+                    let pos = pos % date.len();
+                    date[pos] = if byte % 2 == 0 { b'0' + byte % 10 } else { byte };
+                }
+                for date in &dates {
+                    prop_assert_eq!(reader.read(date), parse_date(date));
                 }
             }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
 use crate::kafka::{Producer, ProducerConfig};
-use crate::playground::click_event::ClickEvent;
+use crate::playground::click_event::{ClickEvent, DateWriter};
 use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
 
@@ -152,12 +152,13 @@ pub async fn run(config: GeneratorConfig) {
     };
 
     let mut json = Vec::with_capacity(64);
+    let mut dates = DateWriter::default();
     loop {
         let due = due_count(origin.elapsed(), config.pace);
         while next < due {
             let event = ClickEvent::nth(next);
             json.clear();
-            event.write_json(&mut json);
+            event.write_json_with(&mut dates, &mut json);
             producer.send(&config.topic, event.timestamp_ms, &json);
             next += 1;
         }

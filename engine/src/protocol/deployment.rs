@@ -50,12 +50,7 @@ pub struct TaskDeploymentDescriptor {
 impl TaskDeploymentDescriptor {
     /// The name Flink shows: `ClickEvent Counter (1/2)`.
     pub fn display_name(&self) -> String {
-        format!(
-            "{} ({}/{})",
-            self.vertex.name(),
-            self.subtask + 1,
-            self.parallelism
-        )
+        format!("{} ({}/{})", self.vertex.name(), self.subtask + 1, self.parallelism)
     }
 }
 

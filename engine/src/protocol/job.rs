@@ -21,12 +21,8 @@ pub enum Vertex {
 
 impl Vertex {
     /// All vertices, sources first.
-    pub const ALL: [Vertex; 4] = [
-        Vertex::Source,
-        Vertex::TimestampsWatermarks,
-        Vertex::Counter,
-        Vertex::Sink,
-    ];
+    pub const ALL: [Vertex; 4] =
+        [Vertex::Source, Vertex::TimestampsWatermarks, Vertex::Counter, Vertex::Sink];
 
     /// The vertex name Flink shows.
     pub fn name(self) -> &'static str {
@@ -191,16 +187,11 @@ impl JobSubmission {
             sink_mode: SinkMode::AtLeastOnce,
         };
         let value = |flag: &str, words: &mut dyn Iterator<Item = &str>| {
-            words
-                .next()
-                .map(str::to_owned)
-                .ok_or_else(|| RunCommandError::MissingValue(flag.into()))
+            words.next().map(str::to_owned).ok_or_else(|| RunCommandError::MissingValue(flag.into()))
         };
         // Flink's own options come before the jar; the program's after it.
         let jar = loop {
-            let Some(word) = words.next() else {
-                return Err(RunCommandError::MissingJar);
-            };
+            let Some(word) = words.next() else { return Err(RunCommandError::MissingJar) };
             match word {
                 "-d" | "--detached" => submission.detached = true,
                 "-p" | "--parallelism" => {
@@ -210,9 +201,7 @@ impl JobSubmission {
                         _ => return Err(RunCommandError::BadParallelism(p)),
                     };
                 }
-                "-s" | "--fromSavepoint" => {
-                    submission.savepoint_path = Some(value(word, &mut words)?)
-                }
+                "-s" | "--fromSavepoint" => submission.savepoint_path = Some(value(word, &mut words)?),
                 "-n" | "--allowNonRestoredState" => submission.allow_non_restored_state = true,
                 option if option.starts_with('-') => {
                     return Err(RunCommandError::UnknownOption(option.into()));
@@ -244,20 +233,11 @@ impl JobSubmission {
     pub fn unsupported_variant(&self) -> Option<(&'static str, &'static str)> {
         let args = &self.args;
         if !args.event_time {
-            Some((
-                "--event-time",
-                "processing-time windows (a job without --event-time) are not modelled yet",
-            ))
+            Some(("--event-time", "processing-time windows (a job without --event-time) are not modelled yet"))
         } else if args.backpressure {
-            Some((
-                "--backpressure",
-                "the Backpressure operator (--backpressure) is not modelled yet",
-            ))
+            Some(("--backpressure", "the Backpressure operator (--backpressure) is not modelled yet"))
         } else if args.chaining {
-            Some((
-                "--chaining",
-                "operator chaining (--chaining) is not modelled yet",
-            ))
+            Some(("--chaining", "operator chaining (--chaining) is not modelled yet"))
         } else if self.savepoint_path.is_some() {
             Some(("-s", "restoring from a savepoint (-s) is not modelled yet"))
         } else {
@@ -267,11 +247,7 @@ impl JobSubmission {
 
     /// The bootstrap server's host name (`kafka` in `kafka:9092`).
     pub fn bootstrap_host(&self) -> &str {
-        self.args
-            .bootstrap_servers
-            .split(':')
-            .next()
-            .unwrap_or_default()
+        self.args.bootstrap_servers.split(':').next().unwrap_or_default()
     }
 }
 

@@ -22,10 +22,7 @@ pub struct TopicPartition {
 impl TopicPartition {
     /// Partition `partition` of `topic`.
     pub fn new(topic: impl Into<SmolStr>, partition: u32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
+        TopicPartition { topic: topic.into(), partition }
     }
 }
 
@@ -47,10 +44,7 @@ pub struct TopicSpec {
 impl TopicSpec {
     /// A topic named `name` with `partitions` partitions.
     pub fn new(name: impl Into<SmolStr>, partitions: u32) -> Self {
-        TopicSpec {
-            name: name.into(),
-            partitions,
-        }
+        TopicSpec { name: name.into(), partitions }
     }
 }
 
@@ -161,10 +155,7 @@ impl KafkaError {
 
     /// Wraps a transport failure on a call to `broker`.
     pub fn unavailable(broker: SocketAddr, error: impl fmt::Display) -> Self {
-        KafkaError::BrokerUnavailable {
-            broker,
-            reason: SmolStr::new(error.to_string()),
-        }
+        KafkaError::BrokerUnavailable { broker, reason: SmolStr::new(error.to_string()) }
     }
 }
 
@@ -285,11 +276,7 @@ pub enum ControlType {
 impl ControlType {
     /// The marker for a transaction that ends committed (`true`) or aborted (`false`).
     pub fn of(commit: bool) -> ControlType {
-        if commit {
-            ControlType::Commit
-        } else {
-            ControlType::Abort
-        }
+        if commit { ControlType::Commit } else { ControlType::Abort }
     }
 }
 
@@ -388,12 +375,7 @@ impl RecordBatch {
 
     /// Decodes the records one at a time; stops early (silently) at malformed data.
     pub fn records(&self) -> Records<'_> {
-        Records {
-            batch: self,
-            at: BATCH_HEADER_BYTES,
-            index: 0,
-            malformed: false,
-        }
+        Records { batch: self, at: BATCH_HEADER_BYTES, index: 0, malformed: false }
     }
 }
 
@@ -488,11 +470,7 @@ impl Default for BatchBuilder {
 impl BatchBuilder {
     /// An empty batch (the header's space is reserved, filled in by [`finish`](Self::finish)).
     pub fn new() -> Self {
-        BatchBuilder {
-            buf: vec![0; BATCH_HEADER_BYTES],
-            record_count: 0,
-            base_timestamp_ms: 0,
-        }
+        BatchBuilder { buf: vec![0; BATCH_HEADER_BYTES], record_count: 0, base_timestamp_ms: 0 }
     }
 
     /// How many records the batch holds.
@@ -507,11 +485,7 @@ impl BatchBuilder {
 
     /// How many bytes [`append`](Self::append) would add for this record.
     pub fn record_bytes(&self, timestamp_ms: i64, value_len: usize) -> usize {
-        let base = if self.record_count == 0 {
-            timestamp_ms
-        } else {
-            self.base_timestamp_ms
-        };
+        let base = if self.record_count == 0 { timestamp_ms } else { self.base_timestamp_ms };
         varint_len(zigzag(timestamp_ms.wrapping_sub(base)))
             + varint_len(value_len as u64)
             + value_len
@@ -522,10 +496,7 @@ impl BatchBuilder {
         if self.record_count == 0 {
             self.base_timestamp_ms = timestamp_ms;
         }
-        write_varint(
-            &mut self.buf,
-            zigzag(timestamp_ms.wrapping_sub(self.base_timestamp_ms)),
-        );
+        write_varint(&mut self.buf, zigzag(timestamp_ms.wrapping_sub(self.base_timestamp_ms)));
         write_varint(&mut self.buf, value.len() as u64);
         self.buf.extend_from_slice(value);
         self.record_count += 1;
@@ -617,10 +588,7 @@ pub struct InitProducerId {
 impl InitProducerId {
     /// The request of an idempotent, non-transactional producer.
     pub fn idempotent() -> Self {
-        InitProducerId {
-            transactional_id: None,
-            transaction_timeout: Duration::ZERO,
-        }
+        InitProducerId { transactional_id: None, transaction_timeout: Duration::ZERO }
     }
 }
 
@@ -834,10 +802,7 @@ impl TransactionState {
     /// Whether the id's epoch may still write or end a transaction, or is ending one: every
     /// state but the two complete ones. These are what [`ListTransactions`] lists.
     pub fn is_open(self) -> bool {
-        !matches!(
-            self,
-            TransactionState::CompleteCommit | TransactionState::CompleteAbort
-        )
+        !matches!(self, TransactionState::CompleteCommit | TransactionState::CompleteAbort)
     }
 }
 
@@ -899,14 +864,8 @@ mod tests {
         assert_eq!((h.record_count, h.producer_id, h.base_sequence), (3, 7, 42));
         assert_eq!(h.batch_length as usize, bytes.len());
         let records: Vec<Record> = batch.records().collect();
-        assert_eq!(
-            records.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            [0, 1, 2]
-        );
-        assert_eq!(
-            records.iter().map(|r| r.timestamp_ms).collect::<Vec<_>>(),
-            [1_000, 985, 1_015]
-        );
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(records.iter().map(|r| r.timestamp_ms).collect::<Vec<_>>(), [1_000, 985, 1_015]);
         assert_eq!(&records[0].value[..], b"a");
         assert_eq!(records[2].value.len(), 300);
         // The value is a view into the batch, not a copy.
@@ -936,21 +895,14 @@ mod tests {
         }
         let data = RecordBatch::parse(batch_of(&[(1, b"\0\0\0\x01")])).unwrap();
         assert!(!data.header().is_transactional());
-        assert_eq!(
-            data.control_type(),
-            None,
-            "a data batch is no marker, whatever its value"
-        );
+        assert_eq!(data.control_type(), None, "a data batch is no marker, whatever its value");
     }
 
     #[test]
     fn malformed_batches_are_errors_not_panics() {
         let good = batch_of(&[(1, b"xyz"), (2, b"w")]);
         for cut in 0..good.len() {
-            assert!(
-                RecordBatch::parse(good.slice(..cut)).is_err(),
-                "cut at {cut}"
-            );
+            assert!(RecordBatch::parse(good.slice(..cut)).is_err(), "cut at {cut}");
         }
         let mut lying = good.to_vec();
         lying[12..16].copy_from_slice(&3u32.to_be_bytes()); // claims 3 records, holds 2
@@ -975,21 +927,9 @@ mod tests {
             joined.extend_from_slice(&bytes[BATCH_HEADER_BYTES..]);
         }
         let offsets: Vec<(u64, Bytes)> = RecordBatches::new(Bytes::from(joined))
-            .flat_map(|b| {
-                b.unwrap()
-                    .records()
-                    .map(|r| (r.offset, r.value))
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|b| b.unwrap().records().map(|r| (r.offset, r.value)).collect::<Vec<_>>())
             .collect();
-        assert_eq!(
-            offsets,
-            [
-                (0, Bytes::from("a")),
-                (1, Bytes::from("b")),
-                (2, Bytes::from("c"))
-            ]
-        );
+        assert_eq!(offsets, [(0, Bytes::from("a")), (1, Bytes::from("b")), (2, Bytes::from("c"))]);
         assert_eq!(TopicPartition::new("input", 0).to_string(), "input-0");
     }
 }

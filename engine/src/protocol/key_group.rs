@@ -8,8 +8,7 @@ pub const DEFAULT_MAX_PARALLELISM: u32 = 128;
 
 /// Java's `String.hashCode` over UTF-16 code units.
 pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
 }
 
 /// Flink's `MathUtils.murmurHash(int)`, made non-negative as Flink does.
@@ -25,13 +24,7 @@ pub fn murmur_hash(code: i32) -> i32 {
     h ^= ((h as u32) >> 13) as i32;
     h = h.wrapping_mul(0xc2b2_ae35_u32 as i32);
     h ^= ((h as u32) >> 16) as i32;
-    if h >= 0 {
-        h
-    } else if h == i32::MIN {
-        0
-    } else {
-        -h
-    }
+    if h >= 0 { h } else if h == i32::MIN { 0 } else { -h }
 }
 
 /// A key group: the unit in which keyed state is stored, snapshotted and moved on rescale.

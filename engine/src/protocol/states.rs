@@ -34,10 +34,7 @@ pub enum JobStatus {
 impl JobStatus {
     /// Whether the status is globally terminal (FAILED, CANCELED, FINISHED).
     pub fn is_globally_terminal(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Failed | JobStatus::Canceled | JobStatus::Finished
-        )
+        matches!(self, JobStatus::Failed | JobStatus::Canceled | JobStatus::Finished)
     }
 
     /// Whether the state machine allows `self → next`.
@@ -47,10 +44,7 @@ impl JobStatus {
             (self, next),
             (Initializing, Created)
                 | (Created, Running)
-                | (
-                    Running,
-                    Restarting | Failing | Cancelling | Finished | Suspended
-                )
+                | (Running, Restarting | Failing | Cancelling | Finished | Suspended)
                 | (Restarting, Running | Cancelling | Failing | Suspended)
                 | (Failing, Failed | Restarting)
                 | (Cancelling, Canceled)
@@ -111,10 +105,7 @@ pub enum ExecutionState {
 impl ExecutionState {
     /// Whether the attempt is over.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            ExecutionState::Finished | ExecutionState::Canceled | ExecutionState::Failed
-        )
+        matches!(self, ExecutionState::Finished | ExecutionState::Canceled | ExecutionState::Failed)
     }
 
     /// Whether the state machine allows `self → next`.
@@ -165,11 +156,7 @@ mod tests {
 
     #[test]
     fn terminal_job_states_cannot_be_left() {
-        for next in [
-            JobStatus::Running,
-            JobStatus::Restarting,
-            JobStatus::Created,
-        ] {
+        for next in [JobStatus::Running, JobStatus::Restarting, JobStatus::Created] {
             assert!(!JobStatus::Failed.can_become(next));
             assert!(!JobStatus::Finished.can_become(next));
         }
@@ -180,14 +167,7 @@ mod tests {
     #[test]
     fn tasks_walk_created_scheduled_deploying_initializing_running() {
         use ExecutionState::*;
-        let path = [
-            Created,
-            Scheduled,
-            Deploying,
-            Initializing,
-            Running,
-            Finished,
-        ];
+        let path = [Created, Scheduled, Deploying, Initializing, Running, Finished];
         assert!(path.windows(2).all(|w| w[0].can_become(w[1])));
         assert!(!Created.can_become(Running));
         assert!(Scheduled.can_become(Canceled) && !Running.can_become(Canceled));

@@ -66,10 +66,7 @@ impl StorageError {
 /// Checks a file path: not empty, at most [`PATH_BYTES_MAX`] bytes.
 pub fn check_path(path: &str) -> Result<(), StorageError> {
     let invalid = |reason: &str| {
-        Err(StorageError::InvalidPath {
-            path: path.to_owned(),
-            reason: reason.to_owned(),
-        })
+        Err(StorageError::InvalidPath { path: path.to_owned(), reason: reason.to_owned() })
     };
     if path.is_empty() {
         return invalid("a path must not be empty");
@@ -176,15 +173,9 @@ mod tests {
 
     #[test]
     fn empty_and_overlong_paths_are_rejected_with_the_path_named() {
-        assert_eq!(
-            check_path("/tmp/flink-checkpoints-directory/j/chk-1/_metadata"),
-            Ok(())
-        );
+        assert_eq!(check_path("/tmp/flink-checkpoints-directory/j/chk-1/_metadata"), Ok(()));
         let empty = check_path("").unwrap_err();
-        assert_eq!(
-            empty.to_string(),
-            "invalid path \"\": a path must not be empty"
-        );
+        assert_eq!(empty.to_string(), "invalid path \"\": a path must not be empty");
         assert!(!empty.is_retryable());
         let long = "x".repeat(PATH_BYTES_MAX + 1);
         assert_eq!(check_path(&long).unwrap_err().path(), long);
@@ -192,9 +183,6 @@ mod tests {
             check_delete_prefix("").unwrap_err().to_string(),
             "invalid path \"\": an empty prefix would delete every file"
         );
-        assert_eq!(
-            check_delete_prefix("/tmp/flink-checkpoints-directory/j/chk-1/"),
-            Ok(())
-        );
+        assert_eq!(check_delete_prefix("/tmp/flink-checkpoints-directory/j/chk-1/"), Ok(()));
     }
 }

@@ -11,8 +11,9 @@
 pub mod network;
 
 use std::any::Any;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
@@ -98,10 +99,73 @@ struct Shared {
     waiting: Mutex<Waiting>,
 }
 
+/// The calls waiting for an answer. The mailbox's reader expires them at their deadlines, so a
+/// call that is answered in time (nearly every call) costs no timer: the node keeps one timer
+/// armed a little before its earliest deadline, and only then arms one at each deadline about to
+/// pass. (madsim fires no timer sooner than 1 ms after it is armed: one timer re-armed from
+/// deadline to deadline would end calls less than 1 ms apart up to 1 ms late.)
 #[derive(Default)]
 struct Waiting {
     next_call: u64,
-    slots: BTreeMap<u64, oneshot::Sender<Payload>>,
+    /// Each call's answer slot and deadline, by call id.
+    slots: BTreeMap<u64, (oneshot::Sender<Payload>, Instant)>,
+    /// The same calls by deadline.
+    deadlines: BTreeSet<(Instant, u64)>,
+    /// The instants timers are armed to wake the reader at, still ahead.
+    alarms: BTreeSet<Instant>,
+}
+
+/// How long before the earliest deadline the reader wakes to arm a timer at each deadline due
+/// within two leads; more than madsim's 1 ms minimum.
+const EXPIRY_LEAD: Duration = Duration::from_millis(2);
+
+impl Waiting {
+    /// Takes the answer slot of `call` (no longer waiting) if it still waits.
+    fn take(&mut self, call: u64) -> Option<oneshot::Sender<Payload>> {
+        let (slot, deadline) = self.slots.remove(&call)?;
+        self.deadlines.remove(&(deadline, call));
+        Some(slot)
+    }
+
+    /// Removes the calls whose deadline has passed (returned, to be dropped outside the lock,
+    /// which tells each caller); says which timers to arm next.
+    fn expire(&mut self, now: Instant) -> (Vec<oneshot::Sender<Payload>>, Vec<Instant>) {
+        let mut expired = Vec::new();
+        while let Some(&(deadline, call)) = self.deadlines.first()
+            && deadline <= now
+        {
+            self.deadlines.pop_first();
+            expired.extend(self.slots.remove(&call).map(|(slot, _)| slot));
+        }
+        while self.alarms.first().is_some_and(|&alarm| alarm <= now) {
+            self.alarms.pop_first();
+        }
+        (expired, self.plan(now))
+    }
+
+    /// The timers to arm so that every deadline is met exactly: one at each deadline due within
+    /// two leads, and one a lead before the next deadline unless a timer wakes the reader sooner.
+    fn plan(&mut self, now: Instant) -> Vec<Instant> {
+        let mut arm = Vec::new();
+        let horizon = (now + 2 * EXPIRY_LEAD, u64::MAX);
+        for &(deadline, _) in self.deadlines.range(..=horizon) {
+            if self.alarms.insert(deadline) {
+                arm.push(deadline);
+            }
+        }
+        let later = self
+            .deadlines
+            .range((Bound::Excluded(horizon), Bound::Unbounded))
+            .next();
+        if let Some(&(next, _)) = later {
+            let wake = next - EXPIRY_LEAD;
+            if self.alarms.first().is_none_or(|&alarm| alarm > wake) {
+                self.alarms.insert(wake);
+                arm.push(wake);
+            }
+        }
+        arm
+    }
 }
 
 impl Rpc {
@@ -133,13 +197,19 @@ impl Rpc {
         timeout: Duration,
     ) -> Result<R::Response, RpcError> {
         let (slot, answer) = oneshot::channel();
-        let call = {
+        let now = Instant::now();
+        let deadline = now + timeout;
+        let (call, alarms) = {
             let mut waiting = self.shared.waiting.lock().unwrap();
             waiting.next_call += 1;
             let call = waiting.next_call;
-            waiting.slots.insert(call, slot);
-            call
+            waiting.slots.insert(call, (slot, deadline));
+            waiting.deadlines.insert((deadline, call));
+            (call, waiting.plan(now))
         };
+        for at in alarms {
+            self.shared.wake_reader_at(at);
+        }
         let body = Box::new(request);
         self.shared.send_request(
             dst,
@@ -149,16 +219,8 @@ impl Rpc {
                 body,
             },
         );
-        let exchange = async {
-            match answer.await {
-                Ok(body) => body,
-                // Only a dropped Rpc drops the slot: stay silent like a lost message.
-                Err(_) => std::future::pending().await,
-            }
-        };
-        let result = crate::timer::timeout(timeout, exchange).await;
-        self.shared.waiting.lock().unwrap().slots.remove(&call);
-        match result {
+        // The slot is dropped at the deadline (or when the node's reader dies).
+        match answer.await {
             Ok(body) => Ok(*body
                 .downcast::<R::Response>()
                 .expect("a call id is only ever answered with its request's response type")),
@@ -188,17 +250,30 @@ impl Rpc {
 /// Reads the node's mailbox until the node dies (or its `Rpc` is dropped), handing each message
 /// to its handler or its waiting caller.
 async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
-    /// Closes the mailbox when the reader ends, also when a kill drops it.
-    struct CloseOnDrop(Arc<Mailbox>);
-    impl Drop for CloseOnDrop {
+    /// When the reader ends, also when a kill drops it: closes the mailbox, and ends the calls
+    /// still waiting (a caller on another node would otherwise wait for an expiry that never comes).
+    struct Close(Arc<Mailbox>, Weak<Shared>);
+    impl Drop for Close {
         fn drop(&mut self) {
             self.0.close();
+            if let Some(shared) = self.1.upgrade() {
+                let slots = std::mem::take(&mut shared.waiting.lock().unwrap().slots);
+                drop(slots);
+            }
         }
     }
-    let mailbox = CloseOnDrop(mailbox);
+    let mailbox = Close(mailbox, shared.clone());
     let mut arrived = VecDeque::new();
     loop {
-        std::future::poll_fn(|cx| mailbox.0.poll_arrived(cx, &mut arrived)).await;
+        std::future::poll_fn(|cx| {
+            // Every wake-up (an arrival or the calls' timer) checks the deadlines.
+            let now = Instant::now();
+            if let Some(shared) = shared.upgrade() {
+                shared.expire_calls(now);
+            }
+            mailbox.0.poll_arrived(cx, now, &mut arrived)
+        })
+        .await;
         let Some(shared) = shared.upgrade() else {
             return;
         };
@@ -240,12 +315,26 @@ impl Shared {
                 });
             }
             Frame::Response { call, body } => {
-                let slot = self.waiting.lock().unwrap().slots.remove(&call);
+                let slot = self.waiting.lock().unwrap().take(call);
                 if let Some(slot) = slot {
                     let _ = slot.send(body); // the caller may have timed out meanwhile
                 }
             }
         }
+    }
+
+    /// Ends the calls whose deadline has passed, and keeps a timer armed for the next one.
+    fn expire_calls(&self, now: Instant) {
+        let (expired, alarms) = self.waiting.lock().unwrap().expire(now);
+        drop(expired); // each caller sees its slot dropped: a timeout
+        for at in alarms {
+            self.wake_reader_at(at);
+        }
+    }
+
+    /// Arms a timer that wakes this node's mailbox reader at `at`.
+    fn wake_reader_at(&self, at: Instant) {
+        crate::timer::wake_at(at, &Waker::from(self.mailbox.clone()));
     }
 
     /// Sends a request to whoever is bound at `dst` now; lost if nobody is.
@@ -556,6 +645,55 @@ mod tests {
             Handle::current().restart(client.id());
             sleep(Duration::from_secs(2)).await;
             assert_eq!(*answers.lock().unwrap(), vec![None, Some(10)]);
+        });
+    }
+
+    #[test]
+    fn calls_that_time_out_less_than_a_millisecond_apart_each_end_at_their_deadline() {
+        with_client(|rpc, network, _| async move {
+            network.partition(addr(CLIENT).ip(), addr(SERVER).ip());
+            let timeouts = [0, 300, 900, 2_500].map(|us| TIMEOUT + Duration::from_micros(us));
+            let call = |n: u32| timed(rpc.call(addr(SERVER), Echo(n), timeouts[n as usize]));
+            let ((a, ta), (b, tb), (c, tc), (d, td)) =
+                tokio::join!(call(0), call(1), call(2), call(3));
+            assert!(a.is_err() && b.is_err() && c.is_err() && d.is_err());
+            for (took, timeout) in [ta, tb, tc, td].into_iter().zip(timeouts) {
+                // Exact but for the runtime's 50-100 ns per poll.
+                assert!(
+                    took >= timeout && took < timeout + Duration::from_micros(50),
+                    "{took:?} for {timeout:?}"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn a_call_from_another_node_ends_when_the_callers_node_dies() {
+        Runtime::with_seed_and_config(7, madsim::Config::default()).block_on(async {
+            let network = Network::default();
+            start_server(&network);
+            network.partition(addr(CLIENT).ip(), addr(SERVER).ip());
+            let client = Handle::current()
+                .create_node()
+                .ip(addr(CLIENT).ip())
+                .build();
+            let bound = network.clone();
+            let rpc = client
+                .spawn(async move { Rpc::bind(addr(CLIENT), bound) })
+                .await
+                .unwrap();
+            // This task is not on the client node: its call waits on the client's mailbox reader.
+            let call = madsim::task::spawn(async move {
+                timed(rpc.call(addr(SERVER), Echo(1), TIMEOUT)).await
+            });
+            sleep(Duration::from_millis(100)).await;
+            Handle::current().kill(client.id());
+            let (result, took) = call.await.unwrap();
+            assert!(result.is_err(), "{result:?}");
+            assert!(
+                took < TIMEOUT,
+                "ended with its reader, not at its deadline: {took:?}"
+            );
         });
     }
 }

@@ -215,11 +215,15 @@ impl Mailbox {
         crate::timer::wake_at(arrival, &Waker::from(self.clone()));
     }
 
-    /// Moves every message that has arrived into `due`; pending (the reader to be woken) if
-    /// none has.
-    pub fn poll_arrived(&self, cx: &mut Context<'_>, due: &mut VecDeque<Envelope>) -> Poll<()> {
+    /// Moves every message that has arrived by `now` into `due`; pending (the reader to be
+    /// woken) if none has.
+    pub fn poll_arrived(
+        &self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        due: &mut VecDeque<Envelope>,
+    ) -> Poll<()> {
         let mut state = self.state.lock().unwrap();
-        let now = Instant::now();
         while let Some(entry) = state.queue.first_entry() {
             if entry.key().0 > now {
                 break;

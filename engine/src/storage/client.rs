@@ -28,11 +28,7 @@ impl StorageClient {
 
     /// A client that sends from `rpc`'s endpoint to the storage node at `storage`.
     pub fn new(rpc: Rpc, storage: SocketAddr) -> StorageClient {
-        StorageClient {
-            rpc,
-            storage,
-            timeout: Self::DEFAULT_TIMEOUT,
-        }
+        StorageClient { rpc, storage, timeout: Self::DEFAULT_TIMEOUT }
     }
 
     /// The same client with another per-call timeout.
@@ -49,76 +45,37 @@ impl StorageClient {
     /// Writes the whole file at `path`, replacing any earlier content; Ok once it is on disk.
     pub async fn put(&self, path: &str, data: Bytes) -> Result<(), StorageError> {
         check_path(path)?;
-        self.call(
-            path,
-            PutFile {
-                path: path.to_owned(),
-                data,
-            },
-        )
-        .await?
-        .result
+        self.call(path, PutFile { path: path.to_owned(), data }).await?.result
     }
 
     /// Reads the whole file at `path`, or `None` if there is none.
     pub async fn get(&self, path: &str) -> Result<Option<Bytes>, StorageError> {
         check_path(path)?;
-        self.call(
-            path,
-            GetFile {
-                path: path.to_owned(),
-            },
-        )
-        .await?
-        .result
+        self.call(path, GetFile { path: path.to_owned() }).await?.result
     }
 
     /// Deletes the file at `path`; deleting a missing file is Ok.
     pub async fn delete(&self, path: &str) -> Result<(), StorageError> {
         check_path(path)?;
-        self.call(
-            path,
-            DeleteFile {
-                path: path.to_owned(),
-            },
-        )
-        .await?
-        .result
+        self.call(path, DeleteFile { path: path.to_owned() }).await?.result
     }
 
     /// Deletes every file whose path starts with `prefix` (a whole `chk-<n>/` directory) and
     /// says how many there were. The prefix must not be empty.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u32, StorageError> {
         check_delete_prefix(prefix)?;
-        self.call(
-            prefix,
-            DeletePrefix {
-                prefix: prefix.to_owned(),
-            },
-        )
-        .await?
-        .result
+        self.call(prefix, DeletePrefix { prefix: prefix.to_owned() }).await?.result
     }
 
     /// The paths that start with `prefix`, sorted (an empty prefix lists every file).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        self.call(
-            prefix,
-            ListFiles {
-                prefix: prefix.to_owned(),
-            },
-        )
-        .await?
-        .result
+        self.call(prefix, ListFiles { prefix: prefix.to_owned() }).await?.result
     }
 
     async fn call<R: Request>(&self, path: &str, request: R) -> Result<R::Response, StorageError> {
         self.rpc
             .call(self.storage, request, self.timeout)
             .await
-            .map_err(|e| StorageError::Unavailable {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| StorageError::Unavailable { path: path.to_owned(), reason: e.to_string() })
     }
 }

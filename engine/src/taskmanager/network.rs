@@ -79,10 +79,7 @@ impl GateRegistry {
     pub fn open_gate(&self, key: GateKey, channels: u32) -> InputGate {
         let (sender, receiver) =
             mpsc::channel(EXCLUSIVE_BUFFERS * channels as usize + FLOATING_BUFFERS);
-        let entry = GateEntry {
-            sender,
-            next_sequence: BTreeMap::new(),
-        };
+        let entry = GateEntry { sender, next_sequence: BTreeMap::new() };
         self.gates.lock().unwrap().insert(key, entry);
         InputGate::new(receiver, channels)
     }
@@ -105,34 +102,20 @@ impl GateRegistry {
             let Some(entry) = gates.get_mut(&GateKey::of_channel(&delivery.channel)) else {
                 return Err(delivery);
             };
-            let next = entry
-                .next_sequence
-                .entry(delivery.channel.input_index)
-                .or_insert(0);
+            let next = entry.next_sequence.entry(delivery.channel.input_index).or_insert(0);
             if delivery.sequence < *next {
                 return Ok(()); // a resend of a buffer already taken
             }
             *next = delivery.sequence + 1;
             entry.sender.clone()
         };
-        let DeliverBuffer {
-            channel,
-            sequence,
-            buffer,
-        } = delivery;
+        let DeliverBuffer { channel, sequence, buffer } = delivery;
         // tokio's bounded channel serves waiting senders in order, so a buffer accepted here
         // cannot overtake the one before it on the same channel.
         sender
-            .send(GateInput {
-                channel: channel.input_index,
-                buffer,
-            })
+            .send(GateInput { channel: channel.input_index, buffer })
             .await
-            .map_err(|refused| DeliverBuffer {
-                channel,
-                sequence,
-                buffer: refused.0.buffer,
-            })
+            .map_err(|refused| DeliverBuffer { channel, sequence, buffer: refused.0.buffer })
     }
 
     /// Answers a remote producer's delivery.
@@ -192,25 +175,18 @@ pub struct ChannelClosed(pub usize);
 
 impl RecordWriter {
     /// A writer with one channel per target; `channel_ids[i]` names the consumer of channel i.
-    pub fn new(targets: Vec<(ChannelId, ChannelTarget)>, partitioner: Partitioner) -> RecordWriter {
+    pub fn new(
+        targets: Vec<(ChannelId, ChannelTarget)>,
+        partitioner: Partitioner,
+    ) -> RecordWriter {
         let mut channels = Vec::with_capacity(targets.len());
         let mut senders = Vec::with_capacity(targets.len());
         for (channel_id, target) in targets {
             let (queue, buffers) = mpsc::channel(EXCLUSIVE_BUFFERS);
-            senders.push(madsim::task::spawn(ship_buffers(
-                channel_id, target, buffers,
-            )));
-            channels.push(OutputChannel {
-                current: NetworkBuffer::default(),
-                queue,
-            });
+            senders.push(madsim::task::spawn(ship_buffers(channel_id, target, buffers)));
+            channels.push(OutputChannel { current: NetworkBuffer::default(), queue });
         }
-        RecordWriter {
-            channels,
-            partitioner,
-            senders,
-            buffers_sent: 0,
-        }
+        RecordWriter { channels, partitioner, senders, buffers_sent: 0 }
     }
 
     /// Appends a record to the channel the partitioner picks; ships the buffer once full.
@@ -262,11 +238,7 @@ impl RecordWriter {
             return Ok(());
         }
         let buffer = std::mem::take(&mut channel.current);
-        channel
-            .queue
-            .send(buffer)
-            .await
-            .map_err(|_| ChannelClosed(index))?;
+        channel.queue.send(buffer).await.map_err(|_| ChannelClosed(index))?;
         self.buffers_sent += 1;
         Ok(())
     }
@@ -289,11 +261,7 @@ async fn ship_buffers(
 ) {
     let mut sequence = 0u64;
     while let Some(buffer) = buffers.recv().await {
-        let mut delivery = DeliverBuffer {
-            channel,
-            sequence,
-            buffer,
-        };
+        let mut delivery = DeliverBuffer { channel, sequence, buffer };
         match &target {
             // In memory nothing is lost: the buffer moves, and comes back only while the
             // consumer's gate is not open yet.
@@ -376,11 +344,7 @@ pub struct InputGate {
 
 impl InputGate {
     fn new(receiver: mpsc::Receiver<GateInput>, channels: u32) -> InputGate {
-        let clock = ChannelClock {
-            watermark: i64::MIN,
-            idle: false,
-            aligned: true,
-        };
+        let clock = ChannelClock { watermark: i64::MIN, idle: false, aligned: true };
         InputGate {
             receiver,
             clocks: vec![clock; channels as usize],
@@ -477,9 +441,7 @@ impl InputGate {
     fn release_held(&mut self) {
         let alignment = &mut self.alignment;
         for (channel, held) in alignment.held.iter_mut().enumerate() {
-            alignment
-                .released
-                .extend(held.drain(..).map(|e| (channel as u32, e)));
+            alignment.released.extend(held.drain(..).map(|e| (channel as u32, e)));
         }
         alignment.blocked.iter_mut().for_each(|b| *b = false);
     }

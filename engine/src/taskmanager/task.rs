@@ -4,8 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use madsim::time::Instant;
 use tokio::sync::mpsc;
 
+use crate::jobmanager::checkpoint_coordinator::CHECKPOINT_TIMEOUT;
 use crate::protocol::checkpoint::{
     AcknowledgeCheckpoint, CheckpointBarrier, CheckpointMetadata, DeclineCheckpoint, StateHandle,
     TaskSnapshot, checkpoint_dir,
@@ -14,7 +16,7 @@ use crate::protocol::data::ChannelId;
 use crate::protocol::deployment::{TaskDeploymentDescriptor, UpdateTaskExecutionState};
 use crate::protocol::job::{ShipStrategy, Vertex};
 use crate::protocol::states::ExecutionState;
-use crate::rpc::Rpc;
+use crate::rpc::{Request, Rpc};
 use crate::storage::StorageClient;
 use crate::trace::NodeTrace;
 
@@ -144,15 +146,7 @@ impl TaskContext {
                         checkpoint_id,
                         state: StateHandle { path, size },
                     };
-                    for _ in 0..3 {
-                        if rpc
-                            .call(jobmanager, ack.clone(), Duration::from_secs(1))
-                            .await
-                            .is_ok()
-                        {
-                            return;
-                        }
-                    }
+                    tell_until_heard(&rpc, jobmanager, ack).await;
                 }
                 Err(error) => {
                     let decline = DeclineCheckpoint {
@@ -161,10 +155,30 @@ impl TaskContext {
                         checkpoint_id,
                         reason: error.to_string(),
                     };
-                    let _ = rpc.call(jobmanager, decline, Duration::from_secs(1)).await;
+                    tell_until_heard(&rpc, jobmanager, decline).await;
                 }
             }
         });
+    }
+}
+
+/// Sends a checkpoint's acknowledgement or decline until the JobManager answers, for as long as
+/// the checkpoint could still complete. Flink sends them over a reliable connection: a message
+/// the network loses must not leave the checkpoint pending until it expires, which stalls an
+/// exactly-once sink for the 10-minute checkpoint timeout. The JobManager ignores a duplicate.
+async fn tell_until_heard<R>(rpc: &Rpc, jobmanager: SocketAddr, message: R)
+where
+    R: Request + Clone,
+{
+    let give_up = Instant::now() + CHECKPOINT_TIMEOUT;
+    while Instant::now() < give_up {
+        if rpc
+            .call(jobmanager, message.clone(), Duration::from_secs(1))
+            .await
+            .is_ok()
+        {
+            return;
+        }
     }
 }
 

@@ -69,12 +69,19 @@ run = "docker-compose kill kafka"
 at = "1m20s"
 run = "docker-compose up -d kafka""#,
     );
-    // Whether it happens depends on which source catches up first: seed 1 is one where it does
-    // (about two seeds in three do: 8 of seeds 1-12).
-    let report = run(&scenario, 1);
-    assert_passed(&report);
-    assert!(report.oracle.lost_events > 0, "seed 1 drops late events");
-    assert!(report.trace.iter().any(|l| l.contains("numLateRecordsDropped=")), "seed 1");
+    // Whether it happens depends on which source catches up first, which any change of timing
+    // reshuffles: about two seeds in three show it, so look at eight.
+    let mut dropping = Vec::new();
+    for seed in 1..=8 {
+        let report = run(&scenario, seed);
+        assert_passed(&report);
+        let dropped = report.trace.iter().any(|l| l.contains("numLateRecordsDropped="));
+        assert_eq!(dropped, report.oracle.lost_events > 0, "the trace and the oracle agree (seed {seed})");
+        if dropped {
+            dropping.push(seed);
+        }
+    }
+    assert!(!dropping.is_empty(), "none of seeds 1-8 drops late events");
 }
 
 #[test]

@@ -68,36 +68,24 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             // 1. Commit what the restored checkpoint recorded as pending (idempotent), for
             //    every old subtask whose transactions this subtask now answers for.
             for (old_subtask, snapshot) in restored {
-                let TaskSnapshot::Sink { pending } = snapshot else {
-                    continue;
-                };
+                let TaskSnapshot::Sink { pending } = snapshot else { continue };
                 if old_subtask % tdd.parallelism != tdd.subtask {
                     continue;
                 }
                 for handle in pending.values() {
-                    commit_transaction(&services.rpc, services.broker, handle)
-                        .await
-                        .map_err(kafka)?;
-                    context.trace(format!(
-                        "committed transaction {} recorded by the checkpoint",
-                        handle.transactional_id
-                    ));
+                    commit_transaction(&services.rpc, services.broker, handle).await.map_err(kafka)?;
+                    context.trace(format!("committed transaction {} recorded by the checkpoint", handle.transactional_id));
                 }
             }
             // 2. Only then fence and abort anything else its ids left open.
-            let aborted = abort_lingering(&services.rpc, services.broker, &mine, &[])
-                .await
-                .map_err(kafka)?;
+            let aborted = abort_lingering(&services.rpc, services.broker, &mine, &[]).await.map_err(kafka)?;
             if !aborted.is_empty() {
                 context.trace(format!("aborted lingering transactions {aborted:?}"));
             }
             let first = context.restored_checkpoint().unwrap_or(0) + 1;
             let open = open_transaction(&context, &config, first).await?;
             context.running().await;
-            Writer::ExactlyOnce {
-                open,
-                pending: BTreeMap::new(),
-            }
+            Writer::ExactlyOnce { open, pending: BTreeMap::new() }
         }
     };
     let mut json = Vec::with_capacity(128);
@@ -159,12 +147,7 @@ async fn open_transaction(
     config: &ProducerConfig,
     checkpoint_id: u64,
 ) -> Result<TransactionalProducer, TaskError> {
-    let id: SmolStr = format!(
-        "{TRANSACTIONAL_ID_PREFIX}-{}-{checkpoint_id}",
-        context.tdd.subtask
-    )
-    .into();
-    TransactionalProducer::init(context.services.rpc.clone(), config.clone(), &id)
-        .await
-        .map_err(kafka)
+    let id: SmolStr =
+        format!("{TRANSACTIONAL_ID_PREFIX}-{}-{checkpoint_id}", context.tdd.subtask).into();
+    TransactionalProducer::init(context.services.rpc.clone(), config.clone(), &id).await.map_err(kafka)
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::kafka::{Consumer, ConsumerConfig, TopicPartition};
-use crate::playground::click_event::ClickEvent;
+use crate::playground::click_event::{ClickEvent, DateReader};
 use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::{Record, StreamElement};
 use crate::protocol::key_group::kafka_partition_owner;
@@ -112,6 +112,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     let mut flush_tick = Ticker::new(BUFFER_TIMEOUT);
     let mut commit_tick = Ticker::new(AUTO_COMMIT_INTERVAL);
     let mut malformed = 0u64;
+    let mut dates = DateReader::default();
     loop {
         let fetched = {
             let poll = consumer.poll();
@@ -155,8 +156,13 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             }
         };
         for record in records {
-            positions.insert(record.partition.clone(), record.offset + 1);
-            match ClickEvent::parse_json(&record.value) {
+            match positions.get_mut(&record.partition) {
+                Some(position) => *position = record.offset + 1,
+                None => {
+                    positions.insert(record.partition.clone(), record.offset + 1);
+                }
+            }
+            match ClickEvent::parse_json_with(&mut dates, &record.value) {
                 Ok(event) => {
                     let partition = record.partition.partition;
                     output.emit(Record::Sourced { partition, event }).await?;

@@ -111,7 +111,9 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             // Nothing to commit here; keep the queue drained.
             Some(_) = context.control.recv() => {}
             event = input.next() => {
-                // Work through the rest of the buffer before looking at the timers again.
+                // Work through the rest of the buffer before looking at the timers again. The
+                // buffer's records arrive together: they share one reading of the clock.
+                let now = Instant::now();
                 let mut next = Some(event);
                 while let Some(event) = next.take() {
                     match event {
@@ -120,7 +122,6 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                             output.broadcast(StreamElement::Barrier(barrier)).await?;
                         }
                         GateEvent::Record(_, Record::Sourced { partition, event }) => {
-                            let now = Instant::now();
                             let clock = generator
                                 .partitions
                                 .entry(partition)
@@ -134,7 +135,6 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                             output.emit(Record::Click(event)).await?;
                         }
                         GateEvent::PartitionsAssigned(_, partitions) => {
-                            let now = Instant::now();
                             for partition in partitions {
                                 generator
                                     .partitions

@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
+use crate::timer::Ticker;
 use crate::playground::click_event::{ClickEvent, ClickEventStatistics, WINDOW_MS, window_start};
 use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::{Record, StreamElement};
 use crate::protocol::key_group::{KeyGroup, KeyGroupRange};
 use crate::taskmanager::network::{BUFFER_TIMEOUT, GateEvent};
 use crate::taskmanager::task::{TaskContext, TaskError};
-use crate::timer::Ticker;
 
 /// The counts of one key group: (page, window start) → events so far.
 pub type KeyGroupWindows = BTreeMap<(SmolStr, i64), u64>;
@@ -69,10 +69,7 @@ mod windows_as_lists {
         Ok(lists
             .into_iter()
             .map(|(group, list)| {
-                let windows = list
-                    .into_iter()
-                    .map(|w| ((w.page, w.window_start_ms), w.count))
-                    .collect();
+                let windows = list.into_iter().map(|w| ((w.page, w.window_start_ms), w.count)).collect();
                 (KeyGroup(group), windows)
             })
             .collect())
@@ -130,14 +127,8 @@ impl WindowCounter {
                 break;
             }
             let (_, key_group, page, start) = self.timers.pop_first().expect("checked above");
-            let windows = self
-                .state
-                .key_groups
-                .get_mut(&key_group)
-                .expect("a timer has state");
-            let count = windows
-                .remove(&(page.clone(), start))
-                .expect("a timer has a window");
+            let windows = self.state.key_groups.get_mut(&key_group).expect("a timer has state");
+            let count = windows.remove(&(page.clone(), start)).expect("a timer has a window");
             if windows.is_empty() {
                 self.state.key_groups.remove(&key_group);
             }
@@ -164,15 +155,10 @@ impl WindowCounter {
             }
             for ((page, start), count) in &windows {
                 if *count > 0 {
-                    self.timers
-                        .insert((start + WINDOW_MS - 1, key_group, page.clone(), *start));
+                    self.timers.insert((start + WINDOW_MS - 1, key_group, page.clone(), *start));
                 }
             }
-            self.state
-                .key_groups
-                .entry(key_group)
-                .or_default()
-                .extend(windows);
+            self.state.key_groups.entry(key_group).or_default().extend(windows);
         }
     }
 }
@@ -250,17 +236,11 @@ mod tests {
     #[test]
     fn a_window_fires_when_the_watermark_reaches_its_end_minus_one() {
         let mut counter = WindowCounter::new(128);
-        (0..6000).for_each(|k| {
-            counter.process(click(k));
-        });
+        (0..6000).for_each(|k| { counter.process(click(k)); });
         assert!(counter.advance(14_998).is_empty());
         let fired = counter.advance(14_999);
         assert_eq!(fired.len(), 6);
-        assert!(
-            fired
-                .iter()
-                .all(|s| s.count == 1000 && s.window_end_ms == 15_000)
-        );
+        assert!(fired.iter().all(|s| s.count == 1000 && s.window_end_ms == 15_000));
         assert!(counter.state().key_groups.is_empty());
     }
 
@@ -277,9 +257,7 @@ mod tests {
     #[test]
     fn a_restore_takes_only_its_own_key_groups_and_their_timers() {
         let mut before = WindowCounter::new(128);
-        (0..600).for_each(|k| {
-            before.process(click(k));
-        });
+        (0..600).for_each(|k| { before.process(click(k)); });
         // p=2: subtask 1 owns key groups 64..=127: /help (111) and /shop (73).
         let mut after = WindowCounter::new(128);
         after.restore(before.state().clone(), KeyGroupRange::of_subtask(128, 2, 1));
@@ -292,14 +270,9 @@ mod tests {
     #[test]
     fn a_snapshot_round_trips_through_json() {
         let mut counter = WindowCounter::new(128);
-        (0..600).for_each(|k| {
-            counter.process(click(k));
-        });
+        (0..600).for_each(|k| { counter.process(click(k)); });
         let json = serde_json::to_string(counter.state()).unwrap();
-        assert!(
-            json.contains(r#""111":[{"page":"/help","window_start_ms":0,"count":100}]"#),
-            "{json}"
-        );
+        assert!(json.contains(r#""111":[{"page":"/help","window_start_ms":0,"count":100}]"#), "{json}");
         let back: WindowCounterState = serde_json::from_str(&json).unwrap();
         assert_eq!(&back, counter.state());
     }
@@ -307,9 +280,7 @@ mod tests {
     #[test]
     fn state_is_kept_per_key_group() {
         let mut counter = WindowCounter::new(128);
-        (0..6).for_each(|k| {
-            counter.process(click(k));
-        });
+        (0..6).for_each(|k| { counter.process(click(k)); });
         let groups: Vec<u32> = counter.state().key_groups.keys().map(|g| g.0).collect();
         assert_eq!(groups, vec![15, 16, 38, 61, 73, 111]);
     }
