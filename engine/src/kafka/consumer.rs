@@ -148,6 +148,7 @@ impl Consumer {
                     continue;
                 }
                 // The first batch may start before the position: skip what was already read.
+                records.reserve(h.record_count as usize);
                 for record in batch.records().filter(|r| r.offset >= position) {
                     records.push(ConsumerRecord {
                         partition: fetched.partition.clone(),

@@ -470,7 +470,10 @@ impl Default for BatchBuilder {
 impl BatchBuilder {
     /// An empty batch (the header's space is reserved, filled in by [`finish`](Self::finish)).
     pub fn new() -> Self {
-        BatchBuilder { buf: vec![0; BATCH_HEADER_BYTES], record_count: 0, base_timestamp_ms: 0 }
+        // Room for a few records from the start: most batches are small (one linger's worth).
+        let mut buf = Vec::with_capacity(BATCH_HEADER_BYTES + 512);
+        buf.resize(BATCH_HEADER_BYTES, 0);
+        BatchBuilder { buf, record_count: 0, base_timestamp_ms: 0 }
     }
 
     /// How many records the batch holds.

@@ -237,7 +237,9 @@ impl RecordWriter {
         if channel.current.elements.is_empty() {
             return Ok(());
         }
-        let buffer = std::mem::take(&mut channel.current);
+        // The next buffer likely holds as many elements: size it so, instead of growing it.
+        let next = NetworkBuffer { elements: Vec::with_capacity(channel.current.elements.len()), bytes: 0 };
+        let buffer = std::mem::replace(&mut channel.current, next);
         channel.queue.send(buffer).await.map_err(|_| ChannelClosed(index))?;
         self.buffers_sent += 1;
         Ok(())
