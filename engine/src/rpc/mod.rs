@@ -264,28 +264,42 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
     }
     let mailbox = Close(mailbox, shared.clone());
     let mut arrived = VecDeque::new();
-    loop {
-        std::future::poll_fn(|cx| {
-            // Every wake-up (an arrival or the calls' timer) checks the deadlines.
-            let now = Instant::now();
-            if let Some(shared) = shared.upgrade() {
-                shared.expire_calls(now);
-            }
-            mailbox.0.poll_arrived(cx, now, &mut arrived)
-        })
-        .await;
+    // Answers still being worked out (a long-polling fetch): polled by this task on each of its
+    // wake-ups rather than each in a task of its own, which madsim never frees (its node keeps a
+    // record of every task it spawned).
+    let mut answering: Vec<Answering> = Vec::new();
+    std::future::poll_fn(|cx| {
         let Some(shared) = shared.upgrade() else {
-            return;
+            return Poll::Ready(());
         };
-        while let Some(envelope) = arrived.pop_front() {
-            shared.dispatch(envelope);
+        // Every wake-up (an arrival, an answer's progress, the calls' timer) checks the deadlines.
+        let now = Instant::now();
+        shared.expire_calls(now);
+        answering.retain_mut(|pending| !shared.try_answer(pending, cx));
+        while mailbox.0.poll_arrived(cx, now, &mut arrived).is_ready() {
+            while let Some(envelope) = arrived.pop_front() {
+                if let Some(mut pending) = shared.dispatch(envelope) {
+                    if !shared.try_answer(&mut pending, cx) {
+                        answering.push(pending);
+                    }
+                }
+            }
         }
-    }
+        Poll::Pending
+    })
+    .await
+}
+
+/// A request being answered: its answer, and where the answer goes.
+struct Answering {
+    answer: Answer,
+    call: u64,
+    reply_to: Weak<Mailbox>,
 }
 
 impl Shared {
-    /// Serves a request, or hands a response to the call waiting for it.
-    fn dispatch(self: &Arc<Self>, envelope: Envelope) {
+    /// Starts answering a request, or hands a response to the call waiting for it.
+    fn dispatch(&self, envelope: Envelope) -> Option<Answering> {
         let Envelope {
             from,
             reply_to,
@@ -293,33 +307,33 @@ impl Shared {
         } = envelope;
         match frame {
             Frame::Request { call, tag, body } => {
-                let mut answer = {
+                let answer = {
                     let mut handlers = self.handlers.lock().unwrap();
-                    match handlers.get_mut(&tag) {
-                        Some(handler) => handler(body, from),
-                        None => return, // nobody serves it here: lost, as at an unbound port
-                    }
+                    // Nobody serving it here: lost, as at an unbound port.
+                    let handler = handlers.get_mut(&tag)?;
+                    handler(body, from)
                 };
-                // Most answers need no waiting: poll once here and spare a task.
-                let ready = answer
-                    .as_mut()
-                    .poll(&mut Context::from_waker(Waker::noop()));
-                if let Poll::Ready(body) = ready {
-                    self.send_response(&reply_to, Frame::Response { call, body });
-                    return;
-                }
-                let shared = self.clone();
-                madsim::task::spawn(async move {
-                    let body = answer.await;
-                    shared.send_response(&reply_to, Frame::Response { call, body });
-                });
+                Some(Answering { answer, call, reply_to })
             }
             Frame::Response { call, body } => {
                 let slot = self.waiting.lock().unwrap().take(call);
                 if let Some(slot) = slot {
                     let _ = slot.send(body); // the caller may have timed out meanwhile
                 }
+                None
             }
+        }
+    }
+
+    /// Polls an answer (most are ready at once) and sends it if it is ready; `true` if sent.
+    fn try_answer(&self, pending: &mut Answering, cx: &mut Context<'_>) -> bool {
+        match pending.answer.as_mut().poll(cx) {
+            Poll::Ready(body) => {
+                let frame = Frame::Response { call: pending.call, body };
+                self.send_response(&pending.reply_to, frame);
+                true
+            }
+            Poll::Pending => false,
         }
     }
 
