@@ -15,11 +15,35 @@ use std::time::Duration;
 
 use madsim::time::Instant;
 
+/// The simulated clock, held: reading it costs a lock, where `Instant::now()` goes through
+/// madsim's `clock_gettime` override and looks the runtime up on every reading. Same value.
+#[derive(Clone)]
+pub struct Clock(madsim::time::TimeHandle);
+
+impl Clock {
+    /// The clock of the runtime this runs in.
+    pub fn current() -> Clock {
+        Clock(madsim::time::TimeHandle::current())
+    }
+
+    /// Now, as `Instant::now()` would say.
+    pub fn now(&self) -> Instant {
+        self.0.now_instant()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
 /// A point in simulated time to wait for; polling it again does not arm another timer, and
 /// does not read the clock until the armed timer has fired.
 #[derive(Debug)]
 pub struct Deadline {
     at: Instant,
+    clock: Clock,
     /// The alarm a runtime timer is armed with for `at`, if any.
     armed: Option<Arc<Alarm>>,
 }
@@ -45,12 +69,13 @@ impl Wake for Alarm {
 impl Deadline {
     /// The deadline `duration` from now.
     pub fn after(duration: Duration) -> Deadline {
-        Deadline::at(Instant::now() + duration)
+        let clock = Clock::current();
+        Deadline { at: clock.now() + duration, clock, armed: None }
     }
 
     /// The deadline at `at`.
     pub fn at(at: Instant) -> Deadline {
-        Deadline { at, armed: None }
+        Deadline { at, clock: Clock::current(), armed: None }
     }
 
     /// When it falls due.
@@ -74,7 +99,7 @@ impl Deadline {
         {
             return Poll::Pending; // armed for this task and not yet due
         }
-        if Instant::now() >= self.at {
+        if self.clock.now() >= self.at {
             self.armed = None;
             return Poll::Ready(());
         }
@@ -82,7 +107,7 @@ impl Deadline {
             fired: AtomicBool::new(false),
             task: cx.waker().clone(),
         });
-        if wake_at(self.at, &Waker::from(alarm.clone())) {
+        if wake_at(&self.clock, self.at, &Waker::from(alarm.clone())) {
             self.armed = Some(alarm);
             Poll::Pending
         } else {
@@ -130,9 +155,9 @@ impl Ticker {
 
 /// Arms one runtime timer that wakes `waker` at `at` (at least 1 ms from now, madsim's rule);
 /// `false` if `at` has already passed, and nothing is armed.
-pub fn wake_at(at: Instant, waker: &Waker) -> bool {
+pub fn wake_at(clock: &Clock, at: Instant, waker: &Waker) -> bool {
     // A fresh madsim sleep polled once registers exactly one timer, here with `waker`.
-    let mut sleep = pin!(madsim::time::sleep_until(at));
+    let mut sleep = pin!(clock.0.sleep_until(at));
     sleep
         .as_mut()
         .poll(&mut Context::from_waker(waker))

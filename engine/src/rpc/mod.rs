@@ -90,6 +90,7 @@ pub struct Rpc {
 
 struct Shared {
     network: Network,
+    clock: crate::timer::Clock,
     mailbox: Arc<Mailbox>,
     /// Handlers by request tag.
     handlers: Mutex<BTreeMap<u64, Handler>>,
@@ -175,6 +176,7 @@ impl Rpc {
         let mailbox = network.bind(addr);
         let shared = Arc::new(Shared {
             network,
+            clock: crate::timer::Clock::current(),
             mailbox: mailbox.clone(),
             handlers: Mutex::default(),
             links: Mutex::default(),
@@ -197,7 +199,7 @@ impl Rpc {
         timeout: Duration,
     ) -> Result<R::Response, RpcError> {
         let (slot, answer) = oneshot::channel();
-        let now = Instant::now();
+        let now = self.shared.clock.now();
         let deadline = now + timeout;
         let (call, alarms) = {
             let mut waiting = self.shared.waiting.lock().unwrap();
@@ -273,7 +275,7 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
             return Poll::Ready(());
         };
         // Every wake-up (an arrival, an answer's progress, the calls' timer) checks the deadlines.
-        let now = Instant::now();
+        let now = shared.clock.now();
         shared.expire_calls(now);
         answering.retain_mut(|pending| !shared.try_answer(pending, cx));
         while mailbox.0.poll_arrived(cx, now, &mut arrived).is_ready() {
@@ -348,7 +350,7 @@ impl Shared {
 
     /// Arms a timer that wakes this node's mailbox reader at `at`.
     fn wake_reader_at(&self, at: Instant) {
-        crate::timer::wake_at(at, &Waker::from(self.mailbox.clone()));
+        crate::timer::wake_at(&self.clock, at, &Waker::from(self.mailbox.clone()));
     }
 
     /// Sends a request to whoever is bound at `dst` now; lost if nobody is.
@@ -367,9 +369,10 @@ impl Shared {
     }
 
     fn send(&self, to: &Arc<Mailbox>, frame: Frame) {
+        let now = self.clock.now();
         let mut links = self.links.lock().unwrap();
-        let last = links.entry(to.addr()).or_insert_with(Instant::now);
-        self.network.send(&self.mailbox, to, last, frame);
+        let last = links.entry(to.addr()).or_insert(now);
+        self.network.send(&self.mailbox, to, &self.clock, now, last, frame);
     }
 }
 

@@ -23,6 +23,7 @@ use madsim::rand::Rng;
 use madsim::time::Instant;
 
 use super::Frame;
+use crate::timer::Clock;
 
 /// How long a message takes on a healthy link: madsim's default `send_latency`.
 pub const LATENCY: Range<Duration> = Duration::from_millis(1)..Duration::from_millis(10);
@@ -118,12 +119,14 @@ impl Network {
         mailbox.is_open().then_some(mailbox)
     }
 
-    /// Sends `frame` from `from` into `to`, through the link's faults; `last` is when the
-    /// previous in-order message on this link arrives, and is moved on.
+    /// Sends `frame` from `from` into `to` at `now` (read from `clock`), through the link's
+    /// faults; `last` is when the previous in-order message on this link arrives, and is moved on.
     pub(super) fn send(
         &self,
         from: &Arc<Mailbox>,
         to: &Arc<Mailbox>,
+        clock: &Clock,
+        now: Instant,
         last: &mut Instant,
         frame: Frame,
     ) {
@@ -132,18 +135,18 @@ impl Network {
         let arrival = match self.fate(from.addr.ip(), to.addr.ip(), &mut rng) {
             Fate::Lost => return,
             Fate::InOrder => {
-                let arrival = (Instant::now() + rng.gen_range(LATENCY)).max(*last);
+                let arrival = (now + rng.gen_range(LATENCY)).max(*last);
                 *last = arrival;
                 arrival
             }
-            Fate::Delayed(delay) => Instant::now() + delay + rng.gen_range(LATENCY),
+            Fate::Delayed(delay) => now + delay + rng.gen_range(LATENCY),
         };
         let envelope = Envelope {
             from: from.addr,
             reply_to: Arc::downgrade(from),
             frame,
         };
-        to.put(arrival, envelope);
+        to.put(clock, arrival, envelope);
     }
 
     fn fate(&self, src: IpAddr, dst: IpAddr, rng: &mut impl Rng) -> Fate {
@@ -202,7 +205,7 @@ impl Mailbox {
     }
 
     /// Puts a message in, and arms a timer that wakes the reader when it arrives.
-    fn put(self: &Arc<Self>, arrival: Instant, envelope: Envelope) {
+    fn put(self: &Arc<Self>, clock: &Clock, arrival: Instant, envelope: Envelope) {
         {
             let mut state = self.state.lock().unwrap();
             if state.closed {
@@ -212,7 +215,7 @@ impl Mailbox {
             let key = (arrival, state.sent);
             state.queue.insert(key, envelope);
         }
-        crate::timer::wake_at(arrival, &Waker::from(self.clone()));
+        crate::timer::wake_at(clock, arrival, &Waker::from(self.clone()));
     }
 
     /// Moves every message that has arrived by `now` into `due`; pending (the reader to be
