@@ -88,6 +88,8 @@ impl JobManagerConfig {
 struct RegisteredTaskManager {
     name: String,
     address: SocketAddr,
+    /// The registration session it last registered in (see [`RegisterTaskManager::session`]).
+    session: u64,
     last_heartbeat: Instant,
 }
 
@@ -181,6 +183,17 @@ impl JobManager {
         for id in stale {
             self.lose_task_manager(&mut state, id, "is no longer reachable");
         }
+        // The same incarnation in a new session lost this JobManager and dropped its tasks, as
+        // Flink's TaskExecutor does: release its slots and fail what ran there, as Flink's
+        // ResourceManager does when it replaces an old registration. (A retried registration
+        // of the same session changes nothing.)
+        if state
+            .task_managers
+            .get(&request.resource_id)
+            .is_some_and(|tm| tm.session != request.session)
+        {
+            self.lose_task_manager(&mut state, request.resource_id, "registered again: its tasks are gone");
+        }
         if !state.task_managers.contains_key(&request.resource_id) {
             state
                 .slots
@@ -191,6 +204,7 @@ impl JobManager {
             RegisteredTaskManager {
                 name: request.name,
                 address: request.address,
+                session: request.session,
                 last_heartbeat: Instant::now(),
             },
         );

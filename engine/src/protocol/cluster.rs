@@ -19,6 +19,9 @@ pub struct RegisterTaskManager {
     pub address: SocketAddr,
     /// Number of task slots.
     pub slots: u32,
+    /// Which of this incarnation's connections to the JobManager: it grows each time the
+    /// TaskManager loses the JobManager and drops its tasks. A retried registration keeps it.
+    pub session: u64,
 }
 
 /// The JobManager's answer to a registration.

@@ -208,12 +208,14 @@ pub async fn run(config: TaskManagerConfig) {
     // registration does (`cluster.registration.initial-timeout` 100 ms, `max-timeout` 30 s): a
     // TaskManager up before its JobManager registers within a few hundred ms.
     let mut registration_timeout = REGISTRATION_INITIAL_TIMEOUT;
+    let mut session = 0;
     loop {
         let registration = RegisterTaskManager {
             resource_id,
             name: config.name.clone(),
             address: config.address,
             slots: config.slots,
+            session,
         };
         match rpc
             .call(config.jobmanager, registration, registration_timeout)
@@ -260,6 +262,7 @@ pub async fn run(config: TaskManagerConfig) {
         for (_, task) in dropped {
             task.handle.abort();
         }
+        session += 1; // the next registration tells the JobManager these tasks are gone
         gates.close_all();
     }
 }

@@ -142,7 +142,16 @@ run = "sim link jobmanager -> taskmanager-1 clear"
 at = "2m30s"
 run = "sim link taskmanager-1 -> jobmanager clear""#,
     );
-    for seed in [1, 2] {
-        assert_passed(&run(&scenario, seed));
+    // 30% loss between JobManager and TaskManager sometimes times out the TaskManager's view of
+    // the JobManager heartbeat: it drops its tasks and registers again, and the JobManager must
+    // fail and restore the job then (seeds 3 and 4 of these do), not wait for its own timeout.
+    let mut registered_again = Vec::new();
+    for seed in 1..=4 {
+        let report = run(&scenario, seed);
+        assert_passed(&report);
+        if report.trace.iter().any(|l| l.contains("registered again: its tasks are gone")) {
+            registered_again.push(seed);
+        }
     }
+    assert!(!registered_again.is_empty(), "no TaskManager of seeds 1-4 registered again");
 }
