@@ -1,4 +1,4 @@
-//! Timers on the simulated clock that arm one runtime timer per deadline.
+//! The simulated clock, held ([`Clock`]), and timers on it that arm one runtime timer per deadline.
 //!
 //! madsim's `Sleep` adds an entry to the runtime's timer heap every time it is polled while
 //! pending, and an entry stays in the heap until its deadline even when its sleep is dropped. An
@@ -103,10 +103,7 @@ impl Deadline {
             self.armed = None;
             return Poll::Ready(());
         }
-        let alarm = Arc::new(Alarm {
-            fired: AtomicBool::new(false),
-            task: cx.waker().clone(),
-        });
+        let alarm = Arc::new(Alarm { fired: AtomicBool::new(false), task: cx.waker().clone() });
         if wake_at(&self.clock, self.at, &Waker::from(alarm.clone())) {
             self.armed = Some(alarm);
             Poll::Pending
@@ -116,10 +113,6 @@ impl Deadline {
         }
     }
 
-    /// Waits for the deadline.
-    pub async fn elapsed(&mut self) {
-        std::future::poll_fn(|cx| self.poll_elapsed(cx)).await
-    }
 }
 
 /// A periodic tick (first one at once, then every `period`, ticks missed while busy delivered
@@ -133,10 +126,7 @@ pub struct Ticker {
 impl Ticker {
     /// Ticks now and every `period` after.
     pub fn new(period: Duration) -> Ticker {
-        Ticker {
-            period,
-            next: Deadline::at(Instant::now()),
-        }
+        Ticker { period, next: Deadline::at(Instant::now()) }
     }
 
     /// Ready with the tick's scheduled instant once it is due.
@@ -158,10 +148,7 @@ impl Ticker {
 pub fn wake_at(clock: &Clock, at: Instant, waker: &Waker) -> bool {
     // A fresh madsim sleep polled once registers exactly one timer, here with `waker`.
     let mut sleep = pin!(clock.0.sleep_until(at));
-    sleep
-        .as_mut()
-        .poll(&mut Context::from_waker(waker))
-        .is_pending()
+    sleep.as_mut().poll(&mut Context::from_waker(waker)).is_pending()
 }
 
 /// `future` ran past its time.
@@ -248,7 +235,7 @@ mod tests {
             loop {
                 tokio::select! {
                     biased;
-                    () = deadline.elapsed() => break,
+                    () = std::future::poll_fn(|cx| deadline.poll_elapsed(cx)) => break,
                     () = madsim::time::sleep(Duration::from_millis(5)) => {
                         wakes += 1;
                         let alarm = Arc::as_ptr(deadline.armed.as_ref().expect("armed while pending"));

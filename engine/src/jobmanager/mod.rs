@@ -117,10 +117,7 @@ struct JobManager {
 pub async fn run(config: JobManagerConfig) {
     let rpc = Rpc::bind(config.address, config.network.clone());
     let job_master = JobMasterId::random();
-    config.trace.event(format!(
-        "JobManager started at {} as {job_master}",
-        config.address
-    ));
+    config.trace.event(format!("JobManager started at {} as {job_master}", config.address));
     let jm = JobManager {
         config,
         rpc: rpc.clone(),
@@ -187,17 +184,11 @@ impl JobManager {
         // Flink's TaskExecutor does: release its slots and fail what ran there, as Flink's
         // ResourceManager does when it replaces an old registration. (A retried registration
         // of the same session changes nothing.)
-        if state
-            .task_managers
-            .get(&request.resource_id)
-            .is_some_and(|tm| tm.session != request.session)
-        {
+        if state.task_managers.get(&request.resource_id).is_some_and(|tm| tm.session != request.session) {
             self.lose_task_manager(&mut state, request.resource_id, "registered again: its tasks are gone");
         }
         if !state.task_managers.contains_key(&request.resource_id) {
-            state
-                .slots
-                .offer(request.resource_id, request.address, request.slots);
+            state.slots.offer(request.resource_id, request.address, request.slots);
         }
         state.task_managers.insert(
             request.resource_id,
@@ -209,9 +200,7 @@ impl JobManager {
             },
         );
         self.reschedule.notify_one();
-        RegistrationResponse::Accepted {
-            job_master: state.job_master,
-        }
+        RegistrationResponse::Accepted { job_master: state.job_master }
     }
 
     fn submit(&self, SubmitJob { submission }: SubmitJob) -> SubmitJobResponse {
@@ -228,9 +217,7 @@ impl JobManager {
             ));
         }
         let job_id = JobId::random();
-        self.trace().event(format!(
-            "Received JobGraph submission '{JOB_NAME}' ({job_id})."
-        ));
+        self.trace().event(format!("Received JobGraph submission '{JOB_NAME}' ({job_id})."));
         let max_parallelism = default_max_parallelism(submission.parallelism);
         let mut graph = ExecutionGraph::new(job_id, submission, max_parallelism);
         state.checkpoints = CheckpointCoordinator::default();
@@ -246,9 +233,7 @@ impl JobManager {
         let Some(job) = state.job.as_mut().filter(|job| job.job_id == update.job_id) else {
             return;
         };
-        let Some(key) = job.find(update.attempt_id) else {
-            return;
-        }; // an older attempt
+        let Some(key) = job.find(update.attempt_id) else { return }; // an older attempt
         if !job.transition_execution(key, update.state, self.trace()) {
             return;
         }
@@ -259,11 +244,7 @@ impl JobManager {
                 self.fail_job(&mut state, &format!("{display} failed: {cause}"));
             }
             ExecutionState::Finished => {
-                if job
-                    .executions
-                    .values()
-                    .all(|e| e.state == ExecutionState::Finished)
-                {
+                if job.executions.values().all(|e| e.state == ExecutionState::Finished) {
                     job.transition(JobStatus::Finished, self.trace());
                     state.slots.free_all();
                 }
@@ -274,9 +255,7 @@ impl JobManager {
 
     /// A TaskManager is gone: its slots go, and every task in them fails.
     fn lose_task_manager(&self, state: &mut JobManagerState, id: ResourceId, how: &str) {
-        let Some(tm) = state.task_managers.remove(&id) else {
-            return;
-        };
+        let Some(tm) = state.task_managers.remove(&id) else { return };
         let message = if how == "timed out" {
             format!("Heartbeat of TaskManager with id {id} timed out.")
         } else {
@@ -303,20 +282,14 @@ impl JobManager {
 
     /// A task failed: cancel the rest of the job (one pipelined region), then restart or fail.
     fn fail_job(&self, state: &mut JobManagerState, cause: &str) {
-        let Some(job) = state.job.as_mut() else {
-            return;
-        };
+        let Some(job) = state.job.as_mut() else { return };
         if !matches!(job.status, JobStatus::Running) {
             return;
         }
         let strategy = RestartStrategy::for_job(&job.submission);
-        self.trace()
-            .event(format!("Job {JOB_NAME} ({}) failed: {cause}", job.job_id));
+        self.trace().event(format!("Job {JOB_NAME} ({}) failed: {cause}", job.job_id));
         if let Some(id) = state.checkpoints.abort_pending() {
-            self.trace().event(format!(
-                "Checkpoint {id} of job {} aborted: the job is failing over.",
-                job.job_id
-            ));
+            self.trace().event(format!("Checkpoint {id} of job {} aborted: the job is failing over.", job.job_id));
         }
         let next = if strategy.allows_restart(job.restarts) {
             JobStatus::Restarting
@@ -342,9 +315,7 @@ impl JobManager {
     fn restart(&self, version: u64) {
         let mut guard = self.state.lock().unwrap();
         let state = &mut *guard;
-        let Some(job) = state.job.as_mut() else {
-            return;
-        };
+        let Some(job) = state.job.as_mut() else { return };
         if job.version != version || job.status != JobStatus::Restarting {
             return;
         }
@@ -387,10 +358,7 @@ impl JobManager {
                 madsim::task::spawn(async move {
                     let attempt_id = tdd.attempt_id;
                     let job_id = tdd.job_id;
-                    let result = jm
-                        .rpc
-                        .call(address, SubmitTask { tdd }, Duration::from_secs(5))
-                        .await;
+                    let result = jm.rpc.call(address, SubmitTask { tdd }, Duration::from_secs(5)).await;
                     let error = match result {
                         Ok(Ok(())) => return,
                         Ok(Err(refused)) => refused,
@@ -418,14 +386,9 @@ impl JobManager {
         let now = Instant::now();
         let starting_up = now.duration_since(state.started) < self.config.startup_period;
         let restore = state.checkpoints.latest().map(|c| c.metadata.clone());
-        let Some(job) = state.job.as_mut() else {
-            return Ok(Vec::new());
-        };
+        let Some(job) = state.job.as_mut() else { return Ok(Vec::new()) };
         let waiting = job.status == JobStatus::Running
-            && job
-                .executions
-                .values()
-                .all(|e| e.state == ExecutionState::Scheduled);
+            && job.executions.values().all(|e| e.state == ExecutionState::Scheduled);
         if !waiting {
             return Ok(Vec::new());
         }
@@ -447,10 +410,8 @@ impl JobManager {
             for subtask in 0..job.parallelism() {
                 let (slot, address) = slots[subtask as usize];
                 let key = (vertex, subtask);
-                job.executions
-                    .get_mut(&key)
-                    .expect("every subtask has an execution")
-                    .slot = Some(slot);
+                job.executions.get_mut(&key).expect("every subtask has an execution").slot =
+                    Some(slot);
                 job.transition_execution(key, ExecutionState::Deploying, self.trace());
                 let execution = &job.executions[&key];
                 let tdd = TaskDeploymentDescriptor {
@@ -464,11 +425,7 @@ impl JobManager {
                     max_parallelism: job.max_parallelism,
                     submission: job.submission.clone(),
                     slot: slot.index,
-                    consumers: if vertex.downstream().is_some() {
-                        addresses.clone()
-                    } else {
-                        Vec::new()
-                    },
+                    consumers: if vertex.downstream().is_some() { addresses.clone() } else { Vec::new() },
                     // A forward edge is one channel; a hash edge one per upstream subtask.
                     input_channels: match vertex.input_ship_strategy() {
                         None => 0,
@@ -490,9 +447,7 @@ impl JobManager {
     /// first one at a seeded random point of the first interval.
     async fn trigger_checkpoints(self) {
         let interval = self.config.checkpoint_interval;
-        let first = Duration::from_micros(
-            madsim::rand::thread_rng().gen_range(0..=interval.as_micros() as u64),
-        );
+        let first = Duration::from_micros(madsim::rand::thread_rng().gen_range(0..=interval.as_micros() as u64));
         madsim::time::sleep(first).await;
         let mut tick = Ticker::new(interval);
         loop {
@@ -500,18 +455,13 @@ impl JobManager {
             let triggers = {
                 let mut guard = self.state.lock().unwrap();
                 let state = &mut *guard;
-                let Some(job) = state.job.as_ref() else {
-                    continue;
-                };
+                let Some(job) = state.job.as_ref() else { continue };
                 if job.status != JobStatus::Running || !job.submission.args.checkpointing {
                     continue;
                 }
                 if let Some(id) = state.checkpoints.expired(CHECKPOINT_TIMEOUT) {
                     state.checkpoints.abort_pending();
-                    self.trace().event(format!(
-                        "Checkpoint {id} of job {} expired before completing.",
-                        job.job_id
-                    ));
+                    self.trace().event(format!("Checkpoint {id} of job {} expired before completing.", job.job_id));
                 }
                 let timestamp_ms = self.config.trace.elapsed().as_millis() as i64;
                 match state.checkpoints.trigger(job, timestamp_ms) {
@@ -526,14 +476,7 @@ impl JobManager {
                             .filter_map(|(attempt_id, key)| {
                                 let slot = job.executions[&key].slot?;
                                 let tm = state.task_managers.get(&slot.resource_id)?;
-                                Some((
-                                    tm.address,
-                                    TriggerCheckpoint {
-                                        job_id,
-                                        attempt_id,
-                                        barrier,
-                                    },
-                                ))
+                                Some((tm.address, TriggerCheckpoint { job_id, attempt_id, barrier }))
                             })
                             .collect::<Vec<_>>()
                     }
@@ -564,12 +507,8 @@ impl JobManager {
         let all = {
             let mut guard = self.state.lock().unwrap();
             let state = &mut *guard;
-            let Some(job) = state.job.as_ref().filter(|j| j.job_id == ack.job_id) else {
-                return;
-            };
-            state
-                .checkpoints
-                .acknowledge(job, ack.attempt_id, ack.checkpoint_id, ack.state)
+            let Some(job) = state.job.as_ref().filter(|j| j.job_id == ack.job_id) else { return };
+            state.checkpoints.acknowledge(job, ack.attempt_id, ack.checkpoint_id, ack.state)
         };
         let Some(all) = all else { return };
         // Finalize: write _metadata, then complete, notify the tasks and drop the older one.
@@ -577,19 +516,12 @@ impl JobManager {
         madsim::task::spawn(async move {
             let finalizing = Instant::now();
             let metadata = all.metadata;
-            let directory = crate::protocol::checkpoint::checkpoint_dir(
-                metadata.job_id,
-                metadata.checkpoint_id,
-            );
-            let bytes =
-                bytes::Bytes::from(serde_json::to_vec(&metadata).expect("metadata serializes"));
+            let directory = crate::protocol::checkpoint::checkpoint_dir(metadata.job_id, metadata.checkpoint_id);
+            let bytes = bytes::Bytes::from(serde_json::to_vec(&metadata).expect("metadata serializes"));
             let size = bytes.len() as u64 + metadata.states.values().map(|h| h.size).sum::<u64>();
             let storage = StorageClient::new(jm.rpc.clone(), jm.config.storage);
             if let Err(error) = storage.put(&format!("{directory}/_metadata"), bytes).await {
-                jm.abort_checkpoint(
-                    metadata.checkpoint_id,
-                    &format!("cannot write its metadata: {error}"),
-                );
+                jm.abort_checkpoint(metadata.checkpoint_id, &format!("cannot write its metadata: {error}"));
                 return;
             }
             let (notices, replaced) = {
@@ -597,50 +529,24 @@ impl JobManager {
                 let state = &mut *guard;
                 let id = metadata.checkpoint_id;
                 let job_id = metadata.job_id;
-                let completed = CompletedCheckpoint {
-                    metadata,
-                    directory,
-                    size,
-                };
-                let Some(job) = state.job.as_ref().filter(|j| j.job_id == job_id) else {
-                    return;
-                };
-                let Some(replaced) = state.checkpoints.complete(completed, all.started) else {
-                    return;
-                };
+                let completed = CompletedCheckpoint { metadata, directory, size };
+                let Some(job) = state.job.as_ref().filter(|j| j.job_id == job_id) else { return };
+                let Some(replaced) = state.checkpoints.complete(completed, all.started) else { return };
                 let stats = state.checkpoints.stats;
                 jm.trace().event(format!(
                     "Completed checkpoint {id} for job {job_id} ({size} bytes, checkpointDuration={} ms, finalizationTime={} ms).",
                     stats.last_duration_ms,
                     Instant::now().duration_since(finalizing).as_millis()
                 ));
-                let mut per_tm: BTreeMap<
-                    SocketAddr,
-                    Vec<crate::protocol::ids::ExecutionAttemptId>,
-                > = BTreeMap::new();
+                let mut per_tm: BTreeMap<SocketAddr, Vec<crate::protocol::ids::ExecutionAttemptId>> = BTreeMap::new();
                 for execution in job.executions.values() {
-                    if let Some(tm) = execution
-                        .slot
-                        .and_then(|s| state.task_managers.get(&s.resource_id))
-                    {
-                        per_tm
-                            .entry(tm.address)
-                            .or_default()
-                            .push(execution.attempt_id);
+                    if let Some(tm) = execution.slot.and_then(|s| state.task_managers.get(&s.resource_id)) {
+                        per_tm.entry(tm.address).or_default().push(execution.attempt_id);
                     }
                 }
                 let notices: Vec<_> = per_tm
                     .into_iter()
-                    .map(|(address, attempts)| {
-                        (
-                            address,
-                            NotifyCheckpointComplete {
-                                job_id,
-                                attempts,
-                                checkpoint_id: id,
-                            },
-                        )
-                    })
+                    .map(|(address, attempts)| (address, NotifyCheckpointComplete { job_id, attempts, checkpoint_id: id }))
                     .collect();
                 (notices, replaced)
             };
@@ -660,10 +566,7 @@ impl JobManager {
         let mut state = self.state.lock().unwrap();
         let pending = state.checkpoints.abort_pending_if(checkpoint_id);
         if let (Some(id), Some(job)) = (pending, state.job.as_ref()) {
-            self.trace().event(format!(
-                "Checkpoint {id} of job {} failed: {reason}",
-                job.job_id
-            ));
+            self.trace().event(format!("Checkpoint {id} of job {} failed: {reason}", job.job_id));
         }
     }
 
@@ -674,24 +577,14 @@ impl JobManager {
             tick.tick().await;
             let (job_master, targets): (JobMasterId, Vec<(ResourceId, SocketAddr)>) = {
                 let state = self.state.lock().unwrap();
-                let targets = state
-                    .task_managers
-                    .iter()
-                    .map(|(id, tm)| (*id, tm.address))
-                    .collect();
+                let targets = state.task_managers.iter().map(|(id, tm)| (*id, tm.address)).collect();
                 (state.job_master, targets)
             };
             for (id, address) in targets {
                 let jm = self.clone();
                 madsim::task::spawn(async move {
-                    let answer = jm
-                        .rpc
-                        .call(
-                            address,
-                            Heartbeat { job_master },
-                            jm.config.heartbeat_interval,
-                        )
-                        .await;
+                    let answer =
+                        jm.rpc.call(address, Heartbeat { job_master }, jm.config.heartbeat_interval).await;
                     if let Ok(response) = answer
                         && response.resource_id == id
                         && let Some(tm) = jm.state.lock().unwrap().task_managers.get_mut(&id)
@@ -705,9 +598,7 @@ impl JobManager {
             let lost: Vec<ResourceId> = state
                 .task_managers
                 .iter()
-                .filter(|(_, tm)| {
-                    now.duration_since(tm.last_heartbeat) > self.config.heartbeat_timeout
-                })
+                .filter(|(_, tm)| now.duration_since(tm.last_heartbeat) > self.config.heartbeat_timeout)
                 .map(|(id, _)| *id)
                 .collect();
             for id in lost {
@@ -745,16 +636,8 @@ fn cancel_executions(
             }
             ExecutionState::Deploying | ExecutionState::Initializing | ExecutionState::Running => {
                 job.transition_execution(key, ExecutionState::Canceling, trace);
-                if let Some(tm) = execution
-                    .slot
-                    .and_then(|s| task_managers.get(&s.resource_id))
-                {
-                    cancels.push((
-                        tm.address,
-                        CancelTask {
-                            attempt_id: execution.attempt_id,
-                        },
-                    ));
+                if let Some(tm) = execution.slot.and_then(|s| task_managers.get(&s.resource_id)) {
+                    cancels.push((tm.address, CancelTask { attempt_id: execution.attempt_id }));
                 }
                 // Flink waits for the TaskManager's confirmation; the slot is freed regardless
                 // because the whole region restarts on fresh attempts.

@@ -41,7 +41,7 @@ pub struct BrokerConfig {
     pub addr: SocketAddr,
     /// Topics created on the first start; later starts add only topics not on disk yet.
     pub topics: Vec<TopicSpec>,
-    /// The run's link-fault table, shared with every other node.
+    /// The run's simulated network (and its link faults), shared with every other node.
     pub network: Network,
     /// Where the broker records its few significant events.
     pub trace: NodeTrace,
@@ -53,18 +53,14 @@ pub async fn run(config: BrokerConfig) {
     let broker = match Broker::recover(&config).await {
         Ok(broker) => Arc::new(broker),
         Err(e) => {
-            config
-                .trace
-                .event(format!("kafka broker failed to start: {e}"));
+            config.trace.event(format!("kafka broker failed to start: {e}"));
             return;
         }
     };
     let rpc = Rpc::bind(config.addr, config.network.clone());
     // Finish the transactions whose commit or abort was decided before the last kill.
     if let Err(e) = broker.complete_pending_transactions().await {
-        config
-            .trace
-            .event(format!("kafka broker failed to complete transactions: {e}"));
+        config.trace.event(format!("kafka broker failed to complete transactions: {e}"));
         return;
     }
     serve(&rpc, &broker);
@@ -75,9 +71,7 @@ pub async fn run(config: BrokerConfig) {
             b.abort_expired_transactions().await;
         }
     });
-    config
-        .trace
-        .event(format!("kafka broker started on {}", config.addr));
+    config.trace.event(format!("kafka broker started on {}", config.addr));
     // The node exits when its main returns; the handlers run in their own tasks.
     std::future::pending::<()>().await;
 }
@@ -86,20 +80,12 @@ fn serve(rpc: &Rpc, broker: &Arc<Broker>) {
     let b = broker.clone();
     rpc.serve(move |req: InitProducerId, _| {
         let b = b.clone();
-        async move {
-            InitProducerIdResponse {
-                result: b.init_producer_id(req).await,
-            }
-        }
+        async move { InitProducerIdResponse { result: b.init_producer_id(req).await } }
     });
     let b = broker.clone();
     rpc.serve(move |req: EndTxn, _| {
         let b = b.clone();
-        async move {
-            EndTxnResponse {
-                result: b.end_txn(req).await,
-            }
-        }
+        async move { EndTxnResponse { result: b.end_txn(req).await } }
     });
     let b = broker.clone();
     rpc.serve(move |req: ListTransactions, _| {
@@ -112,11 +98,7 @@ fn serve(rpc: &Rpc, broker: &Arc<Broker>) {
     let b = broker.clone();
     rpc.serve(move |req: Produce, _| {
         let b = b.clone();
-        async move {
-            ProduceResponse {
-                result: b.produce(req).await,
-            }
-        }
+        async move { ProduceResponse { result: b.produce(req).await } }
     });
     let b = broker.clone();
     rpc.serve(move |req: Fetch, _| {
@@ -125,39 +107,26 @@ fn serve(rpc: &Rpc, broker: &Arc<Broker>) {
     });
     let b = broker.clone();
     rpc.serve(move |req: Metadata, _| {
-        let result = b
-            .topics
-            .get(&req.topic)
-            .copied()
-            .ok_or(KafkaError::UnknownTopic { topic: req.topic });
+        let result =
+            b.topics.get(&req.topic).copied().ok_or(KafkaError::UnknownTopic { topic: req.topic });
         async move { MetadataResponse { result } }
     });
     let b = broker.clone();
     rpc.serve(move |req: ListOffsets, _| {
         let b = b.clone();
         async move {
-            ListOffsetsResponse {
-                result: b.list_offsets(&req.partitions, req.isolation).await,
-            }
+            ListOffsetsResponse { result: b.list_offsets(&req.partitions, req.isolation).await }
         }
     });
     let b = broker.clone();
     rpc.serve(move |req: OffsetCommit, _| {
         let b = b.clone();
-        async move {
-            OffsetCommitResponse {
-                result: b.commit_offsets(req).await,
-            }
-        }
+        async move { OffsetCommitResponse { result: b.commit_offsets(req).await } }
     });
     let b = broker.clone();
     rpc.serve(move |req: OffsetFetch, _| {
         let b = b.clone();
-        async move {
-            OffsetFetchResponse {
-                result: b.committed_offsets(req).await,
-            }
-        }
+        async move { OffsetFetchResponse { result: b.committed_offsets(req).await } }
     });
 }
 
@@ -187,9 +156,8 @@ impl Broker {
             what: SmolStr::new(what),
             reason: SmolStr::new(e.to_string()),
         };
-        let (topics_generation, mut specs) = read_cell::<Vec<TopicSpec>>(TOPICS_CELL)
-            .await
-            .unwrap_or((0, Vec::new()));
+        let (topics_generation, mut specs) =
+            read_cell::<Vec<TopicSpec>>(TOPICS_CELL).await.unwrap_or((0, Vec::new()));
         let known = specs.len();
         for spec in &config.topics {
             if !specs.iter().any(|s| s.name == spec.name) {
@@ -219,10 +187,7 @@ impl Broker {
             }
         }
         if known > 0 {
-            config.trace.event(format!(
-                "recovered {records} records in {} partitions",
-                logs.len()
-            ));
+            config.trace.event(format!("recovered {records} records in {} partitions", logs.len()));
         }
         let coordinator = Coordinator::recover().await?;
         let (ids, open) = coordinator.counts();
@@ -242,10 +207,7 @@ impl Broker {
                 .await
                 .unwrap_or((0, Vec::new()));
         Ok(Broker {
-            topics: specs
-                .iter()
-                .map(|s| (s.name.clone(), s.partitions))
-                .collect(),
+            topics: specs.iter().map(|s| (s.name.clone(), s.partitions)).collect(),
             logs,
             appended: Notify::new(),
             producer_ids: Mutex::new(ProducerIds {
@@ -254,10 +216,7 @@ impl Broker {
                 generation: ids_generation,
             }),
             offsets: Mutex::new(GroupOffsets {
-                offsets: committed
-                    .into_iter()
-                    .map(|(g, tp, o)| ((g, tp), o))
-                    .collect(),
+                offsets: committed.into_iter().map(|(g, tp, o)| ((g, tp), o)).collect(),
                 generation: offsets_generation,
             }),
             coordinator: Mutex::new(coordinator),
@@ -266,11 +225,7 @@ impl Broker {
     }
 
     fn env(&self) -> Env<'_> {
-        Env {
-            logs: &self.logs,
-            producer_ids: &self.producer_ids,
-            now: self.trace.elapsed(),
-        }
+        Env { logs: &self.logs, producer_ids: &self.producer_ids, now: self.trace.elapsed() }
     }
 
     async fn complete_pending_transactions(&self) -> Result<(), KafkaError> {
@@ -287,13 +242,10 @@ impl Broker {
         match result {
             Ok(aborted) => {
                 for id in aborted {
-                    self.trace
-                        .event(format!("aborted transaction {id} after its timeout"));
+                    self.trace.event(format!("aborted transaction {id} after its timeout"));
                 }
             }
-            Err(e) => self
-                .trace
-                .event(format!("failed to abort timed-out transactions: {e}")),
+            Err(e) => self.trace.event(format!("failed to abort timed-out transactions: {e}")),
         }
     }
 
@@ -309,23 +261,16 @@ impl Broker {
     fn log(&self, tp: &TopicPartition) -> Result<&Mutex<PartitionLog>, KafkaError> {
         self.logs
             .get(tp)
-            .ok_or_else(|| KafkaError::UnknownTopicOrPartition {
-                partition: tp.clone(),
-            })
+            .ok_or_else(|| KafkaError::UnknownTopicOrPartition { partition: tp.clone() })
     }
 
     async fn init_producer_id(&self, req: InitProducerId) -> Result<ProducerIdentity, KafkaError> {
         let Some(id) = req.transactional_id else {
             let producer_id = self.producer_ids.lock().await.allocate().await?;
-            return Ok(ProducerIdentity {
-                producer_id,
-                producer_epoch: 0,
-            });
+            return Ok(ProducerIdentity { producer_id, producer_epoch: 0 });
         };
         let mut coordinator = self.coordinator.lock().await;
-        let result = coordinator
-            .init_producer_id(&self.env(), &id, req.transaction_timeout)
-            .await;
+        let result = coordinator.init_producer_id(&self.env(), &id, req.transaction_timeout).await;
         // Re-registering may have aborted the old epoch's transaction: wake held fetches.
         self.appended.notify_waiters();
         result
@@ -342,14 +287,9 @@ impl Broker {
             let parsed = log.parse_produced(req.batch)?;
             let header = *parsed.header();
             if let Some(base_offset) = log.duplicate_of(&header)? {
-                return Ok(super::ProduceAck {
-                    base_offset,
-                    duplicate: true,
-                });
+                return Ok(super::ProduceAck { base_offset, duplicate: true });
             }
-            coordinator
-                .check_produce(&self.env(), &req.partition, &header)
-                .await?;
+            coordinator.check_produce(&self.env(), &req.partition, &header).await?;
             log.append_parsed(parsed).await?
         } else {
             log.lock().await.append(req.batch).await?
@@ -464,18 +404,15 @@ impl Broker {
         for (tp, offset) in req.offsets {
             store.offsets.insert((req.group.clone(), tp), offset);
         }
-        let rows: Vec<(&SmolStr, &TopicPartition, u64)> = store
-            .offsets
-            .iter()
-            .map(|((g, tp), o)| (g, tp, *o))
-            .collect();
+        let rows: Vec<(&SmolStr, &TopicPartition, u64)> =
+            store.offsets.iter().map(|((g, tp), o)| (g, tp, *o)).collect();
         // Acknowledge only once the offsets are on disk: a commit must survive a restart.
-        write_cell(OFFSETS_CELL, store.generation + 1, &rows)
-            .await
-            .map_err(|e| KafkaError::Storage {
+        write_cell(OFFSETS_CELL, store.generation + 1, &rows).await.map_err(|e| {
+            KafkaError::Storage {
                 what: SmolStr::new(OFFSETS_CELL),
                 reason: SmolStr::new(e.to_string()),
-            })?;
+            }
+        })?;
         store.generation += 1;
         Ok(())
     }
@@ -494,7 +431,6 @@ impl Broker {
 
 #[cfg(test)]
 mod tests {
-
     use bytes::Bytes;
     use madsim::runtime::Handle;
 
@@ -550,19 +486,11 @@ mod tests {
                 }
                 producer.flush().await.unwrap();
                 let mut consumer = Consumer::new(rpc.clone(), ConsumerConfig::new(broker_addr()));
-                let tps = [
-                    TopicPartition::new("input", 0),
-                    TopicPartition::new("input", 1),
-                ];
+                let tps = [TopicPartition::new("input", 0), TopicPartition::new("input", 1)];
                 consumer.assign(vec![(tps[1].clone(), 0)]);
                 let records = read_n(&mut consumer, 100).await;
                 let ends = consumer.end_offsets(&tps).await.unwrap();
-                (
-                    producer.acked_records(),
-                    records,
-                    ends,
-                    consumer.position(&tps[1]),
-                )
+                (producer.acked_records(), records, ends, consumer.position(&tps[1]))
             });
             let (acked, records, ends, position) = task.await.unwrap();
             assert_eq!(acked, 100);
@@ -639,10 +567,7 @@ mod tests {
             assert_eq!(records.len(), 1);
             assert_eq!(text(&records[0].value), "hello");
             assert!(waited >= Duration::from_millis(100), "{waited:?}");
-            assert!(
-                waited < Duration::from_millis(200),
-                "woke long before max_wait: {waited:?}"
-            );
+            assert!(waited < Duration::from_millis(200), "woke long before max_wait: {waited:?}");
         });
     }
 
@@ -678,16 +603,10 @@ mod tests {
             for record in &records {
                 let wave = text(&record.value).split('/').next().unwrap().to_owned();
                 let partition = record.partition.partition;
-                assert_eq!(
-                    *partition_of_wave.entry(wave).or_insert(partition),
-                    partition
-                );
+                assert_eq!(*partition_of_wave.entry(wave).or_insert(partition), partition);
             }
             let per_partition = |p| partition_of_wave.values().filter(|&&q| q == p).count();
-            assert!(
-                per_partition(0) > 0 && per_partition(1) > 0,
-                "{partition_of_wave:?}"
-            );
+            assert!(per_partition(0) > 0 && per_partition(1) > 0, "{partition_of_wave:?}");
         });
     }
 
@@ -710,10 +629,7 @@ mod tests {
                         producer.flush().await.unwrap();
                         let consumer =
                             Consumer::new(rpc.clone(), ConsumerConfig::new(broker_addr()));
-                        consumer
-                            .commit("click-event-count", &[(tp, 20)])
-                            .await
-                            .unwrap();
+                        consumer.commit("click-event-count", &[(tp, 20)]).await.unwrap();
                         (producer, rpc)
                     })
                     .await
@@ -742,10 +658,8 @@ mod tests {
             handle.restart("kafka");
             let (records, committed, ends, acked) = second_half.await.unwrap();
             assert_eq!(acked, 100);
-            let got: Vec<(u64, String)> = records
-                .iter()
-                .map(|r| (r.offset, text(&r.value).to_owned()))
-                .collect();
+            let got: Vec<(u64, String)> =
+                records.iter().map(|r| (r.offset, text(&r.value).to_owned())).collect();
             let want: Vec<(u64, String)> = (0..100).map(|n| (n, format!("v{n}"))).collect();
             assert_eq!(got, want);
             assert_eq!(committed, [Some(20)]);
@@ -754,23 +668,13 @@ mod tests {
             let recovered: u64 = events
                 .iter()
                 .find_map(|e| {
-                    e.strip_prefix("recovered ")?
-                        .strip_suffix(" records in 4 partitions")
+                    e.strip_prefix("recovered ")?.strip_suffix(" records in 4 partitions")
                 })
                 .expect("a recovery event")
                 .parse()
                 .unwrap();
-            assert!(
-                (51..100).contains(&recovered),
-                "killed mid-stream: {events:?}"
-            );
-            assert_eq!(
-                events
-                    .iter()
-                    .filter(|e| e.starts_with("created topic"))
-                    .count(),
-                2
-            );
+            assert!((51..100).contains(&recovered), "killed mid-stream: {events:?}");
+            assert_eq!(events.iter().filter(|e| e.starts_with("created topic")).count(), 2);
         });
     }
 
@@ -796,17 +700,10 @@ mod tests {
                 .await
                 .unwrap()
         };
-        network.set(
-            broker_addr().ip(),
-            CLIENT.parse::<SocketAddr>().unwrap().ip(),
-            None,
-        );
+        network.set(broker_addr().ip(), CLIENT.parse::<SocketAddr>().unwrap().ip(), None);
         let (records, ends) = client
             .spawn(async move {
-                let tps = [
-                    TopicPartition::new("input", 0),
-                    TopicPartition::new("input", 1),
-                ];
+                let tps = [TopicPartition::new("input", 0), TopicPartition::new("input", 1)];
                 let mut consumer = Consumer::new(rpc, ConsumerConfig::new(broker_addr()));
                 consumer.assign(tps.iter().map(|tp| (tp.clone(), 0)).collect());
                 let records = read_n(&mut consumer, 200).await;
@@ -826,11 +723,7 @@ mod tests {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         let (acked, ends, records) = rt.block_on(produce_through_lost_responses());
         assert_eq!(acked, 200);
-        assert_eq!(
-            ends.iter().sum::<u64>(),
-            200,
-            "no duplicate was appended: {ends:?}"
-        );
+        assert_eq!(ends.iter().sum::<u64>(), 200, "no duplicate was appended: {ends:?}");
         let mut values: Vec<i64> = records.iter().map(|r| r.2[1..].parse().unwrap()).collect();
         values.sort();
         assert_eq!(values, (0..200).collect::<Vec<_>>());

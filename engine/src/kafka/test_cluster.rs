@@ -37,26 +37,12 @@ pub(crate) fn start_broker(trace: &Trace, network: &Network) {
 
 /// Creates the `client` node and binds its Rpc there.
 pub(crate) async fn client_node(network: &Network) -> (NodeHandle, Rpc) {
-    let addr: SocketAddr = CLIENT.parse().unwrap();
-    let node = Handle::current()
-        .create_node()
-        .name("client")
-        .ip(addr.ip())
-        .build();
-    let network = network.clone();
-    let rpc = node
-        .spawn(async move { Rpc::bind(addr, network) })
-        .await
-        .unwrap();
-    (node, rpc)
+    crate::rpc::bind_on_new_node("client", CLIENT.parse().unwrap(), network).await
 }
 
 /// Loses half of the broker's answers to the client (drawn from the run's seed).
 pub(crate) fn lose_half_of_the_answers_to_the_client(network: &Network) {
     let client_ip = CLIENT.parse::<SocketAddr>().unwrap().ip();
-    let lossy = LinkFault {
-        loss_probability: 0.5,
-        ..LinkFault::default()
-    };
+    let lossy = LinkFault { loss_probability: 0.5, ..LinkFault::default() };
     network.set(broker_addr().ip(), client_ip, Some(lossy));
 }

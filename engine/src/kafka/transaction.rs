@@ -71,27 +71,17 @@ impl TransactionalProducer {
             transactional_id: Some(SmolStr::new(transactional_id)),
             transaction_timeout: config.transaction_timeout,
         };
-        let identity = call_retrying(
-            &rpc,
-            config.broker,
-            request,
-            config.request_timeout,
-            config.max_block,
-        )
-        .await?
-        .result?;
+        let identity =
+            call_retrying(&rpc, config.broker, request, config.request_timeout, config.max_block)
+                .await?
+                .result?;
         let handle = TransactionHandle {
             transactional_id: SmolStr::new(transactional_id),
             producer_id: identity.producer_id,
             epoch: identity.producer_epoch,
         };
         let producer = Producer::transactional(rpc.clone(), config.clone(), identity);
-        Ok(TransactionalProducer {
-            producer,
-            rpc,
-            config,
-            handle,
-        })
+        Ok(TransactionalProducer { producer, rpc, config, handle })
     }
 
     /// Appends one record to the transaction (begun by the first batch that reaches the
@@ -156,18 +146,11 @@ pub async fn abort_lingering(
     prefix: &str,
     keep: &[SmolStr],
 ) -> Result<Vec<SmolStr>, KafkaError> {
-    let request = ListTransactions {
-        prefix: SmolStr::new(prefix),
-    };
-    let listed: Vec<TransactionListing> = call_retrying(
-        rpc,
-        broker,
-        request,
-        TRANSACTION_REQUEST_TIMEOUT,
-        TRANSACTION_RETRY_LIMIT,
-    )
-    .await?
-    .result?;
+    let request = ListTransactions { prefix: SmolStr::new(prefix) };
+    let listed: Vec<TransactionListing> =
+        call_retrying(rpc, broker, request, TRANSACTION_REQUEST_TIMEOUT, TRANSACTION_RETRY_LIMIT)
+            .await?
+            .result?;
     let mut aborted = Vec::new();
     for listing in listed {
         if keep.contains(&listing.transactional_id) {
@@ -177,15 +160,9 @@ pub async fn abort_lingering(
             transactional_id: Some(listing.transactional_id.clone()),
             transaction_timeout: DEFAULT_TRANSACTION_TIMEOUT,
         };
-        call_retrying(
-            rpc,
-            broker,
-            request,
-            TRANSACTION_REQUEST_TIMEOUT,
-            TRANSACTION_RETRY_LIMIT,
-        )
-        .await?
-        .result?;
+        call_retrying(rpc, broker, request, TRANSACTION_REQUEST_TIMEOUT, TRANSACTION_RETRY_LIMIT)
+            .await?
+            .result?;
         aborted.push(listing.transactional_id);
     }
     Ok(aborted)
@@ -203,15 +180,9 @@ async fn end_txn(
         epoch: handle.epoch,
         commit,
     };
-    call_retrying(
-        rpc,
-        config.broker,
-        request,
-        config.request_timeout,
-        config.max_block,
-    )
-    .await?
-    .result
+    call_retrying(rpc, config.broker, request, config.request_timeout, config.max_block)
+        .await?
+        .result
 }
 
 /// Calls `broker` until it answers, retrying timeouts with backoff for at most `limit`.
@@ -240,7 +211,6 @@ async fn call_retrying<R: Request + Clone>(
 
 #[cfg(test)]
 mod tests {
-
     use madsim::runtime::{Handle, Runtime};
 
     use super::*;
@@ -286,9 +256,7 @@ mod tests {
     }
 
     async fn txn(rpc: &Rpc, id: &str, partition: u32, values: &[&str]) -> TransactionalProducer {
-        let producer = TransactionalProducer::init(rpc.clone(), to(partition), id)
-            .await
-            .unwrap();
+        let producer = TransactionalProducer::init(rpc.clone(), to(partition), id).await.unwrap();
         for value in values {
             producer.send("output", 0, value.as_bytes());
         }
@@ -334,10 +302,8 @@ mod tests {
         let consumer = consumer(rpc, IsolationLevel::ReadCommitted);
         let tps = std::slice::from_ref(tp);
         let committed = consumer.end_offsets(tps).await.unwrap()[0];
-        let uncommitted = consumer
-            .end_offsets_for(tps, IsolationLevel::ReadUncommitted)
-            .await
-            .unwrap()[0];
+        let uncommitted =
+            consumer.end_offsets_for(tps, IsolationLevel::ReadUncommitted).await.unwrap()[0];
         (committed, uncommitted)
     }
 
@@ -346,13 +312,9 @@ mod tests {
     }
 
     async fn list(rpc: &Rpc, prefix: &str) -> Vec<(String, TransactionState)> {
-        let request = ListTransactions {
-            prefix: SmolStr::new(prefix),
-        };
-        let response: ListTransactionsResponse = rpc
-            .call(broker_addr(), request, Duration::from_secs(1))
-            .await
-            .unwrap();
+        let request = ListTransactions { prefix: SmolStr::new(prefix) };
+        let response: ListTransactionsResponse =
+            rpc.call(broker_addr(), request, Duration::from_secs(1)).await.unwrap();
         response
             .result
             .unwrap()
@@ -376,11 +338,7 @@ mod tests {
                 a.commit().await.unwrap();
                 let committed = read(&rpc, IsolationLevel::ReadCommitted, &tp).await;
                 // Aborted: offsets 4, 5 and the abort marker at 6.
-                txn(&rpc, "t-b", 0, &["b0", "b1"])
-                    .await
-                    .abort()
-                    .await
-                    .unwrap();
+                txn(&rpc, "t-b", 0, &["b0", "b1"]).await.abort().await.unwrap();
                 let plain = Producer::new(rpc.clone(), to(0));
                 plain.send("output", 0, b"plain");
                 plain.flush().await.unwrap();
@@ -394,11 +352,7 @@ mod tests {
                     ends(&rpc, &tp).await,
                 )
             });
-        assert_eq!(
-            open,
-            (vec![], 0),
-            "nothing of an open transaction, and no progress past it"
-        );
+        assert_eq!(open, (vec![], 0), "nothing of an open transaction, and no progress past it");
         assert_eq!(open_ends, (0, 3), "LSO 0, high watermark 3");
         assert_eq!(
             committed,
@@ -407,25 +361,11 @@ mod tests {
         );
         assert_eq!(
             all_committed,
-            (
-                pairs(&[(0, "a0"), (1, "a1"), (2, "a2"), (7, "plain"), (8, "c0")]),
-                10
-            )
+            (pairs(&[(0, "a0"), (1, "a1"), (2, "a2"), (7, "plain"), (8, "c0")]), 10)
         );
-        let uncommitted = [
-            (0, "a0"),
-            (1, "a1"),
-            (2, "a2"),
-            (4, "b0"),
-            (5, "b1"),
-            (7, "plain"),
-            (8, "c0"),
-        ];
-        assert_eq!(
-            all_uncommitted,
-            (pairs(&uncommitted), 10),
-            "aborted data, never markers"
-        );
+        let uncommitted =
+            [(0, "a0"), (1, "a1"), (2, "a2"), (4, "b0"), (5, "b1"), (7, "plain"), (8, "c0")];
+        assert_eq!(all_uncommitted, (pairs(&uncommitted), 10), "aborted data, never markers");
         assert_eq!(final_ends, (10, 10));
     }
 
@@ -463,11 +403,7 @@ mod tests {
                 ends(&rpc, &tp).await,
             )
         });
-        assert_eq!(
-            before,
-            (pairs(&[(0, "p0")]), 1),
-            "later plain data waits behind the open txn"
-        );
+        assert_eq!(before, (pairs(&[(0, "p0")]), 1), "later plain data waits behind the open txn");
         assert_eq!(before_ends, (1, 5));
         assert_eq!(uncommitted.0.len(), 5);
         assert_eq!(after, (vec![1, 2, 3, 4], Some(6)));
@@ -480,9 +416,8 @@ mod tests {
             run(|rpc| async move {
                 let tp = output(0);
                 let zombie = txn(&rpc, "sink-0-0", 0, &["z0", "z1"]).await;
-                let fresh = TransactionalProducer::init(rpc.clone(), to(0), "sink-0-0")
-                    .await
-                    .unwrap();
+                let fresh =
+                    TransactionalProducer::init(rpc.clone(), to(0), "sink-0-0").await.unwrap();
                 // The zombie's open transaction was aborted: markers at 2, nothing visible.
                 let listed = list(&rpc, "sink-").await;
                 zombie.send("output", 0, b"z2");
@@ -494,15 +429,7 @@ mod tests {
                 let second = fresh.handle();
                 fresh.commit().await.unwrap();
                 let read_back = read(&rpc, IsolationLevel::ReadCommitted, &tp).await;
-                (
-                    first,
-                    second,
-                    late_send,
-                    late_commit,
-                    late_flush,
-                    read_back,
-                    listed,
-                )
+                (first, second, late_send, late_commit, late_flush, read_back, listed)
             });
         assert_eq!(second.producer_id, first.producer_id, "same producer id");
         assert_eq!((first.epoch, second.epoch), (0, 1), "epoch bumped");
@@ -540,38 +467,22 @@ mod tests {
                 restart.await.unwrap();
                 commits.push(commit_transaction(&rpc, broker_addr(), &handle).await);
                 // Re-registered since: the recorded (pid, epoch) still commits, idempotently.
-                let next = TransactionalProducer::init(rpc.clone(), to(1), "sink-1-7")
-                    .await
-                    .unwrap();
+                let next =
+                    TransactionalProducer::init(rpc.clone(), to(1), "sink-1-7").await.unwrap();
                 commits.push(commit_transaction(&rpc, broker_addr(), &handle).await);
                 next.abort().await.unwrap();
                 commits.push(commit_transaction(&rpc, broker_addr(), &handle).await);
                 let read_back = read(&rpc, IsolationLevel::ReadCommitted, &tp).await;
-                (
-                    open_after_restart,
-                    ends_after_restart,
-                    commits,
-                    read_back,
-                    ends(&rpc, &tp).await,
-                )
+                (open_after_restart, ends_after_restart, commits, read_back, ends(&rpc, &tp).await)
             });
-        assert_eq!(
-            open_after_restart,
-            [("sink-1-7".to_owned(), TransactionState::Ongoing)]
-        );
+        assert_eq!(open_after_restart, [("sink-1-7".to_owned(), TransactionState::Ongoing)]);
         assert_eq!(ends_after_restart, (0, 3), "still open after the restart");
         assert!(commits.iter().all(Result::is_ok), "{commits:?}");
         assert_eq!(read_back, (pairs(&[(0, "x0"), (1, "x1"), (2, "x2")]), 4));
-        assert_eq!(
-            ends_after,
-            (4, 4),
-            "one commit marker, however many commits"
-        );
+        assert_eq!(ends_after, (4, 4), "one commit marker, however many commits");
         let events: Vec<String> = trace.events().into_iter().map(|e| e.message).collect();
         assert!(
-            events
-                .iter()
-                .any(|e| e == "recovered 1 transactional ids, 1 with an open transaction"),
+            events.iter().any(|e| e == "recovered 1 transactional ids, 1 with an open transaction"),
             "{events:?}"
         );
     }
@@ -583,9 +494,8 @@ mod tests {
                 let tp = output(0);
                 let mut config = to(0);
                 config.transaction_timeout = Duration::from_secs(30);
-                let slow = TransactionalProducer::init(rpc.clone(), config, "slow-0-1")
-                    .await
-                    .unwrap();
+                let slow =
+                    TransactionalProducer::init(rpc.clone(), config, "slow-0-1").await.unwrap();
                 slow.send("output", 0, b"late");
                 slow.flush().await.unwrap();
                 let listed_before = list(&rpc, "").await;
@@ -593,23 +503,10 @@ mod tests {
                 let listed_after = list(&rpc, "").await;
                 let commit = slow.commit().await;
                 let read_back = read(&rpc, IsolationLevel::ReadCommitted, &tp).await;
-                (
-                    listed_before,
-                    listed_after,
-                    commit,
-                    read_back,
-                    ends(&rpc, &tp).await,
-                )
+                (listed_before, listed_after, commit, read_back, ends(&rpc, &tp).await)
             });
-        assert_eq!(
-            listed_before,
-            [("slow-0-1".to_owned(), TransactionState::Ongoing)]
-        );
-        assert_eq!(
-            listed_after,
-            [],
-            "aborted, and its new epoch is complete too"
-        );
+        assert_eq!(listed_before, [("slow-0-1".to_owned(), TransactionState::Ongoing)]);
+        assert_eq!(listed_after, [], "aborted, and its new epoch is complete too");
         assert!(is_fenced(&commit), "{commit:?}");
         assert_eq!(read_back, (vec![], 2));
         assert_eq!(ends_after, (2, 2));
@@ -629,25 +526,13 @@ mod tests {
             let tp = output(0);
             let _lingering = txn(&rpc, "sink-0-1", 0, &["l0"]).await;
             let pending = txn(&rpc, "sink-0-2", 0, &["k0"]).await.handle();
-            txn(&rpc, "sink-0-3", 0, &["c0"])
-                .await
-                .commit()
-                .await
-                .unwrap();
+            txn(&rpc, "sink-0-3", 0, &["c0"]).await.commit().await.unwrap();
             let _other = txn(&rpc, "other-0-1", 1, &["o0"]).await;
             let keep = [SmolStr::new("sink-0-2")];
-            let aborted = abort_lingering(&rpc, broker_addr(), "sink-0-", &keep)
-                .await
-                .unwrap();
+            let aborted = abort_lingering(&rpc, broker_addr(), "sink-0-", &keep).await.unwrap();
             let listed = list(&rpc, "").await;
-            commit_transaction(&rpc, broker_addr(), &pending)
-                .await
-                .unwrap();
-            (
-                aborted,
-                listed,
-                read(&rpc, IsolationLevel::ReadCommitted, &tp).await.0,
-            )
+            commit_transaction(&rpc, broker_addr(), &pending).await.unwrap();
+            (aborted, listed, read(&rpc, IsolationLevel::ReadCommitted, &tp).await.0)
         });
         assert_eq!(aborted, [SmolStr::new("sink-0-1")]);
         assert_eq!(
@@ -674,9 +559,8 @@ mod tests {
                 for n in 0..10 {
                     let config = ProducerConfig::new(broker_addr()); // sticky: both partitions
                     let id = format!("sink-{}-{n}", n % 2);
-                    let producer = TransactionalProducer::init(rpc.clone(), config, &id)
-                        .await
-                        .unwrap();
+                    let producer =
+                        TransactionalProducer::init(rpc.clone(), config, &id).await.unwrap();
                     for i in 0..20 {
                         producer.send("output", n, format!("{n}/{i}").as_bytes());
                         madsim::time::sleep(Duration::from_millis(2)).await;
@@ -686,9 +570,7 @@ mod tests {
                     } else {
                         let handle = producer.handle();
                         producer.commit().await.unwrap();
-                        commit_transaction(&rpc, broker_addr(), &handle)
-                            .await
-                            .unwrap();
+                        commit_transaction(&rpc, broker_addr(), &handle).await.unwrap();
                     }
                 }
                 let mut values = Vec::new();
@@ -716,10 +598,8 @@ mod tests {
             })
             .collect();
         values.sort();
-        let want: Vec<(u32, u32)> = (0..10)
-            .filter(|n| n % 3 != 2)
-            .flat_map(|n| (0..20).map(move |i| (n, i)))
-            .collect();
+        let want: Vec<(u32, u32)> =
+            (0..10).filter(|n| n % 3 != 2).flat_map(|n| (0..20).map(move |i| (n, i))).collect();
         assert_eq!(values, want);
     }
 }

@@ -56,23 +56,14 @@ pub async fn run(config: ClientConfig) {
 async fn submit(rpc: &Rpc, config: &ClientConfig, submission: JobSubmission) -> Option<JobId> {
     config.trace.event("Starting execution of program");
     loop {
-        let request = SubmitJob {
-            submission: submission.clone(),
-        };
-        match rpc
-            .call(config.jobmanager, request, Duration::from_secs(2))
-            .await
-        {
+        let request = SubmitJob { submission: submission.clone() };
+        match rpc.call(config.jobmanager, request, Duration::from_secs(2)).await {
             Ok(SubmitJobResponse::Submitted(job_id)) => {
-                config
-                    .trace
-                    .event(format!("Job has been submitted with JobID {job_id}"));
+                config.trace.event(format!("Job has been submitted with JobID {job_id}"));
                 return Some(job_id);
             }
             Ok(SubmitJobResponse::Rejected(reason)) => {
-                config.trace.event(format!(
-                    "The program finished with the following exception: {reason}"
-                ));
+                config.trace.event(format!("The program finished with the following exception: {reason}"));
                 return None;
             }
             Err(_) => madsim::time::sleep(Duration::from_millis(500)).await,

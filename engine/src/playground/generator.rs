@@ -104,9 +104,9 @@ impl Beginning {
         let slot = since_start.as_nanos() / pace.as_nanos().max(1);
         match (slot, on_restart) {
             (0, _) => Beginning::First,
-            (slot, OnRestart::Resume) => Beginning::Resume {
-                at: u64::try_from(slot).unwrap_or(u64::MAX),
-            },
+            (slot, OnRestart::Resume) => {
+                Beginning::Resume { at: u64::try_from(slot).unwrap_or(u64::MAX) }
+            }
             (_, OnRestart::FromZero) => Beginning::FromZero,
         }
     }
@@ -117,8 +117,8 @@ pub fn due_count(elapsed: Duration, pace: Duration) -> u64 {
     u64::try_from(elapsed.as_nanos().div_ceil(pace.as_nanos().max(1))).unwrap_or(u64::MAX)
 }
 
-/// The node's main; re-run from scratch on every restart of the node. Never returns once
-/// bound (a kill ends it).
+/// The node's main; re-run from scratch on every restart of the node. Never returns (a kill
+/// ends it).
 pub async fn run(config: GeneratorConfig) {
     let rpc = Rpc::bind(config.rpc_addr, config.network.clone());
     let producer_config = ProducerConfig::new(config.broker);
@@ -127,26 +127,19 @@ pub async fn run(config: GeneratorConfig) {
     let producer = Producer::new(rpc, producer_config);
 
     let now = Instant::now();
-    let beginning = Beginning::at(
-        now.saturating_duration_since(config.start),
-        config.pace,
-        config.on_restart,
-    );
+    let beginning =
+        Beginning::at(now.saturating_duration_since(config.start), config.pace, config.on_restart);
     let (mut next, origin) = match beginning {
         Beginning::First => {
             config.trace.event("generator started at event 0");
             (0, config.start)
         }
         Beginning::Resume { at } => {
-            config
-                .trace
-                .event(format!("generator restarted: resuming at event {at}"));
+            config.trace.event(format!("generator restarted: resuming at event {at}"));
             (at, config.start)
         }
         Beginning::FromZero => {
-            config
-                .trace
-                .event("generator restarted: starting again from event 0");
+            config.trace.event("generator restarted: starting again from event 0");
             (0, now)
         }
     };
@@ -179,25 +172,16 @@ mod tests {
         assert_eq!(due_count(PACE, PACE), 1);
         assert_eq!(due_count(PACE + Duration::from_nanos(1), PACE), 2);
         assert_eq!(due_count(Duration::from_secs(60), PACE), 24_000);
-        assert_eq!(
-            due_count(Duration::from_secs(1), Duration::ZERO),
-            1_000_000_000
-        );
+        assert_eq!(due_count(Duration::from_secs(1), Duration::ZERO), 1_000_000_000);
     }
 
     #[test]
     fn the_first_slot_is_a_first_start_and_later_runs_are_restarts() {
         for mode in [OnRestart::Resume, OnRestart::FromZero] {
             assert_eq!(Beginning::at(Duration::ZERO, PACE, mode), Beginning::First);
-            assert_eq!(
-                Beginning::at(Duration::from_micros(2499), PACE, mode),
-                Beginning::First
-            );
+            assert_eq!(Beginning::at(Duration::from_micros(2499), PACE, mode), Beginning::First);
         }
-        assert_eq!(
-            Beginning::at(PACE, PACE, OnRestart::Resume),
-            Beginning::Resume { at: 1 }
-        );
+        assert_eq!(Beginning::at(PACE, PACE, OnRestart::Resume), Beginning::Resume { at: 1 });
         assert_eq!(
             Beginning::at(Duration::from_millis(30_001), PACE, OnRestart::Resume),
             Beginning::Resume { at: 12_000 }
@@ -274,26 +258,15 @@ mod tests {
         /// Reads both partitions of `input` from offset 0 to their ends, from a fresh node.
         async fn read_input(network: &Network) -> Vec<Read> {
             let network = network.clone();
-            let node = Handle::current()
-                .create_node()
-                .name("reader")
-                .ip(addr(READER).ip())
-                .build();
+            let node = Handle::current().create_node().name("reader").ip(addr(READER).ip()).build();
             let task = node.spawn(async {
                 let rpc = Rpc::bind(addr(READER), network);
                 let mut consumer = Consumer::new(rpc, ConsumerConfig::new(addr(BROKER)));
-                let tps = [
-                    TopicPartition::new("input", 0),
-                    TopicPartition::new("input", 1),
-                ];
+                let tps = [TopicPartition::new("input", 0), TopicPartition::new("input", 1)];
                 let ends = consumer.end_offsets(&tps).await.unwrap();
                 consumer.assign(tps.iter().map(|tp| (tp.clone(), 0)).collect());
                 let mut read = Vec::new();
-                while tps
-                    .iter()
-                    .zip(&ends)
-                    .any(|(tp, end)| consumer.position(tp).unwrap() < *end)
-                {
+                while tps.iter().zip(&ends).any(|(tp, end)| consumer.position(tp).unwrap() < *end) {
                     for record in consumer.poll().await.unwrap() {
                         let event = ClickEvent::parse_json(&record.value).unwrap();
                         read.push((record.partition.partition, record.timestamp_ms, event));
@@ -315,10 +288,7 @@ mod tests {
         fn copies(read: &[Read]) -> BTreeMap<u64, u32> {
             let mut copies = BTreeMap::new();
             for (_, kafka_ts, event) in read {
-                assert_eq!(
-                    *kafka_ts, event.timestamp_ms,
-                    "the record timestamp is the event's"
-                );
+                assert_eq!(*kafka_ts, event.timestamp_ms, "the record timestamp is the event's");
                 *copies.entry(k_of(event)).or_insert(0) += 1;
             }
             copies
@@ -346,10 +316,7 @@ mod tests {
 
         fn generator_trace(trace: &Trace) -> Vec<String> {
             let events = trace.events().into_iter();
-            events
-                .filter(|e| e.node == "clickevent-generator")
-                .map(|e| e.message)
-                .collect()
+            events.filter(|e| e.node == "clickevent-generator").map(|e| e.message).collect()
         }
 
         #[test]
@@ -364,22 +331,11 @@ mod tests {
             });
             let copies = copies(&read);
             let n = run_from(&copies, 0);
-            assert_eq!(
-                n as usize,
-                read.len(),
-                "events 0..{n} once each, nothing else"
-            );
+            assert_eq!(n as usize, read.len(), "events 0..{n} once each, nothing else");
             assert!((24_000 - TAIL..=24_000).contains(&n), "{n} events in 60 s");
             assert_in_order_per_partition_and_page(&read);
-            let per_partition = |p| {
-                read.iter()
-                    .filter(|(partition, ..)| *partition == p)
-                    .count()
-            };
-            assert!(
-                per_partition(0) > 6_000 && per_partition(1) > 6_000,
-                "sticky batches spread"
-            );
+            let per_partition = |p| read.iter().filter(|(partition, ..)| *partition == p).count();
+            assert!(per_partition(0) > 6_000 && per_partition(1) > 6_000, "sticky batches spread");
             assert_eq!(generator_trace(&trace), ["generator started at event 0"]);
         }
 
@@ -405,11 +361,7 @@ mod tests {
             let second = run_from(&copies, 12_000);
             assert!((8_000 - TAIL..=8_000).contains(&first), "{first}");
             assert!((4_000 - TAIL..=4_000).contains(&second), "{second}");
-            assert_eq!(
-                (first + second) as usize,
-                read.len(),
-                "nothing else: {copies:?}"
-            );
+            assert_eq!((first + second) as usize, read.len(), "nothing else: {copies:?}");
             assert_eq!(
                 ClickEvent::nth(12_000).timestamp_ms,
                 30_000,
@@ -418,10 +370,7 @@ mod tests {
             assert_in_order_per_partition_and_page(&read);
             assert_eq!(
                 generator_trace(&trace),
-                [
-                    "generator started at event 0",
-                    "generator restarted: resuming at event 12000"
-                ]
+                ["generator started at event 0", "generator restarted: resuming at event 12000"]
             );
         }
 
@@ -445,11 +394,7 @@ mod tests {
             let twice = (0..).take_while(|k| copies.get(k) == Some(&2)).count() as u64;
             let once = (twice..).take_while(|k| copies.get(k) == Some(&1)).count() as u64;
             assert!((4_000 - TAIL..=4_000).contains(&twice), "{twice}");
-            assert!(
-                (8_000 - TAIL..=8_000).contains(&(twice + once)),
-                "{}",
-                twice + once
-            );
+            assert!((8_000 - TAIL..=8_000).contains(&(twice + once)), "{}", twice + once);
             assert_eq!((2 * twice + once) as usize, read.len());
             assert_eq!(
                 generator_trace(&trace),

@@ -154,10 +154,7 @@ impl Waiting {
                 arm.push(deadline);
             }
         }
-        let later = self
-            .deadlines
-            .range((Bound::Excluded(horizon), Bound::Unbounded))
-            .next();
+        let later = self.deadlines.range((Bound::Excluded(horizon), Bound::Unbounded)).next();
         if let Some(&(next, _)) = later {
             let wake = next - EXPIRY_LEAD;
             if self.alarms.first().is_none_or(|&alarm| alarm > wake) {
@@ -213,14 +210,7 @@ impl Rpc {
             self.shared.wake_reader_at(at);
         }
         let body = Box::new(request);
-        self.shared.send_request(
-            dst,
-            Frame::Request {
-                call,
-                tag: R::ID,
-                body,
-            },
-        );
+        self.shared.send_request(dst, Frame::Request { call, tag: R::ID, body });
         // The slot is dropped at the deadline (or when the node's reader dies).
         match answer.await {
             Ok(body) => Ok(*body
@@ -230,8 +220,28 @@ impl Rpc {
         }
     }
 
+    /// Sends `request` to `dst` until an answer comes, waiting `per_try` for each, and gives up
+    /// (`None`) once `give_up_after` has passed: a message that must get through a lossy
+    /// network, as over a reliable connection.
+    pub async fn call_until_answered<R: Request + Clone>(
+        &self,
+        dst: SocketAddr,
+        request: R,
+        per_try: Duration,
+        give_up_after: Duration,
+    ) -> Option<R::Response> {
+        let give_up = self.shared.clock.now() + give_up_after;
+        while self.shared.clock.now() < give_up {
+            if let Ok(response) = self.call(dst, request.clone(), per_try).await {
+                return Some(response);
+            }
+        }
+        None
+    }
+
     /// Serves requests of type `R`. An answer that is ready at once goes back at once; a slow
-    /// one (a long-polling fetch) is finished in its own task, so it holds up no other request.
+    /// one (a long-polling fetch) is polled again on the node's later wake-ups, so it holds up
+    /// no other request.
     pub fn serve<R, F, Fut>(&self, mut handler: F)
     where
         R: Request,
@@ -302,11 +312,7 @@ struct Answering {
 impl Shared {
     /// Starts answering a request, or hands a response to the call waiting for it.
     fn dispatch(&self, envelope: Envelope) -> Option<Answering> {
-        let Envelope {
-            from,
-            reply_to,
-            frame,
-        } = envelope;
+        let Envelope { from, reply_to, frame } = envelope;
         match frame {
             Frame::Request { call, tag, body } => {
                 let answer = {
@@ -376,6 +382,19 @@ impl Shared {
     }
 }
 
+/// Creates a node called `name` at `addr`'s IP and binds an `Rpc` at `addr` on it (tests only).
+#[cfg(test)]
+pub(crate) async fn bind_on_new_node(
+    name: &str,
+    addr: SocketAddr,
+    network: &Network,
+) -> (madsim::runtime::NodeHandle, Rpc) {
+    let node = madsim::runtime::Handle::current().create_node().name(name).ip(addr.ip()).build();
+    let network = network.clone();
+    let rpc = node.spawn(async move { Rpc::bind(addr, network) }).await.unwrap();
+    (node, rpc)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -399,16 +418,16 @@ mod tests {
     }
 
     /// Starts the `server` node: `Echo(n)` answers n + 1 at once, `Slow(n)` after 500 ms.
-    fn start_server(faults: &Network) -> madsim::task::NodeId {
-        let faults = faults.clone();
+    fn start_server(network: &Network) -> madsim::task::NodeId {
+        let network = network.clone();
         Handle::current()
             .create_node()
             .name("server")
             .ip(addr(SERVER).ip())
             .init(move || {
-                let faults = faults.clone();
+                let network = network.clone();
                 async move {
-                    let rpc = Rpc::bind(addr(SERVER), faults);
+                    let rpc = Rpc::bind(addr(SERVER), network);
                     rpc.serve(|Echo(n), _| async move { n + 1 });
                     rpc.serve(|Slow(n), _| async move {
                         sleep(Duration::from_millis(500)).await;
@@ -428,18 +447,15 @@ mod tests {
         Fut: Future<Output = ()> + Send + 'static,
     {
         Runtime::with_seed_and_config(7, madsim::Config::default()).block_on(async move {
-            let faults = Network::default();
-            let server = start_server(&faults);
-            let client = Handle::current()
-                .create_node()
-                .name("client")
-                .ip(addr(CLIENT).ip())
-                .build();
+            let network = Network::default();
+            let server = start_server(&network);
+            let client =
+                Handle::current().create_node().name("client").ip(addr(CLIENT).ip()).build();
             client
                 .spawn(async move {
                     sleep(Duration::from_millis(10)).await; // the server binds
-                    let rpc = Rpc::bind(addr(CLIENT), faults.clone());
-                    test(rpc, faults, server).await
+                    let rpc = Rpc::bind(addr(CLIENT), network.clone());
+                    test(rpc, network, server).await
                 })
                 .await
                 .unwrap();
@@ -471,54 +487,35 @@ mod tests {
 
     #[test]
     fn a_partition_loses_every_message_until_it_heals() {
-        with_client(|rpc, faults, _| async move {
+        with_client(|rpc, network, _| async move {
             assert_eq!(rpc.call(addr(SERVER), Echo(1), TIMEOUT).await.unwrap(), 2);
-            faults.partition(addr(CLIENT).ip(), addr(SERVER).ip());
+            network.partition(addr(CLIENT).ip(), addr(SERVER).ip());
             let (result, took) = timed(rpc.call(addr(SERVER), Echo(2), TIMEOUT)).await;
-            assert!(
-                matches!(result, Err(RpcError::Timeout { .. })),
-                "{result:?}"
-            );
-            assert!(
-                took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(5),
-                "{took:?}"
-            );
-            faults.heal(addr(SERVER).ip(), addr(CLIENT).ip());
+            assert!(matches!(result, Err(RpcError::Timeout { .. })), "{result:?}");
+            assert!(took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(5), "{took:?}");
+            network.heal(addr(SERVER).ip(), addr(CLIENT).ip());
             assert_eq!(rpc.call(addr(SERVER), Echo(3), TIMEOUT).await.unwrap(), 4);
         });
     }
 
     #[test]
     fn link_faults_delay_or_drop_the_messages_of_one_direction() {
-        with_client(|rpc, faults, _| async move {
+        with_client(|rpc, network, _| async move {
             let (client, server) = (addr(CLIENT).ip(), addr(SERVER).ip());
             let delay = Duration::from_millis(200)..Duration::from_millis(300);
-            faults.set(
+            network.set(
                 server,
                 client,
-                Some(LinkFault {
-                    delay: Some(delay),
-                    loss_probability: 0.0,
-                }),
+                Some(LinkFault { delay: Some(delay), loss_probability: 0.0 }),
             );
             let (answer, took) = timed(rpc.call(addr(SERVER), Echo(1), TIMEOUT)).await;
             assert_eq!(answer.unwrap(), 2);
             assert!(took >= Duration::from_millis(200), "{took:?}");
             // Every answer lost: the request arrives, the caller still only times out.
-            faults.set(
-                server,
-                client,
-                Some(LinkFault {
-                    delay: None,
-                    loss_probability: 1.0,
-                }),
-            );
+            network.set(server, client, Some(LinkFault { delay: None, loss_probability: 1.0 }));
             let (answer, took) = timed(rpc.call(addr(SERVER), Echo(2), TIMEOUT)).await;
-            assert!(
-                answer.is_err() && took >= TIMEOUT,
-                "{answer:?} after {took:?}"
-            );
-            faults.set(server, client, None);
+            assert!(answer.is_err() && took >= TIMEOUT, "{answer:?} after {took:?}");
+            network.set(server, client, None);
             assert_eq!(rpc.call(addr(SERVER), Echo(3), TIMEOUT).await.unwrap(), 4);
         });
     }
@@ -529,10 +526,7 @@ mod tests {
             assert_eq!(rpc.call(addr(SERVER), Echo(1), TIMEOUT).await.unwrap(), 2);
             Handle::current().kill(server);
             let (result, took) = timed(rpc.call(addr(SERVER), Echo(2), TIMEOUT)).await;
-            assert!(
-                result.is_err() && took >= TIMEOUT,
-                "{result:?} after {took:?}"
-            );
+            assert!(result.is_err() && took >= TIMEOUT, "{result:?} after {took:?}");
             Handle::current().restart(server);
             sleep(Duration::from_millis(10)).await; // it binds again
             assert_eq!(rpc.call(addr(SERVER), Echo(3), TIMEOUT).await.unwrap(), 4);
@@ -545,10 +539,7 @@ mod tests {
         crate::request!(Unserved => ());
         with_client(|rpc, _, _| async move {
             let (result, took) = timed(rpc.call(addr(SERVER), Unserved, TIMEOUT)).await;
-            assert!(
-                result.is_err() && took >= TIMEOUT,
-                "{result:?} after {took:?}"
-            );
+            assert!(result.is_err() && took >= TIMEOUT, "{result:?} after {took:?}");
         });
     }
 
@@ -575,10 +566,7 @@ mod tests {
                     }
                 })
                 .build();
-            let client = Handle::current()
-                .create_node()
-                .ip(addr(CLIENT).ip())
-                .build();
+            let client = Handle::current().create_node().ip(addr(CLIENT).ip()).build();
             let sent = client
                 .spawn(async move {
                     sleep(Duration::from_millis(10)).await; // the server binds
@@ -690,15 +678,9 @@ mod tests {
             let network = Network::default();
             start_server(&network);
             network.partition(addr(CLIENT).ip(), addr(SERVER).ip());
-            let client = Handle::current()
-                .create_node()
-                .ip(addr(CLIENT).ip())
-                .build();
+            let client = Handle::current().create_node().ip(addr(CLIENT).ip()).build();
             let bound = network.clone();
-            let rpc = client
-                .spawn(async move { Rpc::bind(addr(CLIENT), bound) })
-                .await
-                .unwrap();
+            let rpc = client.spawn(async move { Rpc::bind(addr(CLIENT), bound) }).await.unwrap();
             // This task is not on the client node: its call waits on the client's mailbox reader.
             let call = madsim::task::spawn(async move {
                 timed(rpc.call(addr(SERVER), Echo(1), TIMEOUT)).await
@@ -707,10 +689,7 @@ mod tests {
             Handle::current().kill(client.id());
             let (result, took) = call.await.unwrap();
             assert!(result.is_err(), "{result:?}");
-            assert!(
-                took < TIMEOUT,
-                "ended with its reader, not at its deadline: {took:?}"
-            );
+            assert!(took < TIMEOUT, "ended with its reader, not at its deadline: {took:?}");
         });
     }
 }

@@ -105,10 +105,7 @@ impl Network {
     /// A new mailbox at `addr`, taking the address over from any earlier one (a killed node's
     /// tasks are dropped lazily, so its restarted self may bind before the old mailbox closes).
     pub(super) fn bind(&self, addr: SocketAddr) -> Arc<Mailbox> {
-        let mailbox = Arc::new(Mailbox {
-            addr,
-            state: Mutex::default(),
-        });
+        let mailbox = Arc::new(Mailbox { addr, state: Mutex::default() });
         self.state().bound.insert(addr, Arc::downgrade(&mailbox));
         mailbox
     }
@@ -141,11 +138,7 @@ impl Network {
             }
             Fate::Delayed(delay) => now + delay + rng.gen_range(LATENCY),
         };
-        let envelope = Envelope {
-            from: from.addr,
-            reply_to: Arc::downgrade(from),
-            frame,
-        };
+        let envelope = Envelope { from: from.addr, reply_to: Arc::downgrade(from), frame };
         to.put(clock, arrival, envelope);
     }
 
@@ -185,9 +178,10 @@ pub(super) struct Mailbox {
 
 #[derive(Default)]
 struct MailboxState {
-    /// By arrival, then by send order.
+    /// By arrival, then by `put` order (messages arriving at the same instant keep it).
     queue: BTreeMap<(Instant, u64), Envelope>,
-    sent: u64,
+    /// Messages put in so far: the second half of the queue's key.
+    put: u64,
     /// The task reading this mailbox, once it waits.
     reader: Option<Waker>,
     /// Set when the reader is gone (its node was killed): later messages are lost.
@@ -211,8 +205,8 @@ impl Mailbox {
             if state.closed {
                 return;
             }
-            state.sent += 1;
-            let key = (arrival, state.sent);
+            state.put += 1;
+            let key = (arrival, state.put);
             state.queue.insert(key, envelope);
         }
         crate::timer::wake_at(clock, arrival, &Waker::from(self.clone()));

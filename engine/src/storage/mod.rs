@@ -55,28 +55,14 @@ mod tests {
 
     /// Creates the client node at 10.0.0.10 and a storage client sending from it.
     async fn client_node(network: &Network) -> (NodeHandle, StorageClient) {
-        let addr: SocketAddr = CLIENT.parse().unwrap();
-        let node = Handle::current()
-            .create_node()
-            .name("client")
-            .ip(addr.ip())
-            .build();
-        let network = network.clone();
-        let rpc = node
-            .spawn(async move { Rpc::bind(addr, network) })
-            .await
-            .unwrap();
+        let (node, rpc) =
+            crate::rpc::bind_on_new_node("client", CLIENT.parse().unwrap(), network).await;
         (node, StorageClient::new(rpc, storage_addr()))
     }
 
     /// Measures the storage node's disk (on whichever incarnation of it runs now).
     async fn storage_disk(storage: NodeId) -> DiskUsage {
-        Handle::current()
-            .get_node(storage)
-            .unwrap()
-            .spawn(disk_usage())
-            .await
-            .unwrap()
+        Handle::current().get_node(storage).unwrap().spawn(disk_usage()).await.unwrap()
     }
 
     fn bytes(s: &str) -> Bytes {
@@ -105,13 +91,7 @@ mod tests {
                     c.put(&path, Bytes::new()).await.unwrap();
                     let empty = c.get(&path).await.unwrap();
                     c.put(&path, bytes("third")).await.unwrap();
-                    (
-                        missing,
-                        first,
-                        empty,
-                        c.get(&path).await.unwrap(),
-                        c.list("").await.unwrap(),
-                    )
+                    (missing, first, empty, c.get(&path).await.unwrap(), c.list("").await.unwrap())
                 })
                 .await
                 .unwrap();
@@ -123,10 +103,7 @@ mod tests {
             // Overwriting reuses the freed slot: two slot files, only the live bytes in them.
             let disk = storage_disk(storage).await;
             assert_eq!((disk.slot_files, disk.slot_bytes), (2, 5), "{disk:?}");
-            assert_eq!(
-                events(&trace),
-                ["storage started on 10.0.0.5:7000 with 0 files (0 bytes)"]
-            );
+            assert_eq!(events(&trace), ["storage started on 10.0.0.5:7000 with 0 files (0 bytes)"]);
         });
     }
 
@@ -139,21 +116,12 @@ mod tests {
             let (client, c) = client_node(&network).await;
             let (chk7, chk, all, none) = client
                 .spawn(async move {
-                    for name in [
-                        "chk-70/b",
-                        "chk-7/_metadata",
-                        "chk-7/a",
-                        "chk-8/a",
-                        "chk-7/0",
-                    ] {
+                    for name in ["chk-70/b", "chk-7/_metadata", "chk-7/a", "chk-8/a", "chk-7/0"] {
                         c.put(&format!("{JOB}/{name}"), bytes(name)).await.unwrap();
                     }
-                    c.put(
-                        "/tmp/flink-savepoints-directory/savepoint-1/_metadata",
-                        bytes("s"),
-                    )
-                    .await
-                    .unwrap();
+                    c.put("/tmp/flink-savepoints-directory/savepoint-1/_metadata", bytes("s"))
+                        .await
+                        .unwrap();
                     (
                         c.list(&format!("{JOB}/chk-7/")).await.unwrap(),
                         c.list(&format!("{JOB}/chk-")).await.unwrap(),
@@ -169,20 +137,11 @@ mod tests {
             assert_eq!(chk7, under(&["chk-7/0", "chk-7/_metadata", "chk-7/a"]));
             assert_eq!(
                 chk,
-                under(&[
-                    "chk-7/0",
-                    "chk-7/_metadata",
-                    "chk-7/a",
-                    "chk-70/b",
-                    "chk-8/a"
-                ])
+                under(&["chk-7/0", "chk-7/_metadata", "chk-7/a", "chk-70/b", "chk-8/a"])
             );
             assert_eq!(all.len(), 6);
             assert_eq!(all[0], format!("{JOB}/chk-7/0"));
-            assert_eq!(
-                all[5],
-                "/tmp/flink-savepoints-directory/savepoint-1/_metadata"
-            );
+            assert_eq!(all[5], "/tmp/flink-savepoints-directory/savepoint-1/_metadata");
             assert!(none.is_empty());
         });
     }
@@ -196,13 +155,7 @@ mod tests {
             let (client, c) = client_node(&network).await;
             let (counts, left, gone) = client
                 .spawn(async move {
-                    for name in [
-                        "chk-1/a",
-                        "chk-1/b",
-                        "chk-1/_metadata",
-                        "chk-10/a",
-                        "chk-2/a",
-                    ] {
+                    for name in ["chk-1/a", "chk-1/b", "chk-1/_metadata", "chk-10/a", "chk-2/a"] {
                         c.put(&format!("{JOB}/{name}"), bytes(name)).await.unwrap();
                     }
                     c.delete(&format!("{JOB}/chk-2/a")).await.unwrap();
@@ -222,10 +175,7 @@ mod tests {
             assert_eq!(left, [format!("{JOB}/chk-10/a")]);
             assert_eq!(gone, None);
             let disk = storage_disk(storage).await;
-            assert_eq!(
-                (disk.slot_files, disk.slot_bytes),
-                (5, "chk-10/a".len() as u64)
-            );
+            assert_eq!((disk.slot_files, disk.slot_bytes), (5, "chk-10/a".len() as u64));
         });
     }
 
@@ -271,11 +221,7 @@ mod tests {
             let (trace, network) = (Trace::new(), Network::default());
             start_storage(&trace, &network);
             let addr: SocketAddr = CLIENT.parse().unwrap();
-            let client = Handle::current()
-                .create_node()
-                .name("client")
-                .ip(addr.ip())
-                .build();
+            let client = Handle::current().create_node().name("client").ip(addr.ip()).build();
             let errors = client
                 .spawn(async move {
                     madsim::time::sleep(Duration::from_millis(10)).await; // storage binds
@@ -283,14 +229,9 @@ mod tests {
                     let c = StorageClient::new(rpc.clone(), storage_addr());
                     let long = "x".repeat(5000);
                     // A request built by hand skips the client's checks: the node checks too.
-                    let raw = PutFile {
-                        path: String::new(),
-                        data: Bytes::new(),
-                    };
-                    let answer: PutFileResponse = rpc
-                        .call(storage_addr(), raw, Duration::from_secs(1))
-                        .await
-                        .unwrap();
+                    let raw = PutFile { path: String::new(), data: Bytes::new() };
+                    let answer: PutFileResponse =
+                        rpc.call(storage_addr(), raw, Duration::from_secs(1)).await.unwrap();
                     let errors = vec![
                         c.put("", bytes("x")).await.unwrap_err(),
                         c.get(&long).await.unwrap_err(),
@@ -306,15 +247,10 @@ mod tests {
                 .unwrap();
             let messages: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             let empty = "invalid path \"\": a path must not be empty".to_owned();
-            let long = format!(
-                "invalid path \"{}\": a path must be at most 4096 bytes",
-                "x".repeat(5000)
-            );
+            let long =
+                format!("invalid path \"{}\": a path must be at most 4096 bytes", "x".repeat(5000));
             let prefix = "invalid path \"\": an empty prefix would delete every file".to_owned();
-            assert_eq!(
-                messages,
-                [empty.clone(), long, empty.clone(), prefix, empty]
-            );
+            assert_eq!(messages, [empty.clone(), long, empty.clone(), prefix, empty]);
             assert!(errors.iter().all(|e| !e.is_retryable()));
         });
     }
@@ -325,17 +261,11 @@ mod tests {
         let (trace, network) = (Trace::new(), Network::default());
         let storage = start_storage(&trace, &network);
         let (client, c) = client_node(&network).await;
-        let paths: Vec<String> = [
-            "chk-1/a",
-            "chk-1/b",
-            "chk-1/_metadata",
-            "chk-2/a",
-            "chk-2/b",
-            "chk-3/a",
-        ]
-        .iter()
-        .map(|n| format!("{JOB}/{n}"))
-        .collect();
+        let paths: Vec<String> =
+            ["chk-1/a", "chk-1/b", "chk-1/_metadata", "chk-2/a", "chk-2/b", "chk-3/a"]
+                .iter()
+                .map(|n| format!("{JOB}/{n}"))
+                .collect();
         let before = {
             let (c, paths) = (c.clone(), paths.clone());
             client.spawn(async move {
@@ -350,9 +280,7 @@ mod tests {
         assert_eq!(before.await.unwrap(), 2);
         let node = Handle::current().get_node(storage).unwrap();
         let end = node.spawn(disk_usage()).await.unwrap().slot_files;
-        node.spawn(plant_orphan(end, b"bytes of a put cut short by the kill"))
-            .await
-            .unwrap();
+        node.spawn(plant_orphan(end, b"bytes of a put cut short by the kill")).await.unwrap();
         Handle::current().kill(storage);
         madsim::time::sleep(Duration::from_secs(1)).await;
         Handle::current().restart(storage);
@@ -432,10 +360,8 @@ mod tests {
             // Dead: a short timeout, for both the put and the get.
             Handle::current().kill(storage);
             let short = c.clone().with_timeout(Duration::from_millis(500));
-            let (put, got, waited) = client
-                .spawn(timed(short, path.clone(), "lost"))
-                .await
-                .unwrap();
+            let (put, got, waited) =
+                client.spawn(timed(short, path.clone(), "lost")).await.unwrap();
             let put = put.unwrap_err();
             assert!(put.is_retryable());
             assert_eq!(
@@ -444,19 +370,13 @@ mod tests {
                     "storage unavailable for {path}: no answer from 10.0.0.5:7000 within 500ms"
                 )
             );
-            assert!(
-                matches!(got, Err(StorageError::Unavailable { .. })),
-                "{got:?}"
-            );
+            assert!(matches!(got, Err(StorageError::Unavailable { .. })), "{got:?}");
             assert!(waited >= Duration::from_secs(1), "{waited:?}");
             assert!(waited < Duration::from_millis(1010), "{waited:?}");
 
             Handle::current().restart(storage);
             madsim::time::sleep(Duration::from_millis(10)).await;
-            let (put, got, _) = client
-                .spawn(timed(c.clone(), path.clone(), "v1"))
-                .await
-                .unwrap();
+            let (put, got, _) = client.spawn(timed(c.clone(), path.clone(), "v1")).await.unwrap();
             put.unwrap();
             assert_eq!(got.unwrap(), Some(bytes("v1")));
 
@@ -464,26 +384,15 @@ mod tests {
             let client_ip = CLIENT.parse::<SocketAddr>().unwrap().ip();
             let storage_ip = STORAGE.parse::<SocketAddr>().unwrap().ip();
             network.partition(client_ip, storage_ip);
-            let (put, got, waited) = client
-                .spawn(timed(c.clone(), path.clone(), "v2"))
-                .await
-                .unwrap();
-            assert!(
-                matches!(put, Err(StorageError::Unavailable { .. })),
-                "{put:?}"
-            );
-            assert!(
-                matches!(got, Err(StorageError::Unavailable { .. })),
-                "{got:?}"
-            );
+            let (put, got, waited) =
+                client.spawn(timed(c.clone(), path.clone(), "v2")).await.unwrap();
+            assert!(matches!(put, Err(StorageError::Unavailable { .. })), "{put:?}");
+            assert!(matches!(got, Err(StorageError::Unavailable { .. })), "{got:?}");
             assert!(waited >= Duration::from_secs(4), "{waited:?}");
             assert!(waited < Duration::from_millis(4010), "{waited:?}");
             network.heal(client_ip, storage_ip);
             // The put whose request never arrived did nothing; the node kept its state.
-            let got = client
-                .spawn(async move { c.get(&path).await })
-                .await
-                .unwrap();
+            let got = client.spawn(async move { c.get(&path).await }).await.unwrap();
             assert_eq!(got.unwrap(), Some(bytes("v1")));
         });
     }
@@ -506,14 +415,10 @@ mod tests {
                             let data = Bytes::from(vec![n as u8; size(n, i)]);
                             c.put(&format!("{JOB}/chk-{n}/op-{i}"), data).await.unwrap();
                         }
-                        c.put(&format!("{JOB}/chk-{n}/_metadata"), bytes("meta"))
-                            .await
-                            .unwrap();
+                        c.put(&format!("{JOB}/chk-{n}/_metadata"), bytes("meta")).await.unwrap();
                         if n > 1 {
-                            removed += c
-                                .delete_prefix(&format!("{JOB}/chk-{}/", n - 1))
-                                .await
-                                .unwrap();
+                            removed +=
+                                c.delete_prefix(&format!("{JOB}/chk-{}/", n - 1)).await.unwrap();
                         }
                     }
                     (removed, c.list(JOB).await.unwrap())
@@ -522,11 +427,7 @@ mod tests {
                 .unwrap();
             assert_eq!(removed, 599 * 11);
             assert_eq!(retained.len(), 11);
-            assert!(
-                retained
-                    .iter()
-                    .all(|p| p.starts_with(&format!("{JOB}/chk-600/")))
-            );
+            assert!(retained.iter().all(|p| p.starts_with(&format!("{JOB}/chk-600/"))));
             let live: u64 = (0..10).map(|i| size(600, i) as u64).sum::<u64>() + 4;
             let disk = storage_disk(storage).await;
             // At most two checkpoints are ever live at once: 22 slot files, reused ever after.

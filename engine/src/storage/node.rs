@@ -59,10 +59,9 @@ pub async fn run(config: StorageConfig) {
     let store = Arc::new(Mutex::new(volume));
     let rpc = Rpc::bind(config.addr, config.network.clone());
     serve(&rpc, &store);
-    config.trace.event(format!(
-        "storage started on {} with {files} files ({bytes} bytes)",
-        config.addr
-    ));
+    config
+        .trace
+        .event(format!("storage started on {} with {files} files ({bytes} bytes)", config.addr));
     // The node exits when its main returns; the handlers run in their own tasks.
     std::future::pending::<()>().await;
 }
@@ -71,47 +70,29 @@ fn serve(rpc: &Rpc, store: &Arc<Mutex<Volume>>) {
     let s = store.clone();
     rpc.serve(move |req: PutFile, _| {
         let s = s.clone();
-        async move {
-            PutFileResponse {
-                result: s.lock().await.put(req.path, req.data).await,
-            }
-        }
+        async move { PutFileResponse { result: s.lock().await.put(req.path, req.data).await } }
     });
     let s = store.clone();
     rpc.serve(move |req: GetFile, _| {
         let s = s.clone();
-        async move {
-            GetFileResponse {
-                result: s.lock().await.get(&req.path).await,
-            }
-        }
+        async move { GetFileResponse { result: s.lock().await.get(&req.path).await } }
     });
     let s = store.clone();
     rpc.serve(move |req: DeleteFile, _| {
         let s = s.clone();
-        async move {
-            DeleteFileResponse {
-                result: s.lock().await.delete(&req.path).await,
-            }
-        }
+        async move { DeleteFileResponse { result: s.lock().await.delete(&req.path).await } }
     });
     let s = store.clone();
     rpc.serve(move |req: DeletePrefix, _| {
         let s = s.clone();
         async move {
-            DeletePrefixResponse {
-                result: s.lock().await.delete_prefix(&req.prefix).await,
-            }
+            DeletePrefixResponse { result: s.lock().await.delete_prefix(&req.prefix).await }
         }
     });
     let s = store.clone();
     rpc.serve(move |req: ListFiles, _| {
         let s = s.clone();
-        async move {
-            ListFilesResponse {
-                result: Ok(s.lock().await.list(&req.prefix)),
-            }
-        }
+        async move { ListFilesResponse { result: Ok(s.lock().await.list(&req.prefix)) } }
     });
 }
 
@@ -147,10 +128,7 @@ async fn write_blob(slot: u32, data: &[u8]) -> std::io::Result<()> {
 }
 
 fn io_error(path: &str, e: std::io::Error) -> StorageError {
-    StorageError::Io {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    }
+    StorageError::Io { path: path.to_owned(), reason: e.to_string() }
 }
 
 impl Volume {
@@ -192,17 +170,10 @@ impl Volume {
         let mut free = BTreeSet::new();
         for slot in (0..slots).filter(|slot| !used.contains(slot)) {
             // An unfinished put's bytes, or a delete whose truncation was cut short.
-            File::create(blob_path(slot))
-                .await
-                .map_err(|e| io_error(&blob_path(slot), e))?;
+            File::create(blob_path(slot)).await.map_err(|e| io_error(&blob_path(slot), e))?;
             free.insert(slot);
         }
-        Ok(Volume {
-            files,
-            free,
-            slots,
-            generation,
-        })
+        Ok(Volume { files, free, slots, generation })
     }
 
     /// How many files are live, and their bytes.
@@ -217,10 +188,7 @@ impl Volume {
             None => self.slots,
         };
         if slot == u32::MAX {
-            return Err(StorageError::Io {
-                path,
-                reason: "the volume has no free slot".into(),
-            });
+            return Err(StorageError::Io { path, reason: "the volume has no free slot".into() });
         }
         if slot == self.slots {
             // A new slot file: count it before creating it, so a failed create is retried by
@@ -233,10 +201,7 @@ impl Volume {
             return Err(io_error(&path, e));
         }
         self.free.remove(&slot);
-        let entry = Entry {
-            slot,
-            len: data.len() as u64,
-        };
+        let entry = Entry { slot, len: data.len() as u64 };
         let old = self.files.insert(path.clone(), entry);
         if let Err(e) = self.commit().await {
             match old {
@@ -257,17 +222,11 @@ impl Volume {
         let Some(entry) = self.files.get(path) else {
             return Ok(None);
         };
-        let corrupt = |reason: String| StorageError::Corrupt {
-            path: path.to_owned(),
-            reason,
-        };
+        let corrupt = |reason: String| StorageError::Corrupt { path: path.to_owned(), reason };
         let data = match madsim::fs::read(blob_path(entry.slot)).await {
             Ok(data) => data,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(corrupt(format!(
-                    "its data file {} is missing",
-                    blob_path(entry.slot)
-                )));
+                return Err(corrupt(format!("its data file {} is missing", blob_path(entry.slot))));
             }
             Err(e) => return Err(io_error(path, e)),
         };
@@ -326,11 +285,8 @@ impl Volume {
 
     /// Writes the index as it is in memory as the cell's next generation.
     async fn commit(&mut self) -> std::io::Result<()> {
-        let rows: Vec<(&str, u32, u64)> = self
-            .files
-            .iter()
-            .map(|(path, e)| (path.as_str(), e.slot, e.len))
-            .collect();
+        let rows: Vec<(&str, u32, u64)> =
+            self.files.iter().map(|(path, e)| (path.as_str(), e.slot, e.len)).collect();
         write_cell(INDEX_CELL, self.generation + 1, &rows).await?;
         self.generation += 1;
         Ok(())
@@ -360,11 +316,7 @@ pub(super) struct DiskUsage {
 /// Measures the volume on the current node's disk; call it on the storage node.
 #[cfg(test)]
 pub(super) async fn disk_usage() -> DiskUsage {
-    let mut usage = DiskUsage {
-        slot_files: 0,
-        slot_bytes: 0,
-        index_bytes: 0,
-    };
+    let mut usage = DiskUsage { slot_files: 0, slot_bytes: 0, index_bytes: 0 };
     while let Ok(meta) = madsim::fs::metadata(blob_path(usage.slot_files)).await {
         usage.slot_files += 1;
         usage.slot_bytes += meta.len();

@@ -14,10 +14,10 @@ use std::time::Duration;
 use madsim::task::JoinHandle;
 use madsim::time::Instant;
 
-use crate::protocol::checkpoint::{NotifyCheckpointComplete, TriggerCheckpoint};
 use crate::protocol::cluster::{
     Heartbeat, HeartbeatResponse, RegisterTaskManager, RegistrationResponse,
 };
+use crate::protocol::checkpoint::{NotifyCheckpointComplete, TriggerCheckpoint};
 use crate::protocol::data::DeliverBuffer;
 use crate::protocol::deployment::{CancelTask, SubmitTask};
 use crate::protocol::ids::{ExecutionAttemptId, JobMasterId, ResourceId};
@@ -99,10 +99,7 @@ pub async fn run(config: TaskManagerConfig) {
                 state.last_heartbeat = Instant::now();
             }
             let running = state.tasks.keys().copied().collect();
-            std::future::ready(HeartbeatResponse {
-                resource_id,
-                running,
-            })
+            std::future::ready(HeartbeatResponse { resource_id, running })
         }
     });
     rpc.serve({
@@ -117,10 +114,7 @@ pub async fn run(config: TaskManagerConfig) {
                 state.last_heartbeat = Instant::now();
             }
             let response = if state.job_master != Some(tdd.job_master) {
-                Err(format!(
-                    "TaskManager is registered with another JobManager than {}",
-                    tdd.job_master
-                ))
+                Err(format!("TaskManager is registered with another JobManager than {}", tdd.job_master))
             } else {
                 // The gate opens before the task runs, so early buffers find it.
                 let input = task::open_input(&tdd, &services.gates);
@@ -128,12 +122,7 @@ pub async fn run(config: TaskManagerConfig) {
                 let running = RunningTask {
                     display_name: tdd.display_name(),
                     gate: task::gate_key(&tdd),
-                    handle: madsim::task::spawn(task::run(
-                        tdd.clone(),
-                        services,
-                        input,
-                        control_receiver,
-                    )),
+                    handle: madsim::task::spawn(task::run(tdd.clone(), services, input, control_receiver)),
                     control,
                 };
                 state.tasks.insert(tdd.attempt_id, running);
@@ -166,9 +155,7 @@ pub async fn run(config: TaskManagerConfig) {
         move |trigger: TriggerCheckpoint, _| {
             let state = state.lock().unwrap();
             let accepted = state.tasks.get(&trigger.attempt_id).is_some_and(|task| {
-                task.control
-                    .send(TaskControl::TriggerCheckpoint(trigger.barrier))
-                    .is_ok()
+                task.control.send(TaskControl::TriggerCheckpoint(trigger.barrier)).is_ok()
             });
             std::future::ready(accepted)
         }
@@ -180,10 +167,7 @@ pub async fn run(config: TaskManagerConfig) {
             let mut notified = 0;
             for attempt in &notice.attempts {
                 if let Some(task) = state.tasks.get(attempt)
-                    && task
-                        .control
-                        .send(TaskControl::CheckpointComplete(notice.checkpoint_id))
-                        .is_ok()
+                    && task.control.send(TaskControl::CheckpointComplete(notice.checkpoint_id)).is_ok()
                 {
                     notified += 1;
                 }
@@ -217,10 +201,7 @@ pub async fn run(config: TaskManagerConfig) {
             slots: config.slots,
             session,
         };
-        match rpc
-            .call(config.jobmanager, registration, registration_timeout)
-            .await
-        {
+        match rpc.call(config.jobmanager, registration, registration_timeout).await {
             Ok(RegistrationResponse::Accepted { job_master }) => {
                 registration_timeout = REGISTRATION_INITIAL_TIMEOUT;
                 {
@@ -247,12 +228,7 @@ pub async fn run(config: TaskManagerConfig) {
         }
         config.trace.event(format!(
             "The heartbeat of JobManager with id {} timed out.",
-            state
-                .lock()
-                .unwrap()
-                .job_master
-                .map(|id| id.to_string())
-                .unwrap_or_default()
+            state.lock().unwrap().job_master.map(|id| id.to_string()).unwrap_or_default()
         ));
         let dropped = {
             let mut state = state.lock().unwrap();

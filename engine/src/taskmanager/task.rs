@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use madsim::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::jobmanager::checkpoint_coordinator::CHECKPOINT_TIMEOUT;
@@ -16,7 +15,7 @@ use crate::protocol::data::ChannelId;
 use crate::protocol::deployment::{TaskDeploymentDescriptor, UpdateTaskExecutionState};
 use crate::protocol::job::{ShipStrategy, Vertex};
 use crate::protocol::states::ExecutionState;
-use crate::rpc::{Request, Rpc};
+use crate::rpc::Rpc;
 use crate::storage::StorageClient;
 use crate::trace::NodeTrace;
 
@@ -87,26 +86,17 @@ pub struct TaskContext {
 impl TaskContext {
     /// Records a trace event prefixed with the task's display name.
     pub fn trace(&self, message: impl AsRef<str>) {
-        self.services
-            .trace
-            .event(format!("{} {}", self.tdd.display_name(), message.as_ref()));
+        self.services.trace.event(format!("{} {}", self.tdd.display_name(), message.as_ref()));
     }
 
     /// The snapshots this task restores from: every subtask's snapshot of its vertex (a task
     /// picks what it owns, so a restore at another parallelism redistributes state).
     pub async fn restored_snapshots(&self) -> Result<Vec<(u32, TaskSnapshot)>, TaskError> {
-        let Some(metadata) = &self.tdd.restore else {
-            return Ok(Vec::new());
-        };
-        let failed = |reason: String| TaskError::Restore {
-            checkpoint_id: metadata.checkpoint_id,
-            reason,
-        };
+        let Some(metadata) = &self.tdd.restore else { return Ok(Vec::new()) };
+        let failed = |reason: String| TaskError::Restore { checkpoint_id: metadata.checkpoint_id, reason };
         let mut snapshots = Vec::new();
         for (subtask, handle) in metadata.states_of(self.tdd.vertex) {
-            let bytes = read_with_retry(&self.storage, &handle.path)
-                .await
-                .map_err(failed)?;
+            let bytes = read_with_retry(&self.storage, &handle.path).await.map_err(failed)?;
             let snapshot = serde_json::from_slice(&bytes)
                 .map_err(|e| failed(format!("{} is corrupt: {e}", handle.path)))?;
             snapshots.push((subtask, snapshot));
@@ -129,13 +119,12 @@ impl TaskContext {
             CheckpointMetadata::key(tdd.vertex, tdd.subtask)
         );
         let bytes = bytes::Bytes::from(serde_json::to_vec(snapshot).expect("snapshots serialize"));
-        let (rpc, storage, jobmanager) = (
-            self.services.rpc.clone(),
-            self.storage.clone(),
-            tdd.jobmanager,
-        );
-        let (job_id, attempt_id, checkpoint_id) =
-            (tdd.job_id, tdd.attempt_id, barrier.checkpoint_id);
+        let (rpc, storage, jobmanager) = (self.services.rpc.clone(), self.storage.clone(), tdd.jobmanager);
+        let (job_id, attempt_id, checkpoint_id) = (tdd.job_id, tdd.attempt_id, barrier.checkpoint_id);
+        // The acknowledgement (or decline) is sent until the JobManager answers, for as long as
+        // the checkpoint could still complete: Flink sends it over a reliable connection, and a
+        // lost one would leave the checkpoint pending until it expires, stalling an exactly-once
+        // sink for the 10-minute checkpoint timeout. The JobManager ignores a duplicate.
         madsim::task::spawn(async move {
             let size = bytes.len() as u64;
             match storage.put(&path, bytes).await {
@@ -146,41 +135,20 @@ impl TaskContext {
                         checkpoint_id,
                         state: StateHandle { path, size },
                     };
-                    tell_until_heard(&rpc, jobmanager, ack).await;
+                    rpc.call_until_answered(jobmanager, ack, ATTEMPT, CHECKPOINT_TIMEOUT).await;
                 }
                 Err(error) => {
-                    let decline = DeclineCheckpoint {
-                        job_id,
-                        attempt_id,
-                        checkpoint_id,
-                        reason: error.to_string(),
-                    };
-                    tell_until_heard(&rpc, jobmanager, decline).await;
+                    let decline =
+                        DeclineCheckpoint { job_id, attempt_id, checkpoint_id, reason: error.to_string() };
+                    rpc.call_until_answered(jobmanager, decline, ATTEMPT, CHECKPOINT_TIMEOUT).await;
                 }
             }
         });
     }
 }
 
-/// Sends a checkpoint's acknowledgement or decline until the JobManager answers, for as long as
-/// the checkpoint could still complete. Flink sends them over a reliable connection: a message
-/// the network loses must not leave the checkpoint pending until it expires, which stalls an
-/// exactly-once sink for the 10-minute checkpoint timeout. The JobManager ignores a duplicate.
-async fn tell_until_heard<R>(rpc: &Rpc, jobmanager: SocketAddr, message: R)
-where
-    R: Request + Clone,
-{
-    let give_up = Instant::now() + CHECKPOINT_TIMEOUT;
-    while Instant::now() < give_up {
-        if rpc
-            .call(jobmanager, message.clone(), Duration::from_secs(1))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-    }
-}
+/// How long one attempt to reach the JobManager waits for its answer.
+const ATTEMPT: Duration = Duration::from_secs(1);
 
 /// Reads a snapshot, retrying for a while if storage is unreachable.
 async fn read_with_retry(storage: &StorageClient, path: &str) -> Result<bytes::Bytes, String> {
@@ -216,17 +184,12 @@ pub fn gate_key(tdd: &TaskDeploymentDescriptor) -> GateKey {
 /// Builds the task's record writer: one channel per consumer subtask it sends to.
 fn open_output(tdd: &TaskDeploymentDescriptor, services: &TaskServices) -> Option<RecordWriter> {
     let consumer = tdd.vertex.downstream()?;
-    let strategy = consumer
-        .input_ship_strategy()
-        .expect("a downstream vertex has an input");
+    let strategy = consumer.input_ship_strategy().expect("a downstream vertex has an input");
     let target = |address: SocketAddr| {
         if address == services.local_address {
             ChannelTarget::Local(services.gates.clone())
         } else {
-            ChannelTarget::Remote {
-                rpc: services.rpc.clone(),
-                address,
-            }
+            ChannelTarget::Remote { rpc: services.rpc.clone(), address }
         }
     };
     let channel = |consumer_subtask: u32| ChannelId {
@@ -243,21 +206,13 @@ fn open_output(tdd: &TaskDeploymentDescriptor, services: &TaskServices) -> Optio
     let (targets, partitioner) = match strategy {
         ShipStrategy::Forward => {
             let address = tdd.consumers[tdd.subtask as usize];
-            (
-                vec![(channel(tdd.subtask), target(address))],
-                Partitioner::Forward,
-            )
+            (vec![(channel(tdd.subtask), target(address))], Partitioner::Forward)
         }
         ShipStrategy::Hash => {
             let targets = (0..tdd.consumers.len() as u32)
                 .map(|i| (channel(i), target(tdd.consumers[i as usize])))
                 .collect();
-            (
-                targets,
-                Partitioner::Hash {
-                    max_parallelism: tdd.max_parallelism,
-                },
-            )
+            (targets, Partitioner::Hash { max_parallelism: tdd.max_parallelism })
         }
     };
     Some(RecordWriter::new(targets, partitioner))
@@ -274,14 +229,8 @@ pub async fn run(
     report(&services.rpc, &tdd, ExecutionState::Initializing, None).await;
     let output = open_output(&tdd, &services);
     let storage = StorageClient::new(services.rpc.clone(), tdd.storage);
-    let context = TaskContext {
-        tdd: tdd.clone(),
-        services: services.clone(),
-        input,
-        output,
-        control,
-        storage,
-    };
+    let context =
+        TaskContext { tdd: tdd.clone(), services: services.clone(), input, output, control, storage };
     let result = match tdd.vertex {
         Vertex::Source => operator::kafka_source::run(context).await,
         Vertex::TimestampsWatermarks => operator::timestamps_watermarks::run(context).await,
@@ -318,13 +267,6 @@ pub async fn report(
         state,
         error,
     };
-    for _ in 0..5 {
-        if rpc
-            .call(tdd.jobmanager, update.clone(), Duration::from_secs(1))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-    }
+    // Five tries: each attempt fails only by timing out.
+    rpc.call_until_answered(tdd.jobmanager, update, ATTEMPT, 5 * ATTEMPT).await;
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use flinksim::Scenario;
 
-use crate::harness::{assert_passed, run};
+use crate::harness::{assert_passed, run, run_seeds, traced};
 
 fn inline(name: &str, sink: &str, expect: &str, steps: &str) -> Scenario {
     let text = format!(
@@ -71,17 +71,13 @@ run = "docker-compose up -d kafka""#,
     );
     // Whether it happens depends on which source catches up first, which any change of timing
     // reshuffles: about two seeds in three show it, so look at eight.
-    let mut dropping = Vec::new();
-    for seed in 1..=8 {
-        let report = run(&scenario, seed);
-        assert_passed(&report);
-        let dropped = report.trace.iter().any(|l| l.contains("numLateRecordsDropped="));
-        assert_eq!(dropped, report.oracle.lost_events > 0, "the trace and the oracle agree (seed {seed})");
-        if dropped {
-            dropping.push(seed);
-        }
+    let reports = run_seeds(&scenario, &[1, 2, 3, 4, 5, 6, 7, 8]);
+    for report in &reports {
+        assert_passed(report);
+        let dropped = traced(report, "numLateRecordsDropped=");
+        assert_eq!(dropped, report.oracle.lost_events > 0, "the trace and the oracle agree (seed {})", report.seed);
     }
-    assert!(!dropping.is_empty(), "none of seeds 1-8 drops late events");
+    assert!(reports.iter().any(|r| traced(r, "numLateRecordsDropped=")), "none of seeds 1-8 drops late events");
 }
 
 #[test]
@@ -145,13 +141,10 @@ run = "sim link taskmanager-1 -> jobmanager clear""#,
     // 30% loss between JobManager and TaskManager sometimes times out the TaskManager's view of
     // the JobManager heartbeat: it drops its tasks and registers again, and the JobManager must
     // fail and restore the job then (seeds 3 and 4 of these do), not wait for its own timeout.
-    let mut registered_again = Vec::new();
-    for seed in 1..=4 {
-        let report = run(&scenario, seed);
-        assert_passed(&report);
-        if report.trace.iter().any(|l| l.contains("registered again: its tasks are gone")) {
-            registered_again.push(seed);
-        }
+    let reports = run_seeds(&scenario, &[1, 2, 3, 4]);
+    for report in &reports {
+        assert_passed(report);
     }
-    assert!(!registered_again.is_empty(), "no TaskManager of seeds 1-4 registered again");
+    let again = "registered again: its tasks are gone";
+    assert!(reports.iter().any(|r| traced(r, again)), "no TaskManager of seeds 1-4 registered again");
 }

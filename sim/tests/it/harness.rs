@@ -52,6 +52,11 @@ pub fn assert_passed(report: &Report) {
     );
 }
 
+/// Whether some line of the run's trace contains `text`.
+pub fn traced(report: &Report, text: &str) -> bool {
+    report.trace.iter().any(|line| line.contains(text))
+}
+
 /// The window results as comparable text: one line per (window, page) with its copies' counts.
 pub fn window_table(rows: &[WindowRow]) -> String {
     rows.iter()

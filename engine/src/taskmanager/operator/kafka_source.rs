@@ -48,32 +48,20 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         }
     }
     context.running().await;
-    output
-        .broadcast(StreamElement::PartitionsAssigned(owned.clone()))
-        .await?;
+    output.broadcast(StreamElement::PartitionsAssigned(owned.clone())).await?;
     if owned.is_empty() {
         context.trace("has no partition to read: idle");
         // Still part of every checkpoint: answer triggers with an empty snapshot.
         while let Some(control) = context.control.recv().await {
             if let TaskControl::TriggerCheckpoint(barrier) = control {
-                context.acknowledge(
-                    barrier,
-                    &TaskSnapshot::Source {
-                        offsets: BTreeMap::new(),
-                    },
-                );
+                context.acknowledge(barrier, &TaskSnapshot::Source { offsets: BTreeMap::new() });
                 output.broadcast(StreamElement::Barrier(barrier)).await?;
             }
         }
         return Ok(());
     }
-    let tps: Vec<TopicPartition> = owned
-        .iter()
-        .map(|&p| TopicPartition {
-            topic: topic.clone(),
-            partition: p,
-        })
-        .collect();
+    let tps: Vec<TopicPartition> =
+        owned.iter().map(|&p| TopicPartition { topic: topic.clone(), partition: p }).collect();
     let committed = loop {
         match committer.committed(GROUP, &tps).await {
             Ok(offsets) => break offsets,
@@ -84,11 +72,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         .iter()
         .zip(&committed)
         .map(|(tp, committed)| {
-            let offset = restored
-                .get(&tp.partition)
-                .copied()
-                .or(*committed)
-                .unwrap_or(0);
+            let offset = restored.get(&tp.partition).copied().or(*committed).unwrap_or(0);
             (tp.clone(), offset)
         })
         .collect();
@@ -98,11 +82,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     };
     context.trace(format!(
         "reads {}{from}",
-        start
-            .iter()
-            .map(|(tp, o)| format!("{tp}@{o}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        start.iter().map(|(tp, o)| format!("{tp}@{o}")).collect::<Vec<_>>().join(", ")
     ));
     let mut positions: BTreeMap<TopicPartition, u64> = start.iter().cloned().collect();
     consumer.assign(start);
@@ -170,10 +150,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                 Err(error) => {
                     malformed += 1;
                     if malformed == 1 {
-                        context.trace(format!(
-                            "skips a malformed record at {}@{}: {error}",
-                            record.partition, record.offset
-                        ));
+                        context.trace(format!("skips a malformed record at {}@{}: {error}", record.partition, record.offset));
                     }
                 }
             }

@@ -54,24 +54,14 @@ struct WatermarkGenerator {
 impl WatermarkGenerator {
     /// The combined watermark, or `None` when every partition is idle (or there are none).
     fn current(&self, now: Instant) -> Option<i64> {
-        self.partitions
-            .values()
-            .filter(|p| !p.is_idle(now))
-            .map(PartitionClock::watermark)
-            .min()
+        self.partitions.values().filter(|p| !p.is_idle(now)).map(PartitionClock::watermark).min()
     }
 }
 
 /// Runs the operator until its input ends.
 pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
-    let mut input = context
-        .input
-        .take()
-        .expect("Timestamps/Watermarks has an input");
-    let mut output = context
-        .output
-        .take()
-        .expect("Timestamps/Watermarks has an output");
+    let mut input = context.input.take().expect("Timestamps/Watermarks has an input");
+    let mut output = context.output.take().expect("Timestamps/Watermarks has an output");
     let mut generator = WatermarkGenerator {
         partitions: BTreeMap::new(),
         assigned: false,
