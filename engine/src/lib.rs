@@ -10,6 +10,7 @@ compile_error!(
      (the workspace's .cargo/config.toml sets it; run cargo from the repository root)"
 );
 
+pub mod cell;
 pub mod jobmanager;
 pub mod kafka;
 pub mod playground;

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use madsim::time::Instant;
 
+use crate::timer::Clock;
+
 /// One significant event: when (simulated time since the run started), where, and what.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceEvent {
@@ -21,13 +23,16 @@ pub struct TraceEvent {
 #[derive(Clone, Debug)]
 pub struct Trace {
     start: Instant,
+    /// Held, because nodes read the elapsed time per request (see [`Clock`]).
+    clock: Clock,
     events: Arc<Mutex<Vec<TraceEvent>>>,
 }
 
 impl Trace {
-    /// A new, empty trace whose clock starts now (simulated time).
+    /// A new, empty trace whose clock starts now (simulated time); made inside a runtime.
     pub fn new() -> Self {
-        Trace { start: Instant::now(), events: Arc::default() }
+        let clock = Clock::current();
+        Trace { start: clock.now(), clock, events: Arc::default() }
     }
 
     /// A handle that records events under `node`'s name.
@@ -37,7 +42,7 @@ impl Trace {
 
     /// Simulated time since the run started.
     pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
+        self.clock.now() - self.start
     }
 
     /// Everything recorded so far, in the order it happened.
@@ -46,7 +51,7 @@ impl Trace {
     }
 
     fn record(&self, node: &str, message: String) {
-        let at = self.start.elapsed();
+        let at = self.elapsed();
         self.events.lock().unwrap().push(TraceEvent { at, node: node.to_owned(), message });
     }
 }

@@ -9,12 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use madsim::time::Instant;
 use smol_str::SmolStr;
 use tokio::sync::{Mutex, Notify};
 
 use super::coordinator::{Coordinator, Env, PRODUCER_IDS_CELL, ProducerIds};
-use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT, read_cell, write_cell};
+use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT};
+use crate::cell;
 use crate::protocol::kafka::{
     BatchHeader, EndTxn, EndTxnResponse, Fetch, FetchResponse, FetchedPartition, InitProducerId,
     InitProducerIdResponse, IsolationLevel, KafkaError, ListOffsets, ListOffsetsResponse,
@@ -139,7 +139,6 @@ struct GroupOffsets {
 struct Broker {
     topics: BTreeMap<SmolStr, u32>,
     logs: BTreeMap<TopicPartition, Mutex<PartitionLog>>,
-    /// Bumped after every append, so held fetches look again.
     /// Wakes held fetches on every append. A `Notify`, not a `watch`: watch shards its wakers
     /// by tokio's process-global RNG, which made a second run in one process diverge.
     appended: Notify,
@@ -148,6 +147,8 @@ struct Broker {
     /// Transactional ids and their transactions. Lock order: coordinator, then a partition.
     coordinator: Mutex<Coordinator>,
     trace: crate::trace::NodeTrace,
+    /// Read per fetch, so held.
+    clock: crate::timer::Clock,
 }
 
 impl Broker {
@@ -157,7 +158,7 @@ impl Broker {
             reason: SmolStr::new(e.to_string()),
         };
         let (topics_generation, mut specs) =
-            read_cell::<Vec<TopicSpec>>(TOPICS_CELL).await.unwrap_or((0, Vec::new()));
+            cell::read::<Vec<TopicSpec>>(TOPICS_CELL).await.unwrap_or((0, Vec::new()));
         let known = specs.len();
         for spec in &config.topics {
             if !specs.iter().any(|s| s.name == spec.name) {
@@ -169,7 +170,7 @@ impl Broker {
             }
         }
         if specs.len() != known {
-            write_cell(TOPICS_CELL, topics_generation + 1, &specs)
+            cell::write(TOPICS_CELL, topics_generation + 1, &specs)
                 .await
                 .map_err(|e| storage(TOPICS_CELL, e))?;
         }
@@ -199,11 +200,11 @@ impl Broker {
         max_producer_id = max_producer_id.max(coordinator.max_producer_id().unwrap_or(-1));
 
         let (ids_generation, reserved) =
-            read_cell::<i64>(PRODUCER_IDS_CELL).await.unwrap_or((0, 0));
+            cell::read::<i64>(PRODUCER_IDS_CELL).await.unwrap_or((0, 0));
         // Start a fresh block: ids handed out from the old one may be in use, written or not.
         let next = reserved.max(max_producer_id + 1);
         let (offsets_generation, committed) =
-            read_cell::<Vec<(SmolStr, TopicPartition, u64)>>(OFFSETS_CELL)
+            cell::read::<Vec<(SmolStr, TopicPartition, u64)>>(OFFSETS_CELL)
                 .await
                 .unwrap_or((0, Vec::new()));
         Ok(Broker {
@@ -221,6 +222,7 @@ impl Broker {
             }),
             coordinator: Mutex::new(coordinator),
             trace: config.trace.clone(),
+            clock: crate::timer::Clock::current(),
         })
     }
 
@@ -303,7 +305,8 @@ impl Broker {
     /// Answers at once if any partition has data (or an error); otherwise holds the request
     /// until an append or `max_wait`, as Kafka's fetch purgatory does.
     async fn fetch(&self, req: Fetch) -> FetchResponse {
-        let deadline = Instant::now() + req.max_wait.min(MAX_WAIT_CAP);
+        let clock = &self.clock;
+        let deadline = clock.now() + req.max_wait.min(MAX_WAIT_CAP);
         loop {
             // Register for the wake-up before reading, so an append racing with the read
             // still wakes us.
@@ -323,7 +326,7 @@ impl Broker {
                 ready |= !fetched.records.is_empty() || fetched.error.is_some();
                 partitions.push(fetched);
             }
-            let now = Instant::now();
+            let now = clock.now();
             if ready || now >= deadline {
                 return FetchResponse { partitions };
             }
@@ -407,7 +410,7 @@ impl Broker {
         let rows: Vec<(&SmolStr, &TopicPartition, u64)> =
             store.offsets.iter().map(|((g, tp), o)| (g, tp, *o)).collect();
         // Acknowledge only once the offsets are on disk: a commit must survive a restart.
-        write_cell(OFFSETS_CELL, store.generation + 1, &rows).await.map_err(|e| {
+        cell::write(OFFSETS_CELL, store.generation + 1, &rows).await.map_err(|e| {
             KafkaError::Storage {
                 what: SmolStr::new(OFFSETS_CELL),
                 reason: SmolStr::new(e.to_string()),
@@ -433,6 +436,7 @@ impl Broker {
 mod tests {
     use bytes::Bytes;
     use madsim::runtime::Handle;
+    use madsim::time::Instant;
 
     use super::*;
     use crate::kafka::{

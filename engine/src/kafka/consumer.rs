@@ -16,7 +16,7 @@ use smol_str::SmolStr;
 
 use crate::protocol::kafka::{
     AbortedTransaction, ControlType, Fetch, FetchPosition, IsolationLevel, KafkaError, ListOffsets,
-    Metadata, OffsetCommit, OffsetFetch, RecordBatches, TopicPartition,
+    Metadata, OffsetCommit, OffsetFetch, RecordBatches, TopicPartition, records_in,
 };
 use crate::rpc::{Request, Rpc};
 
@@ -109,7 +109,9 @@ impl Consumer {
         if let Some(error) = response.partitions.iter().find_map(|p| p.error.clone()) {
             return Err(error);
         }
-        let mut records = Vec::new();
+        // Sized for every record fetched, so the list is allocated once rather than grown per batch.
+        let mut records =
+            Vec::with_capacity(response.partitions.iter().map(|p| records_in(&p.records)).sum());
         let mut advanced = Vec::with_capacity(response.partitions.len());
         let read_committed = self.config.isolation == IsolationLevel::ReadCommitted;
         for fetched in response.partitions {
@@ -148,7 +150,6 @@ impl Consumer {
                     continue;
                 }
                 // The first batch may start before the position: skip what was already read.
-                records.reserve(h.record_count as usize);
                 for record in batch.records().filter(|r| r.offset >= position) {
                     records.push(ConsumerRecord {
                         partition: fetched.partition.clone(),

@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 use tokio::sync::Mutex;
 
-use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT, write_cell};
+use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT};
+use crate::cell;
 use crate::protocol::kafka::{
     BatchBuilder, BatchHeader, ControlType, EndTxn, KafkaError, NO_PRODUCER_ID, ProducerIdentity,
     RecordBatches, TRANSACTION_STATE_TOPIC, TopicPartition, TransactionListing, TransactionState,
@@ -56,7 +57,7 @@ impl ProducerIds {
             // Reserve the next block on disk before handing out any id from it, so a restart
             // never reuses an id (a reused id would make the broker drop a new producer's data).
             let reserved_until = self.next + PRODUCER_ID_BLOCK;
-            write_cell(PRODUCER_IDS_CELL, self.generation + 1, &reserved_until)
+            cell::write(PRODUCER_IDS_CELL, self.generation + 1, &reserved_until)
                 .await
                 .map_err(|e| storage(PRODUCER_IDS_CELL, e))?;
             self.generation += 1;

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use madsim::fs::File;
-use serde::{Serialize, de::DeserializeOwned};
 use smol_str::SmolStr;
 
+use crate::cell;
 use crate::protocol::kafka::{
     ATTRIBUTE_CONTROL, ATTRIBUTE_TRANSACTIONAL, AbortedTransaction, BATCH_HEADER_BYTES,
     BatchHeader, ControlType, KafkaError, NO_PRODUCER_ID, ProduceAck, RecordBatch, TopicPartition,
@@ -80,7 +80,7 @@ impl PartitionLog {
     pub async fn open(partition: TopicPartition, segment_bytes: u32) -> Result<Self, KafkaError> {
         let storage = |e: std::io::Error| storage_error(&partition, e);
         let (manifest_generation, bases) =
-            read_cell::<Vec<u64>>(&manifest_path(&partition)).await.unwrap_or((0, Vec::new()));
+            cell::read::<Vec<u64>>(&manifest_path(&partition)).await.unwrap_or((0, Vec::new()));
         let mut log = PartitionLog {
             partition: partition.clone(),
             segment_bytes,
@@ -458,7 +458,7 @@ impl PartitionLog {
         }
         let bases: Vec<u64> = self.segments.iter().map(|s| s.base_offset).collect();
         self.manifest_generation += 1;
-        write_cell(&manifest_path(&self.partition), self.manifest_generation, &bases)
+        cell::write(&manifest_path(&self.partition), self.manifest_generation, &bases)
             .await
             .map_err(|e| storage_error(&self.partition, e))?;
         self.active = true;
@@ -479,63 +479,6 @@ fn segment_path(partition: &TopicPartition, base_offset: u64) -> String {
 
 fn manifest_path(partition: &TopicPartition) -> String {
     format!("kafka/{partition}/manifest")
-}
-
-// ---------------------------------------------------------------------------------------------
-// Small durable files (manifests, topics, producer ids, committed offsets).
-//
-// `File::create` truncates before the new content is written, so a file rewritten in place could
-// be lost to a kill in between. Each cell therefore alternates between two files, `<name>.0` and
-// `<name>.1`, each holding `generation u64 | length u32 | FNV-1a checksum u32 | JSON`; a reader
-// takes the valid file with the higher generation.
-
-/// Writes generation `generation` of the cell `name` (callers count generations up from 1).
-pub(crate) async fn write_cell<T: Serialize>(
-    name: &str,
-    generation: u64,
-    value: &T,
-) -> std::io::Result<()> {
-    let payload = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-    let mut content = Vec::with_capacity(16 + payload.len());
-    content.extend_from_slice(&generation.to_be_bytes());
-    content.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    content.extend_from_slice(&fnv1a(&payload).to_be_bytes());
-    content.extend_from_slice(&payload);
-    let file = File::create(format!("{name}.{}", generation % 2)).await?;
-    file.write_all_at(&content, 0).await?;
-    file.sync_all().await
-}
-
-/// The newest valid generation of the cell `name` and its value, if it was ever written.
-pub(crate) async fn read_cell<T: DeserializeOwned>(name: &str) -> Option<(u64, T)> {
-    let mut best: Option<(u64, T)> = None;
-    for slot in 0..2 {
-        let Ok(content) = madsim::fs::read(format!("{name}.{slot}")).await else {
-            continue;
-        };
-        let Some(parsed) = parse_cell(&content) else {
-            continue;
-        };
-        if best.as_ref().is_none_or(|(generation, _)| parsed.0 > *generation) {
-            best = Some(parsed);
-        }
-    }
-    best
-}
-
-fn parse_cell<T: DeserializeOwned>(content: &[u8]) -> Option<(u64, T)> {
-    let generation = u64::from_be_bytes(content.get(0..8)?.try_into().ok()?);
-    let len = u32::from_be_bytes(content.get(8..12)?.try_into().ok()?) as usize;
-    let checksum = u32::from_be_bytes(content.get(12..16)?.try_into().ok()?);
-    let payload = content.get(16..16 + len)?;
-    if fnv1a(payload) != checksum {
-        return None;
-    }
-    Some((generation, serde_json::from_slice(payload).ok()?))
-}
-
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |hash, b| (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193))
 }
 
 #[cfg(test)]
@@ -693,20 +636,6 @@ mod tests {
             assert_eq!(reopened.write_marker(5, 1, ControlType::Commit, 0).await.unwrap(), Some(8));
             assert_eq!(reopened.last_stable_offset(), 9);
             assert_eq!(reopened.aborted_transactions(0, 9), [aborted]);
-        });
-    }
-
-    #[test]
-    fn a_cell_keeps_its_last_value_when_the_newer_file_is_torn() {
-        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
-        rt.block_on(async {
-            assert_eq!(read_cell::<Vec<u64>>("cell").await, None);
-            write_cell("cell", 1, &vec![1u64]).await.unwrap();
-            write_cell("cell", 2, &vec![1u64, 2]).await.unwrap();
-            assert_eq!(read_cell::<Vec<u64>>("cell").await, Some((2, vec![1, 2])));
-            // A kill between File::create and the write leaves generation 3's slot empty.
-            File::create("cell.1").await.unwrap();
-            assert_eq!(read_cell::<Vec<u64>>("cell").await, Some((2, vec![1, 2])));
         });
     }
 }

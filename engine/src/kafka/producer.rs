@@ -176,6 +176,8 @@ struct Shared {
     acked_records: AtomicU64,
     /// A transactional producer's batches carry [`ATTRIBUTE_TRANSACTIONAL`].
     attributes: u16,
+    /// Read per send, so held.
+    clock: crate::timer::Clock,
 }
 
 /// Tells the sender when the last [`Producer`] handle is dropped.
@@ -212,6 +214,7 @@ impl Producer {
             progress: Notify::new(),
             acked_records: AtomicU64::new(0),
             attributes: if identity.is_some() { ATTRIBUTE_TRANSACTIONAL } else { 0 },
+            clock: crate::timer::Clock::current(),
         });
         let mut sender = Sender::new(shared.clone(), rpc);
         sender.identity = identity;
@@ -257,7 +260,7 @@ impl Producer {
                 PendingBatch {
                     builder: BatchBuilder::new(),
                     first_record: record,
-                    created: Instant::now(),
+                    created: self.shared.clock.now(),
                 }
             });
             open.builder.append(timestamp_ms, value);
@@ -339,7 +342,7 @@ impl Sender {
                 if (acc.closed || acc.abandoned) && acc.first_pending().is_none() {
                     return;
                 }
-                acc.take_ready(Instant::now(), self.shared.config.linger)
+                acc.take_ready(self.shared.clock.now(), self.shared.config.linger)
             };
             match ready {
                 Ok((topic, batch)) => {
@@ -357,7 +360,7 @@ impl Sender {
                     self.shared.progress.notify_waiters();
                 }
                 Err(Some(deadline)) => {
-                    let wait = deadline.saturating_duration_since(Instant::now());
+                    let wait = deadline.saturating_duration_since(self.shared.clock.now());
                     let _ = crate::timer::timeout(wait, self.shared.wake_sender.notified()).await;
                 }
                 Err(None) => self.shared.wake_sender.notified().await,

@@ -126,7 +126,8 @@ pub async fn run(config: GeneratorConfig) {
     let wake = producer_config.linger.max(Duration::from_millis(1));
     let producer = Producer::new(rpc, producer_config);
 
-    let now = Instant::now();
+    let clock = crate::timer::Clock::current();
+    let now = clock.now();
     let beginning =
         Beginning::at(now.saturating_duration_since(config.start), config.pace, config.on_restart);
     let (mut next, origin) = match beginning {
@@ -147,7 +148,7 @@ pub async fn run(config: GeneratorConfig) {
     let mut json = Vec::with_capacity(64);
     let mut dates = DateWriter::default();
     loop {
-        let due = due_count(origin.elapsed(), config.pace);
+        let due = due_count(clock.now() - origin, config.pace);
         while next < due {
             let event = ClickEvent::nth(next);
             json.clear();

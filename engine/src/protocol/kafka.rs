@@ -453,6 +453,19 @@ impl Iterator for RecordBatches {
     }
 }
 
+/// How many records the batches framed in `bytes` hold, for sizing a list before decoding them:
+/// each count is capped by what its batch's bytes could hold (a record takes at least 2 bytes),
+/// so a corrupt header cannot ask for a huge list.
+pub fn records_in(mut bytes: &[u8]) -> usize {
+    let mut records = 0;
+    while let Ok(header) = BatchHeader::decode(bytes) {
+        let len = (header.batch_length as usize).clamp(BATCH_HEADER_BYTES, bytes.len());
+        records += (header.record_count as usize).min((len - BATCH_HEADER_BYTES) / 2);
+        bytes = &bytes[len..];
+    }
+    records
+}
+
 /// Writes records straight into one batch's buffer (the producer's open batch).
 #[derive(Debug)]
 pub struct BatchBuilder {
@@ -874,6 +887,19 @@ mod tests {
         // The value is a view into the batch, not a copy.
         let start = records[2].value.as_ptr() as usize - bytes.as_ptr() as usize;
         assert_eq!(start, bytes.len() - 300);
+    }
+
+    #[test]
+    fn records_in_counts_framed_batches_and_caps_a_corrupt_count() {
+        let mut fetched = batch_of(&[(1, b"a"), (2, b"b")]).to_vec();
+        fetched.extend_from_slice(&batch_of(&[(3, b"c")]));
+        assert_eq!(records_in(&fetched), 3);
+        assert_eq!(records_in(&fetched[..fetched.len() - 1]), 3, "a cut batch still says its count");
+        assert_eq!(records_in(&[]), 0);
+        // A header claiming 4 billion records in a few bytes.
+        let mut corrupt = batch_of(&[(1, b"a")]).to_vec();
+        corrupt[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(records_in(&corrupt) <= corrupt.len() / 2);
     }
 
     #[test]

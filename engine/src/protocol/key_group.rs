@@ -8,7 +8,12 @@ pub const DEFAULT_MAX_PARALLELISM: u32 = 128;
 
 /// Java's `String.hashCode` over UTF-16 code units.
 pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+    let step = |h: i32, unit: i32| h.wrapping_mul(31).wrapping_add(unit);
+    // An ASCII byte is its own UTF-16 code unit; every key on the hot path is ASCII.
+    if s.is_ascii() {
+        return s.bytes().fold(0, |h, b| step(h, i32::from(b)));
+    }
+    s.encode_utf16().fold(0, |h, c| step(h, i32::from(c)))
 }
 
 /// Flink's `MathUtils.murmurHash(int)`, made non-negative as Flink does.
@@ -82,7 +87,20 @@ pub fn kafka_partition_owner(topic: &str, partition: u32, parallelism: u32) -> u
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn the_ascii_path_hashes_as_utf16_does(key in "\\PC{0,24}", ascii in "[ -~]{0,24}") {
+            for key in [key, ascii] {
+                let utf16 =
+                    key.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+                prop_assert_eq!(java_string_hash(&key), utf16);
+            }
+        }
+    }
 
     /// The spec's test vectors (§8): hash code, murmur hash, key group, owner at p = 2, 3, 4.
     #[test]

@@ -252,7 +252,9 @@ impl Rpc {
             let request = *body
                 .downcast::<R>()
                 .expect("a request tag is only ever used for its request type");
-            let answer = handler(request, from);
+            // Boxed on its own, so that the (often large) handler future is copied once, into
+            // the heap, and the wrapper that erases its output stays a pointer in size.
+            let answer = Box::pin(handler(request, from));
             Box::pin(async move { Box::new(answer.await) as Payload })
         });
         self.shared.handlers.lock().unwrap().insert(R::ID, erased);

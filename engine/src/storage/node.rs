@@ -6,7 +6,7 @@
 //! - `storage/blob-<slot>`: the bytes of one live path, or empty when the slot is free. Slots are
 //!   reused lowest first, so the number of slot files stays at the most files ever live at once.
 //! - `storage/index`: a durable cell (two alternating files with a generation and a checksum,
-//!   the Kafka log's `write_cell`) holding every live path with its slot and length.
+//!   [`crate::cell`]) holding every live path with its slot and length.
 //!
 //! A put writes its bytes to a free slot, then commits the index; only then is the path's old
 //! slot truncated and freed. A kill at any point leaves either the old or the new index, and
@@ -22,7 +22,7 @@ use bytes::Bytes;
 use madsim::fs::File;
 use tokio::sync::Mutex;
 
-use crate::kafka::log::{read_cell, write_cell};
+use crate::cell;
 use crate::protocol::storage::{
     DeleteFile, DeleteFileResponse, DeletePrefix, DeletePrefixResponse, GetFile, GetFileResponse,
     ListFiles, ListFilesResponse, PutFile, PutFileResponse, StorageError, check_delete_prefix,
@@ -134,7 +134,7 @@ fn io_error(path: &str, e: std::io::Error) -> StorageError {
 impl Volume {
     /// Reads the index back and truncates every slot file it does not name.
     async fn recover() -> Result<Volume, StorageError> {
-        let (generation, rows) = match read_cell::<Vec<IndexRow>>(INDEX_CELL).await {
+        let (generation, rows) = match cell::read::<Vec<IndexRow>>(INDEX_CELL).await {
             Some(cell) => cell,
             None => {
                 // Missing is a fresh volume; present but unreadable must not silently become one.
@@ -287,7 +287,7 @@ impl Volume {
     async fn commit(&mut self) -> std::io::Result<()> {
         let rows: Vec<(&str, u32, u64)> =
             self.files.iter().map(|(path, e)| (path.as_str(), e.slot, e.len)).collect();
-        write_cell(INDEX_CELL, self.generation + 1, &rows).await?;
+        cell::write(INDEX_CELL, self.generation + 1, &rows).await?;
         self.generation += 1;
         Ok(())
     }
