@@ -48,10 +48,13 @@ pub struct Deadline {
     armed: Option<Arc<Alarm>>,
 }
 
-/// What a runtime timer wakes: it notes that it fired, then wakes the waiting task.
+/// What a runtime timer wakes: it notes that it fired, then wakes the waiting task, unless its
+/// deadline was dropped or moved meanwhile (madsim keeps a timer until it fires, and a wake-up
+/// for a deadline nobody waits for would poll the task for nothing).
 #[derive(Debug)]
 struct Alarm {
     fired: AtomicBool,
+    cancelled: AtomicBool,
     task: Waker,
 }
 
@@ -61,8 +64,16 @@ impl Wake for Alarm {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.fired.store(true, Ordering::Relaxed);
-        self.task.wake_by_ref();
+        if !self.cancelled.load(Ordering::Relaxed) {
+            self.fired.store(true, Ordering::Relaxed);
+            self.task.wake_by_ref();
+        }
+    }
+}
+
+impl Alarm {
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
     }
 }
 
@@ -87,7 +98,13 @@ impl Deadline {
     pub fn reset(&mut self, at: Instant) {
         if at != self.at {
             self.at = at;
-            self.armed = None;
+            self.disarm();
+        }
+    }
+
+    fn disarm(&mut self) {
+        if let Some(alarm) = self.armed.take() {
+            alarm.cancel();
         }
     }
 
@@ -99,20 +116,29 @@ impl Deadline {
         {
             return Poll::Pending; // armed for this task and not yet due
         }
+        // Fired, or armed with another waker: only the latest waker is woken, as with tokio.
+        self.disarm();
         if self.clock.now() >= self.at {
-            self.armed = None;
             return Poll::Ready(());
         }
-        let alarm = Arc::new(Alarm { fired: AtomicBool::new(false), task: cx.waker().clone() });
+        let alarm = Arc::new(Alarm {
+            fired: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            task: cx.waker().clone(),
+        });
         if wake_at(&self.clock, self.at, &Waker::from(alarm.clone())) {
             self.armed = Some(alarm);
             Poll::Pending
         } else {
-            self.armed = None;
             Poll::Ready(())
         }
     }
+}
 
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        self.disarm();
+    }
 }
 
 /// A periodic tick (first one at once, then every `period`, ticks missed while busy delivered
@@ -246,6 +272,34 @@ mod tests {
             assert!(wakes >= 9);
             assert!(deadline.armed.is_none(), "disarmed once elapsed");
             assert!(Instant::now() - start >= Duration::from_millis(50));
+        });
+    }
+
+    #[test]
+    fn a_dropped_or_moved_deadline_wakes_nobody() {
+        runtime().block_on(async {
+            let polls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let counted = polls.clone();
+            // A task that arms a deadline at 10 ms and drops it, arms one at 20 ms and moves it
+            // to 30 s, then waits for nothing else: its only poll after the first would be a
+            // wake-up from a timer nobody waits for.
+            let task = madsim::task::spawn(async move {
+                let mut dropped = Some(Deadline::after(Duration::from_millis(10)));
+                let mut moved = Deadline::after(Duration::from_millis(20));
+                std::future::poll_fn(move |cx| {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                    if let Some(mut deadline) = dropped.take() {
+                        assert!(deadline.poll_elapsed(cx).is_pending());
+                        assert!(moved.poll_elapsed(cx).is_pending());
+                        moved.reset(moved.instant() + Duration::from_secs(30));
+                    }
+                    Poll::<()>::Pending
+                })
+                .await
+            });
+            madsim::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(polls.load(Ordering::Relaxed), 1, "woken by a cancelled alarm");
+            drop(task);
         });
     }
 }
