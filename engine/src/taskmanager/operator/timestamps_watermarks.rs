@@ -69,6 +69,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         idle: false,
     };
     context.running().await;
+    let clock = crate::timer::Clock::current();
     let mut watermark_tick = Ticker::new(WATERMARK_INTERVAL);
     let mut flush_tick = Ticker::new(crate::taskmanager::network::BUFFER_TIMEOUT);
     loop {
@@ -78,7 +79,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                 if !generator.assigned {
                     continue;
                 }
-                let now = Instant::now();
+                let now = clock.now();
                 match generator.current(now) {
                     None if !generator.idle => {
                         generator.idle = true;
@@ -103,7 +104,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             event = input.next() => {
                 // Work through the rest of the buffer before looking at the timers again. The
                 // buffer's records arrive together: they share one reading of the clock.
-                let now = Instant::now();
+                let now = clock.now();
                 let mut next = Some(event);
                 while let Some(event) = next.take() {
                     match event {
