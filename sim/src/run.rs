@@ -160,7 +160,11 @@ pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>
     madsim::time::sleep(scenario.duration.saturating_sub(trace.elapsed())).await;
     let simulated = trace.elapsed();
     let messages = cluster.network.messages();
-    sim.event("duration reached: reading input and output back");
+    // The input stops here, so that the oracle's read of `input` holds every event the job can
+    // ever count. Left running, the generator kept producing while the oracle read, and a window
+    // that fired meanwhile counted events appended after the oracle had read their partition.
+    cluster.kill("clickevent-generator");
+    sim.event("duration reached: generator stopped; reading input and output back");
 
     let oracle_node = cluster.add_oracle();
     let submission = scenario.job.submission.clone();

@@ -36,3 +36,16 @@ fn the_trace_shows_registration_submission_deployment_and_results() {
     assert!(has(r#"wrote {"windowStart":"01-01-1970 12:00:00:000","windowEnd":"01-01-1970 12:00:15:000","page":"/help","count":1000}"#));
     assert!(!has("FAILED") && !has("RESTARTING"), "a fault-free run restarted:\n{}", report.trace.join("\n"));
 }
+
+/// Under seed 1, an hour once failed the oracle: the generator kept producing while the oracle
+/// read `input` back, and the last window fired from events appended after the oracle had read
+/// their partition (1000 in `output`, 999 in its recount). The input now stops at the end.
+#[test]
+fn the_oracle_reads_back_an_input_that_no_longer_grows() {
+    let report = run(&crate::harness::for_minutes(&scenario("steady-state"), 60), 1);
+    assert_passed(&report);
+    let stopped = report.trace.iter().position(|line| line.contains("duration reached: generator stopped"));
+    let stopped = stopped.expect("the run's end is traced (seed 1)");
+    let produced_after = report.trace[stopped..].iter().any(|line| line.contains("clickevent-generator"));
+    assert!(!produced_after, "the generator ran on after the end (seed 1)");
+}
