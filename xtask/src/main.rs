@@ -3,16 +3,15 @@
 //! The workspace's `.cargo/config.toml` sets `--cfg madsim` for every build, so these commands
 //! and `cargo test` need no environment variables.
 
+mod allocator;
 mod bench;
 mod flags;
 mod run_scenario;
 
 use clap::Parser;
 
-// The simulation allocates a small buffer or future for nearly every message and record:
-// mimalloc's thread-local free lists cost a fraction of the system allocator's.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let flags = flags::Xtask::parse();

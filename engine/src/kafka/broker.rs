@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use smol_str::SmolStr;
@@ -139,9 +140,10 @@ struct GroupOffsets {
 struct Broker {
     topics: BTreeMap<SmolStr, u32>,
     logs: BTreeMap<TopicPartition, Mutex<PartitionLog>>,
-    /// Wakes held fetches on every append. A `Notify`, not a `watch`: watch shards its wakers
-    /// by tokio's process-global RNG, which made a second run in one process diverge.
-    appended: Notify,
+    /// Per partition, wakes the fetches held on it when it is appended to (a produce wakes only
+    /// the fetches of its partition). A `Notify`, not a `watch`: watch shards its wakers by
+    /// tokio's process-global RNG, which made a second run in one process diverge.
+    appended: BTreeMap<TopicPartition, Notify>,
     producer_ids: Mutex<ProducerIds>,
     offsets: Mutex<GroupOffsets>,
     /// Transactional ids and their transactions. Lock order: coordinator, then a partition.
@@ -207,10 +209,11 @@ impl Broker {
             cell::read::<Vec<(SmolStr, TopicPartition, u64)>>(OFFSETS_CELL)
                 .await
                 .unwrap_or((0, Vec::new()));
+        let appended = logs.keys().map(|tp| (tp.clone(), Notify::new())).collect();
         Ok(Broker {
             topics: specs.iter().map(|s| (s.name.clone(), s.partitions)).collect(),
             logs,
-            appended: Notify::new(),
+            appended,
             producer_ids: Mutex::new(ProducerIds {
                 next,
                 reserved_until: next,
@@ -233,14 +236,14 @@ impl Broker {
     async fn complete_pending_transactions(&self) -> Result<(), KafkaError> {
         let mut coordinator = self.coordinator.lock().await;
         let result = coordinator.complete_pending(&self.env()).await;
-        self.appended.notify_waiters();
+        self.wake_all_fetches();
         result
     }
 
     async fn abort_expired_transactions(&self) {
         let mut coordinator = self.coordinator.lock().await;
         let result = coordinator.abort_expired(&self.env()).await;
-        self.appended.notify_waiters();
+        self.wake_all_fetches();
         match result {
             Ok(aborted) => {
                 for id in aborted {
@@ -255,9 +258,17 @@ impl Broker {
         let mut coordinator = self.coordinator.lock().await;
         let wrote = coordinator.end_txn(&self.env(), &req).await;
         if !matches!(wrote, Ok(false)) {
-            self.appended.notify_waiters();
+            self.wake_all_fetches();
         }
         wrote.map(|_| ())
+    }
+
+    /// Wakes every held fetch: transaction markers (commit, abort, fencing) may have moved
+    /// any partition's last stable offset.
+    fn wake_all_fetches(&self) {
+        for appended in self.appended.values() {
+            appended.notify_waiters();
+        }
     }
 
     fn log(&self, tp: &TopicPartition) -> Result<&Mutex<PartitionLog>, KafkaError> {
@@ -274,7 +285,7 @@ impl Broker {
         let mut coordinator = self.coordinator.lock().await;
         let result = coordinator.init_producer_id(&self.env(), &id, req.transaction_timeout).await;
         // Re-registering may have aborted the old epoch's transaction: wake held fetches.
-        self.appended.notify_waiters();
+        self.wake_all_fetches();
         result
     }
 
@@ -296,8 +307,10 @@ impl Broker {
         } else {
             log.lock().await.append(req.batch).await?
         };
-        if !ack.duplicate {
-            self.appended.notify_waiters();
+        if !ack.duplicate
+            && let Some(appended) = self.appended.get(&req.partition)
+        {
+            appended.notify_waiters();
         }
         Ok(ack)
     }
@@ -308,10 +321,16 @@ impl Broker {
         let deadline = self.clock.now() + req.max_wait.min(MAX_WAIT_CAP);
         loop {
             // Register for the wake-up before reading, so an append racing with the read
-            // still wakes us.
-            let appended = self.appended.notified();
-            tokio::pin!(appended);
-            appended.as_mut().enable();
+            // still wakes us. Only appends to the partitions asked for wake this fetch.
+            let mut appended: Vec<_> = req
+                .partitions
+                .iter()
+                .filter_map(|position| self.appended.get(&position.partition))
+                .map(|appended| Box::pin(appended.notified()))
+                .collect();
+            for notified in &mut appended {
+                notified.as_mut().enable();
+            }
             let mut partitions = Vec::with_capacity(req.partitions.len());
             let mut ready = false;
             for position in &req.partitions {
@@ -329,7 +348,11 @@ impl Broker {
             if ready || now >= deadline {
                 return FetchResponse { partitions };
             }
-            match crate::timer::timeout(deadline - now, appended).await {
+            let any_appended = std::future::poll_fn(|cx| {
+                let woken = appended.iter_mut().any(|notified| notified.as_mut().poll(cx).is_ready());
+                if woken { Poll::Ready(()) } else { Poll::Pending }
+            });
+            match crate::timer::timeout(deadline - now, any_appended).await {
                 Ok(()) => continue,
                 // Timed out: answer with what we have, nothing.
                 _ => return FetchResponse { partitions },

@@ -116,9 +116,27 @@ impl ClickEvent {
             return None;
         }
         let timestamp_ms = dates.read(date).ok()?;
-        let page = std::str::from_utf8(page).ok()?;
-        Some(ClickEvent { timestamp_ms, page: SmolStr::new(page) })
+        // The generator's pages are known: no UTF-8 check, no copy.
+        let page = match known_page(page) {
+            Some(known) => SmolStr::new_static(known),
+            None => SmolStr::new(std::str::from_utf8(page).ok()?),
+        };
+        Some(ClickEvent { timestamp_ms, page })
     }
+}
+
+/// The generator's page spelled by `bytes`, if it is one: their second bytes differ.
+fn known_page(bytes: &[u8]) -> Option<&'static str> {
+    let candidate = match bytes.get(1)? {
+        b'h' => PAGES[0],
+        b'i' => PAGES[1],
+        b's' => PAGES[2],
+        b'j' => PAGES[3],
+        b'a' => PAGES[4],
+        b'n' => PAGES[5],
+        _ => return None,
+    };
+    (candidate.as_bytes() == bytes).then_some(candidate)
 }
 
 /// One window's count for one page: the job's record on `output`.
@@ -674,6 +692,16 @@ mod tests {
 
     const H: i64 = 3_600_000;
 
+
+    #[test]
+    fn the_generators_pages_are_known_and_nothing_else_is() {
+        for page in PAGES {
+            assert_eq!(known_page(page.as_bytes()), Some(page));
+        }
+        for other in ["", "/", "/hel", "/helpx", "/Help", "xhelp", "/index/", "/nope", "/a"] {
+            assert_eq!(known_page(other.as_bytes()), None, "{other:?}");
+        }
+    }
     #[test]
     fn spec_samples_are_written_byte_for_byte() {
         assert_eq!(

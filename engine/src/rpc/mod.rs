@@ -8,6 +8,7 @@
 //! restarted node is lost. Callers never see an error before their timeout, as with a real
 //! network.
 
+mod call;
 pub mod network;
 
 use std::any::Any;
@@ -15,13 +16,14 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::ops::Bound;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use madsim::time::Instant;
-use tokio::sync::oneshot;
 
+use call::CallSlot;
 use network::{Envelope, Mailbox};
 pub use network::{LinkFault, Network};
 
@@ -74,12 +76,11 @@ type Payload = Box<dyn Any + Send + Sync>;
 type Answer = Pin<Box<dyn Future<Output = Payload> + Send>>;
 type Handler = Box<dyn FnMut(Payload, SocketAddr) -> Answer + Send>;
 
-/// What a message carries.
-enum Frame {
-    /// A call: `tag` names the request type, `call` the caller's waiting slot.
-    Request { call: u64, tag: u64, body: Payload },
-    /// The answer to call `call`.
-    Response { call: u64, body: Payload },
+/// A request on its way: `tag` names the request type, `reply` is where the answer lands.
+struct Frame {
+    tag: u64,
+    body: Payload,
+    reply: Weak<CallSlot>,
 }
 
 /// One node's messaging endpoint: makes calls and serves requests.
@@ -108,8 +109,8 @@ struct Shared {
 #[derive(Default)]
 struct Waiting {
     next_call: u64,
-    /// Each call's answer slot and deadline, by call id.
-    slots: BTreeMap<u64, (oneshot::Sender<Payload>, Instant)>,
+    /// Each call's answer slot, by call id.
+    slots: BTreeMap<u64, Arc<CallSlot>>,
     /// The same calls by deadline.
     deadlines: BTreeSet<(Instant, u64)>,
     /// The instants timers are armed to wake the reader at, still ahead.
@@ -121,22 +122,22 @@ struct Waiting {
 const EXPIRY_LEAD: Duration = Duration::from_millis(2);
 
 impl Waiting {
-    /// Takes the answer slot of `call` (no longer waiting) if it still waits.
-    fn take(&mut self, call: u64) -> Option<oneshot::Sender<Payload>> {
-        let (slot, deadline) = self.slots.remove(&call)?;
-        self.deadlines.remove(&(deadline, call));
-        Some(slot)
+    /// Forgets `call` (answered, or gone already) if it still waits.
+    fn forget(&mut self, call: u64, deadline: Instant) {
+        if self.slots.remove(&call).is_some() {
+            self.deadlines.remove(&(deadline, call));
+        }
     }
 
-    /// Removes the calls whose deadline has passed (returned, to be dropped outside the lock,
+    /// Removes the calls whose deadline has passed (returned, to be closed outside the lock,
     /// which tells each caller); says which timers to arm next.
-    fn expire(&mut self, now: Instant) -> (Vec<oneshot::Sender<Payload>>, Vec<Instant>) {
+    fn expire(&mut self, now: Instant) -> (Vec<Arc<CallSlot>>, Vec<Instant>) {
         let mut expired = Vec::new();
         while let Some(&(deadline, call)) = self.deadlines.first()
             && deadline <= now
         {
             self.deadlines.pop_first();
-            expired.extend(self.slots.remove(&call).map(|(slot, _)| slot));
+            expired.extend(self.slots.remove(&call));
         }
         while self.alarms.first().is_some_and(|&alarm| alarm <= now) {
             self.alarms.pop_first();
@@ -195,28 +196,32 @@ impl Rpc {
         request: R,
         timeout: Duration,
     ) -> Result<R::Response, RpcError> {
-        let (slot, answer) = oneshot::channel();
         let now = self.shared.clock.now();
         let deadline = now + timeout;
+        let slot = CallSlot::new(deadline);
         let (call, alarms) = {
             let mut waiting = self.shared.waiting.lock().unwrap();
             waiting.next_call += 1;
             let call = waiting.next_call;
-            waiting.slots.insert(call, (slot, deadline));
+            waiting.slots.insert(call, slot.clone());
             waiting.deadlines.insert((deadline, call));
             (call, waiting.plan(now))
         };
         for at in alarms {
             self.shared.wake_reader_at(at);
         }
-        let body = Box::new(request);
-        self.shared.send_request(dst, Frame::Request { call, tag: R::ID, body });
-        // The slot is dropped at the deadline (or when the node's reader dies).
-        match answer.await {
-            Ok(body) => Ok(*body
-                .downcast::<R::Response>()
-                .expect("a call id is only ever answered with its request's response type")),
-            Err(_) => Err(RpcError::Timeout { dst, timeout }),
+        let frame = Frame { tag: R::ID, body: Box::new(request), reply: Arc::downgrade(&slot) };
+        self.shared.send_request(dst, frame);
+        // The slot is closed at the deadline (or when the node's reader dies).
+        let answer = std::future::poll_fn(|cx| slot.poll_answer(cx, self.shared.clock.now())).await;
+        match answer {
+            Some(body) => {
+                self.shared.waiting.lock().unwrap().forget(call, deadline);
+                Ok(*body
+                    .downcast::<R::Response>()
+                    .expect("a call's slot is only ever answered with its request's response type"))
+            }
+            None => Err(RpcError::Timeout { dst, timeout }),
         }
     }
 
@@ -272,15 +277,17 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
             self.0.close();
             if let Some(shared) = self.1.upgrade() {
                 let slots = std::mem::take(&mut shared.waiting.lock().unwrap().slots);
-                drop(slots);
+                for slot in slots.into_values() {
+                    slot.close();
+                }
             }
         }
     }
     let mailbox = Close(mailbox, shared.clone());
     let mut arrived = VecDeque::new();
-    // Answers still being worked out (a long-polling fetch): polled by this task on each of its
-    // wake-ups rather than each in a task of its own, which madsim never frees (its node keeps a
-    // record of every task it spawned).
+    // Answers still being worked out (a long-polling fetch): polled by this task, only after
+    // their own wake-up, rather than each in a task of its own, which madsim never frees (its
+    // node keeps a record of every task it spawned).
     let mut answering: Vec<Answering> = Vec::new();
     std::future::poll_fn(|cx| {
         let Some(shared) = shared.upgrade() else {
@@ -289,11 +296,11 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
         // Every wake-up (an arrival, an answer's progress, the calls' timer) checks the deadlines.
         let now = shared.clock.now();
         shared.expire_calls(now);
-        answering.retain_mut(|pending| !shared.try_answer(pending, cx));
+        answering.retain_mut(|pending| !(pending.wake.take() && shared.try_answer(pending)));
         while mailbox.0.poll_arrived(cx, now, &mut arrived).is_ready() {
             while let Some(envelope) = arrived.pop_front() {
-                if let Some(mut pending) = shared.dispatch(envelope) {
-                    if !shared.try_answer(&mut pending, cx) {
+                if let Some(mut pending) = shared.dispatch(envelope, cx.waker()) {
+                    if !shared.try_answer(&mut pending) {
                         answering.push(pending);
                     }
                 }
@@ -307,40 +314,58 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
 /// A request being answered: its answer, and where the answer goes.
 struct Answering {
     answer: Answer,
-    call: u64,
-    reply_to: Weak<Mailbox>,
+    /// The caller's address: the answer takes the link back to it.
+    caller: SocketAddr,
+    reply: Weak<CallSlot>,
+    /// What the answer's future wakes: it marks the answer for a poll, then wakes the reader.
+    wake: Arc<AnswerWake>,
+}
+
+/// Wakes the mailbox's reader for one answer, and notes that this answer is the one to poll:
+/// a node holding many answers (a broker with several fetches held) polls only those woken.
+struct AnswerWake {
+    woken: AtomicBool,
+    reader: Waker,
+}
+
+impl AnswerWake {
+    /// Whether the answer was woken since the last poll; clears the mark.
+    fn take(&self) -> bool {
+        self.woken.swap(false, Ordering::Relaxed)
+    }
+}
+
+impl std::task::Wake for AnswerWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Relaxed);
+        self.reader.wake_by_ref();
+    }
 }
 
 impl Shared {
-    /// Starts answering a request, or hands a response to the call waiting for it.
-    fn dispatch(&self, envelope: Envelope) -> Option<Answering> {
-        let Envelope { from, reply_to, frame } = envelope;
-        match frame {
-            Frame::Request { call, tag, body } => {
-                let answer = {
-                    let mut handlers = self.handlers.lock().unwrap();
-                    // Nobody serving it here: lost, as at an unbound port.
-                    let handler = handlers.get_mut(&tag)?;
-                    handler(body, from)
-                };
-                Some(Answering { answer, call, reply_to })
-            }
-            Frame::Response { call, body } => {
-                let slot = self.waiting.lock().unwrap().take(call);
-                if let Some(slot) = slot {
-                    let _ = slot.send(body); // the caller may have timed out meanwhile
-                }
-                None
-            }
-        }
+    /// Starts answering a request; `None` if nobody serves its type here.
+    fn dispatch(&self, envelope: Envelope, reader: &Waker) -> Option<Answering> {
+        let Envelope { from, frame: Frame { tag, body, reply } } = envelope;
+        let answer = {
+            let mut handlers = self.handlers.lock().unwrap();
+            // Nobody serving it here: lost, as at an unbound port.
+            let handler = handlers.get_mut(&tag)?;
+            handler(body, from)
+        };
+        let wake = Arc::new(AnswerWake { woken: AtomicBool::new(false), reader: reader.clone() });
+        Some(Answering { answer, caller: from, reply, wake })
     }
 
     /// Polls an answer (most are ready at once) and sends it if it is ready; `true` if sent.
-    fn try_answer(&self, pending: &mut Answering, cx: &mut Context<'_>) -> bool {
-        match pending.answer.as_mut().poll(cx) {
+    fn try_answer(&self, pending: &mut Answering) -> bool {
+        let waker = Waker::from(pending.wake.clone());
+        match pending.answer.as_mut().poll(&mut Context::from_waker(&waker)) {
             Poll::Ready(body) => {
-                let frame = Frame::Response { call: pending.call, body };
-                self.send_response(&pending.reply_to, frame);
+                self.send_answer(pending, body);
                 true
             }
             Poll::Pending => false,
@@ -350,7 +375,9 @@ impl Shared {
     /// Ends the calls whose deadline has passed, and keeps a timer armed for the next one.
     fn expire_calls(&self, now: Instant) {
         let (expired, alarms) = self.waiting.lock().unwrap().expire(now);
-        drop(expired); // each caller sees its slot dropped: a timeout
+        for slot in expired {
+            slot.close(); // the caller wakes to a timeout
+        }
         for at in alarms {
             self.wake_reader_at(at);
         }
@@ -363,24 +390,31 @@ impl Shared {
 
     /// Sends a request to whoever is bound at `dst` now; lost if nobody is.
     fn send_request(&self, dst: SocketAddr, frame: Frame) {
-        if let Some(peer) = self.network.lookup(dst) {
-            self.send(&peer, frame);
+        let Some(peer) = self.network.lookup(dst) else {
+            return;
+        };
+        if let Some(arrival) = self.arrival(dst) {
+            peer.put(&self.clock, arrival, Envelope { from: self.mailbox.addr(), frame });
         }
     }
 
-    /// Sends a response to the mailbox its request came from; lost if the caller has died or
-    /// restarted since.
-    fn send_response(&self, reply_to: &Weak<Mailbox>, frame: Frame) {
-        if let Some(caller) = reply_to.upgrade() {
-            self.send(&caller, frame);
+    /// Sends an answer back to its call; lost if the call has ended (the caller timed out,
+    /// died or restarted) by the time it arrives.
+    fn send_answer(&self, pending: &Answering, body: Payload) {
+        let Some(slot) = pending.reply.upgrade() else {
+            return;
+        };
+        if let Some(arrival) = self.arrival(pending.caller) {
+            slot.land(&self.clock, arrival, body);
         }
     }
 
-    fn send(&self, to: &Arc<Mailbox>, frame: Frame) {
+    /// When a message sent now to `dst` arrives, through the link's faults; `None` if lost.
+    fn arrival(&self, dst: SocketAddr) -> Option<Instant> {
         let now = self.clock.now();
         let mut links = self.links.lock().unwrap();
-        let last = links.entry(to.addr()).or_insert(now);
-        self.network.send(&self.mailbox, to, &self.clock, now, last, frame);
+        let last = links.entry(dst).or_insert(now);
+        self.network.arrival(self.mailbox.addr().ip(), dst.ip(), now, last)
     }
 }
 
@@ -484,6 +518,59 @@ mod tests {
             assert!(slow_took >= Duration::from_millis(500), "{slow_took:?}");
             // Two messages of 1–10 ms each, behind nothing.
             assert!(fast_took <= Duration::from_millis(25), "{fast_took:?}");
+        });
+    }
+
+    #[test]
+    fn a_held_answer_is_polled_only_when_it_is_woken() {
+        struct Held;
+        crate::request!(Held => u32);
+        Runtime::with_seed_and_config(7, madsim::Config::default()).block_on(async {
+            let network = Network::default();
+            let polls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let release = Arc::new(tokio::sync::Notify::new());
+            let (counted, released) = (polls.clone(), release.clone());
+            let (_server, rpc) = bind_on_new_node("server", addr(SERVER), &network).await;
+            rpc.serve(|Echo(n), _| async move { n + 1 });
+            rpc.serve(move |Held, _| {
+                let (polls, release) = (counted.clone(), released.clone());
+                let mut notified = Box::pin(async move { release.notified().await });
+                std::future::poll_fn(move |cx| {
+                    polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    notified.as_mut().poll(cx).map(|()| 7)
+                })
+            });
+            let (_client, client) = bind_on_new_node("client", addr(CLIENT), &network).await;
+            let held = madsim::task::spawn({
+                let client = client.clone();
+                async move { client.call(addr(SERVER), Held, TIMEOUT).await }
+            });
+            sleep(Duration::from_millis(20)).await;
+            // Twenty other requests wake the server's reader; the held answer sleeps through them.
+            for n in 0..20 {
+                assert_eq!(client.call(addr(SERVER), Echo(n), TIMEOUT).await.unwrap(), n + 1);
+            }
+            assert_eq!(polls.load(std::sync::atomic::Ordering::Relaxed), 1, "polled without a wake-up");
+            release.notify_waiters();
+            assert_eq!(held.await.unwrap().unwrap(), 7);
+            assert_eq!(polls.load(std::sync::atomic::Ordering::Relaxed), 2);
+        });
+    }
+
+    #[test]
+    fn an_answer_that_would_arrive_after_the_deadline_is_lost() {
+        with_client(|rpc, network, _| async move {
+            let (client, server) = (addr(CLIENT).ip(), addr(SERVER).ip());
+            // Answers take 300-400 ms: a 1 s call gets its answer, a 200 ms one times out at 200 ms.
+            let delay = Duration::from_millis(300)..Duration::from_millis(400);
+            network.set(server, client, Some(LinkFault { delay: Some(delay), loss_probability: 0.0 }));
+            let (answer, took) = timed(rpc.call(addr(SERVER), Echo(1), TIMEOUT)).await;
+            assert_eq!(answer.unwrap(), 2);
+            assert!(took >= Duration::from_millis(300), "{took:?}");
+            let short = Duration::from_millis(200);
+            let (answer, took) = timed(rpc.call(addr(SERVER), Echo(2), short)).await;
+            assert!(answer.is_err(), "{answer:?}");
+            assert!(took >= short && took < short + Duration::from_micros(50), "{took:?}");
         });
     }
 

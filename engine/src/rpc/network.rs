@@ -1,8 +1,9 @@
 //! flinksim's simulated network: one mailbox per bound address, a latency per message, and the
 //! faults the simulator injects (loss, delay, partitions).
 //!
-//! A message is put in its destination's mailbox at once, stamped with the instant it arrives,
-//! and one runtime timer wakes the mailbox's reader then. Messages between two endpoints keep
+//! A request is put in its destination's mailbox at once, stamped with the instant it arrives,
+//! and one runtime timer wakes the mailbox's reader then (an answer lands in its call's slot the
+//! same way: see [`call`](super::call)). Messages between two endpoints keep
 //! their order (a reliable connection's order), unless a delay fault holds one back. A message to
 //! an address nobody has bound, or to a node killed or restarted before it arrives, is lost with
 //! the mailbox it went to, as a real connection loses what it had in flight.
@@ -116,30 +117,27 @@ impl Network {
         mailbox.is_open().then_some(mailbox)
     }
 
-    /// Sends `frame` from `from` into `to` at `now` (read from `clock`), through the link's
-    /// faults; `last` is when the previous in-order message on this link arrives, and is moved on.
-    pub(super) fn send(
+    /// When a message sent from `src` to `dst` at `now` arrives, through the link's faults;
+    /// `None` if it is lost. `last` is when the previous in-order message on this link
+    /// arrives, and is moved on. Every message sent is counted, lost ones included.
+    pub(super) fn arrival(
         &self,
-        from: &Arc<Mailbox>,
-        to: &Arc<Mailbox>,
-        clock: &Clock,
+        src: IpAddr,
+        dst: IpAddr,
         now: Instant,
         last: &mut Instant,
-        frame: Frame,
-    ) {
+    ) -> Option<Instant> {
         self.shared.messages.fetch_add(1, Ordering::Relaxed);
         let mut rng = madsim::rand::thread_rng();
-        let arrival = match self.fate(from.addr.ip(), to.addr.ip(), &mut rng) {
-            Fate::Lost => return,
+        match self.fate(src, dst, &mut rng) {
+            Fate::Lost => None,
             Fate::InOrder => {
                 let arrival = (now + rng.gen_range(LATENCY)).max(*last);
                 *last = arrival;
-                arrival
+                Some(arrival)
             }
-            Fate::Delayed(delay) => now + delay + rng.gen_range(LATENCY),
-        };
-        let envelope = Envelope { from: from.addr, reply_to: Arc::downgrade(from), frame };
-        to.put(clock, arrival, envelope);
+            Fate::Delayed(delay) => Some(now + delay + rng.gen_range(LATENCY)),
+        }
     }
 
     fn fate(&self, src: IpAddr, dst: IpAddr, rng: &mut impl Rng) -> Fate {
@@ -165,8 +163,6 @@ impl Network {
 pub(super) struct Envelope {
     /// The sender's address.
     pub from: SocketAddr,
-    /// The sender's mailbox, for the answer: gone if the sender died or restarted since.
-    pub reply_to: Weak<Mailbox>,
     pub frame: Frame,
 }
 
@@ -199,7 +195,7 @@ impl Mailbox {
     }
 
     /// Puts a message in, and arms a timer that wakes the reader when it arrives.
-    fn put(self: &Arc<Self>, clock: &Clock, arrival: Instant, envelope: Envelope) {
+    pub(super) fn put(self: &Arc<Self>, clock: &Clock, arrival: Instant, envelope: Envelope) {
         {
             let mut state = self.state.lock().unwrap();
             if state.closed {

@@ -1,0 +1,97 @@
+//! A call's answer slot: the answer lands in it as it is sent, stamped with the instant it
+//! arrives, and a timer wakes the caller at that instant.
+//!
+//! Why not through the caller's mailbox: an answer passed through the caller's mailbox reader
+//! and then a channel to the calling task, two task polls per answer where one does (issue 7's
+//! profile). The model is unchanged: the answer takes its link's latency and faults, and is lost
+//! if the call has ended (timed out, or its node's reader died) before it arrives.
+
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use madsim::time::Instant;
+
+use super::Payload;
+use crate::timer::Clock;
+
+/// Where one call's answer lands.
+pub(super) struct CallSlot {
+    /// An answer arriving at or after this instant is too late: the call has timed out.
+    deadline: Instant,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    /// The answer and the instant it arrives.
+    answer: Option<(Instant, Payload)>,
+    /// The call ended without an answer; nothing lands any more.
+    closed: bool,
+    /// The calling task, once it waits.
+    caller: Option<Waker>,
+}
+
+impl CallSlot {
+    /// An empty slot for a call that times out at `deadline`.
+    pub fn new(deadline: Instant) -> Arc<CallSlot> {
+        Arc::new(CallSlot { deadline, state: Mutex::default() })
+    }
+
+    /// Lands an answer that arrives at `arrival`, and arms a timer that wakes the caller then.
+    /// Lost if the call has ended, or if it would arrive at or after the deadline (the caller
+    /// times out first, as it would with the answer still on its way).
+    pub fn land(self: &Arc<Self>, clock: &Clock, arrival: Instant, body: Payload) {
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.closed || state.answer.is_some() || arrival >= self.deadline {
+                return;
+            }
+            state.answer = Some((arrival, body));
+        }
+        crate::timer::wake_at(clock, arrival, &Waker::from(self.clone()));
+    }
+
+    /// Ends the call without an answer (its deadline passed, or its node's reader died): an
+    /// answer still on its way is lost, and the caller wakes to a timeout.
+    pub fn close(&self) {
+        let caller = {
+            let mut state = self.state.lock().unwrap();
+            state.closed = true;
+            state.answer = None;
+            state.caller.take()
+        };
+        if let Some(caller) = caller {
+            caller.wake();
+        }
+    }
+
+    /// The answer once it has arrived by `now`; `Ready(None)` if the call ended without one.
+    pub fn poll_answer(&self, cx: &mut Context<'_>, now: Instant) -> Poll<Option<Payload>> {
+        let mut state = self.state.lock().unwrap();
+        if state.answer.as_ref().is_some_and(|(arrival, _)| *arrival <= now) {
+            return Poll::Ready(state.answer.take().map(|(_, body)| body));
+        }
+        if state.closed {
+            return Poll::Ready(None);
+        }
+        match &state.caller {
+            Some(caller) if caller.will_wake(cx.waker()) => {}
+            _ => state.caller = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// The arrival timer wakes the caller.
+impl Wake for CallSlot {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let caller = self.state.lock().unwrap().caller.clone();
+        if let Some(caller) = caller {
+            caller.wake();
+        }
+    }
+}
