@@ -17,7 +17,7 @@ pub use crate::protocol::kafka::{
 };
 pub use broker::{BrokerConfig, run};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord};
-pub use producer::{Partitioner, Producer, ProducerConfig};
+pub use producer::{Partitioner, Producer, ProducerConfig, RecordFeed};
 pub use transaction::{
     TransactionHandle, TransactionalProducer, abort_lingering, commit_transaction,
 };

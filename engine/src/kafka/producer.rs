@@ -74,6 +74,20 @@ impl ProducerConfig {
     }
 }
 
+/// Records that fall due over simulated time, which the producer's sender takes as they do
+/// (a generator). Each record joins its batch as if sent at the instant it fell due; the sender
+/// wakes only when a batch must open, fill up or leave, not for every few records.
+pub trait RecordFeed: Send + 'static {
+    /// The topic every record goes to.
+    fn topic(&self) -> &str;
+    /// When the record `ahead` records after the next one falls due; `None` if it never does.
+    fn due(&self, ahead: u64) -> Option<Instant>;
+    /// Writes the next record's value into `value`, returns its timestamp, and moves on.
+    fn take(&mut self, value: &mut Vec<u8>) -> i64;
+    /// No record's value is longer than this.
+    fn max_value_bytes(&self) -> usize;
+}
+
 /// A handle on an idempotent producer; clones share one accumulator and one sender task.
 #[derive(Clone)]
 pub struct Producer {
@@ -114,6 +128,43 @@ struct Accumulator {
 }
 
 impl Accumulator {
+    /// Appends one record to `topic`'s open batch (opened at `now` if there is none), closing
+    /// batches that reach `batch_bytes`; `true` if the sender must look again.
+    fn append(
+        &mut self,
+        topic: &str,
+        timestamp_ms: i64,
+        value: &[u8],
+        now: Instant,
+        batch_bytes: usize,
+    ) -> bool {
+        let mut wake = false;
+        let record = self.next_record;
+        self.next_record += 1;
+        if !self.topics.contains_key(topic) {
+            self.topics.insert(SmolStr::new(topic), TopicQueue::default());
+        }
+        let queue = self.topics.get_mut(topic).expect("inserted above");
+        if let Some(open) = &queue.open
+            && open.builder.size_bytes() + open.builder.record_bytes(timestamp_ms, value.len())
+                > batch_bytes
+        {
+            queue.full.push_back(queue.open.take().expect("checked above"));
+            wake = true;
+        }
+        let open = queue.open.get_or_insert_with(|| {
+            // A new batch has a linger deadline the sender must learn about.
+            wake = true;
+            PendingBatch { builder: BatchBuilder::new(), first_record: record, created: now }
+        });
+        open.builder.append(timestamp_ms, value);
+        if open.builder.size_bytes() >= batch_bytes {
+            queue.full.push_back(queue.open.take().expect("just appended to"));
+            wake = true;
+        }
+        wake
+    }
+
     /// The lowest record number not yet acknowledged or failed, if any is pending.
     fn first_pending(&self) -> Option<u64> {
         let queued = self
@@ -193,7 +244,12 @@ impl Drop for Closer {
 impl Producer {
     /// A producer sending through `rpc`; its sender task runs on the calling node.
     pub fn new(rpc: Rpc, config: ProducerConfig) -> Producer {
-        Producer::start(rpc, config, None)
+        Producer::start(rpc, config, None, None)
+    }
+
+    /// A producer whose sender takes `feed`'s records as they fall due, besides any sent.
+    pub fn with_feed(rpc: Rpc, config: ProducerConfig, feed: Box<dyn RecordFeed>) -> Producer {
+        Producer::start(rpc, config, None, Some(feed))
     }
 
     /// A producer whose batches are transactional, written as `identity` (which the caller
@@ -203,10 +259,15 @@ impl Producer {
         config: ProducerConfig,
         identity: ProducerIdentity,
     ) -> Producer {
-        Producer::start(rpc, config, Some(identity))
+        Producer::start(rpc, config, Some(identity), None)
     }
 
-    fn start(rpc: Rpc, config: ProducerConfig, identity: Option<ProducerIdentity>) -> Producer {
+    fn start(
+        rpc: Rpc,
+        config: ProducerConfig,
+        identity: Option<ProducerIdentity>,
+        feed: Option<Box<dyn RecordFeed>>,
+    ) -> Producer {
         let shared = Arc::new(Shared {
             config,
             accumulator: Mutex::new(Accumulator::default()),
@@ -218,6 +279,7 @@ impl Producer {
         });
         let mut sender = Sender::new(shared.clone(), rpc);
         sender.identity = identity;
+        sender.feeding = feed.map(|feed| Feeding { feed, value: Vec::with_capacity(64) });
         madsim::task::spawn(sender.run());
         Producer { _closer: Arc::new(Closer(shared.clone())), shared }
     }
@@ -237,38 +299,15 @@ impl Producer {
     /// Appends one record to `topic`'s open batch; never blocks. The partition is chosen when
     /// the batch leaves (by the partitioner), so a sticky batch goes whole to one partition.
     pub fn send(&self, topic: &str, timestamp_ms: i64, value: &[u8]) {
+        let now = self.shared.clock.now();
         let batch_bytes = self.shared.config.batch_bytes;
-        let mut wake = false;
-        {
-            let mut acc = self.shared.accumulator.lock().unwrap();
-            let record = acc.next_record;
-            acc.next_record += 1;
-            if !acc.topics.contains_key(topic) {
-                acc.topics.insert(SmolStr::new(topic), TopicQueue::default());
-            }
-            let queue = acc.topics.get_mut(topic).expect("inserted above");
-            if let Some(open) = &queue.open
-                && open.builder.size_bytes() + open.builder.record_bytes(timestamp_ms, value.len())
-                    > batch_bytes
-            {
-                queue.full.push_back(queue.open.take().expect("checked above"));
-                wake = true;
-            }
-            let open = queue.open.get_or_insert_with(|| {
-                // A new batch has a linger deadline the sender must learn about.
-                wake = true;
-                PendingBatch {
-                    builder: BatchBuilder::new(),
-                    first_record: record,
-                    created: self.shared.clock.now(),
-                }
-            });
-            open.builder.append(timestamp_ms, value);
-            if open.builder.size_bytes() >= batch_bytes {
-                queue.full.push_back(queue.open.take().expect("just appended to"));
-                wake = true;
-            }
-        }
+        let wake = self.shared.accumulator.lock().unwrap().append(
+            topic,
+            timestamp_ms,
+            value,
+            now,
+            batch_bytes,
+        );
         if wake {
             self.shared.wake_sender.notify_one();
         }
@@ -321,6 +360,41 @@ struct Sender {
     sequences: BTreeMap<TopicPartition, i32>,
     partition_counts: BTreeMap<SmolStr, u32>,
     last_partition: BTreeMap<SmolStr, u32>,
+    /// Records taken as they fall due, if this producer has a feed.
+    feeding: Option<Feeding>,
+}
+
+/// A sender's feed, and the record being written from it.
+struct Feeding {
+    feed: Box<dyn RecordFeed>,
+    value: Vec<u8>,
+}
+
+impl Feeding {
+    /// Appends the feed's records due by `now`, each as if sent at its due instant.
+    fn take_due(&mut self, acc: &mut Accumulator, now: Instant, batch_bytes: usize) {
+        while let Some(due) = self.feed.due(0)
+            && due <= now
+        {
+            self.value.clear();
+            let timestamp_ms = self.feed.take(&mut self.value);
+            acc.append(self.feed.topic(), timestamp_ms, &self.value, due, batch_bytes);
+        }
+    }
+
+    /// When the sender must look again for the feed: when its next record opens a batch if
+    /// none is open, or else when the open batch may have filled up (before it lingers out).
+    fn next_look(&self, acc: &Accumulator, batch_bytes: usize) -> Option<Instant> {
+        let open = acc.topics.get(self.feed.topic()).and_then(|queue| queue.open.as_ref());
+        let Some(open) = open else {
+            return self.feed.due(0);
+        };
+        // The varints of a timestamp delta and of a length take at most 10 bytes each: the
+        // records due before the returned instant fit.
+        let record_bound = self.feed.max_value_bytes() + 20;
+        let room = batch_bytes.saturating_sub(open.builder.size_bytes());
+        self.feed.due((room / record_bound) as u64)
+    }
 }
 
 impl Sender {
@@ -332,17 +406,26 @@ impl Sender {
             sequences: BTreeMap::new(),
             partition_counts: BTreeMap::new(),
             last_partition: BTreeMap::new(),
+            feeding: None,
         }
     }
 
     async fn run(mut self) {
         loop {
-            let ready = {
+            let now = self.shared.clock.now();
+            let batch_bytes = self.shared.config.batch_bytes;
+            let (ready, feed_wake) = {
                 let mut acc = self.shared.accumulator.lock().unwrap();
                 if (acc.closed || acc.abandoned) && acc.first_pending().is_none() {
                     return;
                 }
-                acc.take_ready(self.shared.clock.now(), self.shared.config.linger)
+                // A closed or abandoned producer takes no more records from its feed.
+                let feeding = self.feeding.as_mut().filter(|_| !(acc.closed || acc.abandoned));
+                let feed_wake = feeding.map(|feeding| {
+                    feeding.take_due(&mut acc, now, batch_bytes);
+                    feeding.next_look(&acc, batch_bytes)
+                });
+                (acc.take_ready(now, self.shared.config.linger), feed_wake.flatten())
             };
             match ready {
                 Ok((topic, batch)) => {
@@ -359,11 +442,13 @@ impl Sender {
                     drop(acc);
                     self.shared.progress.notify_waiters();
                 }
-                Err(Some(deadline)) => {
-                    let wait = deadline.saturating_duration_since(self.shared.clock.now());
-                    let _ = crate::timer::timeout(wait, self.shared.wake_sender.notified()).await;
-                }
-                Err(None) => self.shared.wake_sender.notified().await,
+                Err(linger) => match linger.into_iter().chain(feed_wake).min() {
+                    Some(wake) => {
+                        let wait = wake.saturating_duration_since(now);
+                        let _ = crate::timer::timeout(wait, self.shared.wake_sender.notified()).await;
+                    }
+                    None => self.shared.wake_sender.notified().await,
+                },
             }
         }
     }
@@ -472,4 +557,95 @@ impl Sender {
 async fn pause(backoff: Duration) -> Duration {
     madsim::time::sleep(backoff).await;
     (backoff * 2).min(RETRY_BACKOFF_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINGER: Duration = Duration::from_millis(5);
+    const BATCH_BYTES: usize = 16 * 1024;
+
+    /// Record k is `value` (50 bytes), with timestamp k, due at `origin + k * pace`.
+    struct Ticks {
+        origin: Instant,
+        pace: Duration,
+        next: u64,
+    }
+
+    impl RecordFeed for Ticks {
+        fn topic(&self) -> &str {
+            "ticks"
+        }
+        fn due(&self, ahead: u64) -> Option<Instant> {
+            Some(self.origin + self.pace * u32::try_from(self.next + ahead).ok()?)
+        }
+        fn take(&mut self, value: &mut Vec<u8>) -> i64 {
+            value.extend_from_slice(&[b'x'; 50]);
+            self.next += 1;
+            self.next as i64 - 1
+        }
+        fn max_value_bytes(&self) -> usize {
+            50
+        }
+    }
+
+    fn feeding(origin: Instant, pace: Duration) -> Feeding {
+        Feeding { feed: Box::new(Ticks { origin, pace, next: 0 }), value: Vec::new() }
+    }
+
+    fn runtime() -> madsim::runtime::Runtime {
+        madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default())
+    }
+
+    #[test]
+    fn a_feeds_records_join_their_batch_as_if_sent_when_due() {
+        runtime().block_on(async {
+            let t0 = Instant::now();
+            let ms = |n: u64| Duration::from_millis(n);
+            let mut feeding = feeding(t0 + ms(1), Duration::from_micros(2500));
+            let mut acc = Accumulator::default();
+            // Nothing open yet: look again when record 0 falls due.
+            assert_eq!(feeding.next_look(&acc, BATCH_BYTES), Some(t0 + ms(1)));
+            // Looked at late (a request was in flight): records 0-3 are due; the batch opened
+            // when record 0 fell due, so it has lingered out already.
+            feeding.take_due(&mut acc, t0 + ms(9), BATCH_BYTES);
+            assert_eq!(acc.next_record, 4);
+            let (_, batch) = acc.take_ready(t0 + ms(9), LINGER).expect("lingered since 1 ms");
+            assert_eq!((batch.created, batch.builder.record_count()), (t0 + ms(1), 4));
+            // Record 4 (due at 11 ms) opens the next batch, which leaves at 16 ms.
+            feeding.take_due(&mut acc, t0 + ms(12), BATCH_BYTES);
+            assert_eq!(acc.take_ready(t0 + ms(12), LINGER).err(), Some(Some(t0 + ms(16))));
+        });
+    }
+
+    #[test]
+    fn a_fast_feed_is_looked_at_again_before_its_batch_can_overflow() {
+        runtime().block_on(async {
+            let t0 = Instant::now();
+            let pace = Duration::from_micros(10); // a batch fills in about 3 ms, before its linger
+            let mut feeding = feeding(t0, pace);
+            let mut acc = Accumulator::default();
+            let mut now = t0;
+            let mut looks = 0;
+            // Each look takes what is due, then says when to look again: never after the
+            // batch it leaves open has filled up.
+            while acc.topics.get("ticks").is_none_or(|queue| queue.full.is_empty()) {
+                let look = feeding.next_look(&acc, BATCH_BYTES).unwrap();
+                assert!(look >= now, "the next look is not behind");
+                let before = look - Duration::from_nanos(1);
+                feeding.take_due(&mut acc, before, BATCH_BYTES);
+                let full = acc.topics.get("ticks").map_or(0, |queue| queue.full.len());
+                assert_eq!(full, 0, "filled up before look {looks} at {:?}", look - t0);
+                feeding.take_due(&mut acc, look, BATCH_BYTES);
+                now = look;
+                looks += 1;
+            }
+            let full = &acc.topics["ticks"].full[0];
+            assert!(full.builder.size_bytes() <= BATCH_BYTES);
+            assert!(full.builder.size_bytes() + 52 > BATCH_BYTES, "{}", full.builder.size_bytes());
+            assert!(now - t0 < LINGER, "full after {:?}", now - t0);
+            assert!(looks < 30, "{looks} looks for one batch");
+        });
+    }
 }

@@ -51,6 +51,10 @@ impl ClickEvent {
         }
     }
 
+    /// The longest JSON [`write_json`](Self::write_json) writes for one of the generator's
+    /// events (a four-digit year, the longest page): 55 bytes.
+    pub const MAX_JSON_BYTES: usize = br#"{"timestamp":"","page":"/index"}"#.len() + DATE_LEN;
+
     /// Appends `{"timestamp":"<date>","page":"<page>"}` to `out` (54 or 55 bytes for the
     /// playground's pages). The page is written verbatim, unescaped.
     pub fn write_json(&self, out: &mut Vec<u8>) {

@@ -2,9 +2,10 @@
 //!
 //! Event `k` is [`ClickEvent::nth(k)`](ClickEvent::nth) (page `PAGES[k % 6]`, event time
 //! `15 * (k / 6)` ms) and is due at `start + k * pace` of simulated time; with the default pace of
-//! 2.5 ms event time tracks the time since the generator started. The node wakes once per producer
-//! linger (5 ms), not once per event, and hands every event due by then to the Kafka producer
-//! (unkeyed, sticky partitioner), with the event's own timestamp as the record timestamp.
+//! 2.5 ms event time tracks the time since the generator started. Each event goes to the Kafka
+//! producer (unkeyed, sticky partitioner) as if sent at its due instant, with the event's own
+//! timestamp as the record timestamp. The producer's sender takes the events due whenever it
+//! looks (a [`RecordFeed`]), so the node does not wake for every few events.
 //!
 //! The node's main is re-run from scratch on every restart. What it does then is
 //! [`OnRestart`]: by default (spec §4 Decision) it resumes at the event due now, so the events due
@@ -18,7 +19,7 @@ use madsim::time::Instant;
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
-use crate::kafka::{Producer, ProducerConfig};
+use crate::kafka::{Producer, ProducerConfig, RecordFeed};
 use crate::playground::click_event::{ClickEvent, DateWriter};
 use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
@@ -112,25 +113,47 @@ impl Beginning {
     }
 }
 
-/// How many events are due `elapsed` after the events' origin: those with `k * pace < elapsed`.
-pub fn due_count(elapsed: Duration, pace: Duration) -> u64 {
-    u64::try_from(elapsed.as_nanos().div_ceil(pace.as_nanos().max(1))).unwrap_or(u64::MAX)
+/// The generator's events from event `next` on, each due at `origin + k * pace`.
+struct ClickEvents {
+    topic: SmolStr,
+    next: u64,
+    origin: Instant,
+    pace: Duration,
+    dates: DateWriter,
+}
+
+impl RecordFeed for ClickEvents {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn due(&self, ahead: u64) -> Option<Instant> {
+        let k = self.next.checked_add(ahead)?;
+        let since = self.pace.as_nanos().checked_mul(u128::from(k))?;
+        self.origin.checked_add(Duration::from_nanos(u64::try_from(since).ok()?))
+    }
+
+    fn take(&mut self, value: &mut Vec<u8>) -> i64 {
+        let event = ClickEvent::nth(self.next);
+        event.write_json_with(&mut self.dates, value);
+        self.next += 1;
+        event.timestamp_ms
+    }
+
+    fn max_value_bytes(&self) -> usize {
+        ClickEvent::MAX_JSON_BYTES
+    }
 }
 
 /// The node's main; re-run from scratch on every restart of the node. Never returns (a kill
 /// ends it).
 pub async fn run(config: GeneratorConfig) {
     let rpc = Rpc::bind(config.rpc_addr, config.network.clone());
-    let producer_config = ProducerConfig::new(config.broker);
-    // One wake-up per linger: the producer would hold the records that long anyway.
-    let wake = producer_config.linger.max(Duration::from_millis(1));
-    let producer = Producer::new(rpc, producer_config);
-
     let clock = crate::timer::Clock::current();
     let now = clock.now();
     let beginning =
         Beginning::at(now.saturating_duration_since(config.start), config.pace, config.on_restart);
-    let (mut next, origin) = match beginning {
+    let (next, origin) = match beginning {
         Beginning::First => {
             config.trace.event("generator started at event 0");
             (0, config.start)
@@ -145,19 +168,12 @@ pub async fn run(config: GeneratorConfig) {
         }
     };
 
-    let mut json = Vec::with_capacity(64);
-    let mut dates = DateWriter::default();
-    loop {
-        let due = due_count(clock.now() - origin, config.pace);
-        while next < due {
-            let event = ClickEvent::nth(next);
-            json.clear();
-            event.write_json_with(&mut dates, &mut json);
-            producer.send(&config.topic, event.timestamp_ms, &json);
-            next += 1;
-        }
-        madsim::time::sleep(wake).await;
-    }
+    let events =
+        ClickEvents { topic: config.topic.clone(), next, origin, pace: config.pace, dates: DateWriter::default() };
+    let producer = Producer::with_feed(rpc, ProducerConfig::new(config.broker), Box::new(events));
+    // The producer's sender does the rest; the node lives until it is killed.
+    std::future::pending::<()>().await;
+    drop(producer);
 }
 
 #[cfg(test)]
@@ -165,16 +181,6 @@ mod tests {
     use super::*;
 
     const PACE: Duration = DEFAULT_PACE;
-
-    #[test]
-    fn events_due_are_those_strictly_before_now() {
-        assert_eq!(due_count(Duration::ZERO, PACE), 0);
-        assert_eq!(due_count(Duration::from_nanos(1), PACE), 1);
-        assert_eq!(due_count(PACE, PACE), 1);
-        assert_eq!(due_count(PACE + Duration::from_nanos(1), PACE), 2);
-        assert_eq!(due_count(Duration::from_secs(60), PACE), 24_000);
-        assert_eq!(due_count(Duration::from_secs(1), Duration::ZERO), 1_000_000_000);
-    }
 
     #[test]
     fn the_first_slot_is_a_first_start_and_later_runs_are_restarts() {
