@@ -317,9 +317,9 @@ async fn read_topic(
         let end = retry(|| consumer.end_offsets(std::slice::from_ref(&tp))).await[0];
         consumer.assign(vec![(tp.clone(), 0)]);
         while consumer.position(&tp).unwrap_or(0) < end {
-            let Ok(records) = consumer.poll().await else { continue };
-            for record in records.iter().filter(|r| r.offset < end) {
-                each(&record.value);
+            let Ok(fetched) = consumer.poll_batches().await else { continue };
+            for record in fetched.records().filter(|r| r.offset < end) {
+                each(record.value);
             }
         }
     }

@@ -15,8 +15,9 @@ use bytes::Bytes;
 use smol_str::SmolStr;
 
 use crate::protocol::kafka::{
-    AbortedTransaction, ControlType, Fetch, FetchPosition, IsolationLevel, KafkaError, ListOffsets,
-    Metadata, OffsetCommit, OffsetFetch, RecordBatches, TopicPartition, records_in,
+    AbortedTransaction, BATCH_HEADER_BYTES, ControlType, Fetch, FetchPosition, IsolationLevel,
+    KafkaError, ListOffsets, Metadata, OffsetCommit, OffsetFetch, RecordBatch, RecordBatches,
+    TopicPartition,
 };
 use crate::rpc::{Request, Rpc};
 
@@ -62,6 +63,44 @@ pub struct ConsumerRecord {
     pub value: Bytes,
 }
 
+/// What one [`Consumer::poll_batches`] fetched: the batches kept (control batches and aborted
+/// transactions' batches left out), read in place.
+pub struct Fetched {
+    /// The partitions fetched, in the response's order.
+    partitions: Vec<TopicPartition>,
+    /// Each batch kept: its partition (an index into `partitions`), and the offset from which
+    /// its records are new (the first batch may start before the consumer's position).
+    batches: Vec<(usize, RecordBatch, u64)>,
+}
+
+/// One record of a [`Fetched`], borrowed from its batch.
+#[derive(Debug)]
+pub struct FetchedRecord<'a> {
+    /// Where it was read from.
+    pub partition: &'a TopicPartition,
+    /// Its offset in that partition.
+    pub offset: u64,
+    /// The producer's timestamp.
+    pub timestamp_ms: i64,
+    /// The value bytes.
+    pub value: &'a [u8],
+}
+
+impl Fetched {
+    /// The records fetched, partition by partition, in offset order.
+    pub fn records(&self) -> impl Iterator<Item = FetchedRecord<'_>> {
+        self.batches.iter().flat_map(move |(partition, batch, from)| {
+            let partition = &self.partitions[*partition];
+            batch.records().filter(move |r| r.offset >= *from).map(move |r| FetchedRecord {
+                partition,
+                offset: r.offset,
+                timestamp_ms: r.timestamp_ms,
+                value: r.value,
+            })
+        })
+    }
+}
+
 /// Reads assigned partitions from the broker (no group membership: the caller assigns).
 pub struct Consumer {
     rpc: Rpc,
@@ -89,10 +128,36 @@ impl Consumer {
     /// after `max_wait`, and advances the positions past what it returns. A timeout or an
     /// unreachable broker is an `Err` (positions unchanged; the caller retries).
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, KafkaError> {
+        let fetched = self.poll_batches().await?;
+        // Sized for every record fetched, so the list is allocated once rather than grown. Each
+        // count is capped by what its batch's bytes could hold (a record takes at least 2 bytes):
+        // a corrupt header cannot ask for a huge list.
+        let count = fetched.batches.iter().map(|(_, batch, _)| {
+            let room = batch.bytes().len().saturating_sub(BATCH_HEADER_BYTES) / 2;
+            (batch.header().record_count as usize).min(room)
+        });
+        let mut records = Vec::with_capacity(count.sum());
+        for (partition, batch, from) in &fetched.batches {
+            for record in batch.records().filter(|r| r.offset >= *from) {
+                records.push(ConsumerRecord {
+                    partition: fetched.partitions[*partition].clone(),
+                    offset: record.offset,
+                    timestamp_ms: record.timestamp_ms,
+                    value: batch.bytes().slice_ref(record.value),
+                });
+            }
+        }
+        Ok(records)
+    }
+
+    /// [`poll`](Self::poll), handing out the fetched batches to be read in place: no list of
+    /// records, and no reference count touched per record.
+    pub async fn poll_batches(&mut self) -> Result<Fetched, KafkaError> {
+        let mut fetched = Fetched { partitions: Vec::new(), batches: Vec::new() };
         if self.positions.is_empty() {
             // Nothing to ask for; wait as the broker would, so a poll loop does not spin.
             madsim::time::sleep(self.config.max_wait).await;
-            return Ok(Vec::new());
+            return Ok(fetched);
         }
         let request = Fetch {
             partitions: self
@@ -109,25 +174,23 @@ impl Consumer {
         if let Some(error) = response.partitions.iter().find_map(|p| p.error.clone()) {
             return Err(error);
         }
-        // Sized for every record fetched, so the list is allocated once rather than grown per batch.
-        let mut records =
-            Vec::with_capacity(response.partitions.iter().map(|p| records_in(&p.records)).sum());
         let mut advanced = Vec::with_capacity(response.partitions.len());
         let read_committed = self.config.isolation == IsolationLevel::ReadCommitted;
-        for fetched in response.partitions {
-            let Some(&position) = self.positions.get(&fetched.partition) else {
+        for part in response.partitions {
+            let Some(&position) = self.positions.get(&part.partition) else {
                 continue;
             };
+            let index = fetched.partitions.len();
             let mut next = position;
             // Aborted transactions not yet reached, by first offset, and the producers whose
             // batches are being dropped until their abort marker.
-            let mut pending: Vec<AbortedTransaction> = fetched.aborted_transactions;
+            let mut pending: Vec<AbortedTransaction> = part.aborted_transactions;
             pending.sort_by_key(|a| (a.first_offset, a.producer_id));
             let mut pending: VecDeque<AbortedTransaction> = pending.into();
             let mut aborting: BTreeSet<i64> = BTreeSet::new();
-            for batch in RecordBatches::new(fetched.records) {
+            for batch in RecordBatches::new(part.records) {
                 let batch = batch.map_err(|reason| KafkaError::CorruptBatch {
-                    partition: fetched.partition.clone(),
+                    partition: part.partition.clone(),
                     reason: SmolStr::new(reason),
                 })?;
                 let h = *batch.header();
@@ -149,20 +212,14 @@ impl Consumer {
                 if read_committed && h.is_transactional() && aborting.contains(&h.producer_id) {
                     continue;
                 }
-                // The first batch may start before the position: skip what was already read.
-                for record in batch.records().filter(|r| r.offset >= position) {
-                    records.push(ConsumerRecord {
-                        partition: fetched.partition.clone(),
-                        offset: record.offset,
-                        timestamp_ms: record.timestamp_ms,
-                        value: record.value,
-                    });
-                }
+                // The first batch may start before the position: what was already read is skipped.
+                fetched.batches.push((index, batch, position));
             }
-            advanced.push((fetched.partition, next));
+            advanced.push((part.partition.clone(), next));
+            fetched.partitions.push(part.partition);
         }
         self.positions.extend(advanced);
-        Ok(records)
+        Ok(fetched)
     }
 
     /// How many partitions `topic` has.

@@ -499,8 +499,13 @@ mod tests {
 
     fn values(bytes: Bytes) -> Vec<(u64, String)> {
         RecordBatches::new(bytes)
-            .flat_map(|b| b.unwrap().records().collect::<Vec<_>>())
-            .map(|r| (r.offset, String::from_utf8(r.value.to_vec()).unwrap()))
+            .flat_map(|b| {
+                let batch = b.unwrap();
+                batch
+                    .records()
+                    .map(|r| (r.offset, String::from_utf8(r.value.to_vec()).unwrap()))
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 

@@ -16,7 +16,7 @@ pub use crate::protocol::kafka::{
     IsolationLevel, KafkaError, ProduceAck, TopicPartition, TopicSpec, TransactionState,
 };
 pub use broker::{BrokerConfig, run};
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Fetched, FetchedRecord};
 pub use producer::{Partitioner, Producer, ProducerConfig, RecordFeed};
 pub use transaction::{
     TransactionHandle, TransactionalProducer, abort_lingering, commit_transaction,

@@ -110,6 +110,39 @@ struct TopicQueue {
     open: Option<PendingBatch>,
 }
 
+impl TopicQueue {
+    /// Appends record number `record` to the open batch (opened at `now` if there is none),
+    /// closing batches that reach `batch_bytes`; `true` if the sender must look again.
+    fn append(
+        &mut self,
+        record: u64,
+        timestamp_ms: i64,
+        value: &[u8],
+        now: Instant,
+        batch_bytes: usize,
+    ) -> bool {
+        let mut wake = false;
+        if let Some(open) = &self.open
+            && open.builder.size_bytes() + open.builder.record_bytes(timestamp_ms, value.len())
+                > batch_bytes
+        {
+            self.full.push_back(self.open.take().expect("checked above"));
+            wake = true;
+        }
+        let open = self.open.get_or_insert_with(|| {
+            // A new batch has a linger deadline the sender must learn about.
+            wake = true;
+            PendingBatch { builder: BatchBuilder::new(), first_record: record, created: now }
+        });
+        open.builder.append(timestamp_ms, value);
+        if open.builder.size_bytes() >= batch_bytes {
+            self.full.push_back(self.open.take().expect("just appended to"));
+            wake = true;
+        }
+        wake
+    }
+}
+
 #[derive(Default)]
 struct Accumulator {
     topics: BTreeMap<SmolStr, TopicQueue>,
@@ -138,31 +171,17 @@ impl Accumulator {
         now: Instant,
         batch_bytes: usize,
     ) -> bool {
-        let mut wake = false;
         let record = self.next_record;
         self.next_record += 1;
+        self.queue(topic).append(record, timestamp_ms, value, now, batch_bytes)
+    }
+
+    /// `topic`'s queue, created empty if it has none yet.
+    fn queue(&mut self, topic: &str) -> &mut TopicQueue {
         if !self.topics.contains_key(topic) {
             self.topics.insert(SmolStr::new(topic), TopicQueue::default());
         }
-        let queue = self.topics.get_mut(topic).expect("inserted above");
-        if let Some(open) = &queue.open
-            && open.builder.size_bytes() + open.builder.record_bytes(timestamp_ms, value.len())
-                > batch_bytes
-        {
-            queue.full.push_back(queue.open.take().expect("checked above"));
-            wake = true;
-        }
-        let open = queue.open.get_or_insert_with(|| {
-            // A new batch has a linger deadline the sender must learn about.
-            wake = true;
-            PendingBatch { builder: BatchBuilder::new(), first_record: record, created: now }
-        });
-        open.builder.append(timestamp_ms, value);
-        if open.builder.size_bytes() >= batch_bytes {
-            queue.full.push_back(queue.open.take().expect("just appended to"));
-            wake = true;
-        }
-        wake
+        self.topics.get_mut(topic).expect("inserted above")
     }
 
     /// The lowest record number not yet acknowledged or failed, if any is pending.
@@ -373,13 +392,20 @@ struct Feeding {
 impl Feeding {
     /// Appends the feed's records due by `now`, each as if sent at its due instant.
     fn take_due(&mut self, acc: &mut Accumulator, now: Instant, batch_bytes: usize) {
+        if self.feed.due(0).is_none_or(|due| due > now) {
+            return;
+        }
+        let mut record = acc.next_record;
+        let queue = acc.queue(self.feed.topic());
         while let Some(due) = self.feed.due(0)
             && due <= now
         {
             self.value.clear();
             let timestamp_ms = self.feed.take(&mut self.value);
-            acc.append(self.feed.topic(), timestamp_ms, &self.value, due, batch_bytes);
+            queue.append(record, timestamp_ms, &self.value, due, batch_bytes);
+            record += 1;
         }
+        acc.next_record = record;
     }
 
     /// When the sender must look again for the feed: when its next record opens a batch if

@@ -310,13 +310,13 @@ pub fn set_base_offset(header: &mut [u8; BATCH_HEADER_BYTES], base_offset: u64) 
 
 /// One record, decoded lazily from a batch; its value is a slice of the batch's bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
+pub struct Record<'a> {
     /// The record's offset in its partition.
     pub offset: u64,
     /// The producer's timestamp.
     pub timestamp_ms: i64,
-    /// The value, sharing the batch's buffer.
-    pub value: Bytes,
+    /// The value, borrowed from the batch's buffer (no reference count to touch per record).
+    pub value: &'a [u8],
 }
 
 /// A view of one encoded record batch.
@@ -387,10 +387,10 @@ pub struct Records<'a> {
     malformed: bool,
 }
 
-impl Iterator for Records<'_> {
-    type Item = Record;
+impl<'a> Iterator for Records<'a> {
+    type Item = Record<'a>;
 
-    fn next(&mut self) -> Option<Record> {
+    fn next(&mut self) -> Option<Record<'a>> {
         if self.index >= self.batch.header.record_count || self.malformed {
             return None;
         }
@@ -408,7 +408,7 @@ impl Iterator for Records<'_> {
         let record = Record {
             offset: self.batch.header.base_offset + u64::from(self.index),
             timestamp_ms: self.batch.header.base_timestamp_ms.wrapping_add(delta),
-            value: bytes.slice(start..end),
+            value: &bytes[start..end],
         };
         self.at = end;
         self.index += 1;
@@ -451,19 +451,6 @@ impl Iterator for RecordBatches {
         // The broker validated every batch on append; only the framing is checked here.
         Some(Ok(RecordBatch { header, bytes }))
     }
-}
-
-/// How many records the batches framed in `bytes` hold, for sizing a list before decoding them:
-/// each count is capped by what its batch's bytes could hold (a record takes at least 2 bytes),
-/// so a corrupt header cannot ask for a huge list.
-pub fn records_in(mut bytes: &[u8]) -> usize {
-    let mut records = 0;
-    while let Ok(header) = BatchHeader::decode(bytes) {
-        let len = (header.batch_length as usize).clamp(BATCH_HEADER_BYTES, bytes.len());
-        records += (header.record_count as usize).min((len - BATCH_HEADER_BYTES) / 2);
-        bytes = &bytes[len..];
-    }
-    records
 }
 
 /// Writes records straight into one batch's buffer (the producer's open batch).
@@ -879,7 +866,7 @@ mod tests {
         let h = *batch.header();
         assert_eq!((h.record_count, h.producer_id, h.base_sequence), (3, 7, 42));
         assert_eq!(h.batch_length as usize, bytes.len());
-        let records: Vec<Record> = batch.records().collect();
+        let records: Vec<Record<'_>> = batch.records().collect();
         assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2]);
         assert_eq!(records.iter().map(|r| r.timestamp_ms).collect::<Vec<_>>(), [1_000, 985, 1_015]);
         assert_eq!(&records[0].value[..], b"a");
@@ -887,19 +874,6 @@ mod tests {
         // The value is a view into the batch, not a copy.
         let start = records[2].value.as_ptr() as usize - bytes.as_ptr() as usize;
         assert_eq!(start, bytes.len() - 300);
-    }
-
-    #[test]
-    fn records_in_counts_framed_batches_and_caps_a_corrupt_count() {
-        let mut fetched = batch_of(&[(1, b"a"), (2, b"b")]).to_vec();
-        fetched.extend_from_slice(&batch_of(&[(3, b"c")]));
-        assert_eq!(records_in(&fetched), 3);
-        assert_eq!(records_in(&fetched[..fetched.len() - 1]), 3, "a cut batch still says its count");
-        assert_eq!(records_in(&[]), 0);
-        // A header claiming 4 billion records in a few bytes.
-        let mut corrupt = batch_of(&[(1, b"a")]).to_vec();
-        corrupt[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(records_in(&corrupt) <= corrupt.len() / 2);
     }
 
     #[test]
@@ -955,10 +929,10 @@ mod tests {
             joined.extend_from_slice(&header);
             joined.extend_from_slice(&bytes[BATCH_HEADER_BYTES..]);
         }
-        let offsets: Vec<(u64, Bytes)> = RecordBatches::new(Bytes::from(joined))
-            .flat_map(|b| b.unwrap().records().map(|r| (r.offset, r.value)).collect::<Vec<_>>())
+        let offsets: Vec<(u64, Vec<u8>)> = RecordBatches::new(Bytes::from(joined))
+            .flat_map(|b| b.unwrap().records().map(|r| (r.offset, r.value.to_vec())).collect::<Vec<_>>())
             .collect();
-        assert_eq!(offsets, [(0, Bytes::from("a")), (1, Bytes::from("b")), (2, Bytes::from("c"))]);
+        assert_eq!(offsets, [(0, b"a".to_vec()), (1, b"b".to_vec()), (2, b"c".to_vec())]);
         assert_eq!(TopicPartition::new("input", 0).to_string(), "input-0");
     }
 }

@@ -289,23 +289,38 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
     // their own wake-up, rather than each in a task of its own, which madsim never frees (its
     // node keeps a record of every task it spawned).
     let mut answering: Vec<Answering> = Vec::new();
+    // Set while the reader runs: an answer woken meanwhile (a fetch woken by the produce just
+    // handled) is answered before the reader returns, without waking the reader again.
+    let busy = Arc::new(AtomicBool::new(false));
     std::future::poll_fn(|cx| {
         let Some(shared) = shared.upgrade() else {
             return Poll::Ready(());
         };
+        busy.store(true, Ordering::Relaxed);
         // Every wake-up (an arrival, an answer's progress, the calls' timer) checks the deadlines.
         let now = shared.clock.now();
         shared.expire_calls(now);
-        answering.retain_mut(|pending| !(pending.wake.take() && shared.try_answer(pending)));
-        while mailbox.0.poll_arrived(cx, now, &mut arrived).is_ready() {
-            while let Some(envelope) = arrived.pop_front() {
-                if let Some(mut pending) = shared.dispatch(envelope, cx.waker()) {
-                    if !shared.try_answer(&mut pending) {
-                        answering.push(pending);
+        for round in 1.. {
+            answering.retain_mut(|pending| !(pending.wake.take() && shared.try_answer(pending)));
+            while mailbox.0.poll_arrived(cx, now, &mut arrived).is_ready() {
+                while let Some(envelope) = arrived.pop_front() {
+                    if let Some(mut pending) = shared.dispatch(envelope, cx.waker(), &busy) {
+                        if !shared.try_answer(&mut pending) {
+                            answering.push(pending);
+                        }
                     }
                 }
             }
+            if !answering.iter().any(|pending| pending.wake.woken.load(Ordering::Relaxed)) {
+                break;
+            }
+            // An answer that keeps waking itself (a yield) gets its next poll on the next wake-up.
+            if round == 4 {
+                cx.waker().wake_by_ref();
+                break;
+            }
         }
+        busy.store(false, Ordering::Relaxed);
         Poll::Pending
     })
     .await
@@ -326,6 +341,8 @@ struct Answering {
 struct AnswerWake {
     woken: AtomicBool,
     reader: Waker,
+    /// The reader is running, and looks at every woken answer before it returns.
+    reader_busy: Arc<AtomicBool>,
 }
 
 impl AnswerWake {
@@ -342,13 +359,20 @@ impl std::task::Wake for AnswerWake {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::Relaxed);
-        self.reader.wake_by_ref();
+        if !self.reader_busy.load(Ordering::Relaxed) {
+            self.reader.wake_by_ref();
+        }
     }
 }
 
 impl Shared {
     /// Starts answering a request; `None` if nobody serves its type here.
-    fn dispatch(&self, envelope: Envelope, reader: &Waker) -> Option<Answering> {
+    fn dispatch(
+        &self,
+        envelope: Envelope,
+        reader: &Waker,
+        reader_busy: &Arc<AtomicBool>,
+    ) -> Option<Answering> {
         let Envelope { from, frame: Frame { tag, body, reply } } = envelope;
         let answer = {
             let mut handlers = self.handlers.lock().unwrap();
@@ -356,7 +380,11 @@ impl Shared {
             let handler = handlers.get_mut(&tag)?;
             handler(body, from)
         };
-        let wake = Arc::new(AnswerWake { woken: AtomicBool::new(false), reader: reader.clone() });
+        let wake = Arc::new(AnswerWake {
+            woken: AtomicBool::new(false),
+            reader: reader.clone(),
+            reader_busy: reader_busy.clone(),
+        });
         Some(Answering { answer, caller: from, reply, wake })
     }
 
@@ -554,6 +582,35 @@ mod tests {
             release.notify_waiters();
             assert_eq!(held.await.unwrap().unwrap(), 7);
             assert_eq!(polls.load(std::sync::atomic::Ordering::Relaxed), 2);
+        });
+    }
+
+    #[test]
+    fn an_answer_that_keeps_yielding_is_answered_without_stalling_the_reader() {
+        struct Yielding(u32);
+        crate::request!(Yielding => u32);
+        Runtime::with_seed_and_config(7, madsim::Config::default()).block_on(async {
+            let network = Network::default();
+            let (_server, rpc) = bind_on_new_node("server", addr(SERVER), &network).await;
+            rpc.serve(|Echo(n), _| async move { n + 1 });
+            // Wakes itself and returns pending, 20 times over, before answering.
+            rpc.serve(|Yielding(n), _| {
+                let mut left = 20;
+                std::future::poll_fn(move |cx| {
+                    if left == 0 {
+                        return Poll::Ready(n);
+                    }
+                    left -= 1;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                })
+            });
+            let (_client, client) = bind_on_new_node("client", addr(CLIENT), &network).await;
+            let (yielded, echoed) = tokio::join!(
+                client.call(addr(SERVER), Yielding(5), TIMEOUT),
+                client.call(addr(SERVER), Echo(1), TIMEOUT)
+            );
+            assert_eq!((yielded.unwrap(), echoed.unwrap()), (5, 2));
         });
     }
 
