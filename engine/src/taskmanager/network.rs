@@ -23,7 +23,8 @@ use crate::rpc::Rpc;
 /// How often the output flusher ships partly filled buffers (Flink's buffer timeout).
 pub const BUFFER_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// Buffers a sender may have queued per channel before it blocks (Flink's exclusive credits).
+/// Buffers a writer may have queued per remote channel before it blocks (Flink's exclusive
+/// credits).
 const EXCLUSIVE_BUFFERS: usize = 2;
 /// Extra buffers an input gate holds, shared by its channels (Flink's floating buffers).
 const FLOATING_BUFFERS: usize = 8;
@@ -141,10 +142,23 @@ pub enum ChannelTarget {
     },
 }
 
-/// One output channel: the buffer being filled, and the queue to the channel's sender task.
+/// One output channel: the buffer being filled, and where a full one goes.
 struct OutputChannel {
     current: NetworkBuffer,
-    queue: mpsc::Sender<NetworkBuffer>,
+    sink: ChannelSink,
+}
+
+/// Where an output channel's buffers go once shipped.
+enum ChannelSink {
+    /// Straight into the gate of a consumer on this TaskManager, by the writing task itself (no
+    /// sender task to wake per buffer); the writer waits while the gate is full.
+    Local {
+        registry: GateRegistry,
+        channel: ChannelId,
+        sequence: u64,
+    },
+    /// To the channel's sender task, which ships it over the network until acknowledged.
+    Remote(mpsc::Sender<NetworkBuffer>),
 }
 
 /// How a record writer picks the channel of a record.
@@ -159,7 +173,7 @@ pub enum Partitioner {
     },
 }
 
-/// A task's output: per-channel buffers and their sender tasks.
+/// A task's output: per-channel buffers, and a sender task per remote channel.
 pub struct RecordWriter {
     channels: Vec<OutputChannel>,
     partitioner: Partitioner,
@@ -168,7 +182,7 @@ pub struct RecordWriter {
     pub buffers_sent: u64,
 }
 
-/// A channel's sender task stopped: its consumer is gone for good.
+/// A remote channel's sender task stopped: its consumer is gone for good.
 #[derive(Debug, thiserror::Error)]
 #[error("output channel {0} is closed")]
 pub struct ChannelClosed(pub usize);
@@ -182,9 +196,17 @@ impl RecordWriter {
         let mut channels = Vec::with_capacity(targets.len());
         let mut senders = Vec::with_capacity(targets.len());
         for (channel_id, target) in targets {
-            let (queue, buffers) = mpsc::channel(EXCLUSIVE_BUFFERS);
-            senders.push(madsim::task::spawn(ship_buffers(channel_id, target, buffers)));
-            channels.push(OutputChannel { current: NetworkBuffer::default(), queue });
+            let sink = match target {
+                ChannelTarget::Local(registry) => {
+                    ChannelSink::Local { registry, channel: channel_id, sequence: 0 }
+                }
+                ChannelTarget::Remote { rpc, address } => {
+                    let (queue, buffers) = mpsc::channel(EXCLUSIVE_BUFFERS);
+                    senders.push(madsim::task::spawn(ship_buffers(channel_id, rpc, address, buffers)));
+                    ChannelSink::Remote(queue)
+                }
+            };
+            channels.push(OutputChannel { current: NetworkBuffer::default(), sink });
         }
         RecordWriter { channels, partitioner, senders, buffers_sent: 0 }
     }
@@ -240,7 +262,21 @@ impl RecordWriter {
         // The next buffer likely holds as many elements: size it so, instead of growing it.
         let next = NetworkBuffer { elements: Vec::with_capacity(channel.current.elements.len()), bytes: 0 };
         let buffer = std::mem::replace(&mut channel.current, next);
-        channel.queue.send(buffer).await.map_err(|_| ChannelClosed(index))?;
+        match &mut channel.sink {
+            ChannelSink::Local { registry, channel, sequence } => {
+                // In memory nothing is lost: the buffer moves, and comes back only while the
+                // consumer's gate is not open yet.
+                let mut delivery = DeliverBuffer { channel: *channel, sequence: *sequence, buffer };
+                while let Err(back) = registry.deliver(delivery).await {
+                    delivery = back;
+                    madsim::time::sleep(UNKNOWN_CHANNEL_BACKOFF).await;
+                }
+                *sequence += 1;
+            }
+            ChannelSink::Remote(queue) => {
+                queue.send(buffer).await.map_err(|_| ChannelClosed(index))?;
+            }
+        }
         self.buffers_sent += 1;
         Ok(())
     }
@@ -255,37 +291,25 @@ impl Drop for RecordWriter {
     }
 }
 
-/// A channel's sender: ships buffers one at a time, in order, until each is acknowledged.
+/// A remote channel's sender: ships buffers one at a time, in order, until each is acknowledged.
 async fn ship_buffers(
     channel: ChannelId,
-    target: ChannelTarget,
+    rpc: Rpc,
+    address: SocketAddr,
     mut buffers: mpsc::Receiver<NetworkBuffer>,
 ) {
     let mut sequence = 0u64;
     while let Some(buffer) = buffers.recv().await {
-        let mut delivery = DeliverBuffer { channel, sequence, buffer };
-        match &target {
-            // In memory nothing is lost: the buffer moves, and comes back only while the
-            // consumer's gate is not open yet.
-            ChannelTarget::Local(registry) => loop {
-                match registry.deliver(delivery).await {
-                    Ok(()) => break,
-                    Err(back) => {
-                        delivery = back;
-                        madsim::time::sleep(UNKNOWN_CHANNEL_BACKOFF).await;
-                    }
+        let delivery = DeliverBuffer { channel, sequence, buffer };
+        // A copy stays here until the consumer acknowledges it.
+        loop {
+            match rpc.call(address, delivery.clone(), DELIVERY_TIMEOUT).await {
+                Ok(DeliverResponse::Accepted) => break,
+                Ok(DeliverResponse::UnknownChannel) => {
+                    madsim::time::sleep(UNKNOWN_CHANNEL_BACKOFF).await
                 }
-            },
-            // Over the network a copy stays here until the consumer acknowledges it.
-            ChannelTarget::Remote { rpc, address } => loop {
-                match rpc.call(*address, delivery.clone(), DELIVERY_TIMEOUT).await {
-                    Ok(DeliverResponse::Accepted) => break,
-                    Ok(DeliverResponse::UnknownChannel) => {
-                        madsim::time::sleep(UNKNOWN_CHANNEL_BACKOFF).await
-                    }
-                    Err(_) => {} // lost or slow: send the same buffer again
-                }
-            },
+                Err(_) => {} // lost or slow: send the same buffer again
+            }
         }
         sequence += 1;
     }
@@ -495,5 +519,89 @@ impl InputGate {
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use madsim::time::{Instant, sleep};
+
+    use super::*;
+    use crate::playground::click_event::ClickEvent;
+
+    fn channel() -> ChannelId {
+        ChannelId {
+            job_id: JobId(1),
+            graph_version: 1,
+            consumer: Vertex::TimestampsWatermarks,
+            consumer_subtask: 0,
+            producer_subtask: 0,
+            input_index: 0,
+        }
+    }
+
+    fn runtime() -> madsim::runtime::Runtime {
+        madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default())
+    }
+
+    /// The page of the ClickEvent a gate event carries.
+    fn page_of(event: GateEvent) -> String {
+        match event {
+            GateEvent::Record(0, Record::Click(event)) => event.page.to_string(),
+            other => panic!("expected a record, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_local_writer_waits_for_its_gate_to_open_and_delivers_each_buffer_once_in_order() {
+        runtime().block_on(async {
+            let registry = GateRegistry::default();
+            let target = (channel(), ChannelTarget::Local(registry.clone()));
+            let mut writer = RecordWriter::new(vec![target], Partitioner::Forward);
+            let start = Instant::now();
+            let consumer = {
+                let registry = registry.clone();
+                madsim::task::spawn(async move {
+                    sleep(Duration::from_millis(250)).await; // the consumer deploys late
+                    let mut gate = registry.open_gate(GateKey::of_channel(&channel()), 1);
+                    let mut pages = Vec::new();
+                    while pages.len() < 30 {
+                        pages.push(page_of(gate.next().await));
+                    }
+                    pages
+                })
+            };
+            // Thirty one-record buffers: the first waits for the gate, later ones for room in it.
+            for k in 0..30 {
+                writer.emit(Record::Click(ClickEvent::nth(k))).await.unwrap();
+                writer.flush_all().await.unwrap();
+            }
+            assert!(Instant::now() - start >= Duration::from_millis(250), "delivered before the gate opened");
+            let expected: Vec<String> = (0..30).map(|k| ClickEvent::nth(k).page.to_string()).collect();
+            assert_eq!(consumer.await.unwrap(), expected);
+        });
+    }
+
+    #[test]
+    fn a_full_local_gate_holds_the_writer_back() {
+        runtime().block_on(async {
+            let registry = GateRegistry::default();
+            let mut gate = registry.open_gate(GateKey::of_channel(&channel()), 1);
+            let target = (channel(), ChannelTarget::Local(registry.clone()));
+            let writer = madsim::task::spawn(async move {
+                let mut writer = RecordWriter::new(vec![target], Partitioner::Forward);
+                for k in 0..100 {
+                    writer.emit(Record::Click(ClickEvent::nth(k))).await.unwrap();
+                    writer.flush_all().await.unwrap();
+                }
+                writer.buffers_sent
+            });
+            sleep(Duration::from_millis(10)).await;
+            assert!(!writer.is_finished(), "a gate of {} buffers took 100", EXCLUSIVE_BUFFERS + FLOATING_BUFFERS);
+            for _ in 0..100 {
+                page_of(gate.next().await);
+            }
+            assert_eq!(writer.await.unwrap(), 100);
+        });
     }
 }
