@@ -4,7 +4,9 @@
 //! first runs `cargo build --release -p xtask` and then uses that executable. Each repetition of
 //! each case runs in its own child process, `xtask bench-case <case> --reps 1`, because peak
 //! resident memory only grows within a process; the child times the run outside the simulation's
-//! runtime and prints one JSON line ([`CaseResult`]). The parent prints the table, the linearity and the
+//! runtime and prints one JSON line ([`CaseResult`]). Repetitions run in rounds, every case once
+//! per round, so that a noisy spell on the machine slows all cases alike rather than all the
+//! repetitions of one. The parent prints the table, the linearity and the
 //! issue's targets. The targets only report: the command fails only when a child crashes.
 
 use std::fmt;
@@ -302,16 +304,29 @@ impl Bench {
             })
             .collect();
 
+        // Round by round, every case once per round: a noisy spell on the machine then slows
+        // every case alike instead of all the repetitions of one (the linearity compares cases).
+        let mut results: Vec<Result<Option<CaseResult>, String>> = plan.iter().map(|_| Ok(None)).collect();
+        for round in 1..=reps.max(1) {
+            for (i, case) in plan.iter().enumerate() {
+                let Ok(so_far) = &mut results[i] else { continue };
+                eprintln!("bench: round {round}/{reps}: [{}/{}] {case}", i + 1, plan.len());
+                match run_one_child(&exe, &root, case) {
+                    Ok(run) => *so_far = Some(merge(so_far.take(), run)),
+                    Err(error) => {
+                        eprintln!("bench: {case} CRASHED: {error:#}");
+                        results[i] = Err(format!("{case}: {error:#}"));
+                    }
+                }
+            }
+        }
         let mut measured = Vec::new();
         let mut crashed = Vec::new();
-        for (i, case) in plan.iter().enumerate() {
-            eprintln!("bench: [{}/{}] {case}, {reps} repetition(s)", i + 1, plan.len());
-            match run_child(&exe, &root, case, reps) {
-                Ok(result) => measured.push(measure(case, result)),
-                Err(error) => {
-                    eprintln!("bench: {case} CRASHED: {error:#}");
-                    crashed.push(format!("{case}: {error:#}"));
-                }
+        for (case, result) in plan.iter().zip(results) {
+            match result {
+                Ok(Some(result)) => measured.push(measure(case, result)),
+                Ok(None) => {}
+                Err(error) => crashed.push(error),
             }
         }
         let floors: Vec<Measured> = measured.iter().filter(|m| matches!(m.kind, Case::Floor { .. })).cloned().collect();
@@ -321,7 +336,7 @@ impl Bench {
         }
 
         println!("{}", Table::new(measured.iter().map(row)).with(Style::psql()));
-        println!("seed {SEED}; median of {reps} repetition(s), each repetition in its own process; × floor: wall time over");
+        println!("seed {SEED}; median of {reps} repetition(s), each in its own process, in rounds of every case; × floor: wall time over");
         println!("the plain loop's (serialize, parse, count per window and page) for the same number of events.");
         let linearity = linearity(&measured);
         for l in &linearity {
@@ -412,24 +427,20 @@ fn release_xtask(root: &Path) -> anyhow::Result<PathBuf> {
         .context("cargo build --release -p xtask reported no xtask executable")
 }
 
-/// Runs one case: each repetition in its own child process, because the allocator keeps what a
-/// finished repetition freed, so later repetitions in one process would report a peak that no
-/// single run reaches. Wall times are gathered; the peak is the largest single run's.
-fn run_child(exe: &Path, root: &Path, case: &Case, reps: u32) -> anyhow::Result<CaseResult> {
-    let mut merged: Option<CaseResult> = None;
-    for _ in 0..reps.max(1) {
-        let run = run_one_child(exe, root, case)?;
-        merged = Some(match merged {
-            None => run,
-            Some(mut all) => {
-                all.wall_secs.extend(run.wall_secs);
-                all.peak_rss_kib = all.peak_rss_kib.max(run.peak_rss_kib);
-                all.oracle_failures += run.oracle_failures;
-                all
-            }
-        });
+/// Adds one repetition's result to a case's: each repetition runs in its own child process,
+/// because the allocator keeps what a finished repetition freed, so later repetitions in one
+/// process would report a peak that no single run reaches. Wall times are gathered; the peak is
+/// the largest single run's.
+fn merge(so_far: Option<CaseResult>, run: CaseResult) -> CaseResult {
+    match so_far {
+        None => run,
+        Some(mut all) => {
+            all.wall_secs.extend(run.wall_secs);
+            all.peak_rss_kib = all.peak_rss_kib.max(run.peak_rss_kib);
+            all.oracle_failures += run.oracle_failures;
+            all
+        }
     }
-    Ok(merged.expect("at least one repetition"))
 }
 
 /// Runs one repetition of a case in a child process and reads its JSON line.

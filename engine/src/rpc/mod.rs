@@ -257,12 +257,29 @@ impl Rpc {
             let request = *body
                 .downcast::<R>()
                 .expect("a request tag is only ever used for its request type");
-            // Boxed on its own, so that the (often large) handler future is copied once, into
-            // the heap, and the wrapper that erases its output stays a pointer in size.
-            let answer = Box::pin(handler(request, from));
-            Box::pin(async move { Box::new(answer.await) as Payload })
+            // One box holds the handler's future and erases its output's type.
+            Box::pin(Erased { answer: handler(request, from) })
         });
         self.shared.handlers.lock().unwrap().insert(R::ID, erased);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A handler's future, its output boxed as a [`Payload`].
+    struct Erased<F> {
+        #[pin]
+        answer: F,
+    }
+}
+
+impl<F: Future> Future for Erased<F>
+where
+    F::Output: Send + Sync + 'static,
+{
+    type Output = Payload;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Payload> {
+        self.project().answer.poll(cx).map(|answer| Box::new(answer) as Payload)
     }
 }
 

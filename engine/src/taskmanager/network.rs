@@ -213,7 +213,29 @@ impl RecordWriter {
 
     /// Appends a record to the channel the partitioner picks; ships the buffer once full.
     pub async fn emit(&mut self, record: Record) -> Result<(), ChannelClosed> {
-        let index = match (self.partitioner, &record) {
+        let index = self.channel_of(&record);
+        self.append(index, StreamElement::Record(record)).await
+    }
+
+    /// [`emit`](Self::emit) without a future when the channel's buffer has room, as it nearly
+    /// always has: the record is appended (`None`), or handed back to be `emit`ted because its
+    /// buffer must be shipped first. A per-record future cost a copy of the record and of the
+    /// future's state (issue 7's profile).
+    pub fn emit_now(&mut self, record: Record) -> Option<Record> {
+        let index = self.channel_of(&record);
+        let size = record.serialized_size();
+        let channel = &mut self.channels[index];
+        if channel.current.bytes + size > BUFFER_BYTES {
+            return Some(record);
+        }
+        channel.current.bytes += size;
+        channel.current.elements.push(StreamElement::Record(record));
+        None
+    }
+
+    /// The channel the partitioner picks for `record`.
+    fn channel_of(&self, record: &Record) -> usize {
+        match (self.partitioner, record) {
             (Partitioner::Forward, _) => 0,
             (Partitioner::Hash { max_parallelism }, Record::Click(event)) => {
                 KeyGroup::of_str(&event.page, max_parallelism)
@@ -222,8 +244,7 @@ impl RecordWriter {
             (Partitioner::Hash { .. }, other) => {
                 unreachable!("only ClickEvents cross the hash edge, not {other:?}")
             }
-        };
-        self.append(index, StreamElement::Record(record)).await
+        }
     }
 
     /// Sends an element (watermark, status) on every channel and ships the buffers it ends.

@@ -146,7 +146,9 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             match ClickEvent::parse_json_with(&mut dates, record.value) {
                 Ok(event) => {
                     let partition = record.partition.partition;
-                    output.emit(Record::Sourced { partition, event }).await?;
+                    if let Some(record) = output.emit_now(Record::Sourced { partition, event }) {
+                        output.emit(record).await?;
+                    }
                 }
                 Err(error) => {
                     malformed += 1;

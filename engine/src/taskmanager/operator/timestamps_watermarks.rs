@@ -123,7 +123,9 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                                 generator.idle = false;
                                 output.broadcast(StreamElement::WatermarkStatus(WatermarkStatus::Active)).await?;
                             }
-                            output.emit(Record::Click(event)).await?;
+                            if let Some(record) = output.emit_now(Record::Click(event)) {
+                                output.emit(record).await?;
+                            }
                         }
                         GateEvent::PartitionsAssigned(_, partitions) => {
                             for partition in partitions {
