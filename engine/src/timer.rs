@@ -163,6 +163,18 @@ impl Ticker {
         Poll::Ready(due)
     }
 
+    /// Drops the ticks missed before `now`: the next tick is the first one at or after `now`,
+    /// on the same grid. For a ticker that was not waited on for a while (nothing to do).
+    pub fn skip_missed(&mut self, now: Instant) {
+        let due = self.next.instant();
+        if due >= now || self.period.is_zero() {
+            return;
+        }
+        let missed = (now - due).as_nanos().div_ceil(self.period.as_nanos());
+        let skip = self.period.as_nanos().saturating_mul(missed);
+        self.next.reset(due + Duration::from_nanos(u64::try_from(skip).unwrap_or(u64::MAX)));
+    }
+
     /// Waits for the next tick; cancel-safe (a dropped wait loses no tick).
     pub async fn tick(&mut self) -> Instant {
         std::future::poll_fn(|cx| self.poll_tick(cx)).await
@@ -233,6 +245,21 @@ mod tests {
                 assert_eq!(ticker.tick().await - start, Duration::from_millis(100 * n));
             }
             assert_eq!(Instant::now(), late, "missed ticks come at once");
+        });
+    }
+
+    #[test]
+    fn a_ticker_skipping_missed_ticks_keeps_its_grid() {
+        runtime().block_on(async {
+            let start = Instant::now();
+            let ms = |n| Duration::from_millis(n);
+            let mut ticker = Ticker::new(ms(100));
+            ticker.tick().await;
+            madsim::time::sleep(ms(350)).await;
+            ticker.skip_missed(Instant::now());
+            assert_eq!(ticker.tick().await - start, ms(400), "the next tick on the grid, no burst");
+            ticker.skip_missed(Instant::now()); // nothing missed: unchanged
+            assert_eq!(ticker.tick().await - start, ms(500));
         });
     }
 

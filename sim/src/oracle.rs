@@ -281,7 +281,10 @@ impl WindowTally {
             self.flush(counts);
             self.window = Some(window);
         }
-        match self.pages.iter_mut().find(|(p, _)| *p == page) {
+        // The generator's pages are static strings: the same pointer is the same page, with no
+        // byte comparison.
+        let key = page.as_str();
+        match self.pages.iter_mut().find(|(p, _)| std::ptr::eq(p.as_str(), key) || p.as_str() == key) {
             Some((_, count)) => *count += 1,
             None => self.pages.push((page, 1)),
         }

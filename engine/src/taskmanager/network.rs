@@ -255,6 +255,11 @@ impl RecordWriter {
         self.flush_all().await
     }
 
+    /// Whether any channel's buffer holds something not shipped yet.
+    pub fn has_pending(&self) -> bool {
+        self.channels.iter().any(|channel| !channel.current.elements.is_empty())
+    }
+
     /// Ships every partly filled buffer (the output flusher, and the end of a watermark).
     pub async fn flush_all(&mut self) -> Result<(), ChannelClosed> {
         for index in 0..self.channels.len() {

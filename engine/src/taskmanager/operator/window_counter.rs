@@ -176,13 +176,20 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         }
     }
     context.running().await;
+    let clock = crate::timer::Clock::current();
     let mut flush_tick = Ticker::new(BUFFER_TIMEOUT);
     // Windows whose late events were reported already: one trace line per window.
     let mut late_windows = std::collections::BTreeSet::new();
     loop {
+        // The output flusher only runs while there is something to flush (results come once
+        // per window), on its usual 100 ms grid: no wake-up ten times a second for nothing.
+        let pending = output.has_pending();
+        if pending {
+            flush_tick.skip_missed(clock.now());
+        }
         tokio::select! {
             biased;
-            _ = flush_tick.tick() => output.flush_all().await?,
+            _ = flush_tick.tick(), if pending => output.flush_all().await?,
             // Nothing to commit here; keep the queue drained.
             Some(_) = context.control.recv() => {}
             event = input.next() => {
