@@ -113,18 +113,16 @@ impl ClickEvent {
         let page = bytes.get(HEAD.len() + DATE_LEN + MIDDLE.len()..)?.strip_suffix(br#""}"#)?;
         let (head, rest) = bytes.split_at(HEAD.len());
         let (date, rest) = rest.split_at(DATE_LEN);
-        if head != HEAD
-            || !rest.starts_with(MIDDLE)
-            || page.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        {
+        if head != HEAD || !rest.starts_with(MIDDLE) {
             return None;
         }
-        let timestamp_ms = dates.read(date).ok()?;
-        // The generator's pages are known: no UTF-8 check, no copy.
+        // The generator's pages are known: no character to check, no UTF-8 check, no copy.
         let page = match known_page(page) {
             Some(known) => SmolStr::new_static(known),
+            None if page.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) => return None,
             None => SmolStr::new(std::str::from_utf8(page).ok()?),
         };
+        let timestamp_ms = dates.read(date).ok()?;
         Some(ClickEvent { timestamp_ms, page })
     }
 }
