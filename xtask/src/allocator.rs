@@ -10,7 +10,9 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
 
-use libmimalloc_sys::{mi_free, mi_malloc, mi_malloc_aligned, mi_realloc, mi_realloc_aligned, mi_zalloc, mi_zalloc_aligned};
+use libmimalloc_sys::{
+    mi_free, mi_malloc, mi_malloc_aligned, mi_realloc, mi_realloc_aligned, mi_zalloc, mi_zalloc_aligned,
+};
 
 /// Every block `mi_malloc` returns is aligned to this much (`MI_MAX_ALIGN_SIZE`, 16 on
 /// 64-bit targets), and a block no larger than its alignment is aligned to its size.
@@ -19,8 +21,9 @@ const GUARANTEED_ALIGN: usize = 16;
 /// mimalloc, through `mi_malloc` when the alignment asked for is one it guarantees.
 pub struct MiMalloc;
 
-fn plain(layout: Layout) -> bool {
-    layout.align() <= GUARANTEED_ALIGN && layout.align() <= layout.size()
+/// Whether `mi_malloc` alone already aligns a block of `size` bytes to `align`.
+fn plain(size: usize, align: usize) -> bool {
+    align <= GUARANTEED_ALIGN && align <= size
 }
 
 // SAFETY: each call hands mimalloc a size and alignment it accepts, and frees only what it
@@ -29,7 +32,7 @@ unsafe impl GlobalAlloc for MiMalloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: plain C allocation calls with a nonzero size (GlobalAlloc's contract).
         unsafe {
-            if plain(layout) {
+            if plain(layout.size(), layout.align()) {
                 mi_malloc(layout.size()).cast()
             } else {
                 mi_malloc_aligned(layout.size(), layout.align()).cast()
@@ -40,7 +43,7 @@ unsafe impl GlobalAlloc for MiMalloc {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
         unsafe {
-            if plain(layout) {
+            if plain(layout.size(), layout.align()) {
                 mi_zalloc(layout.size()).cast()
             } else {
                 mi_zalloc_aligned(layout.size(), layout.align()).cast()
@@ -56,7 +59,7 @@ unsafe impl GlobalAlloc for MiMalloc {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `ptr` came from this allocator; the new size is nonzero.
         unsafe {
-            if layout.align() <= GUARANTEED_ALIGN && layout.align() <= new_size {
+            if plain(new_size, layout.align()) {
                 mi_realloc(ptr.cast::<c_void>(), new_size).cast()
             } else {
                 mi_realloc_aligned(ptr.cast::<c_void>(), new_size, layout.align()).cast()

@@ -328,7 +328,7 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
                     }
                 }
             }
-            if !answering.iter().any(|pending| pending.wake.woken.load(Ordering::Relaxed)) {
+            if !answering.iter().any(|pending| pending.wake.is_woken()) {
                 break;
             }
             // An answer that keeps waking itself (a yield) gets its next poll on the next wake-up.
@@ -366,6 +366,11 @@ impl AnswerWake {
     /// Whether the answer was woken since the last poll; clears the mark.
     fn take(&self) -> bool {
         self.woken.swap(false, Ordering::Relaxed)
+    }
+
+    /// Whether the answer was woken since the last poll.
+    fn is_woken(&self) -> bool {
+        self.woken.load(Ordering::Relaxed)
     }
 }
 
