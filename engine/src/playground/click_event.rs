@@ -21,8 +21,22 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
+use crate::protocol::key_group::{ascii_java_string_hash, java_string_hash};
+
 /// The generator's pages, in its rotation order (spec §4).
 pub const PAGES: [&str; 6] = ["/help", "/index", "/shop", "/jobs", "/about", "/news"];
+
+/// Each page's Java `hashCode`, worked out at compile time. Java's `String` caches its hash;
+/// the job hashes every event's page twice (on the keyBy edge and for the window's state).
+const PAGE_HASH_CODES: [i32; 6] = {
+    let mut codes = [0; 6];
+    let mut i = 0;
+    while i < PAGES.len() {
+        codes[i] = ascii_java_string_hash(PAGES[i].as_bytes());
+        i += 1;
+    }
+    codes
+};
 
 /// The job's tumbling event-time window: 15 s (spec §7).
 pub const WINDOW_MS: i64 = 15_000;
@@ -48,6 +62,16 @@ impl ClickEvent {
         ClickEvent {
             timestamp_ms: round.saturating_mul(EVENT_SPACING_MS),
             page: SmolStr::new_static(PAGES[(k % PAGES.len() as u64) as usize]),
+        }
+    }
+
+    /// Java's `hashCode` of the page, the job's key: looked up when the page is one of the
+    /// generator's (the same static string, as the generator and the parser make it).
+    pub fn page_hash_code(&self) -> i32 {
+        let page = self.page.as_str();
+        match PAGES.iter().position(|known| std::ptr::eq(*known, page)) {
+            Some(i) => PAGE_HASH_CODES[i],
+            None => java_string_hash(page),
         }
     }
 
@@ -706,6 +730,24 @@ mod tests {
             assert_eq!(known_page(other.as_bytes()), None, "{other:?}");
         }
     }
+    #[test]
+    fn a_page_hashes_as_java_does_whether_looked_up_or_worked_out() {
+        let mut dates = DateReader::default();
+        for k in 0..6 {
+            let generated = ClickEvent::nth(k);
+            let json = event_json(&generated);
+            let parsed = ClickEvent::parse_json_with(&mut dates, json.as_bytes()).unwrap();
+            // Not the generator's static string: the hash is worked out, with the same result.
+            let copied = ClickEvent { page: SmolStr::new(generated.page.to_string()), ..generated.clone() };
+            let java = java_string_hash(&generated.page);
+            assert_eq!(generated.page_hash_code(), java, "{}", generated.page);
+            assert_eq!(parsed.page_hash_code(), java, "{}", generated.page);
+            assert_eq!(copied.page_hash_code(), java, "{}", generated.page);
+        }
+        let other = ClickEvent { timestamp_ms: 0, page: "/elsewhere".into() };
+        assert_eq!(other.page_hash_code(), java_string_hash("/elsewhere"));
+    }
+
     #[test]
     fn spec_samples_are_written_byte_for_byte() {
         assert_eq!(

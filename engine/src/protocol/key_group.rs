@@ -8,12 +8,22 @@ pub const DEFAULT_MAX_PARALLELISM: u32 = 128;
 
 /// Java's `String.hashCode` over UTF-16 code units.
 pub fn java_string_hash(s: &str) -> i32 {
-    let step = |h: i32, unit: i32| h.wrapping_mul(31).wrapping_add(unit);
     // An ASCII byte is its own UTF-16 code unit; every key on the hot path is ASCII.
     if s.is_ascii() {
-        return s.bytes().fold(0, |h, b| step(h, i32::from(b)));
+        return ascii_java_string_hash(s.as_bytes());
     }
-    s.encode_utf16().fold(0, |h, c| step(h, i32::from(c)))
+    s.encode_utf16().fold(0, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// Java's `String.hashCode` of an ASCII string, given its bytes (also at compile time).
+pub const fn ascii_java_string_hash(bytes: &[u8]) -> i32 {
+    let mut h: i32 = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        h = h.wrapping_mul(31).wrapping_add(bytes[i] as i32);
+        i += 1;
+    }
+    h
 }
 
 /// Flink's `MathUtils.murmurHash(int)`, made non-negative as Flink does.
@@ -39,7 +49,12 @@ pub struct KeyGroup(pub u32);
 impl KeyGroup {
     /// The key group of a string key.
     pub fn of_str(key: &str, max_parallelism: u32) -> KeyGroup {
-        KeyGroup(murmur_hash(java_string_hash(key)) as u32 % max_parallelism)
+        KeyGroup::of_hash_code(java_string_hash(key), max_parallelism)
+    }
+
+    /// The key group of a key whose Java `hashCode` is `hash_code`.
+    pub fn of_hash_code(hash_code: i32, max_parallelism: u32) -> KeyGroup {
+        KeyGroup(murmur_hash(hash_code) as u32 % max_parallelism)
     }
 
     /// The subtask that owns this key group at parallelism `p`.

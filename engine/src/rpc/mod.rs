@@ -109,10 +109,8 @@ struct Shared {
 #[derive(Default)]
 struct Waiting {
     next_call: u64,
-    /// Each call's answer slot, by call id.
-    slots: BTreeMap<u64, Arc<CallSlot>>,
-    /// The same calls by deadline.
-    deadlines: BTreeSet<(Instant, u64)>,
+    /// Each call's answer slot, by deadline and call id.
+    deadlines: BTreeMap<(Instant, u64), Arc<CallSlot>>,
     /// The instants timers are armed to wake the reader at, still ahead.
     alarms: BTreeSet<Instant>,
 }
@@ -124,20 +122,17 @@ const EXPIRY_LEAD: Duration = Duration::from_millis(2);
 impl Waiting {
     /// Forgets `call` (answered, or gone already) if it still waits.
     fn forget(&mut self, call: u64, deadline: Instant) {
-        if self.slots.remove(&call).is_some() {
-            self.deadlines.remove(&(deadline, call));
-        }
+        self.deadlines.remove(&(deadline, call));
     }
 
     /// Removes the calls whose deadline has passed (returned, to be closed outside the lock,
     /// which tells each caller); says which timers to arm next.
     fn expire(&mut self, now: Instant) -> (Vec<Arc<CallSlot>>, Vec<Instant>) {
         let mut expired = Vec::new();
-        while let Some(&(deadline, call)) = self.deadlines.first()
-            && deadline <= now
+        while let Some(entry) = self.deadlines.first_entry()
+            && entry.key().0 <= now
         {
-            self.deadlines.pop_first();
-            expired.extend(self.slots.remove(&call));
+            expired.push(entry.remove());
         }
         while self.alarms.first().is_some_and(|&alarm| alarm <= now) {
             self.alarms.pop_first();
@@ -150,12 +145,12 @@ impl Waiting {
     fn plan(&mut self, now: Instant) -> Vec<Instant> {
         let mut arm = Vec::new();
         let horizon = (now + 2 * EXPIRY_LEAD, u64::MAX);
-        for &(deadline, _) in self.deadlines.range(..=horizon) {
+        for &(deadline, _) in self.deadlines.range(..=horizon).map(|(key, _)| key) {
             if self.alarms.insert(deadline) {
                 arm.push(deadline);
             }
         }
-        let later = self.deadlines.range((Bound::Excluded(horizon), Bound::Unbounded)).next();
+        let later = self.deadlines.range((Bound::Excluded(horizon), Bound::Unbounded)).next().map(|(key, _)| key);
         if let Some(&(next, _)) = later {
             let wake = next - EXPIRY_LEAD;
             if self.alarms.first().is_none_or(|&alarm| alarm > wake) {
@@ -203,8 +198,7 @@ impl Rpc {
             let mut waiting = self.shared.waiting.lock().unwrap();
             waiting.next_call += 1;
             let call = waiting.next_call;
-            waiting.slots.insert(call, slot.clone());
-            waiting.deadlines.insert((deadline, call));
+            waiting.deadlines.insert((deadline, call), slot.clone());
             (call, waiting.plan(now))
         };
         for at in alarms {
@@ -293,7 +287,7 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
         fn drop(&mut self) {
             self.0.close();
             if let Some(shared) = self.1.upgrade() {
-                let slots = std::mem::take(&mut shared.waiting.lock().unwrap().slots);
+                let slots = std::mem::take(&mut shared.waiting.lock().unwrap().deadlines);
                 for slot in slots.into_values() {
                     slot.close();
                 }

@@ -238,7 +238,7 @@ impl RecordWriter {
         match (self.partitioner, record) {
             (Partitioner::Forward, _) => 0,
             (Partitioner::Hash { max_parallelism }, Record::Click(event)) => {
-                KeyGroup::of_str(&event.page, max_parallelism)
+                KeyGroup::of_hash_code(event.page_hash_code(), max_parallelism)
                     .owner(max_parallelism, self.channels.len() as u32) as usize
             }
             (Partitioner::Hash { .. }, other) => {

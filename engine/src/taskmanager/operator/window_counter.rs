@@ -108,7 +108,7 @@ impl WindowCounter {
             self.late_records_dropped += 1;
             return Some(start);
         }
-        let key_group = KeyGroup::of_str(&event.page, self.max_parallelism);
+        let key_group = KeyGroup::of_hash_code(event.page_hash_code(), self.max_parallelism);
         let windows = self.state.key_groups.entry(key_group).or_default();
         let count = windows.entry((event.page.clone(), start)).or_insert(0);
         if *count == 0 {
