@@ -7,14 +7,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use smol_str::SmolStr;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Mutex;
 
 use super::coordinator::{Coordinator, Env, PRODUCER_IDS_CELL, ProducerIds};
 use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT};
+use super::purgatory::{Purgatory, Woken};
 use crate::cell;
 use crate::protocol::kafka::{
     BatchHeader, EndTxn, EndTxnResponse, Fetch, FetchResponse, FetchedPartition, InitProducerId,
@@ -140,10 +140,8 @@ struct GroupOffsets {
 struct Broker {
     topics: BTreeMap<SmolStr, u32>,
     logs: BTreeMap<TopicPartition, Mutex<PartitionLog>>,
-    /// Per partition, wakes the fetches held on it when it is appended to (a produce wakes only
-    /// the fetches of its partition). A `Notify`, not a `watch`: watch shards its wakers by
-    /// tokio's process-global RNG, which made a second run in one process diverge.
-    appended: BTreeMap<TopicPartition, Notify>,
+    /// The fetches that found nothing, until their partitions change or their time is up.
+    purgatory: Purgatory,
     producer_ids: Mutex<ProducerIds>,
     offsets: Mutex<GroupOffsets>,
     /// Transactional ids and their transactions. Lock order: coordinator, then a partition.
@@ -209,11 +207,11 @@ impl Broker {
             cell::read::<Vec<(SmolStr, TopicPartition, u64)>>(OFFSETS_CELL)
                 .await
                 .unwrap_or((0, Vec::new()));
-        let appended = logs.keys().map(|tp| (tp.clone(), Notify::new())).collect();
+        let purgatory = Purgatory::new(logs.keys());
         Ok(Broker {
             topics: specs.iter().map(|s| (s.name.clone(), s.partitions)).collect(),
             logs,
-            appended,
+            purgatory,
             producer_ids: Mutex::new(ProducerIds {
                 next,
                 reserved_until: next,
@@ -266,9 +264,7 @@ impl Broker {
     /// Wakes every held fetch: transaction markers (commit, abort, fencing) may have moved
     /// any partition's last stable offset.
     fn wake_all_fetches(&self) {
-        for appended in self.appended.values() {
-            appended.notify_waiters();
-        }
+        self.purgatory.changed_all();
     }
 
     fn log(&self, tp: &TopicPartition) -> Result<&Mutex<PartitionLog>, KafkaError> {
@@ -307,35 +303,26 @@ impl Broker {
         } else {
             log.lock().await.append(req.batch).await?
         };
-        if !ack.duplicate
-            && let Some(appended) = self.appended.get(&req.partition)
-        {
-            appended.notify_waiters();
+        if !ack.duplicate {
+            self.purgatory.appended(&req.partition);
         }
         Ok(ack)
     }
 
     /// Answers at once if any partition has data (or an error); otherwise holds the request
-    /// until an append or `max_wait`, as Kafka's fetch purgatory does.
+    /// in the purgatory until a partition changes or `max_wait` runs out, as Kafka does.
     async fn fetch(&self, req: Fetch) -> FetchResponse {
         let deadline = self.clock.now() + req.max_wait.min(MAX_WAIT_CAP);
+        let logs: Vec<_> = req.partitions.iter().map(|position| self.log(&position.partition)).collect();
+        let mut hold = self.purgatory.hold(req.partitions.iter().map(|position| &position.partition), deadline);
         loop {
-            // Register for the wake-up before reading, so an append racing with the read
-            // still wakes us. Only appends to the partitions asked for wake this fetch.
-            let mut appended: Vec<_> = req
-                .partitions
-                .iter()
-                .filter_map(|position| self.appended.get(&position.partition))
-                .map(|appended| Box::pin(appended.notified()))
-                .collect();
-            for notified in &mut appended {
-                notified.as_mut().enable();
-            }
+            let seen = hold.changes();
             let mut partitions = Vec::with_capacity(req.partitions.len());
             let mut ready = false;
-            for position in &req.partitions {
+            for (position, log) in req.partitions.iter().zip(&logs) {
                 let fetched = self.read(
                     &position.partition,
+                    log,
                     position.offset,
                     req.max_partition_bytes,
                     req.isolation,
@@ -344,18 +331,13 @@ impl Broker {
                 ready |= !fetched.records.is_empty() || fetched.error.is_some();
                 partitions.push(fetched);
             }
-            let now = self.clock.now();
-            if ready || now >= deadline {
+            if ready || self.clock.now() >= deadline {
                 return FetchResponse { partitions };
             }
-            let any_appended = std::future::poll_fn(|cx| {
-                let woken = appended.iter_mut().any(|notified| notified.as_mut().poll(cx).is_ready());
-                if woken { Poll::Ready(()) } else { Poll::Pending }
-            });
-            match crate::timer::timeout(deadline - now, any_appended).await {
-                Ok(()) => continue,
+            match hold.wait(seen).await {
+                Woken::Changed => continue,
                 // Timed out: answer with what we have, nothing.
-                _ => return FetchResponse { partitions },
+                Woken::Deadline => return FetchResponse { partitions },
             }
         }
     }
@@ -366,6 +348,7 @@ impl Broker {
     async fn read(
         &self,
         tp: &TopicPartition,
+        log: &Result<&Mutex<PartitionLog>, KafkaError>,
         offset: u64,
         max_bytes: u32,
         isolation: IsolationLevel,
@@ -378,8 +361,8 @@ impl Broker {
             aborted_transactions: Vec::new(),
             error: None,
         };
-        match self.log(tp) {
-            Err(e) => fetched.error = Some(e),
+        match log {
+            Err(e) => fetched.error = Some(e.clone()),
             Ok(log) => {
                 let log = log.lock().await;
                 fetched.high_watermark = log.high_watermark();

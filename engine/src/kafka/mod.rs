@@ -8,6 +8,7 @@ pub mod consumer;
 mod coordinator;
 pub mod log;
 pub mod producer;
+mod purgatory;
 #[cfg(test)]
 pub(crate) mod test_cluster;
 pub mod transaction;

@@ -1,0 +1,327 @@
+//! The broker's fetch purgatory (Kafka's `DelayedFetch`): a fetch that finds nothing waits here
+//! until one of its partitions changes (an append, a transaction marker) or its `max_wait` runs
+//! out.
+//!
+//! Held fetches share the runtime's timers for their deadlines. A fetch is nearly always ended by
+//! an append long before its `max_wait`, so a timer per fetch would nearly always fire for
+//! nothing. A fetch arms a timer only when none is armed at or before its deadline; a timer that
+//! fires wakes the fetches due by then, and the earliest one still waiting if no armed timer
+//! covers it any more, so that it arms its own. Deadlines are met exactly, as with a timer each.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+
+use madsim::time::Instant;
+
+use crate::protocol::kafka::TopicPartition;
+use crate::timer::Clock;
+
+/// Where held fetches wait: on their partitions for changes, together for their deadlines.
+pub(super) struct Purgatory {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    clock: Clock,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Each partition's place in `partitions`.
+    index: BTreeMap<TopicPartition, usize>,
+    partitions: Vec<Partition>,
+    /// The held fetches by deadline and id, with their wakers.
+    deadlines: BTreeMap<(Instant, u64), Waker>,
+    /// The instants runtime timers are armed at, still ahead.
+    armed: BTreeSet<Instant>,
+    next_id: u64,
+}
+
+/// One partition: how often it changed, and the fetches waiting for its next change.
+#[derive(Default)]
+struct Partition {
+    changes: u64,
+    waiting: Vec<(u64, Waker)>,
+}
+
+impl State {
+    /// The changes of `partitions` so far, summed (they only grow, so the sum moves with any).
+    fn changes(&self, partitions: &[usize]) -> u64 {
+        partitions.iter().fold(0u64, |sum, &p| sum.wrapping_add(self.partitions[p].changes))
+    }
+
+    fn changed(&mut self, partition: usize) {
+        let partition = &mut self.partitions[partition];
+        partition.changes = partition.changes.wrapping_add(1);
+        for (_, waker) in partition.waiting.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+impl Purgatory {
+    /// An empty purgatory for `partitions`.
+    pub(super) fn new<'a>(partitions: impl IntoIterator<Item = &'a TopicPartition>) -> Purgatory {
+        let mut state = State::default();
+        for tp in partitions {
+            let next = state.partitions.len();
+            state.index.entry(tp.clone()).or_insert(next);
+            if state.partitions.len() < state.index.len() {
+                state.partitions.push(Partition::default());
+            }
+        }
+        Purgatory { shared: Arc::new(Shared { clock: Clock::current(), state: Mutex::new(state) }) }
+    }
+
+    /// Wakes the fetches held on `tp`: it was appended to.
+    pub(super) fn appended(&self, tp: &TopicPartition) {
+        let mut state = self.shared.state.lock().unwrap();
+        if let Some(&partition) = state.index.get(tp) {
+            state.changed(partition);
+        }
+    }
+
+    /// Wakes every held fetch: a transaction marker may have moved any last stable offset.
+    pub(super) fn changed_all(&self) {
+        let mut state = self.shared.state.lock().unwrap();
+        for partition in 0..state.partitions.len() {
+            state.changed(partition);
+        }
+    }
+
+    /// A fetch of `partitions` (unknown ones are left out) that may wait until `deadline`.
+    pub(super) fn hold<'a>(
+        &self,
+        partitions: impl IntoIterator<Item = &'a TopicPartition>,
+        deadline: Instant,
+    ) -> Hold {
+        let mut state = self.shared.state.lock().unwrap();
+        let watched = partitions.into_iter().filter_map(|tp| state.index.get(tp).copied()).collect();
+        state.next_id += 1;
+        Hold { shared: self.shared.clone(), id: state.next_id, deadline, partitions: watched }
+    }
+
+    /// How many runtime timers are armed and still ahead (tests only).
+    #[cfg(test)]
+    fn armed(&self) -> usize {
+        self.shared.state.lock().unwrap().armed.len()
+    }
+}
+
+/// One fetch in the purgatory; leaves it when dropped.
+pub(super) struct Hold {
+    shared: Arc<Shared>,
+    id: u64,
+    deadline: Instant,
+    partitions: Vec<usize>,
+}
+
+/// Why a [`Hold::wait`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Woken {
+    /// A partition changed since the changes were noted.
+    Changed,
+    /// The deadline passed.
+    Deadline,
+}
+
+impl Hold {
+    /// The partitions' changes so far: note them before reading, so that a change racing with
+    /// the read still ends the wait.
+    pub(super) fn changes(&self) -> u64 {
+        self.shared.state.lock().unwrap().changes(&self.partitions)
+    }
+
+    /// Waits until the partitions' changes differ from `seen` or the deadline passes.
+    pub(super) async fn wait(&mut self, seen: u64) -> Woken {
+        std::future::poll_fn(|cx| self.poll_wait(cx, seen)).await
+    }
+
+    fn poll_wait(&mut self, cx: &mut Context<'_>, seen: u64) -> Poll<Woken> {
+        let now = self.shared.clock.now();
+        let mut state = self.shared.state.lock().unwrap();
+        if state.changes(&self.partitions) != seen {
+            return Poll::Ready(Woken::Changed);
+        }
+        if now >= self.deadline {
+            return Poll::Ready(Woken::Deadline);
+        }
+        let waker = cx.waker();
+        for &partition in &self.partitions {
+            register(&mut state.partitions[partition].waiting, self.id, waker);
+        }
+        match state.deadlines.get_mut(&(self.deadline, self.id)) {
+            Some(held) if held.will_wake(waker) => {}
+            Some(held) => *held = waker.clone(),
+            None => {
+                state.deadlines.insert((self.deadline, self.id), waker.clone());
+            }
+        }
+        if state.armed.range(..=self.deadline).next().is_none() {
+            state.armed.insert(self.deadline);
+            drop(state);
+            let alarm = Arc::new(Alarm { shared: Arc::downgrade(&self.shared), at: self.deadline });
+            crate::timer::wake_at(&self.shared.clock, self.deadline, &Waker::from(alarm));
+        }
+        Poll::Pending
+    }
+}
+
+/// Puts `id`'s waker on a partition's waiting list, once.
+fn register(waiting: &mut Vec<(u64, Waker)>, id: u64, waker: &Waker) {
+    match waiting.iter_mut().find(|(held, _)| *held == id) {
+        Some((_, held)) if held.will_wake(waker) => {}
+        Some((_, held)) => *held = waker.clone(),
+        None => waiting.push((id, waker.clone())),
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock().unwrap();
+        state.deadlines.remove(&(self.deadline, self.id));
+        for &partition in &self.partitions {
+            state.partitions[partition].waiting.retain(|(held, _)| *held != self.id);
+        }
+    }
+}
+
+/// A runtime timer armed at `at`. It runs inside the runtime's timer, so it only wakes tasks.
+struct Alarm {
+    shared: Weak<Shared>,
+    at: Instant,
+}
+
+impl Wake for Alarm {
+    fn wake(self: Arc<Self>) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let mut state = shared.state.lock().unwrap();
+        state.armed.remove(&self.at);
+        let due = (Bound::Unbounded, Bound::Included((self.at, u64::MAX)));
+        for waker in state.deadlines.range(due).map(|(_, waker)| waker) {
+            waker.wake_by_ref();
+        }
+        let later = (Bound::Excluded((self.at, u64::MAX)), Bound::Unbounded);
+        if let Some((&(deadline, _), waker)) = state.deadlines.range(later).next()
+            && state.armed.range(..=deadline).next().is_none()
+        {
+            waker.wake_by_ref(); // it arms a timer for its own deadline when polled
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn runtime() -> madsim::runtime::Runtime {
+        madsim::runtime::Runtime::with_seed_and_config(11, madsim::Config::default())
+    }
+
+    fn tp(partition: u32) -> TopicPartition {
+        TopicPartition::new(smol_str::SmolStr::new_static("input"), partition)
+    }
+
+    /// Holds a fetch of `partition` until `max_wait` from now; says how it ended and when.
+    async fn held(
+        purgatory: &Purgatory,
+        partition: u32,
+        max_wait: Duration,
+    ) -> (Woken, Duration) {
+        let start = Instant::now();
+        let mut hold = purgatory.hold([&tp(partition)], start + max_wait);
+        let seen = hold.changes();
+        let woken = hold.wait(seen).await;
+        (woken, start.elapsed())
+    }
+
+    fn assert_within_a_millisecond(after: Duration, expected: Duration) {
+        assert!(after >= expected && after < expected + Duration::from_millis(1), "{after:?}, not {expected:?}");
+    }
+
+    #[test]
+    fn a_held_fetch_ends_at_its_deadline_or_at_its_partitions_append() {
+        runtime().block_on(async {
+            let purgatory = Arc::new(Purgatory::new([&tp(0), &tp(1)]));
+            let timed_out = madsim::task::spawn({
+                let purgatory = purgatory.clone();
+                async move { held(&purgatory, 0, Duration::from_millis(500)).await }
+            });
+            let appended = madsim::task::spawn({
+                let purgatory = purgatory.clone();
+                async move { held(&purgatory, 1, Duration::from_millis(500)).await }
+            });
+            madsim::time::sleep(Duration::from_millis(120)).await;
+            purgatory.appended(&tp(1));
+            let (woken, after) = appended.await.unwrap();
+            assert_eq!(woken, Woken::Changed);
+            // The waiter started a few instructions' worth of simulated time after the sleep.
+            assert!(after.abs_diff(Duration::from_millis(120)) < Duration::from_micros(1), "{after:?}");
+            // An append to another partition does not end it: the deadline does, exactly.
+            let (woken, after) = timed_out.await.unwrap();
+            assert_eq!(woken, Woken::Deadline);
+            assert_within_a_millisecond(after, Duration::from_millis(500));
+        });
+    }
+
+    #[test]
+    fn a_change_between_noting_and_waiting_ends_the_wait_at_once() {
+        runtime().block_on(async {
+            let purgatory = Purgatory::new([&tp(0)]);
+            let mut hold = purgatory.hold([&tp(0)], Instant::now() + Duration::from_secs(1));
+            let seen = hold.changes();
+            purgatory.changed_all();
+            let start = Instant::now();
+            assert_eq!(hold.wait(seen).await, Woken::Changed);
+            assert_eq!(start.elapsed(), Duration::ZERO);
+        });
+    }
+
+    #[test]
+    fn fetches_answered_early_share_one_timer_and_the_last_still_meets_its_deadline() {
+        runtime().block_on(async {
+            let purgatory = Arc::new(Purgatory::new([&tp(0)]));
+            // A fetch every 10 ms, each ended by an append 5 ms later, as in a steady run: the
+            // first one's timer (at 500 ms) covers all of them.
+            for _ in 0..40 {
+                let waiter = madsim::task::spawn({
+                    let purgatory = purgatory.clone();
+                    async move { held(&purgatory, 0, Duration::from_millis(500)).await }
+                });
+                madsim::time::sleep(Duration::from_millis(5)).await;
+                assert_eq!(purgatory.armed(), 1, "one timer covers every held fetch");
+                purgatory.appended(&tp(0));
+                assert_eq!(waiter.await.unwrap().0, Woken::Changed);
+                madsim::time::sleep(Duration::from_millis(5)).await;
+            }
+            // This one waits past the first timer (which wakes it to arm its own) and ends at
+            // its own deadline.
+            let (woken, after) = held(&purgatory, 0, Duration::from_millis(500)).await;
+            assert_eq!(woken, Woken::Deadline);
+            assert_within_a_millisecond(after, Duration::from_millis(500));
+            assert_eq!(purgatory.armed(), 0);
+        });
+    }
+
+    #[test]
+    fn a_dropped_fetch_leaves_nothing_behind() {
+        runtime().block_on(async {
+            let purgatory = Purgatory::new([&tp(0)]);
+            let mut hold = purgatory.hold([&tp(0)], Instant::now() + Duration::from_secs(1));
+            let seen = hold.changes();
+            let waited = madsim::time::timeout(Duration::from_millis(10), hold.wait(seen)).await;
+            assert!(waited.is_err());
+            drop(hold);
+            let state = purgatory.shared.state.lock().unwrap();
+            assert!(state.deadlines.is_empty());
+            assert!(state.partitions[0].waiting.is_empty());
+        });
+    }
+}
