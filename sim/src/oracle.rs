@@ -239,7 +239,7 @@ pub async fn observe(
                 observed.input_events += 1;
                 observed.max_event_time =
                     Some(observed.max_event_time.map_or(event.timestamp_ms, |m| m.max(event.timestamp_ms)));
-                tally.add(window_start(event.timestamp_ms), event.page, &mut observed.input_counts);
+                tally.add(window_start(event.timestamp_ms), event, &mut observed.input_counts);
             }
             Err(error) => observed.malformed.push(format!("{input_topic}: {error}")),
         }
@@ -271,31 +271,38 @@ pub async fn observe(
 #[derive(Default)]
 struct WindowTally {
     window: Option<i64>,
-    pages: Vec<(SmolStr, u64)>,
+    /// By place in [`PAGES`], for the generator's pages.
+    known: [u64; PAGES.len()],
+    /// Any other page.
+    others: Vec<(SmolStr, u64)>,
 }
 
 impl WindowTally {
-    /// Counts one event of `page` in the window starting at `window`.
-    fn add(&mut self, window: i64, page: SmolStr, counts: &mut BTreeMap<(i64, SmolStr), u64>) {
+    /// Counts `event` in the window starting at `window`.
+    fn add(&mut self, window: i64, event: ClickEvent, counts: &mut BTreeMap<(i64, SmolStr), u64>) {
         if self.window != Some(window) {
             self.flush(counts);
             self.window = Some(window);
         }
-        // The generator's pages are static strings: the same pointer is the same page, with no
-        // byte comparison.
-        let key = page.as_str();
-        match self.pages.iter_mut().find(|(p, _)| std::ptr::eq(p.as_str(), key) || p.as_str() == key) {
+        if let Some(i) = event.known_page_index() {
+            self.known[i] += 1;
+            return;
+        }
+        match self.others.iter_mut().find(|(p, _)| *p == event.page) {
             Some((_, count)) => *count += 1,
-            None => self.pages.push((page, 1)),
+            None => self.others.push((event.page, 1)),
         }
     }
 
     /// Adds the window's counts to `counts` and empties the tally.
     fn flush(&mut self, counts: &mut BTreeMap<(i64, SmolStr), u64>) {
-        if let Some(window) = self.window.take() {
-            for (page, count) in self.pages.drain(..) {
-                *counts.entry((window, page)).or_insert(0) += count;
-            }
+        let Some(window) = self.window.take() else {
+            return;
+        };
+        let known = PAGES.iter().zip(std::mem::take(&mut self.known));
+        let known = known.filter(|(_, count)| *count > 0).map(|(page, count)| (SmolStr::new_static(page), count));
+        for (page, count) in known.chain(self.others.drain(..)) {
+            *counts.entry((window, page)).or_insert(0) += count;
         }
     }
 }
@@ -362,11 +369,14 @@ mod tests {
     fn the_tally_adds_up_windows_that_come_back() {
         let mut counts = BTreeMap::new();
         let mut tally = WindowTally::default();
-        for (window, page) in [(0, "/a"), (0, "/b"), (0, "/a"), (15, "/a"), (0, "/a"), (15, "/b")] {
-            tally.add(window, page.into(), &mut counts);
+        let pages = [(0, "/a"), (0, "/help"), (0, "/a"), (15, "/a"), (0, "/a"), (15, "/help"), (0, "/help")];
+        for (window, page) in pages {
+            // "/help" as the generator makes it (its static string), "/a" as any other page.
+            let page = PAGES.iter().find(|known| **known == page).map_or(SmolStr::new(page), |known| SmolStr::new_static(known));
+            tally.add(window, ClickEvent { timestamp_ms: window, page }, &mut counts);
         }
         tally.flush(&mut counts);
-        let expected = [((0, "/a"), 3), ((0, "/b"), 1), ((15, "/a"), 1), ((15, "/b"), 1)];
+        let expected = [((0, "/a"), 3), ((0, "/help"), 2), ((15, "/a"), 1), ((15, "/help"), 1)];
         assert_eq!(counts, expected.into_iter().map(|((w, p), c)| ((w, SmolStr::new(p)), c)).collect());
     }
 

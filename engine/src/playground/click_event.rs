@@ -68,11 +68,17 @@ impl ClickEvent {
     /// Java's `hashCode` of the page, the job's key: looked up when the page is one of the
     /// generator's (the same static string, as the generator and the parser make it).
     pub fn page_hash_code(&self) -> i32 {
-        let page = self.page.as_str();
-        match PAGES.iter().position(|known| std::ptr::eq(*known, page)) {
+        match self.known_page_index() {
             Some(i) => PAGE_HASH_CODES[i],
-            None => java_string_hash(page),
+            None => java_string_hash(&self.page),
         }
+    }
+
+    /// The page's place in [`PAGES`] if it is the generator's static string for it, as the
+    /// generator and the parser make it (a copy of the same text is not recognised).
+    pub fn known_page_index(&self) -> Option<usize> {
+        let page = self.page.as_str();
+        PAGES.iter().position(|known| std::ptr::eq(*known, page))
     }
 
     /// The longest JSON [`write_json`](Self::write_json) writes for one of the generator's

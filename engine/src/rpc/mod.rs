@@ -95,8 +95,8 @@ struct Shared {
     mailbox: Arc<Mailbox>,
     /// Handlers by request tag.
     handlers: Mutex<BTreeMap<u64, Handler>>,
-    /// When the last in-order message to each peer arrives: a link keeps its messages' order.
-    links: Mutex<BTreeMap<SocketAddr, Instant>>,
+    /// This node's links to its peers (a handful: found by a scan).
+    links: Mutex<Vec<Link>>,
     /// Calls waiting for their response, by call id.
     waiting: Mutex<Waiting>,
 }
@@ -434,10 +434,21 @@ impl Shared {
 
     /// Sends a request to whoever is bound at `dst` now; lost if nobody is.
     fn send_request(&self, dst: SocketAddr, frame: Frame) {
-        let Some(peer) = self.network.lookup(dst) else {
-            return;
+        let now = self.clock.now();
+        let (peer, arrival) = {
+            let mut links = self.links.lock().unwrap();
+            let link = link_to(&mut links, dst, now);
+            let binds = self.network.binds();
+            if link.binds != Some(binds) {
+                (link.peer, _) = self.network.lookup(dst);
+                link.binds = Some(binds);
+            }
+            let Some(peer) = link.peer.upgrade().filter(|peer| peer.is_open()) else {
+                return;
+            };
+            (peer, self.network.arrival(self.mailbox.addr().ip(), dst.ip(), now, &mut link.last))
         };
-        if let Some(arrival) = self.arrival(dst) {
+        if let Some(arrival) = arrival {
             peer.put(&self.clock, arrival, Envelope { from: self.mailbox.addr(), frame });
         }
     }
@@ -457,9 +468,32 @@ impl Shared {
     fn arrival(&self, dst: SocketAddr) -> Option<Instant> {
         let now = self.clock.now();
         let mut links = self.links.lock().unwrap();
-        let last = links.entry(dst).or_insert(now);
-        self.network.arrival(self.mailbox.addr().ip(), dst.ip(), now, last)
+        let link = link_to(&mut links, dst, now);
+        self.network.arrival(self.mailbox.addr().ip(), dst.ip(), now, &mut link.last)
     }
+}
+
+/// One node's link to a peer address.
+struct Link {
+    peer_addr: SocketAddr,
+    /// When the last in-order message on it arrives: a link keeps its messages' order.
+    last: Instant,
+    /// The mailbox bound at the peer's address, as looked up when the network had seen `binds`
+    /// binds: a bind (a node starting or restarting) makes every lookup stale.
+    peer: Weak<Mailbox>,
+    binds: Option<u64>,
+}
+
+/// The link to `dst`, new (its last message arriving `now`) if there was none.
+fn link_to(links: &mut Vec<Link>, dst: SocketAddr, now: Instant) -> &mut Link {
+    let index = match links.iter().position(|link| link.peer_addr == dst) {
+        Some(index) => index,
+        None => {
+            links.push(Link { peer_addr: dst, last: now, peer: Weak::new(), binds: None });
+            links.len() - 1
+        }
+    };
+    &mut links[index]
 }
 
 /// Creates a node called `name` at `addr`'s IP and binds an `Rpc` at `addr` on it (tests only).

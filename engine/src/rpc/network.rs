@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -50,6 +50,10 @@ struct NetworkShared {
     state: Mutex<NetworkState>,
     /// Messages sent (lost ones included), for the run's report.
     messages: AtomicU64,
+    /// Mailboxes bound so far: a sender's cached lookup is good while this stays the same.
+    binds: AtomicU64,
+    /// Whether any link is faulty or cut (most of most runs: none is, and no lookup is needed).
+    faults: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +92,12 @@ impl Network {
             Some(fault) => state.faulty.insert((src, dst), fault),
             None => state.faulty.remove(&(src, dst)),
         };
+        self.note_faults(&state);
+    }
+
+    fn note_faults(&self, state: &NetworkState) {
+        let faults = !state.cut.is_empty() || !state.faulty.is_empty();
+        self.shared.faults.store(faults, Ordering::Relaxed);
     }
 
     /// Cuts both directions between `a` and `b` (a network partition).
@@ -95,6 +105,7 @@ impl Network {
         let mut state = self.state();
         state.cut.insert((a, b));
         state.cut.insert((b, a));
+        self.note_faults(&state);
     }
 
     /// Heals a partition between `a` and `b`.
@@ -102,6 +113,7 @@ impl Network {
         let mut state = self.state();
         state.cut.remove(&(a, b));
         state.cut.remove(&(b, a));
+        self.note_faults(&state);
     }
 
     /// Messages sent so far, lost ones included.
@@ -116,15 +128,22 @@ impl Network {
     /// A new mailbox at `addr`, taking the address over from any earlier one (a killed node's
     /// tasks are dropped lazily, so its restarted self may bind before the old mailbox closes).
     pub(super) fn bind(&self, addr: SocketAddr) -> Arc<Mailbox> {
-        let mailbox = Arc::new(Mailbox { addr, state: Mutex::default() });
+        let mailbox = Arc::new(Mailbox { addr, closed: AtomicBool::new(false), state: Mutex::default() });
         self.state().bound.insert(addr, Arc::downgrade(&mailbox));
+        self.shared.binds.fetch_add(1, Ordering::Relaxed);
         mailbox
     }
 
-    /// The open mailbox bound at `addr`, if any.
-    pub(super) fn lookup(&self, addr: SocketAddr) -> Option<Arc<Mailbox>> {
-        let mailbox = self.state().bound.get(&addr)?.upgrade()?;
-        mailbox.is_open().then_some(mailbox)
+    /// The mailbox bound at `addr` now, open or not, and the binds so far (see [`Network::binds`]).
+    pub(super) fn lookup(&self, addr: SocketAddr) -> (Weak<Mailbox>, u64) {
+        let state = self.state();
+        let binds = self.binds();
+        (state.bound.get(&addr).cloned().unwrap_or_default(), binds)
+    }
+
+    /// Mailboxes bound so far: a lookup stays good until this moves.
+    pub(super) fn binds(&self) -> u64 {
+        self.shared.binds.load(Ordering::Relaxed)
     }
 
     /// When a message sent from `src` to `dst` at `now` arrives, through the link's faults;
@@ -151,10 +170,10 @@ impl Network {
     }
 
     fn fate(&self, src: IpAddr, dst: IpAddr, rng: &mut impl Rng) -> Fate {
-        let state = self.state();
-        if state.cut.is_empty() && state.faulty.is_empty() {
+        if !self.shared.faults.load(Ordering::Relaxed) {
             return Fate::InOrder; // a healthy network: most of most runs
         }
+        let state = self.state();
         if state.cut.contains(&(src, dst)) {
             return Fate::Lost;
         }
@@ -182,6 +201,8 @@ pub(super) struct Envelope {
 /// The messages on their way to one bound address, by arrival.
 pub(super) struct Mailbox {
     addr: SocketAddr,
+    /// Set when the reader is gone (its node was killed): later messages are lost.
+    closed: AtomicBool,
     state: Mutex<MailboxState>,
 }
 
@@ -193,8 +214,6 @@ struct MailboxState {
     put: u64,
     /// The task reading this mailbox, once it waits.
     reader: Option<Waker>,
-    /// Set when the reader is gone (its node was killed): later messages are lost.
-    closed: bool,
 }
 
 impl Mailbox {
@@ -203,17 +222,18 @@ impl Mailbox {
         self.addr
     }
 
-    fn is_open(&self) -> bool {
-        !self.state.lock().unwrap().closed
+    /// Whether its reader still reads it.
+    pub(super) fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Relaxed)
     }
 
     /// Puts a message in, and arms a timer that wakes the reader when it arrives.
     pub(super) fn put(self: &Arc<Self>, clock: &Clock, arrival: Instant, envelope: Envelope) {
         {
-            let mut state = self.state.lock().unwrap();
-            if state.closed {
+            if !self.is_open() {
                 return;
             }
+            let mut state = self.state.lock().unwrap();
             state.put += 1;
             let key = (arrival, state.put);
             state.queue.insert(key, envelope);
@@ -250,7 +270,7 @@ impl Mailbox {
     pub fn close(&self) {
         let queue = {
             let mut state = self.state.lock().unwrap();
-            state.closed = true;
+            self.closed.store(true, Ordering::Relaxed);
             state.reader = None;
             std::mem::take(&mut state.queue)
         };
