@@ -17,7 +17,9 @@ const HEADER: usize = 8 + 4 + 8;
 
 /// Writes generation `generation` of the cell `name` (callers count generations up from 1).
 pub async fn write<T: Serialize>(name: &str, generation: u64, value: &T) -> std::io::Result<()> {
-    let mut content = vec![0; HEADER];
+    // Room for a storage index of a few dozen paths without growing (and copying) on the way.
+    let mut content = Vec::with_capacity(4096);
+    content.resize(HEADER, 0);
     content = postcard::to_extend(value, content).map_err(std::io::Error::other)?;
     let payload_len = u32::try_from(content.len() - HEADER).map_err(std::io::Error::other)?;
     let checksum = xxh3_64(&content[HEADER..]);

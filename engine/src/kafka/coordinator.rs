@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
-use tokio::sync::Mutex;
+use futures_util::lock::Mutex;
 
 use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT};
 use crate::cell;

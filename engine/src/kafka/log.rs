@@ -72,6 +72,9 @@ pub struct PartitionLog {
     /// Transactions ended by an abort marker, in marker order (so by `last_offset`).
     aborted: Vec<AbortedTransaction>,
     manifest_generation: u64,
+    /// A batch as it is written (its header with its offset, then its body), kept for reuse:
+    /// one write per batch.
+    written: Vec<u8>,
 }
 
 impl PartitionLog {
@@ -87,6 +90,7 @@ impl PartitionLog {
             segments: Vec::new(),
             active: false,
             next_offset: 0,
+            written: Vec::new(),
             producers: BTreeMap::new(),
             open_transactions: BTreeMap::new(),
             aborted: Vec::new(),
@@ -275,11 +279,10 @@ impl PartitionLog {
             parsed.bytes()[..BATCH_HEADER_BYTES].try_into().expect("parse checked the length");
         set_base_offset(&mut header, base_offset);
         let position = segment.size;
-        let write = async {
-            segment.file.write_all_at(&header, u64::from(position)).await?;
-            let body = &parsed.bytes()[BATCH_HEADER_BYTES..];
-            segment.file.write_all_at(body, u64::from(position) + BATCH_HEADER_BYTES as u64).await
-        };
+        self.written.clear();
+        self.written.extend_from_slice(&header);
+        self.written.extend_from_slice(&parsed.bytes()[BATCH_HEADER_BYTES..]);
+        let write = segment.file.write_all_at(&self.written, u64::from(position));
         write.await.map_err(|e| storage_error(&self.partition, e))?;
         segment.batches.push(BatchEntry {
             offset_delta: (base_offset - segment.base_offset) as u32,

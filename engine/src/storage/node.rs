@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use madsim::fs::File;
-use tokio::sync::Mutex;
+use futures_util::lock::Mutex;
 
 use crate::cell;
 use crate::protocol::storage::{

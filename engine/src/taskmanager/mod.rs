@@ -2,6 +2,7 @@
 //! heartbeats, runs deployed tasks, and moves their buffers. If it hears no heartbeat for the
 //! heartbeat timeout it drops its tasks, frees its slots and registers again.
 
+pub mod control;
 pub mod network;
 pub mod operator;
 pub mod task;
@@ -60,7 +61,7 @@ struct RunningTask {
     display_name: String,
     handle: JoinHandle<()>,
     gate: network::GateKey,
-    control: tokio::sync::mpsc::UnboundedSender<TaskControl>,
+    control: control::ControlSender,
 }
 
 struct TaskManagerState {
@@ -118,7 +119,7 @@ pub async fn run(config: TaskManagerConfig) {
             } else {
                 // The gate opens before the task runs, so early buffers find it.
                 let input = task::open_input(&tdd, &services.gates);
-                let (control, control_receiver) = tokio::sync::mpsc::unbounded_channel();
+                let (control, control_receiver) = control::channel();
                 let running = RunningTask {
                     display_name: tdd.display_name(),
                     gate: task::gate_key(&tdd),

@@ -4,8 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use crate::jobmanager::checkpoint_coordinator::CHECKPOINT_TIMEOUT;
 use crate::protocol::checkpoint::{
     AcknowledgeCheckpoint, CheckpointBarrier, CheckpointMetadata, DeclineCheckpoint, StateHandle,
@@ -19,6 +17,7 @@ use crate::rpc::Rpc;
 use crate::storage::StorageClient;
 use crate::trace::NodeTrace;
 
+use super::control::ControlReceiver;
 use super::network::{
     ChannelClosed, ChannelTarget, GateKey, GateRegistry, InputGate, Partitioner, RecordWriter,
 };
@@ -78,7 +77,7 @@ pub struct TaskContext {
     /// The output; `None` for the sink.
     pub output: Option<RecordWriter>,
     /// Triggers and completion notices from the TaskManager.
-    pub control: mpsc::UnboundedReceiver<TaskControl>,
+    pub control: ControlReceiver,
     /// Checkpoint storage.
     pub storage: StorageClient,
 }
@@ -224,7 +223,7 @@ pub async fn run(
     tdd: TaskDeploymentDescriptor,
     services: TaskServices,
     input: Option<InputGate>,
-    control: mpsc::UnboundedReceiver<TaskControl>,
+    control: ControlReceiver,
 ) {
     report(&services.rpc, &tdd, ExecutionState::Initializing, None).await;
     let output = open_output(&tdd, &services);
