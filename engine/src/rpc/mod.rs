@@ -120,6 +120,19 @@ struct Waiting {
 const EXPIRY_LEAD: Duration = Duration::from_millis(2);
 
 impl Waiting {
+    /// Adds a call ending at `deadline`; returns its id and the timers to arm.
+    fn add(&mut self, deadline: Instant, slot: Arc<CallSlot>, now: Instant) -> (u64, Vec<Instant>) {
+        self.next_call += 1;
+        let call = self.next_call;
+        // Nothing to arm when an earlier deadline lies beyond two leads: a timer wakes the reader
+        // a lead before that one, in time to arm this one's. (Calls mostly share one timeout, so
+        // a new call's deadline is nearly always the latest.)
+        let horizon = now + 2 * EXPIRY_LEAD;
+        let covered = self.deadlines.first_key_value().is_some_and(|(&(first, _), _)| first > horizon && first <= deadline);
+        self.deadlines.insert((deadline, call), slot);
+        (call, if covered { Vec::new() } else { self.plan(now) })
+    }
+
     /// Forgets `call` (answered, or gone already) if it still waits.
     fn forget(&mut self, call: u64, deadline: Instant) {
         self.deadlines.remove(&(deadline, call));
@@ -134,10 +147,15 @@ impl Waiting {
         {
             expired.push(entry.remove());
         }
+        let mut fired = false;
         while self.alarms.first().is_some_and(|&alarm| alarm <= now) {
             self.alarms.pop_first();
+            fired = true;
         }
-        (expired, self.plan(now))
+        // Until an alarm fires or a call expires, the timers armed still cover every deadline
+        // (a call added meanwhile planned for itself): most wake-ups have nothing to plan.
+        let alarms = if fired || !expired.is_empty() { self.plan(now) } else { Vec::new() };
+        (expired, alarms)
     }
 
     /// The timers to arm so that every deadline is met exactly: one at each deadline due within
@@ -194,13 +212,7 @@ impl Rpc {
         let now = self.shared.clock.now();
         let deadline = now + timeout;
         let slot = CallSlot::new(deadline);
-        let (call, alarms) = {
-            let mut waiting = self.shared.waiting.lock().unwrap();
-            waiting.next_call += 1;
-            let call = waiting.next_call;
-            waiting.deadlines.insert((deadline, call), slot.clone());
-            (call, waiting.plan(now))
-        };
+        let (call, alarms) = self.shared.waiting.lock().unwrap().add(deadline, slot.clone(), now);
         for at in alarms {
             self.shared.wake_reader_at(at);
         }
