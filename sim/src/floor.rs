@@ -4,10 +4,18 @@
 //!
 //! Each of the generator's events is written to the playground's JSON, parsed back, and counted
 //! per (15 s window, page), exactly as Click Event Count would count it.
+//!
+//! There are two floors. [`floor`] uses the engine's own codec and date caches, as the simulator
+//! does, so the simulator is compared with the same per-record code. [`floor_serde_json`] is the
+//! same loop written with serde_json and the plain date functions: the "plain loop", so
+//! that its 80 ms figure and ≤ 4× target can be checked too.
 
 use std::collections::BTreeMap;
 
-use flinksim_engine::playground::click_event::{ClickEvent, DateReader, DateWriter, window_start};
+use flinksim_engine::playground::click_event::{
+    ClickEvent, DateReader, DateWriter, parse_date, window_start, write_date,
+};
+use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
 /// Serializes the generator's first `events` ClickEvents ([`ClickEvent::nth`]) to JSON one by one
@@ -29,10 +37,71 @@ pub fn floor(events: u64) -> BTreeMap<(i64, SmolStr), u64> {
     counts
 }
 
+/// A click as serde_json writes it: the playground's JSON, fields in its order.
+#[derive(Serialize)]
+struct ClickOut<'a> {
+    timestamp: &'a str,
+    page: &'a str,
+}
+
+/// A click as serde_json reads it, borrowing both strings from the JSON.
+#[derive(Deserialize)]
+struct ClickIn<'a> {
+    #[serde(borrow)]
+    timestamp: &'a str,
+    #[serde(borrow)]
+    page: &'a str,
+}
+
+/// Writes `event` as the playground's JSON with serde_json to `json`, the date in `date`.
+fn write_serde_json(event: &ClickEvent, date: &mut Vec<u8>, json: &mut Vec<u8>) {
+    date.clear();
+    write_date(event.timestamp_ms, date);
+    let timestamp = std::str::from_utf8(date).expect("a formatted date is ASCII");
+    serde_json::to_writer(&mut *json, &ClickOut { timestamp, page: &event.page }).expect("writing to a Vec cannot fail");
+}
+
+/// [`floor`] written with serde_json and the plain, uncached date functions: the loop.
+pub fn floor_serde_json(events: u64) -> BTreeMap<(i64, SmolStr), u64> {
+    let mut counts = BTreeMap::new();
+    let mut json = Vec::with_capacity(64);
+    let mut date = Vec::with_capacity(32);
+    for k in 0..events {
+        json.clear();
+        write_serde_json(&ClickEvent::nth(k), &mut date, &mut json);
+        let event: ClickIn = serde_json::from_slice(&json).expect("serde_json's JSON parses back");
+        let ms = parse_date(event.timestamp.as_bytes()).expect("the written date parses back");
+        *counts.entry((window_start(ms), SmolStr::new(event.page))).or_insert(0) += 1;
+    }
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use flinksim_engine::playground::click_event::{PAGES, WINDOW_MS};
+
+    #[test]
+    fn serde_json_writes_the_playgrounds_bytes() {
+        // The first two rounds, then late in the first day (20:50, hour 08 on the 12-hour
+        // clock), the second day's first round and a minute boundary.
+        let late = [6 * 5_000_000, 6 * 5_000_000 + 5, 6 * 5_760_000, 6 * 5_760_000 + 3, 6 * 4_000 + 1];
+        let (mut date, mut ours, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+        for k in (0..12).chain(late) {
+            let event = ClickEvent::nth(k);
+            ours.clear();
+            event.write_json(&mut ours);
+            theirs.clear();
+            write_serde_json(&event, &mut date, &mut theirs);
+            assert_eq!(String::from_utf8_lossy(&theirs), String::from_utf8_lossy(&ours), "event {k}");
+        }
+    }
+
+    #[test]
+    fn floor_serde_json_counts_as_the_floor() {
+        assert_eq!(floor_serde_json(24_000), floor(24_000));
+        assert_eq!(floor_serde_json(8), floor(8));
+    }
 
     #[test]
     fn floor_counts_1000_per_window_and_page() {

@@ -8,6 +8,10 @@
 //! per round, so that a noisy spell on the machine slows all cases alike rather than all the
 //! repetitions of one. The parent prints the table, the linearity and the
 //! issue's targets. The targets only report: the command fails only when a child crashes.
+//!
+//! Two floors run side by side: ours (the engine's codec and date caches, what the simulator
+//! itself does per record) and the same loop written with serde_json, which is what the issue's
+//! 80 ms floor measures. The "× floor" column is against ours; one target is against serde_json's.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -47,7 +51,7 @@ const TARGET_FLOOR: f64 = 4.0;
 const TARGET_LINEARITY: f64 = 6.5;
 const TARGET_PEAK_MB: f64 = 150.0;
 
-/// One benchmark case: a scenario for a simulated time, or the floor for a number of events.
+/// One benchmark case: a scenario for a simulated time, or a floor for a number of events.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Case {
     /// A scenario from scenarios/ (or a path), simulated for `duration`.
@@ -62,6 +66,11 @@ pub enum Case {
         /// Clicks to serialize, parse and count: a whole number of windows (a multiple of 6000).
         events: u64,
     },
+    /// The serde_json loop of [`flinksim::floor::floor_serde_json`] over `events` clicks.
+    FloorSerdeJson {
+        /// Clicks to serialize, parse and count: a whole number of windows (a multiple of 6000).
+        events: u64,
+    },
 }
 
 impl Case {
@@ -69,17 +78,23 @@ impl Case {
     fn floor_for(duration: Duration) -> Case {
         Case::Floor { events: duration.as_secs() * EVENTS_PER_SECOND }
     }
+
+    /// The serde_json floor with as many events as `duration` of the generator produces.
+    fn floor_serde_json_for(duration: Duration) -> Case {
+        Case::FloorSerdeJson { events: duration.as_secs() * EVENTS_PER_SECOND }
+    }
 }
 
 impl FromStr for Case {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Case, String> {
-        let usage = "expected `<scenario>:<simulated time>` (e.g. `steady-state:10m`) or `floor:<events>`";
+        let usage = "expected `<scenario>:<simulated time>` (e.g. `steady-state:10m`), `floor:<events>` \
+                     or `floor-serde_json:<events>`";
         let Some((name, amount)) = text.rsplit_once(':') else {
             return Err(format!("bad case `{text}`: {usage}"));
         };
-        if name == "floor" {
+        if name == "floor" || name == "floor-serde_json" {
             let events: u64 = amount
                 .replace('_', "")
                 .parse()
@@ -89,7 +104,7 @@ impl FromStr for Case {
                     "bad event count {events} in `{text}`: the floor counts whole windows, a multiple of 6000"
                 ));
             }
-            return Ok(Case::Floor { events });
+            return Ok(if name == "floor" { Case::Floor { events } } else { Case::FloorSerdeJson { events } });
         }
         if name.is_empty() {
             return Err(format!("bad case `{text}`: no scenario: {usage}"));
@@ -108,6 +123,7 @@ impl fmt::Display for Case {
         match self {
             Case::Scenario { name, duration } => write!(f, "{name}:{}", humantime::format_duration(*duration)),
             Case::Floor { events } => write!(f, "floor:{events}"),
+            Case::FloorSerdeJson { events } => write!(f, "floor-serde_json:{events}"),
         }
     }
 }
@@ -117,7 +133,7 @@ impl fmt::Display for Case {
 pub struct CaseResult {
     /// The case, as given on the command line.
     pub case: String,
-    /// The scenario's name, or `floor`.
+    /// The scenario's name, `floor` or `floor (serde_json)`.
     pub scenario: String,
     /// Simulated seconds one run covered (none for the floor).
     pub simulated_secs: Option<f64>,
@@ -175,12 +191,16 @@ impl BenchCase {
                     result.oracle_failures += u32::from(!report.passed());
                 }
             }
-            &Case::Floor { events } => {
-                result.scenario = "floor".into();
+            &Case::Floor { events } | &Case::FloorSerdeJson { events } => {
+                let (scenario, floor): (_, fn(u64) -> _) = match self.case {
+                    Case::FloorSerdeJson { .. } => ("floor (serde_json)", flinksim::floor::floor_serde_json),
+                    _ => ("floor", flinksim::floor::floor),
+                };
+                result.scenario = scenario.into();
                 result.events = events;
                 for _ in 0..self.reps {
                     let started = Instant::now();
-                    let counts = flinksim::floor::floor(events);
+                    let counts = floor(events);
                     let whole = counts.len() as u64 == events / 1000 && counts.values().all(|&c| c == 1000);
                     result.wall_secs.push(started.elapsed().as_secs_f64());
                     if !whole {
@@ -221,7 +241,7 @@ struct Measured {
     wall_secs_median: f64,
     simulated_per_wall: Option<f64>,
     events_per_wall_sec: f64,
-    /// Wall time over the floor's wall time for the same number of events.
+    /// Wall time over our floor's wall time for the same number of events.
     ratio_to_floor: Option<f64>,
     peak_rss_mb: f64,
     oracle_failures: u32,
@@ -300,7 +320,7 @@ impl Bench {
             .into_iter()
             .filter(|case| match case {
                 Case::Scenario { name, .. } => !missing.contains(&name.as_str()),
-                Case::Floor { .. } => true,
+                Case::Floor { .. } | Case::FloorSerdeJson { .. } => true,
             })
             .collect();
 
@@ -337,7 +357,8 @@ impl Bench {
 
         println!("{}", Table::new(measured.iter().map(row)).with(Style::psql()));
         println!("seed {SEED}; median of {reps} repetition(s), each in its own process, in rounds of every case; × floor: wall time over");
-        println!("the plain loop's (serialize, parse, count per window and page) for the same number of events.");
+        println!("the plain loop's (serialize, parse, count per window and page) for the same number of events, with the");
+        println!("engine's codec and date caches; floor (serde_json): the same loop with serde_json and uncached dates.");
         let linearity = linearity(&measured);
         for l in &linearity {
             match l.ratio {
@@ -397,8 +418,10 @@ fn plan(quick: bool) -> Vec<Case> {
         }
     }
     plan.push(Case::floor_for(SHORT));
+    plan.push(Case::floor_serde_json_for(SHORT));
     if !quick {
         plan.push(Case::floor_for(LONG));
+        plan.push(Case::floor_serde_json_for(LONG));
     }
     plan
 }
@@ -565,6 +588,21 @@ fn targets(measured: &[Measured], linearity: &[Linearity], quick: bool) -> Vec<T
         limit: format!("(≤ {TARGET_FLOOR}×){}", if floor.is_none() { " (not run)" } else { "" }),
         pass: check(floor, |r| r <= TARGET_FLOOR),
     });
+    let serde_json_floor = fr.and_then(|m| {
+        measured
+            .iter()
+            .find(|f| matches!(f.kind, Case::FloorSerdeJson { .. }) && m.events.abs_diff(f.events) <= f.events / 100)
+            .map(|f| m.wall_secs_median / f.wall_secs_median)
+    });
+    targets.push(Target {
+        target: format!(
+            "failure-recovery 10m: {} the serde_json floor",
+            serde_json_floor.map_or("n/a".into(), |r| format!("{r:.2}×"))
+        ),
+        value: serde_json_floor,
+        limit: format!("(≤ {TARGET_FLOOR}×){}", if serde_json_floor.is_none() { " (not run)" } else { "" }),
+        pass: check(serde_json_floor, |r| r <= TARGET_FLOOR),
+    });
     for scenario in SCENARIOS {
         let ratio = linearity.iter().find(|l| l.scenario == scenario).and_then(|l| l.ratio);
         targets.push(Target {
@@ -595,11 +633,16 @@ mod tests {
 
     #[test]
     fn cases_parse_and_print_back() {
-        for text in ["steady-state:10m", "failure-recovery:1h", "steady-state:10s", "floor:240000"] {
+        for text in
+            ["steady-state:10m", "failure-recovery:1h", "steady-state:10s", "floor:240000", "floor-serde_json:240000"]
+        {
             assert_eq!(text.parse::<Case>().unwrap().to_string(), text);
         }
         assert_eq!("floor:1_440_000".parse::<Case>().unwrap(), Case::Floor { events: 1_440_000 });
+        assert_eq!("floor-serde_json:240000".parse::<Case>().unwrap(), Case::FloorSerdeJson { events: 240_000 });
         assert!("floor:1000".parse::<Case>().is_err());
+        assert!("floor-serde_json:1000".parse::<Case>().is_err());
+        assert!("floor-serde_json:0".parse::<Case>().is_err());
         assert!("steady-state".parse::<Case>().is_err());
         assert!("steady-state:soon".parse::<Case>().is_err());
         assert!(":10m".parse::<Case>().is_err());

@@ -59,7 +59,7 @@ pub struct Bench {
 /// `xtask bench-case <case> [--reps N]`: one case, timed in this process.
 #[derive(Debug, clap::Args)]
 pub struct BenchCase {
-    /// The case: `<scenario>:<simulated time>` (e.g. `steady-state:10m`) or `floor:<events>`.
+    /// The case: `<scenario>:<simulated time>` (e.g. `steady-state:10m`), `floor:<events>` or `floor-serde_json:<events>`.
     pub case: crate::bench::Case,
     /// Repetitions, each timed on its own.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
