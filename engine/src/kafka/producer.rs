@@ -376,11 +376,21 @@ struct Sender {
     shared: Arc<Shared>,
     rpc: Rpc,
     identity: Option<ProducerIdentity>,
-    sequences: BTreeMap<TopicPartition, i32>,
-    partition_counts: BTreeMap<SmolStr, u32>,
-    last_partition: BTreeMap<SmolStr, u32>,
+    /// What it knows of each topic it sent to: one or two, found by a scan.
+    routes: Vec<(SmolStr, Route)>,
     /// Records taken as they fall due, if this producer has a feed.
     feeding: Option<Feeding>,
+}
+
+/// What a sender knows of one topic.
+#[derive(Default)]
+struct Route {
+    /// Its partition count, once asked (for the sticky partitioner).
+    partitions: Option<u32>,
+    /// The partition its last batch went to.
+    last_partition: Option<u32>,
+    /// The next sequence number per partition.
+    sequences: BTreeMap<u32, i32>,
 }
 
 /// A sender's feed, and the record being written from it.
@@ -429,9 +439,7 @@ impl Sender {
             shared,
             rpc,
             identity: None,
-            sequences: BTreeMap::new(),
-            partition_counts: BTreeMap::new(),
-            last_partition: BTreeMap::new(),
+            routes: Vec::new(),
             feeding: None,
         }
     }
@@ -487,7 +495,7 @@ impl Sender {
             Partitioner::Sticky => self.sticky_partition(topic).await?,
         };
         let tp = TopicPartition::new(topic.clone(), partition);
-        let sequence = self.sequences.get(&tp).copied().unwrap_or(0);
+        let sequence = self.route(topic).sequences.get(&partition).copied().unwrap_or(0);
         let count = builder.record_count();
         let batch = builder.finish_with_attributes(
             identity.producer_id,
@@ -510,7 +518,7 @@ impl Sender {
             match self.rpc.call(config.broker, request, config.request_timeout).await {
                 Ok(response) => {
                     response.result?;
-                    self.sequences.insert(tp, sequence.wrapping_add(count as i32));
+                    self.route(topic).sequences.insert(partition, sequence.wrapping_add(count as i32));
                     return Ok(());
                 }
                 // A timeout may hide an append whose answer was lost; resending the same batch
@@ -542,10 +550,22 @@ impl Sender {
         }
     }
 
+    /// What the sender knows of `topic`.
+    fn route(&mut self, topic: &SmolStr) -> &mut Route {
+        let index = match self.routes.iter().position(|(known, _)| known == topic) {
+            Some(index) => index,
+            None => {
+                self.routes.push((topic.clone(), Route::default()));
+                self.routes.len() - 1
+            }
+        };
+        &mut self.routes[index].1
+    }
+
     /// A partition other than the previous batch's, drawn with the simulation's RNG.
     async fn sticky_partition(&mut self, topic: &SmolStr) -> Result<u32, KafkaError> {
-        let count = match self.partition_counts.get(topic) {
-            Some(count) => *count,
+        let count = match self.route(topic).partitions {
+            Some(count) => count,
             None => {
                 let mut backoff = RETRY_BACKOFF;
                 let count = loop {
@@ -556,11 +576,12 @@ impl Sender {
                         Err(_) => backoff = pause(backoff).await,
                     }
                 };
-                self.partition_counts.insert(topic.clone(), count);
+                self.route(topic).partitions = Some(count);
                 count
             }
         };
-        let previous = self.last_partition.get(topic).copied();
+        let route = self.route(topic);
+        let previous = route.last_partition;
         let partition = match (count, previous) {
             (0, _) => {
                 return Err(KafkaError::UnknownTopicOrPartition {
@@ -574,7 +595,7 @@ impl Sender {
                 if drawn >= previous { drawn + 1 } else { drawn }
             }
         };
-        self.last_partition.insert(topic.clone(), partition);
+        route.last_partition = Some(partition);
         Ok(partition)
     }
 }

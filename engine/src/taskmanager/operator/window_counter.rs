@@ -110,9 +110,14 @@ impl WindowCounter {
         }
         let key_group = KeyGroup::of_hash_code(event.page_hash_code(), self.max_parallelism);
         let windows = self.state.key_groups.entry(key_group).or_default();
-        let count = windows.entry((event.page.clone(), start)).or_insert(0);
+        // Looked up by reference first: the page is cloned only for a window's first event.
+        let key = (event.page, start);
+        let count = match windows.get_mut(&key) {
+            Some(count) => count,
+            None => windows.entry(key.clone()).or_insert(0),
+        };
         if *count == 0 {
-            self.timers.insert((fire_at, key_group, event.page, start));
+            self.timers.insert((fire_at, key_group, key.0, start));
         }
         *count += 1;
         None
