@@ -9,10 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use smol_str::SmolStr;
 // futures-util's: an uncontended lock is one atomic operation each way, where tokio's goes
 // through its semaphore's own lock (issue 7's profile: about 2% of a run, a lock per request).
 use futures_util::lock::Mutex;
+use smol_str::SmolStr;
 
 use super::coordinator::{Coordinator, Env, PRODUCER_IDS_CELL, ProducerIds};
 use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT};
@@ -315,8 +315,9 @@ impl Broker {
     /// in the purgatory until a partition changes or `max_wait` runs out, as Kafka does.
     async fn fetch(&self, req: Fetch) -> FetchResponse {
         let deadline = self.clock.now() + req.max_wait.min(MAX_WAIT_CAP);
-        let logs: Vec<_> = req.partitions.iter().map(|position| self.log(&position.partition)).collect();
-        let mut hold = self.purgatory.hold(req.partitions.iter().map(|position| &position.partition), deadline);
+        let asked = || req.partitions.iter().map(|position| &position.partition);
+        let logs: Vec<_> = asked().map(|tp| self.log(tp)).collect();
+        let mut hold = self.purgatory.hold(asked(), deadline);
         loop {
             let seen = hold.changes();
             let mut partitions = Vec::with_capacity(req.partitions.len());

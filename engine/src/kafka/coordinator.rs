@@ -26,9 +26,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures_util::lock::Mutex;
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
-use futures_util::lock::Mutex;
 
 use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT};
 use crate::cell;

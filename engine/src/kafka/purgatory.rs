@@ -67,9 +67,8 @@ impl Purgatory {
     pub(super) fn new<'a>(partitions: impl IntoIterator<Item = &'a TopicPartition>) -> Purgatory {
         let mut state = State::default();
         for tp in partitions {
-            let next = state.partitions.len();
-            state.index.entry(tp.clone()).or_insert(next);
-            if state.partitions.len() < state.index.len() {
+            if !state.index.contains_key(tp) {
+                state.index.insert(tp.clone(), state.partitions.len());
                 state.partitions.push(Partition::default());
             }
         }

@@ -128,7 +128,10 @@ impl Waiting {
         // a lead before that one, in time to arm this one's. (Calls mostly share one timeout, so
         // a new call's deadline is nearly always the latest.)
         let horizon = now + 2 * EXPIRY_LEAD;
-        let covered = self.deadlines.first_key_value().is_some_and(|(&(first, _), _)| first > horizon && first <= deadline);
+        let covered = self
+            .deadlines
+            .first_key_value()
+            .is_some_and(|(&(first, _), _)| first > horizon && first <= deadline);
         self.deadlines.insert((deadline, call), slot);
         (call, if covered { Vec::new() } else { self.plan(now) })
     }
@@ -168,7 +171,8 @@ impl Waiting {
                 arm.push(deadline);
             }
         }
-        let later = self.deadlines.range((Bound::Excluded(horizon), Bound::Unbounded)).next().map(|(key, _)| key);
+        let later = self.deadlines.range((Bound::Excluded(horizon), Bound::Unbounded)).next();
+        let later = later.map(|(key, _)| key);
         if let Some(&(next, _)) = later {
             let wake = next - EXPIRY_LEAD;
             if self.alarms.first().is_none_or(|&alarm| alarm > wake) {
@@ -452,7 +456,7 @@ impl Shared {
             let link = link_to(&mut links, dst, now);
             let binds = self.network.binds();
             if link.binds != Some(binds) {
-                (link.peer, _) = self.network.lookup(dst);
+                link.peer = self.network.lookup(dst);
                 link.binds = Some(binds);
             }
             let Some(peer) = link.peer.upgrade().filter(|peer| peer.is_open()) else {

@@ -95,6 +95,7 @@ impl Network {
         self.note_faults(&state);
     }
 
+    /// Keeps the "any faults" flag in step with the fault tables.
     fn note_faults(&self, state: &NetworkState) {
         let faults = !state.cut.is_empty() || !state.faulty.is_empty();
         self.shared.faults.store(faults, Ordering::Relaxed);
@@ -134,11 +135,9 @@ impl Network {
         mailbox
     }
 
-    /// The mailbox bound at `addr` now, open or not, and the binds so far (see [`Network::binds`]).
-    pub(super) fn lookup(&self, addr: SocketAddr) -> (Weak<Mailbox>, u64) {
-        let state = self.state();
-        let binds = self.binds();
-        (state.bound.get(&addr).cloned().unwrap_or_default(), binds)
+    /// The mailbox bound at `addr` now, open or not (the sender checks; see [`Network::binds`]).
+    pub(super) fn lookup(&self, addr: SocketAddr) -> Weak<Mailbox> {
+        self.state().bound.get(&addr).cloned().unwrap_or_default()
     }
 
     /// Mailboxes bound so far: a lookup stays good until this moves.

@@ -19,8 +19,8 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use madsim::fs::File;
 use futures_util::lock::Mutex;
+use madsim::fs::File;
 
 use crate::cell;
 use crate::protocol::storage::{
