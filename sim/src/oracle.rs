@@ -300,7 +300,8 @@ impl WindowTally {
             return;
         };
         let known = PAGES.iter().zip(std::mem::take(&mut self.known));
-        let known = known.filter(|(_, count)| *count > 0).map(|(page, count)| (SmolStr::new_static(page), count));
+        let known = known.filter(|(_, count)| *count > 0);
+        let known = known.map(|(page, count)| (SmolStr::new_static(page), count));
         for (page, count) in known.chain(self.others.drain(..)) {
             *counts.entry((window, page)).or_insert(0) += count;
         }
@@ -372,7 +373,8 @@ mod tests {
         let pages = [(0, "/a"), (0, "/help"), (0, "/a"), (15, "/a"), (0, "/a"), (15, "/help"), (0, "/help")];
         for (window, page) in pages {
             // "/help" as the generator makes it (its static string), "/a" as any other page.
-            let page = PAGES.iter().find(|known| **known == page).map_or(SmolStr::new(page), |known| SmolStr::new_static(known));
+            let known = PAGES.iter().find(|known| **known == page);
+            let page = known.map_or(SmolStr::new(page), |known| SmolStr::new_static(known));
             tally.add(window, ClickEvent { timestamp_ms: window, page }, &mut counts);
         }
         tally.flush(&mut counts);

@@ -89,13 +89,21 @@ pub struct FetchedRecord<'a> {
 impl Fetched {
     /// The records fetched, partition by partition, in offset order.
     pub fn records(&self) -> impl Iterator<Item = FetchedRecord<'_>> {
+        self.records_by_batch().map(|(_, record)| record)
+    }
+
+    /// The records fetched, each with the batch it is read from.
+    fn records_by_batch(&self) -> impl Iterator<Item = (&RecordBatch, FetchedRecord<'_>)> {
         self.batches.iter().flat_map(move |(partition, batch, from)| {
             let partition = &self.partitions[*partition];
-            batch.records().filter(move |r| r.offset >= *from).map(move |r| FetchedRecord {
-                partition,
-                offset: r.offset,
-                timestamp_ms: r.timestamp_ms,
-                value: r.value,
+            batch.records().filter(move |r| r.offset >= *from).map(move |r| {
+                let record = FetchedRecord {
+                    partition,
+                    offset: r.offset,
+                    timestamp_ms: r.timestamp_ms,
+                    value: r.value,
+                };
+                (batch, record)
             })
         })
     }
@@ -137,16 +145,12 @@ impl Consumer {
             (batch.header().record_count as usize).min(room)
         });
         let mut records = Vec::with_capacity(count.sum());
-        for (partition, batch, from) in &fetched.batches {
-            for record in batch.records().filter(|r| r.offset >= *from) {
-                records.push(ConsumerRecord {
-                    partition: fetched.partitions[*partition].clone(),
-                    offset: record.offset,
-                    timestamp_ms: record.timestamp_ms,
-                    value: batch.bytes().slice_ref(record.value),
-                });
-            }
-        }
+        records.extend(fetched.records_by_batch().map(|(batch, record)| ConsumerRecord {
+            partition: record.partition.clone(),
+            offset: record.offset,
+            timestamp_ms: record.timestamp_ms,
+            value: batch.bytes().slice_ref(record.value),
+        }));
         Ok(records)
     }
 

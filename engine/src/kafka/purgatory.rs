@@ -229,11 +229,7 @@ mod tests {
     }
 
     /// Holds a fetch of `partition` until `max_wait` from now; says how it ended and when.
-    async fn held(
-        purgatory: &Purgatory,
-        partition: u32,
-        max_wait: Duration,
-    ) -> (Woken, Duration) {
+    async fn held(purgatory: &Purgatory, partition: u32, max_wait: Duration) -> (Woken, Duration) {
         let start = Instant::now();
         let mut hold = purgatory.hold([&tp(partition)], start + max_wait);
         let seen = hold.changes();
@@ -241,22 +237,27 @@ mod tests {
         (woken, start.elapsed())
     }
 
+    /// [`held`] in a task of its own.
+    fn spawn_held(
+        purgatory: &Arc<Purgatory>,
+        partition: u32,
+        max_wait: Duration,
+    ) -> madsim::task::JoinHandle<(Woken, Duration)> {
+        let purgatory = purgatory.clone();
+        madsim::task::spawn(async move { held(&purgatory, partition, max_wait).await })
+    }
+
     fn assert_within_a_millisecond(after: Duration, expected: Duration) {
-        assert!(after >= expected && after < expected + Duration::from_millis(1), "{after:?}, not {expected:?}");
+        let within = after >= expected && after < expected + Duration::from_millis(1);
+        assert!(within, "{after:?}, not {expected:?}");
     }
 
     #[test]
     fn a_held_fetch_ends_at_its_deadline_or_at_its_partitions_append() {
         runtime().block_on(async {
             let purgatory = Arc::new(Purgatory::new([&tp(0), &tp(1)]));
-            let timed_out = madsim::task::spawn({
-                let purgatory = purgatory.clone();
-                async move { held(&purgatory, 0, Duration::from_millis(500)).await }
-            });
-            let appended = madsim::task::spawn({
-                let purgatory = purgatory.clone();
-                async move { held(&purgatory, 1, Duration::from_millis(500)).await }
-            });
+            let timed_out = spawn_held(&purgatory, 0, Duration::from_millis(500));
+            let appended = spawn_held(&purgatory, 1, Duration::from_millis(500));
             madsim::time::sleep(Duration::from_millis(120)).await;
             purgatory.appended(&tp(1));
             let (woken, after) = appended.await.unwrap();
@@ -290,10 +291,7 @@ mod tests {
             // A fetch every 10 ms, each ended by an append 5 ms later, as in a steady run: the
             // first one's timer (at 500 ms) covers all of them.
             for _ in 0..40 {
-                let waiter = madsim::task::spawn({
-                    let purgatory = purgatory.clone();
-                    async move { held(&purgatory, 0, Duration::from_millis(500)).await }
-                });
+                let waiter = spawn_held(&purgatory, 0, Duration::from_millis(500));
                 madsim::time::sleep(Duration::from_millis(5)).await;
                 assert_eq!(purgatory.armed(), 1, "one timer covers every held fetch");
                 purgatory.appended(&tp(0));

@@ -726,7 +726,6 @@ mod tests {
 
     const H: i64 = 3_600_000;
 
-
     #[test]
     fn the_generators_pages_are_known_and_nothing_else_is() {
         for page in PAGES {
@@ -736,6 +735,7 @@ mod tests {
             assert_eq!(known_page(other.as_bytes()), None, "{other:?}");
         }
     }
+
     #[test]
     fn a_page_hashes_as_java_does_whether_looked_up_or_worked_out() {
         let mut dates = DateReader::default();

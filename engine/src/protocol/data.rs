@@ -84,6 +84,19 @@ pub struct NetworkBuffer {
     pub bytes: usize,
 }
 
+impl NetworkBuffer {
+    /// Whether an element of `size` serialized bytes still fits.
+    pub fn has_room(&self, size: usize) -> bool {
+        self.bytes + size <= BUFFER_BYTES
+    }
+
+    /// Appends an element of `size` serialized bytes.
+    pub fn push(&mut self, element: StreamElement, size: usize) {
+        self.bytes += size;
+        self.elements.push(element);
+    }
+}
+
 /// Names one input channel: which consumer subtask, fed by which producer subtask, in which
 /// execution graph of which job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
+use futures_util::task::AtomicWaker;
 use madsim::time::Instant;
 
 use super::Payload;
@@ -19,6 +20,8 @@ pub(super) struct CallSlot {
     /// An answer arriving at or after this instant is too late: the call has timed out.
     deadline: Instant,
     state: Mutex<SlotState>,
+    /// The calling task, once it waits.
+    caller: AtomicWaker,
 }
 
 #[derive(Default)]
@@ -27,14 +30,12 @@ struct SlotState {
     answer: Option<(Instant, Payload)>,
     /// The call ended without an answer; nothing lands any more.
     closed: bool,
-    /// The calling task, once it waits.
-    caller: Option<Waker>,
 }
 
 impl CallSlot {
     /// An empty slot for a call that times out at `deadline`.
     pub fn new(deadline: Instant) -> Arc<CallSlot> {
-        Arc::new(CallSlot { deadline, state: Mutex::default() })
+        Arc::new(CallSlot { deadline, state: Mutex::default(), caller: AtomicWaker::new() })
     }
 
     /// Lands an answer that arrives at `arrival`, and arms a timer that wakes the caller then.
@@ -54,15 +55,12 @@ impl CallSlot {
     /// Ends the call without an answer (its deadline passed, or its node's reader died): an
     /// answer still on its way is lost, and the caller wakes to a timeout.
     pub fn close(&self) {
-        let caller = {
+        {
             let mut state = self.state.lock().unwrap();
             state.closed = true;
             state.answer = None;
-            state.caller.take()
-        };
-        if let Some(caller) = caller {
-            caller.wake();
         }
+        self.caller.wake();
     }
 
     /// The answer once it has arrived by `now`; `Ready(None)` if the call ended without one.
@@ -74,10 +72,7 @@ impl CallSlot {
         if state.closed {
             return Poll::Ready(None);
         }
-        match &state.caller {
-            Some(caller) if caller.will_wake(cx.waker()) => {}
-            _ => state.caller = Some(cx.waker().clone()),
-        }
+        self.caller.register(cx.waker());
         Poll::Pending
     }
 }
@@ -89,9 +84,6 @@ impl Wake for CallSlot {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let caller = self.state.lock().unwrap().caller.clone();
-        if let Some(caller) = caller {
-            caller.wake();
-        }
+        self.caller.wake();
     }
 }

@@ -454,15 +454,10 @@ impl Shared {
         let (peer, arrival) = {
             let mut links = self.links.lock().unwrap();
             let link = link_to(&mut links, dst, now);
-            let binds = self.network.binds();
-            if link.binds != Some(binds) {
-                link.peer = self.network.lookup(dst);
-                link.binds = Some(binds);
-            }
-            let Some(peer) = link.peer.upgrade().filter(|peer| peer.is_open()) else {
+            let Some(peer) = link.peer(&self.network) else {
                 return;
             };
-            (peer, self.network.arrival(self.mailbox.addr().ip(), dst.ip(), now, &mut link.last))
+            (peer, link.arrival(&self.network, self.mailbox.addr(), now))
         };
         if let Some(arrival) = arrival {
             peer.put(&self.clock, arrival, Envelope { from: self.mailbox.addr(), frame });
@@ -484,8 +479,7 @@ impl Shared {
     fn arrival(&self, dst: SocketAddr) -> Option<Instant> {
         let now = self.clock.now();
         let mut links = self.links.lock().unwrap();
-        let link = link_to(&mut links, dst, now);
-        self.network.arrival(self.mailbox.addr().ip(), dst.ip(), now, &mut link.last)
+        link_to(&mut links, dst, now).arrival(&self.network, self.mailbox.addr(), now)
     }
 }
 
@@ -498,6 +492,23 @@ struct Link {
     /// binds: a bind (a node starting or restarting) makes every lookup stale.
     peer: Weak<Mailbox>,
     binds: Option<u64>,
+}
+
+impl Link {
+    /// The open mailbox bound at the peer's address, looked up again after any bind.
+    fn peer(&mut self, network: &Network) -> Option<Arc<Mailbox>> {
+        let binds = network.binds();
+        if self.binds != Some(binds) {
+            self.peer = network.lookup(self.peer_addr);
+            self.binds = Some(binds);
+        }
+        self.peer.upgrade().filter(|peer| peer.is_open())
+    }
+
+    /// When a message sent on it from `from` at `now` arrives; `None` if it is lost.
+    fn arrival(&mut self, network: &Network, from: SocketAddr, now: Instant) -> Option<Instant> {
+        network.arrival(from.ip(), self.peer_addr.ip(), now, &mut self.last)
+    }
 }
 
 /// The link to `dst`, new (its last message arriving `now`) if there was none.

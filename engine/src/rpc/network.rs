@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use madsim::rand::Rng;
 use madsim::time::Instant;
 
@@ -129,7 +130,12 @@ impl Network {
     /// A new mailbox at `addr`, taking the address over from any earlier one (a killed node's
     /// tasks are dropped lazily, so its restarted self may bind before the old mailbox closes).
     pub(super) fn bind(&self, addr: SocketAddr) -> Arc<Mailbox> {
-        let mailbox = Arc::new(Mailbox { addr, closed: AtomicBool::new(false), state: Mutex::default() });
+        let mailbox = Arc::new(Mailbox {
+            addr,
+            closed: AtomicBool::new(false),
+            state: Mutex::default(),
+            reader: AtomicWaker::new(),
+        });
         self.state().bound.insert(addr, Arc::downgrade(&mailbox));
         self.shared.binds.fetch_add(1, Ordering::Relaxed);
         mailbox
@@ -203,6 +209,8 @@ pub(super) struct Mailbox {
     /// Set when the reader is gone (its node was killed): later messages are lost.
     closed: AtomicBool,
     state: Mutex<MailboxState>,
+    /// The task reading this mailbox, once it waits.
+    reader: AtomicWaker,
 }
 
 #[derive(Default)]
@@ -211,8 +219,6 @@ struct MailboxState {
     queue: BTreeMap<(Instant, u64), Envelope>,
     /// Messages put in so far: the second half of the queue's key.
     put: u64,
-    /// The task reading this mailbox, once it waits.
-    reader: Option<Waker>,
 }
 
 impl Mailbox {
@@ -258,10 +264,7 @@ impl Mailbox {
         if !due.is_empty() {
             return Poll::Ready(());
         }
-        match &state.reader {
-            Some(reader) if reader.will_wake(cx.waker()) => {}
-            _ => state.reader = Some(cx.waker().clone()),
-        }
+        self.reader.register(cx.waker());
         Poll::Pending
     }
 
@@ -270,7 +273,7 @@ impl Mailbox {
         let queue = {
             let mut state = self.state.lock().unwrap();
             self.closed.store(true, Ordering::Relaxed);
-            state.reader = None;
+            self.reader.take();
             std::mem::take(&mut state.queue)
         };
         drop(queue); // outside the lock: dropping a frame may drop another mailbox's handle
@@ -284,10 +287,7 @@ impl Wake for Mailbox {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let reader = self.state.lock().unwrap().reader.clone();
-        if let Some(reader) = reader {
-            reader.wake();
-        }
+        self.reader.wake();
     }
 }
 

@@ -7,59 +7,57 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
+use std::task::Poll;
+
+use futures_util::task::AtomicWaker;
 
 use super::task::TaskControl;
 
 /// A new line: the TaskManager keeps the sender, the task the receiver.
 pub fn channel() -> (ControlSender, ControlReceiver) {
-    let shared = Arc::new(Mutex::new(Line::default()));
+    let shared = Arc::new(Shared::default());
     (ControlSender(shared.clone()), ControlReceiver(shared))
+}
+
+#[derive(Default)]
+struct Shared {
+    line: Mutex<Line>,
+    /// The receiving task, while it waits.
+    receiver: AtomicWaker,
 }
 
 #[derive(Default)]
 struct Line {
     queue: VecDeque<TaskControl>,
-    /// The receiving task, while it waits.
-    waker: Option<Waker>,
     sender_gone: bool,
     receiver_gone: bool,
 }
 
 /// The TaskManager's end.
-pub struct ControlSender(Arc<Mutex<Line>>);
+pub struct ControlSender(Arc<Shared>);
 
 /// The task's end.
-pub struct ControlReceiver(Arc<Mutex<Line>>);
+pub struct ControlReceiver(Arc<Shared>);
 
 impl ControlSender {
     /// Queues `control` for the task; gives it back if the task has ended.
     pub fn send(&self, control: TaskControl) -> Result<(), TaskControl> {
-        let waker = {
-            let mut line = self.0.lock().unwrap();
+        {
+            let mut line = self.0.line.lock().unwrap();
             if line.receiver_gone {
                 return Err(control);
             }
             line.queue.push_back(control);
-            line.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
         }
+        self.0.receiver.wake();
         Ok(())
     }
 }
 
 impl Drop for ControlSender {
     fn drop(&mut self) {
-        let waker = {
-            let mut line = self.0.lock().unwrap();
-            line.sender_gone = true;
-            line.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.0.line.lock().unwrap().sender_gone = true;
+        self.0.receiver.wake();
     }
 }
 
@@ -67,17 +65,14 @@ impl ControlReceiver {
     /// The next message; `None` once the TaskManager has dropped its end and all are read.
     pub async fn recv(&mut self) -> Option<TaskControl> {
         std::future::poll_fn(|cx| {
-            let mut line = self.0.lock().unwrap();
+            let mut line = self.0.line.lock().unwrap();
             if let Some(control) = line.queue.pop_front() {
                 return Poll::Ready(Some(control));
             }
             if line.sender_gone {
                 return Poll::Ready(None);
             }
-            match &line.waker {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                _ => line.waker = Some(cx.waker().clone()),
-            }
+            self.0.receiver.register(cx.waker());
             Poll::Pending
         })
         .await
@@ -86,7 +81,7 @@ impl ControlReceiver {
 
 impl Drop for ControlReceiver {
     fn drop(&mut self) {
-        self.0.lock().unwrap().receiver_gone = true;
+        self.0.line.lock().unwrap().receiver_gone = true;
     }
 }
 

@@ -12,8 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::protocol::checkpoint::CheckpointBarrier;
 use crate::protocol::data::{
-    BUFFER_BYTES, ChannelId, DeliverBuffer, DeliverResponse, NetworkBuffer, Record, StreamElement,
-    WatermarkStatus,
+    ChannelId, DeliverBuffer, DeliverResponse, NetworkBuffer, Record, StreamElement, WatermarkStatus,
 };
 use crate::protocol::ids::JobId;
 use crate::protocol::job::Vertex;
@@ -224,12 +223,11 @@ impl RecordWriter {
     pub fn emit_now(&mut self, record: Record) -> Option<Record> {
         let index = self.channel_of(&record);
         let size = record.serialized_size();
-        let channel = &mut self.channels[index];
-        if channel.current.bytes + size > BUFFER_BYTES {
+        let buffer = &mut self.channels[index].current;
+        if !buffer.has_room(size) {
             return Some(record);
         }
-        channel.current.bytes += size;
-        channel.current.elements.push(StreamElement::Record(record));
+        buffer.push(StreamElement::Record(record), size);
         None
     }
 
@@ -270,13 +268,10 @@ impl RecordWriter {
 
     async fn append(&mut self, index: usize, element: StreamElement) -> Result<(), ChannelClosed> {
         let size = element.serialized_size();
-        let channel = &mut self.channels[index];
-        if channel.current.bytes + size > BUFFER_BYTES {
+        if !self.channels[index].current.has_room(size) {
             self.flush(index).await?;
         }
-        let channel = &mut self.channels[index];
-        channel.current.bytes += size;
-        channel.current.elements.push(element);
+        self.channels[index].current.push(element, size);
         Ok(())
     }
 
