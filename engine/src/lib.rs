@@ -13,6 +13,7 @@ compile_error!(
 pub mod cell;
 pub mod jobmanager;
 pub mod kafka;
+pub mod lifecycle;
 pub mod playground;
 pub mod protocol;
 pub mod rpc;

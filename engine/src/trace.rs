@@ -1,11 +1,20 @@
 //! Significant events, recorded by the nodes as they happen (spec: "every significant event lands
 //! in the trace"). The simulator owns the sink, formats the lines and hashes them.
+//!
+//! An event is a typed [`Event`]: the timeline, the oracle and the tools match on its values,
+//! and its line is its `Display`. Events that nothing reads back yet are [`Event::Log`] lines,
+//! worded like Flink's and Kafka's own logs.
 
+use std::fmt;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use madsim::time::Instant;
+use smol_str::SmolStr;
 
+use crate::protocol::ids::JobId;
+pub use crate::protocol::kafka::AbortCause;
 use crate::timer::Clock;
 
 /// One significant event: when (simulated time since the run started), where, and what.
@@ -15,8 +24,110 @@ pub struct TraceEvent {
     pub at: Duration,
     /// The node that recorded it (`jobmanager`, `taskmanager-1`, ...).
     pub node: String,
-    /// The event, worded like Flink's and Kafka's own logs where they have a line for it.
-    pub message: String,
+    /// What happened.
+    pub event: Event,
+}
+
+impl TraceEvent {
+    /// The event's line, as the trace prints it.
+    pub fn message(&self) -> String {
+        self.event.to_string()
+    }
+}
+
+/// What happened, as a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A line no tool reads back (yet), worded like the real systems' logs.
+    Log(String),
+    /// The broker aborted a transaction open longer than its timeout.
+    TransactionTimedOut {
+        /// The transactional id.
+        transactional_id: SmolStr,
+        /// Its `transaction.timeout.ms`.
+        timeout: Duration,
+    },
+    /// A restored sink could not commit a transaction its checkpoint recorded as pending: the
+    /// broker had aborted it, so its results are lost (Flink logs it and goes on).
+    TransactionLost {
+        /// The transactional id.
+        transactional_id: SmolStr,
+        /// The checkpoint that recorded it as pending.
+        checkpoint_id: u64,
+        /// Why the broker aborted it, if it says.
+        cause: Option<AbortCause>,
+    },
+    /// A node was asked to stop (SIGTERM) and began shutting down.
+    ShutdownStarted {
+        /// How long it has before it is killed.
+        grace: Duration,
+    },
+    /// A node finished shutting down by itself, within its grace period.
+    ShutdownCompleted,
+    /// A TaskManager told the JobManager it is going away.
+    TaskManagerDisconnected {
+        /// Its node name.
+        name: String,
+    },
+    /// The JobManager told a TaskManager it is going away.
+    JobManagerDisconnected {
+        /// The JobManager's address.
+        address: SocketAddr,
+    },
+    /// The JobManager process started; it holds no job (the playground runs without HA).
+    JobManagerStarted {
+        /// Its address.
+        address: SocketAddr,
+        /// Its session id, as printed.
+        session: String,
+    },
+    /// The dispatcher accepted a job.
+    JobSubmitted {
+        /// The job's id.
+        job_id: JobId,
+    },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Log(line) => f.write_str(line),
+            Event::TransactionTimedOut { transactional_id, timeout } => write!(
+                f,
+                "aborted transaction {transactional_id} after its timeout ({} ms)",
+                timeout.as_millis()
+            ),
+            Event::TransactionLost { transactional_id, checkpoint_id, cause } => {
+                write!(
+                    f,
+                    "Unable to commit transaction {transactional_id} recorded by checkpoint \
+                     {checkpoint_id}: the broker aborted it"
+                )?;
+                if let Some(cause) = cause {
+                    write!(f, " after {cause}")?;
+                }
+                f.write_str("; its records are lost (most likely data loss), continuing")
+            }
+            Event::ShutdownStarted { grace } => {
+                write!(f, "received SIGTERM: shutting down ({} s until SIGKILL)", grace.as_secs())
+            }
+            Event::ShutdownCompleted => f.write_str("shut down completed"),
+            Event::TaskManagerDisconnected { name } => write!(
+                f,
+                "Disconnect TaskExecutor {name} because: The TaskExecutor is shutting down."
+            ),
+            Event::JobManagerDisconnected { address } => write!(
+                f,
+                "JobManager {address} disconnected: the JobManager is shutting down."
+            ),
+            Event::JobManagerStarted { address, session } => {
+                write!(f, "JobManager started at {address} as {session}")
+            }
+            Event::JobSubmitted { job_id } => {
+                write!(f, "Received JobGraph submission '{}' ({job_id}).", crate::protocol::job::JOB_NAME)
+            }
+        }
+    }
 }
 
 /// The run's event sink, shared by all nodes of one simulation.
@@ -50,9 +161,9 @@ impl Trace {
         self.events.lock().unwrap().clone()
     }
 
-    fn record(&self, node: &str, message: String) {
+    fn record(&self, node: &str, event: Event) {
         let at = self.elapsed();
-        self.events.lock().unwrap().push(TraceEvent { at, node: node.to_owned(), message });
+        self.events.lock().unwrap().push(TraceEvent { at, node: node.to_owned(), event });
     }
 }
 
@@ -70,9 +181,14 @@ pub struct NodeTrace {
 }
 
 impl NodeTrace {
-    /// Records `message` as happening now on this node.
+    /// Records a log line as happening now on this node.
     pub fn event(&self, message: impl Into<String>) {
-        self.trace.record(&self.node, message.into());
+        self.trace.record(&self.node, Event::Log(message.into()));
+    }
+
+    /// Records a typed event as happening now on this node.
+    pub fn record(&self, event: Event) {
+        self.trace.record(&self.node, event);
     }
 
     /// The node's name.

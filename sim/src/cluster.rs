@@ -18,6 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use flinksim_engine::jobmanager::{self, JobManagerConfig};
 use flinksim_engine::kafka::TopicSpec;
 use flinksim_engine::kafka::broker::{self, BrokerConfig};
+use flinksim_engine::lifecycle::{STOP_GRACE, Shutdown};
 use flinksim_engine::playground::client::{self, ClientCommand, ClientConfig};
 use flinksim_engine::playground::generator::{self, GeneratorConfig};
 use flinksim_engine::rpc::Network;
@@ -66,6 +67,8 @@ pub struct Cluster {
     pub network: Network,
     generator_start: Instant,
     terminal: tokio::sync::mpsc::UnboundedSender<ClientCommand>,
+    /// The SIGTERM line of each node that handles it (JobManager, TaskManagers, broker).
+    shutdowns: BTreeMap<String, Shutdown>,
 }
 
 impl Cluster {
@@ -81,6 +84,7 @@ impl Cluster {
             network,
             generator_start: Instant::now(),
             terminal,
+            shutdowns: BTreeMap::new(),
         };
         cluster.add_storage();
         cluster.add_kafka();
@@ -132,12 +136,13 @@ impl Cluster {
         let topics = [&self.scenario.job.submission.args.input_topic, &self.scenario.job.submission.args.output_topic]
             .map(|name| TopicSpec { name: name.clone(), partitions: TOPIC_PARTITIONS })
             .to_vec();
-        let config = BrokerConfig {
-            addr: address_of("kafka").unwrap(),
+        let mut config = BrokerConfig::new(
+            address_of("kafka").unwrap(),
             topics,
-            network: self.network.clone(),
-            trace: self.trace.for_node("kafka"),
-        };
+            self.network.clone(),
+            self.trace.for_node("kafka"),
+        );
+        config.shutdown = self.shutdown_line("kafka");
         self.add_node("kafka", move || broker::run(config.clone()));
     }
 
@@ -149,6 +154,7 @@ impl Cluster {
             self.trace.for_node("jobmanager"),
         );
         config.startup_period = self.scenario.cluster.startup_period;
+        config.shutdown = self.shutdown_line("jobmanager");
         self.add_node("jobmanager", move || jobmanager::run(config.clone()));
     }
 
@@ -163,6 +169,7 @@ impl Cluster {
             heartbeat_timeout: std::time::Duration::from_millis(5000),
             network: self.network.clone(),
             trace: self.trace.for_node(&name),
+            shutdown: self.shutdown_line(&name),
         };
         self.add_node(&name, move || taskmanager::run(config.clone()));
     }
@@ -206,6 +213,36 @@ impl Cluster {
         self.nodes.contains_key(name)
     }
 
+    fn shutdown_line(&mut self, name: &str) -> Shutdown {
+        self.shutdowns.entry(name.to_owned()).or_default().clone()
+    }
+
+    /// `docker-compose stop`: SIGTERM to every named node that runs, then SIGKILL to each once
+    /// it has shut down by itself or [`STOP_GRACE`] has passed, as Docker does; returns when
+    /// all are down (the command returns then, too). A node without a SIGTERM handler (the
+    /// generator, a JVM without a shutdown hook) exits at once.
+    pub async fn stop(&mut self, names: &[String]) {
+        let signalled: Vec<(String, Shutdown)> = names
+            .iter()
+            .filter(|name| self.running.get(*name).copied().unwrap_or(false))
+            .filter_map(|name| Some((name.clone(), self.shutdowns.get(name)?.clone())))
+            .collect();
+        for name in names {
+            if !signalled.iter().any(|(n, _)| n == name) {
+                self.kill(name);
+            }
+        }
+        for (_, shutdown) in &signalled {
+            shutdown.request();
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        for (name, shutdown) in signalled {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = madsim::time::timeout(left, shutdown.completed()).await;
+            self.kill(&name);
+        }
+    }
+
     /// `docker-compose kill`: the node loses its memory and its connections.
     pub fn kill(&mut self, name: &str) {
         if let (Some(id), Some(running)) = (self.node_id(name), self.running.get_mut(name))
@@ -228,6 +265,9 @@ impl Cluster {
         if let (Some(id), Some(running)) = (self.node_id(name), self.running.get_mut(name))
             && !*running
         {
+            if let Some(shutdown) = self.shutdowns.get(name) {
+                shutdown.reset(); // a new incarnation
+            }
             self.handle.restart(id);
             *running = true;
         }

@@ -11,6 +11,7 @@ use flinksim_engine::playground::click_event::{
 };
 use flinksim_engine::protocol::job::SinkMode;
 use flinksim_engine::rpc::Rpc;
+use flinksim_engine::trace::{AbortCause, Event, TraceEvent};
 use serde::Serialize;
 use smol_str::SmolStr;
 
@@ -87,6 +88,8 @@ pub struct OracleReport {
     pub violations: Vec<String>,
     /// Things worth knowing that the expectations accept (e.g. expected loss).
     pub notes: Vec<String>,
+    /// Why results may be missing, as the trace says.
+    pub causes: Causes,
 }
 
 impl OracleReport {
@@ -96,11 +99,118 @@ impl OracleReport {
     }
 }
 
+/// Why results may be missing, as the trace records it (typed events, not wording): what a
+/// report names next to the missing windows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Causes {
+    /// Each time the JobManager started again after a job had run: the job was gone with it.
+    pub jobs_lost: Vec<JobLost>,
+    /// Transactions a restored sink could not commit because the broker had aborted them.
+    pub transactions_lost: Vec<TransactionLost>,
+}
+
+/// The JobManager came back without its job (the playground runs without HA).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JobLost {
+    /// When the JobManager started again.
+    pub at: Duration,
+    /// When a job was next submitted, if ever.
+    pub resubmitted: Option<Duration>,
+}
+
+/// A pending transaction the broker aborted before the restored sink could commit it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TransactionLost {
+    /// When the sink found out.
+    pub at: Duration,
+    /// The transactional id.
+    pub transactional_id: SmolStr,
+    /// The checkpoint that recorded it as pending.
+    pub checkpoint_id: u64,
+    /// Whether the broker aborted it because of its transaction timeout.
+    pub timed_out: bool,
+}
+
+impl Causes {
+    /// Reads the causes off a run's trace.
+    pub fn from_trace(events: &[TraceEvent]) -> Causes {
+        let mut causes = Causes::default();
+        let mut job_ran = false;
+        for event in events {
+            match &event.event {
+                Event::JobSubmitted { .. } => {
+                    job_ran = true;
+                    if let Some(lost) = causes.jobs_lost.last_mut()
+                        && lost.resubmitted.is_none()
+                    {
+                        lost.resubmitted = Some(event.at);
+                    }
+                }
+                Event::JobManagerStarted { .. } if job_ran => {
+                    job_ran = false;
+                    causes.jobs_lost.push(JobLost { at: event.at, resubmitted: None });
+                }
+                Event::TransactionLost { transactional_id, checkpoint_id, cause } => {
+                    causes.transactions_lost.push(TransactionLost {
+                        at: event.at,
+                        transactional_id: transactional_id.clone(),
+                        checkpoint_id: *checkpoint_id,
+                        timed_out: *cause == Some(AbortCause::Timeout),
+                    });
+                }
+                _ => {}
+            }
+        }
+        causes
+    }
+
+    /// Whether the trace names no cause.
+    pub fn is_empty(&self) -> bool {
+        self.jobs_lost.is_empty() && self.transactions_lost.is_empty()
+    }
+}
+
+fn clock(at: Duration) -> String {
+    let ms = at.as_millis();
+    format!("{}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000)
+}
+
+impl std::fmt::Display for JobLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the JobManager came back at {} without the job (no HA in the playground)", clock(self.at))?;
+        match self.resubmitted {
+            Some(at) => write!(f, "; no job ran until it was submitted again at {}", clock(at)),
+            None => f.write_str("; no job ran after that (submit it again with `flink run`)"),
+        }
+    }
+}
+
+impl std::fmt::Display for TransactionLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "lost with transaction {} (recorded by checkpoint {}): the broker aborted it{} before the restored job could commit it ({})",
+            self.transactional_id,
+            self.checkpoint_id,
+            if self.timed_out { " after its transaction timeout" } else { "" },
+            clock(self.at)
+        )
+    }
+}
+
+impl std::fmt::Display for Causes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let jobs = self.jobs_lost.iter().map(ToString::to_string);
+        let transactions = self.transactions_lost.iter().map(ToString::to_string);
+        f.write_str(&jobs.chain(transactions).collect::<Vec<_>>().join("; "))
+    }
+}
+
 /// The expected count of a complete window per page.
 pub const EVENTS_PER_WINDOW_AND_PAGE: u64 = (WINDOW_MS / 15) as u64;
 
-/// Judges what was observed against the expectations.
-pub fn judge(observed: &Observed, expect: &Expect) -> OracleReport {
+/// Judges what was observed against the expectations; `causes` explain missing results.
+pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleReport {
     let mut rows = Vec::new();
     let mut violations = Vec::new();
     let mut notes = Vec::new();
@@ -184,10 +294,13 @@ pub fn judge(observed: &Observed, expect: &Expect) -> OracleReport {
         }
     }
     if missing > 0 || !gaps.is_empty() {
-        let what = format!(
+        let mut what = format!(
             "{missing} expected (window, page) results are missing; {} windows missing between the first and the last fired",
             gaps.len()
         );
+        if !causes.is_empty() {
+            what.push_str(&format!(". Why: {causes}"));
+        }
         match expect.loss {
             LossExpectation::None => violations.push(what),
             LossExpectation::Expected => notes.push(format!("{what} (loss expected)")),
@@ -218,6 +331,7 @@ pub fn judge(observed: &Observed, expect: &Expect) -> OracleReport {
         lost_events,
         violations,
         notes,
+        causes: causes.clone(),
     }
 }
 
@@ -384,7 +498,7 @@ mod tests {
 
     #[test]
     fn every_window_once_with_1000_passes() {
-        let report = judge(&observed_windows(4, 1), &Expect::default());
+        let report = judge(&observed_windows(4, 1), &Expect::default(), &Causes::default());
         assert!(report.passed(), "{:?}", report.violations);
         assert_eq!(report.rows.len(), 24);
     }
@@ -392,9 +506,9 @@ mod tests {
     #[test]
     fn copies_fail_unless_duplicates_are_allowed() {
         let observed = observed_windows(4, 2);
-        assert!(!judge(&observed, &Expect::default()).passed());
+        assert!(!judge(&observed, &Expect::default(), &Causes::default()).passed());
         let allowed = Expect { duplicates: DuplicatesExpectation::Allowed, ..Expect::default() };
-        assert!(judge(&observed, &allowed).passed());
+        assert!(judge(&observed, &allowed, &Causes::default()).passed());
     }
 
     #[test]
@@ -404,7 +518,7 @@ mod tests {
             observed.output_counts.remove(&(WINDOW_MS, page.into()));
             observed.input_counts.remove(&(WINDOW_MS, page.into()));
         }
-        let report = judge(&observed, &Expect::default());
+        let report = judge(&observed, &Expect::default(), &Causes::default());
         assert!(report.passed(), "{:?}", report.violations);
         assert!(report.rows.iter().any(|r| r.status == RowStatus::EmptyAtSource));
         assert!(report.gaps.is_empty());
@@ -417,10 +531,10 @@ mod tests {
             observed.output_counts.remove(&(WINDOW_MS, page.into()));
         }
         observed.output_counts.insert((2 * WINDOW_MS, "/help".into()), vec![999]);
-        let report = judge(&observed, &Expect::default());
+        let report = judge(&observed, &Expect::default(), &Causes::default());
         assert_eq!(report.gaps, vec![WINDOW_MS]);
         assert_eq!(report.violations.len(), 2, "{:?}", report.violations);
         let lossy = Expect { loss: LossExpectation::Expected, ..Expect::default() };
-        assert_eq!(judge(&observed, &lossy).violations.len(), 1);
+        assert_eq!(judge(&observed, &lossy, &Causes::default()).violations.len(), 1);
     }
 }

@@ -28,6 +28,8 @@ pub struct Report {
     pub wall: Duration,
     /// The trace, one line per significant event.
     pub trace: Vec<String>,
+    /// The same events as values, for the timeline and the tools.
+    pub events: Vec<TraceEvent>,
     /// Hash of the trace.
     pub trace_hash: u64,
     /// When each step ran (its time drawn from the seed where the file gives a range).
@@ -112,6 +114,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
             report.wall = wall;
             report.trace = trace::lines(&events);
             report.trace_hash = trace::hash(&report.trace);
+            report.events = events;
             Ok(report)
         }
         Err(panic) => {
@@ -154,7 +157,7 @@ pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>
     for (at, step) in schedule {
         madsim::time::sleep(at.saturating_sub(trace.elapsed())).await;
         sim.event(format!("step: {}", step.command));
-        execute(&mut cluster, &scenario, &step.command);
+        execute(&mut cluster, &scenario, &step.command).await;
         steps_run.push((at, step.command.to_string()));
     }
     madsim::time::sleep(scenario.duration.saturating_sub(trace.elapsed())).await;
@@ -183,13 +186,15 @@ pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>
         })
         .await
         .expect("the oracle's node is never killed");
-    let oracle = oracle::judge(&observed, &scenario.expect);
+    let causes = oracle::Causes::from_trace(&trace.events());
+    let oracle = oracle::judge(&observed, &scenario.expect, &causes);
     let report = Report {
         scenario: scenario.name.clone(),
         seed,
         simulated,
         wall: Duration::ZERO,
         trace: Vec::new(),
+        events: Vec::new(),
         trace_hash: 0,
         steps: steps_run,
         oracle,
@@ -198,8 +203,9 @@ pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>
     (report, trace.events())
 }
 
-/// Carries out one step on the cluster.
-fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command) {
+/// Carries out one step on the cluster; returns when the command would return (a
+/// `docker-compose stop` once its services are down).
+async fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command) {
     let nodes = |cluster: &Cluster, service: &crate::scenario::Service| {
         use crate::scenario::Service;
         match service {
@@ -208,10 +214,14 @@ fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command) {
         }
     };
     match command {
-        Command::Compose(ComposeCommand::Kill(service) | ComposeCommand::Stop(service)) => {
+        Command::Compose(ComposeCommand::Kill(service)) => {
             for node in nodes(cluster, service) {
                 cluster.kill(&node);
             }
+        }
+        Command::Compose(ComposeCommand::Stop(service)) => {
+            let names = nodes(cluster, service);
+            cluster.stop(&names).await;
         }
         Command::Compose(ComposeCommand::Up(service) | ComposeCommand::Start(service)) => {
             for node in nodes(cluster, service) {

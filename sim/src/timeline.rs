@@ -1,7 +1,12 @@
 //! The run's story in a few lines, read off the trace: steps, failure detection, the restart
-//! cycle, re-registration, the checkpoint restored, and the catch-up (spec §11, issue 3).
+//! cycle, re-registration, the checkpoint restored, and the catch-up (spec §11, issue 3); a
+//! graceful stop and its disconnects, a JobManager that came back without its job, and
+//! transactions the broker aborted. Typed events are matched by value; the lines not typed yet
+//! ([`Event::Log`]) by their wording.
 
 use std::collections::BTreeMap;
+
+use flinksim_engine::trace::{Event, TraceEvent};
 
 /// One line of the timeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,22 +17,79 @@ pub struct Moment {
     pub what: String,
 }
 
-/// A parsed trace line: time, node, message.
-fn parse(line: &str) -> Option<(u64, &str, &str)> {
-    let line = line.trim_start();
-    let (time, rest) = line.split_once(' ')?;
-    let (secs, micros) = time.split_once('.')?;
-    let at_ms = secs.parse::<u64>().ok()? * 1000 + micros.parse::<u64>().ok()? / 1000;
-    let rest = rest.trim_start();
-    let (node, message) = rest.split_once(' ')?;
-    Some((at_ms, node, message.trim_start()))
+fn at_ms(event: &TraceEvent) -> u64 {
+    event.at.as_millis() as u64
 }
 
-/// The timeline of a run, from its trace lines.
-pub fn timeline(trace: &[String]) -> Vec<Moment> {
+/// The typed events' part of the story.
+fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
+    let node = event.node.as_str();
+    Some(match &event.event {
+        Event::ShutdownStarted { grace } => {
+            format!("{node}: SIGTERM, shutting down gracefully (SIGKILL after {} s)", grace.as_secs())
+        }
+        Event::ShutdownCompleted => {
+            let took = state.fault_at.map(|f| format!(" ({:.3} s after SIGTERM)", (at_ms(event) - f) as f64 / 1000.0));
+            format!("{node}: shut down by itself{}", took.unwrap_or_default())
+        }
+        Event::TaskManagerDisconnected { name } => {
+            let after = state.fault_at.map(|f| format!(" ({:.3} s after the stop)", (at_ms(event) - f) as f64 / 1000.0));
+            format!(
+                "detected: {name} disconnected while shutting down: its tasks fail at once, no heartbeat timeout{}",
+                after.unwrap_or_default()
+            )
+        }
+        Event::JobManagerDisconnected { .. } => {
+            format!("{node}: the JobManager said goodbye: tasks dropped at once, registering again")
+        }
+        Event::JobManagerStarted { .. } => {
+            let had_job = state.job_submitted;
+            state.jobmanager_starts += 1;
+            if state.jobmanager_starts == 1 {
+                return None;
+            }
+            state.job_submitted = false;
+            if had_job {
+                "jobmanager started again WITHOUT the job: the playground runs without HA, so the job \
+                 is gone until `flink run` submits it again"
+                    .to_owned()
+            } else {
+                "jobmanager started again".to_owned()
+            }
+        }
+        Event::JobSubmitted { job_id } => {
+            state.job_submitted = true;
+            if at_ms(event) <= 60_000 {
+                return None;
+            }
+            format!("job submitted again as {job_id}: a fresh start (no checkpoint to restore)")
+        }
+        Event::TransactionTimedOut { transactional_id, timeout } => format!(
+            "kafka aborted transaction {transactional_id}: open longer than its transaction.timeout.ms ({} s)",
+            timeout.as_secs()
+        ),
+        Event::TransactionLost { transactional_id, checkpoint_id, cause } => format!(
+            "{node}: transaction {transactional_id} recorded by checkpoint {checkpoint_id} could not be \
+             committed: the broker aborted it{}; its results are lost",
+            cause.map(|c| format!(" after {c}")).unwrap_or_default()
+        ),
+        Event::Log(_) => return None,
+    })
+}
+
+/// What the story remembers between events.
+#[derive(Default)]
+struct Story {
+    fault_at: Option<u64>,
+    job_submitted: bool,
+    jobmanager_starts: u32,
+}
+
+/// The timeline of a run, from its trace.
+pub fn timeline(trace: &[TraceEvent]) -> Vec<Moment> {
     let mut moments = Vec::new();
     let mut push = |at_ms, what: String| moments.push(Moment { at_ms, what });
-    let mut last_kill: Option<u64> = None;
+    let mut story = Story::default();
     let mut registered_once = BTreeMap::new();
     let mut restarts = 0u32;
     let mut no_resource = 0u32;
@@ -35,17 +97,23 @@ pub fn timeline(trace: &[String]) -> Vec<Moment> {
     let mut scheduled_reported = false;
     let mut restoring: Option<(u64, String)> = None;
     let mut recovered_at: Option<u64> = None;
-    for (at_ms, node, message) in trace.iter().filter_map(|l| parse(l)) {
-        match node {
+    for event in trace {
+        let at_ms = at_ms(event);
+        if let Some(what) = typed_moment(event, &mut story) {
+            push(at_ms, what);
+            continue;
+        }
+        let Event::Log(message) = &event.event else { continue };
+        match event.node.as_str() {
             "sim" if message.starts_with("step: ") => {
-                if message.contains(" kill ") || message.contains("partition") {
-                    last_kill = Some(at_ms);
+                if [" kill ", " stop ", "partition"].iter().any(|fault| message.contains(fault)) {
+                    story.fault_at = Some(at_ms);
                 }
                 push(at_ms, message.to_owned());
             }
             "jobmanager" => {
                 if message.starts_with("Heartbeat of TaskManager") {
-                    let after = last_kill.map(|k| format!(" ({:.1} s after the fault)", (at_ms - k) as f64 / 1000.0));
+                    let after = story.fault_at.map(|k| format!(" ({:.1} s after the fault)", (at_ms - k) as f64 / 1000.0));
                     push(at_ms, format!("detected: {message}{}", after.unwrap_or_default()));
                 } else if message.contains("switched from state RUNNING to RESTARTING") {
                     restarts += 1;
@@ -87,8 +155,6 @@ pub fn timeline(trace: &[String]) -> Vec<Moment> {
                         restarts = 0;
                         no_resource = 0;
                     }
-                } else if message.starts_with("Received JobGraph submission") && is_resubmission(at_ms) {
-                    push(at_ms, message.to_owned());
                 }
             }
             _ => {}
@@ -97,8 +163,9 @@ pub fn timeline(trace: &[String]) -> Vec<Moment> {
     // Catch-up: results per minute after the recovery, against the steady 24 per minute.
     if let Some(recovered) = recovered_at_any(trace) {
         let mut per_minute: BTreeMap<u64, u32> = BTreeMap::new();
-        for (at_ms, _, message) in trace.iter().filter_map(|l| parse(l)) {
-            if at_ms >= recovered && message.contains(" wrote {") {
+        for event in trace {
+            let at_ms = at_ms(event);
+            if at_ms >= recovered && matches!(&event.event, Event::Log(m) if m.contains(" wrote {")) {
                 *per_minute.entry((at_ms - recovered) / 60_000).or_default() += 1;
             }
         }
@@ -117,17 +184,14 @@ pub fn timeline(trace: &[String]) -> Vec<Moment> {
     moments
 }
 
-/// A submission after the first minute is a resubmission worth showing.
-fn is_resubmission(at_ms: u64) -> bool {
-    at_ms > 60_000
-}
-
 /// When the sources ran again after the last failure, if there was one.
-fn recovered_at_any(trace: &[String]) -> Option<u64> {
+fn recovered_at_any(trace: &[TraceEvent]) -> Option<u64> {
     let mut failed = false;
     let mut recovered = None;
-    for (at_ms, node, message) in trace.iter().filter_map(|l| parse(l)) {
-        if node != "jobmanager" {
+    for event in trace {
+        let at_ms = at_ms(event);
+        let Event::Log(message) = &event.event else { continue };
+        if event.node != "jobmanager" {
             continue;
         }
         if message.contains("to RESTARTING") || message.contains("to FAILING") {
@@ -142,38 +206,71 @@ fn recovered_at_any(trace: &[String]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    #[test]
-    fn trace_lines_parse_into_time_node_and_message() {
-        let line = "   125.002002  jobmanager             Heartbeat of TaskManager with id x timed out.";
-        assert_eq!(parse(line), Some((125_002, "jobmanager", "Heartbeat of TaskManager with id x timed out.")));
+    fn log(at_us: u64, node: &str, message: &str) -> TraceEvent {
+        TraceEvent { at: Duration::from_micros(at_us), node: node.into(), event: Event::Log(message.into()) }
+    }
+
+    fn typed(at_us: u64, node: &str, event: Event) -> TraceEvent {
+        TraceEvent { at: Duration::from_micros(at_us), node: node.into(), event }
     }
 
     #[test]
     fn a_kill_and_recovery_read_as_a_story() {
-        let trace: Vec<String> = [
-            "   120.000000  sim                    step: docker-compose kill taskmanager",
-            "   125.002002  jobmanager             Heartbeat of TaskManager with id x timed out. (taskmanager-1)",
-            "   125.002002  jobmanager             Job Click Event Count (j) switched from state RUNNING to RESTARTING.",
-            "   126.002002  jobmanager             ClickEvent Source (1/2) (a) switched from CREATED to SCHEDULED.",
-            "   126.002002  jobmanager             Job Click Event Count (j) failed: NoResourceAvailableException: Could not acquire",
-            "   126.002002  jobmanager             Job Click Event Count (j) switched from state RUNNING to RESTARTING.",
-            "   180.000000  sim                    step: docker-compose up -d taskmanager",
-            "     0.010000  jobmanager             Registering TaskManager with ResourceID r (taskmanager-1) at ResourceManager",
-            "   180.012477  jobmanager             Registering TaskManager with ResourceID s (taskmanager-1) at ResourceManager",
-            "   181.002013  jobmanager             Restoring job j from Checkpoint 119 @ 119175 for j located at file:/x.",
-            "   181.050000  jobmanager             ClickEvent Source (1/2) (b) switched from INITIALIZING to RUNNING.",
-            "   181.241298  taskmanager-1          ClickEventStatistics Sink (1/2) wrote {\"count\":1000}",
-        ]
-        .map(String::from)
-        .to_vec();
+        let trace = vec![
+            log(120_000_000, "sim", "step: docker-compose kill taskmanager"),
+            log(125_002_002, "jobmanager", "Heartbeat of TaskManager with id x timed out. (taskmanager-1)"),
+            log(125_002_002, "jobmanager", "Job Click Event Count (j) switched from state RUNNING to RESTARTING."),
+            log(126_002_002, "jobmanager", "ClickEvent Source (1/2) (a) switched from CREATED to SCHEDULED."),
+            log(126_002_002, "jobmanager", "Job Click Event Count (j) failed: NoResourceAvailableException: Could not acquire"),
+            log(126_002_002, "jobmanager", "Job Click Event Count (j) switched from state RUNNING to RESTARTING."),
+            log(180_000_000, "sim", "step: docker-compose up -d taskmanager"),
+            log(10_000, "jobmanager", "Registering TaskManager with ResourceID r (taskmanager-1) at ResourceManager"),
+            log(180_012_477, "jobmanager", "Registering TaskManager with ResourceID s (taskmanager-1) at ResourceManager"),
+            log(181_002_013, "jobmanager", "Restoring job j from Checkpoint 119 @ 119175 for j located at file:/x."),
+            log(181_050_000, "jobmanager", "ClickEvent Source (1/2) (b) switched from INITIALIZING to RUNNING."),
+            log(181_241_298, "taskmanager-1", "ClickEventStatistics Sink (1/2) wrote {\"count\":1000}"),
+        ];
         let story: Vec<String> = timeline(&trace).into_iter().map(|m| m.what).collect();
-        assert_eq!(story[0], "docker-compose kill taskmanager".replace("docker", "step: docker"));
+        assert_eq!(story[0], "step: docker-compose kill taskmanager");
         assert!(story[1].starts_with("detected: Heartbeat") && story[1].ends_with("(5.0 s after the fault)"));
         assert!(story.iter().any(|s| s == "restart cycle: 2 restarts, 1 of them NoResourceAvailableException"));
         assert!(story.iter().any(|s| s == "re-registration: taskmanager-1"));
         assert!(story.iter().any(|s| s == "restore from checkpoint 119: tasks RUNNING again"));
         assert!(story.iter().any(|s| s.starts_with("catch-up: 1 results")));
+    }
+
+    #[test]
+    fn a_jobmanager_back_without_its_job_is_told() {
+        let address = "10.0.0.1:6123".parse().unwrap();
+        let started = |at| typed(at, "jobmanager", Event::JobManagerStarted { address, session: "s".into() });
+        let job_id = flinksim_engine::protocol::ids::JobId(1);
+        let trace = vec![
+            started(0),
+            typed(1_000_000, "jobmanager", Event::JobSubmitted { job_id }),
+            log(120_000_000, "sim", "step: docker-compose kill jobmanager"),
+            log(180_000_000, "sim", "step: docker-compose up -d jobmanager"),
+            started(180_000_000),
+        ];
+        let story: Vec<String> = timeline(&trace).into_iter().map(|m| m.what).collect();
+        assert!(story.last().unwrap().starts_with("jobmanager started again WITHOUT the job"), "{story:?}");
+        assert_eq!(story.len(), 3, "the first start and submission are not news: {story:?}");
+    }
+
+    #[test]
+    fn a_graceful_stop_shows_the_disconnect_at_once() {
+        let trace = vec![
+            log(120_000_000, "sim", "step: docker-compose stop taskmanager"),
+            typed(120_000_000, "taskmanager-1", Event::ShutdownStarted { grace: Duration::from_secs(10) }),
+            typed(120_020_000, "jobmanager", Event::TaskManagerDisconnected { name: "taskmanager-1".into() }),
+            typed(120_021_000, "taskmanager-1", Event::ShutdownCompleted),
+        ];
+        let story: Vec<String> = timeline(&trace).into_iter().map(|m| m.what).collect();
+        assert_eq!(story[1], "taskmanager-1: SIGTERM, shutting down gracefully (SIGKILL after 10 s)");
+        assert!(story[2].starts_with("detected: taskmanager-1 disconnected") && story[2].ends_with("(0.020 s after the stop)"), "{story:?}");
+        assert_eq!(story[3], "taskmanager-1: shut down by itself (0.021 s after SIGTERM)");
     }
 }

@@ -11,7 +11,7 @@ pub fn format_line(event: &TraceEvent) -> String {
         micros / 1_000_000,
         micros % 1_000_000,
         event.node,
-        event.message
+        event.event
     )
 }
 
@@ -40,7 +40,7 @@ mod tests {
         let event = TraceEvent {
             at: Duration::from_micros(12_345_678),
             node: "jobmanager".into(),
-            message: "hello".into(),
+            event: flinksim_engine::trace::Event::Log("hello".into()),
         };
         assert_eq!(format_line(&event), "    12.345678  jobmanager             hello");
     }

@@ -64,7 +64,7 @@ impl RunScenario {
             }
             println!();
         }
-        let timeline = flinksim::timeline::timeline(&report.trace);
+        let timeline = flinksim::timeline::timeline(&report.events);
         if !timeline.is_empty() {
             println!("timeline:");
             for moment in &timeline {

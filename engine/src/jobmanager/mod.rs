@@ -19,8 +19,10 @@ use tokio::sync::Notify;
 use crate::protocol::checkpoint::{
     AcknowledgeCheckpoint, DeclineCheckpoint, NotifyCheckpointComplete, TriggerCheckpoint,
 };
+use crate::lifecycle::Shutdown;
 use crate::protocol::cluster::{
-    Heartbeat, RegisterTaskManager, RegistrationResponse, SubmitJob, SubmitJobResponse,
+    DisconnectJobManager, DisconnectTaskManager, Heartbeat, RegisterTaskManager,
+    RegistrationResponse, SubmitJob, SubmitJobResponse,
 };
 use crate::protocol::deployment::{
     CancelTask, SubmitTask, TaskDeploymentDescriptor, UpdateTaskExecutionState,
@@ -32,7 +34,7 @@ use crate::protocol::states::{ExecutionState, JobStatus};
 use crate::rpc::{Network, Rpc};
 use crate::storage::StorageClient;
 use crate::timer::Ticker;
-use crate::trace::NodeTrace;
+use crate::trace::{Event, NodeTrace};
 
 use checkpoint_coordinator::{CHECKPOINT_TIMEOUT, CheckpointCoordinator, CompletedCheckpoint};
 use execution_graph::ExecutionGraph;
@@ -60,6 +62,8 @@ pub struct JobManagerConfig {
     pub network: Network,
     /// The node's trace.
     pub trace: NodeTrace,
+    /// SIGTERM (`docker-compose stop`): suspend the job, disconnect, exit.
+    pub shutdown: Shutdown,
 }
 
 impl JobManagerConfig {
@@ -80,6 +84,7 @@ impl JobManagerConfig {
             checkpoint_interval: Duration::from_millis(1000),
             network,
             trace,
+            shutdown: Shutdown::default(),
         }
     }
 }
@@ -117,7 +122,10 @@ struct JobManager {
 pub async fn run(config: JobManagerConfig) {
     let rpc = Rpc::bind(config.address, config.network.clone());
     let job_master = JobMasterId::random();
-    config.trace.event(format!("JobManager started at {} as {job_master}", config.address));
+    config.trace.record(Event::JobManagerStarted {
+        address: config.address,
+        session: job_master.to_string(),
+    });
     let jm = JobManager {
         config,
         rpc: rpc.clone(),
@@ -154,6 +162,11 @@ pub async fn run(config: JobManagerConfig) {
             std::future::ready(jm.abort_checkpoint(decline.checkpoint_id, &reason))
         }
     });
+    rpc.serve({
+        let jm = jm.clone();
+        move |disconnect: DisconnectTaskManager, _| std::future::ready(jm.disconnect_task_manager(disconnect))
+    });
+    madsim::task::spawn(jm.clone().shut_down_on_sigterm());
     madsim::task::spawn(jm.clone().monitor_heartbeats());
     madsim::task::spawn(jm.clone().trigger_checkpoints());
     jm.schedule_forever().await;
@@ -217,7 +230,7 @@ impl JobManager {
             ));
         }
         let job_id = JobId::random();
-        self.trace().event(format!("Received JobGraph submission '{JOB_NAME}' ({job_id})."));
+        self.trace().record(Event::JobSubmitted { job_id });
         let max_parallelism = default_max_parallelism(submission.parallelism);
         let mut graph = ExecutionGraph::new(job_id, submission, max_parallelism);
         state.checkpoints = CheckpointCoordinator::default();
@@ -251,6 +264,53 @@ impl JobManager {
             }
             _ => {}
         }
+    }
+
+    /// A TaskManager that is shutting down said goodbye: lose it now, not after the heartbeat
+    /// timeout.
+    fn disconnect_task_manager(&self, disconnect: DisconnectTaskManager) {
+        let mut state = self.state.lock().unwrap();
+        let Some(name) = state.task_managers.get(&disconnect.resource_id).map(|tm| tm.name.clone())
+        else {
+            return;
+        };
+        self.trace().record(Event::TaskManagerDisconnected { name });
+        let how = format!("disconnected because: {}", disconnect.cause.trim_end_matches('.'));
+        self.lose_task_manager(&mut state, disconnect.resource_id, &how);
+        self.reschedule.notify_one();
+    }
+
+    /// On SIGTERM: suspend the job (cancelling its tasks), tell every TaskManager, and say the
+    /// node may go. Without HA the job is gone with the process: a JobManager that starts
+    /// again knows of no job (the playground's client must submit it again).
+    async fn shut_down_on_sigterm(self) {
+        self.config.shutdown.requested().await;
+        self.trace().record(Event::ShutdownStarted { grace: crate::lifecycle::STOP_GRACE });
+        let (cancels, disconnects) = {
+            let mut guard = self.state.lock().unwrap();
+            let state = &mut *guard;
+            let mut cancels = Vec::new();
+            if let Some(job) = state.job.as_mut()
+                && !job.status.is_globally_terminal()
+            {
+                job.transition(JobStatus::Suspended, self.trace());
+                cancels = cancel_executions(job, &state.task_managers, self.trace());
+            }
+            let job_master = state.job_master;
+            let disconnects: Vec<SocketAddr> =
+                state.task_managers.values().map(|tm| tm.address).collect();
+            (cancels, disconnects.into_iter().map(move |a| (a, DisconnectJobManager { job_master })))
+        };
+        // Cancellations first, so the tasks release what they hold before their TaskManager
+        // drops them on the disconnect.
+        for (address, cancel) in cancels {
+            let _ = self.rpc.call(address, cancel, Duration::from_secs(1)).await;
+        }
+        for (address, disconnect) in disconnects {
+            let _ = self.rpc.call(address, disconnect, Duration::from_secs(1)).await;
+        }
+        self.trace().record(Event::ShutdownCompleted);
+        self.config.shutdown.complete();
     }
 
     /// A TaskManager is gone: its slots go, and every task in them fails.

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 // futures-util's: an uncontended lock is one atomic operation each way, where tokio's goes
@@ -26,7 +27,8 @@ use crate::protocol::kafka::{
     ProducerIdentity, RecordBatches, TopicPartition, TopicSpec,
 };
 use crate::rpc::{Network, Rpc};
-use crate::trace::NodeTrace;
+use crate::lifecycle::Shutdown;
+use crate::trace::{Event, NodeTrace};
 
 /// The longest a fetch may be held, whatever the consumer asks (keeps a bad request bounded).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -48,6 +50,31 @@ pub struct BrokerConfig {
     pub network: Network,
     /// Where the broker records its few significant events.
     pub trace: NodeTrace,
+    /// `transaction.max.timeout.ms`: the longest transaction timeout a producer may ask for.
+    pub transaction_max_timeout: Duration,
+    /// SIGTERM (`docker-compose stop`): a controlled shutdown.
+    pub shutdown: Shutdown,
+}
+
+/// Kafka's own default `transaction.max.timeout.ms` (15 min).
+pub const KAFKA_TRANSACTION_MAX_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// flinksim's default `transaction.max.timeout.ms` (1 h): Flink's documentation tells
+/// exactly-once users to raise Kafka's 15 min to at least the sink's 1 h, so the playground's
+/// exactly-once job works out of the box; a scenario can set Kafka's own value.
+pub const DEFAULT_TRANSACTION_MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+impl BrokerConfig {
+    /// A broker at `addr` with `topics` and flinksim's defaults.
+    pub fn new(addr: SocketAddr, topics: Vec<TopicSpec>, network: Network, trace: NodeTrace) -> Self {
+        BrokerConfig {
+            addr,
+            topics,
+            network,
+            trace,
+            transaction_max_timeout: DEFAULT_TRANSACTION_MAX_TIMEOUT,
+            shutdown: Shutdown::default(),
+        }
+    }
 }
 
 /// The broker node's main: recovers the log from disk (or creates the topics on the first
@@ -75,8 +102,24 @@ pub async fn run(config: BrokerConfig) {
         }
     });
     config.trace.event(format!("kafka broker started on {}", config.addr));
+    madsim::task::spawn(shut_down_on_sigterm(config.clone(), broker.clone(), rpc.clone()));
     // The node exits when its main returns; the handlers run in their own tasks.
     std::future::pending::<()>().await;
+}
+
+/// On SIGTERM, a controlled shutdown: held fetches are answered at once (their connections
+/// close, so consumers learn at once instead of after `fetch.max.wait.ms`), answers in flight
+/// leave, and the node may go. Logs, offsets and transaction state are on disk already.
+async fn shut_down_on_sigterm(config: BrokerConfig, broker: Arc<Broker>, rpc: Rpc) {
+    config.shutdown.requested().await;
+    config.trace.record(Event::ShutdownStarted { grace: crate::lifecycle::STOP_GRACE });
+    broker.closing.store(true, Ordering::Relaxed);
+    broker.wake_all_fetches();
+    // The answers just released go out on the node's next turn; give them that turn.
+    madsim::time::sleep(Duration::from_millis(1)).await;
+    drop(rpc);
+    config.trace.record(Event::ShutdownCompleted);
+    config.shutdown.complete();
 }
 
 fn serve(rpc: &Rpc, broker: &Arc<Broker>) {
@@ -94,7 +137,7 @@ fn serve(rpc: &Rpc, broker: &Arc<Broker>) {
     rpc.serve(move |req: ListTransactions, _| {
         let b = b.clone();
         async move {
-            let listed = b.coordinator.lock().await.list(&req.prefix);
+            let listed = b.coordinator.lock().await.list(&req.prefix, req.include_ended);
             ListTransactionsResponse { result: Ok(listed) }
         }
     });
@@ -149,6 +192,9 @@ struct Broker {
     /// Transactional ids and their transactions. Lock order: coordinator, then a partition.
     coordinator: Mutex<Coordinator>,
     trace: crate::trace::NodeTrace,
+    transaction_max_timeout: Duration,
+    /// Set on SIGTERM: held fetches are answered at once, as a closing connection ends them.
+    closing: AtomicBool,
     /// Read per fetch, so held.
     clock: crate::timer::Clock,
 }
@@ -225,6 +271,8 @@ impl Broker {
             }),
             coordinator: Mutex::new(coordinator),
             trace: config.trace.clone(),
+            transaction_max_timeout: config.transaction_max_timeout,
+            closing: AtomicBool::new(false),
             clock: crate::timer::Clock::current(),
         })
     }
@@ -246,8 +294,8 @@ impl Broker {
         self.wake_all_fetches();
         match result {
             Ok(aborted) => {
-                for id in aborted {
-                    self.trace.event(format!("aborted transaction {id} after its timeout"));
+                for (transactional_id, timeout) in aborted {
+                    self.trace.record(Event::TransactionTimedOut { transactional_id, timeout });
                 }
             }
             Err(e) => self.trace.event(format!("failed to abort timed-out transactions: {e}")),
@@ -280,6 +328,13 @@ impl Broker {
             let producer_id = self.producer_ids.lock().await.allocate().await?;
             return Ok(ProducerIdentity { producer_id, producer_epoch: 0 });
         };
+        if req.transaction_timeout > self.transaction_max_timeout {
+            return Err(KafkaError::InvalidTransactionTimeout {
+                transactional_id: id,
+                requested_ms: req.transaction_timeout.as_millis() as u64,
+                max_ms: self.transaction_max_timeout.as_millis() as u64,
+            });
+        }
         let mut coordinator = self.coordinator.lock().await;
         let result = coordinator.init_producer_id(&self.env(), &id, req.transaction_timeout).await;
         // Re-registering may have aborted the old epoch's transaction: wake held fetches.
@@ -334,7 +389,7 @@ impl Broker {
                 ready |= !fetched.records.is_empty() || fetched.error.is_some();
                 partitions.push(fetched);
             }
-            if ready || self.clock.now() >= deadline {
+            if ready || self.clock.now() >= deadline || self.closing.load(Ordering::Relaxed) {
                 return FetchResponse { partitions };
             }
             match hold.wait(seen).await {
@@ -515,7 +570,7 @@ mod tests {
             }
             assert_eq!(ends, [0, 100], "high watermark is the next offset");
             assert_eq!(position, Some(100));
-            let events: Vec<String> = trace.events().into_iter().map(|e| e.message).collect();
+            let events: Vec<String> = trace.events().into_iter().map(|e| e.message()).collect();
             assert_eq!(
                 events,
                 [
@@ -676,7 +731,7 @@ mod tests {
             assert_eq!(got, want);
             assert_eq!(committed, [Some(20)]);
             assert_eq!(ends, [100]);
-            let events: Vec<String> = trace.events().into_iter().map(|e| e.message).collect();
+            let events: Vec<String> = trace.events().into_iter().map(|e| e.message()).collect();
             let recovered: u64 = events
                 .iter()
                 .find_map(|e| {

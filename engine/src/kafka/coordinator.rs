@@ -33,7 +33,7 @@ use smol_str::SmolStr;
 use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT};
 use crate::cell;
 use crate::protocol::kafka::{
-    BatchBuilder, BatchHeader, ControlType, EndTxn, KafkaError, NO_PRODUCER_ID, ProducerIdentity,
+    AbortCause, BatchBuilder, BatchHeader, ControlType, EndTxn, KafkaError, NO_PRODUCER_ID, ProducerIdentity,
     RecordBatches, TRANSACTION_STATE_TOPIC, TopicPartition, TransactionListing, TransactionState,
 };
 
@@ -75,6 +75,9 @@ struct Outcome {
     producer_id: i64,
     epoch: i16,
     committed: bool,
+    /// Why the broker aborted it itself (`None` when its producer ended it).
+    #[serde(default)]
+    cause: Option<AbortCause>,
 }
 
 /// A transactional id's state, as stored (one record per change).
@@ -101,8 +104,8 @@ impl TxnMetadata {
         ProducerIdentity { producer_id: self.producer_id, producer_epoch: self.epoch }
     }
 
-    fn remember(&mut self, committed: bool) {
-        let outcome = Outcome { producer_id: self.producer_id, epoch: self.epoch, committed };
+    fn remember(&mut self, committed: bool, cause: Option<AbortCause>) {
+        let outcome = Outcome { producer_id: self.producer_id, epoch: self.epoch, committed, cause };
         self.outcomes.retain(|o| (o.producer_id, o.epoch) != (outcome.producer_id, outcome.epoch));
         self.outcomes.push(outcome);
         let excess = self.outcomes.len().saturating_sub(OUTCOMES_KEPT);
@@ -245,7 +248,9 @@ impl Coordinator {
             TransactionState::PrepareCommit | TransactionState::PrepareAbort => {
                 self.complete(env, id).await?;
             }
-            TransactionState::Ongoing => bumped = self.abort_open(env, id).await?,
+            TransactionState::Ongoing => {
+                bumped = self.abort_open(env, id, AbortCause::Fenced).await?
+            }
             _ => {}
         }
         let mut meta = self.txns[id].clone();
@@ -342,6 +347,14 @@ impl Coordinator {
                 .find(|o| (o.producer_id, o.epoch) == (req.producer_id, req.epoch));
             return match outcome {
                 Some(o) if o.committed == req.commit => Ok(false),
+                // Committing what the broker aborted: say so, and why (Kafka answers with a
+                // fencing or invalid-state error; Flink's committer reads either as "aborted").
+                Some(o) if req.commit => Err(KafkaError::TransactionAborted {
+                    transactional_id: id.clone(),
+                    producer_id: req.producer_id,
+                    epoch: req.epoch,
+                    cause: o.cause,
+                }),
                 _ => Err(fenced_at_coordinator(req.producer_id, req.epoch, meta.epoch)),
             };
         }
@@ -352,14 +365,14 @@ impl Coordinator {
             TransactionState::Empty => {
                 // Nothing was written in this epoch: ending it writes no marker.
                 let mut meta = meta.clone();
-                meta.remember(req.commit);
+                meta.remember(req.commit, None);
                 meta.state = complete_state(req.commit);
                 self.store(env, meta).await?;
                 Ok(false)
             }
             TransactionState::Ongoing => {
                 let mut meta = meta.clone();
-                meta.remember(req.commit);
+                meta.remember(req.commit, None);
                 meta.state = if req.commit {
                     TransactionState::PrepareCommit
                 } else {
@@ -385,12 +398,13 @@ impl Coordinator {
         }
     }
 
-    /// The ids starting with `prefix` whose current epoch is open.
-    pub(super) fn list(&self, prefix: &str) -> Vec<TransactionListing> {
+    /// The ids starting with `prefix` whose current epoch is open (or every one, with
+    /// `include_ended`).
+    pub(super) fn list(&self, prefix: &str, include_ended: bool) -> Vec<TransactionListing> {
         self.txns
             .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(|(id, _)| id.starts_with(prefix))
-            .filter(|(_, meta)| meta.state.is_open())
+            .filter(|(_, meta)| include_ended || meta.state.is_open())
             .map(|(id, meta)| TransactionListing {
                 transactional_id: id.clone(),
                 producer_id: meta.producer_id,
@@ -401,24 +415,25 @@ impl Coordinator {
     }
 
     /// Aborts every transaction open longer than its timeout (bumping its epoch, so its
-    /// producer is fenced), and retries any unfinished decision. Returns the ids aborted.
+    /// producer is fenced), and retries any unfinished decision. Returns the ids aborted, each
+    /// with its timeout.
     pub(super) async fn abort_expired(
         &mut self,
         env: &Env<'_>,
-    ) -> Result<Vec<SmolStr>, KafkaError> {
+    ) -> Result<Vec<(SmolStr, Duration)>, KafkaError> {
         self.complete_pending(env).await?;
         let now_ms = env.now_ms();
-        let expired: Vec<SmolStr> = self
+        let expired: Vec<(SmolStr, Duration)> = self
             .txns
             .values()
             .filter(|m| {
                 m.state == TransactionState::Ongoing
                     && now_ms.saturating_sub(m.started_ms) >= m.timeout_ms
             })
-            .map(|m| m.transactional_id.clone())
+            .map(|m| (m.transactional_id.clone(), Duration::from_millis(m.timeout_ms)))
             .collect();
-        for id in &expired {
-            self.abort_open(env, id).await?;
+        for (id, _) in &expired {
+            self.abort_open(env, id, AbortCause::Timeout).await?;
         }
         Ok(expired)
     }
@@ -426,9 +441,14 @@ impl Coordinator {
     /// Aborts `id`'s open transaction on behalf of the broker (fencing or timeout): the epoch
     /// is bumped first, so the markers fence the old producer on every partition it wrote to.
     /// Returns whether the epoch could be bumped (not at `i16::MAX`).
-    async fn abort_open(&mut self, env: &Env<'_>, id: &SmolStr) -> Result<bool, KafkaError> {
+    async fn abort_open(
+        &mut self,
+        env: &Env<'_>,
+        id: &SmolStr,
+        cause: AbortCause,
+    ) -> Result<bool, KafkaError> {
         let mut meta = self.txns[id].clone();
-        meta.remember(false);
+        meta.remember(false, Some(cause));
         let bumped = meta.epoch < i16::MAX;
         if bumped {
             meta.epoch += 1;

@@ -20,5 +20,6 @@ pub use broker::{BrokerConfig, run};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Fetched, FetchedRecord};
 pub use producer::{Partitioner, Producer, ProducerConfig, RecordFeed};
 pub use transaction::{
-    TransactionHandle, TransactionalProducer, abort_lingering, commit_transaction,
+    Lingering, RecordedOutcome, TransactionHandle, TransactionalProducer, abort_lingering,
+    commit_recorded, commit_transaction, list_transactions,
 };

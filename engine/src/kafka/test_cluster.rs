@@ -21,12 +21,12 @@ pub(crate) fn broker_addr() -> SocketAddr {
 
 /// Starts the `kafka` node with topics `input` and `output`, 2 partitions each.
 pub(crate) fn start_broker(trace: &Trace, network: &Network) {
-    let config = BrokerConfig {
-        addr: broker_addr(),
-        topics: vec![TopicSpec::new("input", 2), TopicSpec::new("output", 2)],
-        network: network.clone(),
-        trace: trace.for_node("kafka"),
-    };
+    let config = BrokerConfig::new(
+        broker_addr(),
+        vec![TopicSpec::new("input", 2), TopicSpec::new("output", 2)],
+        network.clone(),
+        trace.for_node("kafka"),
+    );
     Handle::current()
         .create_node()
         .name("kafka")

@@ -22,7 +22,7 @@ use smol_str::SmolStr;
 
 use super::producer::{Producer, ProducerConfig};
 use crate::protocol::kafka::{
-    EndTxn, InitProducerId, KafkaError, ListTransactions, TransactionListing,
+    AbortCause, EndTxn, InitProducerId, KafkaError, ListTransactions, TransactionListing,
 };
 use crate::rpc::{Request, Rpc};
 
@@ -135,37 +135,91 @@ pub async fn commit_transaction(
     end_txn(rpc, &config, handle, true).await
 }
 
-/// Lists the transactional ids starting with `prefix` whose current epoch is still open
-/// (registered and not ended: `Empty`, `Ongoing` or being completed) and re-registers each one
-/// not in `keep`, which aborts its open transaction and fences its producer. Returns the ids
-/// it re-registered, in id order. Retries an unreachable broker for up to
-/// [`TRANSACTION_RETRY_LIMIT`] per request.
+/// How a recorded transaction ended when [`commit_recorded`] tried to commit it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordedOutcome {
+    /// Committed now, or already.
+    Committed,
+    /// The broker had aborted it (its timeout, or fencing): its records are lost.
+    Lost {
+        /// Why the broker aborted it, if it remembers.
+        cause: Option<AbortCause>,
+    },
+}
+
+/// Commits a transaction a checkpoint recorded as pending, as Flink's committer does: a
+/// transaction the broker already aborted is not an error that fails the job again and again
+/// (the restored checkpoint would only record it again); it is reported as
+/// [`RecordedOutcome::Lost`], and the caller logs the loss and goes on. Other errors (an
+/// unreachable broker) are returned.
+pub async fn commit_recorded(
+    rpc: &Rpc,
+    broker: SocketAddr,
+    handle: &TransactionHandle,
+) -> Result<RecordedOutcome, KafkaError> {
+    match commit_transaction(rpc, broker, handle).await {
+        Ok(()) => Ok(RecordedOutcome::Committed),
+        Err(KafkaError::TransactionAborted { cause, .. }) => Ok(RecordedOutcome::Lost { cause }),
+        // Flink's committer reads both as "aborted, most likely data loss" too.
+        Err(KafkaError::ProducerFenced { .. } | KafkaError::InvalidTxnState { .. }) => {
+            Ok(RecordedOutcome::Lost { cause: None })
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// Lists the transactional ids starting with `prefix` (every known one with `include_ended`,
+/// else those whose current epoch is open). Retries an unreachable broker for up to
+/// [`TRANSACTION_RETRY_LIMIT`].
+pub async fn list_transactions(
+    rpc: &Rpc,
+    broker: SocketAddr,
+    prefix: &str,
+    include_ended: bool,
+) -> Result<Vec<TransactionListing>, KafkaError> {
+    let request = ListTransactions { prefix: SmolStr::new(prefix), include_ended };
+    call_retrying(rpc, broker, request, TRANSACTION_REQUEST_TIMEOUT, TRANSACTION_RETRY_LIMIT)
+        .await?
+        .result
+}
+
+/// What [`abort_lingering`] found under a prefix.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lingering {
+    /// Whether the broker knows any id under the prefix (Flink's sink probes subtask indices
+    /// upwards until one was never used).
+    pub ever_used: bool,
+    /// The ids re-registered (their open transactions aborted), in id order.
+    pub aborted: Vec<SmolStr>,
+}
+
+/// Lists the transactional ids starting with `prefix` and re-registers each one whose current
+/// epoch is still open (registered and not ended: `Empty`, `Ongoing` or being completed) and not
+/// in `keep`, with `transaction_timeout`: that aborts its open transaction and fences its
+/// producer. Retries an unreachable broker for up to [`TRANSACTION_RETRY_LIMIT`] per request.
 pub async fn abort_lingering(
     rpc: &Rpc,
     broker: SocketAddr,
     prefix: &str,
     keep: &[SmolStr],
-) -> Result<Vec<SmolStr>, KafkaError> {
-    let request = ListTransactions { prefix: SmolStr::new(prefix) };
-    let listed: Vec<TransactionListing> =
-        call_retrying(rpc, broker, request, TRANSACTION_REQUEST_TIMEOUT, TRANSACTION_RETRY_LIMIT)
-            .await?
-            .result?;
-    let mut aborted = Vec::new();
+    transaction_timeout: Duration,
+) -> Result<Lingering, KafkaError> {
+    let listed = list_transactions(rpc, broker, prefix, true).await?;
+    let mut lingering = Lingering { ever_used: !listed.is_empty(), aborted: Vec::new() };
     for listing in listed {
-        if keep.contains(&listing.transactional_id) {
+        if !listing.state.is_open() || keep.contains(&listing.transactional_id) {
             continue;
         }
         let request = InitProducerId {
             transactional_id: Some(listing.transactional_id.clone()),
-            transaction_timeout: DEFAULT_TRANSACTION_TIMEOUT,
+            transaction_timeout,
         };
         call_retrying(rpc, broker, request, TRANSACTION_REQUEST_TIMEOUT, TRANSACTION_RETRY_LIMIT)
             .await?
             .result?;
-        aborted.push(listing.transactional_id);
+        lingering.aborted.push(listing.transactional_id);
     }
-    Ok(aborted)
+    Ok(lingering)
 }
 
 async fn end_txn(
@@ -312,7 +366,7 @@ mod tests {
     }
 
     async fn list(rpc: &Rpc, prefix: &str) -> Vec<(String, TransactionState)> {
-        let request = ListTransactions { prefix: SmolStr::new(prefix) };
+        let request = ListTransactions { prefix: SmolStr::new(prefix), include_ended: false };
         let response: ListTransactionsResponse =
             rpc.call(broker_addr(), request, Duration::from_secs(1)).await.unwrap();
         response
@@ -436,10 +490,13 @@ mod tests {
         assert_eq!(listed, [("sink-0-0".to_owned(), TransactionState::Empty)]);
         assert!(is_fenced(&late_send), "{late_send:?}");
         assert!(
-            is_fenced(&late_commit),
-            "an aborted transaction cannot be committed: {late_commit:?}"
+            matches!(&late_commit, Err(KafkaError::TransactionAborted { cause: Some(AbortCause::Fenced), .. })),
+            "an aborted transaction cannot be committed, and the error says it was fenced: {late_commit:?}"
         );
-        assert!(is_fenced(&late_flush), "{late_flush:?}");
+        assert!(
+            matches!(&late_flush, Err(KafkaError::TransactionAborted { cause: Some(AbortCause::Fenced), .. })),
+            "{late_flush:?}"
+        );
         // z0, z1 at 0-1, abort marker at 2, f0 at 3, commit marker at 4.
         assert_eq!(read_back, (pairs(&[(3, "f0")]), 5));
     }
@@ -480,7 +537,7 @@ mod tests {
         assert!(commits.iter().all(Result::is_ok), "{commits:?}");
         assert_eq!(read_back, (pairs(&[(0, "x0"), (1, "x1"), (2, "x2")]), 4));
         assert_eq!(ends_after, (4, 4), "one commit marker, however many commits");
-        let events: Vec<String> = trace.events().into_iter().map(|e| e.message).collect();
+        let events: Vec<String> = trace.events().into_iter().map(|e| e.message()).collect();
         assert!(
             events.iter().any(|e| e == "recovered 1 transactional ids, 1 with an open transaction"),
             "{events:?}"
@@ -507,17 +564,90 @@ mod tests {
             });
         assert_eq!(listed_before, [("slow-0-1".to_owned(), TransactionState::Ongoing)]);
         assert_eq!(listed_after, [], "aborted, and its new epoch is complete too");
-        assert!(is_fenced(&commit), "{commit:?}");
+        assert!(
+            matches!(&commit, Err(KafkaError::TransactionAborted { cause: Some(AbortCause::Timeout), .. })),
+            "{commit:?}"
+        );
         assert_eq!(read_back, (vec![], 2));
         assert_eq!(ends_after, (2, 2));
         let aborted: Vec<_> = trace
             .events()
             .into_iter()
-            .filter(|e| e.message == "aborted transaction slow-0-1 after its timeout")
+            .filter(|e| matches!(&e.event, crate::trace::Event::TransactionTimedOut { transactional_id, .. } if transactional_id == "slow-0-1"))
             .map(|e| e.at)
             .collect();
         assert_eq!(aborted.len(), 1);
         assert!(aborted[0] >= Duration::from_secs(30) && aborted[0] <= Duration::from_secs(41));
+    }
+
+    #[test]
+    fn a_recorded_transaction_the_broker_aborted_after_its_timeout_is_lost_not_an_error() {
+        let ((lost, again, plain), _) = run(|rpc| async move {
+            let mut config = to(0);
+            config.transaction_timeout = Duration::from_secs(30);
+            let slow = TransactionalProducer::init(rpc.clone(), config, "sink-0-7").await.unwrap();
+            slow.send("output", 0, b"late");
+            slow.flush().await.unwrap();
+            let pending = slow.handle();
+            madsim::time::sleep(Duration::from_secs(45)).await;
+            let lost = commit_recorded(&rpc, broker_addr(), &pending).await;
+            let again = commit_recorded(&rpc, broker_addr(), &pending).await;
+            let plain = commit_transaction(&rpc, broker_addr(), &pending).await;
+            (lost, again, plain)
+        });
+        let timed_out = RecordedOutcome::Lost { cause: Some(AbortCause::Timeout) };
+        assert_eq!(lost, Ok(timed_out.clone()));
+        assert_eq!(again, Ok(timed_out), "asking again gives the same answer");
+        assert!(
+            matches!(&plain, Err(KafkaError::TransactionAborted { transactional_id, cause: Some(AbortCause::Timeout), .. }) if transactional_id == "sink-0-7"),
+            "{plain:?}"
+        );
+    }
+
+    #[test]
+    fn a_recorded_transaction_committed_in_time_commits_once_and_again_idempotently() {
+        let ((first, second, read_back), _) = run(|rpc| async move {
+            let pending = txn(&rpc, "sink-0-3", 0, &["r0"]).await.handle();
+            let first = commit_recorded(&rpc, broker_addr(), &pending).await;
+            let second = commit_recorded(&rpc, broker_addr(), &pending).await;
+            (first, second, read(&rpc, IsolationLevel::ReadCommitted, &output(0)).await.0)
+        });
+        assert_eq!(first, Ok(RecordedOutcome::Committed));
+        assert_eq!(second, Ok(RecordedOutcome::Committed));
+        assert_eq!(read_back, pairs(&[(0, "r0")]));
+    }
+
+    #[test]
+    fn a_transaction_timeout_above_the_broker_s_cap_fails_at_initialisation() {
+        let (result, _) = run(|rpc| async move {
+            let mut config = to(0);
+            config.transaction_timeout = Duration::from_secs(2 * 3600);
+            TransactionalProducer::init(rpc, config, "greedy-0-1").await.map(|_| ())
+        });
+        assert_eq!(
+            result,
+            Err(KafkaError::InvalidTransactionTimeout {
+                transactional_id: "greedy-0-1".into(),
+                requested_ms: 7_200_000,
+                max_ms: 3_600_000,
+            })
+        );
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "invalid transaction timeout for greedy-0-1: transaction.timeout.ms 7200000 is larger than the broker's transaction.max.timeout.ms 3600000"
+        );
+    }
+
+    #[test]
+    fn abort_lingering_says_whether_a_prefix_was_ever_used() {
+        let ((unused, ended), _) = run(|rpc| async move {
+            let unused = abort_lingering(&rpc, broker_addr(), "sink-5-", &[], DEFAULT_TRANSACTION_TIMEOUT).await;
+            txn(&rpc, "sink-4-1", 0, &["x"]).await.commit().await.unwrap();
+            let ended = abort_lingering(&rpc, broker_addr(), "sink-4-", &[], DEFAULT_TRANSACTION_TIMEOUT).await;
+            (unused.unwrap(), ended.unwrap())
+        });
+        assert_eq!(unused, Lingering { ever_used: false, aborted: vec![] });
+        assert_eq!(ended, Lingering { ever_used: true, aborted: vec![] });
     }
 
     #[test]
@@ -529,7 +659,9 @@ mod tests {
             txn(&rpc, "sink-0-3", 0, &["c0"]).await.commit().await.unwrap();
             let _other = txn(&rpc, "other-0-1", 1, &["o0"]).await;
             let keep = [SmolStr::new("sink-0-2")];
-            let aborted = abort_lingering(&rpc, broker_addr(), "sink-0-", &keep).await.unwrap();
+            let lingering = abort_lingering(&rpc, broker_addr(), "sink-0-", &keep, DEFAULT_TRANSACTION_TIMEOUT).await.unwrap();
+            assert!(lingering.ever_used);
+            let aborted = lingering.aborted;
             let listed = list(&rpc, "").await;
             commit_transaction(&rpc, broker_addr(), &pending).await.unwrap();
             (aborted, listed, read(&rpc, IsolationLevel::ReadCommitted, &tp).await.0)

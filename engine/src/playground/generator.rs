@@ -231,12 +231,12 @@ mod tests {
 
         /// Starts `kafka` (topic `input`, 2 partitions) and the generator; returns its node id.
         fn start(trace: &Trace, network: &Network, on_restart: OnRestart) -> NodeId {
-            let broker = BrokerConfig {
-                addr: addr(BROKER),
-                topics: vec![TopicSpec::new("input", 2)],
-                network: network.clone(),
-                trace: trace.for_node("kafka"),
-            };
+            let broker = BrokerConfig::new(
+                addr(BROKER),
+                vec![TopicSpec::new("input", 2)],
+                network.clone(),
+                trace.for_node("kafka"),
+            );
             let h = Handle::current();
             h.create_node()
                 .name("kafka")
@@ -323,7 +323,7 @@ mod tests {
 
         fn generator_trace(trace: &Trace) -> Vec<String> {
             let events = trace.events().into_iter();
-            events.filter(|e| e.node == "clickevent-generator").map(|e| e.message).collect()
+            events.filter(|e| e.node == "clickevent-generator").map(|e| e.message()).collect()
         }
 
         #[test]

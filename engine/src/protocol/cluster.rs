@@ -68,3 +68,23 @@ pub enum SubmitJobResponse {
     Rejected(String),
 }
 crate::request!(SubmitJob => SubmitJobResponse);
+
+/// A TaskManager that is shutting down tells the JobManager, which fails its tasks at once
+/// instead of waiting for the heartbeat timeout (Flink's `disconnectTaskManager`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DisconnectTaskManager {
+    /// The incarnation going away.
+    pub resource_id: ResourceId,
+    /// Why, as Flink words it.
+    pub cause: String,
+}
+crate::request!(DisconnectTaskManager => ());
+
+/// A JobManager that is shutting down tells its TaskManagers, which drop its tasks at once
+/// and register again (Flink's `disconnectJobManager` / `disconnectResourceManager`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DisconnectJobManager {
+    /// The JobManager's session going away.
+    pub job_master: JobMasterId,
+}
+crate::request!(DisconnectJobManager => ());

@@ -142,7 +142,13 @@ pub struct JobSubmission {
     pub args: ClickCountArgs,
     /// At-least-once (the playground's) or exactly-once.
     pub sink_mode: SinkMode,
+    /// The exactly-once sink's producer `transaction.timeout.ms` (Flink's default 1 h); a
+    /// scenario setting, like the sink mode.
+    pub transaction_timeout: std::time::Duration,
 }
+
+/// Flink's Kafka sink sets `transaction.timeout.ms` to 1 h.
+pub const DEFAULT_SINK_TRANSACTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The default parallelism when `flink run` has no `-p` (spec §2, Decision).
 pub const DEFAULT_PARALLELISM: u32 = 2;
@@ -185,6 +191,7 @@ impl JobSubmission {
             allow_non_restored_state: false,
             args: ClickCountArgs::default(),
             sink_mode: SinkMode::AtLeastOnce,
+            transaction_timeout: DEFAULT_SINK_TRANSACTION_TIMEOUT,
         };
         let value = |flag: &str, words: &mut dyn Iterator<Item = &str>| {
             words.next().map(str::to_owned).ok_or_else(|| RunCommandError::MissingValue(flag.into()))

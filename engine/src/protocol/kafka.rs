@@ -61,6 +61,24 @@ pub enum IsolationLevel {
     ReadCommitted,
 }
 
+/// Why the broker aborted a transaction its producer did not end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AbortCause {
+    /// It stayed open longer than its `transaction.timeout.ms`.
+    Timeout,
+    /// Its transactional id was registered again (a new producer fenced the old one).
+    Fenced,
+}
+
+impl fmt::Display for AbortCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AbortCause::Timeout => "its transaction timeout",
+            AbortCause::Fenced => "fencing (its transactional id was registered again)",
+        })
+    }
+}
+
 /// Why the broker (or the way to it) refused a request. Messages name the topic or partition.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum KafkaError {
@@ -136,6 +154,34 @@ pub enum KafkaError {
         what: SmolStr,
         /// The I/O error.
         reason: SmolStr,
+    },
+    /// A producer asked for a transaction timeout above the broker's
+    /// `transaction.max.timeout.ms` (Kafka's `INVALID_TRANSACTION_TIMEOUT`).
+    #[error(
+        "invalid transaction timeout for {transactional_id}: transaction.timeout.ms {requested_ms} is larger than the broker's transaction.max.timeout.ms {max_ms}"
+    )]
+    InvalidTransactionTimeout {
+        /// The transactional id.
+        transactional_id: SmolStr,
+        /// The producer's `transaction.timeout.ms`.
+        requested_ms: u64,
+        /// The broker's cap.
+        max_ms: u64,
+    },
+    /// A commit of a transaction the broker had already aborted (its timeout, or fencing).
+    #[error(
+        "transaction {transactional_id} (producer {producer_id}, epoch {epoch}) was aborted by the broker{}",
+        cause.map(|c| format!(" after {c}")).unwrap_or_default()
+    )]
+    TransactionAborted {
+        /// The transactional id.
+        transactional_id: SmolStr,
+        /// The producer id it was written with.
+        producer_id: i64,
+        /// The epoch it was written with.
+        epoch: i16,
+        /// Why the broker aborted it, when the broker ended it itself.
+        cause: Option<AbortCause>,
     },
     /// No answer in time: the broker is down, partitioned away, or the message was lost.
     #[error("broker {broker} unavailable: {reason}")]
@@ -810,11 +856,14 @@ impl TransactionState {
 }
 
 /// Lists the transactional ids starting with `prefix` whose current epoch is open: registered
-/// and not yet ended (`Empty`, `Ongoing`, `PrepareCommit`, `PrepareAbort`).
+/// and not yet ended (`Empty`, `Ongoing`, `PrepareCommit`, `PrepareAbort`); with
+/// `include_ended`, every id the broker knows under the prefix.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ListTransactions {
     /// The prefix (`""` lists all).
     pub prefix: SmolStr,
+    /// Also list ids whose transactions all ended (to learn whether an id was ever used).
+    pub include_ended: bool,
 }
 
 /// One transactional id in a [`ListTransactionsResponse`].

@@ -70,7 +70,7 @@ mod tests {
     }
 
     fn events(trace: &Trace) -> Vec<String> {
-        trace.events().into_iter().map(|e| e.message).collect()
+        trace.events().into_iter().map(|e| e.message()).collect()
     }
 
     #[test]

@@ -15,8 +15,10 @@ use std::time::Duration;
 use madsim::task::JoinHandle;
 use madsim::time::Instant;
 
+use crate::lifecycle::Shutdown;
 use crate::protocol::cluster::{
-    Heartbeat, HeartbeatResponse, RegisterTaskManager, RegistrationResponse,
+    DisconnectJobManager, DisconnectTaskManager, Heartbeat, HeartbeatResponse,
+    RegisterTaskManager, RegistrationResponse,
 };
 use crate::protocol::checkpoint::{NotifyCheckpointComplete, TriggerCheckpoint};
 use crate::protocol::data::DeliverBuffer;
@@ -24,7 +26,7 @@ use crate::protocol::deployment::{CancelTask, SubmitTask};
 use crate::protocol::ids::{ExecutionAttemptId, JobMasterId, ResourceId};
 use crate::protocol::states::ExecutionState;
 use crate::rpc::{Network, Rpc};
-use crate::trace::NodeTrace;
+use crate::trace::{Event, NodeTrace};
 
 use network::GateRegistry;
 use task::{TaskControl, TaskServices};
@@ -55,7 +57,13 @@ pub struct TaskManagerConfig {
     pub network: Network,
     /// The node's trace.
     pub trace: NodeTrace,
+    /// SIGTERM (`docker-compose stop`): cancel the tasks, disconnect, exit.
+    pub shutdown: Shutdown,
 }
+
+/// How long a cancelled task may take to stop by itself before it is killed (shorter than
+/// Flink's 30 s `task.cancellation.interval`, so a TaskManager stops within Docker's 10 s).
+pub const CANCELLATION_TIMEOUT: Duration = Duration::from_secs(3);
 
 struct RunningTask {
     display_name: String,
@@ -104,7 +112,7 @@ pub async fn run(config: TaskManagerConfig) {
         }
     });
     rpc.serve({
-        let (state, services) = (state.clone(), services.clone());
+        let (state, services, shutdown) = (state.clone(), services.clone(), config.shutdown.clone());
         move |SubmitTask { tdd }, _| {
             let services = services.clone();
             let mut state = state.lock().unwrap();
@@ -114,7 +122,9 @@ pub async fn run(config: TaskManagerConfig) {
                 state.job_master = Some(tdd.job_master);
                 state.last_heartbeat = Instant::now();
             }
-            let response = if state.job_master != Some(tdd.job_master) {
+            let response = if shutdown.is_requested() {
+                Err("The TaskExecutor is shutting down.".to_owned())
+            } else if state.job_master != Some(tdd.job_master) {
                 Err(format!("TaskManager is registered with another JobManager than {}", tdd.job_master))
             } else {
                 // The gate opens before the task runs, so early buffers find it.
@@ -136,19 +146,11 @@ pub async fn run(config: TaskManagerConfig) {
         let (state, services) = (state.clone(), services.clone());
         move |CancelTask { attempt_id }, _| {
             let (state, services) = (state.clone(), services.clone());
-            async move {
-                let cancelled = state.lock().unwrap().tasks.remove(&attempt_id);
-                if let Some(task) = cancelled {
-                    task.handle.abort();
-                    services.gates.close_gate(task.gate);
-                    services.trace.event(format!(
-                        "{} ({attempt_id}) switched from {} to {}.",
-                        task.display_name,
-                        ExecutionState::Canceling,
-                        ExecutionState::Canceled
-                    ));
-                }
+            let cancelled = state.lock().unwrap().tasks.remove(&attempt_id);
+            if let Some(task) = cancelled {
+                madsim::task::spawn(cancel(attempt_id, task, services));
             }
+            std::future::ready(())
         }
     });
     rpc.serve({
@@ -188,6 +190,21 @@ pub async fn run(config: TaskManagerConfig) {
         }
     });
 
+    // A JobManager shutting down says so: its tasks are dropped at once (below), without
+    // waiting for the heartbeat timeout.
+    let jobmanager_gone = Arc::new(tokio::sync::Notify::new());
+    rpc.serve({
+        let (state, gone, trace) = (state.clone(), jobmanager_gone.clone(), config.trace.clone());
+        move |disconnect: DisconnectJobManager, from: SocketAddr| {
+            if state.lock().unwrap().job_master == Some(disconnect.job_master) {
+                trace.record(Event::JobManagerDisconnected { address: from });
+                gone.notify_one();
+            }
+            std::future::ready(())
+        }
+    });
+    madsim::task::spawn(shut_down_on_sigterm(config.clone(), rpc.clone(), resource_id, state.clone(), services.clone()));
+
     // Register, then watch the JobManager's heartbeats; register again when they stop. An
     // unanswered attempt is retried at once with twice the timeout, as Flink's retrying
     // registration does (`cluster.registration.initial-timeout` 100 ms, `max-timeout` 30 s): a
@@ -195,6 +212,10 @@ pub async fn run(config: TaskManagerConfig) {
     let mut registration_timeout = REGISTRATION_INITIAL_TIMEOUT;
     let mut session = 0;
     loop {
+        if config.shutdown.is_requested() {
+            // Shutting down: no new registration (the node ends when the shutdown completes).
+            return std::future::pending().await;
+        }
         let registration = RegisterTaskManager {
             resource_id,
             name: config.name.clone(),
@@ -220,17 +241,23 @@ pub async fn run(config: TaskManagerConfig) {
                 continue;
             }
         }
-        loop {
-            madsim::time::sleep(Duration::from_secs(1)).await;
+        let disconnected = loop {
+            tokio::select! {
+                biased;
+                _ = jobmanager_gone.notified() => break true,
+                _ = madsim::time::sleep(Duration::from_secs(1)) => {}
+            }
             let silent_for = Instant::now().duration_since(state.lock().unwrap().last_heartbeat);
             if silent_for >= config.heartbeat_timeout {
-                break;
+                break false;
             }
+        };
+        if !disconnected {
+            config.trace.event(format!(
+                "The heartbeat of JobManager with id {} timed out.",
+                state.lock().unwrap().job_master.map(|id| id.to_string()).unwrap_or_default()
+            ));
         }
-        config.trace.event(format!(
-            "The heartbeat of JobManager with id {} timed out.",
-            state.lock().unwrap().job_master.map(|id| id.to_string()).unwrap_or_default()
-        ));
         let dropped = {
             let mut state = state.lock().unwrap();
             state.job_master = None;
@@ -242,4 +269,56 @@ pub async fn run(config: TaskManagerConfig) {
         session += 1; // the next registration tells the JobManager these tasks are gone
         gates.close_all();
     }
+}
+
+/// Cancels a task as Flink does: asks it to stop (its operators release what they hold: an
+/// exactly-once sink aborts its open transaction), and kills it if it has not stopped within
+/// [`CANCELLATION_TIMEOUT`]. Its input gate closes only then, so it never mistakes the
+/// cancellation for the end of its input.
+async fn cancel(attempt_id: ExecutionAttemptId, task: RunningTask, services: TaskServices) {
+    let RunningTask { display_name, mut handle, gate, control } = task;
+    if control.send(TaskControl::Cancel).is_ok()
+        && madsim::time::timeout(CANCELLATION_TIMEOUT, &mut handle).await.is_err()
+    {
+        handle.abort();
+    }
+    services.gates.close_gate(gate);
+    services.trace.event(format!(
+        "{display_name} ({attempt_id}) switched from {} to {}.",
+        ExecutionState::Canceling,
+        ExecutionState::Canceled
+    ));
+}
+
+/// On SIGTERM: cancel every task, tell the JobManager, and say the node may go (Flink's
+/// TaskExecutor stopping: its job connections close with "The TaskExecutor is shutting down.").
+async fn shut_down_on_sigterm(
+    config: TaskManagerConfig,
+    rpc: Rpc,
+    resource_id: ResourceId,
+    state: Arc<Mutex<TaskManagerState>>,
+    services: TaskServices,
+) {
+    config.shutdown.requested().await;
+    config.trace.record(Event::ShutdownStarted { grace: crate::lifecycle::STOP_GRACE });
+    let (tasks, registered) = {
+        let mut state = state.lock().unwrap();
+        (std::mem::take(&mut state.tasks), state.job_master.take().is_some())
+    };
+    let cancels: Vec<_> = tasks
+        .into_iter()
+        .map(|(attempt_id, task)| madsim::task::spawn(cancel(attempt_id, task, services.clone())))
+        .collect();
+    for cancel in cancels {
+        let _ = cancel.await;
+    }
+    if registered {
+        let disconnect = DisconnectTaskManager {
+            resource_id,
+            cause: "The TaskExecutor is shutting down.".to_owned(),
+        };
+        let _ = rpc.call(config.jobmanager, disconnect, Duration::from_secs(1)).await;
+    }
+    config.trace.record(Event::ShutdownCompleted);
+    config.shutdown.complete();
 }

@@ -47,6 +47,9 @@ pub enum TaskError {
     /// Kafka could not be reached or refused a request.
     #[error("kafka: {0}")]
     Kafka(String),
+    /// The TaskManager cancelled the task (failover, or the TaskManager shutting down).
+    #[error("the task was cancelled")]
+    Canceled,
     /// The checkpoint to restore from could not be read.
     #[error("cannot restore from checkpoint {checkpoint_id}: {reason}")]
     Restore {
@@ -64,6 +67,9 @@ pub enum TaskControl {
     TriggerCheckpoint(CheckpointBarrier),
     /// A checkpoint completed: commit what it covers (offsets, transactions).
     CheckpointComplete(u64),
+    /// Stop now, releasing what the task holds (an exactly-once sink aborts its open
+    /// transaction), as Flink's task cancellation closes its operators.
+    Cancel,
 }
 
 /// Everything an operator's loop gets: its descriptor, input and output.
@@ -239,6 +245,8 @@ pub async fn run(
     services.gates.close_gate(gate_key(&tdd));
     match result {
         Ok(()) => report(&services.rpc, &tdd, ExecutionState::Finished, None).await,
+        // The JobManager asked for it, or the TaskManager is going away: nothing to report.
+        Err(TaskError::Canceled) => {}
         Err(error) => {
             let error = error.to_string();
             report(&services.rpc, &tdd, ExecutionState::Failed, Some(error)).await

@@ -13,7 +13,7 @@ const SWEEP: std::ops::RangeInclusive<u64> = 1..=200;
 fn killing_the_taskmanager_restores_the_latest_checkpoint_and_loses_nothing() {
     let report = run(&scenario("failure-recovery"), 8141);
     assert_passed(&report);
-    let story: Vec<String> = timeline(&report.trace).into_iter().map(|m| m.what).collect();
+    let story: Vec<String> = timeline(&report.events).into_iter().map(|m| m.what).collect();
     let has = |prefix: &str| story.iter().any(|s| s.starts_with(prefix));
     assert!(has("step: docker-compose kill taskmanager"), "{story:#?}");
     assert!(story.iter().any(|s| s.starts_with("detected: Heartbeat") && s.contains("(5.0 s after the fault)")), "{story:#?}");

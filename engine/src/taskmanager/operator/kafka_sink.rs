@@ -5,7 +5,10 @@
 //! - Exactly-once: one Kafka transaction per checkpoint interval; on barrier n the open one is
 //!   flushed and kept as pending for n, and a new one opens; when checkpoint n completes the
 //!   pending one commits. On restore the sink first commits what its checkpoint recorded as
-//!   pending, and only then fences and aborts whatever else its transactional ids left open.
+//!   pending, and only then fences and aborts whatever else its transactional ids left open,
+//!   for every subtask index it answers for (see [`abort_lingering_transactions`]). A recorded
+//!   transaction the broker already aborted is logged as lost and dropped, not retried
+//!   forever. Cancelled, the sink aborts its open transaction.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,14 +16,15 @@ use std::time::Duration;
 use smol_str::SmolStr;
 
 use crate::kafka::{
-    Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, TransactionHandle,
-    TransactionalProducer, abort_lingering, commit_transaction,
+    Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, RecordedOutcome,
+    TransactionHandle, TransactionalProducer, abort_lingering, commit_recorded,
 };
 use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::Record;
 use crate::protocol::job::SinkMode;
 use crate::taskmanager::network::GateEvent;
 use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
+use crate::trace::Event;
 
 /// The sink's transactional id prefix (Flink's `transactionalIdPrefix`).
 pub const TRANSACTIONAL_ID_PREFIX: &str = "click-event-count";
@@ -63,8 +67,10 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             Writer::AtLeastOnce(Producer::new(services.rpc.clone(), config.clone()))
         }
         SinkMode::ExactlyOnce => {
+            config.transaction_timeout = tdd.submission.transaction_timeout;
             let restored = context.restored_snapshots().await?;
-            let mine = format!("{TRANSACTIONAL_ID_PREFIX}-{}-", tdd.subtask);
+            let restored_parallelism = restored.len() as u32;
+            let checkpoint = context.restored_checkpoint().unwrap_or(0);
             // 1. Commit what the restored checkpoint recorded as pending (idempotent), for
             //    every old subtask whose transactions this subtask now answers for.
             for (old_subtask, snapshot) in restored {
@@ -73,17 +79,15 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     continue;
                 }
                 for handle in pending.values() {
-                    commit_transaction(&services.rpc, services.broker, handle).await.map_err(kafka)?;
-                    context.trace(format!("committed transaction {} recorded by the checkpoint", handle.transactional_id));
+                    commit_pending(&context, handle, checkpoint).await?;
                 }
             }
-            // 2. Only then fence and abort anything else its ids left open.
-            let aborted = abort_lingering(&services.rpc, services.broker, &mine, &[]).await.map_err(kafka)?;
+            // 2. Only then fence and abort anything else the ids it answers for left open.
+            let aborted = abort_lingering_transactions(&context, &config, restored_parallelism).await?;
             if !aborted.is_empty() {
                 context.trace(format!("aborted lingering transactions {aborted:?}"));
             }
-            let first = context.restored_checkpoint().unwrap_or(0) + 1;
-            let open = open_transaction(&context, &config, first).await?;
+            let open = open_transaction(&context, &config, checkpoint + 1).await?;
             context.running().await;
             Writer::ExactlyOnce { open, pending: BTreeMap::new() }
         }
@@ -92,15 +96,28 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     loop {
         tokio::select! {
             biased;
-            Some(control) = context.control.recv() => {
-                if let (TaskControl::CheckpointComplete(id), Writer::ExactlyOnce { pending, .. }) = (control, &mut writer) {
+            Some(control) = context.control.recv() => match (control, &mut writer) {
+                (TaskControl::CheckpointComplete(id), Writer::ExactlyOnce { pending, .. }) => {
                     let ready: Vec<u64> = pending.range(..=id).map(|(n, _)| *n).collect();
                     for n in ready {
                         let handle = pending.remove(&n).expect("listed above");
-                        commit_transaction(&services.rpc, services.broker, &handle).await.map_err(kafka)?;
+                        commit_pending(&context, &handle, n).await?;
                     }
                 }
-            }
+                (TaskControl::Cancel, _) => {
+                    // Closing the writer aborts its open transaction (Flink's KafkaWriter), so
+                    // readers are not held up until the broker's timeout aborts it. Best effort:
+                    // the TaskManager stops waiting after its cancellation timeout.
+                    if let Writer::ExactlyOnce { open, .. } = writer {
+                        let id = open.handle().transactional_id;
+                        if open.abort().await.is_ok() {
+                            context.trace(format!("aborted its open transaction {id} on cancellation"));
+                        }
+                    }
+                    return Err(TaskError::Canceled);
+                }
+                _ => {}
+            },
             event = input.next() => match event {
                 GateEvent::Record(_, Record::Statistics(statistics)) => {
                     json.clear();
@@ -141,6 +158,69 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     }
 }
 
+/// Commits a transaction recorded as pending by checkpoint `checkpoint_id`. One the broker
+/// already aborted (its timeout passed while the job was down) is logged as lost and dropped,
+/// as Flink's committer does: failing would restore the same checkpoint and fail again forever.
+async fn commit_pending(
+    context: &TaskContext,
+    handle: &TransactionHandle,
+    checkpoint_id: u64,
+) -> Result<(), TaskError> {
+    let services = &context.services;
+    match commit_recorded(&services.rpc, services.broker, handle).await.map_err(kafka)? {
+        RecordedOutcome::Committed => {
+            if context.restored_checkpoint() == Some(checkpoint_id) {
+                context.trace(format!(
+                    "committed transaction {} recorded by the checkpoint",
+                    handle.transactional_id
+                ));
+            }
+        }
+        RecordedOutcome::Lost { cause } => services.trace.record(Event::TransactionLost {
+            transactional_id: handle.transactional_id.clone(),
+            checkpoint_id,
+            cause,
+        }),
+    }
+    Ok(())
+}
+
+/// The sink subtask indices whose transactional ids subtask `subtask` of `parallelism` answers
+/// for: its own, then every multiple of the parallelism above it (Flink's KafkaSink assigns an
+/// old index to the new subtask `index % parallelism`).
+pub fn owned_indices(subtask: u32, parallelism: u32) -> impl Iterator<Item = u32> {
+    (0u32..).map_while(move |k| k.checked_mul(parallelism)?.checked_add(subtask))
+}
+
+/// Fences and aborts what the transactional ids of every index this subtask answers for left
+/// open, as Flink's KafkaSink does on every start: its own index always, every index the
+/// restored state's parallelism had, and above that the indices a job at a higher parallelism
+/// may have used, probing upwards until an index whose ids were never used. Without it, a job
+/// resubmitted at a lower parallelism leaves its old subtasks' transactions open: they pin
+/// the last stable offset and hide every later result from `read_committed` readers until the
+/// broker's transaction timeout.
+async fn abort_lingering_transactions(
+    context: &TaskContext,
+    config: &ProducerConfig,
+    restored_parallelism: u32,
+) -> Result<Vec<SmolStr>, TaskError> {
+    let (services, tdd) = (&context.services, &context.tdd);
+    let mut aborted = Vec::new();
+    for index in owned_indices(tdd.subtask, tdd.parallelism) {
+        let prefix = format!("{TRANSACTIONAL_ID_PREFIX}-{index}-");
+        let lingering =
+            abort_lingering(&services.rpc, services.broker, &prefix, &[], config.transaction_timeout)
+                .await
+                .map_err(kafka)?;
+        aborted.extend(lingering.aborted);
+        let must_cover = index == tdd.subtask || index < restored_parallelism;
+        if !lingering.ever_used && !must_cover {
+            break;
+        }
+    }
+    Ok(aborted)
+}
+
 /// Opens the transaction whose records checkpoint `checkpoint_id` will commit.
 async fn open_transaction(
     context: &TaskContext,
@@ -150,4 +230,20 @@ async fn open_transaction(
     let id: SmolStr =
         format!("{TRANSACTIONAL_ID_PREFIX}-{}-{checkpoint_id}", context.tdd.subtask).into();
     TransactionalProducer::init(context.services.rpc.clone(), config.clone(), &id).await.map_err(kafka)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owned_indices;
+
+    #[test]
+    fn a_subtask_answers_for_its_index_and_every_multiple_of_the_parallelism_above_it() {
+        let first = |subtask, parallelism| owned_indices(subtask, parallelism).take(4).collect::<Vec<_>>();
+        assert_eq!(first(0, 2), [0, 2, 4, 6]);
+        assert_eq!(first(1, 2), [1, 3, 5, 7]);
+        assert_eq!(first(0, 1), [0, 1, 2, 3]);
+        // After a scale-down from 4 to 2, old subtasks 2 and 3 belong to new 0 and 1.
+        assert!(first(0, 2).contains(&2) && first(1, 2).contains(&3));
+        assert_eq!(owned_indices(u32::MAX - 1, 2).count(), 1, "stops before overflowing");
+    }
 }

@@ -53,9 +53,13 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         context.trace("has no partition to read: idle");
         // Still part of every checkpoint: answer triggers with an empty snapshot.
         while let Some(control) = context.control.recv().await {
-            if let TaskControl::TriggerCheckpoint(barrier) = control {
-                context.acknowledge(barrier, &TaskSnapshot::Source { offsets: BTreeMap::new() });
-                output.broadcast(StreamElement::Barrier(barrier)).await?;
+            match control {
+                TaskControl::TriggerCheckpoint(barrier) => {
+                    context.acknowledge(barrier, &TaskSnapshot::Source { offsets: BTreeMap::new() });
+                    output.broadcast(StreamElement::Barrier(barrier)).await?;
+                }
+                TaskControl::Cancel => return Err(TaskError::Canceled),
+                TaskControl::CheckpointComplete(_) => {}
             }
         }
         return Ok(());
@@ -123,6 +127,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                                 let _ = committer.commit(GROUP, &offsets).await;
                             });
                         }
+                        TaskControl::Cancel => return Err(TaskError::Canceled),
                     },
                     fetched = &mut poll => break fetched,
                 }

@@ -11,7 +11,7 @@ use madsim::time::Instant;
 use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::{Record, StreamElement, WatermarkStatus};
 use crate::taskmanager::network::GateEvent;
-use crate::taskmanager::task::{TaskContext, TaskError};
+use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
 use crate::timer::Ticker;
 
 /// The bound on out-of-orderness.
@@ -99,8 +99,12 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                 }
             }
             _ = flush_tick.tick() => output.flush_all().await?,
-            // Nothing to commit here; keep the queue drained.
-            Some(_) = context.control.recv() => {}
+            // Nothing to commit here; keep the queue drained, and stop when cancelled.
+            Some(control) = context.control.recv() => {
+                if control == TaskControl::Cancel {
+                    return Err(TaskError::Canceled);
+                }
+            }
             event = input.next() => {
                 // Work through the rest of the buffer before looking at the timers again. The
                 // buffer's records arrive together: they share one reading of the clock.

@@ -14,7 +14,7 @@ use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::{Record, StreamElement};
 use crate::protocol::key_group::{KeyGroup, KeyGroupRange};
 use crate::taskmanager::network::{BUFFER_TIMEOUT, GateEvent};
-use crate::taskmanager::task::{TaskContext, TaskError};
+use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
 
 /// The counts of one key group: (page, window start) → events so far.
 pub type KeyGroupWindows = BTreeMap<(SmolStr, i64), u64>;
@@ -195,8 +195,12 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         tokio::select! {
             biased;
             _ = flush_tick.tick(), if pending => output.flush_all().await?,
-            // Nothing to commit here; keep the queue drained.
-            Some(_) = context.control.recv() => {}
+            // Nothing to commit here; keep the queue drained, and stop when cancelled.
+            Some(control) = context.control.recv() => {
+                if control == TaskControl::Cancel {
+                    return Err(TaskError::Canceled);
+                }
+            }
             event = input.next() => {
                 // Work through the rest of the buffer before looking at the timers again.
                 let mut next = Some(event);
