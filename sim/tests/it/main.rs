@@ -2,7 +2,9 @@
 //! in plain sight; a failing run prints the command that replays it.
 
 mod determinism;
+mod exactly_once;
 mod faults;
+mod graceful_stop;
 mod harness;
 mod parallelism;
 mod recovery;

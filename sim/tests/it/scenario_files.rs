@@ -23,6 +23,8 @@ fn check(name: &str) {
 fn every_scenario_file_is_covered_here() {
     let known = flinksim::Scenario::known(&scenarios_dir());
     let tested = [
+        "exactly-once-restore-after-transaction-timeout",
+        "exactly-once-resubmitted-at-lower-parallelism",
         "failure-recovery",
         "failure-recovery-exactly-once",
         "failure-recovery-exactly-once-partition",
@@ -55,4 +57,14 @@ fn failure_recovery_exactly_once_partition() {
 #[test]
 fn failure_recovery_no_checkpointing() {
     check("failure-recovery-no-checkpointing");
+}
+
+#[test]
+fn exactly_once_resubmitted_at_lower_parallelism() {
+    check("exactly-once-resubmitted-at-lower-parallelism");
+}
+
+#[test]
+fn exactly_once_restore_after_transaction_timeout() {
+    check("exactly-once-restore-after-transaction-timeout");
 }
