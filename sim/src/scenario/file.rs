@@ -24,6 +24,8 @@ pub(crate) struct ScenarioFile {
     pub cluster: ClusterFile,
     #[serde(default)]
     pub generator: GeneratorFile,
+    #[serde(default)]
+    pub kafka: KafkaFile,
     pub job: JobFile,
     #[serde(default, rename = "step")]
     pub steps: Vec<Spanned<StepFile>>,
@@ -48,13 +50,21 @@ pub(crate) struct GeneratorFile {
     pub on_restart: Option<OnRestart>,
 }
 
-/// `[job]`: the playground's submission line and the sink mode.
+/// `[kafka]`: the broker's settings; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KafkaFile {
+    pub transaction_max_timeout: Option<Spanned<String>>,
+}
+
+/// `[job]`: the playground's submission line, the sink mode and the sink producer's settings.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JobFile {
     pub run: Spanned<String>,
     #[serde(default)]
     pub sink: SinkMode,
+    pub transaction_timeout: Option<Spanned<String>>,
 }
 
 /// One `[[step]]`; its span (as `Spanned<StepFile>`) is the `[[step]]` header.

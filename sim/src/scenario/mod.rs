@@ -36,6 +36,8 @@ pub struct Scenario {
     pub cluster: ClusterSpec,
     /// The ClickEvent generator.
     pub generator: GeneratorSpec,
+    /// The Kafka broker.
+    pub kafka: KafkaSpec,
     /// The job submitted at start.
     pub job: JobSpec,
     /// What happens when, in file order.
@@ -78,6 +80,28 @@ impl Default for GeneratorSpec {
     }
 }
 
+/// `[kafka]`: the broker's settings (spec §6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaSpec {
+    /// The broker's `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a
+    /// transactional producer may ask for; a producer asking for more fails at initialisation.
+    pub transaction_max_timeout: Duration,
+}
+
+/// flinksim's default `transaction.max.timeout.ms`: one hour, not Kafka's 15 minutes, because
+/// Flink's docs tell exactly-once users to raise the broker's cap to at least the sink's timeout
+/// (1 h), and the playground's broker is taken as configured that way.
+pub const TRANSACTION_MAX_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60 * 60);
+
+/// Flink's KafkaSink default `transaction.timeout.ms`: one hour (spec §6).
+pub const TRANSACTION_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60 * 60);
+
+impl Default for KafkaSpec {
+    fn default() -> KafkaSpec {
+        KafkaSpec { transaction_max_timeout: TRANSACTION_MAX_TIMEOUT_DEFAULT }
+    }
+}
+
 /// Where a restarted generator begins (spec §4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -96,6 +120,10 @@ pub struct JobSpec {
     pub run: String,
     /// The line parsed, with the `sink` mode filled in.
     pub submission: JobSubmission,
+    /// The exactly-once sink producer's `transaction.timeout.ms`: the broker aborts a transaction
+    /// left open longer (spec §6). Above the broker's cap it is not refused here: the producer
+    /// fails at initialisation, as Kafka's does.
+    pub transaction_timeout: Duration,
 }
 
 /// One `[[step]]`.
@@ -321,9 +349,12 @@ impl Scenario {
         writeln!(out, "\n[generator]")?;
         writeln!(out, "pace = {}", duration(self.generator.pace))?;
         writeln!(out, "on_restart = {}", string(&self.generator.on_restart.to_string()))?;
+        writeln!(out, "\n[kafka]")?;
+        writeln!(out, "transaction_max_timeout = {}", duration(self.kafka.transaction_max_timeout))?;
         writeln!(out, "\n[job]")?;
         writeln!(out, "run = {}", string(&self.job.run))?;
         writeln!(out, "sink = {}", string(sink_name(self.job.submission.sink_mode)))?;
+        writeln!(out, "transaction_timeout = {}", duration(self.job.transaction_timeout))?;
         for step in &self.steps {
             writeln!(out, "\n[[step]]")?;
             match step.at {
@@ -386,7 +417,17 @@ impl Checker<'_> {
             return Err(SpannedError::new(span, ScenarioErrorKind::UnsupportedVariant(reason)));
         }
         submission.sink_mode = file.job.sink;
-        let job = JobSpec { run: run.get_ref().clone(), submission };
+        let transaction_timeout = match &file.job.transaction_timeout {
+            Some(timeout) => self.positive_duration(timeout, "transaction_timeout")?,
+            None => TRANSACTION_TIMEOUT_DEFAULT,
+        };
+        let job = JobSpec { run: run.get_ref().clone(), submission, transaction_timeout };
+        let kafka = KafkaSpec {
+            transaction_max_timeout: match &file.kafka.transaction_max_timeout {
+                Some(timeout) => self.positive_duration(timeout, "transaction_max_timeout")?,
+                None => TRANSACTION_MAX_TIMEOUT_DEFAULT,
+            },
+        };
 
         // `taskmanager-3` is a valid name anywhere in a file that scales to 3 TaskManagers.
         let scaled = file.steps.iter().filter_map(|s| command::scale_target(s.get_ref().run.get_ref())).max();
@@ -414,6 +455,7 @@ impl Checker<'_> {
             duration,
             cluster,
             generator,
+            kafka,
             job,
             steps,
             expect: file.expect,
@@ -557,7 +599,42 @@ mod tests {
         assert_eq!(scenario.generator.pace, Duration::from_micros(2500));
         assert_eq!(scenario.generator.on_restart, OnRestart::Resume);
         assert_eq!(scenario.job.submission.sink_mode, SinkMode::AtLeastOnce);
+        assert_eq!(scenario.job.transaction_timeout, Duration::from_secs(3600));
+        assert_eq!(scenario.kafka, KafkaSpec::default());
+        assert_eq!(scenario.kafka.transaction_max_timeout, Duration::from_secs(3600));
         assert_eq!(scenario.expect, Expect::default());
+    }
+
+    #[test]
+    fn transaction_timeouts_are_read_with_the_duration_rules() {
+        let scenario =
+            parse(&file("transaction_timeout = \"20m\"\n[kafka]\ntransaction_max_timeout = \"2h\"\n")).unwrap();
+        assert_eq!(scenario.job.transaction_timeout, Duration::from_secs(20 * 60));
+        assert_eq!(scenario.kafka.transaction_max_timeout, Duration::from_secs(2 * 3600));
+        assert_eq!(
+            err(&file("transaction_timeout = \"0s\"\n")),
+            "scenarios/x.toml:6:23: `transaction_timeout` must be greater than 0"
+        );
+        assert_eq!(
+            err(&file("\n[kafka]\ntransaction_max_timeout = \"soon\"\n")),
+            "scenarios/x.toml:8:27: bad duration `soon`: expected e.g. 200ms, 1s, 10m"
+        );
+        assert_eq!(
+            err(&file("\n[kafka]\ntransaction_timeout = \"1h\"\n")),
+            "scenarios/x.toml:8:1: unknown field `transaction_timeout`, expected `transaction_max_timeout`"
+        );
+    }
+
+    /// A producer asking for more than the broker's cap is a pitfall the engine shows (the
+    /// producer fails at initialisation, as Kafka's does), not a mistake in the file.
+    #[test]
+    fn producer_timeout_above_the_broker_cap_loads() {
+        let scenario = parse(&file(
+            "sink = \"exactly-once\"\ntransaction_timeout = \"1h\"\n\
+             [kafka]\ntransaction_max_timeout = \"15m\"\n",
+        ))
+        .unwrap();
+        assert!(scenario.job.transaction_timeout > scenario.kafka.transaction_max_timeout);
     }
 
     #[test]
@@ -596,9 +673,11 @@ mod tests {
             duration = \"12m 30s\"\n\
             \n[cluster]\ntaskmanagers = 2\nslots = 3\nstartup_period = \"0s\"\n\
             \n[generator]\npace = \"1.25ms\"\non_restart = \"from-zero\"\n\
+            \n[kafka]\ntransaction_max_timeout = \"15m\"\n\
             \n[job]\n\
             run = 'flink run -p 3 -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time'\n\
             sink = \"exactly-once\"\n\
+            transaction_timeout = \"90s\"\n\
             \n[[step]]\nat = { min = \"1m\", max = \"1m\" }\nrun = \"docker-compose kill taskmanager-2\"\n\
             \n[[step]]\nat = \"2m\"\nrun = \"docker-compose scale taskmanager=4\"\n\
             \n[[step]]\nat = \"3m\"\nrun = \"sim partition jobmanager taskmanager-4\"\n\
@@ -612,6 +691,8 @@ mod tests {
         assert_eq!(again, scenario);
         assert_eq!(again.to_toml(), printed);
         assert!(printed.contains("pace = \"1.25ms\"\n"), "{printed}");
+        assert!(printed.contains("transaction_max_timeout = \"15m\"\n"), "{printed}");
+        assert!(printed.contains("transaction_timeout = \"1m 30s\"\n"), "{printed}");
         assert!(printed.contains("at = { min = \"1m\", max = \"1m\" }\n"), "{printed}");
     }
 
@@ -624,7 +705,8 @@ mod tests {
              duration = \"10m\"\n\
              \n[cluster]\ntaskmanagers = 1\nslots = 2\nstartup_period = \"5m\"\n\
              \n[generator]\npace = \"2.5ms\"\non_restart = \"resume\"\n\
-             \n[job]\nrun = \"{RUN}\"\nsink = \"at-least-once\"\n\
+             \n[kafka]\ntransaction_max_timeout = \"1h\"\n\
+             \n[job]\nrun = \"{RUN}\"\nsink = \"at-least-once\"\ntransaction_timeout = \"1h\"\n\
              \n[expect]\ncounts = \"exact\"\nduplicates = \"none\"\nloss = \"none\"\n",
             toml::Value::String(scenario.description.clone()),
         );
