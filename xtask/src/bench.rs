@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use flinksim::Scenario;
-use flinksim::scenario::StepTime;
+use flinksim::scenario::{StepTime, format_duration};
 use serde::{Deserialize, Serialize};
 use tabled::{Table, Tabled, settings::Style};
 
@@ -109,11 +109,9 @@ impl FromStr for Case {
         if name.is_empty() {
             return Err(format!("bad case `{text}`: no scenario: {usage}"));
         }
-        let duration = humantime::parse_duration(amount)
+        // The same rules as `run-scenario --duration` and a file's `duration`.
+        let duration = flinksim::scenario::parse_run_duration(amount)
             .map_err(|e| format!("bad simulated time `{amount}` in `{text}` ({e}): {usage}"))?;
-        if duration.is_zero() {
-            return Err(format!("bad case `{text}`: the simulated time must be positive"));
-        }
         Ok(Case::Scenario { name: name.to_string(), duration })
     }
 }
@@ -121,7 +119,7 @@ impl FromStr for Case {
 impl fmt::Display for Case {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Case::Scenario { name, duration } => write!(f, "{name}:{}", humantime::format_duration(*duration)),
+            Case::Scenario { name, duration } => write!(f, "{name}:{}", format_duration(*duration)),
             Case::Floor { events } => write!(f, "floor:{events}"),
             Case::FloorSerdeJson { events } => write!(f, "floor-serde_json:{events}"),
         }
@@ -645,6 +643,8 @@ mod tests {
         assert!("floor-serde_json:0".parse::<Case>().is_err());
         assert!("steady-state".parse::<Case>().is_err());
         assert!("steady-state:soon".parse::<Case>().is_err());
+        assert!("steady-state:0s".parse::<Case>().is_err());
+        assert!("steady-state:10M".parse::<Case>().is_err());
         assert!(":10m".parse::<Case>().is_err());
     }
 

@@ -34,8 +34,8 @@ pub struct RunScenario {
     /// The seed: the same seed replays the same run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Simulated time to run, overriding the file's `duration` (e.g. 90s, 10m, 1h).
-    #[arg(long, value_parser = parse_duration)]
+    /// Simulated time to run, overriding the file's `duration` (e.g. 90s, 10m, 1h; the file's rules: above 0, at most 30 days, no months or years).
+    #[arg(long, value_parser = flinksim::scenario::parse_run_duration)]
     pub duration: Option<Duration>,
     /// Print the whole trace, one line per significant event.
     #[arg(long)]
@@ -66,6 +66,37 @@ pub struct BenchCase {
     pub reps: u32,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("bad duration `{text}` ({e}): expected e.g. 200ms, 90s, 10m"))
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    fn run_scenario(args: &[&str]) -> Result<RunScenario, clap::Error> {
+        let args = ["xtask", "run-scenario", "steady-state"].iter().chain(args);
+        match Xtask::try_parse_from(args)?.command {
+            Command::RunScenario(flags) => Ok(flags),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `--duration 0s` ran (and failed the oracle, exit 1) while `duration = "0s"` in a file is
+    /// refused as bad input.
+    #[test]
+    fn duration_flag_follows_the_file_rules_and_is_bad_input() {
+        assert_eq!(run_scenario(&["--duration", "90s"]).unwrap().duration, Some(Duration::from_secs(90)));
+        for (text, message) in [
+            ("0s", "`duration` must be greater than 0"),
+            ("10M", "bad duration `10M`: `M` means months"),
+            ("999h", "duration `999h` is too long: at most 30 days of simulated time"),
+            ("10 minutes", "bad duration `10 minutes`: expected e.g. 200ms, 1s, 10m"),
+        ] {
+            let error = run_scenario(&["--duration", text]).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ValueValidation, "{text}");
+            assert_eq!(error.exit_code(), 2, "{text}");
+            let rendered = error.to_string();
+            assert!(rendered.contains(&format!("for '--duration <DURATION>': {message}")), "{rendered}");
+        }
+    }
 }

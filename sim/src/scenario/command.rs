@@ -481,14 +481,13 @@ fn parse_link(words: &mut Words<'_>, names: Names) -> Result<SimCommand, Command
 
 /// `<min>..<max>`, or one duration for a fixed delay.
 fn parse_delay(span: Range<usize>, word: &str) -> Result<Range<Duration>, CommandError> {
-    let bad = |start: usize, text: &str| CommandError {
-        span: span.start + start..span.start + start + text.len(),
-        kind: ScenarioErrorKind::BadDuration(text.into()),
+    let at = |start: usize, len: usize| {
+        move |kind| CommandError { span: span.start + start..span.start + start + len, kind }
     };
     let (min_text, max_text) = word.split_once("..").unwrap_or((word, word));
     let max_start = word.len() - max_text.len();
-    let min = parse_duration(min_text).ok_or_else(|| bad(0, min_text))?;
-    let max = parse_duration(max_text).ok_or_else(|| bad(max_start, max_text))?;
+    let min = parse_duration(min_text).map_err(at(0, min_text.len()))?;
+    let max = parse_duration(max_text).map_err(at(max_start, max_text.len()))?;
     if min > max {
         let kind = ScenarioErrorKind::EmptyRange { min: min_text.into(), max: max_text.into() };
         return Err(CommandError { span, kind });

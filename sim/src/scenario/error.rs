@@ -80,6 +80,36 @@ pub enum ScenarioErrorKind {
     /// A duration that is not a number followed by a unit.
     #[error("bad duration `{0}`: expected e.g. 200ms, 1s, 10m")]
     BadDuration(String),
+    /// A duration in months or years (humantime's `M`, `month`, `y`, `year`, …).
+    #[error(
+        "bad duration `{text}`: `{unit}` means {calendar}, which have no fixed length (accepted units: ns, \
+         us, ms, s, m, h, d, and their long forms such as min, hours, days; `m` is minutes)"
+    )]
+    CalendarUnit {
+        /// The duration as written.
+        text: String,
+        /// The unit as written, e.g. `M`.
+        unit: String,
+        /// `months` or `years`.
+        calendar: &'static str,
+    },
+    /// A duration above [`DURATION_MAX`](super::DURATION_MAX).
+    #[error(
+        "duration `{text}` is too long: at most {days} days of simulated time",
+        days = super::DURATION_MAX.as_secs() / 86_400
+    )]
+    TooLong {
+        /// The duration as written.
+        text: String,
+    },
+    /// A generator pace below [`PACE_MIN`](super::PACE_MIN).
+    #[error(
+        "`pace` must be at least {}: the generator emits one event per pace, and a smaller one (more \
+         than {} events per second of simulated time) would not finish",
+        super::format_duration(super::PACE_MIN),
+        1_000_000_000 / super::PACE_MIN.as_nanos()
+    )]
+    PaceTooSmall,
     /// A range whose minimum is above its maximum.
     #[error("empty range: min {min} is greater than max {max}")]
     EmptyRange {

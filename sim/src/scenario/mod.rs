@@ -21,7 +21,9 @@ pub use error::{Location, ScenarioError, ScenarioErrorKind};
 
 use command::Names;
 use error::SpannedError;
-use file::{AtFile, ScenarioFile, format_duration, parse_duration};
+pub use file::{DURATION_MAX, format_duration};
+
+use file::{AtFile, ScenarioFile, parse_duration};
 
 /// A checked scenario: everything the simulator needs to run it from a seed.
 #[derive(Clone, Debug, PartialEq)]
@@ -252,6 +254,26 @@ impl fmt::Display for LossExpectation {
     }
 }
 
+/// The smallest `[generator] pace`: 100 µs, 10,000 events per second of simulated time, 25 times
+/// the playground's rate. The generator emits one event per pace and every event costs the
+/// simulator real work (about a microsecond), so at `1ns` a run would never finish and its
+/// memory would grow without bound.
+pub const PACE_MIN: Duration = Duration::from_micros(100);
+
+/// Reads a scenario's duration as `--duration` gives it, by the same rules as the file's
+/// `duration` key (and with the same errors): a duration of at most [`DURATION_MAX`], above 0.
+pub fn parse_run_duration(text: &str) -> Result<Duration, ScenarioErrorKind> {
+    positive_duration(text, "duration")
+}
+
+/// A duration that must be greater than 0; `key` names it in the error.
+fn positive_duration(text: &str, key: &'static str) -> Result<Duration, ScenarioErrorKind> {
+    match parse_duration(text)? {
+        zero if zero.is_zero() => Err(ScenarioErrorKind::Zero { key }),
+        d => Ok(d),
+    }
+}
+
 /// The sink mode as a file spells it.
 fn sink_name(mode: SinkMode) -> &'static str {
     match mode {
@@ -398,7 +420,12 @@ impl Checker<'_> {
         };
         let generator = GeneratorSpec {
             pace: match &file.generator.pace {
-                Some(pace) => self.positive_duration(pace, "pace")?,
+                Some(pace) => match self.positive_duration(pace, "pace")? {
+                    too_small if too_small < PACE_MIN => {
+                        return Err(SpannedError::new(pace.span(), ScenarioErrorKind::PaceTooSmall));
+                    }
+                    pace => pace,
+                },
                 None => GeneratorSpec::default().pace,
             },
             on_restart: file.generator.on_restart.unwrap_or_default(),
@@ -464,9 +491,7 @@ impl Checker<'_> {
     }
 
     fn duration(&self, value: &Spanned<String>) -> Result<Duration, SpannedError> {
-        parse_duration(value.get_ref()).ok_or_else(|| {
-            SpannedError::new(value.span(), ScenarioErrorKind::BadDuration(value.get_ref().clone()))
-        })
+        parse_duration(value.get_ref()).map_err(|kind| SpannedError::new(value.span(), kind))
     }
 
     fn positive_duration(
@@ -474,11 +499,7 @@ impl Checker<'_> {
         value: &Spanned<String>,
         key: &'static str,
     ) -> Result<Duration, SpannedError> {
-        let d = self.duration(value)?;
-        if d.is_zero() {
-            return Err(SpannedError::new(value.span(), ScenarioErrorKind::Zero { key }));
-        }
-        Ok(d)
+        positive_duration(value.get_ref(), key).map_err(|kind| SpannedError::new(value.span(), kind))
     }
 
     fn positive(
@@ -498,7 +519,7 @@ impl Checker<'_> {
         match at.get_ref() {
             AtFile::At(text) => parse_duration(text)
                 .map(StepTime::At)
-                .ok_or_else(|| SpannedError::new(at.span(), ScenarioErrorKind::BadDuration(text.clone()))),
+                .map_err(|kind| SpannedError::new(at.span(), kind)),
             AtFile::Between { min: min_text, max: max_text } => {
                 let (min, max) = (self.duration(min_text)?, self.duration(max_text)?);
                 if min > max {
@@ -895,6 +916,45 @@ mod tests {
             err(&file("\n[cluster]\nslots = -1\n")),
             "scenarios/x.toml:8:9: invalid value: integer `-1`, expected u32"
         );
+    }
+
+    #[test]
+    fn durations_in_months_or_above_thirty_days_and_tiny_paces_are_located_errors() {
+        assert_eq!(
+            err(&file("").replace("\"10m\"", "\"10M\"")),
+            "scenarios/x.toml:2:12: bad duration `10M`: `M` means months, which have no fixed length \
+             (accepted units: ns, us, ms, s, m, h, d, and their long forms such as min, hours, days; `m` \
+             is minutes)"
+        );
+        assert_eq!(
+            err(&file("").replace("\"10m\"", "\"999h\"")),
+            "scenarios/x.toml:2:12: duration `999h` is too long: at most 30 days of simulated time"
+        );
+        assert!(
+            err(&file("\n[[step]]\nat = \"1y\"\nrun = \"docker-compose kill kafka\"\n"))
+                .starts_with("scenarios/x.toml:8:6: bad duration `1y`: `y` means years")
+        );
+        assert_eq!(
+            err(&file("\n[[step]]\nat = \"1m\"\nrun = \"sim link kafka -> client delay 1ms..2M\"\n")),
+            "scenarios/x.toml:9:44: bad duration `2M`: `M` means months, which have no fixed length \
+             (accepted units: ns, us, ms, s, m, h, d, and their long forms such as min, hours, days; `m` \
+             is minutes)"
+        );
+        assert_eq!(
+            err(&file("\n[generator]\npace = \"1ns\"\n")),
+            "scenarios/x.toml:8:8: `pace` must be at least 100us: the generator emits one event per \
+             pace, and a smaller one (more than 10000 events per second of simulated time) would not finish"
+        );
+        assert_eq!(parse(&file("\n[generator]\npace = \"100us\"\n")).unwrap().generator.pace, PACE_MIN);
+    }
+
+    #[test]
+    fn run_duration_follows_the_file_rules() {
+        assert_eq!(parse_run_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_run_duration("0s").unwrap_err().to_string(), "`duration` must be greater than 0");
+        assert!(matches!(parse_run_duration("10M"), Err(ScenarioErrorKind::CalendarUnit { .. })));
+        assert!(matches!(parse_run_duration("999h"), Err(ScenarioErrorKind::TooLong { .. })));
+        assert!(matches!(parse_run_duration("10 minutes"), Err(ScenarioErrorKind::BadDuration(_))));
     }
 
     #[test]
