@@ -193,10 +193,24 @@ pub enum ScenarioErrorKind {
     /// The job reads from a broker other than the playground's.
     #[error("unknown bootstrap server `{0}`: the playground's broker is kafka:9092")]
     UnknownBootstrapServer(String),
+    /// An exactly-once sink on a job without `--checkpointing`: Flink's KafkaSink commits only
+    /// when a checkpoint completes, so nothing would ever be committed.
+    #[error("{}", if *in_step { STEP_WITHOUT_CHECKPOINTING } else { JOB_WITHOUT_CHECKPOINTING })]
+    ExactlyOnceWithoutCheckpointing {
+        /// Whether the line is a step's (which takes the `[job]` sink mode) rather than `[job] run`.
+        in_step: bool,
+    },
     /// A job variant the engine cannot run yet.
     #[error("{0}")]
     UnsupportedVariant(&'static str),
 }
+
+const JOB_WITHOUT_CHECKPOINTING: &str = "the exactly-once sink needs `--checkpointing`: it commits only \
+    when a checkpoint completes, so nothing would ever be committed (add `--checkpointing` to the \
+    `flink run` line, or use sink = \"at-least-once\")";
+const STEP_WITHOUT_CHECKPOINTING: &str = "this `flink run` has no `--checkpointing`, but the scenario's \
+    sink ([job] sink) is exactly-once, which commits only when a checkpoint completes, so nothing would \
+    ever be committed (add `--checkpointing` to the line, or use sink = \"at-least-once\" in [job])";
 
 /// A list of valid names for a message.
 fn known_list<S: AsRef<str>>(known: &[S]) -> String {

@@ -444,6 +444,10 @@ impl Checker<'_> {
             return Err(SpannedError::new(span, ScenarioErrorKind::UnsupportedVariant(reason)));
         }
         submission.sink_mode = file.job.sink;
+        if submission.sink_mode == SinkMode::ExactlyOnce && !submission.args.checkpointing {
+            let kind = ScenarioErrorKind::ExactlyOnceWithoutCheckpointing { in_step: false };
+            return Err(SpannedError::new(self.inner_span(run.span(), 0..0), kind));
+        }
         let transaction_timeout = match &file.job.transaction_timeout {
             Some(timeout) => self.positive_duration(timeout, "transaction_timeout")?,
             None => TRANSACTION_TIMEOUT_DEFAULT,
@@ -472,6 +476,14 @@ impl Checker<'_> {
             }
             let command = command::parse(step.run.get_ref(), names)
                 .map_err(|e| SpannedError::new(self.inner_span(step.run.span(), e.span), e.kind))?;
+            // A step's `flink run` takes the [job] sink mode, so the same rule holds for it.
+            if let Command::Flink(FlinkCommand::Run { submission, .. }) = &command
+                && job.submission.sink_mode == SinkMode::ExactlyOnce
+                && !submission.args.checkpointing
+            {
+                let kind = ScenarioErrorKind::ExactlyOnceWithoutCheckpointing { in_step: true };
+                return Err(SpannedError::new(self.inner_span(step.run.span(), 0..0), kind));
+            }
             let line = Location::of_offset(self.text, spanned.span().start).line;
             steps.push(Step { at, command, line });
         }
@@ -875,6 +887,28 @@ mod tests {
             bad("docker-compose up -d"),
             "scenarios/x.toml:5:8: bad `flink run` line: expected `flink run ...`, got `docker-compose up -d`"
         );
+    }
+
+    /// An exactly-once sink without `--checkpointing` ran and never committed anything.
+    #[test]
+    fn exactly_once_sink_without_checkpointing_is_refused_naming_the_run_line() {
+        let no_checkpoints = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --event-time";
+        assert_eq!(
+            err(&file("sink = \"exactly-once\"\n").replace(RUN, no_checkpoints)),
+            "scenarios/x.toml:5:8: the exactly-once sink needs `--checkpointing`: it commits only when \
+             a checkpoint completes, so nothing would ever be committed (add `--checkpointing` to the \
+             `flink run` line, or use sink = \"at-least-once\")"
+        );
+        let step = format!("sink = \"exactly-once\"\n\n[[step]]\nat = \"3m\"\nrun = \"{no_checkpoints}\"\n");
+        assert_eq!(
+            err(&file(&step)),
+            "scenarios/x.toml:10:8: this `flink run` has no `--checkpointing`, but the scenario's sink \
+             ([job] sink) is exactly-once, which commits only when a checkpoint completes, so nothing \
+             would ever be committed (add `--checkpointing` to the line, or use sink = \"at-least-once\" \
+             in [job])"
+        );
+        // At least once, neither needs checkpoints.
+        assert!(parse(&file(&step.replace("exactly-once", "at-least-once")).replace(RUN, no_checkpoints)).is_ok());
     }
 
     #[test]
