@@ -9,6 +9,7 @@ use std::time::Duration;
 use flinksim_engine::protocol::job::{JobSubmission, RunCommandError};
 
 use super::ClusterSpec;
+use crate::cluster::TASKMANAGERS_MAX;
 use super::error::ScenarioErrorKind;
 use super::file::{format_duration, parse_duration};
 
@@ -394,6 +395,9 @@ fn parse_compose(words: &mut Words<'_>, names: Names) -> Result<ComposeCommand, 
             let n = target.strip_prefix("taskmanager=").ok_or_else(bad)?;
             // Canonical digits only, so that the line reads back the same.
             let taskmanagers: u32 = n.parse().ok().filter(|t: &u32| t.to_string() == n).ok_or_else(bad)?;
+            if taskmanagers > TASKMANAGERS_MAX {
+                return Err(CommandError { span, kind: ScenarioErrorKind::TooManyTaskManagers { count: taskmanagers } });
+            }
             ComposeCommand::Scale { taskmanagers }
         }
         other => {

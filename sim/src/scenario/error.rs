@@ -124,6 +124,12 @@ pub enum ScenarioErrorKind {
         /// The key, e.g. `taskmanagers`.
         key: &'static str,
     },
+    /// More TaskManagers than [`TASKMANAGERS_MAX`](crate::cluster::TASKMANAGERS_MAX).
+    #[error("{count} TaskManagers are too many: at most {max}", max = crate::cluster::TASKMANAGERS_MAX)]
+    TooManyTaskManagers {
+        /// The count asked for.
+        count: u32,
+    },
     /// A step scheduled after the scenario ends.
     #[error("step at {at} is after the end of the scenario (duration = \"{duration}\")")]
     StepAfterEnd {

@@ -19,6 +19,7 @@ use toml::Spanned;
 pub use command::{Command, ComposeCommand, FlinkCommand, Service, SimCommand};
 pub use error::{Location, ScenarioError, ScenarioErrorKind};
 
+use crate::cluster::TASKMANAGERS_MAX;
 use command::Names;
 use error::SpannedError;
 pub use file::{DURATION_MAX, format_duration};
@@ -410,6 +411,12 @@ impl Checker<'_> {
         let duration = self.positive_duration(&file.duration, "duration")?;
 
         let defaults = ClusterSpec::default();
+        if let Some(count) = &file.cluster.taskmanagers
+            && *count.get_ref() > TASKMANAGERS_MAX
+        {
+            let kind = ScenarioErrorKind::TooManyTaskManagers { count: *count.get_ref() };
+            return Err(SpannedError::new(count.span(), kind));
+        }
         let cluster = ClusterSpec {
             taskmanagers: self.positive(file.cluster.taskmanagers, "taskmanagers", defaults.taskmanagers)?,
             slots: self.positive(file.cluster.slots, "slots", defaults.slots)?,
@@ -989,6 +996,31 @@ mod tests {
         assert!(matches!(parse_run_duration("10M"), Err(ScenarioErrorKind::CalendarUnit { .. })));
         assert!(matches!(parse_run_duration("999h"), Err(ScenarioErrorKind::TooLong { .. })));
         assert!(matches!(parse_run_duration("10 minutes"), Err(ScenarioErrorKind::BadDuration(_))));
+    }
+
+    /// 256 TaskManagers panicked the run: their addresses were `10.0.1.<i>` with `i` a `u8`.
+    #[test]
+    fn hundreds_of_taskmanagers_load_up_to_the_documented_maximum() {
+        let scenario = parse(&file(
+            "\n[cluster]\ntaskmanagers = 300\n\n[[step]]\nat = \"1m\"\nrun = \"docker-compose kill taskmanager-300\"\n\
+             \n[[step]]\nat = \"2m\"\nrun = \"docker-compose scale taskmanager=4096\"\n",
+        ))
+        .unwrap();
+        assert_eq!(scenario.cluster.taskmanagers, 300);
+        assert_eq!(
+            scenario.steps[0].command,
+            Command::Compose(ComposeCommand::Kill(Service::TaskManager(300)))
+        );
+        assert_eq!(
+            err(&file("\n[cluster]\ntaskmanagers = 4097\n")),
+            "scenarios/x.toml:8:16: 4097 TaskManagers are too many: at most 4096"
+        );
+        assert_eq!(
+            err(&file("\n[[step]]\nat = \"1m\"\nrun = \"docker-compose scale taskmanager=256000\"\n")),
+            "scenarios/x.toml:9:29: 256000 TaskManagers are too many: at most 4096"
+        );
+        // Scaling to none is a valid step: every TaskManager is removed.
+        assert!(parse(&file("\n[[step]]\nat = \"1m\"\nrun = \"docker-compose scale taskmanager=0\"\n")).is_ok());
     }
 
     #[test]
