@@ -1,8 +1,11 @@
 //! `cargo xtask run-scenario`: runs a scenario from a seed and reports what the oracle found.
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use flinksim::Scenario;
+use flinksim::scenario::{Step, StepTime, format_duration};
 use flinksim::oracle::RowStatus;
 use tabled::{Table, Tabled, settings::Style};
 
@@ -46,6 +49,10 @@ impl RunScenario {
         let path = Scenario::resolve(&self.scenario, &root.join("scenarios"))?;
         let mut scenario = Scenario::load(&path)?;
         if let Some(duration) = self.duration {
+            // The run goes on without them, and the banner leaves them out: say so.
+            for step in scenario.steps_after(duration) {
+                eprintln!("warning: {}", step_after_end(&path, step, duration));
+            }
             scenario = scenario.with_duration(duration);
         }
         // The banner: the effective scenario, itself a valid scenario file.
@@ -119,5 +126,52 @@ impl RunScenario {
             println!("replay:     cargo xtask run-scenario {} --seed {}", self.scenario, self.seed);
             Ok(ExitCode::from(EXIT_ORACLE))
         }
+    }
+}
+
+/// Why a step will not run under `--duration end`: `<file>:<line>: step `<command>` at <time> will
+/// not run: it is after the end (--duration <end>)`.
+fn step_after_end(path: &Path, step: &Step, end: Duration) -> String {
+    let why = match step.at {
+        StepTime::At(_) => "it is after the end",
+        StepTime::Between { .. } => "it may fall after the end",
+    };
+    format!(
+        "{}:{}: step `{}` at {} will not run: {why} (--duration {})",
+        path.display(),
+        step.line,
+        step.command,
+        step.at,
+        format_duration(end)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `--duration` shorter than a step's time dropped the step without a word.
+    #[test]
+    fn steps_after_a_shorter_duration_are_named_with_line_time_and_command() {
+        let root = crate::project_root();
+        let path = Scenario::resolve("failure-recovery", &root.join("scenarios")).unwrap();
+        let scenario = Scenario::load(&path).unwrap();
+        let end = Duration::from_secs(150);
+        let warnings: Vec<String> = scenario.steps_after(end).map(|step| step_after_end(&path, step, end)).collect();
+        assert_eq!(
+            warnings,
+            [format!(
+                "{}:{}: step `docker-compose up -d taskmanager` at 3m will not run: it is after the end \
+                 (--duration 2m 30s)",
+                path.display(),
+                scenario.steps[1].line
+            )]
+        );
+        let ranged = Scenario::load(&root.join("scenarios/failure-recovery-exactly-once.toml")).unwrap();
+        let step = &ranged.steps[0];
+        assert!(
+            step_after_end(&path, step, Duration::from_secs(90))
+                .ends_with("at between 1m and 2m will not run: it may fall after the end (--duration 1m 30s)")
+        );
     }
 }

@@ -164,6 +164,18 @@ pub enum StepTime {
     },
 }
 
+impl fmt::Display for StepTime {
+    /// `2m`, or `between 1m and 2m` for a range.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepTime::At(at) => f.write_str(&format_duration(*at)),
+            StepTime::Between { min, max } => {
+                write!(f, "between {} and {}", format_duration(*min), format_duration(*max))
+            }
+        }
+    }
+}
+
 impl StepTime {
     /// The latest time the step can run.
     pub fn latest(self) -> Duration {
@@ -343,10 +355,21 @@ impl Scenario {
         known
     }
 
-    /// The same scenario simulated for `duration` instead (the `--duration` override). Steps
-    /// after the new end never run.
+    /// The same scenario simulated for `duration` instead (the `--duration` override). The steps
+    /// that may fall after the new end (see [`Scenario::steps_after`]) are dropped, so that the
+    /// result is itself a valid scenario, as its banner ([`Scenario::to_toml`]) must be. The steps
+    /// left keep their file order, and so the times the seed draws for them, as long as no
+    /// dropped range comes before them in the file.
     pub fn with_duration(self, duration: Duration) -> Scenario {
-        Scenario { duration, ..self }
+        let mut scenario = Scenario { duration, ..self };
+        scenario.steps.retain(|step| step.at.latest() <= duration);
+        scenario
+    }
+
+    /// The steps that may fall after `end`, in file order: due after it, or drawn from a range
+    /// that reaches past it. A run shortened to `end` drops them.
+    pub fn steps_after(&self, end: Duration) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(move |step| step.at.latest() > end)
     }
 
     /// The effective scenario as a file, every default written out: printable as a banner, and
@@ -759,6 +782,26 @@ mod tests {
         let shorter = scenario.clone().with_duration(Duration::from_secs(60));
         assert_eq!(shorter.duration, Duration::from_secs(60));
         assert_eq!(Scenario { duration: scenario.duration, ..shorter }, scenario);
+    }
+
+    /// A shortened scenario kept its late steps, and its banner was no longer a valid file.
+    #[test]
+    fn with_duration_drops_the_steps_that_may_fall_after_the_end() {
+        let scenario = parse(&file(
+            "\n[[step]]\nat = \"1m\"\nrun = \"docker-compose kill kafka\"\n\
+             \n[[step]]\nat = { min = \"1m\", max = \"3m\" }\nrun = \"docker-compose up -d kafka\"\n\
+             \n[[step]]\nat = \"2m\"\nrun = \"docker-compose kill taskmanager\"\n\
+             \n[[step]]\nat = \"2m 1s\"\nrun = \"docker-compose up -d taskmanager\"\n",
+        ))
+        .unwrap();
+        let end = Duration::from_secs(120);
+        let after: Vec<(usize, String)> =
+            scenario.steps_after(end).map(|step| (step.line, step.at.to_string())).collect();
+        assert_eq!(after, [(11, "between 1m and 3m".to_owned()), (19, "2m 1s".to_owned())]);
+        let shorter = scenario.clone().with_duration(end);
+        assert_eq!(shorter.steps, [scenario.steps[0].clone(), scenario.steps[2].clone()]);
+        let printed = shorter.to_toml();
+        assert_eq!(parse(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}")), shorter);
     }
 
     #[test]
