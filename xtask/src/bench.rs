@@ -171,10 +171,13 @@ impl BenchCase {
                         Ok(report) => report,
                         Err(error) => {
                             eprintln!("bench-case {}: FAILED (panic): {error}", self.case);
-                            eprintln!(
-                                "replay: cargo xtask run-scenario {name} --seed {SEED} --duration {}",
-                                humantime::format_duration(*duration)
-                            );
+                            let flags = crate::flags::RunScenario {
+                                scenario: name.clone(),
+                                seed: SEED,
+                                duration: Some(*duration),
+                                trace: false,
+                            };
+                            eprintln!("replay: {}", crate::run_scenario::replay(&flags));
                             return Ok(ExitCode::from(EXIT_CRASHED));
                         }
                     };

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use flinksim::scenario::format_duration;
 
 /// flinksim's project commands.
 #[derive(Debug, Parser)]
@@ -40,6 +41,30 @@ pub struct RunScenario {
     /// Print the whole trace, one line per significant event.
     #[arg(long)]
     pub trace: bool,
+}
+
+impl RunScenario {
+    /// The command that replays this run: the scenario as given and every flag that changes the
+    /// run. The only place a replay line is built; the destructuring makes a new flag choose.
+    pub fn replay_command(&self) -> String {
+        let RunScenario { scenario, seed, duration, trace: _ } = self;
+        let mut command = format!("cargo xtask run-scenario {} --seed {seed}", shell_word(scenario));
+        if let Some(duration) = duration {
+            // One word, `2m30s`: it reads back the same and needs no quotes.
+            command += &format!(" --duration {}", format_duration(*duration).replace(' ', ""));
+        }
+        command
+    }
+}
+
+/// `word` as one shell word: as is when it is plain, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:=@+,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// `cargo xtask bench [--reps N] [--quick] [--json PATH]`.
@@ -79,6 +104,22 @@ mod tests {
             Command::RunScenario(flags) => Ok(flags),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The replay line left out `--duration`, and so replayed another run.
+    #[test]
+    fn replay_command_carries_every_flag_that_changes_the_run() {
+        let flags = run_scenario(&["--seed", "8141", "--duration", "2m 30s", "--trace"]).unwrap();
+        assert_eq!(flags.replay_command(), "cargo xtask run-scenario steady-state --seed 8141 --duration 2m30s");
+        assert_eq!(run_scenario(&[]).unwrap().replay_command(), "cargo xtask run-scenario steady-state --seed 1");
+        let replayed = flags.replay_command();
+        let words: Vec<&str> = replayed.split(' ').skip(2).collect();
+        let again = match Xtask::try_parse_from(["xtask"].iter().chain(&words)).unwrap().command {
+            Command::RunScenario(flags) => flags,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((again.seed, again.duration), (flags.seed, flags.duration));
+        assert_eq!(shell_word("my scenarios/it's.toml"), r"'my scenarios/it'\''s.toml'");
     }
 
     /// `--duration 0s` ran (and failed the oracle, exit 1) while `duration = "0s"` in a file is

@@ -61,7 +61,7 @@ impl RunScenario {
             Ok(report) => report,
             Err(error) => {
                 eprintln!("FAILED (panic): {error}");
-                eprintln!("replay: cargo xtask run-scenario {} --seed {}", self.scenario, self.seed);
+                eprintln!("replay: {}", replay(&self));
                 return Ok(ExitCode::from(EXIT_PANIC));
             }
         };
@@ -123,9 +123,31 @@ impl RunScenario {
                 println!("violation:  {violation}");
             }
             println!("verdict:    FAILED (oracle)");
-            println!("replay:     cargo xtask run-scenario {} --seed {}", self.scenario, self.seed);
+            println!("replay:     {}", replay(&self));
             Ok(ExitCode::from(EXIT_ORACLE))
         }
+    }
+}
+
+/// The replay line's text: the command, then the build it replays on.
+pub fn replay(flags: &RunScenario) -> String {
+    format!("{}   # {}", flags.replay_command(), build())
+}
+
+/// The build a replay needs: `build <commit>` (with `-dirty` when tracked files have changes), or
+/// `unknown build` when git cannot say. Read at run time: `cargo xtask` rebuilds first, so the
+/// tree is the build. Untracked files are left out: notes lying around do not change a build.
+fn build() -> String {
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git").arg("-C").arg(crate::project_root()).args(args).output().ok()?;
+        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(commit) if !commit.is_empty() => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            format!("build {commit}{}", if dirty { "-dirty" } else { "" })
+        }
+        _ => "unknown build".to_owned(),
     }
 }
 
@@ -149,6 +171,13 @@ fn step_after_end(path: &Path, step: &Step, end: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_names_the_commit_or_says_unknown() {
+        let build = build();
+        assert!(build == "unknown build" || build.starts_with("build "), "{build}");
+        assert!(!build.contains('\n'), "{build}");
+    }
 
     /// A `--duration` shorter than a step's time dropped the step without a word.
     #[test]
