@@ -25,6 +25,7 @@ use flinksim::scenario::format_duration;
 use serde::{Deserialize, Serialize};
 use tabled::{Table, Tabled, settings::Style};
 
+use crate::console::{errln, outln};
 use crate::flags::{Bench, BenchCase};
 
 /// Exit code: every case ran (whatever the targets say).
@@ -170,14 +171,14 @@ impl BenchCase {
                     let report = match flinksim::run(&scenario, SEED) {
                         Ok(report) => report,
                         Err(error) => {
-                            eprintln!("bench-case {}: FAILED (panic): {error}", self.case);
+                            errln!("bench-case {}: FAILED (panic): {error}", self.case);
                             let flags = crate::flags::RunScenario {
                                 scenario: name.clone(),
                                 seed: SEED,
                                 duration: Some(*duration),
                                 trace: false,
                             };
-                            eprintln!("replay: {}", crate::run_scenario::replay(&flags));
+                            errln!("replay: {}", crate::run_scenario::replay(&flags));
                             return Ok(ExitCode::from(EXIT_CRASHED));
                         }
                     };
@@ -200,14 +201,14 @@ impl BenchCase {
                     let whole = counts.len() as u64 == events / 1000 && counts.values().all(|&c| c == 1000);
                     result.wall_secs.push(started.elapsed().as_secs_f64());
                     if !whole {
-                        eprintln!("bench-case {}: FAILED: the floor did not count 1000 per window and page", self.case);
+                        errln!("bench-case {}: FAILED: the floor did not count 1000 per window and page", self.case);
                         return Ok(ExitCode::from(EXIT_CRASHED));
                     }
                 }
             }
         }
         result.peak_rss_kib = peak_rss_kib()?;
-        println!("{}", serde_json::to_string(&result).context("cannot encode the case's result")?);
+        outln!("{}", serde_json::to_string(&result).context("cannot encode the case's result")?)?;
         Ok(ExitCode::from(EXIT_OK))
     }
 }
@@ -307,7 +308,7 @@ impl Bench {
         for name in SCENARIOS {
             let loaded = Scenario::resolve(name, &root.join("scenarios")).and_then(|path| Scenario::load(&path));
             if let Err(error) = loaded {
-                eprintln!("bench: skipping {name}: {error}");
+                errln!("bench: skipping {name}: {error}");
                 skipped.push(format!("{name}: {error}"));
                 missing.push(name);
             }
@@ -326,11 +327,11 @@ impl Bench {
         for round in 1..=reps.max(1) {
             for (i, case) in plan.iter().enumerate() {
                 let Ok(so_far) = &mut results[i] else { continue };
-                eprintln!("bench: round {round}/{reps}: [{}/{}] {case}", i + 1, plan.len());
+                errln!("bench: round {round}/{reps}: [{}/{}] {case}", i + 1, plan.len());
                 match run_one_child(&exe, &root, case) {
                     Ok(run) => *so_far = Some(merge(so_far.take(), run)),
                     Err(error) => {
-                        eprintln!("bench: {case} CRASHED: {error:#}");
+                        errln!("bench: {case} CRASHED: {error:#}");
                         results[i] = Err(format!("{case}: {error:#}"));
                     }
                 }
@@ -351,38 +352,38 @@ impl Bench {
             m.ratio_to_floor = floor.map(|f| m.wall_secs_median / f.wall_secs_median);
         }
 
-        println!("{}", Table::new(measured.iter().map(row)).with(Style::psql()));
-        println!("seed {SEED}; median of {reps} repetition(s), each in its own process, in rounds of every case; × floor: wall time over");
-        println!("the plain loop's (serialize, parse, count per window and page) for the same number of events, with the");
-        println!("engine's codec and date caches; floor (serde_json): the same loop with serde_json and uncached dates.");
+        outln!("{}", Table::new(measured.iter().map(row)).with(Style::psql()))?;
+        outln!("seed {SEED}; median of {reps} repetition(s), each in its own process, in rounds of every case; × floor: wall time over")?;
+        outln!("the plain loop's (serialize, parse, count per window and page) for the same number of events, with the")?;
+        outln!("engine's codec and date caches; floor (serde_json): the same loop with serde_json and uncached dates.")?;
         let linearity = linearity(&measured);
         for l in &linearity {
             match l.ratio {
-                Some(ratio) => println!(
+                Some(ratio) => outln!(
                     "linearity {}: (60m wall − start-up) / (10m wall − start-up) = {ratio:.2}× (start-up: {:.3} s for 10s)",
                     l.scenario, l.startup_wall_secs
-                ),
-                None => println!("linearity {}: n/a (10m wall not above start-up)", l.scenario),
+                )?,
+                None => outln!("linearity {}: n/a (10m wall not above start-up)", l.scenario)?,
             }
         }
         let targets = targets(&measured, &linearity, self.quick);
-        println!("targets (issue 7; reported only):");
+        outln!("targets (issue 7; reported only):")?;
         for t in &targets {
             let mark = match t.pass {
                 Some(true) => "PASS",
                 Some(false) => "FAIL",
                 None => "n/a ",
             };
-            println!("  [{mark}] {} {}", t.target, t.limit);
+            outln!("  [{mark}] {} {}", t.target, t.limit)?;
         }
         for m in measured.iter().filter(|m| m.oracle_failures > 0) {
-            println!("note: {}: the oracle rejected {} of {reps} repetition(s)", m.case, m.oracle_failures);
+            outln!("note: {}: the oracle rejected {} of {reps} repetition(s)", m.case, m.oracle_failures)?;
         }
         for s in &skipped {
-            println!("skipped: {s}");
+            outln!("skipped: {s}")?;
         }
         for c in &crashed {
-            println!("CRASHED: {c}");
+            outln!("CRASHED: {c}")?;
         }
 
         if let Some(path) = &self.json {
@@ -398,7 +399,7 @@ impl Bench {
             };
             let text = serde_json::to_string_pretty(&report).context("cannot encode the benchmark as JSON")?;
             std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
-            println!("json: {}", path.display());
+            outln!("json: {}", path.display())?;
         }
         Ok(ExitCode::from(if crashed.is_empty() { EXIT_OK } else { EXIT_CRASHED }))
     }
@@ -429,7 +430,7 @@ fn release_xtask(root: &Path) -> anyhow::Result<PathBuf> {
         return std::env::current_exe().context("cannot find this executable's path");
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    eprintln!("bench: building xtask in release (cargo build --release -p xtask)");
+    errln!("bench: building xtask in release (cargo build --release -p xtask)");
     let output = Command::new(&cargo)
         .args(["build", "--release", "--package", "xtask", "--message-format=json-render-diagnostics"])
         .current_dir(root)

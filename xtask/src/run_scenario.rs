@@ -9,6 +9,7 @@ use flinksim::scenario::{Step, StepTime, format_duration};
 use flinksim::oracle::RowStatus;
 use tabled::{Table, Tabled, settings::Style};
 
+use crate::console::{errln, outln};
 use crate::flags::RunScenario;
 
 /// Exit code: the oracle accepted the run.
@@ -51,34 +52,34 @@ impl RunScenario {
         if let Some(duration) = self.duration {
             // The run goes on without them, and the banner leaves them out: say so.
             for step in scenario.steps_after(duration) {
-                eprintln!("warning: {}", step_after_end(&path, step, duration));
+                errln!("warning: {}", step_after_end(&path, step, duration));
             }
             scenario = scenario.with_duration(duration);
         }
         // The banner: the effective scenario, itself a valid scenario file.
-        println!("{}", scenario.to_toml());
+        outln!("{}", scenario.to_toml())?;
         let report = match flinksim::run(&scenario, self.seed) {
             Ok(report) => report,
             Err(error) => {
-                eprintln!("FAILED (panic): {error}");
-                eprintln!("replay: {}", replay(&self));
+                errln!("FAILED (panic): {error}");
+                errln!("replay: {}", replay(&self));
                 return Ok(ExitCode::from(EXIT_PANIC));
             }
         };
         if self.trace {
             for line in &report.trace {
-                println!("{line}");
+                outln!("{line}")?;
             }
-            println!();
+            outln!()?;
         }
         let timeline = flinksim::timeline::timeline(&report.trace);
         if !timeline.is_empty() {
-            println!("timeline:");
+            outln!("timeline:")?;
             for moment in &timeline {
                 let s = moment.at_ms / 1000;
-                println!("  {:02}:{:02}.{:03}  {}", s / 60, s % 60, moment.at_ms % 1000, moment.what);
+                outln!("  {:02}:{:02}.{:03}  {}", s / 60, s % 60, moment.at_ms % 1000, moment.what)?;
             }
-            println!();
+            outln!()?;
         }
         let rows: Vec<Row> = report
             .oracle
@@ -103,27 +104,27 @@ impl RunScenario {
                 .into(),
             })
             .collect();
-        println!("{}", Table::new(rows).with(Style::psql()));
-        println!();
+        outln!("{}", Table::new(rows).with(Style::psql()))?;
+        outln!()?;
         let oracle = &report.oracle;
-        println!("scenario:   {} ({})", report.scenario, path.display());
-        println!("seed:       {}", report.seed);
-        println!("simulated:  {:.1?}   wall: {:.3?}", report.simulated, report.wall);
-        println!("events:     {} in input, {} results in output", oracle.input_events, oracle.output_records);
-        println!("network:    {} messages", report.messages);
-        println!("trace:      {} lines, hash {}", report.trace.len(), report.trace_hash_hex());
+        outln!("scenario:   {} ({})", report.scenario, path.display())?;
+        outln!("seed:       {}", report.seed)?;
+        outln!("simulated:  {:.1?}   wall: {:.3?}", report.simulated, report.wall)?;
+        outln!("events:     {} in input, {} results in output", oracle.input_events, oracle.output_records)?;
+        outln!("network:    {} messages", report.messages)?;
+        outln!("trace:      {} lines, hash {}", report.trace.len(), report.trace_hash_hex())?;
         for note in &oracle.notes {
-            println!("note:       {note}");
+            outln!("note:       {note}")?;
         }
         if report.passed() {
-            println!("verdict:    PASSED");
+            outln!("verdict:    PASSED")?;
             Ok(ExitCode::from(EXIT_PASSED))
         } else {
             for violation in &oracle.violations {
-                println!("violation:  {violation}");
+                outln!("violation:  {violation}")?;
             }
-            println!("verdict:    FAILED (oracle)");
-            println!("replay:     {}", replay(&self));
+            outln!("verdict:    FAILED (oracle)")?;
+            outln!("replay:     {}", replay(&self))?;
             Ok(ExitCode::from(EXIT_ORACLE))
         }
     }

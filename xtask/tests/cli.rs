@@ -2,7 +2,7 @@
 //! prints on stdout and stderr. Every run here is a few simulated seconds.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// The xtask binary Cargo built for these tests.
 fn xtask() -> Command {
@@ -73,4 +73,27 @@ fn a_bad_duration_flag_is_bad_input_with_the_file_rules_message() {
         xtask().args(["run-scenario", "steady-state", "--duration", "0s"]).output().unwrap();
     assert_eq!(status.code(), Some(2));
     assert!(text(&stderr).contains("`duration` must be greater than 0"), "{}", text(&stderr));
+}
+
+/// Runs xtask with its stdout a pipe whose reader is already gone, as `xtask … | head -0` does.
+fn with_stdout_closed(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = xtask().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let Output { status, stderr, .. } = child.wait_with_output().unwrap();
+    (status.code(), text(&stderr))
+}
+
+/// `run-scenario … | head` panicked on the broken pipe (exit 101).
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly_with_the_run_s_own_exit_code() {
+    let (code, stderr) = with_stdout_closed(&["run-scenario", "steady-state", "--duration", "20s"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let dir = scratch("pipe");
+    let path = dir.join("lost-windows.toml");
+    std::fs::write(&path, LOST_WINDOWS).unwrap();
+    let (code, stderr) = with_stdout_closed(&["run-scenario", path.to_str().unwrap(), "--duration", "40s"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
