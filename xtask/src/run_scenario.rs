@@ -2,11 +2,15 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
-use flinksim::Scenario;
+use flinksim::{Report, RunError, Scenario};
 use flinksim::scenario::{Step, StepTime, format_duration};
 use flinksim::oracle::RowStatus;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tabled::{Table, Tabled, settings::Style};
 
 use crate::console::{errln, outln};
@@ -58,7 +62,7 @@ impl RunScenario {
         }
         // The banner: the effective scenario, itself a valid scenario file.
         outln!("{}", scenario.to_toml())?;
-        let report = match flinksim::run(&scenario, self.seed) {
+        let report = match run_showing_progress(&scenario, self.seed) {
             Ok(report) => report,
             Err(error) => {
                 errln!("FAILED (panic): {error}");
@@ -130,6 +134,57 @@ impl RunScenario {
     }
 }
 
+/// How long a run goes before its progress shows: a shorter run prints nothing more.
+const PROGRESS_AFTER: Duration = Duration::from_secs(2);
+
+/// Runs the scenario on a thread of its own, while this one shows on stderr, once the run has
+/// taken [`PROGRESS_AFTER`] of wall time, the simulated time reached against the duration (one
+/// line redrawn in place; indicatif draws only on a terminal). Wall time is read here, outside
+/// the simulation, which reports only its simulated time.
+fn run_showing_progress(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
+    let progress = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let (done, finished) = mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let run = scope.spawn({
+            let progress = progress.clone();
+            move || {
+                let outcome = flinksim::run_with_progress(scenario, seed, progress);
+                drop(done);
+                outcome
+            }
+        });
+        let mut bar: Option<ProgressBar> = None;
+        while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(Duration::from_millis(100)) {
+            if bar.is_none() && started.elapsed() >= PROGRESS_AFTER {
+                let style = ProgressStyle::with_template("{msg} [{wide_bar}] {percent:>3}%")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+                let total = scenario.duration.as_millis() as u64;
+                bar = Some(ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(style));
+            }
+            if let Some(bar) = &bar {
+                let reached_ms = progress.load(Ordering::Relaxed);
+                bar.set_position(reached_ms);
+                bar.set_message(progress_message(reached_ms, scenario.duration));
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        run.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// `simulated 3m 10s of 10m`: whole seconds reached, against the duration; past the end, the
+/// oracle reads the topics back.
+fn progress_message(reached_ms: u64, duration: Duration) -> String {
+    let reached = Duration::from_secs(reached_ms / 1000);
+    if reached >= duration {
+        return format!("simulated {0} of {0}, the oracle reading the topics back", format_duration(duration));
+    }
+    format!("simulated {} of {}", format_duration(reached), format_duration(duration))
+}
+
 /// The replay line's text: the command, then the build it replays on.
 pub fn replay(flags: &RunScenario) -> String {
     format!("{}   # {}", flags.replay_command(), build())
@@ -172,6 +227,18 @@ fn step_after_end(path: &Path, step: &Step, end: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_reads_simulated_time_against_the_duration() {
+        let ten_minutes = Duration::from_secs(600);
+        assert_eq!(progress_message(0, ten_minutes), "simulated 0s of 10m");
+        assert_eq!(progress_message(190_999, ten_minutes), "simulated 3m 10s of 10m");
+        // The oracle reads after the end; its time is not the run's.
+        assert_eq!(
+            progress_message(610_000, ten_minutes),
+            "simulated 10m of 10m, the oracle reading the topics back"
+        );
+    }
 
     #[test]
     fn build_names_the_commit_or_says_unknown() {
