@@ -358,7 +358,8 @@ fn parse_flink_run(line: &str) -> Result<FlinkCommand, CommandError> {
         let span = match &error {
             RunCommandError::UnknownOption(word)
             | RunCommandError::BadParallelism(word)
-            | RunCommandError::UnknownJar(word) => at(word),
+            | RunCommandError::UnknownJar(word)
+            | RunCommandError::OptionBeforeJar(word) => at(word),
             _ => at(""),
         };
         CommandError { span, kind: ScenarioErrorKind::RunCommand(error) }

@@ -54,9 +54,24 @@ impl fmt::Display for Location {
 /// What is wrong with a scenario.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioErrorKind {
-    /// The file cannot be read (usually: it does not exist).
+    /// The file cannot be read for a reason other than those below (e.g. permissions).
     #[error("cannot read the scenario file: {0}")]
     Read(#[source] std::io::Error),
+    /// No file at the path; for a name with a folder, not as a path either.
+    #[error("no such file{}", nor.as_ref().map(|p| format!(" (nor a file `{}`)", p.display())).unwrap_or_default())]
+    NoSuchFile {
+        /// The second place looked at: the name as a path, when it was first looked up in scenarios/.
+        nor: Option<PathBuf>,
+    },
+    /// A directory where a scenario file was expected.
+    #[error(
+        "is a directory, not a scenario file{}",
+        if files.is_empty() { String::new() } else { format!(" (scenario files in it: {})", known_list(files)) }
+    )]
+    IsADirectory {
+        /// The `.toml` files in it, to name one of them.
+        files: Vec<String>,
+    },
     /// No file and no scenario of that name.
     #[error("unknown scenario `{name}` (known: {})", known_list(known))]
     UnknownScenario {
@@ -69,6 +84,25 @@ pub enum ScenarioErrorKind {
     /// message is the `toml` crate's, which lists the valid keys and values.
     #[error("{0}")]
     Toml(String),
+    /// A key set twice in the same table.
+    #[error("duplicate key `{key}`: already set on line {first_line}")]
+    DuplicateKey {
+        /// The key's dotted path, e.g. `cluster.slots`.
+        key: String,
+        /// The line of its first definition.
+        first_line: usize,
+    },
+    /// A `[table]` header written twice.
+    #[error("duplicate table `[{table}]`: already opened on line {first_line} (write each table once)")]
+    DuplicateTable {
+        /// The table's dotted path, e.g. `cluster`.
+        table: String,
+        /// The line of its first header.
+        first_line: usize,
+    },
+    /// `[step]`, a single table, where the steps are an array of tables.
+    #[error("`[step]` is a single table: write `[[step]]`, with two brackets, above each step")]
+    StepNotArray,
     /// `name` differs from the file's stem.
     #[error("name `{name}` does not match the file name: expected `{stem}`")]
     NameMismatch {

@@ -6,10 +6,12 @@
 mod command;
 mod error;
 mod file;
+mod layout;
 
 use std::fmt::{self, Write as _};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::io::ErrorKind;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use flinksim_engine::protocol::job::{JobSubmission, RunCommandError, SinkMode};
@@ -287,6 +289,17 @@ fn positive_duration(text: &str, key: &'static str) -> Result<Duration, Scenario
     }
 }
 
+/// The `.toml` files in a directory, sorted, to name in an error; none if it cannot be read.
+fn toml_files(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<String> = entries
+        .filter_map(|entry| Some(entry.ok()?.file_name().to_string_lossy().into_owned()))
+        .filter(|name| name.ends_with(".toml"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// The sink mode as a file spells it.
 fn sink_name(mode: SinkMode) -> &'static str {
     match mode {
@@ -301,10 +314,13 @@ const BOOTSTRAP_SERVERS: &str = "kafka:9092";
 impl Scenario {
     /// Reads and checks the scenario file at `path`.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            path: path.to_owned(),
-            location: None,
-            kind: ScenarioErrorKind::Read(e),
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let kind = match e.kind() {
+                ErrorKind::NotFound => ScenarioErrorKind::NoSuchFile { nor: None },
+                ErrorKind::IsADirectory => ScenarioErrorKind::IsADirectory { files: toml_files(path) },
+                _ => ScenarioErrorKind::Read(e),
+            };
+            ScenarioError { path: path.to_owned(), location: None, kind }
         })?;
         Scenario::parse(&text, path)
     }
@@ -313,34 +329,74 @@ impl Scenario {
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let file: ScenarioFile = toml::from_str(text).map_err(|e| {
             // The toml crate's message lists the valid keys or values; its span is the offending
-            // key or value (the whole document when a required key is missing).
+            // key or value (the whole document when a required key is missing). Two of its
+            // messages say too little, and the file's layout tells them apart: a duplicate key
+            // (named here with its first line) and `[step]` for `[[step]]`.
             let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim().to_owned();
-            SpannedError::new(span, ScenarioErrorKind::Toml(message)).in_file(text, path)
+            let layout = layout::scan(text);
+            let first_line = |offset| Location::of_offset(text, offset).line;
+            let kind = match layout.duplicate {
+                Some(d) if d.span.start == span.start && d.table => {
+                    ScenarioErrorKind::DuplicateTable { table: d.path, first_line: first_line(d.first) }
+                }
+                Some(d) if d.span.start == span.start => {
+                    ScenarioErrorKind::DuplicateKey { key: d.path, first_line: first_line(d.first) }
+                }
+                _ if layout.tables.iter().any(|(table, at)| table == "step" && at.start == span.start) => {
+                    ScenarioErrorKind::StepNotArray
+                }
+                _ => ScenarioErrorKind::Toml(e.message().trim().to_owned()),
+            };
+            SpannedError::new(span, kind).in_file(text, path)
         })?;
         Checker { text }.scenario(file, path).map_err(|e| e.in_file(text, path))
     }
 
-    /// The file for a scenario named on the command line: an existing path is used as is, and a
-    /// name such as `steady-state` means `scenarios_dir/steady-state.toml`.
+    /// The file for a scenario named on the command line (a name or a path):
+    ///
+    /// - a name (relative, without `.toml`, `.` or `..`) is looked up in `scenarios_dir` first:
+    ///   `steady-state` is `scenarios_dir/steady-state.toml`, and a name with a folder such as
+    ///   `pitfalls/foo` is `scenarios_dir/pitfalls/foo.toml`; a name that is not there is then
+    ///   taken as a path, if a file has it;
+    /// - anything else (`my.toml`, `/tmp/x`, `./x`) is a path.
+    ///
+    /// A missing file, a directory, or an unknown name is an error saying which.
     pub fn resolve(name_or_path: &str, scenarios_dir: &Path) -> Result<PathBuf, ScenarioError> {
         let as_path = Path::new(name_or_path);
+        let is_name = !name_or_path.is_empty()
+            && !name_or_path.ends_with(".toml")
+            && !name_or_path.contains('\\')
+            && as_path.components().all(|c| matches!(c, Component::Normal(_)));
+        let error = |path: &Path, kind| Err(ScenarioError { path: path.to_owned(), location: None, kind });
+        let directory = |path: &Path| ScenarioErrorKind::IsADirectory { files: toml_files(path) };
+        if !is_name {
+            return match as_path {
+                path if path.is_file() => Ok(path.to_owned()),
+                path if path.is_dir() => error(path, directory(path)),
+                path => error(path, ScenarioErrorKind::NoSuchFile { nor: None }),
+            };
+        }
+        let candidate = scenarios_dir.join(format!("{name_or_path}.toml"));
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
         if as_path.is_file() {
             return Ok(as_path.to_owned());
         }
-        let looks_like_path = name_or_path.contains(['/', '\\']) || name_or_path.ends_with(".toml");
-        let candidate = scenarios_dir.join(format!("{name_or_path}.toml"));
-        if !looks_like_path && candidate.is_file() {
-            return Ok(candidate);
+        let folder = scenarios_dir.join(name_or_path);
+        if candidate.is_dir() || folder.is_dir() {
+            let dir = if candidate.is_dir() { candidate } else { folder };
+            let kind = directory(&dir);
+            return error(&dir, kind);
         }
-        Err(ScenarioError {
-            path: if looks_like_path { as_path.to_owned() } else { candidate },
-            location: None,
-            kind: ScenarioErrorKind::UnknownScenario {
-                name: name_or_path.to_owned(),
-                known: Scenario::known(scenarios_dir),
-            },
-        })
+        if name_or_path.contains('/') {
+            return error(&candidate, ScenarioErrorKind::NoSuchFile { nor: Some(as_path.to_owned()) });
+        }
+        let kind = ScenarioErrorKind::UnknownScenario {
+            name: name_or_path.to_owned(),
+            known: Scenario::known(scenarios_dir),
+        };
+        error(&candidate, kind)
     }
 
     /// The names of the scenarios in `scenarios_dir` (the stems of its `.toml` files), sorted.
@@ -604,7 +660,8 @@ impl Checker<'_> {
         match error {
             RunCommandError::UnknownOption(word)
             | RunCommandError::BadParallelism(word)
-            | RunCommandError::UnknownJar(word) => self.word_span(run, word),
+            | RunCommandError::UnknownJar(word)
+            | RunCommandError::OptionBeforeJar(word) => self.word_span(run, word),
             RunCommandError::MissingValue(_) | RunCommandError::MissingJar => self.word_span(run, ""),
             RunCommandError::NotFlinkRun(_) => self.inner_span(run.span(), 0..0),
         }
@@ -931,7 +988,15 @@ mod tests {
         );
         assert_eq!(
             bad("flink run -d"),
-            "scenarios/x.toml:5:20: bad `flink run` line: no jar file given (expected /opt/ClickCountJob.jar)"
+            "scenarios/x.toml:5:20: bad `flink run` line: no jar file given: write `flink run -d \
+             /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time`"
+        );
+        // The jar left out: `--checkpointing` was reported as an unknown option.
+        assert_eq!(
+            bad("flink run -d --checkpointing --event-time"),
+            "scenarios/x.toml:5:21: bad `flink run` line: `--checkpointing` is the program's option and \
+             comes after the jar: write `flink run -d /opt/ClickCountJob.jar --bootstrap.servers \
+             kafka:9092 --checkpointing --event-time`"
         );
         assert_eq!(
             bad("docker-compose up -d"),
@@ -1094,24 +1159,39 @@ mod tests {
     fn missing_file_names_the_path() {
         let e = Scenario::load(Path::new("scenarios/no-such-scenario.toml")).unwrap_err();
         assert!(e.location.is_none());
-        assert!(
-            e.to_string().starts_with("scenarios/no-such-scenario.toml: cannot read the scenario file: "),
-            "{e}"
-        );
+        assert_eq!(e.to_string(), "scenarios/no-such-scenario.toml: no such file");
+    }
+
+    /// A scratch folder of scenario files for `resolve`, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("flinksim-scenarios-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            for file in ["steady-state.toml", "failure-recovery.toml", "notes.md", "pitfalls/foo.toml", "pitfalls/bar.toml"] {
+                let path = dir.join(file);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, "").unwrap();
+            }
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     #[test]
     fn resolve_takes_a_name_or_a_path_and_lists_known_names() {
-        let dir = std::env::temp_dir().join(format!("flinksim-scenarios-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for stem in ["steady-state", "failure-recovery"] {
-            std::fs::write(dir.join(format!("{stem}.toml")), "").unwrap();
-        }
-        std::fs::write(dir.join("notes.md"), "").unwrap();
+        let scratch = Scratch::new("names");
+        let dir = &scratch.0;
         let path = dir.join("steady-state.toml");
-        assert_eq!(Scenario::resolve("steady-state", &dir).unwrap(), path);
+        assert_eq!(Scenario::resolve("steady-state", dir).unwrap(), path);
         assert_eq!(Scenario::resolve(path.to_str().unwrap(), Path::new("elsewhere")).unwrap(), path);
-        let e = Scenario::resolve("stedy-state", &dir).unwrap_err();
+        let e = Scenario::resolve("stedy-state", dir).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!(
@@ -1119,8 +1199,76 @@ mod tests {
                 dir.join("stedy-state.toml").display()
             )
         );
-        let e = Scenario::resolve("other/steady-state.toml", &dir).unwrap_err();
-        assert!(e.to_string().starts_with("other/steady-state.toml: unknown scenario"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A missing file, a directory and a path outside scenarios/ were all `unknown scenario`.
+    #[test]
+    fn resolve_says_what_is_wrong_with_a_path() {
+        let scratch = Scratch::new("paths");
+        let dir = &scratch.0;
+        let e = Scenario::resolve("other/steady-state.toml", dir).unwrap_err();
+        assert_eq!(e.to_string(), "other/steady-state.toml: no such file");
+        let folder = dir.join("pitfalls");
+        let e = Scenario::resolve(folder.to_str().unwrap(), Path::new("elsewhere")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: is a directory, not a scenario file (scenario files in it: bar.toml, foo.toml)",
+                folder.display()
+            )
+        );
+        let e = Scenario::load(&folder).unwrap_err();
+        assert!(e.to_string().ends_with(": is a directory, not a scenario file (scenario files in it: bar.toml, foo.toml)"));
+        let e = Scenario::resolve("pitfalls", dir).unwrap_err();
+        assert!(e.to_string().ends_with("pitfalls: is a directory, not a scenario file (scenario files in it: bar.toml, foo.toml)"), "{e}");
+    }
+
+    /// Later issues add scenarios/pitfalls/ and scenarios/regressions/: their files are named
+    /// `pitfalls/foo` on the command line.
+    #[test]
+    fn a_name_with_a_folder_resolves_under_scenarios_first() {
+        let scratch = Scratch::new("folders");
+        let dir = &scratch.0;
+        assert_eq!(Scenario::resolve("pitfalls/foo", dir).unwrap(), dir.join("pitfalls/foo.toml"));
+        let e = Scenario::resolve("pitfalls/baz", dir).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{}: no such file (nor a file `pitfalls/baz`)", dir.join("pitfalls/baz.toml").display())
+        );
+        // Not under scenarios/: then the name is a path.
+        let elsewhere = dir.join("pitfalls/foo.toml");
+        let without_extension = dir.join("pitfalls/plain");
+        std::fs::write(&without_extension, "").unwrap();
+        assert_eq!(Scenario::resolve(without_extension.to_str().unwrap(), Path::new("elsewhere")).unwrap(), without_extension);
+        assert_eq!(Scenario::resolve(elsewhere.to_str().unwrap(), Path::new("elsewhere")).unwrap(), elsewhere);
+    }
+
+    /// toml said only "duplicate key".
+    #[test]
+    fn duplicate_key_or_table_names_it_and_its_first_line() {
+        assert_eq!(
+            err(&file("\n[cluster]\nslots = 2\nslots = 3\n")),
+            "scenarios/x.toml:9:1: duplicate key `cluster.slots`: already set on line 8"
+        );
+        assert_eq!(
+            err(&file("").replace("duration = \"10m\"\n", "duration = \"10m\"\nduration = \"5m\"\n")),
+            "scenarios/x.toml:3:1: duplicate key `duration`: already set on line 2"
+        );
+        assert_eq!(
+            err(&file("\n[[step]]\nat = { min = \"1m\", min = \"2m\" }\nrun = \"docker-compose kill kafka\"\n")),
+            "scenarios/x.toml:8:20: duplicate key `step.at.min`: already set on line 8"
+        );
+        assert_eq!(
+            err(&file("\n[job]\nsink = \"exactly-once\"\n")),
+            "scenarios/x.toml:7:2: duplicate table `[job]`: already opened on line 4 (write each table once)"
+        );
+    }
+
+    #[test]
+    fn step_written_as_a_single_table_says_to_write_two_brackets() {
+        assert_eq!(
+            err(&file("\n[step]\nat = \"1m\"\nrun = \"docker-compose kill kafka\"\n")),
+            "scenarios/x.toml:7:1: `[step]` is a single table: write `[[step]]`, with two brackets, above each step"
+        );
     }
 }
