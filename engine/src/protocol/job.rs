@@ -180,7 +180,10 @@ pub enum RunCommandError {
     #[error("no jar file given: write `flink run -d /opt/ClickCountJob.jar {PROGRAM_ARGS}`")]
     MissingJar,
     /// One of the program's options where Flink's options and then the jar are expected.
-    #[error("`{0}` is the program's option and comes after the jar: write `flink run -d /opt/ClickCountJob.jar {PROGRAM_ARGS}`")]
+    #[error(
+        "`{0}` is the program's option and comes after the jar: write \
+         `flink run -d /opt/ClickCountJob.jar {PROGRAM_ARGS}`"
+    )]
     OptionBeforeJar(String),
     /// A jar other than the playground's.
     #[error("unknown program `{0}`: only ClickCountJob.jar is modelled")]
