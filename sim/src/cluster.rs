@@ -10,7 +10,8 @@
 //! | `client` | 10.0.0.4:7000 |
 //! | `storage` (the shared checkpoint/savepoint volume) | 10.0.0.5:7000 |
 //! | `oracle` (flinksim's reader of the topics) | 10.0.0.100:7000 |
-//! | `taskmanager-<i>` | 10.0.1.<i>:6122 |
+//! | `taskmanager-<i>`, i from 1 to 255 | 10.0.1.<i>:6122 |
+//! | `taskmanager-<i>`, i from 256 to [`TASKMANAGERS_MAX`] | 10.1.<i / 256>.<i % 256>:6122 |
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -38,6 +39,11 @@ pub const CLIENT_SUBMITS_AT: std::time::Duration = std::time::Duration::from_sec
 /// Partitions of `input` and `output` (spec §0).
 pub const TOPIC_PARTITIONS: u32 = 2;
 
+/// The most TaskManagers a scenario may have, at start (`[cluster] taskmanagers`) or after a
+/// `docker-compose scale`: far more than the playground ever runs, and a bound that keeps a typo
+/// (`taskmanagers = 40000`) from starting tens of thousands of nodes. Addresses would allow more.
+pub const TASKMANAGERS_MAX: u32 = 4096;
+
 /// The address of a node by name, if it is one of the cluster's.
 pub fn address_of(name: &str) -> Option<SocketAddr> {
     let ip = |d: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, d));
@@ -49,8 +55,14 @@ pub fn address_of(name: &str) -> Option<SocketAddr> {
         "storage" => SocketAddr::new(ip(5), 7000),
         "oracle" => SocketAddr::new(ip(100), 7000),
         other => {
-            let i: u8 = other.strip_prefix("taskmanager-")?.parse().ok().filter(|i| *i > 0)?;
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 1, i)), 6122)
+            let i: u32 = other.strip_prefix("taskmanager-")?.parse().ok()?;
+            let ip = match i {
+                // The first 255 keep the addresses they always had, so existing traces stay the same.
+                1..=255 => Ipv4Addr::new(10, 0, 1, i as u8),
+                256..=TASKMANAGERS_MAX => Ipv4Addr::new(10, 1, (i / 256) as u8, (i % 256) as u8),
+                _ => return None,
+            };
+            SocketAddr::new(IpAddr::V4(ip), 6122)
         }
     })
 }
@@ -282,5 +294,29 @@ impl Cluster {
     pub fn add_oracle(&mut self) -> madsim::runtime::NodeHandle {
         let address = address_of("oracle").unwrap();
         self.handle.create_node().name("oracle").ip(address.ip()).build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// `address_of` took the TaskManager's index as a `u8`: 256 TaskManagers panicked the run.
+    #[test]
+    fn every_taskmanager_up_to_the_maximum_has_its_own_address() {
+        let fixed = ["jobmanager", "kafka", "clickevent-generator", "client", "storage", "oracle"];
+        let names = fixed.map(String::from).into_iter().chain((1..=TASKMANAGERS_MAX).map(|i| format!("taskmanager-{i}")));
+        let mut seen = BTreeSet::new();
+        for name in names {
+            let address = address_of(&name).unwrap_or_else(|| panic!("{name} has no address"));
+            assert!(seen.insert(address.ip()), "{name} shares {address}");
+        }
+        assert_eq!(address_of("taskmanager-1").unwrap().to_string(), "10.0.1.1:6122");
+        assert_eq!(address_of("taskmanager-255").unwrap().to_string(), "10.0.1.255:6122");
+        assert_eq!(address_of("taskmanager-300").unwrap().to_string(), "10.1.1.44:6122");
+        assert_eq!(address_of("taskmanager-0"), None);
+        assert_eq!(address_of(&format!("taskmanager-{}", TASKMANAGERS_MAX + 1)), None);
     }
 }

@@ -12,5 +12,5 @@ pub mod scenario;
 pub mod timeline;
 pub mod trace;
 
-pub use run::{Report, RunError, run};
+pub use run::{Report, RunError, run, run_with_progress};
 pub use scenario::Scenario;

@@ -1,6 +1,8 @@
 //! One run: a scenario, a seed, a fresh madsim runtime on a fresh thread. The run is a pure
 //! function of (build, scenario, seed): the same inputs give the same trace, hash and results.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant as WallInstant};
 
 use flinksim_engine::rpc::{LinkFault, Rpc};
@@ -96,6 +98,13 @@ pub fn step_times(scenario: &Scenario, seed: u64) -> Vec<Duration> {
 
 /// Runs the scenario under `seed` on its own thread with a fresh runtime.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
+    run_with_progress(scenario, seed, Arc::default())
+}
+
+/// Runs the scenario as [`run`] does, and every 10 s of simulated time stores in `progress` the
+/// simulated time reached, in milliseconds, for another thread to show. Only simulated time is
+/// read, and nothing is traced: the run, its trace and its hash are exactly [`run`]'s.
+pub fn run_with_progress(scenario: &Scenario, seed: u64, progress: Arc<AtomicU64>) -> Result<Report, RunError> {
     let scenario = scenario.clone();
     let started = WallInstant::now();
     // A fresh thread per runtime: madsim's std-HashMap seeding is only per-seed-stable for the
@@ -104,7 +113,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
         .name(format!("seed-{seed}"))
         .spawn(move || {
             let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-            runtime.block_on(simulate(scenario, seed))
+            runtime.block_on(simulate(scenario, seed, progress))
         })
         .expect("the OS can start a thread")
         .join();
@@ -129,18 +138,21 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
 }
 
 #[doc(hidden)]
-pub async fn simulate(scenario: Scenario, seed: u64) -> (Report, Vec<TraceEvent>) {
+pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -> (Report, Vec<TraceEvent>) {
     let trace = Trace::new();
     let sim = trace.for_node("sim");
     sim.event(format!("scenario {} seed {seed}", scenario.name));
     let mut cluster = Cluster::start(&scenario, trace.clone(), Default::default());
     cluster.submit_job_later();
     // madsim keeps a record of every finished task until its task metrics are read; the engine
-    // spawns a task per request, so read them now and then to keep long runs small.
-    madsim::task::spawn(async {
+    // spawns a task per request, so read them now and then to keep long runs small. The same
+    // task reports progress, so that no task or timer is added to the run.
+    let clock = trace.clone();
+    madsim::task::spawn(async move {
         loop {
             madsim::time::sleep(Duration::from_secs(10)).await;
             madsim::runtime::Handle::current().metrics().num_tasks();
+            progress.store(clock.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
     });
 

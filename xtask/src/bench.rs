@@ -21,10 +21,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use flinksim::Scenario;
-use flinksim::scenario::StepTime;
+use flinksim::scenario::format_duration;
 use serde::{Deserialize, Serialize};
 use tabled::{Table, Tabled, settings::Style};
 
+use crate::console::{errln, outln};
 use crate::flags::{Bench, BenchCase};
 
 /// Exit code: every case ran (whatever the targets say).
@@ -109,11 +110,9 @@ impl FromStr for Case {
         if name.is_empty() {
             return Err(format!("bad case `{text}`: no scenario: {usage}"));
         }
-        let duration = humantime::parse_duration(amount)
+        // The same rules as `run-scenario --duration` and a file's `duration`.
+        let duration = flinksim::scenario::parse_run_duration(amount)
             .map_err(|e| format!("bad simulated time `{amount}` in `{text}` ({e}): {usage}"))?;
-        if duration.is_zero() {
-            return Err(format!("bad case `{text}`: the simulated time must be positive"));
-        }
         Ok(Case::Scenario { name: name.to_string(), duration })
     }
 }
@@ -121,7 +120,7 @@ impl FromStr for Case {
 impl fmt::Display for Case {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Case::Scenario { name, duration } => write!(f, "{name}:{}", humantime::format_duration(*duration)),
+            Case::Scenario { name, duration } => write!(f, "{name}:{}", format_duration(*duration)),
             Case::Floor { events } => write!(f, "floor:{events}"),
             Case::FloorSerdeJson { events } => write!(f, "floor-serde_json:{events}"),
         }
@@ -162,14 +161,9 @@ impl BenchCase {
         match &self.case {
             Case::Scenario { name, duration } => {
                 let path = Scenario::resolve(name, &crate::project_root().join("scenarios"))?;
-                let mut scenario = Scenario::load(&path)?.with_duration(*duration);
-                // `with_duration` says steps after the new end never run, but the runner still
-                // runs them (and so simulates past the end): drop them, so that the 10 s start-up
-                // run of failure-recovery stays 10 s instead of reaching its 3m step.
-                scenario.steps.retain(|step| match step.at {
-                    StepTime::At(at) => at < *duration,
-                    StepTime::Between { min, .. } => min < *duration,
-                });
+                // Steps after the new end are dropped: the 10 s start-up run of failure-recovery
+                // stays 10 s instead of reaching its 3m step.
+                let scenario = Scenario::load(&path)?.with_duration(*duration);
                 result.scenario = scenario.name.clone();
                 for _ in 0..self.reps {
                     // flinksim::run starts the runtime on its own thread: this clock is the wall's.
@@ -177,11 +171,14 @@ impl BenchCase {
                     let report = match flinksim::run(&scenario, SEED) {
                         Ok(report) => report,
                         Err(error) => {
-                            eprintln!("bench-case {}: FAILED (panic): {error}", self.case);
-                            eprintln!(
-                                "replay: cargo xtask run-scenario {name} --seed {SEED} --duration {}",
-                                humantime::format_duration(*duration)
-                            );
+                            errln!("bench-case {}: FAILED (panic): {error}", self.case);
+                            let flags = crate::flags::RunScenario {
+                                scenario: name.clone(),
+                                seed: SEED,
+                                duration: Some(*duration),
+                                trace: false,
+                            };
+                            errln!("replay: {}", crate::run_scenario::replay(&flags));
                             return Ok(ExitCode::from(EXIT_CRASHED));
                         }
                     };
@@ -204,14 +201,14 @@ impl BenchCase {
                     let whole = counts.len() as u64 == events / 1000 && counts.values().all(|&c| c == 1000);
                     result.wall_secs.push(started.elapsed().as_secs_f64());
                     if !whole {
-                        eprintln!("bench-case {}: FAILED: the floor did not count 1000 per window and page", self.case);
+                        errln!("bench-case {}: FAILED: the floor did not count 1000 per window and page", self.case);
                         return Ok(ExitCode::from(EXIT_CRASHED));
                     }
                 }
             }
         }
         result.peak_rss_kib = peak_rss_kib()?;
-        println!("{}", serde_json::to_string(&result).context("cannot encode the case's result")?);
+        outln!("{}", serde_json::to_string(&result).context("cannot encode the case's result")?)?;
         Ok(ExitCode::from(EXIT_OK))
     }
 }
@@ -311,7 +308,7 @@ impl Bench {
         for name in SCENARIOS {
             let loaded = Scenario::resolve(name, &root.join("scenarios")).and_then(|path| Scenario::load(&path));
             if let Err(error) = loaded {
-                eprintln!("bench: skipping {name}: {error}");
+                errln!("bench: skipping {name}: {error}");
                 skipped.push(format!("{name}: {error}"));
                 missing.push(name);
             }
@@ -330,11 +327,11 @@ impl Bench {
         for round in 1..=reps.max(1) {
             for (i, case) in plan.iter().enumerate() {
                 let Ok(so_far) = &mut results[i] else { continue };
-                eprintln!("bench: round {round}/{reps}: [{}/{}] {case}", i + 1, plan.len());
+                errln!("bench: round {round}/{reps}: [{}/{}] {case}", i + 1, plan.len());
                 match run_one_child(&exe, &root, case) {
                     Ok(run) => *so_far = Some(merge(so_far.take(), run)),
                     Err(error) => {
-                        eprintln!("bench: {case} CRASHED: {error:#}");
+                        errln!("bench: {case} CRASHED: {error:#}");
                         results[i] = Err(format!("{case}: {error:#}"));
                     }
                 }
@@ -355,38 +352,38 @@ impl Bench {
             m.ratio_to_floor = floor.map(|f| m.wall_secs_median / f.wall_secs_median);
         }
 
-        println!("{}", Table::new(measured.iter().map(row)).with(Style::psql()));
-        println!("seed {SEED}; median of {reps} repetition(s), each in its own process, in rounds of every case; × floor: wall time over");
-        println!("the plain loop's (serialize, parse, count per window and page) for the same number of events, with the");
-        println!("engine's codec and date caches; floor (serde_json): the same loop with serde_json and uncached dates.");
+        outln!("{}", Table::new(measured.iter().map(row)).with(Style::psql()))?;
+        outln!("seed {SEED}; median of {reps} repetition(s), each in its own process, in rounds of every case; × floor: wall time over")?;
+        outln!("the plain loop's (serialize, parse, count per window and page) for the same number of events, with the")?;
+        outln!("engine's codec and date caches; floor (serde_json): the same loop with serde_json and uncached dates.")?;
         let linearity = linearity(&measured);
         for l in &linearity {
             match l.ratio {
-                Some(ratio) => println!(
+                Some(ratio) => outln!(
                     "linearity {}: (60m wall − start-up) / (10m wall − start-up) = {ratio:.2}× (start-up: {:.3} s for 10s)",
                     l.scenario, l.startup_wall_secs
-                ),
-                None => println!("linearity {}: n/a (10m wall not above start-up)", l.scenario),
+                )?,
+                None => outln!("linearity {}: n/a (10m wall not above start-up)", l.scenario)?,
             }
         }
         let targets = targets(&measured, &linearity, self.quick);
-        println!("targets (issue 7; reported only):");
+        outln!("targets (issue 7; reported only):")?;
         for t in &targets {
             let mark = match t.pass {
                 Some(true) => "PASS",
                 Some(false) => "FAIL",
                 None => "n/a ",
             };
-            println!("  [{mark}] {} {}", t.target, t.limit);
+            outln!("  [{mark}] {} {}", t.target, t.limit)?;
         }
         for m in measured.iter().filter(|m| m.oracle_failures > 0) {
-            println!("note: {}: the oracle rejected {} of {reps} repetition(s)", m.case, m.oracle_failures);
+            outln!("note: {}: the oracle rejected {} of {reps} repetition(s)", m.case, m.oracle_failures)?;
         }
         for s in &skipped {
-            println!("skipped: {s}");
+            outln!("skipped: {s}")?;
         }
         for c in &crashed {
-            println!("CRASHED: {c}");
+            outln!("CRASHED: {c}")?;
         }
 
         if let Some(path) = &self.json {
@@ -402,7 +399,7 @@ impl Bench {
             };
             let text = serde_json::to_string_pretty(&report).context("cannot encode the benchmark as JSON")?;
             std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
-            println!("json: {}", path.display());
+            outln!("json: {}", path.display())?;
         }
         Ok(ExitCode::from(if crashed.is_empty() { EXIT_OK } else { EXIT_CRASHED }))
     }
@@ -433,7 +430,7 @@ fn release_xtask(root: &Path) -> anyhow::Result<PathBuf> {
         return std::env::current_exe().context("cannot find this executable's path");
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    eprintln!("bench: building xtask in release (cargo build --release -p xtask)");
+    errln!("bench: building xtask in release (cargo build --release -p xtask)");
     let output = Command::new(&cargo)
         .args(["build", "--release", "--package", "xtask", "--message-format=json-render-diagnostics"])
         .current_dir(root)
@@ -645,6 +642,8 @@ mod tests {
         assert!("floor-serde_json:0".parse::<Case>().is_err());
         assert!("steady-state".parse::<Case>().is_err());
         assert!("steady-state:soon".parse::<Case>().is_err());
+        assert!("steady-state:0s".parse::<Case>().is_err());
+        assert!("steady-state:10M".parse::<Case>().is_err());
         assert!(":10m".parse::<Case>().is_err());
     }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use flinksim::scenario::format_duration;
 
 /// flinksim's project commands.
 #[derive(Debug, Parser)]
@@ -34,12 +35,36 @@ pub struct RunScenario {
     /// The seed: the same seed replays the same run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Simulated time to run, overriding the file's `duration` (e.g. 90s, 10m, 1h).
-    #[arg(long, value_parser = parse_duration)]
+    /// Simulated time to run, overriding the file's `duration` (e.g. 90s, 10m, 1h; the file's rules: above 0, at most 30 days, no months or years).
+    #[arg(long, value_parser = flinksim::scenario::parse_run_duration)]
     pub duration: Option<Duration>,
     /// Print the whole trace, one line per significant event.
     #[arg(long)]
     pub trace: bool,
+}
+
+impl RunScenario {
+    /// The command that replays this run: the scenario as given and every flag that changes the
+    /// run. The only place a replay line is built; the destructuring makes a new flag choose.
+    pub fn replay_command(&self) -> String {
+        let RunScenario { scenario, seed, duration, trace: _ } = self;
+        let mut command = format!("cargo xtask run-scenario {} --seed {seed}", shell_word(scenario));
+        if let Some(duration) = duration {
+            // One word, `2m30s`: it reads back the same and needs no quotes.
+            command += &format!(" --duration {}", format_duration(*duration).replace(' ', ""));
+        }
+        command
+    }
+}
+
+/// `word` as one shell word: as is when it is plain, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:=@+,".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// `cargo xtask bench [--reps N] [--quick] [--json PATH]`.
@@ -66,6 +91,53 @@ pub struct BenchCase {
     pub reps: u32,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("bad duration `{text}` ({e}): expected e.g. 200ms, 90s, 10m"))
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    fn run_scenario(args: &[&str]) -> Result<RunScenario, clap::Error> {
+        let args = ["xtask", "run-scenario", "steady-state"].iter().chain(args);
+        match Xtask::try_parse_from(args)?.command {
+            Command::RunScenario(flags) => Ok(flags),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The replay line left out `--duration`, and so replayed another run.
+    #[test]
+    fn replay_command_carries_every_flag_that_changes_the_run() {
+        let flags = run_scenario(&["--seed", "8141", "--duration", "2m 30s", "--trace"]).unwrap();
+        assert_eq!(flags.replay_command(), "cargo xtask run-scenario steady-state --seed 8141 --duration 2m30s");
+        assert_eq!(run_scenario(&[]).unwrap().replay_command(), "cargo xtask run-scenario steady-state --seed 1");
+        let replayed = flags.replay_command();
+        let words: Vec<&str> = replayed.split(' ').skip(2).collect();
+        let again = match Xtask::try_parse_from(["xtask"].iter().chain(&words)).unwrap().command {
+            Command::RunScenario(flags) => flags,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((again.seed, again.duration), (flags.seed, flags.duration));
+        assert_eq!(shell_word("my scenarios/it's.toml"), r"'my scenarios/it'\''s.toml'");
+    }
+
+    /// `--duration 0s` ran (and failed the oracle, exit 1) while `duration = "0s"` in a file is
+    /// refused as bad input.
+    #[test]
+    fn duration_flag_follows_the_file_rules_and_is_bad_input() {
+        assert_eq!(run_scenario(&["--duration", "90s"]).unwrap().duration, Some(Duration::from_secs(90)));
+        for (text, message) in [
+            ("0s", "`duration` must be greater than 0"),
+            ("10M", "bad duration `10M`: `M` means months"),
+            ("999h", "duration `999h` is too long: at most 30 days of simulated time"),
+            ("10 minutes", "bad duration `10 minutes`: expected e.g. 200ms, 1s, 10m"),
+        ] {
+            let error = run_scenario(&["--duration", text]).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ValueValidation, "{text}");
+            assert_eq!(error.exit_code(), 2, "{text}");
+            let rendered = error.to_string();
+            assert!(rendered.contains(&format!("for '--duration <DURATION>': {message}")), "{rendered}");
+        }
+    }
 }

@@ -5,10 +5,12 @@
 
 mod allocator;
 mod bench;
+mod console;
 mod flags;
 mod run_scenario;
 
 use clap::Parser;
+use console::errln;
 
 #[global_allocator]
 static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
@@ -23,7 +25,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            errln!("error: {error:#}");
             std::process::ExitCode::from(run_scenario::EXIT_BAD_INPUT)
         }
     }

@@ -1,11 +1,19 @@
 //! `cargo xtask run-scenario`: runs a scenario from a seed and reports what the oracle found.
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
-use flinksim::Scenario;
+use flinksim::{Report, RunError, Scenario};
+use flinksim::scenario::{Step, StepTime, format_duration};
 use flinksim::oracle::RowStatus;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tabled::{Table, Tabled, settings::Style};
 
+use crate::console::{errln, outln};
 use crate::flags::RunScenario;
 
 /// Exit code: the oracle accepted the run.
@@ -46,32 +54,36 @@ impl RunScenario {
         let path = Scenario::resolve(&self.scenario, &root.join("scenarios"))?;
         let mut scenario = Scenario::load(&path)?;
         if let Some(duration) = self.duration {
+            // The run goes on without them, and the banner leaves them out: say so.
+            for step in scenario.steps_after(duration) {
+                errln!("warning: {}", step_after_end(&path, step, duration));
+            }
             scenario = scenario.with_duration(duration);
         }
         // The banner: the effective scenario, itself a valid scenario file.
-        println!("{}", scenario.to_toml());
-        let report = match flinksim::run(&scenario, self.seed) {
+        outln!("{}", scenario.to_toml())?;
+        let report = match run_showing_progress(&scenario, self.seed) {
             Ok(report) => report,
             Err(error) => {
-                eprintln!("FAILED (panic): {error}");
-                eprintln!("replay: cargo xtask run-scenario {} --seed {}", self.scenario, self.seed);
+                errln!("FAILED (panic): {error}");
+                errln!("replay: {}", replay(&self));
                 return Ok(ExitCode::from(EXIT_PANIC));
             }
         };
         if self.trace {
             for line in &report.trace {
-                println!("{line}");
+                outln!("{line}")?;
             }
-            println!();
+            outln!()?;
         }
         let timeline = flinksim::timeline::timeline(&report.events);
         if !timeline.is_empty() {
-            println!("timeline:");
+            outln!("timeline:")?;
             for moment in &timeline {
                 let s = moment.at_ms / 1000;
-                println!("  {:02}:{:02}.{:03}  {}", s / 60, s % 60, moment.at_ms % 1000, moment.what);
+                outln!("  {:02}:{:02}.{:03}  {}", s / 60, s % 60, moment.at_ms % 1000, moment.what)?;
             }
-            println!();
+            outln!()?;
         }
         let rows: Vec<Row> = report
             .oracle
@@ -96,28 +108,167 @@ impl RunScenario {
                 .into(),
             })
             .collect();
-        println!("{}", Table::new(rows).with(Style::psql()));
-        println!();
+        outln!("{}", Table::new(rows).with(Style::psql()))?;
+        outln!()?;
         let oracle = &report.oracle;
-        println!("scenario:   {} ({})", report.scenario, path.display());
-        println!("seed:       {}", report.seed);
-        println!("simulated:  {:.1?}   wall: {:.3?}", report.simulated, report.wall);
-        println!("events:     {} in input, {} results in output", oracle.input_events, oracle.output_records);
-        println!("network:    {} messages", report.messages);
-        println!("trace:      {} lines, hash {}", report.trace.len(), report.trace_hash_hex());
+        outln!("scenario:   {} ({})", report.scenario, path.display())?;
+        outln!("seed:       {}", report.seed)?;
+        outln!("simulated:  {:.1?}   wall: {:.3?}", report.simulated, report.wall)?;
+        outln!("events:     {} in input, {} results in output", oracle.input_events, oracle.output_records)?;
+        outln!("network:    {} messages", report.messages)?;
+        outln!("trace:      {} lines, hash {}", report.trace.len(), report.trace_hash_hex())?;
         for note in &oracle.notes {
-            println!("note:       {note}");
+            outln!("note:       {note}")?;
         }
         if report.passed() {
-            println!("verdict:    PASSED");
+            outln!("verdict:    PASSED")?;
             Ok(ExitCode::from(EXIT_PASSED))
         } else {
             for violation in &oracle.violations {
-                println!("violation:  {violation}");
+                outln!("violation:  {violation}")?;
             }
-            println!("verdict:    FAILED (oracle)");
-            println!("replay:     cargo xtask run-scenario {} --seed {}", self.scenario, self.seed);
+            outln!("verdict:    FAILED (oracle)")?;
+            outln!("replay:     {}", replay(&self))?;
             Ok(ExitCode::from(EXIT_ORACLE))
         }
+    }
+}
+
+/// How long a run goes before its progress shows: a shorter run prints nothing more.
+const PROGRESS_AFTER: Duration = Duration::from_secs(2);
+
+/// Runs the scenario on a thread of its own, while this one shows on stderr, once the run has
+/// taken [`PROGRESS_AFTER`] of wall time, the simulated time reached against the duration (one
+/// line redrawn in place; indicatif draws only on a terminal). Wall time is read here, outside
+/// the simulation, which reports only its simulated time.
+fn run_showing_progress(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
+    let progress = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let (done, finished) = mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let run = scope.spawn({
+            let progress = progress.clone();
+            move || {
+                let outcome = flinksim::run_with_progress(scenario, seed, progress);
+                drop(done);
+                outcome
+            }
+        });
+        let mut bar: Option<ProgressBar> = None;
+        while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(Duration::from_millis(100)) {
+            if bar.is_none() && started.elapsed() >= PROGRESS_AFTER {
+                let style = ProgressStyle::with_template("{msg} [{wide_bar}] {percent:>3}%")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+                let total = scenario.duration.as_millis() as u64;
+                bar = Some(ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(style));
+            }
+            if let Some(bar) = &bar {
+                let reached_ms = progress.load(Ordering::Relaxed);
+                bar.set_position(reached_ms);
+                bar.set_message(progress_message(reached_ms, scenario.duration));
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        run.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// `simulated 3m 10s of 10m`: whole seconds reached, against the duration; past the end, the
+/// oracle reads the topics back.
+fn progress_message(reached_ms: u64, duration: Duration) -> String {
+    let reached = Duration::from_secs(reached_ms / 1000);
+    if reached >= duration {
+        return format!("simulated {0} of {0}, the oracle reading the topics back", format_duration(duration));
+    }
+    format!("simulated {} of {}", format_duration(reached), format_duration(duration))
+}
+
+/// The replay line's text: the command, then the build it replays on.
+pub fn replay(flags: &RunScenario) -> String {
+    format!("{}   # {}", flags.replay_command(), build())
+}
+
+/// The build a replay needs: `build <commit>` (with `-dirty` when tracked files have changes), or
+/// `unknown build` when git cannot say. Read at run time: `cargo xtask` rebuilds first, so the
+/// tree is the build. Untracked files are left out: notes lying around do not change a build.
+fn build() -> String {
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git").arg("-C").arg(crate::project_root()).args(args).output().ok()?;
+        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(commit) if !commit.is_empty() => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            format!("build {commit}{}", if dirty { "-dirty" } else { "" })
+        }
+        _ => "unknown build".to_owned(),
+    }
+}
+
+/// Why a step will not run under `--duration end`: `<file>:<line>: step `<command>` at <time> will
+/// not run: it is after the end (--duration <end>)`.
+fn step_after_end(path: &Path, step: &Step, end: Duration) -> String {
+    let why = match step.at {
+        StepTime::At(_) => "it is after the end",
+        StepTime::Between { .. } => "it may fall after the end",
+    };
+    format!(
+        "{}:{}: step `{}` at {} will not run: {why} (--duration {})",
+        path.display(),
+        step.line,
+        step.command,
+        step.at,
+        format_duration(end)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_reads_simulated_time_against_the_duration() {
+        let ten_minutes = Duration::from_secs(600);
+        assert_eq!(progress_message(0, ten_minutes), "simulated 0s of 10m");
+        assert_eq!(progress_message(190_999, ten_minutes), "simulated 3m 10s of 10m");
+        // The oracle reads after the end; its time is not the run's.
+        assert_eq!(
+            progress_message(610_000, ten_minutes),
+            "simulated 10m of 10m, the oracle reading the topics back"
+        );
+    }
+
+    #[test]
+    fn build_names_the_commit_or_says_unknown() {
+        let build = build();
+        assert!(build == "unknown build" || build.starts_with("build "), "{build}");
+        assert!(!build.contains('\n'), "{build}");
+    }
+
+    /// A `--duration` shorter than a step's time dropped the step without a word.
+    #[test]
+    fn steps_after_a_shorter_duration_are_named_with_line_time_and_command() {
+        let root = crate::project_root();
+        let path = Scenario::resolve("failure-recovery", &root.join("scenarios")).unwrap();
+        let scenario = Scenario::load(&path).unwrap();
+        let end = Duration::from_secs(150);
+        let warnings: Vec<String> = scenario.steps_after(end).map(|step| step_after_end(&path, step, end)).collect();
+        assert_eq!(
+            warnings,
+            [format!(
+                "{}:{}: step `docker-compose up -d taskmanager` at 3m will not run: it is after the end \
+                 (--duration 2m 30s)",
+                path.display(),
+                scenario.steps[1].line
+            )]
+        );
+        let ranged = Scenario::load(&root.join("scenarios/failure-recovery-exactly-once.toml")).unwrap();
+        let step = &ranged.steps[0];
+        assert!(
+            step_after_end(&path, step, Duration::from_secs(90))
+                .ends_with("at between 1m and 2m will not run: it may fall after the end (--duration 1m 30s)")
+        );
     }
 }

@@ -153,6 +153,20 @@ pub const DEFAULT_SINK_TRANSACTION_TIMEOUT: std::time::Duration = std::time::Dur
 /// The default parallelism when `flink run` has no `-p` (spec §2, Decision).
 pub const DEFAULT_PARALLELISM: u32 = 2;
 
+/// The playground's program arguments, for messages.
+const PROGRAM_ARGS: &str = "--bootstrap.servers kafka:9092 --checkpointing --event-time";
+
+/// The Click Event Count program's own options: they come after the jar.
+const PROGRAM_OPTIONS: &[&str] = &[
+    "--bootstrap.servers",
+    "--checkpointing",
+    "--event-time",
+    "--backpressure",
+    "--chaining",
+    "--input-topic",
+    "--output-topic",
+];
+
 /// A `flink run` line that cannot be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunCommandError {
@@ -169,8 +183,14 @@ pub enum RunCommandError {
     #[error("unknown option `{0}`")]
     UnknownOption(String),
     /// No jar named.
-    #[error("no jar file given (expected /opt/ClickCountJob.jar)")]
+    #[error("no jar file given: write `flink run -d /opt/ClickCountJob.jar {PROGRAM_ARGS}`")]
     MissingJar,
+    /// One of the program's options where Flink's options and then the jar are expected.
+    #[error(
+        "`{0}` is the program's option and comes after the jar: write \
+         `flink run -d /opt/ClickCountJob.jar {PROGRAM_ARGS}`"
+    )]
+    OptionBeforeJar(String),
     /// A jar other than the playground's.
     #[error("unknown program `{0}`: only ClickCountJob.jar is modelled")]
     UnknownJar(String),
@@ -210,6 +230,9 @@ impl JobSubmission {
                 }
                 "-s" | "--fromSavepoint" => submission.savepoint_path = Some(value(word, &mut words)?),
                 "-n" | "--allowNonRestoredState" => submission.allow_non_restored_state = true,
+                option if PROGRAM_OPTIONS.contains(&option) => {
+                    return Err(RunCommandError::OptionBeforeJar(option.into()));
+                }
                 option if option.starts_with('-') => {
                     return Err(RunCommandError::UnknownOption(option.into()));
                 }
@@ -285,5 +308,9 @@ mod tests {
             RunCommandError::UnknownOption("--checkpionting".into())
         );
         assert_eq!(bad("flink run -d"), RunCommandError::MissingJar);
+        assert_eq!(
+            bad("flink run -d --checkpointing --event-time"),
+            RunCommandError::OptionBeforeJar("--checkpointing".into())
+        );
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use flinksim_engine::protocol::job::{JobSubmission, RunCommandError};
 
 use super::ClusterSpec;
+use crate::cluster::TASKMANAGERS_MAX;
 use super::error::ScenarioErrorKind;
 use super::file::{format_duration, parse_duration};
 
@@ -357,7 +358,8 @@ fn parse_flink_run(line: &str) -> Result<FlinkCommand, CommandError> {
         let span = match &error {
             RunCommandError::UnknownOption(word)
             | RunCommandError::BadParallelism(word)
-            | RunCommandError::UnknownJar(word) => at(word),
+            | RunCommandError::UnknownJar(word)
+            | RunCommandError::OptionBeforeJar(word) => at(word),
             _ => at(""),
         };
         CommandError { span, kind: ScenarioErrorKind::RunCommand(error) }
@@ -394,6 +396,9 @@ fn parse_compose(words: &mut Words<'_>, names: Names) -> Result<ComposeCommand, 
             let n = target.strip_prefix("taskmanager=").ok_or_else(bad)?;
             // Canonical digits only, so that the line reads back the same.
             let taskmanagers: u32 = n.parse().ok().filter(|t: &u32| t.to_string() == n).ok_or_else(bad)?;
+            if taskmanagers > TASKMANAGERS_MAX {
+                return Err(CommandError { span, kind: ScenarioErrorKind::TooManyTaskManagers { count: taskmanagers } });
+            }
             ComposeCommand::Scale { taskmanagers }
         }
         other => {
@@ -481,14 +486,13 @@ fn parse_link(words: &mut Words<'_>, names: Names) -> Result<SimCommand, Command
 
 /// `<min>..<max>`, or one duration for a fixed delay.
 fn parse_delay(span: Range<usize>, word: &str) -> Result<Range<Duration>, CommandError> {
-    let bad = |start: usize, text: &str| CommandError {
-        span: span.start + start..span.start + start + text.len(),
-        kind: ScenarioErrorKind::BadDuration(text.into()),
+    let at = |start: usize, len: usize| {
+        move |kind| CommandError { span: span.start + start..span.start + start + len, kind }
     };
     let (min_text, max_text) = word.split_once("..").unwrap_or((word, word));
     let max_start = word.len() - max_text.len();
-    let min = parse_duration(min_text).ok_or_else(|| bad(0, min_text))?;
-    let max = parse_duration(max_text).ok_or_else(|| bad(max_start, max_text))?;
+    let min = parse_duration(min_text).map_err(at(0, min_text.len()))?;
+    let max = parse_duration(max_text).map_err(at(max_start, max_text.len()))?;
     if min > max {
         let kind = ScenarioErrorKind::EmptyRange { min: min_text.into(), max: max_text.into() };
         return Err(CommandError { span, kind });

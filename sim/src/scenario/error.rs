@@ -54,9 +54,24 @@ impl fmt::Display for Location {
 /// What is wrong with a scenario.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioErrorKind {
-    /// The file cannot be read (usually: it does not exist).
+    /// The file cannot be read for a reason other than those below (e.g. permissions).
     #[error("cannot read the scenario file: {0}")]
     Read(#[source] std::io::Error),
+    /// No file at the path; for a name with a folder, not as a path either.
+    #[error("no such file{}", nor.as_ref().map(|p| format!(" (nor a file `{}`)", p.display())).unwrap_or_default())]
+    NoSuchFile {
+        /// The second place looked at: the name as a path, when it was first looked up in scenarios/.
+        nor: Option<PathBuf>,
+    },
+    /// A directory where a scenario file was expected.
+    #[error(
+        "is a directory, not a scenario file{}",
+        if files.is_empty() { String::new() } else { format!(" (scenario files in it: {})", known_list(files)) }
+    )]
+    IsADirectory {
+        /// The `.toml` files in it, to name one of them.
+        files: Vec<String>,
+    },
     /// No file and no scenario of that name.
     #[error("unknown scenario `{name}` (known: {})", known_list(known))]
     UnknownScenario {
@@ -69,6 +84,25 @@ pub enum ScenarioErrorKind {
     /// message is the `toml` crate's, which lists the valid keys and values.
     #[error("{0}")]
     Toml(String),
+    /// A key set twice in the same table.
+    #[error("duplicate key `{key}`: already set on line {first_line}")]
+    DuplicateKey {
+        /// The key's dotted path, e.g. `cluster.slots`.
+        key: String,
+        /// The line of its first definition.
+        first_line: usize,
+    },
+    /// A `[table]` header written twice.
+    #[error("duplicate table `[{table}]`: already opened on line {first_line} (write each table once)")]
+    DuplicateTable {
+        /// The table's dotted path, e.g. `cluster`.
+        table: String,
+        /// The line of its first header.
+        first_line: usize,
+    },
+    /// `[step]`, a single table, where the steps are an array of tables.
+    #[error("`[step]` is a single table: write `[[step]]`, with two brackets, above each step")]
+    StepNotArray,
     /// `name` differs from the file's stem.
     #[error("name `{name}` does not match the file name: expected `{stem}`")]
     NameMismatch {
@@ -80,6 +114,36 @@ pub enum ScenarioErrorKind {
     /// A duration that is not a number followed by a unit.
     #[error("bad duration `{0}`: expected e.g. 200ms, 1s, 10m")]
     BadDuration(String),
+    /// A duration in months or years (humantime's `M`, `month`, `y`, `year`, …).
+    #[error(
+        "bad duration `{text}`: `{unit}` means {calendar}, which have no fixed length (accepted units: ns, \
+         us, ms, s, m, h, d, and their long forms such as min, hours, days; `m` is minutes)"
+    )]
+    CalendarUnit {
+        /// The duration as written.
+        text: String,
+        /// The unit as written, e.g. `M`.
+        unit: String,
+        /// `months` or `years`.
+        calendar: &'static str,
+    },
+    /// A duration above [`DURATION_MAX`](super::DURATION_MAX).
+    #[error(
+        "duration `{text}` is too long: at most {days} days of simulated time",
+        days = super::DURATION_MAX.as_secs() / 86_400
+    )]
+    TooLong {
+        /// The duration as written.
+        text: String,
+    },
+    /// A generator pace below [`PACE_MIN`](super::PACE_MIN).
+    #[error(
+        "`pace` must be at least {}: the generator emits one event per pace, and a smaller one (more \
+         than {} events per second of simulated time) would not finish",
+        super::format_duration(super::PACE_MIN),
+        1_000_000_000 / super::PACE_MIN.as_nanos()
+    )]
+    PaceTooSmall,
     /// A range whose minimum is above its maximum.
     #[error("empty range: min {min} is greater than max {max}")]
     EmptyRange {
@@ -93,6 +157,12 @@ pub enum ScenarioErrorKind {
     Zero {
         /// The key, e.g. `taskmanagers`.
         key: &'static str,
+    },
+    /// More TaskManagers than [`TASKMANAGERS_MAX`](crate::cluster::TASKMANAGERS_MAX).
+    #[error("{count} TaskManagers are too many: at most {max}", max = crate::cluster::TASKMANAGERS_MAX)]
+    TooManyTaskManagers {
+        /// The count asked for.
+        count: u32,
     },
     /// A step scheduled after the scenario ends.
     #[error("step at {at} is after the end of the scenario (duration = \"{duration}\")")]
@@ -163,10 +233,24 @@ pub enum ScenarioErrorKind {
     /// The job reads from a broker other than the playground's.
     #[error("unknown bootstrap server `{0}`: the playground's broker is kafka:9092")]
     UnknownBootstrapServer(String),
+    /// An exactly-once sink on a job without `--checkpointing`: Flink's KafkaSink commits only
+    /// when a checkpoint completes, so nothing would ever be committed.
+    #[error("{}", if *in_step { STEP_WITHOUT_CHECKPOINTING } else { JOB_WITHOUT_CHECKPOINTING })]
+    ExactlyOnceWithoutCheckpointing {
+        /// Whether the line is a step's (which takes the `[job]` sink mode) rather than `[job] run`.
+        in_step: bool,
+    },
     /// A job variant the engine cannot run yet.
     #[error("{0}")]
     UnsupportedVariant(&'static str),
 }
+
+const JOB_WITHOUT_CHECKPOINTING: &str = "the exactly-once sink needs `--checkpointing`: it commits only \
+    when a checkpoint completes, so nothing would ever be committed (add `--checkpointing` to the \
+    `flink run` line, or use sink = \"at-least-once\")";
+const STEP_WITHOUT_CHECKPOINTING: &str = "this `flink run` has no `--checkpointing`, but the scenario's \
+    sink ([job] sink) is exactly-once, which commits only when a checkpoint completes, so nothing would \
+    ever be committed (add `--checkpointing` to the line, or use sink = \"at-least-once\" in [job])";
 
 /// A list of valid names for a message.
 fn known_list<S: AsRef<str>>(known: &[S]) -> String {

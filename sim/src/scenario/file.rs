@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
+use super::error::ScenarioErrorKind;
 use super::{Expect, OnRestart};
 
 /// A whole scenario file.
@@ -24,6 +25,8 @@ pub(crate) struct ScenarioFile {
     pub cluster: ClusterFile,
     #[serde(default)]
     pub generator: GeneratorFile,
+    #[serde(default)]
+    pub kafka: KafkaFile,
     pub job: JobFile,
     #[serde(default, rename = "step")]
     pub steps: Vec<Spanned<StepFile>>,
@@ -48,13 +51,21 @@ pub(crate) struct GeneratorFile {
     pub on_restart: Option<OnRestart>,
 }
 
-/// `[job]`: the playground's submission line and the sink mode.
+/// `[kafka]`: the broker's settings; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KafkaFile {
+    pub transaction_max_timeout: Option<Spanned<String>>,
+}
+
+/// `[job]`: the playground's submission line, the sink mode and the sink producer's settings.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JobFile {
     pub run: Spanned<String>,
     #[serde(default)]
     pub sink: SinkMode,
+    pub transaction_timeout: Option<Spanned<String>>,
 }
 
 /// One `[[step]]`; its span (as `Spanned<StepFile>`) is the `[[step]]` header.
@@ -114,31 +125,62 @@ impl<'de> Deserialize<'de> for AtFile {
     }
 }
 
+/// The longest duration flinksim reads, in a file or a flag: 30 days of simulated time. A run
+/// simulates about 2000 times faster than real time, so 30 days already take some 20 minutes of
+/// wall time; a longer one is far more likely a slip (`999h`) than a plan.
+pub const DURATION_MAX: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// humantime's units of months and years: a month or a year has no fixed length, and `M` next to
+/// `m` (minutes) turns a ten-minute run into a ten-month one, so flinksim refuses them.
+const CALENDAR_UNITS: &[(&str, &str)] = &[
+    ("M", "months"),
+    ("month", "months"),
+    ("months", "months"),
+    ("y", "years"),
+    ("yr", "years"),
+    ("yrs", "years"),
+    ("year", "years"),
+    ("years", "years"),
+];
+
 /// Parses a duration written as one or more `<number><unit>` groups (`200ms`, `2.5ms`, `10m`,
-/// `1m 30s`); `None` if it is not one. A number without its unit, or a unit split from its number
-/// (`10 minutes`), is refused even though humantime would take it: the files stay uniform.
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+/// `1m 30s`). A number without its unit, or a unit split from its number (`10 minutes`), is
+/// refused even though humantime would take it: the files stay uniform. Units of months and
+/// years are refused, and so is anything above [`DURATION_MAX`].
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, ScenarioErrorKind> {
+    let bad = || ScenarioErrorKind::BadDuration(text.to_owned());
+    if text.trim().is_empty() {
+        return Err(bad());
+    }
     // Each word is one or more `<number><unit>` groups: `10m`, `3m10s`, `1m 30s`, `2.5ms`.
-    let groups_ok = text.split_whitespace().all(|mut word| {
+    for mut word in text.split_whitespace() {
         while !word.is_empty() {
-            let unit = word.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
-            let rest = unit.trim_start_matches(char::is_alphabetic);
-            if unit.len() == word.len() || rest.len() == unit.len() {
-                return false;
+            let unit_and_rest = word.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+            let rest = unit_and_rest.trim_start_matches(char::is_alphabetic);
+            if unit_and_rest.len() == word.len() || rest.len() == unit_and_rest.len() {
+                return Err(bad());
+            }
+            let unit = &unit_and_rest[..unit_and_rest.len() - rest.len()];
+            if let Some((_, calendar)) = CALENDAR_UNITS.iter().find(|(u, _)| *u == unit) {
+                return Err(ScenarioErrorKind::CalendarUnit {
+                    text: text.to_owned(),
+                    unit: unit.to_owned(),
+                    calendar,
+                });
             }
             word = rest;
         }
-        true
-    });
-    if !groups_ok || text.trim().is_empty() {
-        return None;
     }
-    humantime::parse_duration(text).ok()
+    let duration = humantime::parse_duration(text).map_err(|_| bad())?;
+    if duration > DURATION_MAX {
+        return Err(ScenarioErrorKind::TooLong { text: text.to_owned() });
+    }
+    Ok(duration)
 }
 
 /// Prints a duration so that [`parse_duration`] reads it back exactly: whole seconds as humantime
 /// writes them (`10m`, `1h 30m`), the rest as one decimal group (`2.5ms`, `200ms`).
-pub(crate) fn format_duration(d: Duration) -> String {
+pub fn format_duration(d: Duration) -> String {
     if d.is_zero() {
         return "0s".to_owned();
     }
@@ -170,13 +212,47 @@ mod tests {
 
     #[test]
     fn durations_need_a_unit_next_to_each_number() {
-        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_duration("2.5ms"), Some(Duration::from_micros(2500)));
-        assert_eq!(parse_duration("1m 30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("0s"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("10m").ok(), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2.5ms").ok(), Some(Duration::from_micros(2500)));
+        assert_eq!(parse_duration("1m 30s").ok(), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("0s").ok(), Some(Duration::ZERO));
+        assert_eq!(parse_duration("2days 1h").ok(), Some(Duration::from_secs(49 * 3600)));
         for bad in ["10 minutes", "10", "", " ", "fast", "-1s", "1s ago", "m5"] {
-            assert_eq!(parse_duration(bad), None, "{bad:?}");
+            assert!(matches!(parse_duration(bad), Err(ScenarioErrorKind::BadDuration(_))), "{bad:?}");
         }
+    }
+
+    /// humantime reads `10M` as ten months: a one-letter slip from ten minutes.
+    #[test]
+    fn months_and_years_are_refused_naming_the_unit() {
+        for (text, unit) in [("10M", "M"), ("1month", "month"), ("2 months", "months"), ("1y", "y")] {
+            let text = text.replace(' ', "");
+            match parse_duration(&text) {
+                Err(ScenarioErrorKind::CalendarUnit { unit: found, .. }) => assert_eq!(found, unit),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        for text in ["1m 1year", "1yrs", "3years"] {
+            assert!(matches!(parse_duration(text), Err(ScenarioErrorKind::CalendarUnit { .. })), "{text}");
+        }
+        assert_eq!(
+            parse_duration("10M").unwrap_err().to_string(),
+            "bad duration `10M`: `M` means months, which have no fixed length (accepted units: ns, us, \
+             ms, s, m, h, d, and their long forms such as min, hours, days; `m` is minutes)"
+        );
+    }
+
+    #[test]
+    fn durations_above_thirty_days_are_refused() {
+        assert_eq!(parse_duration("30days").ok(), Some(DURATION_MAX));
+        assert_eq!(parse_duration("720h").ok(), Some(DURATION_MAX));
+        assert_eq!(
+            parse_duration("999h").unwrap_err().to_string(),
+            "duration `999h` is too long: at most 30 days of simulated time"
+        );
+        assert!(matches!(parse_duration("30days 1ns"), Err(ScenarioErrorKind::TooLong { .. })));
+        // Too large for humantime itself.
+        assert!(matches!(parse_duration("99999999999999999999h"), Err(ScenarioErrorKind::BadDuration(_))));
     }
 
     #[test]
@@ -190,10 +266,11 @@ mod tests {
             Duration::from_secs(600),
             Duration::from_secs(90_061),
             Duration::new(3, 1_000_001),
-            Duration::new(86_400 * 400, 999_999_999),
+            Duration::new(86_400 * 29, 999_999_999),
+            DURATION_MAX,
         ] {
             let text = format_duration(d);
-            assert_eq!(parse_duration(&text), Some(d), "{text}");
+            assert_eq!(parse_duration(&text).ok(), Some(d), "{text}");
         }
         assert_eq!(format_duration(Duration::from_micros(2500)), "2.5ms");
         assert_eq!(format_duration(Duration::from_secs(600)), "10m");

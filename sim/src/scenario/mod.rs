@@ -6,10 +6,12 @@
 mod command;
 mod error;
 mod file;
+mod layout;
 
 use std::fmt::{self, Write as _};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::io::ErrorKind;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use flinksim_engine::protocol::job::{JobSubmission, RunCommandError, SinkMode};
@@ -19,9 +21,12 @@ use toml::Spanned;
 pub use command::{Command, ComposeCommand, FlinkCommand, Service, SimCommand};
 pub use error::{Location, ScenarioError, ScenarioErrorKind};
 
+use crate::cluster::TASKMANAGERS_MAX;
 use command::Names;
 use error::SpannedError;
-use file::{AtFile, ScenarioFile, format_duration, parse_duration};
+pub use file::{DURATION_MAX, format_duration};
+
+use file::{AtFile, ScenarioFile, parse_duration};
 
 /// A checked scenario: everything the simulator needs to run it from a seed.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +41,8 @@ pub struct Scenario {
     pub cluster: ClusterSpec,
     /// The ClickEvent generator.
     pub generator: GeneratorSpec,
+    /// The Kafka broker.
+    pub kafka: KafkaSpec,
     /// The job submitted at start.
     pub job: JobSpec,
     /// What happens when, in file order.
@@ -78,6 +85,28 @@ impl Default for GeneratorSpec {
     }
 }
 
+/// `[kafka]`: the broker's settings (spec §6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaSpec {
+    /// The broker's `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a
+    /// transactional producer may ask for; a producer asking for more fails at initialisation.
+    pub transaction_max_timeout: Duration,
+}
+
+/// flinksim's default `transaction.max.timeout.ms`: one hour, not Kafka's 15 minutes, because
+/// Flink's docs tell exactly-once users to raise the broker's cap to at least the sink's timeout
+/// (1 h), and the playground's broker is taken as configured that way.
+pub const TRANSACTION_MAX_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60 * 60);
+
+/// Flink's KafkaSink default `transaction.timeout.ms`: one hour (spec §6).
+pub const TRANSACTION_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60 * 60);
+
+impl Default for KafkaSpec {
+    fn default() -> KafkaSpec {
+        KafkaSpec { transaction_max_timeout: TRANSACTION_MAX_TIMEOUT_DEFAULT }
+    }
+}
+
 /// Where a restarted generator begins (spec §4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -96,6 +125,10 @@ pub struct JobSpec {
     pub run: String,
     /// The line parsed, with the `sink` mode filled in.
     pub submission: JobSubmission,
+    /// The exactly-once sink producer's `transaction.timeout.ms`: the broker aborts a transaction
+    /// left open longer (spec §6). Above the broker's cap it is not refused here: the producer
+    /// fails at initialisation, as Kafka's does.
+    pub transaction_timeout: Duration,
 }
 
 /// One `[[step]]`.
@@ -131,6 +164,18 @@ pub enum StepTime {
         /// The latest time.
         max: Duration,
     },
+}
+
+impl fmt::Display for StepTime {
+    /// `2m`, or `between 1m and 2m` for a range.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepTime::At(at) => f.write_str(&format_duration(*at)),
+            StepTime::Between { min, max } => {
+                write!(f, "between {} and {}", format_duration(*min), format_duration(*max))
+            }
+        }
+    }
 }
 
 impl StepTime {
@@ -224,6 +269,37 @@ impl fmt::Display for LossExpectation {
     }
 }
 
+/// The smallest `[generator] pace`: 100 µs, 10,000 events per second of simulated time, 25 times
+/// the playground's rate. The generator emits one event per pace and every event costs the
+/// simulator real work (about a microsecond), so at `1ns` a run would never finish and its
+/// memory would grow without bound.
+pub const PACE_MIN: Duration = Duration::from_micros(100);
+
+/// Reads a scenario's duration as `--duration` gives it, by the same rules as the file's
+/// `duration` key (and with the same errors): a duration of at most [`DURATION_MAX`], above 0.
+pub fn parse_run_duration(text: &str) -> Result<Duration, ScenarioErrorKind> {
+    positive_duration(text, "duration")
+}
+
+/// A duration that must be greater than 0; `key` names it in the error.
+fn positive_duration(text: &str, key: &'static str) -> Result<Duration, ScenarioErrorKind> {
+    match parse_duration(text)? {
+        zero if zero.is_zero() => Err(ScenarioErrorKind::Zero { key }),
+        d => Ok(d),
+    }
+}
+
+/// The `.toml` files in a directory, sorted, to name in an error; none if it cannot be read.
+fn toml_files(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<String> = entries
+        .filter_map(|entry| Some(entry.ok()?.file_name().to_string_lossy().into_owned()))
+        .filter(|name| name.ends_with(".toml"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// The sink mode as a file spells it.
 fn sink_name(mode: SinkMode) -> &'static str {
     match mode {
@@ -238,10 +314,13 @@ const BOOTSTRAP_SERVERS: &str = "kafka:9092";
 impl Scenario {
     /// Reads and checks the scenario file at `path`.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            path: path.to_owned(),
-            location: None,
-            kind: ScenarioErrorKind::Read(e),
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let kind = match e.kind() {
+                ErrorKind::NotFound => ScenarioErrorKind::NoSuchFile { nor: None },
+                ErrorKind::IsADirectory => ScenarioErrorKind::IsADirectory { files: toml_files(path) },
+                _ => ScenarioErrorKind::Read(e),
+            };
+            ScenarioError { path: path.to_owned(), location: None, kind }
         })?;
         Scenario::parse(&text, path)
     }
@@ -250,34 +329,74 @@ impl Scenario {
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let file: ScenarioFile = toml::from_str(text).map_err(|e| {
             // The toml crate's message lists the valid keys or values; its span is the offending
-            // key or value (the whole document when a required key is missing).
+            // key or value (the whole document when a required key is missing). Two of its
+            // messages say too little, and the file's layout tells them apart: a duplicate key
+            // (named here with its first line) and `[step]` for `[[step]]`.
             let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim().to_owned();
-            SpannedError::new(span, ScenarioErrorKind::Toml(message)).in_file(text, path)
+            let layout = layout::scan(text);
+            let first_line = |offset| Location::of_offset(text, offset).line;
+            let kind = match layout.duplicate {
+                Some(d) if d.span.start == span.start && d.table => {
+                    ScenarioErrorKind::DuplicateTable { table: d.path, first_line: first_line(d.first) }
+                }
+                Some(d) if d.span.start == span.start => {
+                    ScenarioErrorKind::DuplicateKey { key: d.path, first_line: first_line(d.first) }
+                }
+                _ if layout.tables.iter().any(|(table, at)| table == "step" && at.start == span.start) => {
+                    ScenarioErrorKind::StepNotArray
+                }
+                _ => ScenarioErrorKind::Toml(e.message().trim().to_owned()),
+            };
+            SpannedError::new(span, kind).in_file(text, path)
         })?;
         Checker { text }.scenario(file, path).map_err(|e| e.in_file(text, path))
     }
 
-    /// The file for a scenario named on the command line: an existing path is used as is, and a
-    /// name such as `steady-state` means `scenarios_dir/steady-state.toml`.
+    /// The file for a scenario named on the command line (a name or a path):
+    ///
+    /// - a name (relative, without `.toml`, `.` or `..`) is looked up in `scenarios_dir` first:
+    ///   `steady-state` is `scenarios_dir/steady-state.toml`, and a name with a folder such as
+    ///   `pitfalls/foo` is `scenarios_dir/pitfalls/foo.toml`; a name that is not there is then
+    ///   taken as a path, if a file has it;
+    /// - anything else (`my.toml`, `/tmp/x`, `./x`) is a path.
+    ///
+    /// A missing file, a directory, or an unknown name is an error saying which.
     pub fn resolve(name_or_path: &str, scenarios_dir: &Path) -> Result<PathBuf, ScenarioError> {
         let as_path = Path::new(name_or_path);
+        let is_name = !name_or_path.is_empty()
+            && !name_or_path.ends_with(".toml")
+            && !name_or_path.contains('\\')
+            && as_path.components().all(|c| matches!(c, Component::Normal(_)));
+        let error = |path: &Path, kind| Err(ScenarioError { path: path.to_owned(), location: None, kind });
+        let directory = |path: &Path| ScenarioErrorKind::IsADirectory { files: toml_files(path) };
+        if !is_name {
+            return match as_path {
+                path if path.is_file() => Ok(path.to_owned()),
+                path if path.is_dir() => error(path, directory(path)),
+                path => error(path, ScenarioErrorKind::NoSuchFile { nor: None }),
+            };
+        }
+        let candidate = scenarios_dir.join(format!("{name_or_path}.toml"));
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
         if as_path.is_file() {
             return Ok(as_path.to_owned());
         }
-        let looks_like_path = name_or_path.contains(['/', '\\']) || name_or_path.ends_with(".toml");
-        let candidate = scenarios_dir.join(format!("{name_or_path}.toml"));
-        if !looks_like_path && candidate.is_file() {
-            return Ok(candidate);
+        let folder = scenarios_dir.join(name_or_path);
+        if candidate.is_dir() || folder.is_dir() {
+            let dir = if candidate.is_dir() { candidate } else { folder };
+            let kind = directory(&dir);
+            return error(&dir, kind);
         }
-        Err(ScenarioError {
-            path: if looks_like_path { as_path.to_owned() } else { candidate },
-            location: None,
-            kind: ScenarioErrorKind::UnknownScenario {
-                name: name_or_path.to_owned(),
-                known: Scenario::known(scenarios_dir),
-            },
-        })
+        if name_or_path.contains('/') {
+            return error(&candidate, ScenarioErrorKind::NoSuchFile { nor: Some(as_path.to_owned()) });
+        }
+        let kind = ScenarioErrorKind::UnknownScenario {
+            name: name_or_path.to_owned(),
+            known: Scenario::known(scenarios_dir),
+        };
+        error(&candidate, kind)
     }
 
     /// The names of the scenarios in `scenarios_dir` (the stems of its `.toml` files), sorted.
@@ -292,10 +411,21 @@ impl Scenario {
         known
     }
 
-    /// The same scenario simulated for `duration` instead (the `--duration` override). Steps
-    /// after the new end never run.
+    /// The same scenario simulated for `duration` instead (the `--duration` override). The steps
+    /// that may fall after the new end (see [`Scenario::steps_after`]) are dropped, so that the
+    /// result is itself a valid scenario, as its banner ([`Scenario::to_toml`]) must be. The steps
+    /// left keep their file order, and so the times the seed draws for them, as long as no
+    /// dropped range comes before them in the file.
     pub fn with_duration(self, duration: Duration) -> Scenario {
-        Scenario { duration, ..self }
+        let mut scenario = Scenario { duration, ..self };
+        scenario.steps.retain(|step| step.at.latest() <= duration);
+        scenario
+    }
+
+    /// The steps that may fall after `end`, in file order: due after it, or drawn from a range
+    /// that reaches past it. A run shortened to `end` drops them.
+    pub fn steps_after(&self, end: Duration) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(move |step| step.at.latest() > end)
     }
 
     /// The effective scenario as a file, every default written out: printable as a banner, and
@@ -321,9 +451,12 @@ impl Scenario {
         writeln!(out, "\n[generator]")?;
         writeln!(out, "pace = {}", duration(self.generator.pace))?;
         writeln!(out, "on_restart = {}", string(&self.generator.on_restart.to_string()))?;
+        writeln!(out, "\n[kafka]")?;
+        writeln!(out, "transaction_max_timeout = {}", duration(self.kafka.transaction_max_timeout))?;
         writeln!(out, "\n[job]")?;
         writeln!(out, "run = {}", string(&self.job.run))?;
         writeln!(out, "sink = {}", string(sink_name(self.job.submission.sink_mode)))?;
+        writeln!(out, "transaction_timeout = {}", duration(self.job.transaction_timeout))?;
         for step in &self.steps {
             writeln!(out, "\n[[step]]")?;
             match step.at {
@@ -357,6 +490,12 @@ impl Checker<'_> {
         let duration = self.positive_duration(&file.duration, "duration")?;
 
         let defaults = ClusterSpec::default();
+        if let Some(count) = &file.cluster.taskmanagers
+            && *count.get_ref() > TASKMANAGERS_MAX
+        {
+            let kind = ScenarioErrorKind::TooManyTaskManagers { count: *count.get_ref() };
+            return Err(SpannedError::new(count.span(), kind));
+        }
         let cluster = ClusterSpec {
             taskmanagers: self.positive(file.cluster.taskmanagers, "taskmanagers", defaults.taskmanagers)?,
             slots: self.positive(file.cluster.slots, "slots", defaults.slots)?,
@@ -367,7 +506,12 @@ impl Checker<'_> {
         };
         let generator = GeneratorSpec {
             pace: match &file.generator.pace {
-                Some(pace) => self.positive_duration(pace, "pace")?,
+                Some(pace) => match self.positive_duration(pace, "pace")? {
+                    too_small if too_small < PACE_MIN => {
+                        return Err(SpannedError::new(pace.span(), ScenarioErrorKind::PaceTooSmall));
+                    }
+                    pace => pace,
+                },
                 None => GeneratorSpec::default().pace,
             },
             on_restart: file.generator.on_restart.unwrap_or_default(),
@@ -386,7 +530,21 @@ impl Checker<'_> {
             return Err(SpannedError::new(span, ScenarioErrorKind::UnsupportedVariant(reason)));
         }
         submission.sink_mode = file.job.sink;
-        let job = JobSpec { run: run.get_ref().clone(), submission };
+        if submission.sink_mode == SinkMode::ExactlyOnce && !submission.args.checkpointing {
+            let kind = ScenarioErrorKind::ExactlyOnceWithoutCheckpointing { in_step: false };
+            return Err(SpannedError::new(self.inner_span(run.span(), 0..0), kind));
+        }
+        let transaction_timeout = match &file.job.transaction_timeout {
+            Some(timeout) => self.positive_duration(timeout, "transaction_timeout")?,
+            None => TRANSACTION_TIMEOUT_DEFAULT,
+        };
+        let job = JobSpec { run: run.get_ref().clone(), submission, transaction_timeout };
+        let kafka = KafkaSpec {
+            transaction_max_timeout: match &file.kafka.transaction_max_timeout {
+                Some(timeout) => self.positive_duration(timeout, "transaction_max_timeout")?,
+                None => TRANSACTION_MAX_TIMEOUT_DEFAULT,
+            },
+        };
 
         // `taskmanager-3` is a valid name anywhere in a file that scales to 3 TaskManagers.
         let scaled = file.steps.iter().filter_map(|s| command::scale_target(s.get_ref().run.get_ref())).max();
@@ -404,6 +562,14 @@ impl Checker<'_> {
             }
             let command = command::parse(step.run.get_ref(), names)
                 .map_err(|e| SpannedError::new(self.inner_span(step.run.span(), e.span), e.kind))?;
+            // A step's `flink run` takes the [job] sink mode, so the same rule holds for it.
+            if let Command::Flink(FlinkCommand::Run { submission, .. }) = &command
+                && job.submission.sink_mode == SinkMode::ExactlyOnce
+                && !submission.args.checkpointing
+            {
+                let kind = ScenarioErrorKind::ExactlyOnceWithoutCheckpointing { in_step: true };
+                return Err(SpannedError::new(self.inner_span(step.run.span(), 0..0), kind));
+            }
             let line = Location::of_offset(self.text, spanned.span().start).line;
             steps.push(Step { at, command, line });
         }
@@ -414,6 +580,7 @@ impl Checker<'_> {
             duration,
             cluster,
             generator,
+            kafka,
             job,
             steps,
             expect: file.expect,
@@ -422,9 +589,7 @@ impl Checker<'_> {
     }
 
     fn duration(&self, value: &Spanned<String>) -> Result<Duration, SpannedError> {
-        parse_duration(value.get_ref()).ok_or_else(|| {
-            SpannedError::new(value.span(), ScenarioErrorKind::BadDuration(value.get_ref().clone()))
-        })
+        parse_duration(value.get_ref()).map_err(|kind| SpannedError::new(value.span(), kind))
     }
 
     fn positive_duration(
@@ -432,11 +597,7 @@ impl Checker<'_> {
         value: &Spanned<String>,
         key: &'static str,
     ) -> Result<Duration, SpannedError> {
-        let d = self.duration(value)?;
-        if d.is_zero() {
-            return Err(SpannedError::new(value.span(), ScenarioErrorKind::Zero { key }));
-        }
-        Ok(d)
+        positive_duration(value.get_ref(), key).map_err(|kind| SpannedError::new(value.span(), kind))
     }
 
     fn positive(
@@ -456,7 +617,7 @@ impl Checker<'_> {
         match at.get_ref() {
             AtFile::At(text) => parse_duration(text)
                 .map(StepTime::At)
-                .ok_or_else(|| SpannedError::new(at.span(), ScenarioErrorKind::BadDuration(text.clone()))),
+                .map_err(|kind| SpannedError::new(at.span(), kind)),
             AtFile::Between { min: min_text, max: max_text } => {
                 let (min, max) = (self.duration(min_text)?, self.duration(max_text)?);
                 if min > max {
@@ -499,7 +660,8 @@ impl Checker<'_> {
         match error {
             RunCommandError::UnknownOption(word)
             | RunCommandError::BadParallelism(word)
-            | RunCommandError::UnknownJar(word) => self.word_span(run, word),
+            | RunCommandError::UnknownJar(word)
+            | RunCommandError::OptionBeforeJar(word) => self.word_span(run, word),
             RunCommandError::MissingValue(_) | RunCommandError::MissingJar => self.word_span(run, ""),
             RunCommandError::NotFlinkRun(_) => self.inner_span(run.span(), 0..0),
         }
@@ -557,7 +719,42 @@ mod tests {
         assert_eq!(scenario.generator.pace, Duration::from_micros(2500));
         assert_eq!(scenario.generator.on_restart, OnRestart::Resume);
         assert_eq!(scenario.job.submission.sink_mode, SinkMode::AtLeastOnce);
+        assert_eq!(scenario.job.transaction_timeout, Duration::from_secs(3600));
+        assert_eq!(scenario.kafka, KafkaSpec::default());
+        assert_eq!(scenario.kafka.transaction_max_timeout, Duration::from_secs(3600));
         assert_eq!(scenario.expect, Expect::default());
+    }
+
+    #[test]
+    fn transaction_timeouts_are_read_with_the_duration_rules() {
+        let scenario =
+            parse(&file("transaction_timeout = \"20m\"\n[kafka]\ntransaction_max_timeout = \"2h\"\n")).unwrap();
+        assert_eq!(scenario.job.transaction_timeout, Duration::from_secs(20 * 60));
+        assert_eq!(scenario.kafka.transaction_max_timeout, Duration::from_secs(2 * 3600));
+        assert_eq!(
+            err(&file("transaction_timeout = \"0s\"\n")),
+            "scenarios/x.toml:6:23: `transaction_timeout` must be greater than 0"
+        );
+        assert_eq!(
+            err(&file("\n[kafka]\ntransaction_max_timeout = \"soon\"\n")),
+            "scenarios/x.toml:8:27: bad duration `soon`: expected e.g. 200ms, 1s, 10m"
+        );
+        assert_eq!(
+            err(&file("\n[kafka]\ntransaction_timeout = \"1h\"\n")),
+            "scenarios/x.toml:8:1: unknown field `transaction_timeout`, expected `transaction_max_timeout`"
+        );
+    }
+
+    /// A producer asking for more than the broker's cap is a pitfall the engine shows (the
+    /// producer fails at initialisation, as Kafka's does), not a mistake in the file.
+    #[test]
+    fn producer_timeout_above_the_broker_cap_loads() {
+        let scenario = parse(&file(
+            "sink = \"exactly-once\"\ntransaction_timeout = \"1h\"\n\
+             [kafka]\ntransaction_max_timeout = \"15m\"\n",
+        ))
+        .unwrap();
+        assert!(scenario.job.transaction_timeout > scenario.kafka.transaction_max_timeout);
     }
 
     #[test]
@@ -596,9 +793,11 @@ mod tests {
             duration = \"12m 30s\"\n\
             \n[cluster]\ntaskmanagers = 2\nslots = 3\nstartup_period = \"0s\"\n\
             \n[generator]\npace = \"1.25ms\"\non_restart = \"from-zero\"\n\
+            \n[kafka]\ntransaction_max_timeout = \"15m\"\n\
             \n[job]\n\
             run = 'flink run -p 3 -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time'\n\
             sink = \"exactly-once\"\n\
+            transaction_timeout = \"90s\"\n\
             \n[[step]]\nat = { min = \"1m\", max = \"1m\" }\nrun = \"docker-compose kill taskmanager-2\"\n\
             \n[[step]]\nat = \"2m\"\nrun = \"docker-compose scale taskmanager=4\"\n\
             \n[[step]]\nat = \"3m\"\nrun = \"sim partition jobmanager taskmanager-4\"\n\
@@ -612,6 +811,8 @@ mod tests {
         assert_eq!(again, scenario);
         assert_eq!(again.to_toml(), printed);
         assert!(printed.contains("pace = \"1.25ms\"\n"), "{printed}");
+        assert!(printed.contains("transaction_max_timeout = \"15m\"\n"), "{printed}");
+        assert!(printed.contains("transaction_timeout = \"1m 30s\"\n"), "{printed}");
         assert!(printed.contains("at = { min = \"1m\", max = \"1m\" }\n"), "{printed}");
     }
 
@@ -624,7 +825,8 @@ mod tests {
              duration = \"10m\"\n\
              \n[cluster]\ntaskmanagers = 1\nslots = 2\nstartup_period = \"5m\"\n\
              \n[generator]\npace = \"2.5ms\"\non_restart = \"resume\"\n\
-             \n[job]\nrun = \"{RUN}\"\nsink = \"at-least-once\"\n\
+             \n[kafka]\ntransaction_max_timeout = \"1h\"\n\
+             \n[job]\nrun = \"{RUN}\"\nsink = \"at-least-once\"\ntransaction_timeout = \"1h\"\n\
              \n[expect]\ncounts = \"exact\"\nduplicates = \"none\"\nloss = \"none\"\n",
             toml::Value::String(scenario.description.clone()),
         );
@@ -637,6 +839,26 @@ mod tests {
         let shorter = scenario.clone().with_duration(Duration::from_secs(60));
         assert_eq!(shorter.duration, Duration::from_secs(60));
         assert_eq!(Scenario { duration: scenario.duration, ..shorter }, scenario);
+    }
+
+    /// A shortened scenario kept its late steps, and its banner was no longer a valid file.
+    #[test]
+    fn with_duration_drops_the_steps_that_may_fall_after_the_end() {
+        let scenario = parse(&file(
+            "\n[[step]]\nat = \"1m\"\nrun = \"docker-compose kill kafka\"\n\
+             \n[[step]]\nat = { min = \"1m\", max = \"3m\" }\nrun = \"docker-compose up -d kafka\"\n\
+             \n[[step]]\nat = \"2m\"\nrun = \"docker-compose kill taskmanager\"\n\
+             \n[[step]]\nat = \"2m 1s\"\nrun = \"docker-compose up -d taskmanager\"\n",
+        ))
+        .unwrap();
+        let end = Duration::from_secs(120);
+        let after: Vec<(usize, String)> =
+            scenario.steps_after(end).map(|step| (step.line, step.at.to_string())).collect();
+        assert_eq!(after, [(11, "between 1m and 3m".to_owned()), (19, "2m 1s".to_owned())]);
+        let shorter = scenario.clone().with_duration(end);
+        assert_eq!(shorter.steps, [scenario.steps[0].clone(), scenario.steps[2].clone()]);
+        let printed = shorter.to_toml();
+        assert_eq!(parse(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}")), shorter);
     }
 
     #[test]
@@ -766,12 +988,42 @@ mod tests {
         );
         assert_eq!(
             bad("flink run -d"),
-            "scenarios/x.toml:5:20: bad `flink run` line: no jar file given (expected /opt/ClickCountJob.jar)"
+            "scenarios/x.toml:5:20: bad `flink run` line: no jar file given: write `flink run -d \
+             /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time`"
+        );
+        // The jar left out: `--checkpointing` was reported as an unknown option.
+        assert_eq!(
+            bad("flink run -d --checkpointing --event-time"),
+            "scenarios/x.toml:5:21: bad `flink run` line: `--checkpointing` is the program's option and \
+             comes after the jar: write `flink run -d /opt/ClickCountJob.jar --bootstrap.servers \
+             kafka:9092 --checkpointing --event-time`"
         );
         assert_eq!(
             bad("docker-compose up -d"),
             "scenarios/x.toml:5:8: bad `flink run` line: expected `flink run ...`, got `docker-compose up -d`"
         );
+    }
+
+    /// An exactly-once sink without `--checkpointing` ran and never committed anything.
+    #[test]
+    fn exactly_once_sink_without_checkpointing_is_refused_naming_the_run_line() {
+        let no_checkpoints = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --event-time";
+        assert_eq!(
+            err(&file("sink = \"exactly-once\"\n").replace(RUN, no_checkpoints)),
+            "scenarios/x.toml:5:8: the exactly-once sink needs `--checkpointing`: it commits only when \
+             a checkpoint completes, so nothing would ever be committed (add `--checkpointing` to the \
+             `flink run` line, or use sink = \"at-least-once\")"
+        );
+        let step = format!("sink = \"exactly-once\"\n\n[[step]]\nat = \"3m\"\nrun = \"{no_checkpoints}\"\n");
+        assert_eq!(
+            err(&file(&step)),
+            "scenarios/x.toml:10:8: this `flink run` has no `--checkpointing`, but the scenario's sink \
+             ([job] sink) is exactly-once, which commits only when a checkpoint completes, so nothing \
+             would ever be committed (add `--checkpointing` to the line, or use sink = \"at-least-once\" \
+             in [job])"
+        );
+        // At least once, neither needs checkpoints.
+        assert!(parse(&file(&step.replace("exactly-once", "at-least-once")).replace(RUN, no_checkpoints)).is_ok());
     }
 
     #[test]
@@ -816,6 +1068,70 @@ mod tests {
     }
 
     #[test]
+    fn durations_in_months_or_above_thirty_days_and_tiny_paces_are_located_errors() {
+        assert_eq!(
+            err(&file("").replace("\"10m\"", "\"10M\"")),
+            "scenarios/x.toml:2:12: bad duration `10M`: `M` means months, which have no fixed length \
+             (accepted units: ns, us, ms, s, m, h, d, and their long forms such as min, hours, days; `m` \
+             is minutes)"
+        );
+        assert_eq!(
+            err(&file("").replace("\"10m\"", "\"999h\"")),
+            "scenarios/x.toml:2:12: duration `999h` is too long: at most 30 days of simulated time"
+        );
+        assert!(
+            err(&file("\n[[step]]\nat = \"1y\"\nrun = \"docker-compose kill kafka\"\n"))
+                .starts_with("scenarios/x.toml:8:6: bad duration `1y`: `y` means years")
+        );
+        assert_eq!(
+            err(&file("\n[[step]]\nat = \"1m\"\nrun = \"sim link kafka -> client delay 1ms..2M\"\n")),
+            "scenarios/x.toml:9:44: bad duration `2M`: `M` means months, which have no fixed length \
+             (accepted units: ns, us, ms, s, m, h, d, and their long forms such as min, hours, days; `m` \
+             is minutes)"
+        );
+        assert_eq!(
+            err(&file("\n[generator]\npace = \"1ns\"\n")),
+            "scenarios/x.toml:8:8: `pace` must be at least 100us: the generator emits one event per \
+             pace, and a smaller one (more than 10000 events per second of simulated time) would not finish"
+        );
+        assert_eq!(parse(&file("\n[generator]\npace = \"100us\"\n")).unwrap().generator.pace, PACE_MIN);
+    }
+
+    #[test]
+    fn run_duration_follows_the_file_rules() {
+        assert_eq!(parse_run_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_run_duration("0s").unwrap_err().to_string(), "`duration` must be greater than 0");
+        assert!(matches!(parse_run_duration("10M"), Err(ScenarioErrorKind::CalendarUnit { .. })));
+        assert!(matches!(parse_run_duration("999h"), Err(ScenarioErrorKind::TooLong { .. })));
+        assert!(matches!(parse_run_duration("10 minutes"), Err(ScenarioErrorKind::BadDuration(_))));
+    }
+
+    /// 256 TaskManagers panicked the run: their addresses were `10.0.1.<i>` with `i` a `u8`.
+    #[test]
+    fn hundreds_of_taskmanagers_load_up_to_the_documented_maximum() {
+        let scenario = parse(&file(
+            "\n[cluster]\ntaskmanagers = 300\n\n[[step]]\nat = \"1m\"\nrun = \"docker-compose kill taskmanager-300\"\n\
+             \n[[step]]\nat = \"2m\"\nrun = \"docker-compose scale taskmanager=4096\"\n",
+        ))
+        .unwrap();
+        assert_eq!(scenario.cluster.taskmanagers, 300);
+        assert_eq!(
+            scenario.steps[0].command,
+            Command::Compose(ComposeCommand::Kill(Service::TaskManager(300)))
+        );
+        assert_eq!(
+            err(&file("\n[cluster]\ntaskmanagers = 4097\n")),
+            "scenarios/x.toml:8:16: 4097 TaskManagers are too many: at most 4096"
+        );
+        assert_eq!(
+            err(&file("\n[[step]]\nat = \"1m\"\nrun = \"docker-compose scale taskmanager=256000\"\n")),
+            "scenarios/x.toml:9:29: 256000 TaskManagers are too many: at most 4096"
+        );
+        // Scaling to none is a valid step: every TaskManager is removed.
+        assert!(parse(&file("\n[[step]]\nat = \"1m\"\nrun = \"docker-compose scale taskmanager=0\"\n")).is_ok());
+    }
+
+    #[test]
     fn step_after_the_duration_is_an_error() {
         assert_eq!(
             err(&file("\n[[step]]\nat = \"11m\"\nrun = \"docker-compose kill kafka\"\n")),
@@ -843,24 +1159,39 @@ mod tests {
     fn missing_file_names_the_path() {
         let e = Scenario::load(Path::new("scenarios/no-such-scenario.toml")).unwrap_err();
         assert!(e.location.is_none());
-        assert!(
-            e.to_string().starts_with("scenarios/no-such-scenario.toml: cannot read the scenario file: "),
-            "{e}"
-        );
+        assert_eq!(e.to_string(), "scenarios/no-such-scenario.toml: no such file");
+    }
+
+    /// A scratch folder of scenario files for `resolve`, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("flinksim-scenarios-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            for file in ["steady-state.toml", "failure-recovery.toml", "notes.md", "pitfalls/foo.toml", "pitfalls/bar.toml"] {
+                let path = dir.join(file);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, "").unwrap();
+            }
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     #[test]
     fn resolve_takes_a_name_or_a_path_and_lists_known_names() {
-        let dir = std::env::temp_dir().join(format!("flinksim-scenarios-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for stem in ["steady-state", "failure-recovery"] {
-            std::fs::write(dir.join(format!("{stem}.toml")), "").unwrap();
-        }
-        std::fs::write(dir.join("notes.md"), "").unwrap();
+        let scratch = Scratch::new("names");
+        let dir = &scratch.0;
         let path = dir.join("steady-state.toml");
-        assert_eq!(Scenario::resolve("steady-state", &dir).unwrap(), path);
+        assert_eq!(Scenario::resolve("steady-state", dir).unwrap(), path);
         assert_eq!(Scenario::resolve(path.to_str().unwrap(), Path::new("elsewhere")).unwrap(), path);
-        let e = Scenario::resolve("stedy-state", &dir).unwrap_err();
+        let e = Scenario::resolve("stedy-state", dir).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!(
@@ -868,8 +1199,76 @@ mod tests {
                 dir.join("stedy-state.toml").display()
             )
         );
-        let e = Scenario::resolve("other/steady-state.toml", &dir).unwrap_err();
-        assert!(e.to_string().starts_with("other/steady-state.toml: unknown scenario"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A missing file, a directory and a path outside scenarios/ were all `unknown scenario`.
+    #[test]
+    fn resolve_says_what_is_wrong_with_a_path() {
+        let scratch = Scratch::new("paths");
+        let dir = &scratch.0;
+        let e = Scenario::resolve("other/steady-state.toml", dir).unwrap_err();
+        assert_eq!(e.to_string(), "other/steady-state.toml: no such file");
+        let folder = dir.join("pitfalls");
+        let e = Scenario::resolve(folder.to_str().unwrap(), Path::new("elsewhere")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: is a directory, not a scenario file (scenario files in it: bar.toml, foo.toml)",
+                folder.display()
+            )
+        );
+        let e = Scenario::load(&folder).unwrap_err();
+        assert!(e.to_string().ends_with(": is a directory, not a scenario file (scenario files in it: bar.toml, foo.toml)"));
+        let e = Scenario::resolve("pitfalls", dir).unwrap_err();
+        assert!(e.to_string().ends_with("pitfalls: is a directory, not a scenario file (scenario files in it: bar.toml, foo.toml)"), "{e}");
+    }
+
+    /// Later issues add scenarios/pitfalls/ and scenarios/regressions/: their files are named
+    /// `pitfalls/foo` on the command line.
+    #[test]
+    fn a_name_with_a_folder_resolves_under_scenarios_first() {
+        let scratch = Scratch::new("folders");
+        let dir = &scratch.0;
+        assert_eq!(Scenario::resolve("pitfalls/foo", dir).unwrap(), dir.join("pitfalls/foo.toml"));
+        let e = Scenario::resolve("pitfalls/baz", dir).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{}: no such file (nor a file `pitfalls/baz`)", dir.join("pitfalls/baz.toml").display())
+        );
+        // Not under scenarios/: then the name is a path.
+        let elsewhere = dir.join("pitfalls/foo.toml");
+        let without_extension = dir.join("pitfalls/plain");
+        std::fs::write(&without_extension, "").unwrap();
+        assert_eq!(Scenario::resolve(without_extension.to_str().unwrap(), Path::new("elsewhere")).unwrap(), without_extension);
+        assert_eq!(Scenario::resolve(elsewhere.to_str().unwrap(), Path::new("elsewhere")).unwrap(), elsewhere);
+    }
+
+    /// toml said only "duplicate key".
+    #[test]
+    fn duplicate_key_or_table_names_it_and_its_first_line() {
+        assert_eq!(
+            err(&file("\n[cluster]\nslots = 2\nslots = 3\n")),
+            "scenarios/x.toml:9:1: duplicate key `cluster.slots`: already set on line 8"
+        );
+        assert_eq!(
+            err(&file("").replace("duration = \"10m\"\n", "duration = \"10m\"\nduration = \"5m\"\n")),
+            "scenarios/x.toml:3:1: duplicate key `duration`: already set on line 2"
+        );
+        assert_eq!(
+            err(&file("\n[[step]]\nat = { min = \"1m\", min = \"2m\" }\nrun = \"docker-compose kill kafka\"\n")),
+            "scenarios/x.toml:8:20: duplicate key `step.at.min`: already set on line 8"
+        );
+        assert_eq!(
+            err(&file("\n[job]\nsink = \"exactly-once\"\n")),
+            "scenarios/x.toml:7:2: duplicate table `[job]`: already opened on line 4 (write each table once)"
+        );
+    }
+
+    #[test]
+    fn step_written_as_a_single_table_says_to_write_two_brackets() {
+        assert_eq!(
+            err(&file("\n[step]\nat = \"1m\"\nrun = \"docker-compose kill kafka\"\n")),
+            "scenarios/x.toml:7:1: `[step]` is a single table: write `[[step]]`, with two brackets, above each step"
+        );
     }
 }

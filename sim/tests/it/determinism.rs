@@ -26,3 +26,19 @@ fn different_seeds_interleave_differently_yet_count_the_same() {
     hashes.dedup();
     assert_eq!(hashes.len(), reports.len(), "two seeds gave the same trace");
 }
+
+/// Progress is read off the simulated clock by a task the run already has: the trace is the same
+/// with or without someone watching.
+#[test]
+fn run_with_progress_reports_simulated_time_and_keeps_the_trace() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    let scenario = scenario("steady-state").with_duration(Duration::from_secs(25));
+    let progress = Arc::new(AtomicU64::new(0));
+    let watched = flinksim::run_with_progress(&scenario, 8141, progress.clone()).unwrap();
+    let reached_ms = progress.load(Ordering::Relaxed);
+    assert!((20_000..=30_000).contains(&reached_ms), "progress {reached_ms} ms");
+    assert_eq!(run(&scenario, 8141).trace, watched.trace);
+}

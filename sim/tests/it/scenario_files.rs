@@ -1,6 +1,10 @@
 //! One test per file in scenarios/: it loads, runs under a fixed seed, meets its own
 //! expectations, and its window counts match snapshots/<name>.snap.
 
+use std::time::Duration;
+
+use flinksim::Scenario;
+
 use crate::harness::{assert_passed, run, scenario, scenarios_dir, window_table};
 
 fn check(name: &str) {
@@ -32,6 +36,19 @@ fn every_scenario_file_is_covered_here() {
         "steady-state",
     ];
     assert_eq!(known, tested.map(String::from).to_vec(), "add a test below for each new scenario file");
+}
+
+/// `--duration` shorter than a file's steps printed a banner that no longer loaded: its late
+/// steps were after its end.
+#[test]
+fn every_scenario_shortened_to_30s_prints_a_banner_that_loads_back() {
+    for name in Scenario::known(&scenarios_dir()) {
+        let shortened = scenario(&name).with_duration(Duration::from_secs(30));
+        let banner = shortened.to_toml();
+        let again = Scenario::parse(&banner, &shortened.path).unwrap_or_else(|e| panic!("{e}\n{banner}"));
+        assert_eq!(again, shortened, "{name}");
+        assert_eq!(again.to_toml(), banner, "{name}");
+    }
 }
 
 #[test]
