@@ -155,6 +155,7 @@ impl Cluster {
             self.trace.for_node("kafka"),
         );
         config.shutdown = self.shutdown_line("kafka");
+        config.transaction_max_timeout = self.scenario.kafka.transaction_max_timeout;
         self.add_node("kafka", move || broker::run(config.clone()));
     }
 

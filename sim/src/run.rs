@@ -254,6 +254,7 @@ async fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command) 
         Command::Flink(FlinkCommand::Run { submission, .. }) => {
             let mut submission = submission.clone();
             submission.sink_mode = scenario.job.submission.sink_mode;
+            submission.transaction_timeout = scenario.job.submission.transaction_timeout;
             cluster.type_on_client(ClientCommand::Run(submission));
         }
         Command::Sim(SimCommand::Partition(a, b)) => {

@@ -96,10 +96,12 @@ pub struct KafkaSpec {
 /// flinksim's default `transaction.max.timeout.ms`: one hour, not Kafka's 15 minutes, because
 /// Flink's docs tell exactly-once users to raise the broker's cap to at least the sink's timeout
 /// (1 h), and the playground's broker is taken as configured that way.
-pub const TRANSACTION_MAX_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60 * 60);
+pub const TRANSACTION_MAX_TIMEOUT_DEFAULT: Duration =
+    flinksim_engine::kafka::broker::DEFAULT_TRANSACTION_MAX_TIMEOUT;
 
 /// Flink's KafkaSink default `transaction.timeout.ms`: one hour (spec §6).
-pub const TRANSACTION_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60 * 60);
+pub const TRANSACTION_TIMEOUT_DEFAULT: Duration =
+    flinksim_engine::protocol::job::DEFAULT_SINK_TRANSACTION_TIMEOUT;
 
 impl Default for KafkaSpec {
     fn default() -> KafkaSpec {
@@ -123,12 +125,11 @@ pub enum OnRestart {
 pub struct JobSpec {
     /// The `flink run` line as written in the file.
     pub run: String,
-    /// The line parsed, with the `sink` mode filled in.
+    /// The line parsed, with `sink` and `transaction_timeout` filled in (the exactly-once sink
+    /// producer's `transaction.timeout.ms`: the broker aborts a transaction left open longer,
+    /// spec §6; above the broker's cap it is not refused here: the producer fails at
+    /// initialisation, as Kafka's does).
     pub submission: JobSubmission,
-    /// The exactly-once sink producer's `transaction.timeout.ms`: the broker aborts a transaction
-    /// left open longer (spec §6). Above the broker's cap it is not refused here: the producer
-    /// fails at initialisation, as Kafka's does.
-    pub transaction_timeout: Duration,
 }
 
 /// One `[[step]]`.
@@ -456,7 +457,7 @@ impl Scenario {
         writeln!(out, "\n[job]")?;
         writeln!(out, "run = {}", string(&self.job.run))?;
         writeln!(out, "sink = {}", string(sink_name(self.job.submission.sink_mode)))?;
-        writeln!(out, "transaction_timeout = {}", duration(self.job.transaction_timeout))?;
+        writeln!(out, "transaction_timeout = {}", duration(self.job.submission.transaction_timeout))?;
         for step in &self.steps {
             writeln!(out, "\n[[step]]")?;
             match step.at {
@@ -534,11 +535,11 @@ impl Checker<'_> {
             let kind = ScenarioErrorKind::ExactlyOnceWithoutCheckpointing { in_step: false };
             return Err(SpannedError::new(self.inner_span(run.span(), 0..0), kind));
         }
-        let transaction_timeout = match &file.job.transaction_timeout {
+        submission.transaction_timeout = match &file.job.transaction_timeout {
             Some(timeout) => self.positive_duration(timeout, "transaction_timeout")?,
             None => TRANSACTION_TIMEOUT_DEFAULT,
         };
-        let job = JobSpec { run: run.get_ref().clone(), submission, transaction_timeout };
+        let job = JobSpec { run: run.get_ref().clone(), submission };
         let kafka = KafkaSpec {
             transaction_max_timeout: match &file.kafka.transaction_max_timeout {
                 Some(timeout) => self.positive_duration(timeout, "transaction_max_timeout")?,
@@ -719,7 +720,7 @@ mod tests {
         assert_eq!(scenario.generator.pace, Duration::from_micros(2500));
         assert_eq!(scenario.generator.on_restart, OnRestart::Resume);
         assert_eq!(scenario.job.submission.sink_mode, SinkMode::AtLeastOnce);
-        assert_eq!(scenario.job.transaction_timeout, Duration::from_secs(3600));
+        assert_eq!(scenario.job.submission.transaction_timeout, Duration::from_secs(3600));
         assert_eq!(scenario.kafka, KafkaSpec::default());
         assert_eq!(scenario.kafka.transaction_max_timeout, Duration::from_secs(3600));
         assert_eq!(scenario.expect, Expect::default());
@@ -729,7 +730,7 @@ mod tests {
     fn transaction_timeouts_are_read_with_the_duration_rules() {
         let scenario =
             parse(&file("transaction_timeout = \"20m\"\n[kafka]\ntransaction_max_timeout = \"2h\"\n")).unwrap();
-        assert_eq!(scenario.job.transaction_timeout, Duration::from_secs(20 * 60));
+        assert_eq!(scenario.job.submission.transaction_timeout, Duration::from_secs(20 * 60));
         assert_eq!(scenario.kafka.transaction_max_timeout, Duration::from_secs(2 * 3600));
         assert_eq!(
             err(&file("transaction_timeout = \"0s\"\n")),
@@ -754,7 +755,7 @@ mod tests {
              [kafka]\ntransaction_max_timeout = \"15m\"\n",
         ))
         .unwrap();
-        assert!(scenario.job.transaction_timeout > scenario.kafka.transaction_max_timeout);
+        assert!(scenario.job.submission.transaction_timeout > scenario.kafka.transaction_max_timeout);
     }
 
     #[test]

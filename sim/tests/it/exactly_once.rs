@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use flinksim::Scenario;
 use flinksim::oracle::RowStatus;
 
 use crate::harness::{assert_passed, run_seeds, scenario};
@@ -41,7 +40,8 @@ fn a_job_resubmitted_at_a_lower_parallelism_never_hides_later_results() {
 /// TaskManager is killed 1.45 s after the window of 0:45 fired.
 #[test]
 fn a_restore_whose_pending_transaction_timed_out_reports_the_loss_and_goes_on() {
-    let scenario = transaction_timeout_scenario();
+    let scenario = scenario("exactly-once-restore-after-transaction-timeout");
+    assert_eq!(scenario.job.submission.transaction_timeout, Duration::from_secs(120));
     let seeds: Vec<u64> = SEEDS.collect();
     let reports = run_seeds(&scenario, &seeds);
     let mut lost_somewhere = 0;
@@ -72,8 +72,31 @@ fn a_restore_whose_pending_transaction_timed_out_reports_the_loss_and_goes_on() 
     assert!(lost_somewhere >= 10, "the construction reaches the loss in most seeds, here in {lost_somewhere} of 20");
 }
 
-fn transaction_timeout_scenario() -> Scenario {
-    let mut scenario = scenario("exactly-once-restore-after-transaction-timeout");
-    scenario.job.submission.transaction_timeout = Duration::from_secs(120);
-    scenario
+/// Kafka's own cap (`transaction.max.timeout.ms`, 15 min) below the sink's 1 h: the producer
+/// fails at initialisation, as Kafka's does, so the exactly-once job never starts. (flinksim's
+/// default cap is 1 h, as Flink's documentation tells exactly-once users to set it.)
+#[test]
+fn a_sink_asking_for_more_than_the_broker_s_transaction_cap_fails_at_initialisation() {
+    let text = r#"
+name = "kafka-cap"
+duration = "1m"
+[cluster]
+startup_period = "0s"
+[kafka]
+transaction_max_timeout = "15m"
+[job]
+run = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time"
+sink = "exactly-once"
+"#;
+    let scenario = flinksim::Scenario::parse(text, std::path::Path::new("kafka-cap.toml")).unwrap();
+    let banner = scenario.to_toml();
+    assert!(banner.contains("transaction_max_timeout = \"15m\"") && banner.contains("transaction_timeout = \"1h\""), "{banner}");
+    let report = crate::harness::run(&scenario, 1);
+    let replay = "replay: cargo xtask run-scenario kafka-cap.toml --seed 1";
+    assert!(!report.passed(), "{replay}");
+    assert_eq!(report.oracle.output_records, 0, "{replay}");
+    assert!(
+        crate::harness::traced(&report, "transaction.timeout.ms 3600000 is larger than the broker's transaction.max.timeout.ms 900000"),
+        "the sink's failure names both timeouts\n{replay}"
+    );
 }
