@@ -86,6 +86,19 @@ pub enum Event {
         /// The job's id.
         job_id: JobId,
     },
+    /// The window operator dropped the first late event of a window (allowed lateness 0):
+    /// the window had fired, its watermark had passed. Later drops of the window add to
+    /// Flink's `numLateRecordsDropped` without a line of their own.
+    LateDropped {
+        /// The task, as Flink displays it (`ClickEvent Counter (1/2)`).
+        task: String,
+        /// The window's start, ms of event time.
+        window_start_ms: i64,
+        /// The operator's watermark then.
+        watermark_ms: i64,
+        /// The operator's `numLateRecordsDropped` so far.
+        dropped_so_far: u64,
+    },
 }
 
 impl fmt::Display for Event {
@@ -123,6 +136,12 @@ impl fmt::Display for Event {
             Event::JobManagerStarted { address, session } => {
                 write!(f, "JobManager started at {address} as {session}")
             }
+            Event::LateDropped { task, window_start_ms, watermark_ms, dropped_so_far } => write!(
+                f,
+                "{task} drops late events of window [{window_start_ms}, {}) behind watermark \
+                 {watermark_ms}: numLateRecordsDropped={dropped_so_far}",
+                window_start_ms + 15_000
+            ),
             Event::JobSubmitted { job_id } => {
                 write!(f, "Received JobGraph submission '{}' ({job_id}).", crate::protocol::job::JOB_NAME)
             }

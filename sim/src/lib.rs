@@ -11,6 +11,7 @@ pub mod run;
 pub mod scenario;
 pub mod timeline;
 pub mod trace;
+pub mod verdict;
 
 pub use run::{Report, RunError, run, run_with_progress};
 pub use scenario::Scenario;

@@ -16,6 +16,7 @@ use serde::Serialize;
 use smol_str::SmolStr;
 
 use crate::scenario::{CountsExpectation, DuplicatesExpectation, Expect, LossExpectation};
+use crate::verdict::VerdictClass;
 
 /// A window is expected in `output` when it ends at least this long before the latest event.
 pub const EXPECTED_WINDOW_SLACK_MS: i64 = 2_000;
@@ -85,7 +86,7 @@ pub struct OracleReport {
     /// their whole recount; a short result counts the difference).
     pub lost_events: u64,
     /// Everything that violates the scenario's expectations; empty means the run passed.
-    pub violations: Vec<String>,
+    pub violations: Vec<Violation>,
     /// Things worth knowing that the expectations accept (e.g. expected loss).
     pub notes: Vec<String>,
     /// Why results may be missing, as the trace says.
@@ -97,6 +98,201 @@ impl OracleReport {
     pub fn passed(&self) -> bool {
         self.violations.is_empty()
     }
+
+    /// The run's verdict class: the worst of its violations' (see [`VerdictClass::worst`]).
+    pub fn verdict(&self) -> VerdictClass {
+        VerdictClass::worst(self.violations.iter().map(Violation::class))
+    }
+
+    /// The rows that are not simply right (every row but `Ok` and `EmptyAtSource`).
+    pub fn rows_not_ok(&self) -> impl Iterator<Item = &WindowRow> {
+        self.rows.iter().filter(|r| !matches!(r.status, RowStatus::Ok | RowStatus::EmptyAtSource))
+    }
+}
+
+/// One (window, page) a violation is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RowRef {
+    /// Window start, ms of event time.
+    pub window_start_ms: i64,
+    /// The page.
+    pub page: SmolStr,
+    /// The counts of its copies in `output`.
+    pub counts: Vec<u64>,
+    /// The recount from `input`.
+    pub recount: u64,
+}
+
+impl From<&WindowRow> for RowRef {
+    fn from(row: &WindowRow) -> RowRef {
+        RowRef {
+            window_start_ms: row.window_start_ms,
+            page: row.page.clone(),
+            counts: row.counts.clone(),
+            recount: row.recount,
+        }
+    }
+}
+
+impl std::fmt::Display for RowRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.window_start_ms / 1000;
+        write!(f, "{:02}:{:02}:{:02} {} ", s / 3600, s / 60 % 60, s % 60, self.page)?;
+        match self.counts.as_slice() {
+            [] => write!(f, "missing (input holds {})", self.recount),
+            counts => {
+                let counts: Vec<String> = counts.iter().map(u64::to_string).collect();
+                write!(f, "{} of {}", counts.join(", "), self.recount)
+            }
+        }
+    }
+}
+
+/// How many rows a violation's message lists; the rest are counted.
+const ROWS_NAMED: usize = 3;
+
+fn rows_named(rows: &[RowRef]) -> String {
+    let mut named: Vec<String> = rows.iter().take(ROWS_NAMED).map(ToString::to_string).collect();
+    if rows.len() > ROWS_NAMED {
+        named.push(format!("and {} more", rows.len() - ROWS_NAMED));
+    }
+    named.join("; ")
+}
+
+/// Events of `input` that the rows' results did not count.
+fn events_short(rows: &[RowRef]) -> u64 {
+    rows.iter().map(|r| r.recount.saturating_sub(r.counts.iter().copied().max().unwrap_or(0))).sum()
+}
+
+/// One kind of thing the run did that the scenario does not accept, with the rows it concerns.
+/// Tools match on the variant and its [`class`](Violation::class); the report renders it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Violation {
+    /// Nothing was expected or emitted: the run is too short, or nothing ran.
+    NothingRan,
+    /// Results count other than the input holds, in windows where no late drop was traced.
+    WrongCounts {
+        /// The rows.
+        rows: Vec<RowRef>,
+    },
+    /// More than one result for a (window, page) where one is required.
+    Duplicated {
+        /// The rows.
+        rows: Vec<RowRef>,
+    },
+    /// Results missing with no cause in the trace: their events are unaccounted for.
+    Unaccounted {
+        /// The rows.
+        rows: Vec<RowRef>,
+        /// Windows with no result at all between the first and the last fired.
+        gap_windows: usize,
+    },
+    /// Results short or missing in windows whose operator dropped late events (Flink's
+    /// `numLateRecordsDropped`): the job's event-time semantics, not an engine bug.
+    DroppedAsLate {
+        /// The rows.
+        rows: Vec<RowRef>,
+        /// The first drop of each window concerned.
+        windows: Vec<(i64, LateWindow)>,
+    },
+    /// Results missing for a cause the trace records (a JobManager back without its job, a
+    /// transaction the broker aborted).
+    LostWithCause {
+        /// The rows.
+        rows: Vec<RowRef>,
+        /// The causes.
+        causes: Causes,
+    },
+    /// No result from this window on, to the end of the run: the job never produced again.
+    Stalled {
+        /// The first window with no result.
+        since_window_ms: i64,
+        /// The rows.
+        rows: Vec<RowRef>,
+    },
+    /// A record of a topic that does not parse.
+    Malformed {
+        /// The topic and what is wrong.
+        record: String,
+    },
+}
+
+impl Violation {
+    /// What kind of failure it is.
+    pub fn class(&self) -> VerdictClass {
+        match self {
+            Violation::NothingRan | Violation::Stalled { .. } => VerdictClass::Liveness,
+            Violation::DroppedAsLate { .. } | Violation::LostWithCause { .. } => VerdictClass::Semantic,
+            Violation::WrongCounts { .. }
+            | Violation::Duplicated { .. }
+            | Violation::Unaccounted { .. }
+            | Violation::Malformed { .. } => VerdictClass::Correctness,
+        }
+    }
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Violation::NothingRan => {
+                f.write_str("no window was expected or emitted: the run is too short or nothing ran")
+            }
+            Violation::WrongCounts { rows } => write!(
+                f,
+                "{} (window, page) results count other than the recount from input: {}",
+                rows.len(),
+                rows_named(rows)
+            ),
+            Violation::Duplicated { rows } => write!(
+                f,
+                "{} (window, page) results appear more than once: {}",
+                rows.len(),
+                rows_named(rows)
+            ),
+            Violation::Unaccounted { rows, gap_windows } => write!(
+                f,
+                "{} expected (window, page) results are missing and nothing in the trace accounts for \
+                 their {} events ({gap_windows} windows missing between the first and the last fired): {}",
+                rows.len(),
+                events_short(rows),
+                rows_named(rows)
+            ),
+            Violation::DroppedAsLate { rows, windows } => {
+                write!(
+                    f,
+                    "{} events of {} (window, page) results dropped as late by the window operator: {}",
+                    events_short(rows),
+                    rows.len(),
+                    rows_named(rows)
+                )?;
+                for (start, late) in windows.iter().take(ROWS_NAMED) {
+                    write!(
+                        f,
+                        "; window {} fired before them ({} at {}, watermark {})",
+                        start / 1000,
+                        late.task,
+                        clock(late.at),
+                        late.watermark_ms
+                    )?;
+                }
+                Ok(())
+            }
+            Violation::LostWithCause { rows, causes } => write!(
+                f,
+                "{} expected (window, page) results are missing ({} events): {}. Why: {causes}",
+                rows.len(),
+                events_short(rows),
+                rows_named(rows)
+            ),
+            Violation::Stalled { since_window_ms, rows } => write!(
+                f,
+                "no result from window {} s on to the end of the run: {} expected (window, page) results never came",
+                since_window_ms / 1000,
+                rows.len()
+            ),
+            Violation::Malformed { record } => write!(f, "malformed record: {record}"),
+        }
+    }
 }
 
 /// Why results may be missing, as the trace records it (typed events, not wording): what a
@@ -107,6 +303,19 @@ pub struct Causes {
     pub jobs_lost: Vec<JobLost>,
     /// Transactions a restored sink could not commit because the broker had aborted them.
     pub transactions_lost: Vec<TransactionLost>,
+    /// Windows whose operator dropped late events, by window start: the first drop of each.
+    pub late_windows: BTreeMap<i64, LateWindow>,
+}
+
+/// The first late drop of a window, as the window operator traced it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LateWindow {
+    /// When.
+    pub at: Duration,
+    /// Which task (`ClickEvent Counter (1/2)`).
+    pub task: String,
+    /// The operator's watermark then, ms of event time.
+    pub watermark_ms: i64,
 }
 
 /// The JobManager came back without its job (the playground runs without HA).
@@ -150,6 +359,13 @@ impl Causes {
                     job_ran = false;
                     causes.jobs_lost.push(JobLost { at: event.at, resubmitted: None });
                 }
+                Event::LateDropped { task, window_start_ms, watermark_ms, .. } => {
+                    causes.late_windows.entry(*window_start_ms).or_insert(LateWindow {
+                        at: event.at,
+                        task: task.clone(),
+                        watermark_ms: *watermark_ms,
+                    });
+                }
                 Event::TransactionLost { transactional_id, checkpoint_id, cause } => {
                     causes.transactions_lost.push(TransactionLost {
                         at: event.at,
@@ -164,7 +380,7 @@ impl Causes {
         causes
     }
 
-    /// Whether the trace names no cause.
+    /// Whether the trace names no cause of loss (late drops aside: they are judged per window).
     pub fn is_empty(&self) -> bool {
         self.jobs_lost.is_empty() && self.transactions_lost.is_empty()
     }
@@ -212,7 +428,7 @@ pub const EVENTS_PER_WINDOW_AND_PAGE: u64 = (WINDOW_MS / 15) as u64;
 /// Judges what was observed against the expectations; `causes` explain missing results.
 pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleReport {
     let mut rows = Vec::new();
-    let mut violations = Vec::new();
+    let mut violations: Vec<Violation> = Vec::new();
     let mut notes = Vec::new();
     let expected_until = observed.max_event_time.map(|t| t - EXPECTED_WINDOW_SLACK_MS);
     // Every window that should have fired, and every window that did.
@@ -234,22 +450,16 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
             .filter(|(start, _)| expected_until.is_some_and(|u| start + WINDOW_MS <= u))
             .map(|k| (k.clone(), ())),
     );
-    let mut missing = 0usize;
-    let mut wrong = 0usize;
-    let mut duplicated = 0usize;
     for (window_start_ms, page) in keys.into_keys() {
         let recount = observed.input_counts.get(&(window_start_ms, page.clone())).copied().unwrap_or(0);
         let counts = observed.output_counts.get(&(window_start_ms, page.clone())).cloned().unwrap_or_default();
         let status = if counts.is_empty() && recount == 0 {
             RowStatus::EmptyAtSource
         } else if counts.is_empty() {
-            missing += 1;
             RowStatus::Missing
         } else if counts.iter().any(|&c| c != recount) {
-            wrong += 1;
             RowStatus::WrongCount
         } else if counts.len() > 1 {
-            duplicated += 1;
             RowStatus::Duplicated
         } else {
             RowStatus::Ok
@@ -277,33 +487,23 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
             v
         });
 
-    if rows.is_empty() {
-        violations.push("no window was expected or emitted: the run is too short or nothing ran".into());
-    }
-    if wrong > 0 && expect.counts == CountsExpectation::Exact {
-        violations.push(format!("{wrong} (window, page) results count other than the recount from input"));
-    }
-    if duplicated > 0 {
-        match expect.duplicates {
-            DuplicatesExpectation::None => {
-                violations.push(format!("{duplicated} (window, page) results appear more than once"))
-            }
-            DuplicatesExpectation::Allowed => {
-                notes.push(format!("{duplicated} (window, page) results appear more than once (allowed)"))
-            }
+    let judged = classify(&rows, &gaps, causes);
+    let accepted = |violation: &Violation| match violation {
+        Violation::WrongCounts { .. } => expect.counts == CountsExpectation::Any,
+        Violation::Duplicated { .. } => expect.duplicates == DuplicatesExpectation::Allowed,
+        Violation::DroppedAsLate { .. } => {
+            expect.counts == CountsExpectation::Any || expect.loss == LossExpectation::Expected
         }
-    }
-    if missing > 0 || !gaps.is_empty() {
-        let mut what = format!(
-            "{missing} expected (window, page) results are missing; {} windows missing between the first and the last fired",
-            gaps.len()
-        );
-        if !causes.is_empty() {
-            what.push_str(&format!(". Why: {causes}"));
+        Violation::Unaccounted { .. } | Violation::LostWithCause { .. } | Violation::Stalled { .. } => {
+            expect.loss == LossExpectation::Expected
         }
-        match expect.loss {
-            LossExpectation::None => violations.push(what),
-            LossExpectation::Expected => notes.push(format!("{what} (loss expected)")),
+        Violation::NothingRan | Violation::Malformed { .. } => false,
+    };
+    for violation in judged {
+        if accepted(&violation) {
+            notes.push(format!("{violation} (allowed by the scenario)"));
+        } else {
+            violations.push(violation);
         }
     }
     if !short_at_source.is_empty() {
@@ -316,11 +516,8 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         .iter()
         .map(|r| r.recount.saturating_sub(r.counts.iter().copied().max().unwrap_or(0)))
         .sum();
-    if lost_events > 0 && (expect.counts == CountsExpectation::Any || expect.loss == LossExpectation::Expected) {
-        notes.push(format!("{lost_events} input events were not counted in any result (lost)"));
-    }
     for problem in &observed.malformed {
-        violations.push(format!("malformed record: {problem}"));
+        violations.push(Violation::Malformed { record: problem.clone() });
     }
     OracleReport {
         rows,
@@ -333,6 +530,63 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         notes,
         causes: causes.clone(),
     }
+}
+
+/// Sorts the rows that are not right into violations, by what explains them: late drops traced
+/// in their window, a recorded cause of loss, the job never producing again, or nothing (an
+/// engine bug).
+fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes) -> Vec<Violation> {
+    let mut wrong = Vec::new();
+    let mut duplicated = Vec::new();
+    let mut unaccounted = Vec::new();
+    let mut late = Vec::new();
+    let mut with_cause = Vec::new();
+    let mut stalled = Vec::new();
+    let last_fired = rows.iter().filter(|r| !r.counts.is_empty()).map(|r| r.window_start_ms).max();
+    for row in rows {
+        let late_here = causes.late_windows.contains_key(&row.window_start_ms);
+        match row.status {
+            RowStatus::Ok | RowStatus::EmptyAtSource => {}
+            RowStatus::Duplicated => duplicated.push(RowRef::from(row)),
+            RowStatus::WrongCount if late_here => late.push(RowRef::from(row)),
+            RowStatus::WrongCount => wrong.push(RowRef::from(row)),
+            RowStatus::Missing if late_here => late.push(RowRef::from(row)),
+            RowStatus::Missing if !causes.is_empty() => with_cause.push(RowRef::from(row)),
+            RowStatus::Missing if last_fired.is_none_or(|last| row.window_start_ms > last) => {
+                stalled.push(RowRef::from(row))
+            }
+            RowStatus::Missing => unaccounted.push(RowRef::from(row)),
+        }
+    }
+    let mut violations = Vec::new();
+    if rows.is_empty() {
+        violations.push(Violation::NothingRan);
+    }
+    if !wrong.is_empty() {
+        violations.push(Violation::WrongCounts { rows: wrong });
+    }
+    if !duplicated.is_empty() {
+        violations.push(Violation::Duplicated { rows: duplicated });
+    }
+    if !unaccounted.is_empty() {
+        violations.push(Violation::Unaccounted { rows: unaccounted, gap_windows: gaps.len() });
+    }
+    if !late.is_empty() {
+        let mut windows: Vec<(i64, LateWindow)> = Vec::new();
+        for row in &late {
+            if windows.last().is_none_or(|(w, _)| *w != row.window_start_ms) {
+                windows.push((row.window_start_ms, causes.late_windows[&row.window_start_ms].clone()));
+            }
+        }
+        violations.push(Violation::DroppedAsLate { rows: late, windows });
+    }
+    if !with_cause.is_empty() {
+        violations.push(Violation::LostWithCause { rows: with_cause, causes: causes.clone() });
+    }
+    if let Some(first) = stalled.first() {
+        violations.push(Violation::Stalled { since_window_ms: first.window_start_ms, rows: stalled });
+    }
+    violations
 }
 
 /// Reads both topics up to their current end, through a consumer on the oracle's own node.
@@ -537,4 +791,63 @@ mod tests {
         let lossy = Expect { loss: LossExpectation::Expected, ..Expect::default() };
         assert_eq!(judge(&observed, &lossy, &Causes::default()).violations.len(), 1);
     }
+
+    fn lose(observed: &mut Observed, window: i64) {
+        for page in PAGES {
+            observed.output_counts.remove(&(window * WINDOW_MS, page.into()));
+        }
+    }
+
+    fn late_in(window: i64) -> Causes {
+        let late = LateWindow { at: Duration::from_secs(100), task: "ClickEvent Counter (1/2)".into(), watermark_ms: 99_000 };
+        Causes { late_windows: [(window * WINDOW_MS, late)].into(), ..Causes::default() }
+    }
+
+    #[test]
+    fn each_kind_of_finding_has_its_verdict_class() {
+        let nothing = Causes::default();
+        let verdict = |observed: &Observed, causes: &Causes| judge(observed, &Expect::default(), causes).verdict();
+
+        assert_eq!(verdict(&observed_windows(6, 1), &nothing), VerdictClass::Passed);
+
+        // A short count or a hole nothing explains: an engine bug.
+        let mut short = observed_windows(6, 1);
+        short.output_counts.insert((2 * WINDOW_MS, "/help".into()), vec![999]);
+        assert_eq!(verdict(&short, &nothing), VerdictClass::Correctness);
+        let mut hole = observed_windows(6, 1);
+        lose(&mut hole, 2);
+        let report = judge(&hole, &Expect::default(), &nothing);
+        assert!(matches!(report.violations.as_slice(), [Violation::Unaccounted { rows, gap_windows: 1 }] if rows.len() == 6));
+        assert_eq!(verdict(&observed_windows(6, 2), &nothing), VerdictClass::Correctness, "copies");
+
+        // The same short count and hole in a window whose operator dropped late events: the
+        // job's event-time semantics.
+        assert_eq!(verdict(&short, &late_in(2)), VerdictClass::Semantic);
+        let report = judge(&hole, &Expect::default(), &late_in(2));
+        assert!(matches!(report.violations.as_slice(), [Violation::DroppedAsLate { rows, windows }] if rows.len() == 6 && windows.len() == 1));
+        assert!(report.violations[0].to_string().starts_with("6000 events of 6 (window, page) results dropped as late"), "{}", report.violations[0]);
+
+        // A hole with a recorded cause of loss.
+        let job_lost = Causes { jobs_lost: vec![JobLost { at: Duration::from_secs(30), resubmitted: None }], ..Causes::default() };
+        assert_eq!(verdict(&hole, &job_lost), VerdictClass::Semantic);
+
+        // Nothing after some window, to the end: the job never recovered.
+        let mut stall = observed_windows(6, 1);
+        lose(&mut stall, 4);
+        lose(&mut stall, 5);
+        let report = judge(&stall, &Expect::default(), &nothing);
+        assert!(matches!(report.violations.as_slice(), [Violation::Stalled { since_window_ms: 60_000, rows }] if rows.len() == 12));
+        assert_eq!(report.verdict(), VerdictClass::Liveness);
+
+        // Several findings: the worst wins.
+        let mut both = stall.clone();
+        both.output_counts.insert((0, "/help".into()), vec![1]);
+        assert_eq!(verdict(&both, &nothing), VerdictClass::Correctness);
+
+        // What the scenario allows is a note, not a violation.
+        let lossy = Expect { loss: LossExpectation::Expected, ..Expect::default() };
+        let report = judge(&stall, &lossy, &nothing);
+        assert!(report.passed() && report.notes.iter().any(|n| n.ends_with("(allowed by the scenario)")));
+    }
+
 }

@@ -73,13 +73,28 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
              committed: the broker aborted it{}; its results are lost",
             cause.map(|c| format!(" after {c}")).unwrap_or_default()
         ),
+        Event::LateDropped { task, window_start_ms, watermark_ms, dropped_so_far } => {
+            state.late_windows += 1;
+            if state.late_windows > LATE_WINDOWS_SHOWN {
+                return None;
+            }
+            format!(
+                "late drops: {task} drops events of window {} s, which fired already (watermark {watermark_ms}; numLateRecordsDropped={dropped_so_far}){}",
+                window_start_ms / 1000,
+                if state.late_windows == LATE_WINDOWS_SHOWN { "; later windows with late drops are counted below" } else { "" }
+            )
+        }
         Event::Log(_) => return None,
     })
 }
 
+/// How many windows with late drops the timeline shows one by one.
+const LATE_WINDOWS_SHOWN: u32 = 5;
+
 /// What the story remembers between events.
 #[derive(Default)]
 struct Story {
+    late_windows: u32,
     fault_at: Option<u64>,
     job_submitted: bool,
     jobmanager_starts: u32,
@@ -179,6 +194,13 @@ pub fn timeline(trace: &[TraceEvent]) -> Vec<Moment> {
                 ),
             });
         }
+    }
+    if story.late_windows > LATE_WINDOWS_SHOWN {
+        let last = trace.iter().rev().find(|e| matches!(e.event, Event::LateDropped { .. })).map(at_ms);
+        moments.push(Moment {
+            at_ms: last.unwrap_or_default(),
+            what: format!("late drops in {} more windows", story.late_windows - LATE_WINDOWS_SHOWN),
+        });
     }
     moments.sort_by_key(|m| m.at_ms);
     moments

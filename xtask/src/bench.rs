@@ -177,6 +177,7 @@ impl BenchCase {
                                 seed: SEED,
                                 duration: Some(*duration),
                                 trace: false,
+                                windows: crate::flags::Windows::Problems,
                             };
                             errln!("replay: {}", crate::run_scenario::replay(&flags));
                             return Ok(ExitCode::from(EXIT_CRASHED));

@@ -41,13 +41,26 @@ pub struct RunScenario {
     /// Print the whole trace, one line per significant event.
     #[arg(long)]
     pub trace: bool,
+    /// Which window rows to print: `problems` (the default: only rows that are not ok, and a
+    /// one-line summary) or `all` (one row per window and page).
+    #[arg(long, value_enum, default_value_t = Windows::Problems)]
+    pub windows: Windows,
+}
+
+/// `--windows`: which rows of the window table to print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Windows {
+    /// Only the rows that are not ok, after a one-line summary.
+    Problems,
+    /// Every (window, page) row.
+    All,
 }
 
 impl RunScenario {
     /// The command that replays this run: the scenario as given and every flag that changes the
     /// run. The only place a replay line is built; the destructuring makes a new flag choose.
     pub fn replay_command(&self) -> String {
-        let RunScenario { scenario, seed, duration, trace: _ } = self;
+        let RunScenario { scenario, seed, duration, trace: _, windows: _ } = self;
         let mut command = format!("cargo xtask run-scenario {} --seed {seed}", shell_word(scenario));
         if let Some(duration) = duration {
             // One word, `2m30s`: it reads back the same and needs no quotes.

@@ -9,21 +9,18 @@ use std::time::{Duration, Instant};
 
 use flinksim::{Report, RunError, Scenario};
 use flinksim::scenario::{Step, StepTime, format_duration};
-use flinksim::oracle::RowStatus;
+use flinksim::oracle::{OracleReport, RowStatus, WindowRow};
+use flinksim::verdict::VerdictClass;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tabled::{Table, Tabled, settings::Style};
 
 use crate::console::{errln, outln};
-use crate::flags::RunScenario;
+use crate::flags::{RunScenario, Windows};
 
-/// Exit code: the oracle accepted the run.
-pub const EXIT_PASSED: u8 = 0;
-/// Exit code: the oracle found a violation.
-pub const EXIT_ORACLE: u8 = 1;
-/// Exit code: the scenario file or a flag is wrong.
-pub const EXIT_BAD_INPUT: u8 = 2;
-/// Exit code: the simulation itself panicked.
-pub const EXIT_PANIC: u8 = 3;
+/// Exit code: the scenario file or a flag is wrong ([`VerdictClass::BadInput`]).
+pub const EXIT_BAD_INPUT: u8 = VerdictClass::BadInput.exit_code();
+/// Exit code: the simulation itself panicked ([`VerdictClass::Panic`]).
+pub const EXIT_PANIC: u8 = VerdictClass::Panic.exit_code();
 
 #[derive(Tabled)]
 struct Row {
@@ -85,32 +82,21 @@ impl RunScenario {
             }
             outln!()?;
         }
-        let rows: Vec<Row> = report
-            .oracle
-            .rows
-            .iter()
-            .map(|r| Row {
-                window: format!("{}-{}", clock(r.window_start_ms), clock(r.window_start_ms + 15_000)),
-                page: r.page.to_string(),
-                count: match r.counts.as_slice() {
-                    [] => "-".into(),
-                    counts => counts.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
-                },
-                expected: r.recount,
-                copies: r.counts.len(),
-                status: match r.status {
-                    RowStatus::Ok => "ok",
-                    RowStatus::Duplicated => "duplicated",
-                    RowStatus::WrongCount => "WRONG COUNT",
-                    RowStatus::Missing => "MISSING",
-                    RowStatus::EmptyAtSource => "empty at source",
-                }
-                .into(),
-            })
-            .collect();
-        outln!("{}", Table::new(rows).with(Style::psql()))?;
-        outln!()?;
         let oracle = &report.oracle;
+        outln!("{}", summary(oracle))?;
+        let shown: Vec<&WindowRow> = match self.windows {
+            Windows::All => oracle.rows.iter().collect(),
+            Windows::Problems => oracle.rows_not_ok().collect(),
+        };
+        if !shown.is_empty() {
+            let capped = self.windows == Windows::Problems && shown.len() > ROWS_SHOWN;
+            let rows: Vec<Row> = shown.iter().take(if capped { ROWS_SHOWN } else { shown.len() }).map(|r| row(r)).collect();
+            outln!("{}", Table::new(rows).with(Style::psql()))?;
+            if capped {
+                outln!("… and {} more rows that are not ok (--windows all prints every row)", shown.len() - ROWS_SHOWN)?;
+            }
+        }
+        outln!()?;
         outln!("scenario:   {} ({})", report.scenario, path.display())?;
         outln!("seed:       {}", report.seed)?;
         outln!("simulated:  {:.1?}   wall: {:.3?}", report.simulated, report.wall)?;
@@ -120,18 +106,79 @@ impl RunScenario {
         for note in &oracle.notes {
             outln!("note:       {note}")?;
         }
-        if report.passed() {
-            outln!("verdict:    PASSED")?;
-            Ok(ExitCode::from(EXIT_PASSED))
-        } else {
-            for violation in &oracle.violations {
-                outln!("violation:  {violation}")?;
-            }
-            outln!("verdict:    FAILED (oracle)")?;
-            outln!("replay:     {}", replay(&self))?;
-            Ok(ExitCode::from(EXIT_ORACLE))
+        for violation in &oracle.violations {
+            outln!("violation:  [{}] {violation}", class_name(violation.class()))?;
         }
+        let verdict = oracle.verdict();
+        outln!("verdict:    {verdict}")?;
+        if verdict != VerdictClass::Passed {
+            outln!("replay:     {}", replay(&self))?;
+        }
+        Ok(ExitCode::from(verdict.exit_code()))
     }
+}
+
+/// How many rows that are not ok a run prints before it counts the rest.
+const ROWS_SHOWN: usize = 30;
+
+fn row(r: &WindowRow) -> Row {
+    Row {
+        window: format!("{}-{}", clock(r.window_start_ms), clock(r.window_start_ms + 15_000)),
+        page: r.page.to_string(),
+        count: match r.counts.as_slice() {
+            [] => "-".into(),
+            counts => counts.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+        },
+        expected: r.recount,
+        copies: r.counts.len(),
+        status: match r.status {
+            RowStatus::Ok => "ok",
+            RowStatus::Duplicated => "duplicated",
+            RowStatus::WrongCount => "WRONG COUNT",
+            RowStatus::Missing => "MISSING",
+            RowStatus::EmptyAtSource => "empty at source",
+        }
+        .into(),
+    }
+}
+
+fn class_name(class: VerdictClass) -> &'static str {
+    match class {
+        VerdictClass::Passed => "passed",
+        VerdictClass::Semantic => "semantic",
+        VerdictClass::Liveness => "liveness",
+        VerdictClass::Correctness => "correctness",
+        VerdictClass::Nondeterminism => "nondeterminism",
+        VerdictClass::BadInput => "bad input",
+        VerdictClass::Panic => "panic",
+    }
+}
+
+/// One line over the whole table: `40 windows × 6 pages: all 1000, once`, or how many rows are
+/// not ok and of what kind.
+fn summary(oracle: &OracleReport) -> String {
+    let windows: std::collections::BTreeSet<i64> = oracle.rows.iter().map(|r| r.window_start_ms).collect();
+    let pages: std::collections::BTreeSet<&str> = oracle.rows.iter().map(|r| r.page.as_str()).collect();
+    let head = format!("windows:    {} windows × {} pages", windows.len(), pages.len());
+    let not_ok: Vec<&WindowRow> = oracle.rows_not_ok().collect();
+    let empty = oracle.rows.iter().filter(|r| r.status == RowStatus::EmptyAtSource).count();
+    let empty = if empty > 0 { format!(" ({empty} rows empty at the source)") } else { String::new() };
+    if not_ok.is_empty() {
+        let full = oracle.rows.iter().filter(|r| r.status == RowStatus::Ok).all(|r| r.counts == [1000]);
+        let what = if full { "all 1000, once" } else { "all as input holds them, once" };
+        return format!("{head}: {what}{empty}");
+    }
+    let count = |status| not_ok.iter().filter(|r| r.status == status).count();
+    let kinds: Vec<String> = [
+        (RowStatus::Missing, "missing"),
+        (RowStatus::WrongCount, "wrong count"),
+        (RowStatus::Duplicated, "duplicated"),
+    ]
+    .into_iter()
+    .filter(|(status, _)| count(*status) > 0)
+    .map(|(status, name)| format!("{} {name}", count(status)))
+    .collect();
+    format!("{head}: {} rows ok, {}{empty}", oracle.rows.len() - not_ok.len() - oracle.rows.iter().filter(|r| r.status == RowStatus::EmptyAtSource).count(), kinds.join(", "))
 }
 
 /// How long a run goes before its progress shows: a shorter run prints nothing more.

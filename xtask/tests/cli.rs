@@ -22,7 +22,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// A job without checkpointing whose only TaskManager is killed at 20s: the job fails for good
-/// and the windows after it are missing, so the oracle fails the run (exit 1).
+/// and no window after it ever comes, so the oracle fails the run for liveness (exit 5).
 const LOST_WINDOWS: &str = r#"
 name = "lost-windows"
 duration = "1m"
@@ -49,7 +49,8 @@ fn a_failed_run_ends_with_a_replay_line_carrying_every_flag_and_the_build() {
         .output()
         .unwrap();
     let (stdout, stderr) = (text(&stdout), text(&stderr));
-    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(status.code(), Some(5), "{stdout}\n{stderr}");
+    assert!(stdout.contains("verdict:    FAILED (liveness: expected results never came)"), "{stdout}");
     let replay = stdout.lines().find(|l| l.starts_with("replay:")).unwrap_or_else(|| panic!("{stdout}"));
     let expected = format!("replay:     cargo xtask run-scenario {} --seed 7 --duration 40s   # ", path.display());
     assert!(replay.starts_with(&expected), "{replay}");
@@ -93,7 +94,7 @@ fn a_reader_that_goes_away_ends_the_output_quietly_with_the_run_s_own_exit_code(
     let path = dir.join("lost-windows.toml");
     std::fs::write(&path, LOST_WINDOWS).unwrap();
     let (code, stderr) = with_stdout_closed(&["run-scenario", path.to_str().unwrap(), "--duration", "40s"]);
-    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(code, Some(5), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -15,6 +15,7 @@ use crate::protocol::data::{Record, StreamElement};
 use crate::protocol::key_group::{KeyGroup, KeyGroupRange};
 use crate::taskmanager::network::{BUFFER_TIMEOUT, GateEvent};
 use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
+use crate::trace::Event;
 
 /// The counts of one key group: (page, window start) → events so far.
 pub type KeyGroupWindows = BTreeMap<(SmolStr, i64), u64>;
@@ -214,12 +215,12 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                             if let Some(start) = counter.process(event)
                                 && late_windows.insert(start)
                             {
-                                context.trace(format!(
-                                    "drops late events of window [{start}, {}) behind watermark {}: numLateRecordsDropped={}",
-                                    start + WINDOW_MS,
-                                    input.watermark(),
-                                    counter.late_records_dropped
-                                ));
+                                context.services.trace.record(Event::LateDropped {
+                                    task: context.tdd.display_name(),
+                                    window_start_ms: start,
+                                    watermark_ms: input.watermark(),
+                                    dropped_so_far: counter.late_records_dropped,
+                                });
                             }
                         }
                         GateEvent::Watermark(watermark) => {

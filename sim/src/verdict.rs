@@ -1,0 +1,83 @@
+//! A run's verdict class: what kind of thing went wrong, each with its own exit code, so that a
+//! sweep, a bisection or a shrinker can tell an engine bug from a job whose own semantics lost
+//! data, or from a job that never recovered.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// The kinds of outcome, from the best to the worst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum VerdictClass {
+    /// The oracle accepted the run.
+    Passed,
+    /// Late drops or loss with a recorded cause that the scenario did not allow: the job's own
+    /// semantics (Flink's, faithfully modelled) lost data.
+    Semantic,
+    /// The job did not produce the results expected by the end (it never recovered).
+    Liveness,
+    /// Results that cannot be right whatever the job's semantics: events unaccounted for,
+    /// copies where none are allowed, counts other than the input holds, malformed records.
+    /// An engine bug.
+    Correctness,
+    /// The same seed gave two different runs (reserved for the determinism check).
+    Nondeterminism,
+    /// The scenario file or a flag is wrong; nothing ran.
+    BadInput,
+    /// The simulation panicked.
+    Panic,
+}
+
+impl VerdictClass {
+    /// The process exit code of a run with this verdict (README, "Exit codes").
+    pub const fn exit_code(self) -> u8 {
+        match self {
+            VerdictClass::Passed => 0,
+            VerdictClass::Correctness => 1,
+            VerdictClass::BadInput => 2,
+            VerdictClass::Panic => 3,
+            VerdictClass::Semantic => 4,
+            VerdictClass::Liveness => 5,
+            VerdictClass::Nondeterminism => 6,
+        }
+    }
+
+    /// The verdict of a run with several findings: the worst one wins (panic, then
+    /// nondeterminism, then correctness, then liveness, then semantic).
+    pub fn worst(classes: impl IntoIterator<Item = VerdictClass>) -> VerdictClass {
+        classes.into_iter().max().unwrap_or(VerdictClass::Passed)
+    }
+}
+
+impl fmt::Display for VerdictClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VerdictClass::Passed => "PASSED",
+            VerdictClass::Semantic => "FAILED (semantic: data lost for a reason the trace records, which the scenario does not allow)",
+            VerdictClass::Liveness => "FAILED (liveness: expected results never came)",
+            VerdictClass::Correctness => "FAILED (correctness: an engine bug)",
+            VerdictClass::Nondeterminism => "FAILED (nondeterminism)",
+            VerdictClass::BadInput => "bad input",
+            VerdictClass::Panic => "FAILED (panic)",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_finding_wins_and_each_class_has_its_own_exit_code() {
+        use VerdictClass::*;
+        assert_eq!(VerdictClass::worst([]), Passed);
+        assert_eq!(VerdictClass::worst([Semantic, Liveness]), Liveness);
+        assert_eq!(VerdictClass::worst([Semantic, Correctness, Liveness]), Correctness);
+        assert_eq!(VerdictClass::worst([Correctness, Panic]), Panic);
+        let all = [Passed, Semantic, Liveness, Correctness, Nondeterminism, BadInput, Panic];
+        let mut codes: Vec<u8> = all.iter().map(|c| c.exit_code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6]);
+    }
+}
