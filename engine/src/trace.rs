@@ -86,6 +86,16 @@ pub enum Event {
         /// The job's id.
         job_id: JobId,
     },
+    /// A Kafka partition went without records for the idleness timeout: its watermark leaves
+    /// the minimum, so the other partitions' watermark may run ahead of its backlog.
+    PartitionIdle {
+        /// The task, as Flink displays it (`Timestamps/Watermarks (1/2)`).
+        task: String,
+        /// The Kafka partition.
+        partition: u32,
+        /// How long it had been without records.
+        idle_after: Duration,
+    },
     /// The window operator dropped the first late event of a window (allowed lateness 0):
     /// the window had fired, its watermark had passed. Later drops of the window add to
     /// Flink's `numLateRecordsDropped` without a line of their own.
@@ -136,6 +146,11 @@ impl fmt::Display for Event {
             Event::JobManagerStarted { address, session } => {
                 write!(f, "JobManager started at {address} as {session}")
             }
+            Event::PartitionIdle { task, partition, idle_after } => write!(
+                f,
+                "{task} marks partition {partition} idle: no record for {} ms",
+                idle_after.as_millis()
+            ),
             Event::LateDropped { task, window_start_ms, watermark_ms, dropped_so_far } => write!(
                 f,
                 "{task} drops late events of window [{window_start_ms}, {}) behind watermark \

@@ -194,6 +194,8 @@ pub enum Violation {
         rows: Vec<RowRef>,
         /// The first drop of each window concerned.
         windows: Vec<(i64, LateWindow)>,
+        /// The last partition that went idle before the first of those drops, if one did.
+        idle_before: Option<IdlePartition>,
     },
     /// Results missing for a cause the trace records (a JobManager back without its job, a
     /// transaction the broker aborted).
@@ -257,7 +259,7 @@ impl std::fmt::Display for Violation {
                 events_short(rows),
                 rows_named(rows)
             ),
-            Violation::DroppedAsLate { rows, windows } => {
+            Violation::DroppedAsLate { rows, windows, idle_before } => {
                 write!(
                     f,
                     "{} events of {} (window, page) results dropped as late by the window operator: {}",
@@ -268,11 +270,21 @@ impl std::fmt::Display for Violation {
                 for (start, late) in windows.iter().take(ROWS_NAMED) {
                     write!(
                         f,
-                        "; window {} fired before them ({} at {}, watermark {})",
+                        "; window {} s had fired before them ({} at {}, watermark {})",
                         start / 1000,
                         late.task,
                         clock(late.at),
                         late.watermark_ms
+                    )?;
+                }
+                if let Some(idle) = idle_before {
+                    write!(
+                        f,
+                        ". Likely cause: {} marked partition {} idle at {} (no record for the 5 s \
+                         idleness timeout), so the other partitions' watermark ran ahead of its backlog",
+                        idle.task,
+                        idle.partition,
+                        clock(idle.at)
                     )?;
                 }
                 Ok(())
@@ -305,6 +317,19 @@ pub struct Causes {
     pub transactions_lost: Vec<TransactionLost>,
     /// Windows whose operator dropped late events, by window start: the first drop of each.
     pub late_windows: BTreeMap<i64, LateWindow>,
+    /// Kafka partitions that went idle, in the order they did: why a watermark could run ahead.
+    pub idle_partitions: Vec<IdlePartition>,
+}
+
+/// A Kafka partition that went without records for the idleness timeout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IdlePartition {
+    /// When.
+    pub at: Duration,
+    /// Which task marked it (`Timestamps/Watermarks (1/2)`).
+    pub task: String,
+    /// The partition.
+    pub partition: u32,
 }
 
 /// The first late drop of a window, as the window operator traced it.
@@ -358,6 +383,13 @@ impl Causes {
                 Event::JobManagerStarted { .. } if job_ran => {
                     job_ran = false;
                     causes.jobs_lost.push(JobLost { at: event.at, resubmitted: None });
+                }
+                Event::PartitionIdle { task, partition, .. } => {
+                    causes.idle_partitions.push(IdlePartition {
+                        at: event.at,
+                        task: task.clone(),
+                        partition: *partition,
+                    });
                 }
                 Event::LateDropped { task, window_start_ms, watermark_ms, .. } => {
                     causes.late_windows.entry(*window_start_ms).or_insert(LateWindow {
@@ -578,7 +610,14 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes) -> Vec<Violation>
                 windows.push((row.window_start_ms, causes.late_windows[&row.window_start_ms].clone()));
             }
         }
-        violations.push(Violation::DroppedAsLate { rows: late, windows });
+        let first_drop = windows.iter().map(|(_, late)| late.at).min();
+        let idle_before = causes
+            .idle_partitions
+            .iter()
+            .rev()
+            .find(|idle| first_drop.is_some_and(|first| idle.at <= first))
+            .cloned();
+        violations.push(Violation::DroppedAsLate { rows: late, windows, idle_before });
     }
     if !with_cause.is_empty() {
         violations.push(Violation::LostWithCause { rows: with_cause, causes: causes.clone() });
@@ -824,7 +863,7 @@ mod tests {
         // job's event-time semantics.
         assert_eq!(verdict(&short, &late_in(2)), VerdictClass::Semantic);
         let report = judge(&hole, &Expect::default(), &late_in(2));
-        assert!(matches!(report.violations.as_slice(), [Violation::DroppedAsLate { rows, windows }] if rows.len() == 6 && windows.len() == 1));
+        assert!(matches!(report.violations.as_slice(), [Violation::DroppedAsLate { rows, windows, idle_before: None }] if rows.len() == 6 && windows.len() == 1));
         assert!(report.violations[0].to_string().starts_with("6000 events of 6 (window, page) results dropped as late"), "{}", report.violations[0]);
 
         // A hole with a recorded cause of loss.

@@ -84,6 +84,10 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
                 if state.late_windows == LATE_WINDOWS_SHOWN { "; later windows with late drops are counted below" } else { "" }
             )
         }
+        Event::PartitionIdle { task, partition, idle_after } => format!(
+            "{task}: partition {partition} idle (no record for {} s): its watermark leaves the minimum",
+            idle_after.as_secs()
+        ),
         Event::Log(_) => return None,
     })
 }

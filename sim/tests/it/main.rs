@@ -12,3 +12,4 @@ mod recovery;
 mod scenario_files;
 mod steady_state;
 mod tidy;
+mod verdicts;

@@ -3,7 +3,7 @@
 //! combined by min over non-idle partitions (the spec's Decision); a partition without records
 //! for 5 s is idle, and a subtask with only idle (or no) partitions marks its output idle.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use madsim::time::Instant;
@@ -12,6 +12,7 @@ use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::{Record, StreamElement, WatermarkStatus};
 use crate::taskmanager::network::GateEvent;
 use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
+use crate::trace::Event;
 use crate::timer::Ticker;
 
 /// The bound on out-of-orderness.
@@ -49,6 +50,8 @@ struct WatermarkGenerator {
     assigned: bool,
     emitted: i64,
     idle: bool,
+    /// The partitions idle now, as last traced.
+    idle_partitions: BTreeSet<u32>,
 }
 
 impl WatermarkGenerator {
@@ -67,6 +70,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         assigned: false,
         emitted: i64::MIN,
         idle: false,
+        idle_partitions: BTreeSet::new(),
     };
     context.running().await;
     let clock = crate::timer::Clock::current();
@@ -80,6 +84,19 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     continue;
                 }
                 let now = clock.now();
+                // Traced once per spell of idleness: the cause a late drop downstream points at.
+                for (partition, partition_clock) in &generator.partitions {
+                    let idle = partition_clock.is_idle(now);
+                    if idle && generator.idle_partitions.insert(*partition) {
+                        context.services.trace.record(Event::PartitionIdle {
+                            task: context.tdd.display_name(),
+                            partition: *partition,
+                            idle_after: IDLE_TIMEOUT,
+                        });
+                    } else if !idle {
+                        generator.idle_partitions.remove(partition);
+                    }
+                }
                 match generator.current(now) {
                     None if !generator.idle => {
                         generator.idle = true;
