@@ -130,3 +130,24 @@ run = "docker-compose up -d jobmanager""#
         }
     }
 }
+
+/// A broker that stops answers its held fetches and goes at once (its logs are on disk), and
+/// an exactly-once job rides through a short stop as through a short outage.
+#[test]
+fn a_stopped_broker_shuts_down_at_once_and_the_job_rides_through() {
+    let steps = r#"
+[[step]]
+at = "1m"
+run = "docker-compose stop kafka"
+[[step]]
+at = "1m3s"
+run = "docker-compose up -d kafka""#;
+    let exact = "counts = \"exact\"\nduplicates = \"none\"\nloss = \"none\"";
+    let report = run(&inline("kafka-stop", "exactly-once", steps, exact), 1);
+    assert_passed(&report);
+    let at = Duration::from_secs(60);
+    let started = first(&report, at, |e| e.node == "kafka" && matches!(e.event, Event::ShutdownStarted { .. }));
+    let done = first(&report, at, |e| e.node == "kafka" && e.event == Event::ShutdownCompleted);
+    assert!(started.is_some_and(|s| s - at < Duration::from_millis(1)), "{started:?}\n{}", replay(&report));
+    assert!(done.is_some_and(|d| d - at < Duration::from_millis(10)), "{done:?}\n{}", replay(&report));
+}
