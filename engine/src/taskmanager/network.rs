@@ -545,6 +545,7 @@ impl InputGate {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt;
     use madsim::time::{Instant, sleep};
 
     use super::*;
@@ -624,5 +625,145 @@ mod tests {
             }
             assert_eq!(writer.await.unwrap(), 100);
         });
+    }
+
+    /// An input gate fed by hand, as its task sees it (`next()` until it would wait): no network,
+    /// no task, no runtime.
+    struct Gate {
+        gate: InputGate,
+        input: mpsc::Sender<GateInput>,
+    }
+
+    impl Gate {
+        fn with_channels(channels: u32) -> Gate {
+            let (input, receiver) = mpsc::channel(16);
+            Gate { gate: InputGate::new(receiver, channels), input }
+        }
+
+        /// Delivers `elements` as one buffer on `channel`; returns what the task gets from the
+        /// gate before it would have to wait for more input.
+        fn deliver(&mut self, channel: u32, elements: Vec<StreamElement>) -> Vec<GateEvent> {
+            let buffer = NetworkBuffer { elements, bytes: 0 };
+            self.input.try_send(GateInput { channel, buffer }).expect("room in the gate");
+            std::iter::from_fn(|| self.gate.next().now_or_never()).collect()
+        }
+    }
+
+    fn record(k: u64) -> StreamElement {
+        StreamElement::Record(Record::Click(ClickEvent::nth(k)))
+    }
+
+    /// Record `k` as the task gets it from `channel`.
+    fn got(channel: u32, k: u64) -> GateEvent {
+        GateEvent::Record(channel, Record::Click(ClickEvent::nth(k)))
+    }
+
+    fn barrier(checkpoint_id: u64) -> CheckpointBarrier {
+        CheckpointBarrier { checkpoint_id, timestamp_ms: 1000 * checkpoint_id as i64 }
+    }
+
+    fn status(status: WatermarkStatus) -> StreamElement {
+        StreamElement::WatermarkStatus(status)
+    }
+
+    #[test]
+    fn records_behind_a_blocked_channel_wait_until_the_barrier_is_aligned() {
+        let mut gate = Gate::with_channels(3);
+        let b1 = StreamElement::Barrier(barrier(1));
+        // Channel 0 delivers barrier 1 (spec §12): what follows it there is held back.
+        assert_eq!(gate.deliver(0, vec![record(0), b1.clone(), record(1)]), [got(0, 0)]);
+        assert_eq!(gate.deliver(0, vec![record(2)]), []);
+        // Channel 1 has not delivered it: its records pass.
+        assert_eq!(gate.deliver(1, vec![record(3)]), [got(1, 3)]);
+        assert_eq!(gate.deliver(1, vec![b1.clone(), record(4)]), []);
+        // The last channel's barrier aligns it: the task snapshots, then gets the held records,
+        // each channel's in order.
+        assert_eq!(
+            gate.deliver(2, vec![record(5), b1, record(6)]),
+            [got(2, 5), GateEvent::Barrier(barrier(1)), got(0, 1), got(0, 2), got(1, 4), got(2, 6)]
+        );
+        // No channel is blocked any more.
+        assert_eq!(gate.deliver(0, vec![record(7)]), [got(0, 7)]);
+    }
+
+    #[test]
+    fn the_barrier_goes_on_once_after_the_last_channels_and_held_elements_keep_their_order() {
+        let mut gate = Gate::with_channels(2);
+        let b = |n| StreamElement::Barrier(barrier(n));
+        assert_eq!(gate.deliver(1, vec![b(1), StreamElement::Watermark(10), b(2)]), []);
+        // Channel 0 aligns checkpoint 1 and the task snapshots before it gets channel 1's held
+        // watermark; barrier 2, held behind it, blocks channel 1 again.
+        assert_eq!(
+            gate.deliver(0, vec![StreamElement::Watermark(20), b(1)]),
+            [GateEvent::Barrier(barrier(1)), GateEvent::Watermark(10)]
+        );
+        assert_eq!(gate.deliver(1, vec![record(0)]), []);
+        // Checkpoint 2 goes on once, when channel 0's barrier 2 arrives.
+        assert_eq!(
+            gate.deliver(0, vec![record(1), b(2), record(2)]),
+            [got(0, 1), GateEvent::Barrier(barrier(2)), got(1, 0), got(0, 2)]
+        );
+        // A barrier of a checkpoint already aligned goes nowhere and blocks nothing.
+        assert_eq!(gate.deliver(1, vec![b(1), b(2), record(3)]), [got(1, 3)]);
+    }
+
+    #[test]
+    fn a_newer_barrier_gives_up_the_alignment_under_way() {
+        let mut gate = Gate::with_channels(2);
+        let b = |n| StreamElement::Barrier(barrier(n));
+        assert_eq!(gate.deliver(0, vec![b(1), record(0)]), []);
+        // Checkpoint 2 overtakes 1 (1 was declined upstream): channel 0 is released, channel 1
+        // blocked for checkpoint 2, and checkpoint 1 never goes on.
+        assert_eq!(gate.deliver(1, vec![b(2), record(1)]), [got(0, 0)]);
+        assert_eq!(gate.deliver(0, vec![b(2)]), [GateEvent::Barrier(barrier(2)), got(1, 1)]);
+    }
+
+    #[test]
+    fn the_watermark_is_the_min_over_channels_and_never_goes_back() {
+        let mut gate = Gate::with_channels(2);
+        let wm = StreamElement::Watermark;
+        // Channel 1 has no watermark yet: it holds the min at the start of time.
+        assert_eq!(gate.deliver(0, vec![wm(100)]), []);
+        assert_eq!(gate.deliver(1, vec![wm(50)]), [GateEvent::Watermark(50)]);
+        assert_eq!(gate.deliver(1, vec![wm(200)]), [GateEvent::Watermark(100)]);
+        // A channel's watermark never goes back, nor does the gate's.
+        assert_eq!(gate.deliver(0, vec![wm(90)]), []);
+        assert_eq!(gate.deliver(1, vec![wm(150)]), []);
+        assert_eq!(gate.gate.watermark(), 100);
+        assert_eq!(gate.deliver(0, vec![wm(180)]), [GateEvent::Watermark(180)]);
+    }
+
+    #[test]
+    fn an_idle_channel_leaves_the_min_and_holds_it_back_again_once_active() {
+        let mut gate = Gate::with_channels(2);
+        let wm = StreamElement::Watermark;
+        assert_eq!(gate.deliver(0, vec![wm(100)]), []);
+        assert_eq!(gate.deliver(1, vec![wm(300)]), [GateEvent::Watermark(100)]);
+        // Channel 0 goes idle: it leaves the min, which is over channel 1 alone (spec §7).
+        assert_eq!(gate.deliver(0, vec![status(WatermarkStatus::Idle)]), [GateEvent::Watermark(300)]);
+        assert_eq!(gate.deliver(1, vec![wm(400)]), [GateEvent::Watermark(400)]);
+        // Back, behind the gate: it does not pull the watermark back, and stays out of the min
+        // until it catches up (Flink's aligned channels).
+        assert_eq!(gate.deliver(0, vec![status(WatermarkStatus::Active)]), []);
+        assert_eq!(gate.deliver(1, vec![wm(500)]), [GateEvent::Watermark(500)]);
+        assert_eq!(gate.deliver(0, vec![wm(450)]), []);
+        // Caught up: it holds the min back again.
+        assert_eq!(gate.deliver(0, vec![wm(520)]), []);
+        assert_eq!(gate.deliver(1, vec![wm(600)]), [GateEvent::Watermark(520)]);
+        assert_eq!(gate.deliver(0, vec![wm(700)]), [GateEvent::Watermark(600)]);
+    }
+
+    #[test]
+    fn the_gate_is_idle_while_every_channel_is() {
+        let mut gate = Gate::with_channels(3);
+        let idle = || status(WatermarkStatus::Idle);
+        assert_eq!(gate.deliver(0, vec![idle()]), []);
+        assert_eq!(gate.deliver(1, vec![idle()]), []);
+        assert_eq!(gate.deliver(2, vec![idle()]), [GateEvent::Status(WatermarkStatus::Idle)]);
+        assert_eq!(
+            gate.deliver(1, vec![status(WatermarkStatus::Active)]),
+            [GateEvent::Status(WatermarkStatus::Active)]
+        );
+        assert_eq!(gate.deliver(1, vec![idle()]), [GateEvent::Status(WatermarkStatus::Idle)]);
     }
 }

@@ -52,6 +52,24 @@ pub fn assert_passed(report: &Report) {
     );
 }
 
+/// The command that replays `seed` of `scenario`. A scenario written inline in a test has no
+/// file: its text comes first, to be saved under its name.
+pub fn replay(scenario: &Scenario, seed: u64) -> String {
+    let name = &scenario.name;
+    if scenarios_dir().join(format!("{name}.toml")).exists() {
+        format!("replay: cargo xtask run-scenario {name} --seed {seed}")
+    } else {
+        let text = scenario.to_toml();
+        format!("{text}\nreplay (the scenario above saved as {name}.toml): cargo xtask run-scenario {name}.toml --seed {seed}")
+    }
+}
+
+/// [`assert_passed`] for a run of `scenario`, replayed by [`replay`] (inline scenarios too).
+pub fn assert_passed_as(scenario: &Scenario, report: &Report) {
+    let replay = replay(scenario, report.seed);
+    assert!(report.passed(), "the oracle failed the run: {:?}\n{replay}", report.oracle.violations);
+}
+
 /// Whether some line of the run's trace contains `text`.
 pub fn traced(report: &Report, text: &str) -> bool {
     report.trace.iter().any(|line| line.contains(text))
