@@ -4,7 +4,6 @@
 //! found only by the heartbeat timeout. A JobManager that stops suspends its job and says
 //! goodbye to its TaskManagers; killed or stopped, it comes back without the job.
 
-use std::path::Path;
 use std::time::Duration;
 
 use flinksim::oracle::Violation;
@@ -12,24 +11,10 @@ use flinksim::verdict::VerdictClass;
 use flinksim::{Report, Scenario};
 use flinksim_engine::trace::{Event, TraceEvent};
 
-use crate::harness::{assert_passed, run};
+use crate::harness::{self, assert_passed, run};
 
 fn inline(name: &str, sink: &str, steps: &str, expect: &str) -> Scenario {
-    let text = format!(
-        r#"
-name = "{name}"
-duration = "4m"
-[cluster]
-startup_period = "0s"
-[job]
-run = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time"
-sink = "{sink}"
-{steps}
-[expect]
-{expect}
-"#
-    );
-    Scenario::parse(&text, Path::new(&format!("{name}.toml"))).unwrap_or_else(|e| panic!("{e}"))
+    harness::inline(name, "4m", "", sink, &format!("{steps}\n[expect]\n{expect}"))
 }
 
 fn taskmanager_away(verb: &str) -> Scenario {

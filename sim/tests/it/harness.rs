@@ -52,6 +52,26 @@ pub fn assert_passed(report: &Report) {
     );
 }
 
+/// A scenario written inline, as a user writes the file: `duration` of simulated time,
+/// `cluster` keys (the start-up period is 0 s), the playground's checkpointed job with `sink`,
+/// then `rest` (more tables, the steps and `[expect]`).
+pub fn inline(name: &str, duration: &str, cluster: &str, sink: &str, rest: &str) -> Scenario {
+    let text = format!(
+        r#"
+name = "{name}"
+duration = "{duration}"
+[cluster]
+startup_period = "0s"
+{cluster}
+[job]
+run = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time"
+sink = "{sink}"
+{rest}
+"#
+    );
+    Scenario::parse(&text, std::path::Path::new(&format!("{name}.toml"))).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The command that replays `seed` of `scenario`. A scenario written inline in a test has no
 /// file: its text comes first, to be saved under its name.
 pub fn replay(scenario: &Scenario, seed: u64) -> String {
