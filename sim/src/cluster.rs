@@ -39,10 +39,7 @@ pub const CLIENT_SUBMITS_AT: std::time::Duration = std::time::Duration::from_sec
 /// Partitions of `input` and `output` (spec §0).
 pub const TOPIC_PARTITIONS: u32 = 2;
 
-/// The most TaskManagers a scenario may have, at start (`[cluster] taskmanagers`) or after a
-/// `docker-compose scale`: far more than the playground ever runs, and a bound that keeps a typo
-/// (`taskmanagers = 40000`) from starting tens of thousands of nodes. Addresses would allow more.
-pub const TASKMANAGERS_MAX: u32 = 4096;
+pub use crate::scenario::TASKMANAGERS_MAX;
 
 /// The address of a node by name, if it is one of the cluster's.
 pub fn address_of(name: &str) -> Option<SocketAddr> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use flinksim_engine::protocol::job::{JobSubmission, RunCommandError};
 
 use super::ClusterSpec;
-use crate::cluster::TASKMANAGERS_MAX;
+use super::TASKMANAGERS_MAX;
 use super::error::ScenarioErrorKind;
 use super::file::{format_duration, parse_duration};
 

@@ -158,8 +158,8 @@ pub enum ScenarioErrorKind {
         /// The key, e.g. `taskmanagers`.
         key: &'static str,
     },
-    /// More TaskManagers than [`TASKMANAGERS_MAX`](crate::cluster::TASKMANAGERS_MAX).
-    #[error("{count} TaskManagers are too many: at most {max}", max = crate::cluster::TASKMANAGERS_MAX)]
+    /// More TaskManagers than [`TASKMANAGERS_MAX`](super::TASKMANAGERS_MAX).
+    #[error("{count} TaskManagers are too many: at most {max}", max = super::TASKMANAGERS_MAX)]
     TooManyTaskManagers {
         /// The count asked for.
         count: u32,

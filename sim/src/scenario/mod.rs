@@ -21,7 +21,6 @@ use toml::Spanned;
 pub use command::{Command, ComposeCommand, FlinkCommand, Service, SimCommand};
 pub use error::{Location, ScenarioError, ScenarioErrorKind};
 
-use crate::cluster::TASKMANAGERS_MAX;
 use command::Names;
 use error::SpannedError;
 pub use file::{DURATION_MAX, format_duration};
@@ -52,6 +51,12 @@ pub struct Scenario {
     /// The file the scenario came from, for messages.
     pub path: PathBuf,
 }
+
+/// The most TaskManagers a scenario may have, at start (`[cluster] taskmanagers`) or after a
+/// `docker-compose scale`: far more than the playground ever runs, and a bound that keeps a typo
+/// (`taskmanagers = 40000`) from starting tens of thousands of nodes. The cluster's addresses
+/// (`crate::cluster::address_of`) cover every one.
+pub const TASKMANAGERS_MAX: u32 = 4096;
 
 /// `[cluster]`: the nodes and their resources; defaults from spec §0.
 #[derive(Clone, Debug, PartialEq, Eq)]
