@@ -13,7 +13,8 @@ use std::time::Duration;
 use madsim::time::Instant;
 use smol_str::SmolStr;
 
-use crate::protocol::ids::JobId;
+use crate::protocol::ids::{ExecutionAttemptId, JobId, ResourceId};
+use crate::protocol::states::{ExecutionState, JobStatus};
 pub use crate::protocol::kafka::AbortCause;
 use crate::timer::Clock;
 
@@ -80,6 +81,71 @@ pub enum Event {
         address: SocketAddr,
         /// Its session id, as printed.
         session: String,
+    },
+    /// The job moved from one state to another (Flink's JobStatus).
+    JobStatusChanged {
+        /// The job.
+        job_id: JobId,
+        /// Its state before.
+        from: JobStatus,
+        /// Its state now.
+        to: JobStatus,
+    },
+    /// The job failed; the restart strategy decides what comes next.
+    JobFailed {
+        /// The job.
+        job_id: JobId,
+        /// Why, as Flink words it (`NoResourceAvailableException: …`, a task's failure, …).
+        cause: String,
+        /// Whether it failed for want of slots (the restart cycle while a TaskManager is missing).
+        no_resource_available: bool,
+    },
+    /// One execution attempt of a subtask moved from one state to another.
+    ExecutionStateChanged {
+        /// The subtask, as Flink displays it (`ClickEvent Source (1/2)`).
+        task: String,
+        /// The attempt.
+        attempt_id: ExecutionAttemptId,
+        /// Its state before.
+        from: ExecutionState,
+        /// Its state now.
+        to: ExecutionState,
+    },
+    /// The resource manager registered a TaskManager.
+    TaskManagerRegistered {
+        /// The TaskManager's incarnation.
+        resource_id: ResourceId,
+        /// Its node name.
+        name: String,
+    },
+    /// The resource manager lost a TaskManager: its slots go, and its tasks fail.
+    TaskManagerLost {
+        /// The TaskManager's incarnation.
+        resource_id: ResourceId,
+        /// Its node name.
+        name: String,
+        /// Whether its heartbeats timed out (otherwise `how` says what happened).
+        heartbeat_timed_out: bool,
+        /// How, as Flink words it, when not by heartbeat timeout.
+        how: String,
+    },
+    /// The job master restores the job's latest completed checkpoint.
+    Restoring {
+        /// The job.
+        job_id: JobId,
+        /// The checkpoint.
+        checkpoint_id: u64,
+        /// When the checkpoint was triggered (ms of simulated time).
+        timestamp_ms: i64,
+        /// Where it lies.
+        directory: String,
+    },
+    /// A sink subtask wrote one window result to the output topic.
+    ResultWritten {
+        /// The subtask, as Flink displays it.
+        task: String,
+        /// The record, as written.
+        json: String,
     },
     /// The dispatcher accepted a job.
     JobSubmitted {
@@ -157,6 +223,33 @@ impl fmt::Display for Event {
                  {watermark_ms}: numLateRecordsDropped={dropped_so_far}",
                 window_start_ms + 15_000
             ),
+            Event::JobStatusChanged { job_id, from, to } => write!(
+                f,
+                "Job {} ({job_id}) switched from state {from} to {to}.",
+                crate::protocol::job::JOB_NAME
+            ),
+            Event::JobFailed { job_id, cause, .. } => {
+                write!(f, "Job {} ({job_id}) failed: {cause}", crate::protocol::job::JOB_NAME)
+            }
+            Event::ExecutionStateChanged { task, attempt_id, from, to } => {
+                write!(f, "{task} ({attempt_id}) switched from {from} to {to}.")
+            }
+            Event::TaskManagerRegistered { resource_id, name } => write!(
+                f,
+                "Registering TaskManager with ResourceID {resource_id} ({name}) at ResourceManager"
+            ),
+            Event::TaskManagerLost { resource_id, name, heartbeat_timed_out, how } => {
+                if *heartbeat_timed_out {
+                    write!(f, "Heartbeat of TaskManager with id {resource_id} timed out. ({name})")
+                } else {
+                    write!(f, "TaskManager with id {resource_id} {how}. ({name})")
+                }
+            }
+            Event::Restoring { job_id, checkpoint_id, timestamp_ms, directory } => write!(
+                f,
+                "Restoring job {job_id} from Checkpoint {checkpoint_id} @ {timestamp_ms} for {job_id} located at file:{directory}."
+            ),
+            Event::ResultWritten { task, json } => write!(f, "{task} wrote {json}"),
             Event::JobSubmitted { job_id } => {
                 write!(f, "Received JobGraph submission '{}' ({job_id}).", crate::protocol::job::JOB_NAME)
             }

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use flinksim_engine::protocol::job::Vertex;
+use flinksim_engine::protocol::states::{ExecutionState, JobStatus};
 use flinksim_engine::trace::{Event, TraceEvent};
 
 /// One line of the timeline.
@@ -88,7 +90,14 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
             "{task}: partition {partition} idle (no record for {} s): its watermark leaves the minimum",
             idle_after.as_secs()
         ),
-        Event::Log(_) => return None,
+        Event::Log(_)
+        | Event::JobStatusChanged { .. }
+        | Event::JobFailed { .. }
+        | Event::ExecutionStateChanged { .. }
+        | Event::TaskManagerRegistered { .. }
+        | Event::TaskManagerLost { .. }
+        | Event::Restoring { .. }
+        | Event::ResultWritten { .. } => return None,
     })
 }
 
@@ -122,59 +131,60 @@ pub fn timeline(trace: &[TraceEvent]) -> Vec<Moment> {
             push(at_ms, what);
             continue;
         }
-        let Event::Log(message) = &event.event else { continue };
-        match event.node.as_str() {
-            "sim" if message.starts_with("step: ") => {
+        let on_jobmanager = event.node == "jobmanager";
+        match &event.event {
+            Event::Log(message) if event.node == "sim" && message.starts_with("step: ") => {
                 if [" kill ", " stop ", "partition"].iter().any(|fault| message.contains(fault)) {
                     story.fault_at = Some(at_ms);
                 }
                 push(at_ms, message.to_owned());
             }
-            "jobmanager" => {
-                if message.starts_with("Heartbeat of TaskManager") {
-                    let after = story.fault_at.map(|k| format!(" ({:.1} s after the fault)", (at_ms - k) as f64 / 1000.0));
-                    push(at_ms, format!("detected: {message}{}", after.unwrap_or_default()));
-                } else if message.contains("switched from state RUNNING to RESTARTING") {
-                    restarts += 1;
-                    if cycle_start.is_none() {
-                        cycle_start = Some(at_ms);
-                        scheduled_reported = false;
-                        recovered_at = None;
-                        push(at_ms, "job RUNNING → RESTARTING (fixed-delay restart strategy, 1 s)".into());
-                    }
-                } else if message.contains("switched from state RUNNING to FAILING") {
-                    push(at_ms, "job RUNNING → FAILING → FAILED (no restart strategy without checkpointing)".into());
-                } else if message.contains("NoResourceAvailableException") {
-                    no_resource += 1;
-                } else if message.contains("switched from CREATED to SCHEDULED.") && cycle_start.is_some() && !scheduled_reported {
-                    scheduled_reported = true;
-                    push(at_ms, "tasks SCHEDULED, waiting for slots (the job shows RUNNING)".into());
-                } else if let Some(rest) = message.strip_prefix("Registering TaskManager with ResourceID ") {
-                    let name = rest.split(" (").nth(1).unwrap_or("").trim_end_matches(") at ResourceManager");
-                    let count = registered_once.entry(name.to_owned()).or_insert(0);
-                    *count += 1;
-                    if *count > 1 {
-                        push(at_ms, format!("re-registration: {name}"));
-                    }
-                } else if message.starts_with("Restoring job ") {
-                    let checkpoint = message.split("from Checkpoint ").nth(1).and_then(|r| r.split(' ').next());
-                    restoring = checkpoint.map(|k| (at_ms, k.to_owned()));
-                } else if message.contains("switched from INITIALIZING to RUNNING.") && cycle_start.is_some() {
-                    if recovered_at.is_none() && message.starts_with("ClickEvent Source") {
-                        recovered_at = Some(at_ms);
-                        if restarts > 1 {
-                            push(cycle_start.unwrap(), format!(
-                                "restart cycle: {restarts} restarts, {no_resource} of them NoResourceAvailableException"
-                            ));
-                        }
-                        if let Some((_, checkpoint)) = &restoring {
-                            push(at_ms, format!("restore from checkpoint {checkpoint}: tasks RUNNING again"));
-                        }
-                        cycle_start = None;
-                        restarts = 0;
-                        no_resource = 0;
-                    }
+            lost @ Event::TaskManagerLost { heartbeat_timed_out: true, .. } => {
+                let after = story.fault_at.map(|k| format!(" ({:.1} s after the fault)", (at_ms - k) as f64 / 1000.0));
+                push(at_ms, format!("detected: {lost}{}", after.unwrap_or_default()));
+            }
+            Event::JobStatusChanged { from: JobStatus::Running, to: JobStatus::Restarting, .. } => {
+                restarts += 1;
+                if cycle_start.is_none() {
+                    cycle_start = Some(at_ms);
+                    scheduled_reported = false;
+                    recovered_at = None;
+                    push(at_ms, "job RUNNING → RESTARTING (fixed-delay restart strategy, 1 s)".into());
                 }
+            }
+            Event::JobStatusChanged { from: JobStatus::Running, to: JobStatus::Failing, .. } => {
+                push(at_ms, "job RUNNING → FAILING → FAILED (no restart strategy without checkpointing)".into());
+            }
+            Event::JobFailed { no_resource_available: true, .. } => no_resource += 1,
+            Event::ExecutionStateChanged { from: ExecutionState::Created, to: ExecutionState::Scheduled, .. }
+                if on_jobmanager && cycle_start.is_some() && !scheduled_reported =>
+            {
+                scheduled_reported = true;
+                push(at_ms, "tasks SCHEDULED, waiting for slots (the job shows RUNNING)".into());
+            }
+            Event::TaskManagerRegistered { name, .. } => {
+                let count = registered_once.entry(name.clone()).or_insert(0);
+                *count += 1;
+                if *count > 1 {
+                    push(at_ms, format!("re-registration: {name}"));
+                }
+            }
+            Event::Restoring { checkpoint_id, .. } => restoring = Some((at_ms, checkpoint_id.to_string())),
+            Event::ExecutionStateChanged { task, from: ExecutionState::Initializing, to: ExecutionState::Running, .. }
+                if on_jobmanager && cycle_start.is_some() && recovered_at.is_none() && is_source(task) =>
+            {
+                recovered_at = Some(at_ms);
+                if restarts > 1 {
+                    push(cycle_start.unwrap(), format!(
+                        "restart cycle: {restarts} restarts, {no_resource} of them NoResourceAvailableException"
+                    ));
+                }
+                if let Some((_, checkpoint)) = &restoring {
+                    push(at_ms, format!("restore from checkpoint {checkpoint}: tasks RUNNING again"));
+                }
+                cycle_start = None;
+                restarts = 0;
+                no_resource = 0;
             }
             _ => {}
         }
@@ -184,7 +194,7 @@ pub fn timeline(trace: &[TraceEvent]) -> Vec<Moment> {
         let mut per_minute: BTreeMap<u64, u32> = BTreeMap::new();
         for event in trace {
             let at_ms = at_ms(event);
-            if at_ms >= recovered && matches!(&event.event, Event::Log(m) if m.contains(" wrote {")) {
+            if at_ms >= recovered && matches!(event.event, Event::ResultWritten { .. }) {
                 *per_minute.entry((at_ms - recovered) / 60_000).or_default() += 1;
             }
         }
@@ -214,20 +224,24 @@ pub fn timeline(trace: &[TraceEvent]) -> Vec<Moment> {
 fn recovered_at_any(trace: &[TraceEvent]) -> Option<u64> {
     let mut failed = false;
     let mut recovered = None;
-    for event in trace {
-        let at_ms = at_ms(event);
-        let Event::Log(message) = &event.event else { continue };
-        if event.node != "jobmanager" {
-            continue;
-        }
-        if message.contains("to RESTARTING") || message.contains("to FAILING") {
-            failed = true;
-        } else if failed && message.starts_with("ClickEvent Source") && message.contains("INITIALIZING to RUNNING.") {
-            recovered = Some(at_ms);
-            failed = false;
+    for event in trace.iter().filter(|e| e.node == "jobmanager") {
+        match &event.event {
+            Event::JobStatusChanged { to: JobStatus::Restarting | JobStatus::Failing, .. } => failed = true,
+            Event::ExecutionStateChanged { task, from: ExecutionState::Initializing, to: ExecutionState::Running, .. }
+                if failed && is_source(task) =>
+            {
+                recovered = Some(at_ms(event));
+                failed = false;
+            }
+            _ => {}
         }
     }
     recovered
+}
+
+/// Whether a task display name is one of the source's subtasks.
+fn is_source(task: &str) -> bool {
+    task.starts_with(Vertex::Source.name())
 }
 
 #[cfg(test)]
@@ -246,23 +260,35 @@ mod tests {
 
     #[test]
     fn a_kill_and_recovery_read_as_a_story() {
+        use flinksim_engine::protocol::ids::{ExecutionAttemptId, JobId, ResourceId};
+        let job_id = JobId(1);
+        let jm = |at, event| typed(at, "jobmanager", event);
+        let job = |at, from, to| jm(at, Event::JobStatusChanged { job_id, from, to });
+        let task = |at, name: &str, from, to| {
+            jm(at, Event::ExecutionStateChanged { task: name.into(), attempt_id: ExecutionAttemptId(2), from, to })
+        };
+        let registered = |at, id| jm(at, Event::TaskManagerRegistered { resource_id: ResourceId(id), name: "taskmanager-1".into() });
+        let no_slots = Event::JobFailed { job_id, cause: "NoResourceAvailableException: …".into(), no_resource_available: true };
+        let lost = Event::TaskManagerLost { resource_id: ResourceId(3), name: "taskmanager-1".into(), heartbeat_timed_out: true, how: "timed out".into() };
+        let restoring = Event::Restoring { job_id, checkpoint_id: 119, timestamp_ms: 119_175, directory: "/x".into() };
+        let written = Event::ResultWritten { task: "ClickEventStatistics Sink (1/2)".into(), json: "{\"count\":1000}".into() };
         let trace = vec![
+            registered(10_000, 3),
             log(120_000_000, "sim", "step: docker-compose kill taskmanager"),
-            log(125_002_002, "jobmanager", "Heartbeat of TaskManager with id x timed out. (taskmanager-1)"),
-            log(125_002_002, "jobmanager", "Job Click Event Count (j) switched from state RUNNING to RESTARTING."),
-            log(126_002_002, "jobmanager", "ClickEvent Source (1/2) (a) switched from CREATED to SCHEDULED."),
-            log(126_002_002, "jobmanager", "Job Click Event Count (j) failed: NoResourceAvailableException: Could not acquire"),
-            log(126_002_002, "jobmanager", "Job Click Event Count (j) switched from state RUNNING to RESTARTING."),
+            jm(125_002_002, lost),
+            job(125_002_002, JobStatus::Running, JobStatus::Restarting),
+            task(126_002_002, "ClickEvent Source (1/2)", ExecutionState::Created, ExecutionState::Scheduled),
+            jm(126_002_002, no_slots),
+            job(126_002_002, JobStatus::Running, JobStatus::Restarting),
             log(180_000_000, "sim", "step: docker-compose up -d taskmanager"),
-            log(10_000, "jobmanager", "Registering TaskManager with ResourceID r (taskmanager-1) at ResourceManager"),
-            log(180_012_477, "jobmanager", "Registering TaskManager with ResourceID s (taskmanager-1) at ResourceManager"),
-            log(181_002_013, "jobmanager", "Restoring job j from Checkpoint 119 @ 119175 for j located at file:/x."),
-            log(181_050_000, "jobmanager", "ClickEvent Source (1/2) (b) switched from INITIALIZING to RUNNING."),
-            log(181_241_298, "taskmanager-1", "ClickEventStatistics Sink (1/2) wrote {\"count\":1000}"),
+            registered(180_012_477, 4),
+            jm(181_002_013, restoring),
+            task(181_050_000, "ClickEvent Source (1/2)", ExecutionState::Initializing, ExecutionState::Running),
+            typed(181_241_298, "taskmanager-1", written),
         ];
         let story: Vec<String> = timeline(&trace).into_iter().map(|m| m.what).collect();
         assert_eq!(story[0], "step: docker-compose kill taskmanager");
-        assert!(story[1].starts_with("detected: Heartbeat") && story[1].ends_with("(5.0 s after the fault)"));
+        assert!(story[1].starts_with("detected: Heartbeat") && story[1].ends_with("(5.0 s after the fault)"), "{story:?}");
         assert!(story.iter().any(|s| s == "restart cycle: 2 restarts, 1 of them NoResourceAvailableException"));
         assert!(story.iter().any(|s| s == "re-registration: taskmanager-1"));
         assert!(story.iter().any(|s| s == "restore from checkpoint 119: tasks RUNNING again"));

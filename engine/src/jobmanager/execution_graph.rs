@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::protocol::ids::{ExecutionAttemptId, JobId};
-use crate::protocol::job::{JOB_NAME, JobSubmission, Vertex};
+use crate::protocol::job::{JobSubmission, Vertex};
 use crate::protocol::states::{ExecutionState, JobStatus};
-use crate::trace::NodeTrace;
+use crate::trace::{Event, NodeTrace};
 
 use super::slot_pool::SlotId;
 
@@ -86,10 +86,7 @@ impl ExecutionGraph {
         if !self.status.can_become(next) {
             return false;
         }
-        trace.event(format!(
-            "Job {JOB_NAME} ({}) switched from state {} to {}.",
-            self.job_id, self.status, next
-        ));
+        trace.record(Event::JobStatusChanged { job_id: self.job_id, from: self.status, to: next });
         self.status = next;
         true
     }
@@ -106,15 +103,12 @@ impl ExecutionGraph {
         if !execution.state.can_become(next) {
             return false;
         }
-        trace.event(format!(
-            "{} ({}/{}) ({}) switched from {} to {}.",
-            key.0.name(),
-            key.1 + 1,
-            parallelism,
-            execution.attempt_id,
-            execution.state,
-            next
-        ));
+        trace.record(Event::ExecutionStateChanged {
+            task: format!("{} ({}/{})", key.0.name(), key.1 + 1, parallelism),
+            attempt_id: execution.attempt_id,
+            from: execution.state,
+            to: next,
+        });
         execution.state = next;
         true
     }

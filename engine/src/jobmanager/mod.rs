@@ -41,6 +41,9 @@ use execution_graph::ExecutionGraph;
 use restart_strategy::RestartStrategy;
 use slot_pool::SlotPool;
 
+/// The exception Flink's scheduler fails a job with when slots are missing.
+const NO_RESOURCE_AVAILABLE: &str = "NoResourceAvailableException";
+
 /// How the JobManager node is set up (defaults from the playground's flink-conf.yaml).
 #[derive(Clone, Debug)]
 pub struct JobManagerConfig {
@@ -179,10 +182,10 @@ impl JobManager {
 
     fn register(&self, request: RegisterTaskManager) -> RegistrationResponse {
         let mut state = self.state.lock().unwrap();
-        self.trace().event(format!(
-            "Registering TaskManager with ResourceID {} ({}) at ResourceManager",
-            request.resource_id, request.name
-        ));
+        self.trace().record(Event::TaskManagerRegistered {
+            resource_id: request.resource_id,
+            name: request.name.clone(),
+        });
         // A TaskManager that restarted registers under a new id: its old incarnation is gone.
         let stale: Vec<ResourceId> = state
             .task_managers
@@ -316,12 +319,12 @@ impl JobManager {
     /// A TaskManager is gone: its slots go, and every task in them fails.
     fn lose_task_manager(&self, state: &mut JobManagerState, id: ResourceId, how: &str) {
         let Some(tm) = state.task_managers.remove(&id) else { return };
-        let message = if how == "timed out" {
-            format!("Heartbeat of TaskManager with id {id} timed out.")
-        } else {
-            format!("TaskManager with id {id} {how}.")
-        };
-        self.trace().event(format!("{message} ({})", tm.name));
+        self.trace().record(Event::TaskManagerLost {
+            resource_id: id,
+            name: tm.name.clone(),
+            heartbeat_timed_out: how == "timed out",
+            how: how.to_owned(),
+        });
         state.slots.release_task_manager(id);
         let lost_tasks: Vec<(Vertex, u32)> = state
             .job
@@ -347,7 +350,11 @@ impl JobManager {
             return;
         }
         let strategy = RestartStrategy::for_job(&job.submission);
-        self.trace().event(format!("Job {JOB_NAME} ({}) failed: {cause}", job.job_id));
+        self.trace().record(Event::JobFailed {
+            job_id: job.job_id,
+            cause: cause.to_owned(),
+            no_resource_available: cause.starts_with(NO_RESOURCE_AVAILABLE),
+        });
         if let Some(id) = state.checkpoints.abort_pending() {
             self.trace().event(format!("Checkpoint {id} of job {} aborted: the job is failing over.", job.job_id));
         }
@@ -382,10 +389,12 @@ impl JobManager {
         job.reset_for_restart();
         if let Some(latest) = state.checkpoints.latest() {
             let m = &latest.metadata;
-            self.trace().event(format!(
-                "Restoring job {} from Checkpoint {} @ {} for {} located at file:{}.",
-                m.job_id, m.checkpoint_id, m.timestamp_ms, m.job_id, latest.directory
-            ));
+            self.trace().record(Event::Restoring {
+                job_id: m.job_id,
+                checkpoint_id: m.checkpoint_id,
+                timestamp_ms: m.timestamp_ms,
+                directory: latest.directory.clone(),
+            });
         }
         job.transition(JobStatus::Running, self.trace());
         request_slots(job, self.trace());
@@ -456,7 +465,7 @@ impl JobManager {
             let waited = now.duration_since(job.scheduled_at.unwrap_or(now));
             if !starting_up || waited >= self.config.slot_request_timeout {
                 return Err(format!(
-                    "NoResourceAvailableException: Could not acquire the minimum required resources. \
+                    "{NO_RESOURCE_AVAILABLE}: Could not acquire the minimum required resources. \
                      ({} slots needed, {} free)",
                     job.parallelism(),
                     state.slots.free()

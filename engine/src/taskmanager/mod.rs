@@ -283,11 +283,12 @@ async fn cancel(attempt_id: ExecutionAttemptId, task: RunningTask, services: Tas
         handle.abort();
     }
     services.gates.close_gate(gate);
-    services.trace.event(format!(
-        "{display_name} ({attempt_id}) switched from {} to {}.",
-        ExecutionState::Canceling,
-        ExecutionState::Canceled
-    ));
+    services.trace.record(Event::ExecutionStateChanged {
+        task: display_name,
+        attempt_id,
+        from: ExecutionState::Canceling,
+        to: ExecutionState::Canceled,
+    });
 }
 
 /// On SIGTERM: cancel every task, tell the JobManager, and say the node may go (Flink's

@@ -127,7 +127,10 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                         Writer::AtLeastOnce(producer) => producer.send(&topic, timestamp, &json),
                         Writer::ExactlyOnce { open, .. } => open.send(&topic, timestamp, &json),
                     }
-                    context.trace(format!("wrote {}", String::from_utf8_lossy(&json)));
+                    services.trace.record(Event::ResultWritten {
+                        task: tdd.display_name(),
+                        json: String::from_utf8_lossy(&json).into_owned(),
+                    });
                 }
                 GateEvent::Barrier(barrier) => {
                     let id = barrier.checkpoint_id;
