@@ -198,7 +198,8 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
         })
         .await
         .expect("the oracle's node is never killed");
-    let causes = oracle::Causes::from_trace(&trace.events());
+    let events = trace.events();
+    let causes = oracle::Causes::from_trace(&events);
     let oracle = oracle::judge(&observed, &scenario.expect, &causes);
     let report = Report {
         scenario: scenario.name.clone(),
@@ -212,7 +213,7 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
         oracle,
         messages,
     };
-    (report, trace.events())
+    (report, events)
 }
 
 /// Carries out one step on the cluster; returns when the command would return (a

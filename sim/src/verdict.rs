@@ -42,6 +42,19 @@ impl VerdictClass {
         }
     }
 
+    /// Its short name, as a report tags a violation (`semantic`, `correctness`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            VerdictClass::Passed => "passed",
+            VerdictClass::Semantic => "semantic",
+            VerdictClass::Liveness => "liveness",
+            VerdictClass::Correctness => "correctness",
+            VerdictClass::Nondeterminism => "nondeterminism",
+            VerdictClass::BadInput => "bad input",
+            VerdictClass::Panic => "panic",
+        }
+    }
+
     /// The verdict of a run with several findings: the worst one wins (panic, then
     /// nondeterminism, then correctness, then liveness, then semantic).
     pub fn worst(classes: impl IntoIterator<Item = VerdictClass>) -> VerdictClass {

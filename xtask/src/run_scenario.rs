@@ -107,7 +107,7 @@ impl RunScenario {
             outln!("note:       {note}")?;
         }
         for violation in &oracle.violations {
-            outln!("violation:  [{}] {violation}", class_name(violation.class()))?;
+            outln!("violation:  [{}] {violation}", violation.class().name())?;
         }
         let verdict = oracle.verdict();
         outln!("verdict:    {verdict}")?;
@@ -142,18 +142,6 @@ fn row(r: &WindowRow) -> Row {
     }
 }
 
-fn class_name(class: VerdictClass) -> &'static str {
-    match class {
-        VerdictClass::Passed => "passed",
-        VerdictClass::Semantic => "semantic",
-        VerdictClass::Liveness => "liveness",
-        VerdictClass::Correctness => "correctness",
-        VerdictClass::Nondeterminism => "nondeterminism",
-        VerdictClass::BadInput => "bad input",
-        VerdictClass::Panic => "panic",
-    }
-}
-
 /// One line over the whole table: `40 windows × 6 pages: all 1000, once`, or how many rows are
 /// not ok and of what kind.
 fn summary(oracle: &OracleReport) -> String {
@@ -161,8 +149,8 @@ fn summary(oracle: &OracleReport) -> String {
     let pages: std::collections::BTreeSet<&str> = oracle.rows.iter().map(|r| r.page.as_str()).collect();
     let head = format!("windows:    {} windows × {} pages", windows.len(), pages.len());
     let not_ok: Vec<&WindowRow> = oracle.rows_not_ok().collect();
-    let empty = oracle.rows.iter().filter(|r| r.status == RowStatus::EmptyAtSource).count();
-    let empty = if empty > 0 { format!(" ({empty} rows empty at the source)") } else { String::new() };
+    let empty_rows = oracle.rows.iter().filter(|r| r.status == RowStatus::EmptyAtSource).count();
+    let empty = if empty_rows > 0 { format!(" ({empty_rows} rows empty at the source)") } else { String::new() };
     if not_ok.is_empty() {
         let full = oracle.rows.iter().filter(|r| r.status == RowStatus::Ok).all(|r| r.counts == [1000]);
         let what = if full { "all 1000, once" } else { "all as input holds them, once" };
@@ -178,7 +166,8 @@ fn summary(oracle: &OracleReport) -> String {
     .filter(|(status, _)| count(*status) > 0)
     .map(|(status, name)| format!("{} {name}", count(status)))
     .collect();
-    format!("{head}: {} rows ok, {}{empty}", oracle.rows.len() - not_ok.len() - oracle.rows.iter().filter(|r| r.status == RowStatus::EmptyAtSource).count(), kinds.join(", "))
+    let ok = oracle.rows.len() - not_ok.len() - empty_rows;
+    format!("{head}: {ok} rows ok, {}{empty}", kinds.join(", "))
 }
 
 /// How long a run goes before its progress shows: a shorter run prints nothing more.

@@ -289,7 +289,7 @@ impl JobManager {
     async fn shut_down_on_sigterm(self) {
         self.config.shutdown.requested().await;
         self.trace().record(Event::ShutdownStarted { grace: crate::lifecycle::STOP_GRACE });
-        let (cancels, disconnects) = {
+        let (cancels, job_master, task_managers) = {
             let mut guard = self.state.lock().unwrap();
             let state = &mut *guard;
             let mut cancels = Vec::new();
@@ -299,18 +299,16 @@ impl JobManager {
                 job.transition(JobStatus::Suspended, self.trace());
                 cancels = cancel_executions(job, &state.task_managers, self.trace());
             }
-            let job_master = state.job_master;
-            let disconnects: Vec<SocketAddr> =
-                state.task_managers.values().map(|tm| tm.address).collect();
-            (cancels, disconnects.into_iter().map(move |a| (a, DisconnectJobManager { job_master })))
+            let task_managers: Vec<SocketAddr> = state.task_managers.values().map(|tm| tm.address).collect();
+            (cancels, state.job_master, task_managers)
         };
         // Cancellations first, so the tasks release what they hold before their TaskManager
         // drops them on the disconnect.
         for (address, cancel) in cancels {
             let _ = self.rpc.call(address, cancel, Duration::from_secs(1)).await;
         }
-        for (address, disconnect) in disconnects {
-            let _ = self.rpc.call(address, disconnect, Duration::from_secs(1)).await;
+        for address in task_managers {
+            let _ = self.rpc.call(address, DisconnectJobManager { job_master }, Duration::from_secs(1)).await;
         }
         self.trace().record(Event::ShutdownCompleted);
         self.config.shutdown.complete();

@@ -31,9 +31,6 @@ pub const TRANSACTION_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long [`commit_transaction`] and [`abort_lingering`] keep retrying an unreachable broker
 /// (Kafka's `max.block.ms`).
 pub const TRANSACTION_RETRY_LIMIT: Duration = Duration::from_secs(60);
-/// The transaction timeout Flink's Kafka sink sets (`transaction.timeout.ms`, 1 h); used when
-/// [`abort_lingering`] re-registers an id.
-pub const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(3600);
 
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -278,6 +275,9 @@ mod tests {
     use crate::kafka::test_cluster::{
         broker_addr, client_node, lose_half_of_the_answers_to_the_client, start_broker,
     };
+
+    /// The timeout the tests' re-registrations ask for (Flink's sink's, 1 h).
+    const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(3600);
 
     /// Every test runs under this fixed seed (the determinism test too).
     const SEED: u64 = 7;

@@ -145,10 +145,9 @@ pub async fn run(config: TaskManagerConfig) {
     rpc.serve({
         let (state, services) = (state.clone(), services.clone());
         move |CancelTask { attempt_id }, _| {
-            let (state, services) = (state.clone(), services.clone());
             let cancelled = state.lock().unwrap().tasks.remove(&attempt_id);
             if let Some(task) = cancelled {
-                madsim::task::spawn(cancel(attempt_id, task, services));
+                madsim::task::spawn(cancel(attempt_id, task, services.clone()));
             }
             std::future::ready(())
         }

@@ -2,11 +2,10 @@
 //! and the generator killed and restarted, and delay and loss on a link. Each scenario is
 //! written inline in the scenario format, as a user would write it.
 
-use std::path::Path;
 
 use flinksim::Scenario;
 
-use crate::harness::{assert_passed, assert_passed_as, replay, run, run_seeds, traced};
+use crate::harness::{self, assert_passed, assert_passed_as, replay, run, run_seeds, traced};
 
 fn inline(name: &str, sink: &str, expect: &str, steps: &str) -> Scenario {
     inline_on("", name, sink, expect, steps)
@@ -14,22 +13,7 @@ fn inline(name: &str, sink: &str, expect: &str, steps: &str) -> Scenario {
 
 /// [`inline`] on a cluster with these `[cluster]` keys besides `startup_period`.
 fn inline_on(cluster: &str, name: &str, sink: &str, expect: &str, steps: &str) -> Scenario {
-    let text = format!(
-        r#"
-name = "{name}"
-duration = "4m"
-[cluster]
-startup_period = "0s"
-{cluster}
-[job]
-run = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time"
-sink = "{sink}"
-{steps}
-[expect]
-{expect}
-"#
-    );
-    Scenario::parse(&text, Path::new(&format!("{name}.toml"))).unwrap_or_else(|e| panic!("{e}"))
+    harness::inline(name, "4m", cluster, sink, &format!("{steps}\n[expect]\n{expect}"))
 }
 
 #[test]

@@ -11,22 +11,15 @@ use flinksim::verdict::VerdictClass;
 use flinksim::{Report, Scenario};
 use flinksim_engine::trace::{Event, TraceEvent};
 
-use crate::harness::{self, assert_passed, run};
+use crate::harness::{self, assert_passed, run, steps};
 
 fn inline(name: &str, sink: &str, steps: &str, expect: &str) -> Scenario {
     harness::inline(name, "4m", "", sink, &format!("{steps}\n[expect]\n{expect}"))
 }
 
 fn taskmanager_away(verb: &str) -> Scenario {
-    let steps = format!(
-        r#"
-[[step]]
-at = "1m"
-run = "docker-compose {verb} taskmanager"
-[[step]]
-at = "1m30s"
-run = "docker-compose up -d taskmanager""#
-    );
+    let away = format!("docker-compose {verb} taskmanager");
+    let steps = steps(&[("1m", &away), ("1m30s", "docker-compose up -d taskmanager")]);
     let exact = "counts = \"exact\"\nduplicates = \"none\"\nloss = \"none\"";
     inline(&format!("taskmanager-{verb}"), "exactly-once", &steps, exact)
 }
@@ -71,15 +64,8 @@ fn a_stopped_taskmanager_is_failed_over_at_once_and_a_killed_one_after_the_heart
 #[test]
 fn a_jobmanager_that_comes_back_without_its_job_is_named_as_the_cause_of_the_missing_results() {
     for verb in ["kill", "stop"] {
-        let steps = format!(
-            r#"
-[[step]]
-at = "1m"
-run = "docker-compose {verb} jobmanager"
-[[step]]
-at = "1m30s"
-run = "docker-compose up -d jobmanager""#
-        );
+        let away = format!("docker-compose {verb} jobmanager");
+        let steps = steps(&[("1m", &away), ("1m30s", "docker-compose up -d jobmanager")]);
         let scenario = inline(&format!("jobmanager-{verb}"), "at-least-once", &steps, "");
         let report = run(&scenario, 1);
         assert!(!report.passed(), "results after 1m are missing\n{}", replay(&report));
@@ -120,15 +106,9 @@ run = "docker-compose up -d jobmanager""#
 /// an exactly-once job rides through a short stop as through a short outage.
 #[test]
 fn a_stopped_broker_shuts_down_at_once_and_the_job_rides_through() {
-    let steps = r#"
-[[step]]
-at = "1m"
-run = "docker-compose stop kafka"
-[[step]]
-at = "1m3s"
-run = "docker-compose up -d kafka""#;
+    let steps = steps(&[("1m", "docker-compose stop kafka"), ("1m3s", "docker-compose up -d kafka")]);
     let exact = "counts = \"exact\"\nduplicates = \"none\"\nloss = \"none\"";
-    let report = run(&inline("kafka-stop", "exactly-once", steps, exact), 1);
+    let report = run(&inline("kafka-stop", "exactly-once", &steps, exact), 1);
     assert_passed(&report);
     let at = Duration::from_secs(60);
     let started = first(&report, at, |e| e.node == "kafka" && matches!(e.event, Event::ShutdownStarted { .. }));

@@ -72,6 +72,11 @@ sink = "{sink}"
     Scenario::parse(&text, std::path::Path::new(&format!("{name}.toml"))).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `[[step]]` tables, one per (at, run), in the scenario format.
+pub fn steps(steps: &[(&str, &str)]) -> String {
+    steps.iter().map(|(at, run)| format!("\n[[step]]\nat = \"{at}\"\nrun = \"{run}\"\n")).collect()
+}
+
 /// The command that replays `seed` of `scenario`. A scenario written inline in a test has no
 /// file: its text comes first, to be saved under its name.
 pub fn replay(scenario: &Scenario, seed: u64) -> String {

@@ -6,7 +6,7 @@
 use flinksim::oracle::Violation;
 use flinksim::verdict::VerdictClass;
 
-use crate::harness::{assert_passed, inline, replay, run, run_seeds};
+use crate::harness::{assert_passed, inline, replay, run, run_seeds, steps};
 
 /// A 20 s broker outage, and taskmanager-2 (the second source, on its own TaskManager) cut off
 /// from the broker 15 s longer: its partition is idle all that time, the counters' watermark
@@ -15,20 +15,8 @@ use crate::harness::{assert_passed, inline, replay, run, run_seeds};
 /// as `semantic`, naming the late drops and the idle partition, never as an engine bug.
 #[test]
 fn late_drops_after_a_broker_outage_fail_as_semantic_naming_the_idle_partition() {
-    let steps = r#"
-[[step]]
-at = "1m"
-run = "docker-compose kill kafka"
-[[step]]
-at = "1m"
-run = "sim partition kafka taskmanager-2"
-[[step]]
-at = "1m20s"
-run = "docker-compose up -d kafka"
-[[step]]
-at = "1m35s"
-run = "sim heal kafka taskmanager-2""#;
-    let scenario = inline("broker-outage-late", "3m", "taskmanagers = 2\nslots = 1", "exactly-once", steps);
+    let steps = steps(&[("1m", "docker-compose kill kafka"), ("1m", "sim partition kafka taskmanager-2"), ("1m20s", "docker-compose up -d kafka"), ("1m35s", "sim heal kafka taskmanager-2")]);
+    let scenario = inline("broker-outage-late", "3m", "taskmanagers = 2\nslots = 1", "exactly-once", &steps);
     for report in run_seeds(&scenario, &[1, 2, 3]) {
         let replay = replay(&scenario, report.seed);
         assert_eq!(report.oracle.verdict(), VerdictClass::Semantic, "{:?}\n{replay}", report.oracle.violations);
@@ -47,13 +35,7 @@ run = "sim heal kafka taskmanager-2""#;
 /// scenario that allows the loss passes: the job did what Flink does.
 #[test]
 fn a_generator_restarted_from_zero_is_late_not_an_engine_bug() {
-    let steps = r#"
-[[step]]
-at = "1m"
-run = "docker-compose kill clickevent-generator"
-[[step]]
-at = "1m10s"
-run = "docker-compose up -d clickevent-generator""#;
+    let steps = steps(&[("1m", "docker-compose kill clickevent-generator"), ("1m10s", "docker-compose up -d clickevent-generator")]);
     let generator = "[generator]\non_restart = \"from-zero\"";
     let strict = inline("generator-from-zero", "3m", "", "exactly-once", &format!("{generator}\n{steps}"));
     let report = run(&strict, 1);

@@ -79,7 +79,12 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     continue;
                 }
                 for handle in pending.values() {
-                    commit_pending(&context, handle, checkpoint).await?;
+                    if commit_pending(&context, handle, checkpoint).await? == RecordedOutcome::Committed {
+                        context.trace(format!(
+                            "committed transaction {} recorded by the checkpoint",
+                            handle.transactional_id
+                        ));
+                    }
                 }
             }
             // 2. Only then fence and abort anything else the ids it answers for left open.
@@ -168,24 +173,17 @@ async fn commit_pending(
     context: &TaskContext,
     handle: &TransactionHandle,
     checkpoint_id: u64,
-) -> Result<(), TaskError> {
+) -> Result<RecordedOutcome, TaskError> {
     let services = &context.services;
-    match commit_recorded(&services.rpc, services.broker, handle).await.map_err(kafka)? {
-        RecordedOutcome::Committed => {
-            if context.restored_checkpoint() == Some(checkpoint_id) {
-                context.trace(format!(
-                    "committed transaction {} recorded by the checkpoint",
-                    handle.transactional_id
-                ));
-            }
-        }
-        RecordedOutcome::Lost { cause } => services.trace.record(Event::TransactionLost {
+    let outcome = commit_recorded(&services.rpc, services.broker, handle).await.map_err(kafka)?;
+    if let RecordedOutcome::Lost { cause } = outcome {
+        services.trace.record(Event::TransactionLost {
             transactional_id: handle.transactional_id.clone(),
             checkpoint_id,
             cause,
-        }),
+        });
     }
-    Ok(())
+    Ok(outcome)
 }
 
 /// The sink subtask indices whose transactional ids subtask `subtask` of `parallelism` answers
