@@ -15,7 +15,8 @@ use smol_str::SmolStr;
 
 use crate::protocol::ids::{ExecutionAttemptId, JobId, ResourceId};
 use crate::protocol::states::{ExecutionState, JobStatus};
-pub use crate::protocol::kafka::AbortCause;
+pub use crate::protocol::kafka::{AbortCause, TransactionHandle};
+use crate::playground::click_event::{ClickEventStatistics, WINDOW_MS};
 use crate::timer::Clock;
 
 /// One significant event: when (simulated time since the run started), where, and what.
@@ -51,8 +52,8 @@ pub enum Event {
     /// A restored sink could not commit a transaction its checkpoint recorded as pending: the
     /// broker had aborted it, so its results are lost (Flink logs it and goes on).
     TransactionLost {
-        /// The transactional id.
-        transactional_id: SmolStr,
+        /// The transaction (its id, producer id and epoch: the results written in it are lost).
+        transaction: TransactionHandle,
         /// The checkpoint that recorded it as pending.
         checkpoint_id: u64,
         /// Why the broker aborted it, if it says.
@@ -144,8 +145,11 @@ pub enum Event {
     ResultWritten {
         /// The subtask, as Flink displays it.
         task: String,
-        /// The record, as written.
-        json: String,
+        /// The result (the line shows it as the JSON written).
+        statistics: ClickEventStatistics,
+        /// The exactly-once sink's open transaction it was written in (none at-least-once):
+        /// the oracle finds the results a lost transaction held by it.
+        transaction: Option<TransactionHandle>,
     },
     /// The dispatcher accepted a job.
     JobSubmitted {
@@ -162,14 +166,25 @@ pub enum Event {
         /// How long it had been without records.
         idle_after: Duration,
     },
-    /// The window operator dropped the first late event of a window (allowed lateness 0):
-    /// the window had fired, its watermark had passed. Later drops of the window add to
-    /// Flink's `numLateRecordsDropped` without a line of their own.
+    /// The window operator dropped late events of one (window, page) (allowed lateness 0: the
+    /// window had fired, its watermark had passed): one event per page and window for each
+    /// input buffer, so the oracle can account for every dropped event (Flink's
+    /// `numLateRecordsDropped`, per window and page).
     LateDropped {
         /// The task, as Flink displays it (`ClickEvent Counter (1/2)`).
         task: String,
+        /// The job the task belongs to.
+        job_id: JobId,
+        /// The latest checkpoint the operator's state covers (the restored one, or the last
+        /// barrier it passed; 0 before any): a restore from a checkpoint at or below it reads
+        /// these events again, so the drop no longer counts.
+        checkpoint_id: u64,
         /// The window's start, ms of event time.
         window_start_ms: i64,
+        /// The page.
+        page: SmolStr,
+        /// Events dropped.
+        count: u64,
         /// The operator's watermark then.
         watermark_ms: i64,
         /// The operator's `numLateRecordsDropped` so far.
@@ -186,11 +201,12 @@ impl fmt::Display for Event {
                 "aborted transaction {transactional_id} after its timeout ({} ms)",
                 timeout.as_millis()
             ),
-            Event::TransactionLost { transactional_id, checkpoint_id, cause } => {
+            Event::TransactionLost { transaction, checkpoint_id, cause } => {
                 write!(
                     f,
-                    "Unable to commit transaction {transactional_id} recorded by checkpoint \
-                     {checkpoint_id}: the broker aborted it"
+                    "Unable to commit transaction {} recorded by checkpoint {checkpoint_id}: the \
+                     broker aborted it",
+                    transaction.transactional_id
                 )?;
                 if let Some(cause) = cause {
                     write!(f, " after {cause}")?;
@@ -217,12 +233,14 @@ impl fmt::Display for Event {
                 "{task} marks partition {partition} idle: no record for {} ms",
                 idle_after.as_millis()
             ),
-            Event::LateDropped { task, window_start_ms, watermark_ms, dropped_so_far } => write!(
-                f,
-                "{task} drops late events of window [{window_start_ms}, {}) behind watermark \
-                 {watermark_ms}: numLateRecordsDropped={dropped_so_far}",
-                window_start_ms + 15_000
-            ),
+            Event::LateDropped { task, window_start_ms, page, count, watermark_ms, dropped_so_far, .. } => {
+                write!(
+                    f,
+                    "{task} dropped {count} late events of {page} in window [{window_start_ms}, {}) \
+                     behind watermark {watermark_ms}: numLateRecordsDropped={dropped_so_far}",
+                    window_start_ms + WINDOW_MS
+                )
+            }
             Event::JobStatusChanged { job_id, from, to } => write!(
                 f,
                 "Job {} ({job_id}) switched from state {from} to {to}.",
@@ -249,7 +267,11 @@ impl fmt::Display for Event {
                 f,
                 "Restoring job {job_id} from Checkpoint {checkpoint_id} @ {timestamp_ms} for {job_id} located at file:{directory}."
             ),
-            Event::ResultWritten { task, json } => write!(f, "{task} wrote {json}"),
+            Event::ResultWritten { task, statistics, .. } => {
+                let mut json = Vec::with_capacity(128);
+                statistics.write_json(&mut json);
+                write!(f, "{task} wrote {}", String::from_utf8_lossy(&json))
+            }
             Event::JobSubmitted { job_id } => {
                 write!(f, "Received JobGraph submission '{}' ({job_id}).", crate::protocol::job::JOB_NAME)
             }

@@ -4,6 +4,7 @@
 //! steps, then lets the [`oracle`] read the topics back and judge; the [`trace`] records every
 //! significant event and hashes it.
 
+pub mod accounting;
 pub mod cluster;
 pub mod floor;
 pub mod oracle;

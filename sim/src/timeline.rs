@@ -70,20 +70,25 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
             "kafka aborted transaction {transactional_id}: open longer than its transaction.timeout.ms ({} s)",
             timeout.as_secs()
         ),
-        Event::TransactionLost { transactional_id, checkpoint_id, cause } => format!(
-            "{node}: transaction {transactional_id} recorded by checkpoint {checkpoint_id} could not be \
+        Event::TransactionLost { transaction, checkpoint_id, cause } => format!(
+            "{node}: transaction {} recorded by checkpoint {checkpoint_id} could not be \
              committed: the broker aborted it{}; its results are lost",
+            transaction.transactional_id,
             cause.map(|c| format!(" after {c}")).unwrap_or_default()
         ),
-        Event::LateDropped { task, window_start_ms, watermark_ms, dropped_so_far } => {
-            state.late_windows += 1;
-            if state.late_windows > LATE_WINDOWS_SHOWN {
+        Event::LateDropped { task, window_start_ms, watermark_ms, dropped_so_far, .. } => {
+            // One moment per window: its first drop.
+            if !state.late_windows.insert(*window_start_ms) {
+                return None;
+            }
+            let shown = state.late_windows.len();
+            if shown > LATE_WINDOWS_SHOWN {
                 return None;
             }
             format!(
                 "late drops: {task} drops events of window {} s, which fired already (watermark {watermark_ms}; numLateRecordsDropped={dropped_so_far}){}",
                 window_start_ms / 1000,
-                if state.late_windows == LATE_WINDOWS_SHOWN { "; later windows with late drops are counted below" } else { "" }
+                if shown == LATE_WINDOWS_SHOWN { "; later windows with late drops are counted below" } else { "" }
             )
         }
         Event::PartitionIdle { task, partition, idle_after } => format!(
@@ -102,12 +107,13 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
 }
 
 /// How many windows with late drops the timeline shows one by one.
-const LATE_WINDOWS_SHOWN: u32 = 5;
+const LATE_WINDOWS_SHOWN: usize = 5;
 
 /// What the story remembers between events.
 #[derive(Default)]
 struct Story {
-    late_windows: u32,
+    /// Windows with late drops so far, by start.
+    late_windows: std::collections::BTreeSet<i64>,
     fault_at: Option<u64>,
     job_submitted: bool,
     jobmanager_starts: u32,
@@ -209,11 +215,11 @@ pub fn timeline(trace: &[TraceEvent]) -> Vec<Moment> {
             });
         }
     }
-    if story.late_windows > LATE_WINDOWS_SHOWN {
+    if story.late_windows.len() > LATE_WINDOWS_SHOWN {
         let last = trace.iter().rev().find(|e| matches!(e.event, Event::LateDropped { .. })).map(at_ms);
         moments.push(Moment {
             at_ms: last.unwrap_or_default(),
-            what: format!("late drops in {} more windows", story.late_windows - LATE_WINDOWS_SHOWN),
+            what: format!("late drops in {} more windows", story.late_windows.len() - LATE_WINDOWS_SHOWN),
         });
     }
     moments.sort_by_key(|m| m.at_ms);
@@ -271,7 +277,13 @@ mod tests {
         let no_slots = Event::JobFailed { job_id, cause: "NoResourceAvailableException: …".into(), no_resource_available: true };
         let lost = Event::TaskManagerLost { resource_id: ResourceId(3), name: "taskmanager-1".into(), heartbeat_timed_out: true, how: "timed out".into() };
         let restoring = Event::Restoring { job_id, checkpoint_id: 119, timestamp_ms: 119_175, directory: "/x".into() };
-        let written = Event::ResultWritten { task: "ClickEventStatistics Sink (1/2)".into(), json: "{\"count\":1000}".into() };
+        let statistics = flinksim_engine::playground::click_event::ClickEventStatistics {
+            window_start_ms: 165_000,
+            window_end_ms: 180_000,
+            page: "/help".into(),
+            count: 1000,
+        };
+        let written = Event::ResultWritten { task: "ClickEventStatistics Sink (1/2)".into(), statistics, transaction: None };
         let trace = vec![
             registered(10_000, 3),
             log(120_000_000, "sim", "step: docker-compose kill taskmanager"),

@@ -28,12 +28,18 @@ struct Row {
     window: String,
     #[tabled(rename = "page")]
     page: String,
-    #[tabled(rename = "count")]
-    count: String,
-    #[tabled(rename = "expected")]
-    expected: u64,
     #[tabled(rename = "copies")]
-    copies: usize,
+    count: String,
+    #[tabled(rename = "input")]
+    recount: u64,
+    #[tabled(rename = "counted")]
+    counted: u64,
+    #[tabled(rename = "late")]
+    late: u64,
+    #[tabled(rename = "lost")]
+    lost: u64,
+    #[tabled(rename = "unaccounted")]
+    unaccounted: i64,
     #[tabled(rename = "status")]
     status: String,
 }
@@ -122,6 +128,7 @@ impl RunScenario {
 const ROWS_SHOWN: usize = 30;
 
 fn row(r: &WindowRow) -> Row {
+    let expected = r.expected && !matches!(r.status, RowStatus::Ok | RowStatus::EmptyAtSource);
     Row {
         window: format!("{}-{}", clock(r.window_start_ms), clock(r.window_start_ms + 15_000)),
         page: r.page.to_string(),
@@ -129,16 +136,12 @@ fn row(r: &WindowRow) -> Row {
             [] => "-".into(),
             counts => counts.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
         },
-        expected: r.recount,
-        copies: r.counts.len(),
-        status: match r.status {
-            RowStatus::Ok => "ok",
-            RowStatus::Duplicated => "duplicated",
-            RowStatus::WrongCount => "WRONG COUNT",
-            RowStatus::Missing => "MISSING",
-            RowStatus::EmptyAtSource => "empty at source",
-        }
-        .into(),
+        recount: r.recount,
+        counted: r.counted,
+        late: r.late,
+        lost: r.lost,
+        unaccounted: r.unaccounted,
+        status: if expected { format!("{} (expected)", r.status.name()) } else { r.status.name().into() },
     }
 }
 
@@ -158,16 +161,28 @@ fn summary(oracle: &OracleReport) -> String {
     }
     let count = |status| not_ok.iter().filter(|r| r.status == status).count();
     let kinds: Vec<String> = [
-        (RowStatus::Missing, "missing"),
-        (RowStatus::WrongCount, "wrong count"),
-        (RowStatus::Duplicated, "duplicated"),
+        RowStatus::WrongCount,
+        RowStatus::Missing,
+        RowStatus::Short,
+        RowStatus::Lost,
+        RowStatus::Late,
+        RowStatus::Duplicated,
     ]
     .into_iter()
-    .filter(|(status, _)| count(*status) > 0)
-    .map(|(status, name)| format!("{} {name}", count(status)))
+    .filter(|status| count(*status) > 0)
+    .map(|status| format!("{} {}", count(status), status.name().to_lowercase()))
     .collect();
     let ok = oracle.rows.len() - not_ok.len() - empty_rows;
-    format!("{head}: {ok} rows ok, {}{empty}", kinds.join(", "))
+    let t = oracle.totals();
+    format!(
+        "{head}: {ok} rows ok, {}{empty}\naccounting: {} events in input = {} counted + {} late + {} lost + {} unaccounted",
+        kinds.join(", "),
+        t.recount,
+        t.counted,
+        t.late,
+        t.lost,
+        t.unaccounted
+    )
 }
 
 /// How long a run goes before its progress shows: a shorter run prints nothing more.

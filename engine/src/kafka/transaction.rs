@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use madsim::time::Instant;
-use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
 use super::producer::{Producer, ProducerConfig};
@@ -35,17 +34,7 @@ pub const TRANSACTION_RETRY_LIMIT: Duration = Duration::from_secs(60);
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Which transaction: what a checkpoint records of a pending (flushed, uncommitted) transaction
-/// so that it can be committed after a restore.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TransactionHandle {
-    /// The transactional id (`<prefix>-<subtask>-<n>`).
-    pub transactional_id: SmolStr,
-    /// The producer id the transaction was written with.
-    pub producer_id: i64,
-    /// The epoch the transaction was written with.
-    pub epoch: i16,
-}
+pub use crate::protocol::kafka::TransactionHandle;
 
 /// A producer writing one transaction of one transactional id.
 pub struct TransactionalProducer {

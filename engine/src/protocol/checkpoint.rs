@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{ExecutionAttemptId, JobId};
 use super::job::Vertex;
-use crate::kafka::TransactionHandle;
+use super::kafka::TransactionHandle;
 use crate::taskmanager::operator::window_counter::WindowCounterState;
 
 /// The root of checkpoint storage on the shared volume.

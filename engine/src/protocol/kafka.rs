@@ -896,6 +896,18 @@ crate::request!(ListOffsets => ListOffsetsResponse);
 crate::request!(OffsetCommit => OffsetCommitResponse);
 crate::request!(OffsetFetch => OffsetFetchResponse);
 
+/// Which transaction: what a checkpoint records of a pending (flushed, uncommitted) transaction
+/// so that it can be committed after a restore.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionHandle {
+    /// The transactional id (`<prefix>-<subtask>-<n>`).
+    pub transactional_id: SmolStr,
+    /// The producer id the transaction was written with.
+    pub producer_id: i64,
+    /// The epoch the transaction was written with.
+    pub epoch: i16,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -202,7 +202,9 @@ pub struct Expect {
     pub counts: CountsExpectation,
     /// Whether a (window, page) may come out more than once.
     pub duplicates: DuplicatesExpectation,
-    /// Whether expected windows may be missing.
+    /// Whether events may be dropped as late by the window operator.
+    pub late: LateExpectation,
+    /// Whether events may be lost for a cause the trace records.
     pub loss: LossExpectation,
 }
 
@@ -228,15 +230,34 @@ pub enum DuplicatesExpectation {
     Allowed,
 }
 
-/// `loss`: whether missing windows fail the run.
+/// `late`: whether events dropped as late by the window operator (Flink's
+/// `numLateRecordsDropped`) fail the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LateExpectation {
+    /// A late drop fails the run (as `semantic`).
+    #[default]
+    None,
+    /// Late drops are reported, not failed.
+    Allowed,
+    /// The run must show late drops (a pitfall it replays): an engine that drops none fails.
+    Required,
+}
+
+/// `loss`: whether events lost for a cause the trace records (a job's state lost without
+/// checkpointing or with its JobManager, a transaction the broker aborted) fail the run.
+/// Events nothing accounts for always fail it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossExpectation {
-    /// A missing window fails the run.
+    /// Loss fails the run (as `semantic`).
     #[default]
     None,
-    /// Missing windows are reported, not failed (e.g. without checkpointing, spec §17).
-    Expected,
+    /// Loss is reported, not failed. `expected` is read as `allowed`.
+    #[serde(alias = "expected")]
+    Allowed,
+    /// The run must show loss (a pitfall it replays): an engine that loses nothing fails.
+    Required,
 }
 
 impl fmt::Display for OnRestart {
@@ -266,11 +287,22 @@ impl fmt::Display for DuplicatesExpectation {
     }
 }
 
+impl fmt::Display for LateExpectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LateExpectation::None => "none",
+            LateExpectation::Allowed => "allowed",
+            LateExpectation::Required => "required",
+        })
+    }
+}
+
 impl fmt::Display for LossExpectation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             LossExpectation::None => "none",
-            LossExpectation::Expected => "expected",
+            LossExpectation::Allowed => "allowed",
+            LossExpectation::Required => "required",
         })
     }
 }
@@ -477,6 +509,7 @@ impl Scenario {
         writeln!(out, "\n[expect]")?;
         writeln!(out, "counts = {}", string(&expect.counts.to_string()))?;
         writeln!(out, "duplicates = {}", string(&expect.duplicates.to_string()))?;
+        writeln!(out, "late = {}", string(&expect.late.to_string()))?;
         writeln!(out, "loss = {}", string(&expect.loss.to_string()))
     }
 }
@@ -810,7 +843,7 @@ mod tests {
             \n[[step]]\nat = \"4m\"\nrun = \"sim link kafka -> taskmanager-1 delay 2.5ms..1s loss 0.125\"\n\
             \n[[step]]\nat = \"5m\"\nrun = \"sim link kafka -> taskmanager-1 clear\"\n\
             \n[[step]]\nat = \"6m\"\nrun = \"sim heal taskmanager-4 jobmanager\"\n\
-            \n[expect]\ncounts = \"any\"\nduplicates = \"allowed\"\nloss = \"expected\"\n";
+            \n[expect]\ncounts = \"any\"\nduplicates = \"allowed\"\nlate = \"required\"\nloss = \"allowed\"\n";
         let scenario = parse(text).unwrap();
         let printed = scenario.to_toml();
         let again = parse(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
@@ -833,7 +866,7 @@ mod tests {
              \n[generator]\npace = \"2.5ms\"\non_restart = \"resume\"\n\
              \n[kafka]\ntransaction_max_timeout = \"1h\"\n\
              \n[job]\nrun = \"{RUN}\"\nsink = \"at-least-once\"\ntransaction_timeout = \"1h\"\n\
-             \n[expect]\ncounts = \"exact\"\nduplicates = \"none\"\nloss = \"none\"\n",
+             \n[expect]\ncounts = \"exact\"\nduplicates = \"none\"\nlate = \"none\"\nloss = \"none\"\n",
             toml::Value::String(scenario.description.clone()),
         );
         assert_eq!(scenario.to_toml(), expected);

@@ -53,12 +53,15 @@ fn a_restore_whose_pending_transaction_timed_out_reports_the_loss_and_goes_on() 
             .oracle
             .rows
             .iter()
-            .filter(|r| r.status == RowStatus::Missing)
+            .filter(|r| r.lost > 0)
             .map(|r| r.window_start_ms)
             .collect();
         // Only the window that fired just before the kill can be lost, and only with the
-        // transaction the broker aborted after its timeout.
+        // transaction the broker aborted after its timeout: exactly the results it held.
         assert!(missing.iter().all(|w| *w == 45_000), "{missing:?}\n{replay}");
+        let in_lost: u64 = lost.iter().flat_map(|l| &l.results).map(|(_, _, count)| count).sum();
+        assert_eq!(report.oracle.totals().lost, in_lost, "{replay}");
+        assert_eq!(report.oracle.totals().unaccounted, 0, "{replay}");
         assert_eq!(!missing.is_empty(), !lost.is_empty(), "{lost:?}\n{replay}");
         assert!(lost.iter().all(|l| l.timed_out), "{lost:?}\n{replay}");
         // The job went on: every window after the lost one came out, up to the end.

@@ -55,9 +55,10 @@ fn a_long_kafka_broker_outage_lets_idleness_drop_late_events_and_the_oracle_sees
         "taskmanagers = 2\nslots = 1",
         "long-broker-outage",
         "exactly-once",
-        r#"counts = "any"
-duplicates = "allowed"
-loss = "expected""#,
+        r#"counts = "exact"
+duplicates = "none"
+late = "required"
+loss = "none""#,
         r#"
 [[step]]
 at = "1m"
@@ -75,7 +76,9 @@ run = "sim heal kafka taskmanager-2""#,
     for report in run_seeds(&scenario, &[1, 2, 3, 4]) {
         let replay = replay(&scenario, report.seed);
         assert!(traced(&report, "numLateRecordsDropped="), "no late event was dropped\n{replay}");
-        assert!(report.oracle.lost_events > 0, "the oracle saw no loss\n{replay}");
+        // Every event is accounted for: counted, or dropped as late by the counter.
+        let totals = report.oracle.totals();
+        assert!(totals.late > 0 && totals.unaccounted == 0 && totals.lost == 0, "{totals:?}\n{replay}");
         assert_passed_as(&scenario, &report);
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flinksim::oracle::WindowRow;
+use flinksim::oracle::{RowStatus, WindowRow};
 use flinksim::{Report, Scenario};
 
 /// The repository's scenarios/ folder.
@@ -106,12 +106,17 @@ pub fn window_table(rows: &[WindowRow]) -> String {
         .map(|r| {
             let counts: Vec<String> = r.counts.iter().map(u64::to_string).collect();
             format!(
-                "{:>7} {:<7} count {:<11} expected {} {:?}",
+                "{:>7} {:<7} count {:<11} input {} counted {} late {} lost {} unaccounted {} {:?}{}",
                 r.window_start_ms / 1000,
                 r.page,
                 counts.join(","),
                 r.recount,
-                r.status
+                r.counted,
+                r.late,
+                r.lost,
+                r.unaccounted,
+                r.status,
+                if r.expected && !matches!(r.status, RowStatus::Ok | RowStatus::EmptyAtSource) { " (expected)" } else { "" }
             )
         })
         .collect::<Vec<_>>()

@@ -128,13 +128,20 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     json.clear();
                     statistics.write_json(&mut json);
                     let timestamp = statistics.window_end_ms - 1;
-                    match &writer {
-                        Writer::AtLeastOnce(producer) => producer.send(&topic, timestamp, &json),
-                        Writer::ExactlyOnce { open, .. } => open.send(&topic, timestamp, &json),
-                    }
+                    let transaction = match &writer {
+                        Writer::AtLeastOnce(producer) => {
+                            producer.send(&topic, timestamp, &json);
+                            None
+                        }
+                        Writer::ExactlyOnce { open, .. } => {
+                            open.send(&topic, timestamp, &json);
+                            Some(open.handle())
+                        }
+                    };
                     services.trace.record(Event::ResultWritten {
                         task: tdd.display_name(),
-                        json: String::from_utf8_lossy(&json).into_owned(),
+                        statistics,
+                        transaction,
                     });
                 }
                 GateEvent::Barrier(barrier) => {
@@ -178,7 +185,7 @@ async fn commit_pending(
     let outcome = commit_recorded(&services.rpc, services.broker, handle).await.map_err(kafka)?;
     if let RecordedOutcome::Lost { cause } = outcome {
         services.trace.record(Event::TransactionLost {
-            transactional_id: handle.transactional_id.clone(),
+            transaction: handle.clone(),
             checkpoint_id,
             cause,
         });

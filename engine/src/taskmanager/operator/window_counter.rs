@@ -101,13 +101,13 @@ impl WindowCounter {
     }
 
     /// Counts one event into its window, or drops it if its window has already fired; returns
-    /// the start of the window of a dropped (late) event.
-    pub fn process(&mut self, event: ClickEvent) -> Option<i64> {
+    /// the window start and page of a dropped (late) event.
+    pub fn process(&mut self, event: ClickEvent) -> Option<(i64, SmolStr)> {
         let start = window_start(event.timestamp_ms);
         let fire_at = start + WINDOW_MS - 1;
         if fire_at <= self.watermark {
             self.late_records_dropped += 1;
-            return Some(start);
+            return Some((start, event.page));
         }
         let key_group = KeyGroup::of_hash_code(event.page_hash_code(), self.max_parallelism);
         let windows = self.state.key_groups.entry(key_group).or_default();
@@ -184,8 +184,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     context.running().await;
     let clock = crate::timer::Clock::current();
     let mut flush_tick = Ticker::new(BUFFER_TIMEOUT);
-    // Windows whose late events were reported already: one trace line per window.
-    let mut late_windows = std::collections::BTreeSet::new();
+    let mut late = LateDrops { checkpoint_id: context.restored_checkpoint().unwrap_or(0), ..LateDrops::default() };
     loop {
         // The output flusher only runs while there is something to flush (results come once
         // per window), on its usual 100 ms grid: no wake-up ten times a second for nothing.
@@ -208,19 +207,15 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                 while let Some(event) = next.take() {
                     match event {
                         GateEvent::Barrier(barrier) => {
+                            // Drops before the barrier belong to the state it snapshots.
+                            late.report(&context, &counter, input.watermark());
+                            late.checkpoint_id = barrier.checkpoint_id;
                             context.acknowledge(barrier, &TaskSnapshot::Counter(counter.state().clone()));
                             output.broadcast(StreamElement::Barrier(barrier)).await?;
                         }
                         GateEvent::Record(_, Record::Click(event)) => {
-                            if let Some(start) = counter.process(event)
-                                && late_windows.insert(start)
-                            {
-                                context.services.trace.record(Event::LateDropped {
-                                    task: context.tdd.display_name(),
-                                    window_start_ms: start,
-                                    watermark_ms: input.watermark(),
-                                    dropped_so_far: counter.late_records_dropped,
-                                });
+                            if let Some(dropped) = counter.process(event) {
+                                late.add(dropped);
                             }
                         }
                         GateEvent::Watermark(watermark) => {
@@ -237,7 +232,43 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     }
                     next = input.next_buffered();
                 }
+                late.report(&context, &counter, input.watermark());
             }
+        }
+    }
+}
+
+/// Late drops not yet traced: one line per (window, page) per input buffer, rather than per
+/// event, with what the oracle needs to account for each dropped event.
+#[derive(Default)]
+struct LateDrops {
+    /// The latest checkpoint the operator's state covers.
+    checkpoint_id: u64,
+    /// (window start, page) → events dropped since the last report; a buffer holds a few.
+    pending: Vec<((i64, SmolStr), u64)>,
+}
+
+impl LateDrops {
+    fn add(&mut self, key: (i64, SmolStr)) {
+        match self.pending.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, count)) => *count += 1,
+            None => self.pending.push((key, 1)),
+        }
+    }
+
+    /// Traces what was dropped since the last report.
+    fn report(&mut self, context: &TaskContext, counter: &WindowCounter, watermark_ms: i64) {
+        for ((window_start_ms, page), count) in self.pending.drain(..) {
+            context.services.trace.record(Event::LateDropped {
+                task: context.tdd.display_name(),
+                job_id: context.tdd.job_id,
+                checkpoint_id: self.checkpoint_id,
+                window_start_ms,
+                page,
+                count,
+                watermark_ms,
+                dropped_so_far: counter.late_records_dropped,
+            });
         }
     }
 }
@@ -266,7 +297,7 @@ mod tests {
         let mut counter = WindowCounter::new(128);
         counter.process(click(0));
         counter.advance(20_000);
-        assert_eq!(counter.process(click(6)), Some(0));
+        assert_eq!(counter.process(click(6)), Some((0, "/help".into())));
         assert_eq!(counter.late_records_dropped, 1);
         assert!(counter.advance(40_000).is_empty());
     }

@@ -1,0 +1,486 @@
+//! What the trace says happened to input events besides being counted: the oracle's side of
+//! the accounting `recount = counted + late + lost + unaccounted` (see [`crate::oracle`]).
+//!
+//! Read off typed trace events, never wording:
+//! - **late**: the window operator traces its drops per (window, page) with the checkpoint its
+//!   state covers; a later restore from a checkpoint at or below that one reads those events
+//!   again, so such drops no longer count (and a restart with no checkpoint reads everything
+//!   again);
+//! - **lost in a transaction**: the sink traces each result with the transaction it went into;
+//!   a transaction the broker aborted before the restored sink could commit it loses exactly
+//!   those results;
+//! - **lost with the job's state**: a job that ends without handing its state on (FAILED with
+//!   no restart strategy, or gone with a JobManager that has no HA) loses what its open windows
+//!   held. No node can trace what a killed node held, so the oracle bounds where that loss may
+//!   lie ([`StateLost`]); see the oracle for how it judges the span.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use flinksim_engine::playground::click_event::{PAGES, WINDOW_MS, window_start};
+use flinksim_engine::protocol::ids::JobId;
+use flinksim_engine::protocol::states::JobStatus;
+use flinksim_engine::trace::{AbortCause, Event, TraceEvent, TransactionHandle};
+use serde::Serialize;
+use smol_str::SmolStr;
+
+/// One (window start, page).
+pub type RowKey = (i64, SmolStr);
+
+/// Why results may be missing or short, as the trace records it: what a report names next to
+/// the rows concerned.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Causes {
+    /// Each time the JobManager started again after a job had run: the job was gone with it.
+    pub jobs_lost: Vec<JobLost>,
+    /// Each time a job failed for good (no restart strategy): its state was gone.
+    pub jobs_failed: Vec<JobFailedForGood>,
+    /// Transactions a restored sink could not commit because the broker had aborted them.
+    pub transactions_lost: Vec<TransactionLost>,
+    /// Windows whose operator dropped late events that still count, by window start: the
+    /// first such drop of each.
+    pub late_windows: BTreeMap<i64, LateWindow>,
+    /// Kafka partitions that went idle, in the order they did: why a watermark could run ahead.
+    pub idle_partitions: Vec<IdlePartition>,
+    /// Per (window, page): events dropped as late that no restore read again.
+    pub late: BTreeMap<RowKey, u64>,
+    /// Per (window, page): events counted in results that went into a lost transaction.
+    pub lost_in_transactions: BTreeMap<RowKey, u64>,
+    /// Every moment a job's state was lost, with what the job had fired by then.
+    pub states_lost: Vec<StateLost>,
+}
+
+/// A Kafka partition that went without records for the idleness timeout.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IdlePartition {
+    /// When.
+    pub at: Duration,
+    /// Which task marked it (`Timestamps/Watermarks (1/2)`).
+    pub task: String,
+    /// The partition.
+    pub partition: u32,
+}
+
+/// The first late drop of a window, as the window operator traced it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LateWindow {
+    /// When.
+    pub at: Duration,
+    /// Which task (`ClickEvent Counter (1/2)`).
+    pub task: String,
+    /// The operator's watermark then, ms of event time.
+    pub watermark_ms: i64,
+}
+
+/// The JobManager came back without its job (the playground runs without HA).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JobLost {
+    /// When the JobManager started again.
+    pub at: Duration,
+    /// When a job was next submitted, if ever.
+    pub resubmitted: Option<Duration>,
+}
+
+/// A job failed for good: with no restart strategy (no checkpointing) nothing restores it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JobFailedForGood {
+    /// When it reached FAILED.
+    pub at: Duration,
+    /// When a job was next submitted, if ever.
+    pub resubmitted: Option<Duration>,
+}
+
+/// A pending transaction the broker aborted before the restored sink could commit it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TransactionLost {
+    /// When the sink found out.
+    pub at: Duration,
+    /// The transaction.
+    pub transaction: TransactionHandle,
+    /// The checkpoint that recorded it as pending.
+    pub checkpoint_id: u64,
+    /// Whether the broker aborted it because of its transaction timeout.
+    pub timed_out: bool,
+    /// The results it held, as (window start, page, count).
+    pub results: Vec<(i64, SmolStr, u64)>,
+}
+
+/// A job's state was lost at `at`: windows open then lose what they held, and events read
+/// after the last offset commit are read again by the next job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StateLost {
+    /// When the state was lost (the job FAILED, or the JobManager came back without it): an
+    /// upper bound on when the job last read, so no window starting after it held anything.
+    pub at: Duration,
+    /// Why.
+    pub why: StateLostWhy,
+    /// Windows (by start) whose every page had a result written before `at`.
+    pub fired_before: BTreeSet<i64>,
+    /// When a job was next submitted, if ever.
+    pub resubmitted: Option<Duration>,
+}
+
+/// Why a job's state was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum StateLostWhy {
+    /// The job FAILED with no restart strategy (no checkpointing).
+    FailedWithoutCheckpointing,
+    /// The JobManager came back without the job (no HA).
+    JobManagerLostTheJob,
+}
+
+impl StateLost {
+    /// The latest window that could hold events the lost job had read: the one containing
+    /// `at` (event time never runs ahead of simulated time).
+    pub fn last_window(&self) -> i64 {
+        window_start(self.at.as_millis() as i64)
+    }
+
+    /// The latest window the loss reaches: [`last_window`](Self::last_window), or every window
+    /// to the end when the JobManager lost the job and no job was submitted again (no job ran
+    /// after it). A job that FAILED for good and was never submitted again accounts for
+    /// nothing: its own state says FAILED, and the verdict is that it never recovered.
+    fn reaches(&self) -> i64 {
+        match (self.why, self.resubmitted) {
+            (StateLostWhy::JobManagerLostTheJob, None) => i64::MAX,
+            (StateLostWhy::FailedWithoutCheckpointing, None) => i64::MIN,
+            _ => self.last_window(),
+        }
+    }
+}
+
+/// One late drop as traced, until a restore takes it back.
+struct Drop {
+    job_id: JobId,
+    checkpoint_id: u64,
+    key: RowKey,
+    count: u64,
+    first: LateWindow,
+}
+
+impl Causes {
+    /// Reads the causes off a run's trace.
+    pub fn from_trace(events: &[TraceEvent]) -> Causes {
+        let mut causes = Causes::default();
+        let mut job_ran = false;
+        let mut drops: Vec<Drop> = Vec::new();
+        // Jobs restarting, and whether a checkpoint was restored since.
+        let mut restarting: BTreeMap<JobId, bool> = BTreeMap::new();
+        // Results per transaction, for the ones the broker may abort.
+        let mut in_transaction: BTreeMap<(SmolStr, i64, i16), Vec<(i64, SmolStr, u64)>> = BTreeMap::new();
+        // Pages written per window, for what had fired before a state was lost.
+        let mut written: BTreeMap<i64, BTreeSet<SmolStr>> = BTreeMap::new();
+        let fired = |written: &BTreeMap<i64, BTreeSet<SmolStr>>| -> BTreeSet<i64> {
+            written.iter().filter(|(_, pages)| pages.len() >= PAGES.len()).map(|(w, _)| *w).collect()
+        };
+        for event in events {
+            match &event.event {
+                Event::JobSubmitted { .. } => {
+                    job_ran = true;
+                    if let Some(lost) = causes.jobs_lost.last_mut()
+                        && lost.resubmitted.is_none()
+                    {
+                        lost.resubmitted = Some(event.at);
+                    }
+                    if let Some(failed) = causes.jobs_failed.last_mut()
+                        && failed.resubmitted.is_none()
+                    {
+                        failed.resubmitted = Some(event.at);
+                    }
+                    if let Some(lost) = causes.states_lost.last_mut()
+                        && lost.resubmitted.is_none()
+                    {
+                        lost.resubmitted = Some(event.at);
+                    }
+                }
+                Event::JobManagerStarted { .. } if job_ran => {
+                    job_ran = false;
+                    causes.jobs_lost.push(JobLost { at: event.at, resubmitted: None });
+                    causes.states_lost.push(StateLost {
+                        at: event.at,
+                        why: StateLostWhy::JobManagerLostTheJob,
+                        fired_before: fired(&written),
+                        resubmitted: None,
+                    });
+                }
+                Event::JobStatusChanged { job_id, to, .. } => match to {
+                    JobStatus::Restarting => {
+                        restarting.insert(*job_id, false);
+                    }
+                    JobStatus::Running => {
+                        // A restart with no checkpoint to restore reads everything again.
+                        if restarting.remove(job_id) == Some(false) {
+                            drops.retain(|d| d.job_id != *job_id);
+                        }
+                    }
+                    JobStatus::Failed => {
+                        causes.jobs_failed.push(JobFailedForGood { at: event.at, resubmitted: None });
+                        causes.states_lost.push(StateLost {
+                            at: event.at,
+                            why: StateLostWhy::FailedWithoutCheckpointing,
+                            fired_before: fired(&written),
+                            resubmitted: None,
+                        });
+                    }
+                    _ => {}
+                },
+                Event::Restoring { job_id, checkpoint_id, .. } => {
+                    if let Some(restored) = restarting.get_mut(job_id) {
+                        *restored = true;
+                    }
+                    drops.retain(|d| d.job_id != *job_id || d.checkpoint_id < *checkpoint_id);
+                }
+                Event::PartitionIdle { task, partition, .. } => {
+                    causes.idle_partitions.push(IdlePartition {
+                        at: event.at,
+                        task: task.clone(),
+                        partition: *partition,
+                    });
+                }
+                Event::LateDropped { task, job_id, checkpoint_id, window_start_ms, page, count, watermark_ms, .. } => {
+                    drops.push(Drop {
+                        job_id: *job_id,
+                        checkpoint_id: *checkpoint_id,
+                        key: (*window_start_ms, page.clone()),
+                        count: *count,
+                        first: LateWindow { at: event.at, task: task.clone(), watermark_ms: *watermark_ms },
+                    });
+                }
+                Event::ResultWritten { statistics, transaction, .. } => {
+                    let s = statistics;
+                    written.entry(s.window_start_ms).or_default().insert(s.page.clone());
+                    if let Some(t) = transaction {
+                        in_transaction
+                            .entry((t.transactional_id.clone(), t.producer_id, t.epoch))
+                            .or_default()
+                            .push((s.window_start_ms, s.page.clone(), s.count));
+                    }
+                }
+                Event::TransactionLost { transaction, checkpoint_id, cause } => {
+                    // A restore that fails later finds the same transaction lost again.
+                    if causes.transactions_lost.iter().any(|lost| lost.transaction == *transaction) {
+                        continue;
+                    }
+                    let t = transaction;
+                    let results = in_transaction
+                        .get(&(t.transactional_id.clone(), t.producer_id, t.epoch))
+                        .cloned()
+                        .unwrap_or_default();
+                    for (window, page, count) in &results {
+                        *causes.lost_in_transactions.entry((*window, page.clone())).or_default() += count;
+                    }
+                    causes.transactions_lost.push(TransactionLost {
+                        at: event.at,
+                        transaction: transaction.clone(),
+                        checkpoint_id: *checkpoint_id,
+                        timed_out: *cause == Some(AbortCause::Timeout),
+                        results,
+                    });
+                }
+                _ => {}
+            }
+        }
+        for drop in drops {
+            *causes.late.entry(drop.key.clone()).or_default() += drop.count;
+            causes.late_windows.entry(drop.key.0).or_insert(drop.first);
+        }
+        causes
+    }
+
+    /// The state loss whose span holds `window`, if one does: windows after the last one the
+    /// lost job had completed, up to the one containing the moment of the loss. `complete`
+    /// says whether a window's results all came out with their full recount.
+    pub fn state_lost_over(&self, window: i64, complete: impl Fn(i64) -> bool) -> Option<&StateLost> {
+        self.states_lost.iter().find(|lost| {
+            let last_complete = lost.fired_before.iter().rev().find(|w| **w <= lost.last_window() && complete(**w));
+            window <= lost.reaches() && last_complete.is_none_or(|last| window > *last)
+        })
+    }
+
+    /// The state loss after which `window` may come out again with a partial count: events
+    /// read after the last offset commit before the loss are read again by the next job. The
+    /// commit is at most 5 s old (the Kafka client's auto-commit; a checkpoint's is 1 s), so
+    /// this reaches two windows before the span, for a source that lagged.
+    pub fn repeats_over(&self, window: i64, complete: impl Fn(i64) -> bool + Copy) -> Option<&StateLost> {
+        self.states_lost.iter().find(|lost| {
+            let last_complete = lost.fired_before.iter().rev().find(|w| **w <= lost.last_window() && complete(**w));
+            let from = last_complete.map_or(i64::MIN, |last| last - 2 * WINDOW_MS);
+            window <= lost.reaches() && window > from
+        })
+    }
+}
+
+fn clock(at: Duration) -> String {
+    let ms = at.as_millis();
+    format!("{}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000)
+}
+
+impl std::fmt::Display for JobLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the JobManager came back at {} without the job (no HA in the playground)", clock(self.at))?;
+        match self.resubmitted {
+            Some(at) => write!(f, "; no job ran until it was submitted again at {}", clock(at)),
+            None => f.write_str("; no job ran after that (submit it again with `flink run`)"),
+        }
+    }
+}
+
+impl std::fmt::Display for JobFailedForGood {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the job FAILED at {} with no restart strategy (no checkpointing), and its window state with it",
+            clock(self.at)
+        )?;
+        match self.resubmitted {
+            Some(at) => write!(f, "; the job submitted again at {} started from the auto-committed offsets", clock(at)),
+            None => f.write_str("; no job ran after that"),
+        }
+    }
+}
+
+impl std::fmt::Display for TransactionLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let events: u64 = self.results.iter().map(|(_, _, count)| count).sum();
+        write!(
+            f,
+            "transaction {} (recorded by checkpoint {}, {} results of {events} events): the broker aborted it{} before the restored job could commit it ({})",
+            self.transaction.transactional_id,
+            self.checkpoint_id,
+            self.results.len(),
+            if self.timed_out { " after its transaction timeout" } else { "" },
+            clock(self.at)
+        )
+    }
+}
+
+impl std::fmt::Display for StateLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.why {
+            StateLostWhy::FailedWithoutCheckpointing => {
+                write!(f, "the job FAILED at {} without checkpointing", clock(self.at))
+            }
+            StateLostWhy::JobManagerLostTheJob => {
+                write!(f, "the JobManager came back at {} without the job (no HA)", clock(self.at))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Causes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let jobs = self.jobs_lost.iter().map(ToString::to_string);
+        let failed = self.jobs_failed.iter().map(ToString::to_string);
+        let transactions = self.transactions_lost.iter().map(|t| format!("lost with {t}"));
+        f.write_str(&jobs.chain(failed).chain(transactions).collect::<Vec<_>>().join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flinksim_engine::playground::click_event::ClickEventStatistics;
+
+    fn at(ms: u64, event: Event) -> TraceEvent {
+        TraceEvent { at: Duration::from_millis(ms), node: "n".into(), event }
+    }
+
+    fn drop(job: u128, checkpoint_id: u64, window: i64, count: u64) -> Event {
+        Event::LateDropped {
+            task: "ClickEvent Counter (1/2)".into(),
+            job_id: JobId(job),
+            checkpoint_id,
+            window_start_ms: window,
+            page: "/help".into(),
+            count,
+            watermark_ms: window + 20_000,
+            dropped_so_far: count,
+        }
+    }
+
+    fn status(job: u128, from: JobStatus, to: JobStatus) -> Event {
+        Event::JobStatusChanged { job_id: JobId(job), from, to }
+    }
+
+    fn restoring(job: u128, checkpoint_id: u64) -> Event {
+        Event::Restoring { job_id: JobId(job), checkpoint_id, timestamp_ms: 0, directory: "/x".into() }
+    }
+
+    #[test]
+    fn late_drops_after_the_restored_checkpoint_are_read_again_and_no_longer_count() {
+        let trace = vec![
+            at(1, drop(1, 4, 0, 10)),  // before barrier 5: stays
+            at(2, drop(1, 5, 0, 20)),  // after barrier 5: read again after a restore from 5
+            at(3, drop(2, 5, 0, 40)),  // another job's: untouched
+            at(4, status(1, JobStatus::Running, JobStatus::Restarting)),
+            at(5, restoring(1, 5)),
+            at(6, status(1, JobStatus::Restarting, JobStatus::Running)),
+            at(7, drop(1, 5, 0, 1)),   // the restored attempt's own drop: stays
+        ];
+        let causes = Causes::from_trace(&trace);
+        assert_eq!(causes.late[&(0, SmolStr::new("/help"))], 10 + 40 + 1);
+        assert_eq!(causes.late_windows[&0].at, Duration::from_millis(1));
+    }
+
+    #[test]
+    fn a_restart_with_no_checkpoint_reads_everything_again() {
+        let trace = vec![
+            at(1, drop(1, 0, 0, 10)),
+            at(4, status(1, JobStatus::Running, JobStatus::Restarting)),
+            at(6, status(1, JobStatus::Restarting, JobStatus::Running)),
+        ];
+        assert!(Causes::from_trace(&trace).late.is_empty());
+    }
+
+    fn written(window: i64, page: &str, count: u64, transaction: Option<TransactionHandle>) -> Event {
+        let statistics = ClickEventStatistics {
+            window_start_ms: window,
+            window_end_ms: window + WINDOW_MS,
+            page: page.into(),
+            count,
+        };
+        Event::ResultWritten { task: "ClickEventStatistics Sink (1/2)".into(), statistics, transaction }
+    }
+
+    #[test]
+    fn a_lost_transaction_loses_exactly_the_results_written_in_it() {
+        let handle = |epoch| TransactionHandle { transactional_id: "click-event-count-0-7".into(), producer_id: 3, epoch };
+        let trace = vec![
+            at(1, written(0, "/help", 1000, Some(handle(0)))),
+            at(2, written(0, "/shop", 1000, Some(handle(0)))),
+            // The same id opened again after a restore: another transaction.
+            at(3, written(15_000, "/help", 1000, Some(handle(1)))),
+            at(4, Event::TransactionLost { transaction: handle(0), checkpoint_id: 7, cause: Some(AbortCause::Timeout) }),
+            at(5, Event::TransactionLost { transaction: handle(0), checkpoint_id: 7, cause: Some(AbortCause::Timeout) }),
+        ];
+        let causes = Causes::from_trace(&trace);
+        let lost: Vec<(RowKey, u64)> = causes.lost_in_transactions.into_iter().collect();
+        assert_eq!(lost, vec![((0, "/help".into()), 1000), ((0, "/shop".into()), 1000)]);
+        assert_eq!(causes.transactions_lost.len(), 1, "found lost twice, counted once");
+        assert!(causes.transactions_lost[0].timed_out);
+    }
+
+    #[test]
+    fn a_job_failed_for_good_bounds_the_windows_its_state_held() {
+        let mut trace: Vec<TraceEvent> = Vec::new();
+        for window in 0..8 {
+            for page in PAGES {
+                trace.push(at(window as u64 * 15_000 + 15_300, written(window * WINDOW_MS, page, 1000, None)));
+            }
+        }
+        // Killed at 2:00, FAILED at 2:05: windows up to 1:45 had fired.
+        trace.push(at(125_000, status(1, JobStatus::Failing, JobStatus::Failed)));
+        // Never submitted again, it accounts for nothing: the job never recovered.
+        assert_eq!(Causes::from_trace(&trace).state_lost_over(120_000, |_| true), None);
+        trace.push(at(190_000, Event::JobSubmitted { job_id: JobId(2) }));
+        let causes = Causes::from_trace(&trace);
+        let complete = |_| true;
+        let span: Vec<i64> = (0..12).map(|w| w * WINDOW_MS).filter(|w| causes.state_lost_over(*w, complete).is_some()).collect();
+        assert_eq!(span, vec![120_000], "after the last complete window (1:45), up to the one holding 2:05");
+        // Had window 1:45 come out short, the span would start there.
+        let span: Vec<i64> = (0..12).map(|w| w * WINDOW_MS).filter(|w| causes.state_lost_over(*w, |w| w < 105_000).is_some()).collect();
+        assert_eq!(span, vec![105_000, 120_000]);
+        let repeats: Vec<i64> = (0..12).map(|w| w * WINDOW_MS).filter(|w| causes.repeats_over(*w, complete).is_some()).collect();
+        assert_eq!(repeats, vec![90_000, 105_000, 120_000]);
+    }
+}
