@@ -59,6 +59,47 @@ pub enum Event {
         /// Why the broker aborted it, if it says.
         cause: Option<AbortCause>,
     },
+    /// An exactly-once sink subtask began the transaction whose records checkpoint
+    /// `checkpoint_id` will commit.
+    TransactionBegun {
+        /// The subtask, as Flink displays it.
+        task: String,
+        /// The transaction.
+        transaction: TransactionHandle,
+        /// The checkpoint that will commit it.
+        checkpoint_id: u64,
+    },
+    /// An exactly-once sink subtask committed a transaction.
+    TransactionCommitted {
+        /// The subtask, as Flink displays it.
+        task: String,
+        /// The transaction.
+        transaction: TransactionHandle,
+        /// The checkpoint whose completion commits it.
+        checkpoint_id: u64,
+        /// Whether a restored sink committed it from its checkpoint's record (the job had
+        /// failed before the completion notice arrived).
+        on_restore: bool,
+    },
+    /// An exactly-once sink subtask aborted transactions.
+    TransactionsAborted {
+        /// The subtask, as Flink displays it.
+        task: String,
+        /// The transactional ids.
+        transactional_ids: Vec<SmolStr>,
+        /// Why.
+        why: SinkAbort,
+    },
+    /// A task could not read the state of the checkpoint it restores: it fails, and the job
+    /// with it.
+    RestoreFailed {
+        /// The subtask, as Flink displays it.
+        task: String,
+        /// The checkpoint.
+        checkpoint_id: u64,
+        /// Why, as the task's error says.
+        reason: String,
+    },
     /// A node was asked to stop (SIGTERM) and began shutting down.
     ShutdownStarted {
         /// How long it has before it is killed.
@@ -213,6 +254,33 @@ impl fmt::Display for Event {
                 }
                 f.write_str("; its records are lost (most likely data loss), continuing")
             }
+            Event::TransactionBegun { task, transaction, checkpoint_id } => write!(
+                f,
+                "{task} began transaction {} (producer {}, epoch {}) for checkpoint {checkpoint_id}",
+                transaction.transactional_id, transaction.producer_id, transaction.epoch
+            ),
+            Event::TransactionCommitted { task, transaction, checkpoint_id, on_restore } => {
+                if *on_restore {
+                    write!(f, "{task} committed transaction {} recorded by the checkpoint", transaction.transactional_id)
+                } else {
+                    write!(
+                        f,
+                        "{task} committed transaction {} of checkpoint {checkpoint_id}",
+                        transaction.transactional_id
+                    )
+                }
+            }
+            Event::TransactionsAborted { task, transactional_ids, why } => match why {
+                SinkAbort::Lingering => write!(f, "{task} aborted lingering transactions {transactional_ids:?}"),
+                SinkAbort::Cancelled => write!(
+                    f,
+                    "{task} aborted its open transaction {} on cancellation",
+                    transactional_ids.first().map(SmolStr::as_str).unwrap_or_default()
+                ),
+            },
+            Event::RestoreFailed { task, checkpoint_id, reason } => {
+                write!(f, "{task} failed to restore checkpoint {checkpoint_id}: {reason}")
+            }
             Event::ShutdownStarted { grace } => {
                 write!(f, "received SIGTERM: shutting down ({} s until SIGKILL)", grace.as_secs())
             }
@@ -277,6 +345,16 @@ impl fmt::Display for Event {
             }
         }
     }
+}
+
+/// Why an exactly-once sink aborted transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkAbort {
+    /// On start, what its transactional ids had left open (Flink's KafkaSink does it on every
+    /// start, for every subtask index it answers for).
+    Lingering,
+    /// Cancelled, its open transaction (Flink's KafkaWriter closes it so).
+    Cancelled,
 }
 
 /// The run's event sink, shared by all nodes of one simulation.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use flinksim_engine::protocol::job::Vertex;
 use flinksim_engine::protocol::states::{ExecutionState, JobStatus};
-use flinksim_engine::trace::{Event, TraceEvent};
+use flinksim_engine::trace::{Event, SinkAbort, TraceEvent};
 
 /// One line of the timeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,7 +95,17 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
             "{task}: partition {partition} idle (no record for {} s): its watermark leaves the minimum",
             idle_after.as_secs()
         ),
+        Event::RestoreFailed { task, checkpoint_id, reason } => {
+            format!("restore FAILED: {task} could not read checkpoint {checkpoint_id} ({reason}); the job fails again")
+        }
+        Event::TransactionsAborted { task, transactional_ids, why: SinkAbort::Lingering } => format!(
+            "{task} aborted {} lingering transactions its ids had left open",
+            transactional_ids.len()
+        ),
         Event::Log(_)
+        | Event::TransactionBegun { .. }
+        | Event::TransactionCommitted { .. }
+        | Event::TransactionsAborted { why: SinkAbort::Cancelled, .. }
         | Event::JobStatusChanged { .. }
         | Event::JobFailed { .. }
         | Event::ExecutionStateChanged { .. }
@@ -194,6 +204,17 @@ pub fn timeline(trace: &[TraceEvent]) -> Vec<Moment> {
             }
             _ => {}
         }
+    }
+    // A cycle that never ended: say so, and why, when it was for want of slots.
+    if let Some(start) = cycle_start {
+        let why = if no_resource > 0 {
+            format!(
+                ", {no_resource} of them NoResourceAvailableException: the TaskManagers offer fewer slots than the job's parallelism needs"
+            )
+        } else {
+            String::new()
+        };
+        push(start, format!("restart cycle: {restarts} restarts{why}; the job never ran again"));
     }
     // Catch-up: results per minute after the recovery, against the steady 24 per minute.
     if let Some(recovered) = recovered_at_any(trace) {
@@ -336,5 +357,34 @@ mod tests {
         assert_eq!(story[1], "taskmanager-1: SIGTERM, shutting down gracefully (SIGKILL after 10 s)");
         assert!(story[2].starts_with("detected: taskmanager-1 disconnected") && story[2].ends_with("(0.020 s after the stop)"), "{story:?}");
         assert_eq!(story[3], "taskmanager-1: shut down by itself (0.021 s after SIGTERM)");
+    }
+
+    #[test]
+    fn a_job_short_of_slots_cycles_to_the_end_and_a_failed_restore_is_told() {
+        use flinksim_engine::protocol::ids::JobId;
+        let job_id = JobId(1);
+        let jm = |at, event| typed(at, "jobmanager", event);
+        let restarting = || Event::JobStatusChanged { job_id, from: JobStatus::Running, to: JobStatus::Restarting };
+        let no_slots = || Event::JobFailed { job_id, cause: "NoResourceAvailableException: …".into(), no_resource_available: true };
+        let restore_failed = Event::RestoreFailed {
+            task: "ClickEvent Counter (1/2)".into(),
+            checkpoint_id: 7,
+            reason: "/chk-7/counter-0 is corrupt".into(),
+        };
+        let trace = vec![
+            jm(60_000_000, restarting()),
+            typed(61_000_000, "taskmanager-1", restore_failed),
+            jm(62_000_000, no_slots()),
+            jm(62_000_000, restarting()),
+            jm(63_000_000, no_slots()),
+            jm(63_000_000, restarting()),
+        ];
+        let story: Vec<String> = timeline(&trace).into_iter().map(|m| m.what).collect();
+        assert!(story.iter().any(|s| s.starts_with("restore FAILED: ClickEvent Counter (1/2) could not read checkpoint 7")), "{story:?}");
+        assert!(
+            story.iter().any(|s| s == "restart cycle: 3 restarts, 2 of them NoResourceAvailableException: the TaskManagers \
+                offer fewer slots than the job's parallelism needs; the job never ran again"),
+            "{story:?}"
+        );
     }
 }

@@ -15,6 +15,7 @@ use crate::protocol::job::{ShipStrategy, Vertex};
 use crate::protocol::states::ExecutionState;
 use crate::rpc::Rpc;
 use crate::storage::StorageClient;
+use crate::trace::Event;
 use crate::trace::NodeTrace;
 
 use super::control::ControlReceiver;
@@ -248,6 +249,13 @@ pub async fn run(
         // The JobManager asked for it, or the TaskManager is going away: nothing to report.
         Err(TaskError::Canceled) => {}
         Err(error) => {
+            if let TaskError::Restore { checkpoint_id, reason } = &error {
+                services.trace.record(Event::RestoreFailed {
+                    task: tdd.display_name(),
+                    checkpoint_id: *checkpoint_id,
+                    reason: reason.clone(),
+                });
+            }
             let error = error.to_string();
             report(&services.rpc, &tdd, ExecutionState::Failed, Some(error)).await
         }

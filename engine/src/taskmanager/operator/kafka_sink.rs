@@ -24,7 +24,7 @@ use crate::protocol::data::Record;
 use crate::protocol::job::SinkMode;
 use crate::taskmanager::network::GateEvent;
 use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
-use crate::trace::Event;
+use crate::trace::{Event, SinkAbort};
 
 /// The sink's transactional id prefix (Flink's `transactionalIdPrefix`).
 pub const TRANSACTIONAL_ID_PREFIX: &str = "click-event-count";
@@ -79,18 +79,17 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     continue;
                 }
                 for handle in pending.values() {
-                    if commit_pending(&context, handle, checkpoint).await? == RecordedOutcome::Committed {
-                        context.trace(format!(
-                            "committed transaction {} recorded by the checkpoint",
-                            handle.transactional_id
-                        ));
-                    }
+                    commit_pending(&context, handle, checkpoint, true).await?;
                 }
             }
             // 2. Only then fence and abort anything else the ids it answers for left open.
             let aborted = abort_lingering_transactions(&context, &config, restored_parallelism).await?;
             if !aborted.is_empty() {
-                context.trace(format!("aborted lingering transactions {aborted:?}"));
+                services.trace.record(Event::TransactionsAborted {
+                    task: tdd.display_name(),
+                    transactional_ids: aborted,
+                    why: SinkAbort::Lingering,
+                });
             }
             let open = open_transaction(&context, &config, checkpoint + 1).await?;
             context.running().await;
@@ -106,7 +105,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     let ready: Vec<u64> = pending.range(..=id).map(|(n, _)| *n).collect();
                     for n in ready {
                         let handle = pending.remove(&n).expect("listed above");
-                        commit_pending(&context, &handle, n).await?;
+                        commit_pending(&context, &handle, n, false).await?;
                     }
                 }
                 (TaskControl::Cancel, _) => {
@@ -116,7 +115,11 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     if let Writer::ExactlyOnce { open, .. } = writer {
                         let id = open.handle().transactional_id;
                         if open.abort().await.is_ok() {
-                            context.trace(format!("aborted its open transaction {id} on cancellation"));
+                            services.trace.record(Event::TransactionsAborted {
+                                task: tdd.display_name(),
+                                transactional_ids: vec![id],
+                                why: SinkAbort::Cancelled,
+                            });
                         }
                     }
                     return Err(TaskError::Canceled);
@@ -180,17 +183,22 @@ async fn commit_pending(
     context: &TaskContext,
     handle: &TransactionHandle,
     checkpoint_id: u64,
-) -> Result<RecordedOutcome, TaskError> {
+    on_restore: bool,
+) -> Result<(), TaskError> {
     let services = &context.services;
     let outcome = commit_recorded(&services.rpc, services.broker, handle).await.map_err(kafka)?;
-    if let RecordedOutcome::Lost { cause } = outcome {
-        services.trace.record(Event::TransactionLost {
+    services.trace.record(match outcome {
+        RecordedOutcome::Committed => Event::TransactionCommitted {
+            task: context.tdd.display_name(),
             transaction: handle.clone(),
             checkpoint_id,
-            cause,
-        });
-    }
-    Ok(outcome)
+            on_restore,
+        },
+        RecordedOutcome::Lost { cause } => {
+            Event::TransactionLost { transaction: handle.clone(), checkpoint_id, cause }
+        }
+    });
+    Ok(())
 }
 
 /// The sink subtask indices whose transactional ids subtask `subtask` of `parallelism` answers
@@ -237,7 +245,14 @@ async fn open_transaction(
 ) -> Result<TransactionalProducer, TaskError> {
     let id: SmolStr =
         format!("{TRANSACTIONAL_ID_PREFIX}-{}-{checkpoint_id}", context.tdd.subtask).into();
-    TransactionalProducer::init(context.services.rpc.clone(), config.clone(), &id).await.map_err(kafka)
+    let producer =
+        TransactionalProducer::init(context.services.rpc.clone(), config.clone(), &id).await.map_err(kafka)?;
+    context.services.trace.record(Event::TransactionBegun {
+        task: context.tdd.display_name(),
+        transaction: producer.handle(),
+        checkpoint_id,
+    });
+    Ok(producer)
 }
 
 #[cfg(test)]
