@@ -14,8 +14,8 @@ use bytes::Bytes;
 use madsim::time::Instant;
 
 use crate::protocol::checkpoint::{
-    AcknowledgeCheckpoint, CheckpointBarrier, CheckpointMetadata, NotifyCheckpointComplete, StateHandle,
-    TriggerCheckpoint, checkpoint_dir,
+    AcknowledgeCheckpoint, CHECKPOINT_TIMEOUT, CheckpointBarrier, CheckpointMetadata, NotifyCheckpointComplete,
+    StateHandle, TriggerCheckpoint, checkpoint_dir,
 };
 use crate::protocol::ids::{ExecutionAttemptId, JobId};
 use crate::protocol::job::Vertex;
@@ -24,9 +24,6 @@ use crate::trace::{CheckpointAbortReason, Event};
 
 use super::execution_graph::ExecutionGraph;
 use super::resource_manager::ResourceManager;
-
-/// Flink's `execution.checkpointing.timeout` default.
-pub const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// A checkpoint that has been triggered and not yet acknowledged by every task.
 #[derive(Debug)]
@@ -290,5 +287,216 @@ impl CheckpointCoordinator {
     /// The latest completed checkpoint, whose state new tasks are deployed with.
     pub fn latest(&self) -> Option<&CompletedCheckpoint> {
         self.latest.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobmanager::resource_manager::tests::{origin, registration};
+    use crate::jobmanager::execution_graph::IdSource;
+    use crate::jobmanager::slot_pool::SlotId;
+    use crate::protocol::ids::ResourceId;
+    use crate::protocol::job::JobSubmission;
+
+    const TASK_MANAGER: &str = "10.0.1.1:6122";
+
+    /// The playground's job at parallelism 2, every task RUNNING on one TaskManager.
+    fn running_job(t0: Instant) -> (ExecutionGraph, ResourceManager) {
+        let run = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time";
+        let submission = JobSubmission::parse_run_command(run).unwrap();
+        let mut job = ExecutionGraph::new(JobId(7), submission, 128, &mut IdSource::Counter(0));
+        job.status = JobStatus::Running;
+        for ((_, subtask), execution) in job.executions.iter_mut() {
+            execution.state = ExecutionState::Running;
+            execution.slot = Some(SlotId { resource_id: ResourceId(1), index: *subtask });
+        }
+        let mut resource_manager = ResourceManager::new(t0, Duration::ZERO);
+        resource_manager.admit(registration(1, TASK_MANAGER, 1), t0);
+        (job, resource_manager)
+    }
+
+    fn ack(job: &ExecutionGraph, key: (Vertex, u32), checkpoint_id: u64) -> AcknowledgeCheckpoint {
+        AcknowledgeCheckpoint {
+            job_id: job.job_id,
+            attempt_id: job.executions[&key].attempt_id,
+            checkpoint_id,
+            state: StateHandle { path: format!("chk-{checkpoint_id}/{key:?}"), size: 100 },
+        }
+    }
+
+    /// Every task's acknowledgement of `checkpoint_id`, in the executions' order.
+    fn acks(job: &ExecutionGraph, checkpoint_id: u64) -> Vec<AcknowledgeCheckpoint> {
+        job.executions.keys().map(|key| ack(job, *key, checkpoint_id)).collect()
+    }
+
+    /// Triggers at `at`, acknowledges every task, and completes 5 ms after the last one.
+    fn checkpoint(
+        coordinator: &mut CheckpointCoordinator,
+        job: &ExecutionGraph,
+        resource_manager: &ResourceManager,
+        at: Instant,
+    ) -> Completion {
+        let mut events = Vec::new();
+        let id = coordinator.next_id;
+        coordinator.trigger(job, resource_manager, 0, at, &mut events).unwrap();
+        let finalization = acks(job, id).into_iter().find_map(|a| coordinator.acknowledge(a)).unwrap();
+        let done = at + Duration::from_millis(5);
+        coordinator.complete(finalization, job, resource_manager, at, done, &mut events).unwrap()
+    }
+
+    #[test]
+    fn a_checkpoint_completes_when_every_task_has_acknowledged() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        let mut events = Vec::new();
+        let triggers = coordinator.trigger(&job, &resource_manager, 1_234, t0, &mut events).unwrap();
+        assert_eq!(triggers.len(), 2, "one trigger per source subtask");
+        assert!(triggers.iter().all(|(address, t)| address.to_string() == TASK_MANAGER && t.barrier.checkpoint_id == 1));
+        assert_eq!(
+            events[0].to_string(),
+            format!("Triggering checkpoint 1 (type=CHECKPOINT) @ 1234 for job {}.", job.job_id)
+        );
+        let mut acks = acks(&job, 1);
+        let last = acks.pop().unwrap();
+        for ack in acks {
+            assert!(coordinator.acknowledge(ack).is_none(), "not all tasks have acknowledged yet");
+        }
+        let finalization = coordinator.acknowledge(last).expect("the last acknowledgement");
+        assert_eq!(finalization.metadata_path(), format!("{}/_metadata", checkpoint_dir(job.job_id, 1)));
+        assert_eq!(finalization.metadata.states.len(), 8);
+        let metadata_bytes = finalization.bytes.len() as u64;
+        let finalizing = t0 + Duration::from_millis(40);
+        let mut events = Vec::new();
+        let completion = coordinator
+            .complete(finalization, &job, &resource_manager, finalizing, finalizing + Duration::from_millis(7), &mut events)
+            .unwrap();
+        assert_eq!(
+            events[0].to_string(),
+            format!(
+                "Completed checkpoint 1 for job {} ({} bytes, checkpointDuration=47 ms, finalizationTime=7 ms).",
+                job.job_id,
+                metadata_bytes + 8 * 100
+            )
+        );
+        assert_eq!(completion.notices.len(), 1, "one notice per TaskManager");
+        assert_eq!(completion.notices[0].1.attempts.len(), 8);
+        assert_eq!(completion.replaced, None);
+        assert_eq!(coordinator.latest().map(|c| c.metadata.checkpoint_id), Some(1));
+        assert_eq!(coordinator.stats.completed, 1);
+
+        let second = checkpoint(&mut coordinator, &job, &resource_manager, t0 + Duration::from_secs(1));
+        assert_eq!(second.replaced, Some(checkpoint_dir(job.job_id, 1)), "one checkpoint is retained");
+    }
+
+    #[test]
+    fn a_missing_acknowledgement_keeps_the_checkpoint_pending_and_the_next_trigger_waits() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        let mut events = Vec::new();
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut events).unwrap();
+        let mut acks = acks(&job, 1);
+        acks.pop();
+        assert!(acks.into_iter().all(|ack| coordinator.acknowledge(ack).is_none()));
+        let mut events = Vec::new();
+        let next = coordinator.trigger(&job, &resource_manager, 1_000, t0 + Duration::from_secs(1), &mut events);
+        assert_eq!(next.unwrap_err(), TriggerError::InProgress(1));
+        assert_eq!(events, vec![]);
+    }
+
+    #[test]
+    fn a_checkpoint_older_than_the_timeout_is_aborted_and_the_next_one_triggered() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut Vec::new()).unwrap();
+        let mut events = Vec::new();
+        let almost = t0 + CHECKPOINT_TIMEOUT - Duration::from_millis(1);
+        assert_eq!(coordinator.trigger(&job, &resource_manager, 0, almost, &mut events).unwrap_err(), TriggerError::InProgress(1));
+        coordinator.trigger(&job, &resource_manager, 0, t0 + CHECKPOINT_TIMEOUT, &mut events).unwrap();
+        let lines: Vec<String> = events.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("Checkpoint 1 of job {} expired before completing.", job.job_id),
+                format!("Triggering checkpoint 2 (type=CHECKPOINT) @ 0 for job {}.", job.job_id),
+            ]
+        );
+        assert_eq!(coordinator.stats.failed, 1);
+    }
+
+    #[test]
+    fn a_late_acknowledgement_of_a_declined_checkpoint_is_ignored() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut Vec::new()).unwrap();
+        let mut acks = acks(&job, 1);
+        let late = acks.pop().unwrap();
+        acks.into_iter().for_each(|ack| assert!(coordinator.acknowledge(ack).is_none()));
+        let mut events = Vec::new();
+        coordinator.abort(1, CheckpointAbortReason::Declined("storage unreachable".into()), &mut events);
+        assert_eq!(
+            events[0].to_string(),
+            format!("Checkpoint 1 of job {} failed: declined by a task: storage unreachable", job.job_id)
+        );
+        assert!(coordinator.acknowledge(late).is_none(), "the checkpoint is gone");
+        assert!(coordinator.latest().is_none());
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut Vec::new()).expect("the next one may start");
+    }
+
+    #[test]
+    fn a_checkpoint_aborted_while_its_metadata_is_written_does_not_complete() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut Vec::new()).unwrap();
+        let finalization = acks(&job, 1).into_iter().find_map(|a| coordinator.acknowledge(a)).unwrap();
+        let mut events = Vec::new();
+        coordinator.abort_pending(CheckpointAbortReason::FailingOver, &mut events);
+        assert_eq!(events[0].to_string(), format!("Checkpoint 1 of job {} aborted: the job is failing over.", job.job_id));
+        let done = t0 + Duration::from_millis(5);
+        assert!(coordinator.complete(finalization, &job, &resource_manager, t0, done, &mut events).is_none());
+        assert_eq!(events.len(), 1, "no completion");
+        assert!(coordinator.latest().is_none());
+    }
+
+    #[test]
+    fn checkpoint_ids_continue_after_a_restore() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        checkpoint(&mut coordinator, &job, &resource_manager, t0);
+        coordinator.trigger(&job, &resource_manager, 0, t0 + Duration::from_secs(1), &mut Vec::new()).unwrap();
+        coordinator.abort_pending(CheckpointAbortReason::FailingOver, &mut Vec::new());
+        let mut events = Vec::new();
+        let restored = coordinator.restore(&mut events).map(|c| c.metadata.checkpoint_id);
+        assert_eq!(restored, Some(1), "the latest completed one, not the aborted one");
+        assert!(matches!(events[..], [Event::Restoring { checkpoint_id: 1, .. }]));
+        let mut events = Vec::new();
+        let triggers = coordinator.trigger(&job, &resource_manager, 0, t0 + Duration::from_secs(3), &mut events).unwrap();
+        assert_eq!(triggers[0].1.barrier.checkpoint_id, 3, "neither 1 again nor the aborted 2");
+    }
+
+    #[test]
+    fn no_checkpoint_is_triggered_while_a_task_is_not_running() {
+        let t0 = origin();
+        let (mut job, resource_manager) = running_job(t0);
+        job.executions.get_mut(&(Vertex::Sink, 1)).unwrap().state = ExecutionState::Deploying;
+        let mut coordinator = CheckpointCoordinator::default();
+        let mut events = Vec::new();
+        let refused = coordinator.trigger(&job, &resource_manager, 0, t0, &mut events);
+        assert_eq!(refused.unwrap_err(), TriggerError::NotAllTasksRunning);
+        assert_eq!(
+            events[0].to_string(),
+            format!(
+                "Failed to trigger checkpoint for job {} since Not all required tasks are currently running.",
+                job.job_id
+            )
+        );
+        job.status = JobStatus::Restarting;
+        assert_eq!(coordinator.trigger(&job, &resource_manager, 0, t0, &mut events).unwrap_err(), TriggerError::JobNotRunning);
     }
 }

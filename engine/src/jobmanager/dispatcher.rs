@@ -49,3 +49,53 @@ impl Dispatcher {
         SubmitJobResponse::Submitted(job_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::jobmanager::resource_manager::tests::origin;
+    use crate::jobmanager::scheduler::SchedulerConfig;
+    use crate::protocol::ids::{JobId, JobMasterId};
+    use crate::protocol::states::JobStatus;
+
+    const RUN: &str = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time";
+
+    fn scheduler() -> Scheduler {
+        let config = SchedulerConfig {
+            jobmanager: "10.0.0.2:6123".parse().unwrap(),
+            job_master: JobMasterId(1),
+            storage: "10.0.0.5:7000".parse().unwrap(),
+            slot_request_timeout: Duration::from_secs(300),
+        };
+        Scheduler::new(config, IdSource::Counter(100))
+    }
+
+    #[test]
+    fn a_second_job_is_refused_while_the_first_is_active() {
+        let (mut dispatcher, mut scheduler) = (Dispatcher::new(IdSource::Counter(0)), scheduler());
+        let mut checkpoints = CheckpointCoordinator::default();
+        let mut events = Vec::new();
+        let submission = JobSubmission::parse_run_command(RUN).unwrap();
+        let first = dispatcher.submit(submission.clone(), &mut scheduler, &mut checkpoints, origin(), &mut events);
+        assert!(matches!(first, SubmitJobResponse::Submitted(JobId(1))));
+        assert_eq!(events[0].to_string(), format!("Received JobGraph submission '{JOB_NAME}' ({}).", JobId(1)));
+        let second = dispatcher.submit(submission, &mut scheduler, &mut checkpoints, origin(), &mut events);
+        let SubmitJobResponse::Rejected(reason) = second else { panic!("accepted: {second:?}") };
+        assert_eq!(reason, format!("a job is already running: {JOB_NAME} ({})", JobId(1)));
+        assert_eq!(scheduler.job().map(|job| (job.job_id, job.status)), Some((JobId(1), JobStatus::Running)));
+    }
+
+    #[test]
+    fn a_variant_the_engine_does_not_model_is_refused() {
+        let (mut dispatcher, mut scheduler) = (Dispatcher::new(IdSource::Counter(0)), scheduler());
+        let mut events = Vec::new();
+        let mut submission = JobSubmission::parse_run_command(RUN).unwrap();
+        submission.args.event_time = false;
+        let response =
+            dispatcher.submit(submission, &mut scheduler, &mut CheckpointCoordinator::default(), origin(), &mut events);
+        assert!(matches!(response, SubmitJobResponse::Rejected(_)));
+        assert!(events.is_empty() && scheduler.job().is_none());
+    }
+}

@@ -330,3 +330,241 @@ fn cancel_executions(
     }
     cancels
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobmanager::resource_manager::tests::{origin, registration};
+    use crate::protocol::checkpoint::{AcknowledgeCheckpoint, StateHandle};
+
+    const RUN: &str = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time";
+    const STARTUP_PERIOD: Duration = Duration::from_secs(300);
+
+    /// A JobManager's roles with no TaskManager yet, `startup_period` after their start.
+    struct JobManager {
+        scheduler: Scheduler,
+        resource_manager: ResourceManager,
+        checkpoints: CheckpointCoordinator,
+        events: Vec<Event>,
+        now: Instant,
+    }
+
+    impl JobManager {
+        fn new(startup_period: Duration) -> JobManager {
+            let config = SchedulerConfig {
+                jobmanager: "10.0.0.2:6123".parse().unwrap(),
+                job_master: JobMasterId(1),
+                storage: "10.0.0.5:7000".parse().unwrap(),
+                slot_request_timeout: Duration::from_secs(300),
+            };
+            let t0 = origin();
+            JobManager {
+                scheduler: Scheduler::new(config, IdSource::Counter(100)),
+                resource_manager: ResourceManager::new(t0, startup_period),
+                checkpoints: CheckpointCoordinator::default(),
+                events: Vec::new(),
+                now: t0 + startup_period,
+            }
+        }
+
+        /// Submits the job (`run` is a `flink run` line).
+        fn submit(&mut self, run: &str) {
+            let submission = JobSubmission::parse_run_command(run).unwrap();
+            self.scheduler.start(JobId(7), submission, 128, self.now, &mut self.events);
+        }
+
+        fn register(&mut self, resource_id: u128) {
+            let address = format!("10.0.1.{resource_id}:6122");
+            self.resource_manager.admit(registration(resource_id, &address, 1), self.now);
+        }
+
+        fn deploy(&mut self) -> Result<Vec<(SocketAddr, TaskDeploymentDescriptor)>, Failover> {
+            self.scheduler.deploy(&mut self.resource_manager, &mut self.checkpoints, self.now, &mut self.events)
+        }
+
+        /// Every task reports `state` (its attempt as deployed).
+        fn report_all(&mut self, state: ExecutionState) -> Vec<Failover> {
+            let job = self.job();
+            let updates: Vec<_> = job
+                .executions
+                .values()
+                .map(|e| UpdateTaskExecutionState { job_id: job.job_id, attempt_id: e.attempt_id, state, error: None })
+                .collect();
+            updates.into_iter().map(|update| self.report(update)).collect()
+        }
+
+        fn report(&mut self, update: UpdateTaskExecutionState) -> Failover {
+            self.scheduler.update_task(update, &mut self.resource_manager, &mut self.checkpoints, &mut self.events)
+        }
+
+        /// Deployed on TaskManager 1 and every task RUNNING.
+        fn running(run: &str) -> JobManager {
+            let mut jm = JobManager::new(Duration::ZERO);
+            jm.register(1);
+            jm.submit(run);
+            assert_eq!(jm.deploy().unwrap().len(), 8);
+            jm.report_all(ExecutionState::Initializing);
+            jm.report_all(ExecutionState::Running);
+            jm
+        }
+
+        fn job(&self) -> &ExecutionGraph {
+            self.scheduler.job().unwrap()
+        }
+
+        fn states(&self) -> Vec<ExecutionState> {
+            self.job().executions.values().map(|e| e.state).collect()
+        }
+
+        /// Completes a checkpoint of the running job.
+        fn checkpoint(&mut self) -> u64 {
+            let job = self.scheduler.job().unwrap();
+            self.checkpoints.trigger(job, &self.resource_manager, 0, self.now, &mut self.events).unwrap();
+            let id = self.events.iter().rev().find_map(|e| match e {
+                Event::CheckpointTriggered { checkpoint_id, .. } => Some(*checkpoint_id),
+                _ => None,
+            });
+            let id = id.unwrap();
+            let acks: Vec<_> = job
+                .executions
+                .values()
+                .map(|e| AcknowledgeCheckpoint {
+                    job_id: job.job_id,
+                    attempt_id: e.attempt_id,
+                    checkpoint_id: id,
+                    state: StateHandle { path: format!("s-{}", e.attempt_id), size: 1 },
+                })
+                .collect();
+            let finalization = acks.into_iter().find_map(|a| self.checkpoints.acknowledge(a)).unwrap();
+            let resource_manager = &self.resource_manager;
+            self.checkpoints.complete(finalization, job, resource_manager, self.now, self.now, &mut self.events).unwrap();
+            id
+        }
+    }
+
+    #[test]
+    fn a_job_waits_for_slots_during_the_startup_period_and_deploys_when_a_taskmanager_registers() {
+        let mut jm = JobManager::new(STARTUP_PERIOD);
+        jm.now -= Duration::from_secs(60);
+        jm.submit(RUN);
+        assert_eq!(jm.job().status, JobStatus::Running, "the job shows RUNNING while its tasks wait");
+        assert!(jm.deploy().unwrap().is_empty());
+        assert!(jm.states().iter().all(|s| *s == ExecutionState::Scheduled));
+        jm.register(1);
+        let deployments = jm.deploy().unwrap();
+        assert_eq!(deployments.len(), 8, "4 vertices at parallelism 2 in 2 shared slots");
+        assert!(deployments.iter().all(|(_, tdd)| tdd.restore.is_none() && tdd.max_parallelism == 128));
+        assert!(jm.states().iter().all(|s| *s == ExecutionState::Deploying));
+        assert_eq!(jm.resource_manager.slots.free(), 0);
+    }
+
+    #[test]
+    fn without_slots_after_the_startup_period_the_job_cycles_through_no_resource_available() {
+        let mut jm = JobManager::new(Duration::ZERO);
+        jm.submit(RUN);
+        let failover = jm.deploy().unwrap_err();
+        assert_eq!(failover.restart, Some(Restart { delay: Duration::from_secs(1), version: 0 }));
+        assert!(failover.cancels.is_empty(), "nothing was deployed");
+        assert!(jm.events.iter().any(|e| matches!(e, Event::JobFailed { no_resource_available: true, .. })));
+        assert_eq!(jm.job().status, JobStatus::Restarting);
+        assert!(jm.states().iter().all(|s| *s == ExecutionState::Canceled));
+
+        assert!(jm.scheduler.restart(0, &jm.checkpoints, jm.now, &mut jm.events));
+        assert_eq!((jm.job().status, jm.job().version, jm.job().restarts), (JobStatus::Running, 1, 1));
+        assert!(jm.job().executions.values().all(|e| e.state == ExecutionState::Scheduled && e.attempt_number == 1));
+        assert!(!jm.scheduler.restart(0, &jm.checkpoints, jm.now, &mut jm.events), "a stale restart does nothing");
+        assert!(jm.deploy().is_err(), "and again, until a TaskManager registers");
+        assert!(jm.scheduler.restart(1, &jm.checkpoints, jm.now, &mut jm.events));
+        jm.register(1);
+        assert_eq!(jm.deploy().unwrap().len(), 8);
+    }
+
+    #[test]
+    fn a_lost_taskmanager_fails_the_job_over_to_its_latest_checkpoint() {
+        let mut jm = JobManager::running(RUN);
+        let completed = jm.checkpoint();
+        let job = jm.scheduler.job().unwrap();
+        jm.checkpoints.trigger(job, &jm.resource_manager, 0, jm.now, &mut jm.events).unwrap();
+        jm.events.clear();
+
+        let lost = jm.resource_manager.lose(ResourceId(1)).unwrap();
+        let failover = jm.scheduler.task_manager_lost(
+            ResourceId(1),
+            &lost.name,
+            &mut jm.resource_manager,
+            &mut jm.checkpoints,
+            &mut jm.events,
+        );
+        assert!(failover.cancels.is_empty(), "its tasks failed with it: nothing left to cancel");
+        assert_eq!(failover.restart.map(|r| r.version), Some(0));
+        assert!(jm.states().iter().all(|s| *s == ExecutionState::Failed));
+        let failed = jm.events.iter().find_map(|e| match e {
+            Event::JobFailed { cause, .. } => Some(cause.clone()),
+            _ => None,
+        });
+        assert_eq!(failed, Some(format!("TaskManager taskmanager-1 ({}) is lost", ResourceId(1))));
+        let aborted = jm.events.iter().any(|e| {
+            matches!(e, Event::CheckpointAborted { reason: CheckpointAbortReason::FailingOver, .. })
+        });
+        assert!(aborted, "the pending checkpoint goes with the failover");
+
+        jm.events.clear();
+        assert!(jm.scheduler.restart(0, &jm.checkpoints, jm.now, &mut jm.events));
+        assert!(matches!(jm.events[0], Event::Restoring { checkpoint_id, .. } if checkpoint_id == completed));
+        jm.register(2);
+        let deployments = jm.deploy().unwrap();
+        assert!(deployments.iter().all(|(_, tdd)| tdd.restore.as_ref().map(|m| m.checkpoint_id) == Some(completed)));
+    }
+
+    #[test]
+    fn a_lost_taskmanager_without_tasks_leaves_the_job_alone() {
+        let mut jm = JobManager::running(RUN);
+        jm.register(2);
+        jm.resource_manager.lose(ResourceId(2));
+        let failover = jm.scheduler.task_manager_lost(
+            ResourceId(2),
+            "taskmanager-2",
+            &mut jm.resource_manager,
+            &mut jm.checkpoints,
+            &mut jm.events,
+        );
+        assert!(failover.restart.is_none() && failover.cancels.is_empty());
+        assert_eq!(jm.job().status, JobStatus::Running);
+    }
+
+    #[test]
+    fn without_checkpointing_a_failed_task_fails_the_job_for_good() {
+        let mut jm = JobManager::running("flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --event-time");
+        let job = jm.job();
+        let attempt_id = job.executions[&(Vertex::Counter, 0)].attempt_id;
+        let update =
+            UpdateTaskExecutionState { job_id: job.job_id, attempt_id, state: ExecutionState::Failed, error: Some("boom".into()) };
+        let failover = jm.report(update);
+        assert_eq!(failover.restart, None);
+        assert_eq!(failover.cancels.len(), 7, "every other task is cancelled on its TaskManager");
+        assert_eq!(jm.job().status, JobStatus::Failed);
+        let failed = jm.events.iter().find_map(|e| match e {
+            Event::JobFailed { cause, .. } => Some(cause.as_str()),
+            _ => None,
+        });
+        assert_eq!(failed, Some("ClickEvent Counter (1/2) failed: boom"));
+    }
+
+    #[test]
+    fn the_last_task_finishing_finishes_the_job_and_frees_its_slots() {
+        let mut jm = JobManager::running(RUN);
+        let mut failovers = jm.report_all(ExecutionState::Finished);
+        assert!(failovers.drain(..).all(|f| f.restart.is_none() && f.cancels.is_empty()));
+        assert_eq!(jm.job().status, JobStatus::Finished);
+        assert_eq!(jm.resource_manager.slots.free(), 2);
+    }
+
+    #[test]
+    fn suspending_cancels_the_running_tasks_on_their_taskmanagers() {
+        let mut jm = JobManager::running(RUN);
+        let cancels = jm.scheduler.suspend(&jm.resource_manager, &mut jm.events);
+        assert_eq!(cancels.len(), 8);
+        assert_eq!(jm.job().status, JobStatus::Suspended);
+        assert!(jm.scheduler.suspend(&jm.resource_manager, &mut jm.events).is_empty(), "nothing is left to cancel");
+    }
+}
