@@ -182,6 +182,42 @@ pub enum Event {
         /// Where it lies.
         directory: String,
     },
+    /// The checkpoint coordinator triggered a checkpoint at the sources.
+    CheckpointTriggered {
+        /// The job.
+        job_id: JobId,
+        /// The checkpoint.
+        checkpoint_id: u64,
+        /// Its timestamp (ms of simulated time), carried by its barriers.
+        timestamp_ms: i64,
+    },
+    /// The checkpoint coordinator could not trigger a checkpoint: some task is not RUNNING.
+    CheckpointNotTriggered {
+        /// The job.
+        job_id: JobId,
+    },
+    /// Every task acknowledged a checkpoint and its `_metadata` is written: it is the latest.
+    CheckpointCompleted {
+        /// The job.
+        job_id: JobId,
+        /// The checkpoint.
+        checkpoint_id: u64,
+        /// The snapshots' and the metadata's bytes (Flink's `lastCheckpointSize`).
+        size_bytes: u64,
+        /// From trigger to completion (Flink's `checkpointDuration`).
+        duration: Duration,
+        /// Writing the metadata (Flink's `finalizationTime`).
+        finalization: Duration,
+    },
+    /// The checkpoint coordinator gave up a pending checkpoint.
+    CheckpointAborted {
+        /// The job.
+        job_id: JobId,
+        /// The checkpoint.
+        checkpoint_id: u64,
+        /// Why.
+        reason: CheckpointAbortReason,
+    },
     /// A sink subtask wrote one window result to the output topic.
     ResultWritten {
         /// The subtask, as Flink displays it.
@@ -335,6 +371,24 @@ impl fmt::Display for Event {
                 f,
                 "Restoring job {job_id} from Checkpoint {checkpoint_id} @ {timestamp_ms} for {job_id} located at file:{directory}."
             ),
+            Event::CheckpointTriggered { job_id, checkpoint_id, timestamp_ms } => write!(
+                f,
+                "Triggering checkpoint {checkpoint_id} (type=CHECKPOINT) @ {timestamp_ms} for job {job_id}."
+            ),
+            Event::CheckpointNotTriggered { job_id } => write!(
+                f,
+                "Failed to trigger checkpoint for job {job_id} since Not all required tasks are currently running."
+            ),
+            Event::CheckpointCompleted { job_id, checkpoint_id, size_bytes, duration, finalization } => write!(
+                f,
+                "Completed checkpoint {checkpoint_id} for job {job_id} ({size_bytes} bytes, \
+                 checkpointDuration={} ms, finalizationTime={} ms).",
+                duration.as_millis(),
+                finalization.as_millis()
+            ),
+            Event::CheckpointAborted { job_id, checkpoint_id, reason } => {
+                write!(f, "Checkpoint {checkpoint_id} of job {job_id} {reason}")
+            }
             Event::ResultWritten { task, statistics, .. } => {
                 let mut json = Vec::with_capacity(128);
                 statistics.write_json(&mut json);
@@ -355,6 +409,35 @@ pub enum SinkAbort {
     Lingering,
     /// Cancelled, its open transaction (Flink's KafkaWriter closes it so).
     Cancelled,
+}
+
+/// Why the checkpoint coordinator gave up a pending checkpoint; its `Display` ends the trace line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckpointAbortReason {
+    /// The job is failing over: its tasks and their barriers are gone.
+    FailingOver,
+    /// Not complete within `execution.checkpointing.timeout`.
+    Expired,
+    /// A task declined it, saying why.
+    Declined(String),
+    /// A source did not accept the trigger.
+    SourceNotTriggered,
+    /// Its `_metadata` could not be written to checkpoint storage.
+    MetadataNotWritten(String),
+}
+
+impl fmt::Display for CheckpointAbortReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckpointAbortReason::FailingOver => f.write_str("aborted: the job is failing over."),
+            CheckpointAbortReason::Expired => f.write_str("expired before completing."),
+            CheckpointAbortReason::Declined(reason) => write!(f, "failed: declined by a task: {reason}"),
+            CheckpointAbortReason::SourceNotTriggered => f.write_str("failed: a source could not be triggered"),
+            CheckpointAbortReason::MetadataNotWritten(error) => {
+                write!(f, "failed: cannot write its metadata: {error}")
+            }
+        }
+    }
 }
 
 /// The run's event sink, shared by all nodes of one simulation.

@@ -112,6 +112,10 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
         | Event::TaskManagerRegistered { .. }
         | Event::TaskManagerLost { .. }
         | Event::Restoring { .. }
+        | Event::CheckpointTriggered { .. }
+        | Event::CheckpointNotTriggered { .. }
+        | Event::CheckpointCompleted { .. }
+        | Event::CheckpointAborted { .. }
         | Event::ResultWritten { .. } => return None,
     })
 }

@@ -1,27 +1,39 @@
 //! The checkpoint coordinator (spec §12): triggers periodic checkpoints at the sources while
-//! every task runs (one at a time), collects every task's acknowledgement, completes the
-//! checkpoint (one retained), and keeps the latest completed one for restores.
+//! every task runs (one at a time), collects every task's acknowledgement, finalizes the
+//! checkpoint (its `_metadata`, one retained), notifies the tasks, aborts what declines, fails or
+//! outlives the timeout, and chooses the checkpoint a restart restores.
+//!
+//! I/O-free: it says what to send and what to write, and the node does it, so that a savepoint
+//! can later take the same path with another directory.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
 use madsim::time::Instant;
 
-use crate::protocol::checkpoint::{CheckpointBarrier, CheckpointMetadata, StateHandle, checkpoint_dir};
-use crate::protocol::ids::ExecutionAttemptId;
+use crate::protocol::checkpoint::{
+    AcknowledgeCheckpoint, CHECKPOINT_TIMEOUT, CheckpointBarrier, CheckpointMetadata, NotifyCheckpointComplete,
+    StateHandle, TriggerCheckpoint, checkpoint_dir,
+};
+use crate::protocol::ids::{ExecutionAttemptId, JobId};
 use crate::protocol::job::Vertex;
-use crate::protocol::states::ExecutionState;
+use crate::protocol::states::{ExecutionState, JobStatus};
+use crate::trace::{CheckpointAbortReason, Event};
 
 use super::execution_graph::ExecutionGraph;
-
-/// Flink's `execution.checkpointing.timeout` default.
-pub const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+use super::resource_manager::ResourceManager;
 
 /// A checkpoint that has been triggered and not yet acknowledged by every task.
 #[derive(Debug)]
 struct PendingCheckpoint {
+    job_id: JobId,
     barrier: CheckpointBarrier,
     started: Instant,
+    /// The job's shape when it was triggered, for the metadata.
+    parallelism: u32,
+    max_parallelism: u32,
     /// Tasks that still have to acknowledge.
     awaiting: BTreeMap<ExecutionAttemptId, (Vertex, u32)>,
     acknowledged: BTreeMap<String, StateHandle>,
@@ -47,28 +59,54 @@ pub struct CheckpointStats {
     pub failed: u64,
     /// `lastCheckpointSize`, bytes.
     pub last_size: u64,
-    /// `lastCheckpointDuration`, ms.
-    pub last_duration_ms: u64,
+    /// `lastCheckpointDuration`.
+    pub last_duration: Duration,
 }
 
 /// Why a trigger did not start a checkpoint.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TriggerError {
+    /// Checkpoints are triggered only while the job is RUNNING (spec §11).
+    #[error("the job is not running")]
+    JobNotRunning,
+    /// The job runs without `--checkpointing`.
+    #[error("checkpointing is not enabled")]
+    CheckpointingDisabled,
     /// Some task is not RUNNING.
-    #[error("Not all required tasks are currently running.")]
+    #[error("not all required tasks are currently running")]
     NotAllTasksRunning,
     /// One checkpoint at a time (max concurrent checkpoints 1).
     #[error("checkpoint {0} is still in progress")]
     InProgress(u64),
 }
 
-/// A checkpoint acknowledged by every task, ready to be finalized.
+/// A checkpoint acknowledged by every task: its `_metadata`, to be written before it completes.
 #[derive(Clone, Debug)]
-pub struct AllAcknowledged {
-    /// Its metadata, to be written as `_metadata`.
+pub struct Finalization {
+    /// What every task snapshotted.
     pub metadata: CheckpointMetadata,
     /// When it was triggered.
     pub started: Instant,
+    /// Where it lies (`<checkpoints dir>/<job-id>/chk-<n>`).
+    pub directory: String,
+    /// The metadata as written to `<directory>/_metadata`.
+    pub bytes: Bytes,
+}
+
+impl Finalization {
+    /// The file the metadata is written to.
+    pub fn metadata_path(&self) -> String {
+        format!("{}/_metadata", self.directory)
+    }
+}
+
+/// What a completed checkpoint asks of the node.
+#[derive(Debug)]
+pub struct Completion {
+    /// One notice per TaskManager, for the tasks that run there.
+    pub notices: Vec<(SocketAddr, NotifyCheckpointComplete)>,
+    /// The directory of the checkpoint it replaced (one is retained), to be deleted.
+    pub replaced: Option<String>,
 }
 
 /// The coordinator's state for one job.
@@ -88,105 +126,377 @@ impl Default for CheckpointCoordinator {
 }
 
 impl CheckpointCoordinator {
-    /// Starts the next checkpoint if every task runs; returns its barrier and the sources to
-    /// trigger.
+    /// The periodic trigger: aborts a pending checkpoint older than the timeout, then starts the
+    /// next one if every task runs. Returns the trigger for each source, sent to its TaskManager.
     pub fn trigger(
         &mut self,
         job: &ExecutionGraph,
+        resource_manager: &ResourceManager,
         timestamp_ms: i64,
-    ) -> Result<(CheckpointBarrier, Vec<(ExecutionAttemptId, (Vertex, u32))>), TriggerError> {
+        now: Instant,
+        events: &mut Vec<Event>,
+    ) -> Result<Vec<(SocketAddr, TriggerCheckpoint)>, TriggerError> {
+        if job.status != JobStatus::Running {
+            return Err(TriggerError::JobNotRunning);
+        }
+        if !job.submission.args.checkpointing {
+            return Err(TriggerError::CheckpointingDisabled);
+        }
+        if self.pending.as_ref().is_some_and(|p| now.duration_since(p.started) >= CHECKPOINT_TIMEOUT) {
+            self.abort_pending(CheckpointAbortReason::Expired, events);
+        }
         if let Some(pending) = &self.pending {
             return Err(TriggerError::InProgress(pending.barrier.checkpoint_id));
         }
         if job.executions.values().any(|e| e.state != ExecutionState::Running) {
+            events.push(Event::CheckpointNotTriggered { job_id: job.job_id });
             return Err(TriggerError::NotAllTasksRunning);
         }
         let barrier = CheckpointBarrier { checkpoint_id: self.next_id, timestamp_ms };
         self.next_id += 1;
-        let awaiting: BTreeMap<_, _> =
-            job.executions.iter().map(|(key, e)| (e.attempt_id, *key)).collect();
-        let sources = awaiting.iter().filter(|(_, (v, _))| *v == Vertex::Source).map(|(a, k)| (*a, *k)).collect();
+        let awaiting: BTreeMap<_, _> = job.executions.iter().map(|(key, e)| (e.attempt_id, *key)).collect();
+        let job_id = job.job_id;
+        events.push(Event::CheckpointTriggered { job_id, checkpoint_id: barrier.checkpoint_id, timestamp_ms });
+        let triggers = awaiting
+            .iter()
+            .filter(|(_, (vertex, _))| *vertex == Vertex::Source)
+            .filter_map(|(attempt_id, key)| {
+                let address = resource_manager.address(job.executions[key].slot?.resource_id)?;
+                Some((address, TriggerCheckpoint { job_id, attempt_id: *attempt_id, barrier }))
+            })
+            .collect();
         self.pending = Some(PendingCheckpoint {
+            job_id,
             barrier,
-            started: Instant::now(),
+            started: now,
+            parallelism: job.parallelism(),
+            max_parallelism: job.max_parallelism,
             awaiting,
             acknowledged: BTreeMap::new(),
         });
-        Ok((barrier, sources))
+        Ok(triggers)
     }
 
     /// Records a task's acknowledgement; when it was the last one, hands the checkpoint over
-    /// for finalization.
-    pub fn acknowledge(
-        &mut self,
-        job: &ExecutionGraph,
-        attempt_id: ExecutionAttemptId,
-        checkpoint_id: u64,
-        state: StateHandle,
-    ) -> Option<AllAcknowledged> {
-        let pending = self.pending.as_mut().filter(|p| p.barrier.checkpoint_id == checkpoint_id)?;
-        let (vertex, subtask) = pending.awaiting.remove(&attempt_id)?;
-        pending.acknowledged.insert(CheckpointMetadata::key(vertex, subtask), state);
+    /// for finalization. Acknowledgements of anything else than the pending checkpoint (a late
+    /// one of an aborted checkpoint, another job's) are ignored.
+    pub fn acknowledge(&mut self, ack: AcknowledgeCheckpoint) -> Option<Finalization> {
+        let pending = self
+            .pending
+            .as_mut()
+            .filter(|p| p.job_id == ack.job_id && p.barrier.checkpoint_id == ack.checkpoint_id)?;
+        let (vertex, subtask) = pending.awaiting.remove(&ack.attempt_id)?;
+        pending.acknowledged.insert(CheckpointMetadata::key(vertex, subtask), ack.state);
         if !pending.awaiting.is_empty() {
             return None;
         }
-        Some(AllAcknowledged {
-            metadata: CheckpointMetadata {
-                job_id: job.job_id,
-                checkpoint_id,
-                timestamp_ms: pending.barrier.timestamp_ms,
-                parallelism: job.parallelism(),
-                max_parallelism: job.max_parallelism,
-                states: pending.acknowledged.clone(),
-            },
+        let metadata = CheckpointMetadata {
+            job_id: pending.job_id,
+            checkpoint_id: ack.checkpoint_id,
+            timestamp_ms: pending.barrier.timestamp_ms,
+            parallelism: pending.parallelism,
+            max_parallelism: pending.max_parallelism,
+            states: pending.acknowledged.clone(),
+        };
+        let bytes = Bytes::from(serde_json::to_vec(&metadata).expect("metadata serializes"));
+        Some(Finalization {
+            directory: checkpoint_dir(metadata.job_id, metadata.checkpoint_id),
+            metadata,
             started: pending.started,
+            bytes,
         })
     }
 
-    /// The metadata is stored: the checkpoint is complete and becomes the latest. Returns the
-    /// directory of the checkpoint it replaces (one retained), to be deleted.
-    /// Returns `None` if the checkpoint is no longer pending (aborted meanwhile), else
-    /// `Some(replaced directory, if any)`.
-    pub fn complete(&mut self, completed: CompletedCheckpoint, started: Instant) -> Option<Option<String>> {
-        let id = completed.metadata.checkpoint_id;
-        if self.pending.as_ref().is_none_or(|p| p.barrier.checkpoint_id != id) {
+    /// The metadata is written (finalization began at `finalizing`): the checkpoint completes
+    /// and becomes the latest. Returns the notices for `job`'s tasks and the directory to
+    /// delete, or `None` if the checkpoint is no longer pending (aborted meanwhile) or `job` is
+    /// another job.
+    pub fn complete(
+        &mut self,
+        finalization: Finalization,
+        job: &ExecutionGraph,
+        resource_manager: &ResourceManager,
+        finalizing: Instant,
+        now: Instant,
+        events: &mut Vec<Event>,
+    ) -> Option<Completion> {
+        let Finalization { metadata, started, directory, bytes } = finalization;
+        let (job_id, checkpoint_id) = (metadata.job_id, metadata.checkpoint_id);
+        if job.job_id != job_id || self.pending.as_ref().is_none_or(|p| p.barrier.checkpoint_id != checkpoint_id) {
             return None;
         }
         self.pending = None;
+        let size = bytes.len() as u64 + metadata.states.values().map(|h| h.size).sum::<u64>();
         self.stats.completed += 1;
-        self.stats.last_size = completed.size;
-        self.stats.last_duration_ms = Instant::now().duration_since(started).as_millis() as u64;
-        Some(self.latest.replace(completed).map(|old| old.directory))
-    }
-
-    /// Gives up the pending checkpoint (declined, timed out, or the job is failing over).
-    pub fn abort_pending(&mut self) -> Option<u64> {
-        let pending = self.pending.take()?;
-        self.stats.failed += 1;
-        Some(pending.barrier.checkpoint_id)
-    }
-
-    /// Gives up the pending checkpoint if it is `checkpoint_id`.
-    pub fn abort_pending_if(&mut self, checkpoint_id: u64) -> Option<u64> {
-        if self.pending.as_ref()?.barrier.checkpoint_id != checkpoint_id {
-            return None;
+        self.stats.last_size = size;
+        self.stats.last_duration = now.duration_since(started);
+        let replaced = self.latest.replace(CompletedCheckpoint { metadata, directory, size }).map(|old| old.directory);
+        events.push(Event::CheckpointCompleted {
+            job_id,
+            checkpoint_id,
+            size_bytes: size,
+            duration: self.stats.last_duration,
+            finalization: now.duration_since(finalizing),
+        });
+        let mut per_task_manager: BTreeMap<SocketAddr, Vec<ExecutionAttemptId>> = BTreeMap::new();
+        for execution in job.executions.values() {
+            if let Some(address) = execution.slot.and_then(|s| resource_manager.address(s.resource_id)) {
+                per_task_manager.entry(address).or_default().push(execution.attempt_id);
+            }
         }
-        self.abort_pending()
+        let notices = per_task_manager
+            .into_iter()
+            .map(|(address, attempts)| (address, NotifyCheckpointComplete { job_id, attempts, checkpoint_id }))
+            .collect();
+        Some(Completion { notices, replaced })
     }
 
-    /// The pending checkpoint's id, if it has run longer than the timeout.
-    pub fn expired(&self, timeout: Duration) -> Option<u64> {
-        let pending = self.pending.as_ref()?;
-        (Instant::now().duration_since(pending.started) >= timeout).then_some(pending.barrier.checkpoint_id)
+    /// Gives up `checkpoint_id` if it is the pending one (declined, a source not triggered,
+    /// its metadata not written).
+    pub fn abort(&mut self, checkpoint_id: u64, reason: CheckpointAbortReason, events: &mut Vec<Event>) {
+        if self.pending.as_ref().is_some_and(|p| p.barrier.checkpoint_id == checkpoint_id) {
+            self.abort_pending(reason, events);
+        }
     }
 
-    /// The latest completed checkpoint, to restore from.
+    /// Gives up the pending checkpoint, if any (the job is failing over, or it expired).
+    pub fn abort_pending(&mut self, reason: CheckpointAbortReason, events: &mut Vec<Event>) {
+        let Some(pending) = self.pending.take() else { return };
+        self.stats.failed += 1;
+        events.push(Event::CheckpointAborted {
+            job_id: pending.job_id,
+            checkpoint_id: pending.barrier.checkpoint_id,
+            reason,
+        });
+    }
+
+    /// The checkpoint a restart restores: the latest completed one (one is retained). Records
+    /// the restore.
+    pub fn restore(&self, events: &mut Vec<Event>) -> Option<&CompletedCheckpoint> {
+        let latest = self.latest.as_ref()?;
+        let m = &latest.metadata;
+        events.push(Event::Restoring {
+            job_id: m.job_id,
+            checkpoint_id: m.checkpoint_id,
+            timestamp_ms: m.timestamp_ms,
+            directory: latest.directory.clone(),
+        });
+        Some(latest)
+    }
+
+    /// The latest completed checkpoint, whose state new tasks are deployed with.
     pub fn latest(&self) -> Option<&CompletedCheckpoint> {
         self.latest.as_ref()
     }
+}
 
-    /// The directory a completed checkpoint of `job` is written to.
-    pub fn directory(job: &ExecutionGraph, id: u64) -> String {
-        checkpoint_dir(job.job_id, id)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobmanager::resource_manager::tests::{origin, registration};
+    use crate::jobmanager::execution_graph::IdSource;
+    use crate::jobmanager::slot_pool::SlotId;
+    use crate::protocol::ids::ResourceId;
+    use crate::protocol::job::JobSubmission;
+
+    const TASK_MANAGER: &str = "10.0.1.1:6122";
+
+    /// The playground's job at parallelism 2, every task RUNNING on one TaskManager.
+    fn running_job(t0: Instant) -> (ExecutionGraph, ResourceManager) {
+        let run = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time";
+        let submission = JobSubmission::parse_run_command(run).unwrap();
+        let mut job = ExecutionGraph::new(JobId(7), submission, 128, &mut IdSource::Counter(0));
+        job.status = JobStatus::Running;
+        for ((_, subtask), execution) in job.executions.iter_mut() {
+            execution.state = ExecutionState::Running;
+            execution.slot = Some(SlotId { resource_id: ResourceId(1), index: *subtask });
+        }
+        let mut resource_manager = ResourceManager::new(t0, Duration::ZERO);
+        resource_manager.admit(registration(1, TASK_MANAGER, 1), t0);
+        (job, resource_manager)
+    }
+
+    fn ack(job: &ExecutionGraph, key: (Vertex, u32), checkpoint_id: u64) -> AcknowledgeCheckpoint {
+        AcknowledgeCheckpoint {
+            job_id: job.job_id,
+            attempt_id: job.executions[&key].attempt_id,
+            checkpoint_id,
+            state: StateHandle { path: format!("chk-{checkpoint_id}/{key:?}"), size: 100 },
+        }
+    }
+
+    /// Every task's acknowledgement of `checkpoint_id`, in the executions' order.
+    fn acks(job: &ExecutionGraph, checkpoint_id: u64) -> Vec<AcknowledgeCheckpoint> {
+        job.executions.keys().map(|key| ack(job, *key, checkpoint_id)).collect()
+    }
+
+    /// Triggers at `at`, acknowledges every task, and completes 5 ms after the last one.
+    fn checkpoint(
+        coordinator: &mut CheckpointCoordinator,
+        job: &ExecutionGraph,
+        resource_manager: &ResourceManager,
+        at: Instant,
+    ) -> Completion {
+        let mut events = Vec::new();
+        let id = coordinator.next_id;
+        coordinator.trigger(job, resource_manager, 0, at, &mut events).unwrap();
+        let finalization = acks(job, id).into_iter().find_map(|a| coordinator.acknowledge(a)).unwrap();
+        let done = at + Duration::from_millis(5);
+        coordinator.complete(finalization, job, resource_manager, at, done, &mut events).unwrap()
+    }
+
+    #[test]
+    fn a_checkpoint_completes_when_every_task_has_acknowledged() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        let mut events = Vec::new();
+        let triggers = coordinator.trigger(&job, &resource_manager, 1_234, t0, &mut events).unwrap();
+        assert_eq!(triggers.len(), 2, "one trigger per source subtask");
+        assert!(triggers.iter().all(|(address, t)| address.to_string() == TASK_MANAGER && t.barrier.checkpoint_id == 1));
+        assert_eq!(
+            events[0].to_string(),
+            format!("Triggering checkpoint 1 (type=CHECKPOINT) @ 1234 for job {}.", job.job_id)
+        );
+        let mut acks = acks(&job, 1);
+        let last = acks.pop().unwrap();
+        for ack in acks {
+            assert!(coordinator.acknowledge(ack).is_none(), "not all tasks have acknowledged yet");
+        }
+        let finalization = coordinator.acknowledge(last).expect("the last acknowledgement");
+        assert_eq!(finalization.metadata_path(), format!("{}/_metadata", checkpoint_dir(job.job_id, 1)));
+        assert_eq!(finalization.metadata.states.len(), 8);
+        let metadata_bytes = finalization.bytes.len() as u64;
+        let finalizing = t0 + Duration::from_millis(40);
+        let mut events = Vec::new();
+        let completion = coordinator
+            .complete(finalization, &job, &resource_manager, finalizing, finalizing + Duration::from_millis(7), &mut events)
+            .unwrap();
+        assert_eq!(
+            events[0].to_string(),
+            format!(
+                "Completed checkpoint 1 for job {} ({} bytes, checkpointDuration=47 ms, finalizationTime=7 ms).",
+                job.job_id,
+                metadata_bytes + 8 * 100
+            )
+        );
+        assert_eq!(completion.notices.len(), 1, "one notice per TaskManager");
+        assert_eq!(completion.notices[0].1.attempts.len(), 8);
+        assert_eq!(completion.replaced, None);
+        assert_eq!(coordinator.latest().map(|c| c.metadata.checkpoint_id), Some(1));
+        assert_eq!(coordinator.stats.completed, 1);
+
+        let second = checkpoint(&mut coordinator, &job, &resource_manager, t0 + Duration::from_secs(1));
+        assert_eq!(second.replaced, Some(checkpoint_dir(job.job_id, 1)), "one checkpoint is retained");
+    }
+
+    #[test]
+    fn a_missing_acknowledgement_keeps_the_checkpoint_pending_and_the_next_trigger_waits() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        let mut events = Vec::new();
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut events).unwrap();
+        let mut acks = acks(&job, 1);
+        acks.pop();
+        assert!(acks.into_iter().all(|ack| coordinator.acknowledge(ack).is_none()));
+        let mut events = Vec::new();
+        let next = coordinator.trigger(&job, &resource_manager, 1_000, t0 + Duration::from_secs(1), &mut events);
+        assert_eq!(next.unwrap_err(), TriggerError::InProgress(1));
+        assert_eq!(events, vec![]);
+    }
+
+    #[test]
+    fn a_checkpoint_older_than_the_timeout_is_aborted_and_the_next_one_triggered() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut Vec::new()).unwrap();
+        let mut events = Vec::new();
+        let almost = t0 + CHECKPOINT_TIMEOUT - Duration::from_millis(1);
+        assert_eq!(coordinator.trigger(&job, &resource_manager, 0, almost, &mut events).unwrap_err(), TriggerError::InProgress(1));
+        coordinator.trigger(&job, &resource_manager, 0, t0 + CHECKPOINT_TIMEOUT, &mut events).unwrap();
+        let lines: Vec<String> = events.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("Checkpoint 1 of job {} expired before completing.", job.job_id),
+                format!("Triggering checkpoint 2 (type=CHECKPOINT) @ 0 for job {}.", job.job_id),
+            ]
+        );
+        assert_eq!(coordinator.stats.failed, 1);
+    }
+
+    #[test]
+    fn a_late_acknowledgement_of_a_declined_checkpoint_is_ignored() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut Vec::new()).unwrap();
+        let mut acks = acks(&job, 1);
+        let late = acks.pop().unwrap();
+        acks.into_iter().for_each(|ack| assert!(coordinator.acknowledge(ack).is_none()));
+        let mut events = Vec::new();
+        coordinator.abort(1, CheckpointAbortReason::Declined("storage unreachable".into()), &mut events);
+        assert_eq!(
+            events[0].to_string(),
+            format!("Checkpoint 1 of job {} failed: declined by a task: storage unreachable", job.job_id)
+        );
+        assert!(coordinator.acknowledge(late).is_none(), "the checkpoint is gone");
+        assert!(coordinator.latest().is_none());
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut Vec::new()).expect("the next one may start");
+    }
+
+    #[test]
+    fn a_checkpoint_aborted_while_its_metadata_is_written_does_not_complete() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut Vec::new()).unwrap();
+        let finalization = acks(&job, 1).into_iter().find_map(|a| coordinator.acknowledge(a)).unwrap();
+        let mut events = Vec::new();
+        coordinator.abort_pending(CheckpointAbortReason::FailingOver, &mut events);
+        assert_eq!(events[0].to_string(), format!("Checkpoint 1 of job {} aborted: the job is failing over.", job.job_id));
+        let done = t0 + Duration::from_millis(5);
+        assert!(coordinator.complete(finalization, &job, &resource_manager, t0, done, &mut events).is_none());
+        assert_eq!(events.len(), 1, "no completion");
+        assert!(coordinator.latest().is_none());
+    }
+
+    #[test]
+    fn checkpoint_ids_continue_after_a_restore() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        checkpoint(&mut coordinator, &job, &resource_manager, t0);
+        coordinator.trigger(&job, &resource_manager, 0, t0 + Duration::from_secs(1), &mut Vec::new()).unwrap();
+        coordinator.abort_pending(CheckpointAbortReason::FailingOver, &mut Vec::new());
+        let mut events = Vec::new();
+        let restored = coordinator.restore(&mut events).map(|c| c.metadata.checkpoint_id);
+        assert_eq!(restored, Some(1), "the latest completed one, not the aborted one");
+        assert!(matches!(events[..], [Event::Restoring { checkpoint_id: 1, .. }]));
+        let mut events = Vec::new();
+        let triggers = coordinator.trigger(&job, &resource_manager, 0, t0 + Duration::from_secs(3), &mut events).unwrap();
+        assert_eq!(triggers[0].1.barrier.checkpoint_id, 3, "neither 1 again nor the aborted 2");
+    }
+
+    #[test]
+    fn no_checkpoint_is_triggered_while_a_task_is_not_running() {
+        let t0 = origin();
+        let (mut job, resource_manager) = running_job(t0);
+        job.executions.get_mut(&(Vertex::Sink, 1)).unwrap().state = ExecutionState::Deploying;
+        let mut coordinator = CheckpointCoordinator::default();
+        let mut events = Vec::new();
+        let refused = coordinator.trigger(&job, &resource_manager, 0, t0, &mut events);
+        assert_eq!(refused.unwrap_err(), TriggerError::NotAllTasksRunning);
+        assert_eq!(
+            events[0].to_string(),
+            format!(
+                "Failed to trigger checkpoint for job {} since Not all required tasks are currently running.",
+                job.job_id
+            )
+        );
+        job.status = JobStatus::Restarting;
+        assert_eq!(coordinator.trigger(&job, &resource_manager, 0, t0, &mut events).unwrap_err(), TriggerError::JobNotRunning);
     }
 }

@@ -1,15 +1,50 @@
 //! The running job as the JobManager tracks it (spec §10): its status and one execution per
 //! subtask of every vertex, each moving through Flink's task states. Every transition is
-//! checked against the state machine and logged in Flink's words.
+//! checked against the state machine and logged in Flink's words. I/O-free: transitions append
+//! their events to the caller's list, which the node writes to its trace.
 
 use std::collections::BTreeMap;
 
 use crate::protocol::ids::{ExecutionAttemptId, JobId};
 use crate::protocol::job::{JobSubmission, Vertex};
 use crate::protocol::states::{ExecutionState, JobStatus};
-use crate::trace::{Event, NodeTrace};
+use crate::trace::Event;
 
 use super::slot_pool::SlotId;
+
+/// Where new job and attempt ids come from: the run's seeded RNG in the node; a counter in unit
+/// tests, which run without a simulation (and so without its RNG).
+#[derive(Debug)]
+pub enum IdSource {
+    /// `random()` from the simulation's seeded RNG, in the order the ids are needed.
+    Seeded,
+    /// 1, 2, 3, …: the last id handed out.
+    Counter(u128),
+}
+
+impl IdSource {
+    /// A fresh job id.
+    pub fn job_id(&mut self) -> JobId {
+        match self {
+            IdSource::Seeded => JobId::random(),
+            IdSource::Counter(last) => {
+                *last += 1;
+                JobId(*last)
+            }
+        }
+    }
+
+    /// A fresh execution attempt id.
+    pub fn attempt_id(&mut self) -> ExecutionAttemptId {
+        match self {
+            IdSource::Seeded => ExecutionAttemptId::random(),
+            IdSource::Counter(last) => {
+                *last += 1;
+                ExecutionAttemptId(*last)
+            }
+        }
+    }
+}
 
 /// One attempt to run one subtask.
 #[derive(Clone, Debug)]
@@ -47,7 +82,12 @@ pub struct ExecutionGraph {
 
 impl ExecutionGraph {
     /// A new job in state CREATED with one CREATED execution per subtask.
-    pub fn new(job_id: JobId, submission: JobSubmission, max_parallelism: u32) -> ExecutionGraph {
+    pub fn new(
+        job_id: JobId,
+        submission: JobSubmission,
+        max_parallelism: u32,
+        ids: &mut IdSource,
+    ) -> ExecutionGraph {
         let mut graph = ExecutionGraph {
             job_id,
             submission,
@@ -58,7 +98,7 @@ impl ExecutionGraph {
             executions: BTreeMap::new(),
             scheduled_at: None,
         };
-        graph.create_executions(0);
+        graph.create_executions(0, ids);
         graph
     }
 
@@ -67,11 +107,11 @@ impl ExecutionGraph {
         self.submission.parallelism
     }
 
-    fn create_executions(&mut self, attempt_number: u32) {
+    fn create_executions(&mut self, attempt_number: u32, ids: &mut IdSource) {
         for vertex in Vertex::ALL {
             for subtask in 0..self.parallelism() {
                 let execution = Execution {
-                    attempt_id: ExecutionAttemptId::random(),
+                    attempt_id: ids.attempt_id(),
                     attempt_number,
                     state: ExecutionState::Created,
                     slot: None,
@@ -82,11 +122,11 @@ impl ExecutionGraph {
     }
 
     /// Moves the job to `next`, logging as Flink does; an illegal move is refused.
-    pub fn transition(&mut self, next: JobStatus, trace: &NodeTrace) -> bool {
+    pub fn transition(&mut self, next: JobStatus, events: &mut Vec<Event>) -> bool {
         if !self.status.can_become(next) {
             return false;
         }
-        trace.record(Event::JobStatusChanged { job_id: self.job_id, from: self.status, to: next });
+        events.push(Event::JobStatusChanged { job_id: self.job_id, from: self.status, to: next });
         self.status = next;
         true
     }
@@ -96,14 +136,14 @@ impl ExecutionGraph {
         &mut self,
         key: (Vertex, u32),
         next: ExecutionState,
-        trace: &NodeTrace,
+        events: &mut Vec<Event>,
     ) -> bool {
         let parallelism = self.parallelism();
         let Some(execution) = self.executions.get_mut(&key) else { return false };
         if !execution.state.can_become(next) {
             return false;
         }
-        trace.record(Event::ExecutionStateChanged {
+        events.push(Event::ExecutionStateChanged {
             task: format!("{} ({}/{})", key.0.name(), key.1 + 1, parallelism),
             attempt_id: execution.attempt_id,
             from: execution.state,
@@ -119,10 +159,10 @@ impl ExecutionGraph {
     }
 
     /// Starts a new version of the graph: fresh attempts, all CREATED.
-    pub fn reset_for_restart(&mut self) {
+    pub fn reset_for_restart(&mut self, ids: &mut IdSource) {
         let next_attempt = self.executions.values().map(|e| e.attempt_number).max().unwrap_or(0) + 1;
         self.version += 1;
         self.restarts += 1;
-        self.create_executions(next_attempt);
+        self.create_executions(next_attempt, ids);
     }
 }

@@ -102,4 +102,34 @@ mod tests {
         assert_eq!(pool.release_task_manager(a), vec![0, 1]);
         assert_eq!(pool.total(), 2);
     }
+
+    #[test]
+    fn allocation_is_all_or_nothing_and_takes_nothing_when_it_fails() {
+        let mut pool = SlotPool::default();
+        pool.offer(ResourceId(1), "10.0.1.1:6122".parse().unwrap(), 2);
+        assert!(pool.allocate(3).is_none());
+        assert_eq!(pool.free(), 2, "a failed request holds no slot");
+        assert_eq!(pool.allocate(2).map(|slots| slots.len()), Some(2));
+        assert!(pool.allocate(1).is_none(), "every slot is taken");
+    }
+
+    #[test]
+    fn freeing_all_slots_lets_the_restarted_job_allocate_them_again() {
+        let mut pool = SlotPool::default();
+        pool.offer(ResourceId(1), "10.0.1.1:6122".parse().unwrap(), 2);
+        let first = pool.allocate(2).unwrap();
+        pool.free_all();
+        assert_eq!(pool.free(), 2);
+        assert_eq!(pool.allocate(2).unwrap(), first, "the same slots, in the same order");
+    }
+
+    #[test]
+    fn a_lost_taskmanager_takes_only_its_own_slots_with_it() {
+        let mut pool = SlotPool::default();
+        pool.offer(ResourceId(1), "10.0.1.1:6122".parse().unwrap(), 2);
+        pool.offer(ResourceId(2), "10.0.1.2:6122".parse().unwrap(), 2);
+        pool.allocate(1).unwrap();
+        assert_eq!(pool.release_task_manager(ResourceId(2)), Vec::<u32>::new(), "it held no group");
+        assert_eq!((pool.total(), pool.free()), (2, 1));
+    }
 }

@@ -14,6 +14,10 @@ use crate::taskmanager::operator::window_counter::WindowCounterState;
 /// The root of checkpoint storage on the shared volume.
 pub const CHECKPOINTS_DIR: &str = "/tmp/flink-checkpoints-directory";
 
+/// Flink's `execution.checkpointing.timeout` default: the coordinator aborts a checkpoint not
+/// complete by then, and a task stops retrying its acknowledgement.
+pub const CHECKPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 /// A checkpoint barrier, in-band in every channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointBarrier {

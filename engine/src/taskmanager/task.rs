@@ -4,9 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::jobmanager::checkpoint_coordinator::CHECKPOINT_TIMEOUT;
 use crate::protocol::checkpoint::{
-    AcknowledgeCheckpoint, CheckpointBarrier, CheckpointMetadata, DeclineCheckpoint, StateHandle,
+    AcknowledgeCheckpoint, CHECKPOINT_TIMEOUT, CheckpointBarrier, CheckpointMetadata, DeclineCheckpoint, StateHandle,
     TaskSnapshot, checkpoint_dir,
 };
 use crate::protocol::data::ChannelId;
