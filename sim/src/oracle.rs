@@ -15,6 +15,7 @@ use flinksim_engine::trace::{AbortCause, Event, TraceEvent};
 use serde::Serialize;
 use smol_str::SmolStr;
 
+use crate::liveness::LivenessViolation;
 use crate::scenario::{CountsExpectation, DuplicatesExpectation, Expect, LossExpectation};
 use crate::verdict::VerdictClass;
 
@@ -217,13 +218,16 @@ pub enum Violation {
         /// The topic and what is wrong.
         record: String,
     },
+    /// A finding of the liveness phase (detection or recovery too slow, the tail not caught up,
+    /// a job that should have stalled).
+    Liveness(LivenessViolation),
 }
 
 impl Violation {
     /// What kind of failure it is.
     pub fn class(&self) -> VerdictClass {
         match self {
-            Violation::NothingRan | Violation::Stalled { .. } => VerdictClass::Liveness,
+            Violation::NothingRan | Violation::Stalled { .. } | Violation::Liveness(_) => VerdictClass::Liveness,
             Violation::DroppedAsLate { .. } | Violation::LostWithCause { .. } => VerdictClass::Semantic,
             Violation::WrongCounts { .. }
             | Violation::Duplicated { .. }
@@ -303,6 +307,7 @@ impl std::fmt::Display for Violation {
                 rows.len()
             ),
             Violation::Malformed { record } => write!(f, "malformed record: {record}"),
+            Violation::Liveness(violation) => violation.fmt(f),
         }
     }
 }
@@ -529,7 +534,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         Violation::Unaccounted { .. } | Violation::LostWithCause { .. } | Violation::Stalled { .. } => {
             expect.loss == LossExpectation::Expected
         }
-        Violation::NothingRan | Violation::Malformed { .. } => false,
+        Violation::NothingRan | Violation::Malformed { .. } | Violation::Liveness(_) => false,
     };
     for violation in judged {
         if accepted(&violation) {
