@@ -37,11 +37,74 @@ impl TraceEvent {
     }
 }
 
+/// A fault a scenario's step puts on the cluster or takes off it: a node down, or a link cut or
+/// degraded. Node names are the cluster's (`taskmanager-1`, `kafka`, …).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// The node is down (killed or stopped).
+    NodeDown {
+        /// The node.
+        node: String,
+    },
+    /// No message passes between the two nodes, either way; `a` sorts before `b`.
+    Partition {
+        /// One node.
+        a: String,
+        /// The other.
+        b: String,
+    },
+    /// Messages from one node to the other are delayed or dropped.
+    LinkDegraded {
+        /// The sender.
+        from: String,
+        /// The receiver.
+        to: String,
+    },
+}
+
+impl Fault {
+    /// A partition between two nodes, in either order.
+    pub fn partition(a: &str, b: &str) -> Fault {
+        let (a, b) = if a <= b { (a, b) } else { (b, a) };
+        Fault::Partition { a: a.to_owned(), b: b.to_owned() }
+    }
+
+    /// Whether the fault takes `node` away from `other` (it is down, or the link between them is cut).
+    pub fn separates(&self, node: &str, other: &str) -> bool {
+        match self {
+            Fault::NodeDown { node: down } => down == node,
+            Fault::Partition { a, b } => (a == node && b == other) || (a == other && b == node),
+            Fault::LinkDegraded { .. } => false,
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::NodeDown { node } => write!(f, "{node} down"),
+            Fault::Partition { a, b } => write!(f, "{a} cut from {b}"),
+            Fault::LinkDegraded { from, to } => write!(f, "link {from} -> {to} degraded"),
+        }
+    }
+}
+
 /// What happened, as a value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A line no tool reads back (yet), worded like the real systems' logs.
     Log(String),
+    /// The simulator ran a scenario step: the command as the file writes it, and the faults it
+    /// put on the cluster and took off it.
+    StepRun {
+        /// The step's `run` line, as the scenario prints it.
+        command: String,
+        /// The faults the step applied (a kill, a stop, a partition, a degraded link).
+        applied: Vec<Fault>,
+        /// The faults the step healed (an `up`, a `start`, a `scale`, a `heal`, a `clear`),
+        /// whether or not they were in place.
+        healed: Vec<Fault>,
+    },
     /// The broker aborted a transaction open longer than its timeout.
     TransactionTimedOut {
         /// The transactional id.
@@ -273,6 +336,7 @@ impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::Log(line) => f.write_str(line),
+            Event::StepRun { command, .. } => write!(f, "step: {command}"),
             Event::TransactionTimedOut { transactional_id, timeout } => write!(
                 f,
                 "aborted transaction {transactional_id} after its timeout ({} ms)",

@@ -283,6 +283,11 @@ impl Cluster {
         }
     }
 
+    /// Whether the node exists and runs (it was not killed or stopped since it last started).
+    pub fn is_running(&self, name: &str) -> bool {
+        self.running.get(name).copied().unwrap_or(false)
+    }
+
     /// The names of the TaskManagers that exist, running or not.
     pub fn taskmanagers(&self) -> Vec<String> {
         self.nodes.keys().filter(|n| n.starts_with("taskmanager-")).cloned().collect()

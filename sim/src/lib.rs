@@ -7,6 +7,7 @@
 pub mod accounting;
 pub mod cluster;
 pub mod floor;
+pub mod liveness;
 pub mod oracle;
 pub mod run;
 pub mod scenario;

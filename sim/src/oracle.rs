@@ -22,6 +22,7 @@ pub use crate::accounting::{
     Causes, IdlePartition, JobFailedForGood, JobLost, LateWindow, StateLost, TransactionLost,
 };
 use crate::scenario::{CountsExpectation, DuplicatesExpectation, Expect, LateExpectation, LossExpectation};
+use crate::liveness::LivenessViolation;
 use crate::verdict::VerdictClass;
 
 /// A window is expected in `output` when it ends at least this long before the latest event.
@@ -332,13 +333,16 @@ pub enum Violation {
         /// The topic and what is wrong.
         record: String,
     },
+    /// A finding of the liveness phase (detection or recovery too slow, the tail not caught up,
+    /// a job that should have stalled).
+    Liveness(LivenessViolation),
 }
 
 impl Violation {
     /// What kind of failure it is.
     pub fn class(&self) -> VerdictClass {
         match self {
-            Violation::NothingRan | Violation::Stalled { .. } => VerdictClass::Liveness,
+            Violation::NothingRan | Violation::Stalled { .. } | Violation::Liveness(_) => VerdictClass::Liveness,
             Violation::DroppedAsLate { .. } | Violation::LostWithCause { .. } => VerdictClass::Semantic,
             Violation::WrongCounts { .. }
             | Violation::Duplicated { .. }
@@ -429,6 +433,7 @@ impl std::fmt::Display for Violation {
                 "the scenario requires loss (`loss = \"required\"`), and no event was lost",
             ),
             Violation::Malformed { record } => write!(f, "malformed record: {record}"),
+            Violation::Liveness(violation) => violation.fmt(f),
         }
     }
 }
@@ -550,7 +555,8 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         | Violation::Stalled { .. }
         | Violation::NothingRan
         | Violation::RequiredButAbsent { .. }
-        | Violation::Malformed { .. } => false,
+        | Violation::Malformed { .. }
+        | Violation::Liveness(_) => false,
     };
     for violation in judged {
         if accepted(&violation) {

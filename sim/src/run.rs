@@ -6,14 +6,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant as WallInstant};
 
 use flinksim_engine::rpc::{LinkFault, Rpc};
-use flinksim_engine::trace::{Trace, TraceEvent};
+use flinksim_engine::trace::{Event, Trace, TraceEvent};
 use madsim::rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
 use crate::cluster::{Cluster, address_of};
-use crate::oracle::{self, OracleReport};
-use crate::scenario::{Command, ComposeCommand, FlinkCommand, Scenario, SimCommand, Step, StepTime};
+use crate::liveness::{self, LivenessReport};
+use crate::oracle::{self, OracleReport, Violation};
+use crate::scenario::{
+    Command, ComposeCommand, FlinkCommand, LivenessExpectation, Scenario, ScenarioError, SimCommand, Step, StepTime,
+};
 use flinksim_engine::playground::client::ClientCommand;
 use crate::trace;
 
@@ -36,8 +39,10 @@ pub struct Report {
     pub trace_hash: u64,
     /// When each step ran (its time drawn from the seed where the file gives a range).
     pub steps: Vec<(Duration, String)>,
-    /// The oracle's findings.
+    /// The oracle's findings, the liveness phase's violations among them.
     pub oracle: OracleReport,
+    /// What the liveness phase measured: detection and recovery times, and the tail.
+    pub liveness: LivenessReport,
     /// Messages the simulated network carried before the oracle started reading.
     pub messages: u64,
 }
@@ -57,6 +62,9 @@ impl Report {
 /// Why a run could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The scenario breaks the tail rule (see [`liveness::check_tail`]); nothing ran.
+    #[error(transparent)]
+    BadInput(Box<ScenarioError>),
     /// The simulation panicked (a bug in flinksim: the seed replays it).
     #[error("the simulation panicked under seed {seed}: {message}")]
     Panicked {
@@ -105,6 +113,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
 /// simulated time reached, in milliseconds, for another thread to show. Only simulated time is
 /// read, and nothing is traced: the run, its trace and its hash are exactly [`run`]'s.
 pub fn run_with_progress(scenario: &Scenario, seed: u64, progress: Arc<AtomicU64>) -> Result<Report, RunError> {
+    liveness::check_tail(scenario).map_err(|e| RunError::BadInput(Box::new(e)))?;
     let scenario = scenario.clone();
     let started = WallInstant::now();
     // A fresh thread per runtime: madsim's std-HashMap seeding is only per-seed-stable for the
@@ -168,7 +177,9 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
     let mut steps_run = Vec::new();
     for (at, step) in schedule {
         madsim::time::sleep(at.saturating_sub(trace.elapsed())).await;
-        sim.event(format!("step: {}", step.command));
+        let effect = liveness::effect(&step.command, &cluster.taskmanagers());
+        let command = step.command.to_string();
+        sim.record(Event::StepRun { command, applied: effect.applied, healed: effect.healed });
         execute(&mut cluster, &scenario, &step.command).await;
         steps_run.push((at, step.command.to_string()));
     }
@@ -180,6 +191,16 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
     // that fired meanwhile counted events appended after the oracle had read their partition.
     cluster.kill("clickevent-generator");
     sim.event("duration reached: generator stopped; reading input and output back");
+    if !cluster.is_running("kafka") {
+        // A broker down for good (a stall) still has its log on disk: the oracle reads it from a
+        // broker started again, with the job's nodes stopped first so that nothing writes meanwhile.
+        cluster.kill("jobmanager");
+        for node in cluster.taskmanagers() {
+            cluster.kill(&node);
+        }
+        cluster.up("kafka");
+        sim.event("kafka started again for the oracle's read, the job's nodes killed first");
+    }
 
     let oracle_node = cluster.add_oracle();
     let submission = scenario.job.submission.clone();
@@ -200,7 +221,18 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
         .expect("the oracle's node is never killed");
     let events = trace.events();
     let causes = oracle::Causes::from_trace(&events);
-    let oracle = oracle::judge(&observed, &scenario.expect, &causes);
+    let mut oracle = oracle::judge(&observed, &scenario.expect, &causes);
+    let liveness = liveness::judge(&events, &scenario.expect, simulated);
+    if scenario.expect.liveness == LivenessExpectation::Stall {
+        // The scenario says the job must stall: results missing to the end are what it expects.
+        let (stalled, others) = std::mem::take(&mut oracle.violations)
+            .into_iter()
+            .partition(|v| matches!(v, Violation::Stalled { .. } | Violation::NothingRan));
+        oracle.violations = others;
+        let stalled: Vec<Violation> = stalled;
+        oracle.notes.extend(stalled.iter().map(|v| format!("{v} (the scenario expects the job to stall)")));
+    }
+    oracle.violations.extend(liveness.violations.iter().cloned().map(Violation::Liveness));
     let report = Report {
         scenario: scenario.name.clone(),
         seed,
@@ -211,6 +243,7 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
         trace_hash: 0,
         steps: steps_run,
         oracle,
+        liveness,
         messages,
     };
     (report, events)

@@ -1,14 +1,14 @@
 //! The run's story in a few lines, read off the trace: steps, failure detection, the restart
 //! cycle, re-registration, the checkpoint restored, and the catch-up (spec §11, issue 3); a
 //! graceful stop and its disconnects, a JobManager that came back without its job, and
-//! transactions the broker aborted. Typed events are matched by value; the lines not typed yet
-//! ([`Event::Log`]) by their wording.
+//! transactions the broker aborted. Typed events are matched by value, the steps too
+//! ([`Event::StepRun`]).
 
 use std::collections::BTreeMap;
 
 use flinksim_engine::protocol::job::Vertex;
 use flinksim_engine::protocol::states::{ExecutionState, JobStatus};
-use flinksim_engine::trace::{Event, SinkAbort, TraceEvent};
+use flinksim_engine::trace::{Event, Fault, SinkAbort, TraceEvent};
 
 /// One line of the timeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +106,7 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
         | Event::TransactionBegun { .. }
         | Event::TransactionCommitted { .. }
         | Event::TransactionsAborted { why: SinkAbort::Cancelled, .. }
+        | Event::StepRun { .. }
         | Event::JobStatusChanged { .. }
         | Event::JobFailed { .. }
         | Event::ExecutionStateChanged { .. }
@@ -153,11 +154,12 @@ pub fn timeline(trace: &[TraceEvent]) -> Vec<Moment> {
         }
         let on_jobmanager = event.node == "jobmanager";
         match &event.event {
-            Event::Log(message) if event.node == "sim" && message.starts_with("step: ") => {
-                if [" kill ", " stop ", "partition"].iter().any(|fault| message.contains(fault)) {
+            step @ Event::StepRun { applied, .. } => {
+                // A degraded link is not something the JobManager detects.
+                if applied.iter().any(|f| matches!(f, Fault::NodeDown { .. } | Fault::Partition { .. })) {
                     story.fault_at = Some(at_ms);
                 }
-                push(at_ms, message.to_owned());
+                push(at_ms, step.to_string());
             }
             lost @ Event::TaskManagerLost { heartbeat_timed_out: true, .. } => {
                 let after = story.fault_at.map(|k| format!(" ({:.1} s after the fault)", (at_ms - k) as f64 / 1000.0));
@@ -281,12 +283,15 @@ mod tests {
 
     use super::*;
 
-    fn log(at_us: u64, node: &str, message: &str) -> TraceEvent {
-        TraceEvent { at: Duration::from_micros(at_us), node: node.into(), event: Event::Log(message.into()) }
-    }
-
     fn typed(at_us: u64, node: &str, event: Event) -> TraceEvent {
         TraceEvent { at: Duration::from_micros(at_us), node: node.into(), event }
+    }
+
+    /// A step that takes `node` down (`applied`) or brings it back.
+    fn step(at_us: u64, command: &str, node: &str, applied: bool) -> TraceEvent {
+        let fault = vec![Fault::NodeDown { node: node.into() }];
+        let (applied, healed) = if applied { (fault, vec![]) } else { (vec![], fault) };
+        typed(at_us, "sim", Event::StepRun { command: command.into(), applied, healed })
     }
 
     #[test]
@@ -311,13 +316,13 @@ mod tests {
         let written = Event::ResultWritten { task: "ClickEventStatistics Sink (1/2)".into(), statistics, transaction: None };
         let trace = vec![
             registered(10_000, 3),
-            log(120_000_000, "sim", "step: docker-compose kill taskmanager"),
+            step(120_000_000, "docker-compose kill taskmanager", "taskmanager-1", true),
             jm(125_002_002, lost),
             job(125_002_002, JobStatus::Running, JobStatus::Restarting),
             task(126_002_002, "ClickEvent Source (1/2)", ExecutionState::Created, ExecutionState::Scheduled),
             jm(126_002_002, no_slots),
             job(126_002_002, JobStatus::Running, JobStatus::Restarting),
-            log(180_000_000, "sim", "step: docker-compose up -d taskmanager"),
+            step(180_000_000, "docker-compose up -d taskmanager", "taskmanager-1", false),
             registered(180_012_477, 4),
             jm(181_002_013, restoring),
             task(181_050_000, "ClickEvent Source (1/2)", ExecutionState::Initializing, ExecutionState::Running),
@@ -340,8 +345,8 @@ mod tests {
         let trace = vec![
             started(0),
             typed(1_000_000, "jobmanager", Event::JobSubmitted { job_id }),
-            log(120_000_000, "sim", "step: docker-compose kill jobmanager"),
-            log(180_000_000, "sim", "step: docker-compose up -d jobmanager"),
+            step(120_000_000, "docker-compose kill jobmanager", "jobmanager", true),
+            step(180_000_000, "docker-compose up -d jobmanager", "jobmanager", false),
             started(180_000_000),
         ];
         let story: Vec<String> = timeline(&trace).into_iter().map(|m| m.what).collect();
@@ -352,7 +357,7 @@ mod tests {
     #[test]
     fn a_graceful_stop_shows_the_disconnect_at_once() {
         let trace = vec![
-            log(120_000_000, "sim", "step: docker-compose stop taskmanager"),
+            step(120_000_000, "docker-compose stop taskmanager", "taskmanager-1", true),
             typed(120_000_000, "taskmanager-1", Event::ShutdownStarted { grace: Duration::from_secs(10) }),
             typed(120_020_000, "jobmanager", Event::TaskManagerDisconnected { name: "taskmanager-1".into() }),
             typed(120_021_000, "taskmanager-1", Event::ShutdownCompleted),

@@ -14,7 +14,8 @@ pub enum VerdictClass {
     /// Late drops or loss with a recorded cause that the scenario did not allow: the job's own
     /// semantics (Flink's, faithfully modelled) lost data.
     Semantic,
-    /// The job did not produce the results expected by the end (it never recovered).
+    /// The job did not recover in the fault-free tail (no results for expected windows), took
+    /// longer to detect or recover than the scenario allows, or did not stall where it must.
     Liveness,
     /// Results that cannot be right whatever the job's semantics: events unaccounted for,
     /// copies where none are allowed, counts other than the input holds, malformed records.
@@ -67,7 +68,7 @@ impl fmt::Display for VerdictClass {
         f.write_str(match self {
             VerdictClass::Passed => "PASSED",
             VerdictClass::Semantic => "FAILED (semantic: data lost for a reason the trace records, which the scenario does not allow)",
-            VerdictClass::Liveness => "FAILED (liveness: expected results never came)",
+            VerdictClass::Liveness => "FAILED (liveness: the job did not recover, or not in time)",
             VerdictClass::Correctness => "FAILED (correctness: an engine bug)",
             VerdictClass::Nondeterminism => "FAILED (nondeterminism)",
             VerdictClass::BadInput => "bad input",

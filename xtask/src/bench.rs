@@ -170,6 +170,7 @@ impl BenchCase {
                     let started = Instant::now();
                     let report = match flinksim::run(&scenario, SEED) {
                         Ok(report) => report,
+                        Err(flinksim::RunError::BadInput(error)) => return Err((*error).into()),
                         Err(error) => {
                             errln!("bench-case {}: FAILED (panic): {error}", self.case);
                             let flags = crate::flags::RunScenario {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use flinksim::{Report, RunError, Scenario};
+use flinksim::{Report, RunError, Scenario, liveness};
 use flinksim::scenario::{Step, StepTime, format_duration};
 use flinksim::oracle::{OracleReport, RowStatus, WindowRow};
 use flinksim::verdict::VerdictClass;
@@ -56,6 +56,7 @@ impl RunScenario {
         let root = crate::project_root();
         let path = Scenario::resolve(&self.scenario, &root.join("scenarios"))?;
         let mut scenario = Scenario::load(&path)?;
+        let whole = scenario.clone();
         if let Some(duration) = self.duration {
             // The run goes on without them, and the banner leaves them out: say so.
             for step in scenario.steps_after(duration) {
@@ -63,10 +64,25 @@ impl RunScenario {
             }
             scenario = scenario.with_duration(duration);
         }
+        if let Err(error) = liveness::check_tail(&scenario) {
+            // Shortened, a scenario may lose the heal of a fault it still runs.
+            if let Some(duration) = self.duration
+                && liveness::check_tail(&whole).is_ok()
+            {
+                anyhow::bail!(
+                    "{error}\n(the scenario heals it after the end of a {} run: use --duration {} or longer, or one \
+                     that ends at or before its first fault)",
+                    format_duration(duration),
+                    format_duration(liveness::shortest_duration(&whole))
+                );
+            }
+            return Err(error.into());
+        }
         // The banner: the effective scenario, itself a valid scenario file.
         outln!("{}", scenario.to_toml())?;
         let report = match run_showing_progress(&scenario, self.seed) {
             Ok(report) => report,
+            Err(RunError::BadInput(error)) => return Err((*error).into()),
             Err(error) => {
                 errln!("FAILED (panic): {error}");
                 errln!("replay: {}", replay(&self));
@@ -109,6 +125,15 @@ impl RunScenario {
         outln!("events:     {} in input, {} results in output", oracle.input_events, oracle.output_records)?;
         outln!("network:    {} messages", report.messages)?;
         outln!("trace:      {} lines, hash {}", report.trace.len(), report.trace_hash_hex())?;
+        for detection in &report.liveness.detections {
+            outln!("detection:  {detection}")?;
+        }
+        for recovery in &report.liveness.recoveries {
+            outln!("recovery:   {recovery}")?;
+        }
+        if let Some(tail) = &report.liveness.tail {
+            outln!("tail:       {tail}")?;
+        }
         for note in &oracle.notes {
             outln!("note:       {note}")?;
         }
@@ -262,8 +287,9 @@ fn build() -> String {
 /// not run: it is after the end (--duration <end>)`.
 fn step_after_end(path: &Path, step: &Step, end: Duration) -> String {
     let why = match step.at {
+        StepTime::At(at) if at == end => "it is at the end",
         StepTime::At(_) => "it is after the end",
-        StepTime::Between { .. } => "it may fall after the end",
+        StepTime::Between { .. } => "it may fall at or after the end",
     };
     format!(
         "{}:{}: step `{}` at {} will not run: {why} (--duration {})",
@@ -319,7 +345,7 @@ mod tests {
         let step = &ranged.steps[0];
         assert!(
             step_after_end(&path, step, Duration::from_secs(90))
-                .ends_with("at between 1m and 2m will not run: it may fall after the end (--duration 1m 30s)")
+                .ends_with("at between 1m and 2m will not run: it may fall at or after the end (--duration 1m 30s)")
         );
     }
 }

@@ -243,6 +243,58 @@ pub enum ScenarioErrorKind {
     /// A job variant the engine cannot run yet.
     #[error("{0}")]
     UnsupportedVariant(&'static str),
+    /// A fault no later step heals, in a scenario whose job must recover (spec §18).
+    #[error(
+        "`{command}` at {at} leaves {fault} until the end of the run, but the job must recover: every \
+         fault must heal at least {tail} before the end (spec §18). Heal it in a later step, or \
+         declare `liveness = \"stall\"` in [expect] if the job must stall for good"
+    )]
+    NeverHealed {
+        /// The step's command.
+        command: String,
+        /// When it runs, as the file writes it.
+        at: String,
+        /// The fault it leaves, e.g. `taskmanager-1 down`.
+        fault: String,
+        /// The fault-free tail the run needs.
+        tail: String,
+    },
+    /// The last fault heals (or, where the job must stall, begins) too close to the end.
+    #[error(
+        "`{command}` at {at} is the last fault {change} only {left} before the end (duration = \
+         \"{duration}\"): the job needs at least {tail} after it (spec §18) to be seen to {outcome}. \
+         End the run at {needed} or later, or run the step earlier",
+        change = if *begins { "to begin" } else { "to heal" },
+        outcome = if *stall { "stall" } else { "catch up" },
+    )]
+    TailTooShort {
+        /// The step's command.
+        command: String,
+        /// When it runs, as the file writes it.
+        at: String,
+        /// Whether the step begins a fault that never heals, rather than heals one.
+        begins: bool,
+        /// Whether the job must stall (`liveness = "stall"`) rather than catch up.
+        stall: bool,
+        /// Time left after the step's latest time.
+        left: String,
+        /// The scenario's duration.
+        duration: String,
+        /// The fault-free tail the run needs.
+        tail: String,
+        /// The shortest duration that leaves the tail.
+        needed: String,
+    },
+    /// `liveness = "stall"` where every fault heals, or there is none.
+    #[error(
+        "[expect] liveness = \"stall\" needs a fault that never heals, but {}: remove the key, or \
+         drop the step that heals the fault",
+        if *any_fault { "every fault of the scenario heals" } else { "the scenario has no fault" }
+    )]
+    StallWithoutFault {
+        /// Whether the scenario has faults at all (they all heal).
+        any_fault: bool,
+    },
 }
 
 const JOB_WITHOUT_CHECKPOINTING: &str = "the exactly-once sink needs `--checkpointing`: it commits only \

@@ -185,6 +185,14 @@ impl fmt::Display for StepTime {
 }
 
 impl StepTime {
+    /// The earliest time the step can run.
+    pub fn earliest(self) -> Duration {
+        match self {
+            StepTime::At(at) => at,
+            StepTime::Between { min, .. } => min,
+        }
+    }
+
     /// The latest time the step can run.
     pub fn latest(self) -> Duration {
         match self {
@@ -206,6 +214,59 @@ pub struct Expect {
     pub late: LateExpectation,
     /// Whether events may be lost for a cause the trace records.
     pub loss: LossExpectation,
+    /// Whether the job must catch up after the last fault heals, or stall for good.
+    pub liveness: LivenessExpectation,
+    /// The longest the JobManager may take to declare a TaskManager lost after a step took it
+    /// away (killed, stopped, or cut off from the JobManager).
+    #[serde(deserialize_with = "detection_within", serialize_with = "bound", skip_serializing_if = "Option::is_none")]
+    pub detection_within: Option<Duration>,
+    /// The longest from slots being available again after a TaskManager was lost to every task
+    /// RUNNING and the first result written.
+    #[serde(deserialize_with = "recovery_within", serialize_with = "bound", skip_serializing_if = "Option::is_none")]
+    pub recovery_within: Option<Duration>,
+}
+
+/// `liveness`: what the job must do once the faults are over (spec §18).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LivenessExpectation {
+    /// Every fault heals, at least 30 s before the end, and the job catches up in that tail.
+    #[default]
+    Recover,
+    /// A fault never heals, and the job must stall: no result for a new window after it.
+    Stall,
+}
+
+impl fmt::Display for LivenessExpectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LivenessExpectation::Recover => "recover",
+            LivenessExpectation::Stall => "stall",
+        })
+    }
+}
+
+/// Reads `detection_within`, a duration above 0.
+fn detection_within<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    time_bound(d, "detection_within")
+}
+
+/// Reads `recovery_within`, a duration above 0.
+fn recovery_within<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    time_bound(d, "recovery_within")
+}
+
+fn time_bound<'de, D: serde::Deserializer<'de>>(d: D, key: &'static str) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    positive_duration(&text, key).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// Writes a time bound as a file does (`"7s"`).
+fn bound<S: serde::Serializer>(bound: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match bound {
+        Some(d) => s.serialize_str(&format_duration(*d)),
+        None => s.serialize_none(),
+    }
 }
 
 /// `counts`: how window counts are checked.
@@ -450,20 +511,23 @@ impl Scenario {
     }
 
     /// The same scenario simulated for `duration` instead (the `--duration` override). The steps
-    /// that may fall after the new end (see [`Scenario::steps_after`]) are dropped, so that the
-    /// result is itself a valid scenario, as its banner ([`Scenario::to_toml`]) must be. The steps
-    /// left keep their file order, and so the times the seed draws for them, as long as no
-    /// dropped range comes before them in the file.
+    /// that may fall at or after the new end (see [`Scenario::steps_after`]) are dropped, so that
+    /// the result is itself a valid scenario, as its banner ([`Scenario::to_toml`]) must be. The
+    /// steps left keep their file order, and so the times the seed draws for them, as long as no
+    /// dropped range comes before them in the file. Whether the faults left still heal in time is
+    /// [`crate::liveness::check_tail`]'s to say.
     pub fn with_duration(self, duration: Duration) -> Scenario {
         let mut scenario = Scenario { duration, ..self };
-        scenario.steps.retain(|step| step.at.latest() <= duration);
+        scenario.steps.retain(|step| step.at.latest() < duration);
         scenario
     }
 
-    /// The steps that may fall after `end`, in file order: due after it, or drawn from a range
-    /// that reaches past it. A run shortened to `end` drops them.
+    /// The steps that may fall at or after `end`, in file order: due then or later, or drawn from
+    /// a range that reaches it. A run shortened to `end` drops them: a step at the very end of a
+    /// shortened run (the playground's kill at 2m under `--duration 2m`) would leave nothing to
+    /// see after it.
     pub fn steps_after(&self, end: Duration) -> impl Iterator<Item = &Step> {
-        self.steps.iter().filter(move |step| step.at.latest() > end)
+        self.steps.iter().filter(move |step| step.at.latest() >= end)
     }
 
     /// The effective scenario as a file, every default written out: printable as a banner, and
@@ -510,7 +574,15 @@ impl Scenario {
         writeln!(out, "counts = {}", string(&expect.counts.to_string()))?;
         writeln!(out, "duplicates = {}", string(&expect.duplicates.to_string()))?;
         writeln!(out, "late = {}", string(&expect.late.to_string()))?;
-        writeln!(out, "loss = {}", string(&expect.loss.to_string()))
+        writeln!(out, "loss = {}", string(&expect.loss.to_string()))?;
+        writeln!(out, "liveness = {}", string(&expect.liveness.to_string()))?;
+        if let Some(bound) = expect.detection_within {
+            writeln!(out, "detection_within = {}", duration(bound))?;
+        }
+        if let Some(bound) = expect.recovery_within {
+            writeln!(out, "recovery_within = {}", duration(bound))?;
+        }
+        Ok(())
     }
 }
 
@@ -843,7 +915,8 @@ mod tests {
             \n[[step]]\nat = \"4m\"\nrun = \"sim link kafka -> taskmanager-1 delay 2.5ms..1s loss 0.125\"\n\
             \n[[step]]\nat = \"5m\"\nrun = \"sim link kafka -> taskmanager-1 clear\"\n\
             \n[[step]]\nat = \"6m\"\nrun = \"sim heal taskmanager-4 jobmanager\"\n\
-            \n[expect]\ncounts = \"any\"\nduplicates = \"allowed\"\nlate = \"required\"\nloss = \"allowed\"\n";
+            \n[expect]\ncounts = \"any\"\nduplicates = \"allowed\"\nlate = \"required\"\nloss = \"allowed\"\n\
+            liveness = \"stall\"\ndetection_within = \"7s\"\nrecovery_within = \"1m 30s\"\n";
         let scenario = parse(text).unwrap();
         let printed = scenario.to_toml();
         let again = parse(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
@@ -853,6 +926,26 @@ mod tests {
         assert!(printed.contains("transaction_max_timeout = \"15m\"\n"), "{printed}");
         assert!(printed.contains("transaction_timeout = \"1m 30s\"\n"), "{printed}");
         assert!(printed.contains("at = { min = \"1m\", max = \"1m\" }\n"), "{printed}");
+        assert_eq!(scenario.expect.liveness, LivenessExpectation::Stall);
+        assert_eq!(scenario.expect.detection_within, Some(Duration::from_secs(7)));
+        assert!(printed.ends_with("liveness = \"stall\"\ndetection_within = \"7s\"\nrecovery_within = \"1m 30s\"\n"), "{printed}");
+    }
+
+    #[test]
+    fn time_bounds_are_durations_above_zero_pointed_at() {
+        assert_eq!(
+            err(&file("\n[expect]\ndetection_within = \"7 s\"\n")),
+            "scenarios/x.toml:8:20: bad duration `7 s`: expected e.g. 200ms, 1s, 10m"
+        );
+        assert_eq!(
+            err(&file("\n[expect]\nrecovery_within = \"0s\"\n")),
+            "scenarios/x.toml:8:19: `recovery_within` must be greater than 0"
+        );
+        assert!(
+            err(&file("\n[expect]\nliveness = \"stalled\"\n")).starts_with("scenarios/x.toml:8:12: unknown variant `stalled`"),
+            "{}",
+            err(&file("\n[expect]\nliveness = \"stalled\"\n"))
+        );
     }
 
     #[test]
@@ -866,7 +959,7 @@ mod tests {
              \n[generator]\npace = \"2.5ms\"\non_restart = \"resume\"\n\
              \n[kafka]\ntransaction_max_timeout = \"1h\"\n\
              \n[job]\nrun = \"{RUN}\"\nsink = \"at-least-once\"\ntransaction_timeout = \"1h\"\n\
-             \n[expect]\ncounts = \"exact\"\nduplicates = \"none\"\nlate = \"none\"\nloss = \"none\"\n",
+             \n[expect]\ncounts = \"exact\"\nduplicates = \"none\"\nlate = \"none\"\nloss = \"none\"\nliveness = \"recover\"\n",
             toml::Value::String(scenario.description.clone()),
         );
         assert_eq!(scenario.to_toml(), expected);
@@ -882,7 +975,7 @@ mod tests {
 
     /// A shortened scenario kept its late steps, and its banner was no longer a valid file.
     #[test]
-    fn with_duration_drops_the_steps_that_may_fall_after_the_end() {
+    fn with_duration_drops_the_steps_that_may_fall_at_or_after_the_end() {
         let scenario = parse(&file(
             "\n[[step]]\nat = \"1m\"\nrun = \"docker-compose kill kafka\"\n\
              \n[[step]]\nat = { min = \"1m\", max = \"3m\" }\nrun = \"docker-compose up -d kafka\"\n\
@@ -893,9 +986,10 @@ mod tests {
         let end = Duration::from_secs(120);
         let after: Vec<(usize, String)> =
             scenario.steps_after(end).map(|step| (step.line, step.at.to_string())).collect();
-        assert_eq!(after, [(11, "between 1m and 3m".to_owned()), (19, "2m 1s".to_owned())]);
+        // A step at the very end goes too: nothing would be left to see after it.
+        assert_eq!(after, [(11, "between 1m and 3m".to_owned()), (15, "2m".to_owned()), (19, "2m 1s".to_owned())]);
         let shorter = scenario.clone().with_duration(end);
-        assert_eq!(shorter.steps, [scenario.steps[0].clone(), scenario.steps[2].clone()]);
+        assert_eq!(shorter.steps, [scenario.steps[0].clone()]);
         let printed = shorter.to_toml();
         assert_eq!(parse(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}")), shorter);
     }

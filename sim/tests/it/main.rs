@@ -7,6 +7,7 @@ mod exactly_once;
 mod faults;
 mod graceful_stop;
 mod harness;
+mod liveness;
 mod parallelism;
 mod recovery;
 mod scenario_files;
