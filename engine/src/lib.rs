@@ -2,7 +2,8 @@
 //!
 //! Every component (JobManager, TaskManagers, Kafka broker, generator, client) runs as its own
 //! madsim node and talks to the others only through [`rpc`], so a kill or a partition is real.
-//! The facts modelled here are in `shared/flink-playground-spec.md` (cited as "spec §N").
+//! What is modelled, with the numbers, formats and state machines, is documented in `docs/`;
+//! comments cite its sections by path (`docs/model/job.md#watermarks`).
 
 #[cfg(not(madsim))]
 compile_error!(

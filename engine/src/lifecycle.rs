@@ -1,6 +1,7 @@
-//! A node's graceful stop, as `docker-compose stop` gives it (spec §1): SIGTERM, then SIGKILL
-//! once the grace period (10 s) has passed. The simulator holds one [`Shutdown`] per node and
-//! requests it; a node that handles SIGTERM (JobManager, TaskManager, broker) waits on
+//! A node's graceful stop, as `docker-compose stop` gives it (docs/model/cluster.md#nodes):
+//! SIGTERM, then SIGKILL once the grace period (10 s) has passed. The simulator holds one
+//! [`Shutdown`] per node and requests it; a node that handles SIGTERM (JobManager, TaskManager,
+//! broker) waits on
 //! [`Shutdown::requested`], winds down, and says [`Shutdown::complete`], after which the
 //! simulator kills it at once. Nodes that do not handle it exit on SIGTERM as a JVM does.
 

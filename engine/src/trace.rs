@@ -1,5 +1,6 @@
-//! Significant events, recorded by the nodes as they happen (spec: "every significant event lands
-//! in the trace"). The simulator owns the sink, formats the lines and hashes them.
+//! Significant events, recorded by the nodes as they happen: every significant event lands in
+//! the trace (docs/determinism.md#the-trace). The simulator owns the sink, formats the lines and
+//! hashes them.
 //!
 //! An event is a typed [`Event`]: the timeline, the oracle and the tools match on its values,
 //! and its line is its `Display`. Events that nothing reads back yet are [`Event::Log`] lines,

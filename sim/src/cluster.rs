@@ -1,6 +1,6 @@
-//! The simulated playground cluster (spec §1): one madsim node per container, named as in
-//! docker-compose, each with a fixed address and an `init` that is its `main`, so a restart
-//! re-runs it with empty memory while its disk (madsim's per-node files) survives.
+//! The simulated playground cluster (docs/model/cluster.md#nodes): one madsim node per container,
+//! named as in docker-compose, each with a fixed address and an `init` that is its `main`, so a
+//! restart re-runs it with empty memory while its disk (madsim's per-node files) survives.
 //!
 //! | node | address |
 //! |---|---|
@@ -36,7 +36,7 @@ use crate::scenario::{OnRestart, Scenario};
 /// after the cluster's, once the TaskManagers have registered.
 pub const CLIENT_SUBMITS_AT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Partitions of `input` and `output` (spec §0).
+/// Partitions of `input` and `output` (docs/README.md#defaults-at-a-glance).
 pub const TOPIC_PARTITIONS: u32 = 2;
 
 pub use crate::scenario::TASKMANAGERS_MAX;

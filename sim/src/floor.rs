@@ -7,7 +7,7 @@
 //!
 //! There are two floors. [`floor`] uses the engine's own codec and date caches, as the simulator
 //! does, so the simulator is compared with the same per-record code. [`floor_serde_json`] is the
-//! same loop written with serde_json and the plain date functions: the "plain loop", so
+//! same loop written with serde_json and the plain date functions: the "plain loop", so
 //! that its 80 ms figure and ≤ 4× target can be checked too.
 
 use std::collections::BTreeMap;
@@ -61,7 +61,7 @@ fn write_serde_json(event: &ClickEvent, date: &mut Vec<u8>, json: &mut Vec<u8>) 
     serde_json::to_writer(&mut *json, &ClickOut { timestamp, page: &event.page }).expect("writing to a Vec cannot fail");
 }
 
-/// [`floor`] written with serde_json and the plain, uncached date functions: the loop.
+/// [`floor`] written with serde_json and the plain, uncached date functions: the plain loop.
 pub fn floor_serde_json(events: u64) -> BTreeMap<(i64, SmolStr), u64> {
     let mut counts = BTreeMap::new();
     let mut json = Vec::with_capacity(64);

@@ -1,4 +1,5 @@
-//! Safety, then liveness (spec §18, issue 16): every fault a scenario applies heals at least
+//! Safety, then liveness (docs/oracle.md#what-correct-means): every fault a scenario applies heals
+//! at least
 //! [`TAIL_MIN`] before the end, and in that fault-free tail the job must catch up, unless the
 //! scenario declares that it must stall (`[expect] liveness = "stall"`). [`check_tail`] refuses a
 //! scenario whose tail is too short before anything runs; [`judge`] reads a run's typed trace
@@ -18,8 +19,8 @@ use crate::scenario::{
     Service, SimCommand, Step, format_duration,
 };
 
-/// The fault-free time a run needs after its last fault heals (spec §18): long enough for the
-/// heartbeat timeout, the restart delay, a restore and two windows of results.
+/// The fault-free time a run needs after its last fault heals (docs/oracle.md#what-correct-means):
+/// long enough for the heartbeat timeout, the restart delay, a restore and two windows of results.
 pub const TAIL_MIN: Duration = Duration::from_secs(30);
 
 /// Where the job must stall, how long after the fault that never heals results may still come:
@@ -118,8 +119,9 @@ pub fn shortest_duration(scenario: &Scenario) -> Duration {
     last_change(&plan(scenario)).map_or(Duration::ZERO, |step| step.at.latest() + TAIL_MIN)
 }
 
-/// Checks the tail rule (spec §18) on the scenario as it will run (after `--duration`): with
-/// `liveness = "recover"` (the default) every fault heals, and the last heal comes at least
+/// Checks the tail rule (docs/oracle.md#what-correct-means) on the scenario as it will run (after
+/// `--duration`): with `liveness = "recover"` (the default) every fault heals, and the last heal
+/// comes at least
 /// [`TAIL_MIN`] before the end; with `liveness = "stall"` some fault never heals, and the last
 /// fault change comes as early. The error names the step, at its `[[step]]` line.
 pub fn check_tail(scenario: &Scenario) -> Result<(), ScenarioError> {
@@ -1006,7 +1008,7 @@ mod tests {
         assert_eq!(
             tail_error(&scenario("3m20s", &[kill, up("\"3m\"")], "")),
             "scenarios/x.toml:11:1: `docker-compose up -d taskmanager` at 3m is the last fault to heal only 20s \
-             before the end (duration = \"3m 20s\"): the job needs at least 30s after it (spec §18) to be seen to \
+             before the end (duration = \"3m 20s\"): the job needs at least 30s after it (docs/oracle.md#what-correct-means) to be seen to \
              catch up. End the run at 3m 30s or later, or run the step earlier"
         );
         // A range counts by its latest time.
@@ -1014,7 +1016,7 @@ mod tests {
         assert_eq!(
             tail_error(&scenario("10m", &[kill], "")),
             "scenarios/x.toml:7:1: `docker-compose kill taskmanager` at 2m leaves taskmanager-1 down until the end of \
-             the run, but the job must recover: every fault must heal at least 30s before the end (spec §18). Heal it \
+             the run, but the job must recover: every fault must heal at least 30s before the end (docs/oracle.md#what-correct-means). Heal it \
              in a later step, or declare `liveness = \"stall\"` in [expect] if the job must stall for good"
         );
         // A heal that may run before its fault does not count.

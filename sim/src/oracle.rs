@@ -1,8 +1,8 @@
-//! The oracle (spec §18): reads `input` and `output` back, recounts every (window, page) from
-//! `input` independently, and accounts for every event of it: counted in the result judged
-//! (the largest copy), dropped as late by the window operator, lost for a cause the trace
-//! records, or unaccounted for. `recount = counted + late + lost + unaccounted` holds for every
-//! row; unaccounted events are an engine bug, late drops and loss are judged against what the
+//! The oracle (docs/oracle.md#what-correct-means): reads `input` and `output` back, recounts every
+//! (window, page) from `input` independently, and accounts for every event of it: counted in the
+//! result judged (the largest copy), dropped as late by the window operator, lost for a cause the
+//! trace records, or unaccounted for. `recount = counted + late + lost + unaccounted` holds for
+//! every row; unaccounted events are an engine bug, late drops and loss are judged against what the
 //! scenario expects of each (`none`, `allowed`, `required`).
 
 use std::collections::BTreeMap;

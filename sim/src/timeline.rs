@@ -1,8 +1,8 @@
 //! The run's story in a few lines, read off the trace: steps, failure detection, the restart
-//! cycle, re-registration, the checkpoint restored, and the catch-up (spec §11, issue 3); a
-//! graceful stop and its disconnects, a JobManager that came back without its job, and
-//! transactions the broker aborted. Typed events are matched by value, the steps too
-//! ([`Event::StepRun`]).
+//! cycle, re-registration, the checkpoint restored, and the catch-up
+//! (docs/model/cluster.md#failure-detection-and-restarts); a graceful stop and its disconnects, a
+//! JobManager that came back without its job, and transactions the broker aborted. Typed events are
+//! matched by value, the steps too ([`Event::StepRun`]).
 
 use std::collections::BTreeMap;
 

@@ -4,7 +4,7 @@
 //! mimalloc's thread-local free lists cost a fraction of the system allocator's. The `mimalloc`
 //! crate's allocator sends every request through `mi_malloc_aligned`, whose fast path misses
 //! whenever the free block at hand is not aligned to the request's alignment by chance, and
-//! then takes a slow generic path (1.6% of a run's instructions, issue 7's profile). An
+//! then takes a slow generic path (1.6% of a run's instructions in a callgrind profile). An
 //! alignment that `mi_malloc` guarantees anyway needs none of that.
 
 use std::alloc::{GlobalAlloc, Layout};

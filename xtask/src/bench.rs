@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: how fast the simulator runs, against the floor (issue 7).
+//! `cargo xtask bench`: how fast the simulator runs, against the floor.
 //!
 //! The command always measures a release build: run as `cargo xtask bench` (a debug build), it
 //! first runs `cargo build --release -p xtask` and then uses that executable. Each repetition of
@@ -7,10 +7,10 @@
 //! runtime and prints one JSON line ([`CaseResult`]). Repetitions run in rounds, every case once
 //! per round, so that a noisy spell on the machine slows all cases alike rather than all the
 //! repetitions of one. The parent prints the table, the linearity and the
-//! issue's targets. The targets only report: the command fails only when a child crashes.
+//! targets. The targets only report: the command fails only when a child crashes.
 //!
 //! Two floors run side by side: ours (the engine's codec and date caches, what the simulator
-//! itself does per record) and the same loop written with serde_json, which is what the issue's
+//! itself does per record) and the same loop written with serde_json, which is what the
 //! 80 ms floor measures. The "× floor" column is against ours; one target is against serde_json's.
 
 use std::fmt;
@@ -46,7 +46,7 @@ const LONG: Duration = Duration::from_secs(60 * 60);
 /// The generator's rate: 6 pages × 1000 clicks per 15 s window.
 const EVENTS_PER_SECOND: u64 = 400;
 
-/// The issue's targets.
+/// The speed and memory targets.
 const TARGET_REAL_TIME: f64 = 2000.0;
 const TARGET_FLOOR: f64 = 4.0;
 const TARGET_LINEARITY: f64 = 6.5;
@@ -246,7 +246,7 @@ struct Measured {
     oracle_failures: u32,
 }
 
-/// A pass/fail marker for one of the issue's targets.
+/// A pass/fail marker for one of the targets.
 #[derive(Clone, Debug, Serialize)]
 struct Target {
     target: String,
@@ -369,7 +369,7 @@ impl Bench {
             }
         }
         let targets = targets(&measured, &linearity, self.quick);
-        outln!("targets (issue 7; reported only):")?;
+        outln!("targets (reported only):")?;
         for t in &targets {
             let mark = match t.pass {
                 Some(true) => "PASS",

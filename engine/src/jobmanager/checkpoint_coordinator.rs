@@ -1,7 +1,7 @@
-//! The checkpoint coordinator (spec §12): triggers periodic checkpoints at the sources while
-//! every task runs (one at a time), collects every task's acknowledgement, finalizes the
-//! checkpoint (its `_metadata`, one retained), notifies the tasks, aborts what declines, fails or
-//! outlives the timeout, and chooses the checkpoint a restart restores.
+//! The checkpoint coordinator (docs/model/checkpoints.md#overview): triggers periodic checkpoints
+//! at the sources while every task runs (one at a time), collects every task's acknowledgement,
+//! finalizes the checkpoint (its `_metadata`, one retained), notifies the tasks, aborts what
+//! declines, fails or outlives the timeout, and chooses the checkpoint a restart restores.
 //!
 //! I/O-free: it says what to send and what to write, and the node does it, so that a savepoint
 //! can later take the same path with another directory.
@@ -66,7 +66,8 @@ pub struct CheckpointStats {
 /// Why a trigger did not start a checkpoint.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TriggerError {
-    /// Checkpoints are triggered only while the job is RUNNING (spec §11).
+    /// Checkpoints are triggered only while the job is RUNNING
+    /// (docs/model/cluster.md#failure-detection-and-restarts).
     #[error("the job is not running")]
     JobNotRunning,
     /// The job runs without `--checkpointing`.

@@ -1,5 +1,6 @@
-//! The dispatcher (spec §1, §13): accepts job submissions, one job at a time as the playground
-//! runs them, gives each its id and hands it to the scheduler. The REST API will live here.
+//! The dispatcher (docs/model/cluster.md#nodes, docs/model/cluster.md#the-flink-cli): accepts job
+//! submissions, one job at a time as the playground runs them, gives each its id and hands it to
+//! the scheduler. The REST API will live here.
 
 use madsim::time::Instant;
 

@@ -1,7 +1,7 @@
-//! The running job as the JobManager tracks it (spec §10): its status and one execution per
-//! subtask of every vertex, each moving through Flink's task states. Every transition is
-//! checked against the state machine and logged in Flink's words. I/O-free: transitions append
-//! their events to the caller's list, which the node writes to its trace.
+//! The running job as the JobManager tracks it (docs/model/cluster.md#state-machines): its status
+//! and one execution per subtask of every vertex, each moving through Flink's task states. Every
+//! transition is checked against the state machine and logged in Flink's words. I/O-free:
+//! transitions append their events to the caller's list, which the node writes to its trace.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,8 @@
-//! The JobManager node (spec §1, §10, §11, §12): Flink's roles, each an I/O-free module that
-//! says what to send, under one lock, and the node's own I/O here: the RPC handlers, the
-//! heartbeat, checkpoint and deployment loops, and the restart timers.
+//! The JobManager node (docs/model/cluster.md#nodes, docs/model/cluster.md#state-machines,
+//! docs/model/cluster.md#failure-detection-and-restarts, docs/model/checkpoints.md#overview):
+//! Flink's roles, each an I/O-free module that says what to send, under one lock, and the node's
+//! own I/O here: the RPC handlers, the heartbeat, checkpoint and deployment loops, and the restart
+//! timers.
 //!
 //! - [`resource_manager`]: TaskManager registrations, heartbeats, slots ([`slot_pool`]).
 //! - [`dispatcher`]: job submissions (the REST API will live here).

@@ -1,7 +1,7 @@
-//! The resource manager (spec §11): which TaskManagers are registered, in which session, when
-//! each last answered a heartbeat, and the slots they offer (the slot pool). I/O-free: the node
-//! sends the heartbeats and registrations' answers, and fails what ran on a TaskManager this
-//! says is gone.
+//! The resource manager (docs/model/cluster.md#failure-detection-and-restarts): which TaskManagers
+//! are registered, in which session, when each last answered a heartbeat, and the slots they offer
+//! (the slot pool). I/O-free: the node sends the heartbeats and registrations' answers, and fails
+//! what ran on a TaskManager this says is gone.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -113,7 +113,8 @@ impl ResourceManager {
             .collect()
     }
 
-    /// Whether the start-up period is still running (spec §11).
+    /// Whether the start-up period is still running
+    /// (docs/model/cluster.md#failure-detection-and-restarts).
     pub fn starting_up(&self, now: Instant) -> bool {
         now.duration_since(self.started) < self.startup_period
     }

@@ -1,7 +1,8 @@
-//! The scheduler (spec §10, §11): the job's execution graph through its life. It requests
-//! slots, deploys every subtask once all slots are there (slot sharing: group i holds subtask i of
-//! every vertex), fails tasks whose TaskManager is lost, and fails the job over under the
-//! restart strategy, restoring the latest completed checkpoint.
+//! The scheduler (docs/model/cluster.md#state-machines,
+//! docs/model/cluster.md#failure-detection-and-restarts): the job's execution graph through its
+//! life. It requests slots, deploys every subtask once all slots are there (slot sharing: group i
+//! holds subtask i of every vertex), fails tasks whose TaskManager is lost, and fails the job over
+//! under the restart strategy, restoring the latest completed checkpoint.
 //!
 //! I/O-free: it returns the deployments and cancellations to send and the restart to schedule,
 //! and the node sends and schedules them.
@@ -210,7 +211,8 @@ impl Scheduler {
 
     /// With slot sharing the job needs one slot per subtask index: takes them all and returns
     /// the deployments, or waits while the resource manager is starting up, or fails the job
-    /// over with NoResourceAvailableException (spec §11: the cycle of restarts the playground
+    /// over with NoResourceAvailableException
+    /// (docs/model/cluster.md#failure-detection-and-restarts: the cycle of restarts the playground
     /// shows while a TaskManager is missing).
     pub fn deploy(
         &mut self,

@@ -1,5 +1,6 @@
-//! The slot pool (spec §11): slots offered by registered TaskManagers, allocated to the job's
-//! slot-sharing groups (group i holds subtask i of every vertex).
+//! The slot pool (docs/model/cluster.md#failure-detection-and-restarts): slots offered by
+//! registered TaskManagers, allocated to the job's slot-sharing groups (group i holds subtask i of
+//! every vertex).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

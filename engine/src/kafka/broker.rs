@@ -1,8 +1,8 @@
-//! The `kafka` node (spec §6): one broker, replication 1. It recovers every partition's log,
-//! the producer-id counter, the committed offsets and the transaction coordinator's state from
-//! its own disk on each start, then answers produce, fetch (long-polled up to
-//! `fetch.max.wait.ms`), metadata, offset and transaction requests, and aborts transactions
-//! that outlive their timeout (checked every 10 s).
+//! The `kafka` node (docs/model/kafka.md#overview): one broker, replication 1. It recovers every
+//! partition's log, the producer-id counter, the committed offsets and the transaction
+//! coordinator's state from its own disk on each start, then answers produce, fetch (long-polled up
+//! to `fetch.max.wait.ms`), metadata, offset and transaction requests, and aborts transactions that
+//! outlive their timeout (checked every 10 s).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 // futures-util's: an uncontended lock is one atomic operation each way, where tokio's goes
-// through its semaphore's own lock (issue 7's profile: about 2% of a run, a lock per request).
+// through its semaphore's own lock (a callgrind profile: about 2% of a run, a lock per request).
 use futures_util::lock::Mutex;
 use smol_str::SmolStr;
 

@@ -1,6 +1,6 @@
-//! The consumer (spec §6): reads assigned partitions from given offsets with one long-polled
-//! fetch per poll, decodes the returned batches lazily into records that share the fetched
-//! bytes, and reads or commits a group's offsets on the broker.
+//! The consumer (docs/model/kafka.md#overview): reads assigned partitions from given offsets with
+//! one long-polled fetch per poll, decodes the returned batches lazily into records that share the
+//! fetched bytes, and reads or commits a group's offsets on the broker.
 //!
 //! Transactions are filtered here, as Kafka's consumer does: control batches are never
 //! returned; under `ReadCommitted` the broker stops at the last stable offset and lists the
@@ -38,7 +38,8 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    /// Kafka's defaults (spec §6): read_uncommitted, 500 ms max wait, 1 MiB per partition.
+    /// Kafka's defaults (docs/model/kafka.md#overview): read_uncommitted, 500 ms max wait, 1 MiB
+    /// per partition.
     pub fn new(broker: SocketAddr) -> Self {
         ConsumerConfig {
             broker,

@@ -1,7 +1,7 @@
-//! The broker's transaction coordinator (spec §6): per transactional id its producer id, epoch,
-//! state, partitions and start time, kept durable in the internal partition
-//! `__transaction_state-0` (one JSON record per state change, replayed on every start, last one
-//! per id wins), as Kafka keeps it in its `__transaction_state` topic.
+//! The broker's transaction coordinator (docs/model/kafka.md#overview): per transactional id its
+//! producer id, epoch, state, partitions and start time, kept durable in the internal partition
+//! `__transaction_state-0` (one JSON record per state change, replayed on every start, last one per
+//! id wins), as Kafka keeps it in its `__transaction_state` topic.
 //!
 //! Rules:
 //! - `InitProducerId` with a transactional id bumps the epoch (same producer id; a new one only

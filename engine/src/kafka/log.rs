@@ -1,7 +1,7 @@
-//! One partition's append-only log on the broker's disk (spec §6): offsets from 0, the high
-//! watermark, segments that survive a broker restart, idempotent-producer deduplication, and
-//! transactions: open transactions' first offsets (the last stable offset) and the
-//! aborted-transaction index. Records live only in the segment files; memory holds one small
+//! One partition's append-only log on the broker's disk (docs/model/kafka.md#overview): offsets
+//! from 0, the high watermark, segments that survive a broker restart, idempotent-producer
+//! deduplication, and transactions: open transactions' first offsets (the last stable offset) and
+//! the aborted-transaction index. Records live only in the segment files; memory holds one small
 //! index entry per batch, and all transaction state is rebuilt from the batches on open.
 
 use std::collections::BTreeMap;

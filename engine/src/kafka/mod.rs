@@ -1,7 +1,7 @@
-//! The Kafka-style log (spec §6): one broker node with durable, segmented partition logs,
-//! committed offsets and a transaction coordinator; an idempotent batching producer, a
-//! transactional producer for the exactly-once sink, and a long-polling consumer that reads
-//! `read_uncommitted` or `read_committed`. It knows nothing of Flink.
+//! The Kafka-style log (docs/model/kafka.md#overview): one broker node with durable, segmented
+//! partition logs, committed offsets and a transaction coordinator; an idempotent batching
+//! producer, a transactional producer for the exactly-once sink, and a long-polling consumer that
+//! reads `read_uncommitted` or `read_committed`. It knows nothing of Flink.
 
 pub mod broker;
 pub mod consumer;

@@ -1,8 +1,8 @@
-//! The idempotent producer (spec §6): records accumulate straight into an open batch per topic;
-//! a background sender ships a batch once it is full or has lingered, one request in flight,
-//! retrying with backoff until the broker acknowledges. Producer id and per-partition sequence
-//! numbers let the broker drop a retried batch it already appended. The same machinery, given a
-//! transactional id's producer id and epoch, sends the batches of a
+//! The idempotent producer (docs/model/kafka.md#overview): records accumulate straight into an open
+//! batch per topic; a background sender ships a batch once it is full or has lingered, one request
+//! in flight, retrying with backoff until the broker acknowledges. Producer id and per-partition
+//! sequence numbers let the broker drop a retried batch it already appended. The same machinery,
+//! given a transactional id's producer id and epoch, sends the batches of a
 //! [`TransactionalProducer`](super::TransactionalProducer).
 
 use std::collections::{BTreeMap, VecDeque};
@@ -60,7 +60,8 @@ pub struct ProducerConfig {
 }
 
 impl ProducerConfig {
-    /// Kafka's defaults (spec §6): linger 5 ms, 16 KiB batches, sticky partitioning.
+    /// Kafka's defaults (docs/model/kafka.md#overview): linger 5 ms, 16 KiB batches, sticky
+    /// partitioning.
     pub fn new(broker: SocketAddr) -> Self {
         ProducerConfig {
             broker,

@@ -1,5 +1,6 @@
 //! Scaffolding shared by the Kafka tests: a `kafka` node with topics `input` and `output`
-//! (2 partitions each, spec §0) and a `client` node, inside the test's madsim runtime.
+//! (2 partitions each, docs/README.md#defaults-at-a-glance) and a `client` node, inside the test's
+//! madsim runtime.
 
 use std::net::SocketAddr;
 

@@ -1,4 +1,5 @@
-//! Transactions on the client side (spec §6, §14), for Flink's exactly-once Kafka sink.
+//! Transactions on the client side (docs/model/kafka.md#overview, docs/model/checkpoints.md#sinks),
+//! for Flink's exactly-once Kafka sink.
 //!
 //! A [`TransactionalProducer`] runs exactly one transaction: `init` registers the
 //! transactional id (bumping its epoch, which fences older producers of the id and aborts what

@@ -1,5 +1,6 @@
-//! The playground's record formats (spec §5): `ClickEvent` on `input`, `ClickEventStatistics` on
-//! `output`, as JSON with dates in Java's `dd-MM-yyyy hh:mm:ss:SSS` (UTC), quirks included.
+//! The playground's record formats (docs/model/job.md#record-formats): `ClickEvent` on `input`,
+//! `ClickEventStatistics` on `output`, as JSON with dates in Java's `dd-MM-yyyy hh:mm:ss:SSS`
+//! (UTC), quirks included.
 //!
 //! This is the per-record hot path: the writers append to a caller's reused `Vec<u8>` and the
 //! parsers allocate nothing but the page (a [`SmolStr`], inline up to 23 bytes). No serde_json.
@@ -23,7 +24,7 @@ use smol_str::SmolStr;
 
 use crate::protocol::key_group::{ascii_java_string_hash, java_string_hash};
 
-/// The generator's pages, in its rotation order (spec §4).
+/// The generator's pages, in its rotation order (docs/model/job.md#the-generator).
 pub const PAGES: [&str; 6] = ["/help", "/index", "/shop", "/jobs", "/about", "/news"];
 
 /// Each page's Java `hashCode`, worked out at compile time. Java's `String` caches its hash;
@@ -38,10 +39,11 @@ const PAGE_HASH_CODES: [i32; 6] = {
     codes
 };
 
-/// The job's tumbling event-time window: 15 s (spec §7).
+/// The job's tumbling event-time window: 15 s (docs/model/job.md#event-time-and-watermarks).
 pub const WINDOW_MS: i64 = 15_000;
 
-/// Event time advances 15 ms per event of one page (15000 ms / 1000 events, spec §4).
+/// Event time advances 15 ms per event of one page (15000 ms / 1000 events,
+/// docs/model/job.md#the-generator).
 const EVENT_SPACING_MS: i64 = 15;
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -755,7 +757,7 @@ mod tests {
     }
 
     #[test]
-    fn spec_samples_are_written_byte_for_byte() {
+    fn the_playground_s_samples_are_written_byte_for_byte() {
         assert_eq!(
             event_json(&ClickEvent::nth(0)),
             r#"{"timestamp":"01-01-1970 12:00:00:000","page":"/help"}"#

@@ -1,5 +1,6 @@
-//! The `client` node (spec §1, §13): the Flink CLI. It runs the commands the scenario types
-//! into it, in order, and prints what the CLI prints; the first is the playground's `flink run`.
+//! The `client` node (docs/model/cluster.md#nodes, docs/model/cluster.md#the-flink-cli): the Flink
+//! CLI. It runs the commands the scenario types into it, in order, and prints what the CLI prints;
+//! the first is the playground's `flink run`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! The `clickevent-generator` node (spec §4): writes the playground's ClickEvents to `input`.
+//! The `clickevent-generator` node (docs/model/job.md#the-generator): writes the playground's
+//! ClickEvents to `input`.
 //!
 //! Event `k` is [`ClickEvent::nth(k)`](ClickEvent::nth) (page `PAGES[k % 6]`, event time
 //! `15 * (k / 6)` ms) and is due at `start + k * pace` of simulated time; with the default pace of
@@ -8,9 +9,9 @@
 //! looks (a [`RecordFeed`]), so the node does not wake for every few events.
 //!
 //! The node's main is re-run from scratch on every restart. What it does then is
-//! [`OnRestart`]: by default (spec §4 Decision) it resumes at the event due now, so the events due
-//! while it was down are never produced; `FromZero` is the real, stateless generator, which begins
-//! again at event 0 with event time 0.
+//! [`OnRestart`]: by default (docs/model/job.md#the-generator) it resumes at the event due
+//! now, so the events due while it was down are never produced; `FromZero` is the real, stateless
+//! generator, which begins again at event 0 with event time 0.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,7 +25,8 @@ use crate::playground::click_event::{ClickEvent, DateWriter};
 use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
 
-/// The playground's pace: one event every 2.5 ms of simulated time, 400 events/s (spec §4).
+/// The playground's pace: one event every 2.5 ms of simulated time, 400 events/s
+/// (docs/model/job.md#the-generator).
 pub const DEFAULT_PACE: Duration = Duration::from_micros(2500);
 
 /// How the generator node is set up.
@@ -70,7 +72,7 @@ impl GeneratorConfig {
     }
 }
 
-/// What a restarted generator does (spec §4).
+/// What a restarted generator does (docs/model/job.md#the-generator).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OnRestart {
     /// Resume at the event due now: events due while the node was down are never produced (the

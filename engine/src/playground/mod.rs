@@ -1,5 +1,6 @@
-//! The playground's own application pieces: the ClickEvent record formats (spec §5), the
-//! `clickevent-generator` node (spec §4) and the `client` node that submits the job.
+//! The playground's own application pieces: the ClickEvent record formats
+//! (docs/model/job.md#record-formats), the `clickevent-generator` node
+//! (docs/model/job.md#the-generator) and the `client` node that submits the job.
 
 pub mod click_event;
 pub mod client;

@@ -1,6 +1,7 @@
-//! Checkpoints (spec §12): the coordinator triggers them at the sources, barriers flow in-band,
-//! every task snapshots its state to checkpoint storage and acknowledges; when all have, the
-//! coordinator completes the checkpoint and notifies the tasks. Also the task snapshots' shapes.
+//! Checkpoints (docs/model/checkpoints.md#overview): the coordinator triggers them at the sources,
+//! barriers flow in-band, every task snapshots its state to checkpoint storage and acknowledges;
+//! when all have, the coordinator completes the checkpoint and notifies the tasks. Also the task
+//! snapshots' shapes.
 
 use std::collections::BTreeMap;
 
@@ -88,7 +89,8 @@ pub struct NotifyCheckpointComplete {
 }
 crate::request!(NotifyCheckpointComplete => ());
 
-/// One task's snapshot: each operator's checkpointed state is its own struct (spec §12).
+/// One task's snapshot: each operator's checkpointed state is its own struct
+/// (docs/model/checkpoints.md#overview).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum TaskSnapshot {
     /// Source: the next offset to read of each partition it owns (operator list state).

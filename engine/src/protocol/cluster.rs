@@ -1,5 +1,6 @@
 //! Registration, heartbeats and job submission between TaskManagers, the JobManager and the
-//! client (spec §11): the resource-manager side of the cluster.
+//! client (docs/model/cluster.md#failure-detection-and-restarts): the resource-manager side of the
+//! cluster.
 
 use std::net::SocketAddr;
 

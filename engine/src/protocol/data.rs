@@ -1,5 +1,6 @@
-//! The data plane: network buffers of stream elements between subtasks (spec §9). Records,
-//! watermarks and (later) barriers travel in-band, in order, one message per buffer.
+//! The data plane: network buffers of stream elements between subtasks
+//! (docs/model/network.md#network-buffers). Records, watermarks and (later) barriers travel
+//! in-band, in order, one message per buffer.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +48,8 @@ pub enum StreamElement {
     /// The channel is idle (no events expected) or active again.
     WatermarkStatus(WatermarkStatus),
     /// The upstream subtask learnt which Kafka partitions it reads (flinksim: lets
-    /// Timestamps/Watermarks keep one generator per partition, spec §7 Decision).
+    /// Timestamps/Watermarks keep one generator per partition,
+    /// docs/model/job.md#event-time-and-watermarks).
     PartitionsAssigned(Vec<u32>),
     /// A checkpoint barrier: everything before it belongs to the checkpoint.
     Barrier(super::checkpoint::CheckpointBarrier),

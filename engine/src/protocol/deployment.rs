@@ -1,5 +1,5 @@
-//! Deploying and cancelling tasks, and tasks reporting their state (spec §10): the
-//! JobManager ↔ TaskManager task protocol.
+//! Deploying and cancelling tasks, and tasks reporting their state
+//! (docs/model/cluster.md#state-machines): the JobManager ↔ TaskManager task protocol.
 
 use std::net::SocketAddr;
 

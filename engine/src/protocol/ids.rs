@@ -1,5 +1,6 @@
-//! Flink-style ids: 16 random bytes printed as 32 lowercase hex characters (spec §16), drawn
-//! from the run's seeded RNG so that a replay prints the same ids.
+//! Flink-style ids: 16 random bytes printed as 32 lowercase hex characters
+//! (docs/model/cluster.md#ids), drawn from the run's seeded RNG so that a replay prints the same
+//! ids.
 
 use std::fmt;
 

@@ -1,4 +1,5 @@
-//! The Click Event Count job: its submission (the `flink run` line, spec §3) and its job graph.
+//! The Click Event Count job: its submission (the `flink run` line, docs/model/job.md#the-job) and
+//! its job graph.
 
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
@@ -6,7 +7,8 @@ use smol_str::SmolStr;
 /// The job's name, as Flink shows it.
 pub const JOB_NAME: &str = "Click Event Count";
 
-/// The four vertices of the job graph with chaining off (spec §3), in topological order.
+/// The four vertices of the job graph with chaining off (docs/model/job.md#the-job), in topological
+/// order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Vertex {
     /// Reads `input`, deserializes ClickEvent JSON.
@@ -83,7 +85,7 @@ impl ShipStrategy {
     }
 }
 
-/// How the sink delivers to Kafka (spec §14).
+/// How the sink delivers to Kafka (docs/model/checkpoints.md#sinks).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SinkMode {
@@ -94,7 +96,7 @@ pub enum SinkMode {
     ExactlyOnce,
 }
 
-/// The Click Event Count program's own arguments (spec §3).
+/// The Click Event Count program's own arguments (docs/model/job.md#the-job).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClickCountArgs {
     /// `--bootstrap.servers host:port`.
@@ -130,7 +132,7 @@ impl Default for ClickCountArgs {
 /// A job submission: `flink run` parsed, plus the sink mode the scenario chose.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSubmission {
-    /// `-p N`; the playground's default is 2 (spec §2, Decision).
+    /// `-p N`; the playground's default is 2 (docs/model/cluster.md#configuration).
     pub parallelism: u32,
     /// `-d`: detached.
     pub detached: bool,
@@ -150,7 +152,7 @@ pub struct JobSubmission {
 /// Flink's Kafka sink sets `transaction.timeout.ms` to 1 h.
 pub const DEFAULT_SINK_TRANSACTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// The default parallelism when `flink run` has no `-p` (spec §2, Decision).
+/// The default parallelism when `flink run` has no `-p` (docs/model/cluster.md#configuration).
 pub const DEFAULT_PARALLELISM: u32 = 2;
 
 /// The playground's program arguments, for messages.

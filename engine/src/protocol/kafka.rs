@@ -1,6 +1,6 @@
-//! What Kafka clients and the broker say to each other (spec §6): topics and partitions, the
-//! record-batch format (the same bytes on the wire and on the broker's disk), the requests, and
-//! the errors the broker answers with. No I/O here.
+//! What Kafka clients and the broker say to each other (docs/model/kafka.md#overview): topics and
+//! partitions, the record-batch format (the same bytes on the wire and on the broker's disk), the
+//! requests, and the errors the broker answers with. No I/O here.
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
-//! Keys to key groups to subtasks, and Kafka partitions to source subtasks (spec §8), in Java's
-//! wrapping 32-bit arithmetic so that flinksim places every key where Flink would.
+//! Keys to key groups to subtasks, and Kafka partitions to source subtasks
+//! (docs/model/job.md#partitions-and-key-groups), in Java's wrapping 32-bit arithmetic so that
+//! flinksim places every key where Flink would.
 
 use serde::{Deserialize, Serialize};
 
@@ -117,9 +118,10 @@ mod tests {
         }
     }
 
-    /// The spec's test vectors (§8): hash code, murmur hash, key group, owner at p = 2, 3, 4.
+    /// Test vectors (docs/model/job.md#partitions-and-key-groups): hash code, murmur hash, key
+    /// group, owner at p = 2, 3, 4.
     #[test]
-    fn pages_land_in_the_spec_key_groups() {
+    fn pages_land_in_flink_s_key_groups() {
         let vectors = [
             ("/help", 46604272, 1050976111, 111, [1, 2, 3]),
             ("/index", 1445916163, 1256445584, 16, [0, 0, 0]),
@@ -141,7 +143,7 @@ mod tests {
     }
 
     #[test]
-    fn input_partitions_map_to_source_subtasks_as_in_the_spec() {
+    fn input_partitions_map_to_source_subtasks_as_in_flink() {
         assert_eq!(java_string_hash("input"), 100358090);
         let owners = |p| [0, 1].map(|part| kafka_partition_owner("input", part, p));
         assert_eq!(owners(1), [0, 0]);

@@ -1,4 +1,5 @@
-//! Job and task (execution) states with Flink's names and legal transitions (spec §10).
+//! Job and task (execution) states with Flink's names and legal transitions
+//! (docs/model/cluster.md#state-machines).
 
 use std::fmt;
 

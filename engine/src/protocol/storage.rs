@@ -1,7 +1,7 @@
-//! What the JobManager and TaskManagers say to the storage node (spec §1, §12): the shared `/tmp`
-//! volume holding `/tmp/flink-checkpoints-directory` and `/tmp/flink-savepoints-directory`.
-//! Every request is idempotent, so a caller whose answer was lost may simply send it again.
-//! No I/O here.
+//! What the JobManager and TaskManagers say to the storage node (docs/model/cluster.md#nodes,
+//! docs/model/checkpoints.md#overview): the shared `/tmp` volume holding
+//! `/tmp/flink-checkpoints-directory` and `/tmp/flink-savepoints-directory`. Every request is
+//! idempotent, so a caller whose answer was lost may simply send it again. No I/O here.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

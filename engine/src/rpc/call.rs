@@ -2,7 +2,7 @@
 //! arrives, and a timer wakes the caller at that instant.
 //!
 //! Why not through the caller's mailbox: an answer passed through the caller's mailbox reader
-//! and then a channel to the calling task, two task polls per answer where one does (issue 7's
+//! and then a channel to the calling task, two task polls per answer where one does (a callgrind
 //! profile). The model is unchanged: the answer takes its link's latency and faults, and is lost
 //! if the call has ended (timed out, or its node's reader died) before it arrives.
 

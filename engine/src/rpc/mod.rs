@@ -3,10 +3,10 @@
 //! Requests and responses travel as typed payloads (no serialization on the hot path), matched by
 //! a call id. Every message takes 1–10 ms of simulated time, so callers batch.
 //!
-//! Faults are datagram-like, and they are flinksim's (spec §19, issue 3): the [`Network`] decides
-//! per message whether it is lost, delayed, or cut off by a partition; a message to a dead or
-//! restarted node is lost. Callers never see an error before their timeout, as with a real
-//! network.
+//! Faults are datagram-like, and they are flinksim's (docs/model/network.md#faults): the
+//! [`Network`] decides per message whether it is lost, delayed, or cut off by a partition; a
+//! message to a dead or restarted node is lost. Callers never see an error before their timeout, as
+//! with a real network.
 
 mod call;
 pub mod network;

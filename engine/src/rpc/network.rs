@@ -8,7 +8,7 @@
 //! an address nobody has bound, or to a node killed or restarted before it arrives, is lost with
 //! the mailbox it went to, as a real connection loses what it had in flight.
 //!
-//! Why not madsim's connections: issue 7's profile put a message through them at about five
+//! Why not madsim's connections: a callgrind profile put a message through them at about five
 //! SipHash map lookups, an unbounded channel, a boxed stream and a sleep, a quarter of the whole
 //! run. The model is the same: madsim's default latency, drawn from the run's seeded RNG.
 

@@ -1,6 +1,7 @@
-//! The client side of the shared checkpoint/savepoint volume (spec §12): how the JobManager and
-//! the TaskManagers write snapshots and `_metadata` files, read them back on restore, and remove
-//! checkpoints no longer retained. Each call waits at most its timeout, then fails `Unavailable`.
+//! The client side of the shared checkpoint/savepoint volume (docs/model/checkpoints.md#overview):
+//! how the JobManager and the TaskManagers write snapshots and `_metadata` files, read them back on
+//! restore, and remove checkpoints no longer retained. Each call waits at most its timeout, then
+//! fails `Unavailable`.
 
 use std::net::SocketAddr;
 use std::time::Duration;

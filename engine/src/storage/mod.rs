@@ -1,6 +1,7 @@
-//! The shared checkpoint and savepoint volume (spec §1, §2, §12): in the playground a docker
-//! volume at `/tmp`, here a `storage` node of its own that no TaskManager kill can touch. It keeps
-//! whole files by path on its madsim disk, durably; only a small index stays in its memory.
+//! The shared checkpoint and savepoint volume (docs/model/cluster.md#nodes,
+//! docs/model/cluster.md#configuration, docs/model/checkpoints.md#overview): in the playground a
+//! docker volume at `/tmp`, here a `storage` node of its own that no TaskManager kill can touch. It
+//! keeps whole files by path on its madsim disk, durably; only a small index stays in its memory.
 
 pub mod client;
 pub mod node;
@@ -9,9 +10,11 @@ pub use crate::protocol::storage::StorageError;
 pub use client::StorageClient;
 pub use node::{StorageConfig, run};
 
-/// `state.checkpoints.dir` of the playground's flink-conf.yaml (spec §2), without `file://`.
+/// `state.checkpoints.dir` of the playground's flink-conf.yaml
+/// (docs/model/cluster.md#configuration), without `file://`.
 pub const CHECKPOINTS_DIRECTORY: &str = "/tmp/flink-checkpoints-directory";
-/// `state.savepoints.dir` of the playground's flink-conf.yaml (spec §2), without `file://`.
+/// `state.savepoints.dir` of the playground's flink-conf.yaml
+/// (docs/model/cluster.md#configuration), without `file://`.
 pub const SAVEPOINTS_DIRECTORY: &str = "/tmp/flink-savepoints-directory";
 
 #[cfg(test)]
@@ -397,8 +400,9 @@ mod tests {
         });
     }
 
-    /// A long run (spec §12: one retained checkpoint) must not grow the volume: every completed
-    /// checkpoint writes 10 state files and `_metadata`, then removes the previous one.
+    /// A long run (docs/model/checkpoints.md#overview: one retained checkpoint) must not grow the
+    /// volume: every completed checkpoint writes 10 state files and `_metadata`, then removes the
+    /// previous one.
     #[test]
     fn six_hundred_checkpoints_with_one_retained_keep_the_disk_bounded() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());

@@ -1,6 +1,7 @@
-//! The storage node's main (spec §1, §12): the shared `/tmp` volume as a node of its own. It
-//! recovers its index from its disk on every start, then serves whole-file puts, gets, deletes
-//! and listings. Every answer that changes the volume is sent only once the change is on disk.
+//! The storage node's main (docs/model/cluster.md#nodes, docs/model/checkpoints.md#overview): the
+//! shared `/tmp` volume as a node of its own. It recovers its index from its disk on every start,
+//! then serves whole-file puts, gets, deletes and listings. Every answer that changes the volume is
+//! sent only once the change is on disk.
 //!
 //! madsim's files cannot be removed, renamed or listed, so the volume is two kinds of file:
 //! - `storage/blob-<slot>`: the bytes of one live path, or empty when the slot is free. Slots are

@@ -3,7 +3,7 @@
 //!
 //! An operator looks at this line on every turn of its loop (a branch of its `select!`), and it
 //! is nearly always empty. So an empty look costs one lock and a waker comparison; tokio's
-//! unbounded channel cost about four times as much (issue 7's profile: 2% of a run).
+//! unbounded channel cost about four times as much (a callgrind profile: 2% of a run).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,7 @@
-//! The TaskManager node (spec §1, §9, §11): offers its slots to the JobManager, answers its
-//! heartbeats, runs deployed tasks, and moves their buffers. If it hears no heartbeat for the
-//! heartbeat timeout it drops its tasks, frees its slots and registers again.
+//! The TaskManager node (docs/model/cluster.md#nodes, docs/model/network.md#network-buffers,
+//! docs/model/cluster.md#failure-detection-and-restarts): offers its slots to the JobManager,
+//! answers its heartbeats, runs deployed tasks, and moves their buffers. If it hears no heartbeat
+//! for the heartbeat timeout it drops its tasks, frees its slots and registers again.
 
 pub mod control;
 pub mod network;

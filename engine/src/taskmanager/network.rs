@@ -1,7 +1,8 @@
-//! The network stack of a TaskManager (spec §9): record writers fill 32 KiB buffers per output
-//! channel and ship a buffer when it is full, when the 100 ms output flusher runs, or right
-//! behind a watermark; input gates merge channels and combine watermarks (min over active ones).
-//! One message crosses the simulated network per buffer, never one per record.
+//! The network stack of a TaskManager (docs/model/network.md#network-buffers): record writers fill
+//! 32 KiB buffers per output channel and ship a buffer when it is full, when the 100 ms output
+//! flusher runs, or right behind a watermark; input gates merge channels and combine watermarks
+//! (min over active ones). One message crosses the simulated network per buffer, never one per
+//! record.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -219,7 +220,7 @@ impl RecordWriter {
     /// [`emit`](Self::emit) without a future when the channel's buffer has room, as it nearly
     /// always has: the record is appended (`None`), or handed back to be `emit`ted because its
     /// buffer must be shipped first. A per-record future cost a copy of the record and of the
-    /// future's state (issue 7's profile).
+    /// future's state (a callgrind profile).
     pub fn emit_now(&mut self, record: Record) -> Option<Record> {
         let index = self.channel_of(&record);
         let size = record.serialized_size();
@@ -362,8 +363,8 @@ struct ChannelClock {
     aligned: bool,
 }
 
-/// Aligned checkpoints (spec §12): a channel that delivered barrier n is blocked (its later
-/// elements held back) until barrier n has arrived on every channel.
+/// Aligned checkpoints (docs/model/checkpoints.md#overview): a channel that delivered barrier n is
+/// blocked (its later elements held back) until barrier n has arrived on every channel.
 #[derive(Debug, Default)]
 struct Alignment {
     /// The barrier being aligned, if any.
@@ -670,7 +671,8 @@ mod tests {
     fn records_behind_a_blocked_channel_wait_until_the_barrier_is_aligned() {
         let mut gate = Gate::with_channels(3);
         let b1 = StreamElement::Barrier(barrier(1));
-        // Channel 0 delivers barrier 1 (spec §12): what follows it there is held back.
+        // Channel 0 delivers barrier 1 (docs/model/checkpoints.md#overview): what follows it there
+        // is held back.
         assert_eq!(gate.deliver(0, vec![record(0), b1.clone(), record(1)]), [got(0, 0)]);
         assert_eq!(gate.deliver(0, vec![record(2)]), []);
         // Channel 1 has not delivered it: its records pass.
@@ -739,7 +741,8 @@ mod tests {
         let wm = StreamElement::Watermark;
         assert_eq!(gate.deliver(0, vec![wm(100)]), []);
         assert_eq!(gate.deliver(1, vec![wm(300)]), [GateEvent::Watermark(100)]);
-        // Channel 0 goes idle: it leaves the min, which is over channel 1 alone (spec §7).
+        // Channel 0 goes idle: it leaves the min, which is over channel 1 alone
+        // (docs/model/job.md#event-time-and-watermarks).
         assert_eq!(gate.deliver(0, vec![status(WatermarkStatus::Idle)]), [GateEvent::Watermark(300)]);
         assert_eq!(gate.deliver(1, vec![wm(400)]), [GateEvent::Watermark(400)]);
         // Back, behind the gate: it does not pull the watermark back, and stays out of the min

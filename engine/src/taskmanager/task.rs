@@ -1,5 +1,5 @@
-//! One deployed subtask: its lifecycle (INITIALIZING → RUNNING → FINISHED/FAILED, spec §10),
-//! the operator it runs, and its reports to the JobManager.
+//! One deployed subtask: its lifecycle (INITIALIZING → RUNNING → FINISHED/FAILED,
+//! docs/model/cluster.md#state-machines), the operator it runs, and its reports to the JobManager.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,6 +1,6 @@
-//! A step's `run` line, written as the playground's user types it (spec §1), or as a `sim` verb of
-//! the same shape for faults that have no playground command (spec §19). `flink …` and `curl …`
-//! lines are recognised but not modelled yet.
+//! A step's `run` line, written as the playground's user types it (docs/model/cluster.md#nodes), or
+//! as a `sim` verb of the same shape for faults that have no playground command
+//! (docs/scenarios.md#the-file). `flink …` and `curl …` lines are recognised but not modelled yet.
 
 use std::fmt;
 use std::ops::Range;
@@ -24,8 +24,8 @@ pub enum Command {
     Flink(FlinkCommand),
 }
 
-/// A `flink …` command (spec §13). Only `flink run` is modelled so far; the job's sink mode is
-/// the scenario's `[job] sink`.
+/// A `flink …` command (docs/model/cluster.md#the-flink-cli). Only `flink run` is modelled so far;
+/// the job's sink mode is the scenario's `[job] sink`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FlinkCommand {
     /// `flink run …`: submit the job again (e.g. after it FAILED without checkpointing).
@@ -45,7 +45,7 @@ impl fmt::Display for FlinkCommand {
     }
 }
 
-/// `docker-compose <verb> <service>` (spec §1).
+/// `docker-compose <verb> <service>` (docs/model/cluster.md#nodes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ComposeCommand {
     /// `docker-compose kill <service>`: every container of the service loses its memory.
@@ -63,7 +63,8 @@ pub enum ComposeCommand {
     },
 }
 
-/// A docker-compose service of the playground, plus flinksim's storage node (spec §1).
+/// A docker-compose service of the playground, plus flinksim's storage node
+/// (docs/model/cluster.md#nodes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Service {
     /// `jobmanager`.
@@ -111,7 +112,8 @@ fn taskmanager_node(i: u32) -> String {
     format!("taskmanager-{i}")
 }
 
-/// A fault that the playground has no command for; nodes are named as in spec §1.
+/// A fault that the playground has no command for; nodes are named as in
+/// docs/model/cluster.md#nodes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SimCommand {
     /// `sim partition <a> <b>`: no message passes between the two nodes, either way.
@@ -680,7 +682,7 @@ mod tests {
         assert_eq!(
             err("flink stop 0123456789abcdef0123456789abcdef"),
             (
-                "`flink` steps are not modelled yet: the flink CLI and the REST API come with a later issue"
+                "`flink` steps are not modelled yet: of the flink CLI only `flink run`, and no REST API"
                     .to_owned(),
                 "flink"
             )

@@ -225,7 +225,7 @@ pub enum ScenarioErrorKind {
     #[error("`{0}` cannot be cut off from itself: name two different nodes")]
     SameNode(String),
     /// A `flink …` or `curl …` step: the CLI and REST API are not modelled yet.
-    #[error("`{0}` steps are not modelled yet: the flink CLI and the REST API come with a later issue")]
+    #[error("`{0}` steps are not modelled yet: of the flink CLI only `flink run`, and no REST API")]
     NotModelled(&'static str),
     /// The `[job]` `run` line cannot be understood.
     #[error("bad `flink run` line: {0}")]
@@ -243,10 +243,11 @@ pub enum ScenarioErrorKind {
     /// A job variant the engine cannot run yet.
     #[error("{0}")]
     UnsupportedVariant(&'static str),
-    /// A fault no later step heals, in a scenario whose job must recover (spec §18).
+    /// A fault no later step heals, in a scenario whose job must recover
+    /// (docs/oracle.md#what-correct-means).
     #[error(
         "`{command}` at {at} leaves {fault} until the end of the run, but the job must recover: every \
-         fault must heal at least {tail} before the end (spec §18). Heal it in a later step, or \
+         fault must heal at least {tail} before the end (docs/oracle.md#what-correct-means). Heal it in a later step, or \
          declare `liveness = \"stall\"` in [expect] if the job must stall for good"
     )]
     NeverHealed {
@@ -262,7 +263,7 @@ pub enum ScenarioErrorKind {
     /// The last fault heals (or, where the job must stall, begins) too close to the end.
     #[error(
         "`{command}` at {at} is the last fault {change} only {left} before the end (duration = \
-         \"{duration}\"): the job needs at least {tail} after it (spec §18) to be seen to {outcome}. \
+         \"{duration}\"): the job needs at least {tail} after it (docs/oracle.md#what-correct-means) to be seen to {outcome}. \
          End the run at {needed} or later, or run the step earlier",
         change = if *begins { "to begin" } else { "to heal" },
         outcome = if *stall { "stall" } else { "catch up" },

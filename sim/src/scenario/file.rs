@@ -1,6 +1,7 @@
-//! The TOML of a scenario file as serde reads it (spec §19), before validation. Values that the
-//! scenario layer checks itself are `Spanned`, so that its errors can point at them; the keys are
-//! closed (`deny_unknown_fields`), so a misspelt key is an error naming the valid ones.
+//! The TOML of a scenario file as serde reads it (docs/scenarios.md#the-file), before validation.
+//! Values that the scenario layer checks itself are `Spanned`, so that its errors can point at
+//! them; the keys are closed (`deny_unknown_fields`), so a misspelt key is an error naming the
+//! valid ones.
 
 use std::fmt;
 use std::time::Duration;
@@ -34,7 +35,7 @@ pub(crate) struct ScenarioFile {
     pub expect: Expect,
 }
 
-/// `[cluster]`: every key optional, defaults from spec §0.
+/// `[cluster]`: every key optional, defaults from docs/README.md#defaults-at-a-glance.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ClusterFile {
@@ -43,7 +44,8 @@ pub(crate) struct ClusterFile {
     pub startup_period: Option<Spanned<String>>,
 }
 
-/// `[generator]`: every key optional, defaults from spec §0 and §4.
+/// `[generator]`: every key optional, defaults from docs/README.md#defaults-at-a-glance,
+/// docs/model/job.md#the-generator.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GeneratorFile {

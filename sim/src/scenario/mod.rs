@@ -1,7 +1,7 @@
-//! Scenario files (spec §19): a TOML file that names the cluster, the job's submission, the steps a
-//! playground user would type and what the oracle should expect. [`Scenario::load`] reads and
-//! checks one; every mistake is a [`ScenarioError`] naming the file, line and column.
-//! The format is described in the README (section "Scenario files").
+//! Scenario files (docs/scenarios.md#the-file): a TOML file that names the cluster, the job's
+//! submission, the steps a playground user would type and what the oracle should expect.
+//! [`Scenario::load`] reads and checks one; every mistake is a [`ScenarioError`] naming the file,
+//! line and column. The format is described in the README (section "Scenario files").
 
 mod command;
 mod error;
@@ -58,14 +58,15 @@ pub struct Scenario {
 /// (`crate::cluster::address_of`) cover every one.
 pub const TASKMANAGERS_MAX: u32 = 4096;
 
-/// `[cluster]`: the nodes and their resources; defaults from spec §0.
+/// `[cluster]`: the nodes and their resources; defaults from docs/README.md#defaults-at-a-glance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterSpec {
     /// TaskManagers at start, `taskmanager-1` … `taskmanager-N`.
     pub taskmanagers: u32,
     /// Task slots per TaskManager.
     pub slots: u32,
-    /// The resource manager's start-up period: slot requests wait instead of failing (spec §11).
+    /// The resource manager's start-up period: slot requests wait instead of failing
+    /// (docs/model/cluster.md#failure-detection-and-restarts).
     pub startup_period: Duration,
 }
 
@@ -75,7 +76,7 @@ impl Default for ClusterSpec {
     }
 }
 
-/// `[generator]`: the ClickEvent generator (spec §4).
+/// `[generator]`: the ClickEvent generator (docs/model/job.md#the-generator).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GeneratorSpec {
     /// Simulated time between two events (2.5 ms makes event time track simulated time).
@@ -90,7 +91,7 @@ impl Default for GeneratorSpec {
     }
 }
 
-/// `[kafka]`: the broker's settings (spec §6).
+/// `[kafka]`: the broker's settings (docs/model/kafka.md#overview).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KafkaSpec {
     /// The broker's `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a
@@ -104,7 +105,7 @@ pub struct KafkaSpec {
 pub const TRANSACTION_MAX_TIMEOUT_DEFAULT: Duration =
     flinksim_engine::kafka::broker::DEFAULT_TRANSACTION_MAX_TIMEOUT;
 
-/// Flink's KafkaSink default `transaction.timeout.ms`: one hour (spec §6).
+/// Flink's KafkaSink default `transaction.timeout.ms`: one hour (docs/model/kafka.md#overview).
 pub const TRANSACTION_TIMEOUT_DEFAULT: Duration =
     flinksim_engine::protocol::job::DEFAULT_SINK_TRANSACTION_TIMEOUT;
 
@@ -114,11 +115,12 @@ impl Default for KafkaSpec {
     }
 }
 
-/// Where a restarted generator begins (spec §4).
+/// Where a restarted generator begins (docs/model/job.md#the-generator).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnRestart {
-    /// At the event due now (**Decision**, spec §4): events due while it was down are never produced.
+    /// At the event due now (docs/model/job.md#the-generator): events due while it
+    /// was down are never produced.
     #[default]
     Resume,
     /// At event time 0, as the real generator does: every event is then late and dropped.
@@ -132,8 +134,8 @@ pub struct JobSpec {
     pub run: String,
     /// The line parsed, with `sink` and `transaction_timeout` filled in (the exactly-once sink
     /// producer's `transaction.timeout.ms`: the broker aborts a transaction left open longer,
-    /// spec §6; above the broker's cap it is not refused here: the producer fails at
-    /// initialisation, as Kafka's does).
+    /// docs/model/kafka.md#overview; above the broker's cap it is not refused here: the producer
+    /// fails at initialisation, as Kafka's does).
     pub submission: JobSubmission,
 }
 
@@ -202,7 +204,8 @@ impl StepTime {
     }
 }
 
-/// `[expect]`: what the oracle accepts, on the three axes of spec §18 and §19.
+/// `[expect]`: what the oracle accepts, on the three axes of docs/oracle.md#what-correct-means,
+/// docs/scenarios.md#the-file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Expect {
@@ -226,7 +229,7 @@ pub struct Expect {
     pub recovery_within: Option<Duration>,
 }
 
-/// `liveness`: what the job must do once the faults are over (spec §18).
+/// `liveness`: what the job must do once the faults are over (docs/oracle.md#what-correct-means).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LivenessExpectation {
@@ -407,7 +410,7 @@ fn sink_name(mode: SinkMode) -> &'static str {
     }
 }
 
-/// The only broker the playground has (spec §6).
+/// The only broker the playground has (docs/model/kafka.md#overview).
 const BOOTSTRAP_SERVERS: &str = "kafka:9092";
 
 impl Scenario {
@@ -1093,8 +1096,8 @@ mod tests {
         );
         assert_eq!(
             err(&file("\n[[step]]\nat = \"2m\"\nrun = \"flink list\"\n")),
-            "scenarios/x.toml:9:8: `flink` steps are not modelled yet: the flink CLI and the REST API \
-             come with a later issue"
+            "scenarios/x.toml:9:8: `flink` steps are not modelled yet: of the flink CLI only \
+             `flink run`, and no REST API"
         );
     }
 
@@ -1356,7 +1359,7 @@ mod tests {
         assert!(e.to_string().ends_with("pitfalls: is a directory, not a scenario file (scenario files in it: bar.toml, foo.toml)"), "{e}");
     }
 
-    /// Later issues add scenarios/pitfalls/ and scenarios/regressions/: their files are named
+    /// Scenarios in subfolders (scenarios/pitfalls/, scenarios/regressions/) are named
     /// `pitfalls/foo` on the command line.
     #[test]
     fn a_name_with_a_folder_resolves_under_scenarios_first() {

@@ -42,7 +42,7 @@ fn different_seeds_interleave_differently_yet_count_the_same() {
 }
 
 /// The trace without its banner (`scenario <name> seed <seed>`), every id (32 lowercase hex
-/// characters, spec §16) replaced by `<id>`.
+/// characters, docs/model/cluster.md#ids) replaced by `<id>`.
 fn interleaving(report: &Report) -> Vec<String> {
     let banner = format!("scenario {} seed {}", report.scenario, report.seed);
     report.trace.iter().filter(|line| !line.ends_with(&banner)).map(|line| mask_ids(line)).collect()

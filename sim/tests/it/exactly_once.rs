@@ -1,4 +1,4 @@
-//! The exactly-once sink where a wide fault sweep found it wanting (issue 15): a job submitted
+//! The exactly-once sink where a wide fault sweep found it wanting: a job submitted
 //! again at a lower parallelism, and a restore whose recorded transaction the broker had
 //! already aborted. Each runs over 20 seeds.
 

@@ -1,4 +1,4 @@
-//! The faults a scenario file can inject besides killing TaskManagers (issue 3): the Kafka broker
+//! The faults a scenario file can inject besides killing TaskManagers: the Kafka broker
 //! and the generator killed and restarted, and delay and loss on a link. Each scenario is
 //! written inline in the scenario format, as a user would write it.
 
@@ -40,9 +40,10 @@ run = "docker-compose up -d kafka""#,
 }
 
 /// A finding, not a bug: during a 20 s broker outage every partition goes idle (5 s idleness
-/// timeout, spec §7); when the broker returns, one source subtask catches up first, the counter's
-/// watermark follows it alone, and the other partition's events arrive late and are dropped,
-/// exactly as Flink drops them. The oracle sees the loss; the counter traces it.
+/// timeout, docs/model/job.md#event-time-and-watermarks); when the broker returns, one source
+/// subtask catches up first, the counter's watermark follows it alone, and the other partition's
+/// events arrive late and are dropped, exactly as Flink drops them. The oracle sees the loss; the
+/// counter traces it.
 ///
 /// Left to itself, which source catches up first, and how far, is up to the seed. Here it is
 /// forced: each source runs on its own TaskManager (two with one slot each), and

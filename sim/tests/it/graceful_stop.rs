@@ -1,4 +1,4 @@
-//! `docker-compose stop` against `kill` (issue 15): a stop is SIGTERM, then SIGKILL after 10 s.
+//! `docker-compose stop` against `kill`: a stop is SIGTERM, then SIGKILL after 10 s.
 //! A TaskManager that stops cancels its tasks (the exactly-once sink aborts its open
 //! transaction) and says goodbye, so the JobManager fails its tasks at once; a killed one is
 //! found only by the heartbeat timeout. A JobManager that stops suspends its job and says

@@ -1,4 +1,4 @@
-//! The liveness phase from whole runs (issue 16, item 4): a fault that never heals is refused
+//! The liveness phase from whole runs: a fault that never heals is refused
 //! unless the scenario says the job must stall, and then the job must stall; detection and
 //! recovery times are measured and held to `[expect]`'s bounds. Seeds 1 and 2, each run two
 //! simulated minutes or less.

@@ -1,4 +1,4 @@
-//! Checkpoints and failure recovery (issue 3's acceptance): kill the TaskManager, bring it back,
+//! Checkpoints and failure recovery: kill the TaskManager, bring it back,
 //! lose nothing; without checkpointing, the loss the playground teaches.
 
 use flinksim::oracle::RowStatus;

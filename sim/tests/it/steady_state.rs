@@ -1,4 +1,4 @@
-//! The playground undisturbed (issue 2's acceptance): Click Event Count at p=2 on one
+//! The playground undisturbed: Click Event Count at p=2 on one
 //! TaskManager with two slots, ten simulated minutes.
 
 use std::time::Duration;
@@ -53,8 +53,8 @@ fn the_oracle_reads_back_an_input_that_no_longer_grows() {
     let replay = "replay: cargo xtask run-scenario steady-state --seed 1";
     let started = report.events.iter().find(|e| e.message() == "generator started at event 0");
     let started = started.expect("the generator started (seed 1)").at;
-    // Event k is due k × pace after the generator started (spec §4): events 0 to `due - 1`
-    // were due by the end of the run.
+    // Event k is due k × pace after the generator started (docs/model/job.md#the-generator): events
+    // 0 to `due - 1` were due by the end of the run.
     let pace = scenario.generator.pace.as_nanos();
     let due = ((report.simulated - started).as_nanos() / pace) as u64 + 1;
     let read = report.oracle.input_events;

@@ -1,5 +1,5 @@
-//! The restart strategy (spec §11): with checkpointing, fixed delay of 1 s and unlimited
-//! attempts; without, none (the job fails for good).
+//! The restart strategy (docs/model/cluster.md#failure-detection-and-restarts): with checkpointing,
+//! fixed delay of 1 s and unlimited attempts; without, none (the job fails for good).
 
 use std::time::Duration;
 

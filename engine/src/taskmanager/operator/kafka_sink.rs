@@ -1,5 +1,5 @@
-//! `ClickEventStatistics Sink` (spec §14): writes each window result as JSON to `output`.
-//! Sink subtask i writes to partition i mod partitions (Flink's fixed partitioner).
+//! `ClickEventStatistics Sink` (docs/model/checkpoints.md#sinks): writes each window result as JSON
+//! to `output`. Sink subtask i writes to partition i mod partitions (Flink's fixed partitioner).
 //! - At-least-once (the playground's): records go out as they come; before a barrier passes,
 //!   the sink flushes and waits until the broker acknowledged everything.
 //! - Exactly-once: one Kafka transaction per checkpoint interval; on barrier n the open one is

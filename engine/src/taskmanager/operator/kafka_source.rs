@@ -1,8 +1,9 @@
-//! `ClickEvent Source` (spec §3, §6, §8): reads the `input` partitions this subtask owns,
+//! `ClickEvent Source` (docs/model/job.md#the-job, docs/model/kafka.md#overview,
+//! docs/model/job.md#partitions-and-key-groups): reads the `input` partitions this subtask owns,
 //! deserializes each ClickEvent and passes it on with its partition. Starts from the group's
-//! committed offsets, else the earliest; without checkpointing it auto-commits every 5 s.
-//! On a checkpoint trigger it snapshots its offsets and emits the barrier behind every record
-//! it has emitted; when the checkpoint completes it commits those offsets to the group.
+//! committed offsets, else the earliest; without checkpointing it auto-commits every 5 s. On a
+//! checkpoint trigger it snapshots its offsets and emits the barrier behind every record it has
+//! emitted; when the checkpoint completes it commits those offsets to the group.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

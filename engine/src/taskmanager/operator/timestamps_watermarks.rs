@@ -1,7 +1,8 @@
-//! `Timestamps/Watermarks` (spec §7): takes each event's own timestamp and emits bounded
-//! out-of-orderness watermarks (max − 200 − 1) every 200 ms, one generator per Kafka partition
-//! combined by min over non-idle partitions (the spec's Decision); a partition without records
-//! for 5 s is idle, and a subtask with only idle (or no) partitions marks its output idle.
+//! `Timestamps/Watermarks` (docs/model/job.md#event-time-and-watermarks): takes each event's own
+//! timestamp and emits bounded out-of-orderness watermarks (max − 200 − 1) every 200 ms, one
+//! generator per Kafka partition combined by min over non-idle partitions (Flink's per-partition
+//! watermarks); a partition without records for 5 s is idle, and a subtask with only idle (or no)
+//! partitions marks its output idle.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

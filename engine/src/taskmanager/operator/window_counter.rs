@@ -1,7 +1,9 @@
-//! `ClickEvent Counter` (spec §7, §8, §12): keyBy(page), 15 s tumbling windows, count. State
-//! lives in key groups from the start, so snapshots, restores and rescaling move whole key
-//! groups. Each (page, window) has an event-time timer at window end − 1; when the watermark
-//! passes it the count is emitted, in timestamp order, before the watermark goes downstream.
+//! `ClickEvent Counter` (docs/model/job.md#event-time-and-watermarks,
+//! docs/model/job.md#partitions-and-key-groups, docs/model/checkpoints.md#overview): keyBy(page),
+//! 15 s tumbling windows, count. State lives in key groups from the start, so snapshots, restores
+//! and rescaling move whole key groups. Each (page, window) has an event-time timer at window end −
+//! 1; when the watermark passes it the count is emitted, in timestamp order, before the watermark
+//! goes downstream.
 
 use std::collections::{BTreeMap, BTreeSet};
 
