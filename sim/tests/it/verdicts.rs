@@ -1,9 +1,11 @@
-//! Verdict classes from whole runs: a fault whose loss the job's own semantics
-//! explain is `semantic`, with the late drops and their cause named; a job that never produces
-//! again is `liveness` (xtask's CLI tests: a job without checkpointing that fails for good); a
-//! JobManager back without its job is `semantic` with its cause (graceful_stop.rs).
+//! Verdict classes from whole runs: a fault whose loss the job's own semantics explain is
+//! `semantic`, with the late drops and their cause named; a required late drop or loss that never
+//! comes is `correctness`; a job that never produces again is `liveness` (xtask's CLI tests: a
+//! job without checkpointing that fails for good; liveness.rs: the fault-free tail); a
+//! JobManager back without its job is `semantic` with its cause (graceful_stop.rs). Bad input is
+//! exit 2 (xtask's CLI tests, scenario parsing).
 
-use flinksim::oracle::Violation;
+use flinksim::oracle::{Required, Violation};
 use flinksim::verdict::VerdictClass;
 
 use crate::harness::{assert_passed, inline, replay, run, run_seeds, steps};
@@ -55,4 +57,19 @@ fn a_generator_restarted_from_zero_is_late_not_an_engine_bug() {
         assert_eq!(row.counted + row.late, row.recount, "{row:?}\n{}", replay(&required, 1));
     }
     assert!(report.oracle.totals().late > 0);
+}
+
+/// A scenario that requires what the engine never does fails as `correctness`: a pitfall replay
+/// whose late drops or loss do not happen means the engine is not faithful. An undisturbed run
+/// drops and loses nothing, so requiring either fails it, naming what was required.
+#[test]
+fn required_late_drops_or_loss_that_never_come_fail_as_correctness() {
+    for (key, what) in [("late", Required::LateDrops), ("loss", Required::Loss)] {
+        let scenario = inline(&format!("requires-{key}"), "1m", "", "at-least-once", &format!("[expect]\n{key} = \"required\""));
+        let report = run(&scenario, 1);
+        let replay = replay(&scenario, 1);
+        assert_eq!(report.oracle.verdict(), VerdictClass::Correctness, "{:?}\n{replay}", report.oracle.violations);
+        assert_eq!(report.oracle.violations, vec![Violation::RequiredButAbsent { what }], "{replay}");
+        assert_eq!(report.oracle.totals().unaccounted, 0, "{replay}");
+    }
 }
