@@ -97,8 +97,8 @@ mod tests {
             log.lock().unwrap().push("simulator: done");
             shutdown.reset();
             assert!(!shutdown.is_requested());
-            let log = log.lock().unwrap().clone();
-            log
+            
+            log.lock().unwrap().clone()
         });
         assert_eq!(order, ["node: SIGTERM", "simulator: done"]);
     }

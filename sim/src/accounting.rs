@@ -149,6 +149,9 @@ impl StateLost {
     }
 }
 
+/// A transaction as the broker tells them apart: its id, producer id and epoch.
+type TransactionKey = (SmolStr, i64, i16);
+
 /// One late drop as traced, until a restore takes it back.
 struct Drop {
     job_id: JobId,
@@ -167,7 +170,7 @@ impl Causes {
         // Jobs restarting, and whether a checkpoint was restored since.
         let mut restarting: BTreeMap<JobId, bool> = BTreeMap::new();
         // Results per transaction, for the ones the broker may abort.
-        let mut in_transaction: BTreeMap<(SmolStr, i64, i16), Vec<(i64, SmolStr, u64)>> = BTreeMap::new();
+        let mut in_transaction: BTreeMap<TransactionKey, Vec<(i64, SmolStr, u64)>> = BTreeMap::new();
         // Pages written per window, for what had fired before a state was lost.
         let mut written: BTreeMap<i64, BTreeSet<SmolStr>> = BTreeMap::new();
         let fired = |written: &BTreeMap<i64, BTreeSet<SmolStr>>| -> BTreeSet<i64> {
@@ -207,12 +210,11 @@ impl Causes {
                     JobStatus::Restarting => {
                         restarting.insert(*job_id, false);
                     }
-                    JobStatus::Running => {
+                    JobStatus::Running
                         // A restart with no checkpoint to restore reads everything again.
-                        if restarting.remove(job_id) == Some(false) {
+                        if restarting.remove(job_id) == Some(false) => {
                             drops.retain(|d| d.job_id != *job_id);
                         }
-                    }
                     JobStatus::Failed => {
                         causes.jobs_failed.push(JobFailedForGood { at: event.at, resubmitted: None });
                         causes.states_lost.push(StateLost {

@@ -703,8 +703,8 @@ pub async fn observe(
     output_topic: &str,
     sink_mode: SinkMode,
 ) -> Observed {
-    let mut observed = Observed::default();
-    observed.unread_at_end = wait_for_the_job(&rpc, broker, input_topic).await;
+    let mut observed =
+        Observed { unread_at_end: wait_for_the_job(&rpc, broker, input_topic).await, ..Observed::default() };
     let mut dates = DateReader::default();
     let mut tally = WindowTally::default();
     // Count as records arrive: an hour of input is 1.44 M records, too many to hold.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant as WallInstant};
+use std::time::Duration;
 
 use flinksim_engine::rpc::{LinkFault, Rpc};
 use flinksim_engine::trace::{Event, Trace, TraceEvent};
@@ -29,8 +29,6 @@ pub struct Report {
     pub seed: u64,
     /// Simulated time the run covered.
     pub simulated: Duration,
-    /// Wall time the run took (measured outside the simulation).
-    pub wall: Duration,
     /// The trace, one line per significant event.
     pub trace: Vec<String>,
     /// The same events as values, for the timeline and the tools.
@@ -115,7 +113,6 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
 pub fn run_with_progress(scenario: &Scenario, seed: u64, progress: Arc<AtomicU64>) -> Result<Report, RunError> {
     liveness::check_tail(scenario).map_err(|e| RunError::BadInput(Box::new(e)))?;
     let scenario = scenario.clone();
-    let started = WallInstant::now();
     // A fresh thread per runtime: madsim's std-HashMap seeding is only per-seed-stable for the
     // first runtime on a thread (madsim issue #240).
     let outcome = std::thread::Builder::new()
@@ -126,10 +123,8 @@ pub fn run_with_progress(scenario: &Scenario, seed: u64, progress: Arc<AtomicU64
         })
         .expect("the OS can start a thread")
         .join();
-    let wall = started.elapsed();
     match outcome {
         Ok((mut report, events)) => {
-            report.wall = wall;
             report.trace = trace::lines(&events);
             report.trace_hash = trace::hash(&report.trace);
             report.events = events;
@@ -237,7 +232,6 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
         scenario: scenario.name.clone(),
         seed,
         simulated,
-        wall: Duration::ZERO,
         trace: Vec::new(),
         events: Vec::new(),
         trace_hash: 0,

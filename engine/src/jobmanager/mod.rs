@@ -148,22 +148,32 @@ pub async fn run(config: JobManagerConfig) {
     });
     rpc.serve({
         let jm = jm.clone();
-        move |update: UpdateTaskExecutionState, _| std::future::ready(jm.update_task(update))
+        move |update: UpdateTaskExecutionState, _| {
+            jm.update_task(update);
+            std::future::ready(())
+        }
     });
     rpc.serve({
         let jm = jm.clone();
-        move |ack: AcknowledgeCheckpoint, _| std::future::ready(jm.acknowledge_checkpoint(ack))
+        move |ack: AcknowledgeCheckpoint, _| {
+            jm.acknowledge_checkpoint(ack);
+            std::future::ready(())
+        }
     });
     rpc.serve({
         let jm = jm.clone();
         move |decline: DeclineCheckpoint, _| {
             let reason = CheckpointAbortReason::Declined(decline.reason);
-            std::future::ready(jm.abort_checkpoint(decline.checkpoint_id, reason))
+            jm.abort_checkpoint(decline.checkpoint_id, reason);
+            std::future::ready(())
         }
     });
     rpc.serve({
         let jm = jm.clone();
-        move |disconnect: DisconnectTaskManager, _| std::future::ready(jm.disconnect_task_manager(disconnect))
+        move |disconnect: DisconnectTaskManager, _| {
+            jm.disconnect_task_manager(disconnect);
+            std::future::ready(())
+        }
     });
     madsim::task::spawn(jm.clone().shut_down_on_sigterm());
     madsim::task::spawn(jm.clone().monitor_heartbeats());

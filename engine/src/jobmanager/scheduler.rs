@@ -122,12 +122,11 @@ impl Scheduler {
                 let display = format!("{} ({}/{})", key.0.name(), key.1 + 1, job.parallelism());
                 return self.fail(&format!("{display} failed: {cause}"), resource_manager, checkpoints, events);
             }
-            ExecutionState::Finished => {
-                if job.executions.values().all(|e| e.state == ExecutionState::Finished) {
+            ExecutionState::Finished
+                if job.executions.values().all(|e| e.state == ExecutionState::Finished) => {
                     job.transition(JobStatus::Finished, events);
                     resource_manager.slots.free_all();
                 }
-            }
             _ => {}
         }
         Failover::default()

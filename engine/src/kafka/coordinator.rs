@@ -174,7 +174,7 @@ impl Coordinator {
             for batch in RecordBatches::new(bytes) {
                 let batch = batch.map_err(|e| storage(&tp.to_string(), e))?;
                 for record in batch.records().filter(|r| r.offset >= offset) {
-                    let meta: TxnMetadata = serde_json::from_slice(&record.value)
+                    let meta: TxnMetadata = serde_json::from_slice(record.value)
                         .map_err(|e| storage(&tp.to_string(), e))?;
                     txns.insert(meta.transactional_id.clone(), meta);
                 }

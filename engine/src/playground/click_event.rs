@@ -746,7 +746,7 @@ mod tests {
             let json = event_json(&generated);
             let parsed = ClickEvent::parse_json_with(&mut dates, json.as_bytes()).unwrap();
             // Not the generator's static string: the hash is worked out, with the same result.
-            let copied = ClickEvent { page: SmolStr::new(generated.page.to_string()), ..generated.clone() };
+            let copied = ClickEvent { page: SmolStr::new(&generated.page), ..generated.clone() };
             let java = java_string_hash(&generated.page);
             assert_eq!(generated.page_hash_code(), java, "{}", generated.page);
             assert_eq!(parsed.page_hash_code(), java, "{}", generated.page);

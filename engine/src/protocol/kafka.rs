@@ -930,7 +930,7 @@ mod tests {
         let records: Vec<Record<'_>> = batch.records().collect();
         assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2]);
         assert_eq!(records.iter().map(|r| r.timestamp_ms).collect::<Vec<_>>(), [1_000, 985, 1_015]);
-        assert_eq!(&records[0].value[..], b"a");
+        assert_eq!(records[0].value, b"a");
         assert_eq!(records[2].value.len(), 300);
         // The value is a view into the batch, not a copy.
         let start = records[2].value.as_ptr() as usize - bytes.as_ptr() as usize;

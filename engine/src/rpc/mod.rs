@@ -331,11 +331,10 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
             answering.retain_mut(|pending| !(pending.wake.take() && shared.try_answer(pending)));
             while mailbox.0.poll_arrived(cx, now, &mut arrived).is_ready() {
                 while let Some(envelope) = arrived.pop_front() {
-                    if let Some(mut pending) = shared.dispatch(envelope, cx.waker(), &busy) {
-                        if !shared.try_answer(&mut pending) {
+                    if let Some(mut pending) = shared.dispatch(envelope, cx.waker(), &busy)
+                        && !shared.try_answer(&mut pending) {
                             answering.push(pending);
                         }
-                    }
                 }
             }
             if !answering.iter().any(|pending| pending.wake.is_woken()) {
@@ -809,8 +808,8 @@ mod tests {
                     for call in calls {
                         call.await.unwrap().unwrap();
                     }
-                    let sent = sent.lock().unwrap().clone();
-                    sent
+                    
+                    sent.lock().unwrap().clone()
                 })
                 .await
                 .unwrap();

@@ -1,6 +1,7 @@
 //! House rules that keep runs deterministic, checked in code (rust-analyzer's tidy): engine/
-//! and sim/ must not reach for wall-clock time, OS threads, unseeded randomness, hash-ordered
-//! iteration, or tokio primitives that draw from tokio's process-global RNG.
+//! and sim/ (their tests included) must not reach for wall-clock time (under any name), OS
+//! threads, unseeded randomness, hash-ordered iteration, or tokio primitives that draw from
+//! tokio's process-global RNG. Wall-clock time is xtask's alone.
 
 use std::path::{Path, PathBuf};
 
@@ -33,27 +34,65 @@ const RULES: &[(&str, &str)] = &[
     (concat!("rand::", "thread_rng"), "use madsim::rand (seeded)"),
 ];
 
+/// Where a `use` brings in wall-clock time from `std::time` under any name (`Instant as
+/// WallInstant`, a glob): the line of each such statement. A text match on the full path alone
+/// misses these.
+fn wall_clock_imports(text: &str) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    let mut consumed = 0;
+    while let Some(at) = rest.find("use ") {
+        let start = consumed + at;
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[start..].find(';').map_or(text.len(), |i| start + i);
+        let statement: String = text[start..end].split_whitespace().collect::<Vec<_>>().join(" ");
+        let is_statement = text[line_start..start].trim().is_empty() || text[line_start..start].trim_end().ends_with("pub");
+        let from_std_time = statement.contains("std::time") || statement.starts_with("use std::{");
+        let wall = ["Instant", "SystemTime", "time::*"].iter().any(|name| statement.contains(name));
+        if is_statement && from_std_time && wall {
+            found.push(text[..start].matches('\n').count() + 1);
+        }
+        consumed = start + 4;
+        rest = &text[consumed..];
+    }
+    found
+}
+
+#[test]
+fn wall_clock_imports_are_caught_under_any_name() {
+    let renamed = concat!("use std::time::{Duration, ", "Instant as WallInstant};");
+    assert_eq!(wall_clock_imports(&format!("//! doc\n{renamed}\n")), vec![2]);
+    assert_eq!(wall_clock_imports(concat!("use std::{path::Path, time::", "*};\n")), vec![1]);
+    assert!(wall_clock_imports("use std::time::Duration;\nuse madsim::time::Instant;\n").is_empty());
+}
+
+/// Wall-clock time belongs to xtask only (progress, ETA, the benchmark): engine/ and sim/, their
+/// tests included, know simulated time only.
 #[test]
 fn engine_and_sim_keep_the_determinism_rules() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files = Vec::new();
     sources(&root.join("engine/src"), &mut files);
     sources(&root.join("sim/src"), &mut files);
+    sources(&root.join("sim/tests"), &mut files);
     let mut violations = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("a readable source file");
-        let in_tests = text.find("#[cfg(test)]").unwrap_or(text.len());
+        for line in wall_clock_imports(&text) {
+            violations.push(format!("{}:{line}: wall-clock time imported from std::time: use madsim::time", file.display()));
+        }
+        if file.ends_with("tidy.rs") {
+            continue;
+        }
         let mut offset = 0;
         for (number, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
-            let test_code = offset >= in_tests;
             offset += line.len() + 1;
             if line.contains("tidy: allow") {
                 continue;
             }
             for (pattern, why) in RULES {
-                let allowed_in_tests = *pattern == WALL_CLOCK_INSTANT && test_code;
-                if code.contains(pattern) && !code.contains(concat!("madsim::rand::", "thread_rng")) && !allowed_in_tests {
+                if code.contains(pattern) && !code.contains(concat!("madsim::rand::", "thread_rng")) {
                     violations.push(format!("{}:{}: `{pattern}`: {why}", file.display(), number + 1));
                 }
             }
