@@ -130,6 +130,11 @@ pub enum StateLostWhy {
 }
 
 impl StateLost {
+    /// A loss at `at`, the job not (yet) submitted again.
+    fn new(at: Duration, why: StateLostWhy, fired_before: BTreeSet<i64>) -> StateLost {
+        StateLost { at, why, fired_before, resubmitted: None }
+    }
+
     /// The latest window that could hold events the lost job had read: the one containing
     /// `at` (event time never runs ahead of simulated time).
     pub fn last_window(&self) -> i64 {
@@ -199,30 +204,23 @@ impl Causes {
                 Event::JobManagerStarted { .. } if job_ran => {
                     job_ran = false;
                     causes.jobs_lost.push(JobLost { at: event.at, resubmitted: None });
-                    causes.states_lost.push(StateLost {
-                        at: event.at,
-                        why: StateLostWhy::JobManagerLostTheJob,
-                        fired_before: fired(&written),
-                        resubmitted: None,
-                    });
+                    causes.states_lost.push(StateLost::new(event.at, StateLostWhy::JobManagerLostTheJob, fired(&written)));
                 }
                 Event::JobStatusChanged { job_id, to, .. } => match to {
                     JobStatus::Restarting => {
                         restarting.insert(*job_id, false);
                     }
-                    JobStatus::Running
+                    JobStatus::Running => {
                         // A restart with no checkpoint to restore reads everything again.
-                        if restarting.remove(job_id) == Some(false) => {
+                        let restored = restarting.remove(job_id);
+                        if restored == Some(false) {
                             drops.retain(|d| d.job_id != *job_id);
                         }
+                    }
                     JobStatus::Failed => {
                         causes.jobs_failed.push(JobFailedForGood { at: event.at, resubmitted: None });
-                        causes.states_lost.push(StateLost {
-                            at: event.at,
-                            why: StateLostWhy::FailedWithoutCheckpointing,
-                            fired_before: fired(&written),
-                            resubmitted: None,
-                        });
+                        let why = StateLostWhy::FailedWithoutCheckpointing;
+                        causes.states_lost.push(StateLost::new(event.at, why, fired(&written)));
                     }
                     _ => {}
                 },
