@@ -37,6 +37,9 @@ pub struct Observed {
     pub input_events: u64,
     /// The latest event time in `input`.
     pub max_event_time: Option<i64>,
+    /// The event time of the generator's first event (its `start_event_time`, 0 by default):
+    /// expected windows begin with its window.
+    pub first_event_time: i64,
     /// Per (window start, page): the count of every copy in `output`, in offset order.
     pub output_counts: BTreeMap<(i64, SmolStr), Vec<u64>>,
     /// Records in `output`.
@@ -272,6 +275,8 @@ pub enum Required {
     LateDrops,
     /// `loss = "required"`: some events lost for a recorded cause.
     Loss,
+    /// `duplicates = "required"`: some (window, page) written more than once.
+    Duplicates,
 }
 
 /// One kind of thing the run did that the scenario does not accept, with the rows it concerns.
@@ -429,6 +434,9 @@ impl std::fmt::Display for Violation {
             Violation::RequiredButAbsent { what: Required::LateDrops } => f.write_str(
                 "the scenario requires events dropped as late (`late = \"required\"`), and the window operator dropped none",
             ),
+            Violation::RequiredButAbsent { what: Required::Duplicates } => f.write_str(
+                "the scenario requires copies (`duplicates = \"required\"`), and every result came out once",
+            ),
             Violation::RequiredButAbsent { what: Required::Loss } => f.write_str(
                 "the scenario requires loss (`loss = \"required\"`), and no event was lost",
             ),
@@ -453,7 +461,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     // Every window that should have fired, and every window that did.
     let mut keys: BTreeMap<(i64, SmolStr), ()> = BTreeMap::new();
     if let Some(until) = expected_until {
-        let mut start = 0;
+        let mut start = window_start(observed.first_event_time);
         while start + WINDOW_MS <= until {
             for page in PAGES {
                 keys.insert((start, SmolStr::new(page)), ());
@@ -481,7 +489,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     let complete = |window: i64| complete.get(&window).copied().unwrap_or(false);
     let accepts_late = expect.late != LateExpectation::None;
     let accepts_loss = expect.loss != LossExpectation::None;
-    let accepts_copies = expect.duplicates == DuplicatesExpectation::Allowed;
+    let accepts_copies = expect.duplicates != DuplicatesExpectation::None;
     let mut rows = Vec::new();
     for (window_start_ms, page) in keys.into_keys() {
         let key = (window_start_ms, page);
@@ -567,6 +575,9 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     }
     if expect.late == LateExpectation::Required && rows.iter().all(|r| r.late == 0) {
         violations.push(Violation::RequiredButAbsent { what: Required::LateDrops });
+    }
+    if expect.duplicates == DuplicatesExpectation::Required && rows.iter().all(|r| r.counts.len() <= 1) {
+        violations.push(Violation::RequiredButAbsent { what: Required::Duplicates });
     }
     if expect.loss == LossExpectation::Required && rows.iter().all(|r| r.lost == 0) {
         violations.push(Violation::RequiredButAbsent { what: Required::Loss });
