@@ -136,20 +136,21 @@ impl StateLost {
     }
 
     /// The latest window that could hold events the lost job had read: the one containing
-    /// `at` (event time never runs ahead of simulated time).
-    pub fn last_window(&self) -> i64 {
-        window_start(self.at.as_millis() as i64)
+    /// `at` past `origin_ms`, the generator's first event time (event time never runs ahead of
+    /// simulated time from there).
+    pub fn last_window(&self, origin_ms: i64) -> i64 {
+        window_start((self.at.as_millis() as i64).saturating_add(origin_ms))
     }
 
     /// The latest window the loss reaches: [`last_window`](Self::last_window), or every window
     /// to the end when the JobManager lost the job and no job was submitted again (no job ran
     /// after it). A job that FAILED for good and was never submitted again accounts for
     /// nothing: its own state says FAILED, and the verdict is that it never recovered.
-    fn reaches(&self) -> i64 {
+    fn reaches(&self, origin_ms: i64) -> i64 {
         match (self.why, self.resubmitted) {
             (StateLostWhy::JobManagerLostTheJob, None) => i64::MAX,
             (StateLostWhy::FailedWithoutCheckpointing, None) => i64::MIN,
-            _ => self.last_window(),
+            _ => self.last_window(origin_ms),
         }
     }
 }
@@ -290,10 +291,11 @@ impl Causes {
     /// The state loss whose span holds `window`, if one does: windows after the last one the
     /// lost job had completed, up to the one containing the moment of the loss. `complete`
     /// says whether a window's results all came out with their full recount.
-    pub fn state_lost_over(&self, window: i64, complete: impl Fn(i64) -> bool) -> Option<&StateLost> {
+    pub fn state_lost_over(&self, window: i64, origin_ms: i64, complete: impl Fn(i64) -> bool) -> Option<&StateLost> {
         self.states_lost.iter().find(|lost| {
-            let last_complete = lost.fired_before.iter().rev().find(|w| **w <= lost.last_window() && complete(**w));
-            window <= lost.reaches() && last_complete.is_none_or(|last| window > *last)
+            let last = lost.last_window(origin_ms);
+            let last_complete = lost.fired_before.iter().rev().find(|w| **w <= last && complete(**w));
+            window <= lost.reaches(origin_ms) && last_complete.is_none_or(|last| window > *last)
         })
     }
 
@@ -301,11 +303,12 @@ impl Causes {
     /// read after the last offset commit before the loss are read again by the next job. The
     /// commit is at most 5 s old (the Kafka client's auto-commit; a checkpoint's is 1 s), so
     /// this reaches two windows before the span, for a source that lagged.
-    pub fn repeats_over(&self, window: i64, complete: impl Fn(i64) -> bool + Copy) -> Option<&StateLost> {
+    pub fn repeats_over(&self, window: i64, origin_ms: i64, complete: impl Fn(i64) -> bool + Copy) -> Option<&StateLost> {
         self.states_lost.iter().find(|lost| {
-            let last_complete = lost.fired_before.iter().rev().find(|w| **w <= lost.last_window() && complete(**w));
+            let last = lost.last_window(origin_ms);
+            let last_complete = lost.fired_before.iter().rev().find(|w| **w <= last && complete(**w));
             let from = last_complete.map_or(i64::MIN, |last| last - 2 * WINDOW_MS);
-            window <= lost.reaches() && window > from
+            window <= lost.reaches(origin_ms) && window > from
         })
     }
 }
@@ -471,16 +474,16 @@ mod tests {
         // Killed at 2:00, FAILED at 2:05: windows up to 1:45 had fired.
         trace.push(at(125_000, status(1, JobStatus::Failing, JobStatus::Failed)));
         // Never submitted again, it accounts for nothing: the job never recovered.
-        assert_eq!(Causes::from_trace(&trace).state_lost_over(120_000, |_| true), None);
+        assert_eq!(Causes::from_trace(&trace).state_lost_over(120_000, 0, |_| true), None);
         trace.push(at(190_000, Event::JobSubmitted { job_id: JobId(2) }));
         let causes = Causes::from_trace(&trace);
         let complete = |_| true;
-        let span: Vec<i64> = (0..12).map(|w| w * WINDOW_MS).filter(|w| causes.state_lost_over(*w, complete).is_some()).collect();
+        let span: Vec<i64> = (0..12).map(|w| w * WINDOW_MS).filter(|w| causes.state_lost_over(*w, 0, complete).is_some()).collect();
         assert_eq!(span, vec![120_000], "after the last complete window (1:45), up to the one holding 2:05");
         // Had window 1:45 come out short, the span would start there.
-        let span: Vec<i64> = (0..12).map(|w| w * WINDOW_MS).filter(|w| causes.state_lost_over(*w, |w| w < 105_000).is_some()).collect();
+        let span: Vec<i64> = (0..12).map(|w| w * WINDOW_MS).filter(|w| causes.state_lost_over(*w, 0, |w| w < 105_000).is_some()).collect();
         assert_eq!(span, vec![105_000, 120_000]);
-        let repeats: Vec<i64> = (0..12).map(|w| w * WINDOW_MS).filter(|w| causes.repeats_over(*w, complete).is_some()).collect();
+        let repeats: Vec<i64> = (0..12).map(|w| w * WINDOW_MS).filter(|w| causes.repeats_over(*w, 0, complete).is_some()).collect();
         assert_eq!(repeats, vec![90_000, 105_000, 120_000]);
     }
 }

@@ -196,6 +196,7 @@ impl Cluster {
                 OnRestart::Resume => generator::OnRestart::Resume,
                 OnRestart::FromZero => generator::OnRestart::FromZero,
             },
+            start_event_time: spec.start_event_time,
             network: self.network.clone(),
             trace: self.trace.for_node("clickevent-generator"),
         };

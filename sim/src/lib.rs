@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod floor;
 pub mod liveness;
 pub mod oracle;
+pub mod pitfall;
 pub mod run;
 pub mod scenario;
 pub mod timeline;

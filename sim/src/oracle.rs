@@ -37,6 +37,9 @@ pub struct Observed {
     pub input_events: u64,
     /// The latest event time in `input`.
     pub max_event_time: Option<i64>,
+    /// The event time of the generator's first event (its `start_event_time`, 0 by default):
+    /// expected windows begin with its window.
+    pub first_event_time: i64,
     /// Per (window start, page): the count of every copy in `output`, in offset order.
     pub output_counts: BTreeMap<(i64, SmolStr), Vec<u64>>,
     /// Records in `output`.
@@ -272,6 +275,8 @@ pub enum Required {
     LateDrops,
     /// `loss = "required"`: some events lost for a recorded cause.
     Loss,
+    /// `duplicates = "required"`: some (window, page) written more than once.
+    Duplicates,
 }
 
 /// One kind of thing the run did that the scenario does not accept, with the rows it concerns.
@@ -429,6 +434,9 @@ impl std::fmt::Display for Violation {
             Violation::RequiredButAbsent { what: Required::LateDrops } => f.write_str(
                 "the scenario requires events dropped as late (`late = \"required\"`), and the window operator dropped none",
             ),
+            Violation::RequiredButAbsent { what: Required::Duplicates } => f.write_str(
+                "the scenario requires copies (`duplicates = \"required\"`), and every result came out once",
+            ),
             Violation::RequiredButAbsent { what: Required::Loss } => f.write_str(
                 "the scenario requires loss (`loss = \"required\"`), and no event was lost",
             ),
@@ -453,7 +461,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     // Every window that should have fired, and every window that did.
     let mut keys: BTreeMap<(i64, SmolStr), ()> = BTreeMap::new();
     if let Some(until) = expected_until {
-        let mut start = 0;
+        let mut start = window_start(observed.first_event_time);
         while start + WINDOW_MS <= until {
             for page in PAGES {
                 keys.insert((start, SmolStr::new(page)), ());
@@ -481,7 +489,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     let complete = |window: i64| complete.get(&window).copied().unwrap_or(false);
     let accepts_late = expect.late != LateExpectation::None;
     let accepts_loss = expect.loss != LossExpectation::None;
-    let accepts_copies = expect.duplicates == DuplicatesExpectation::Allowed;
+    let accepts_copies = expect.duplicates != DuplicatesExpectation::None;
     let mut rows = Vec::new();
     for (window_start_ms, page) in keys.into_keys() {
         let key = (window_start_ms, page);
@@ -492,11 +500,11 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         let balance = recount as i64 - counted as i64 - late as i64 - lost_in_transactions as i64;
         // Within a lost state's span the shortfall is that loss; events read again there may
         // also be counted twice (once before the loss, once after).
-        let (lost, unaccounted) = match causes.state_lost_over(window_start_ms, complete) {
+        let (lost, unaccounted) = match causes.state_lost_over(window_start_ms, observed.first_event_time, complete) {
             Some(_) => (lost_in_transactions + balance.max(0) as u64, 0),
             None => (lost_in_transactions, balance),
         };
-        let repeat_allowed = causes.repeats_over(window_start_ms, complete).is_some();
+        let repeat_allowed = causes.repeats_over(window_start_ms, observed.first_event_time, complete).is_some();
         let status = if counts.is_empty() && recount == 0 {
             RowStatus::EmptyAtSource
         } else if counted > recount || unaccounted < 0 {
@@ -545,7 +553,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
 
     let mut violations: Vec<Violation> = Vec::new();
     let mut notes = Vec::new();
-    let judged = classify(&rows, &gaps, causes, complete);
+    let judged = classify(&rows, &gaps, causes, observed.first_event_time, complete);
     let accepted = |violation: &Violation| match violation {
         Violation::WrongCounts { .. } => expect.counts == CountsExpectation::Any,
         Violation::Duplicated { .. } => accepts_copies,
@@ -568,13 +576,16 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     if expect.late == LateExpectation::Required && rows.iter().all(|r| r.late == 0) {
         violations.push(Violation::RequiredButAbsent { what: Required::LateDrops });
     }
+    if expect.duplicates == DuplicatesExpectation::Required && rows.iter().all(|r| r.counts.len() <= 1) {
+        violations.push(Violation::RequiredButAbsent { what: Required::Duplicates });
+    }
     if expect.loss == LossExpectation::Required && rows.iter().all(|r| r.lost == 0) {
         violations.push(Violation::RequiredButAbsent { what: Required::Loss });
     }
     for lost in &causes.states_lost {
         let span: Vec<i64> = rows
             .iter()
-            .filter(|r| r.lost > 0 && causes.state_lost_over(r.window_start_ms, complete) == Some(lost))
+            .filter(|r| r.lost > 0 && causes.state_lost_over(r.window_start_ms, observed.first_event_time, complete) == Some(lost))
             .map(|r| r.window_start_ms)
             .collect();
         if let (Some(first), Some(last)) = (span.first(), span.last()) {
@@ -626,7 +637,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
 
 /// Sorts what is off in the rows into violations, one per kind: over-counts, copies, late
 /// drops, recorded loss, the job never producing again, and events nothing accounts for.
-fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, complete: impl Fn(i64) -> bool + Copy) -> Vec<Violation> {
+fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, complete: impl Fn(i64) -> bool + Copy) -> Vec<Violation> {
     let mut wrong = Vec::new();
     let mut duplicated = Vec::new();
     let mut unaccounted = Vec::new();
@@ -638,7 +649,7 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, complete: impl Fn
         if row.status == RowStatus::WrongCount {
             wrong.push(RowRef::from(row));
         }
-        if row.counts.len() > 1 && causes.repeats_over(row.window_start_ms, complete).is_none() {
+        if row.counts.len() > 1 && causes.repeats_over(row.window_start_ms, origin_ms, complete).is_none() {
             duplicated.push(RowRef::from(row));
         }
         if row.late > 0 {

@@ -200,7 +200,7 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
     let oracle_node = cluster.add_oracle();
     let submission = scenario.job.submission.clone();
     let network = cluster.network.clone();
-    let observed = oracle_node
+    let mut observed = oracle_node
         .spawn(async move {
             let rpc = Rpc::bind(address_of("oracle").unwrap(), network);
             oracle::observe(
@@ -214,6 +214,7 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
         })
         .await
         .expect("the oracle's node is never killed");
+    observed.first_event_time = i64::try_from(scenario.generator.start_event_time.as_millis()).unwrap_or(i64::MAX);
     let events = trace.events();
     let causes = oracle::Causes::from_trace(&events);
     let mut oracle = oracle::judge(&observed, &scenario.expect, &causes);
@@ -283,6 +284,8 @@ async fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command) 
             let mut submission = submission.clone();
             submission.sink_mode = scenario.job.submission.sink_mode;
             submission.transaction_timeout = scenario.job.submission.transaction_timeout;
+            submission.idleness = scenario.job.submission.idleness;
+            submission.out_of_orderness = scenario.job.submission.out_of_orderness;
             cluster.type_on_client(ClientCommand::Run(submission));
         }
         Command::Sim(SimCommand::Partition(a, b)) => {

@@ -140,6 +140,13 @@ impl RunScenario {
         for violation in &oracle.violations {
             outln!("violation:  [{}] {violation}", violation.class().name())?;
         }
+        if let Some(pitfall) = &scenario.pitfall {
+            outln!("pitfall:    {}", pitfall.what)?;
+            outln!("  why:      {}", pitfall.why)?;
+            outln!("  shown:    {}", flinksim::pitfall::shown(&report))?;
+            outln!("  fix:      {}", pitfall.fix)?;
+            outln!("  see:      {}", pitfall.reference)?;
+        }
         let verdict = oracle.verdict();
         outln!("verdict:    {verdict}")?;
         if verdict != VerdictClass::Passed {

@@ -2,7 +2,7 @@
 //! ClickEvents to `input`.
 //!
 //! Event `k` is [`ClickEvent::nth(k)`](ClickEvent::nth) (page `PAGES[k % 6]`, event time
-//! `15 * (k / 6)` ms) and is due at `start + k * pace` of simulated time; with the default pace of
+//! `15 * (k / 6)` ms after `start_event_time`) and is due at `start + k * pace` of simulated time; with the default pace of
 //! 2.5 ms event time tracks the time since the generator started. Each event goes to the Kafka
 //! producer (unkeyed, sticky partitioner) as if sent at its due instant, with the event's own
 //! timestamp as the record timestamp. The producer's sender takes the events due whenever it
@@ -44,6 +44,9 @@ pub struct GeneratorConfig {
     pub start: Instant,
     /// What a restarted generator does.
     pub on_restart: OnRestart,
+    /// The event time of event 0 (0 by default, 1970-01-01T00:00:00Z): every event's timestamp
+    /// is shifted by it, so a run can start where the action is (e.g. just before 12:00).
+    pub start_event_time: Duration,
     /// The simulated network the node is bound on (the simulator injects its faults there).
     pub network: Network,
     /// The node's trace.
@@ -66,6 +69,7 @@ impl GeneratorConfig {
             pace: DEFAULT_PACE,
             start,
             on_restart: OnRestart::default(),
+            start_event_time: Duration::ZERO,
             network,
             trace,
         }
@@ -121,6 +125,8 @@ struct ClickEvents {
     next: u64,
     origin: Instant,
     pace: Duration,
+    /// Added to every event's timestamp: the generator's `start_event_time`.
+    event_time_origin_ms: i64,
     dates: DateWriter,
 }
 
@@ -136,7 +142,8 @@ impl RecordFeed for ClickEvents {
     }
 
     fn take(&mut self, value: &mut Vec<u8>) -> i64 {
-        let event = ClickEvent::nth(self.next);
+        let mut event = ClickEvent::nth(self.next);
+        event.timestamp_ms = event.timestamp_ms.saturating_add(self.event_time_origin_ms);
         event.write_json_with(&mut self.dates, value);
         self.next += 1;
         event.timestamp_ms
@@ -170,8 +177,14 @@ pub async fn run(config: GeneratorConfig) {
         }
     };
 
-    let events =
-        ClickEvents { topic: config.topic.clone(), next, origin, pace: config.pace, dates: DateWriter::default() };
+    let events = ClickEvents {
+        topic: config.topic.clone(),
+        next,
+        origin,
+        pace: config.pace,
+        event_time_origin_ms: i64::try_from(config.start_event_time.as_millis()).unwrap_or(i64::MAX),
+        dates: DateWriter::default(),
+    };
     let producer = Producer::with_feed(rpc, ProducerConfig::new(config.broker), Box::new(events));
     // The producer's sender does the rest; the node lives until it is killed.
     std::future::pending::<()>().await;

@@ -147,10 +147,22 @@ pub struct JobSubmission {
     /// The exactly-once sink's producer `transaction.timeout.ms` (Flink's default 1 h); a
     /// scenario setting, like the sink mode.
     pub transaction_timeout: std::time::Duration,
+    /// The source's idleness timeout (`withIdleness`, the playground's 5 s); `None` turns idleness
+    /// off. A scenario setting.
+    pub idleness: Option<std::time::Duration>,
+    /// The watermark's bound on out-of-orderness (`forBoundedOutOfOrderness`, the playground's
+    /// 200 ms). A scenario setting.
+    pub out_of_orderness: std::time::Duration,
 }
 
 /// Flink's Kafka sink sets `transaction.timeout.ms` to 1 h.
 pub const DEFAULT_SINK_TRANSACTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The playground job's source idleness timeout (docs/model/job.md#event-time-and-watermarks).
+pub const DEFAULT_IDLENESS: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The playground job's bound on out-of-orderness (docs/model/job.md#event-time-and-watermarks).
+pub const DEFAULT_OUT_OF_ORDERNESS: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The default parallelism when `flink run` has no `-p` (docs/model/cluster.md#configuration).
 pub const DEFAULT_PARALLELISM: u32 = 2;
@@ -214,6 +226,8 @@ impl JobSubmission {
             args: ClickCountArgs::default(),
             sink_mode: SinkMode::AtLeastOnce,
             transaction_timeout: DEFAULT_SINK_TRANSACTION_TIMEOUT,
+            idleness: Some(DEFAULT_IDLENESS),
+            out_of_orderness: DEFAULT_OUT_OF_ORDERNESS,
         };
         let value = |flag: &str, words: &mut dyn Iterator<Item = &str>| {
             words.next().map(str::to_owned).ok_or_else(|| RunCommandError::MissingValue(flag.into()))

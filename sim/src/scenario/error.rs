@@ -286,16 +286,13 @@ pub enum ScenarioErrorKind {
         /// The shortest duration that leaves the tail.
         needed: String,
     },
-    /// `liveness = "stall"` where every fault heals, or there is none.
+    /// `liveness = "stall"` where every fault heals (with no fault at all, the job must stall
+    /// from the start).
     #[error(
-        "[expect] liveness = \"stall\" needs a fault that never heals, but {}: remove the key, or \
-         drop the step that heals the fault",
-        if *any_fault { "every fault of the scenario heals" } else { "the scenario has no fault" }
+        "[expect] liveness = \"stall\" needs a fault that never heals, but every fault of the \
+         scenario heals: remove the key, or drop the step that heals the fault"
     )]
-    StallWithoutFault {
-        /// Whether the scenario has faults at all (they all heal).
-        any_fault: bool,
-    },
+    StallWithoutFault,
 }
 
 const JOB_WITHOUT_CHECKPOINTING: &str = "the exactly-once sink needs `--checkpointing`: it commits only \

@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::error::ScenarioErrorKind;
-use super::{Expect, OnRestart};
+use super::{Expect, OnRestart, Pitfall};
 
 /// A whole scenario file.
 #[derive(Debug, Deserialize)]
@@ -22,6 +22,7 @@ pub(crate) struct ScenarioFile {
     #[serde(default)]
     pub description: String,
     pub duration: Spanned<String>,
+    pub pitfall: Option<Pitfall>,
     #[serde(default)]
     pub cluster: ClusterFile,
     #[serde(default)]
@@ -51,6 +52,7 @@ pub(crate) struct ClusterFile {
 pub(crate) struct GeneratorFile {
     pub pace: Option<Spanned<String>>,
     pub on_restart: Option<OnRestart>,
+    pub start_event_time: Option<Spanned<String>>,
 }
 
 /// `[kafka]`: the broker's settings; every key optional.
@@ -68,6 +70,8 @@ pub(crate) struct JobFile {
     #[serde(default)]
     pub sink: SinkMode,
     pub transaction_timeout: Option<Spanned<String>>,
+    pub idleness: Option<Spanned<String>>,
+    pub out_of_orderness: Option<Spanned<String>>,
 }
 
 /// One `[[step]]`; its span (as `Spanned<StepFile>`) is the `[[step]]` header.

@@ -14,7 +14,7 @@ use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use flinksim_engine::protocol::job::{JobSubmission, RunCommandError, SinkMode};
+use flinksim_engine::protocol::job::{DEFAULT_IDLENESS, JobSubmission, RunCommandError, SinkMode};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -36,6 +36,8 @@ pub struct Scenario {
     pub description: String,
     /// How long to simulate.
     pub duration: Duration,
+    /// The known pitfall the scenario replays, or its fix, explained (`[pitfall]`).
+    pub pitfall: Option<Pitfall>,
     /// Nodes and their resources.
     pub cluster: ClusterSpec,
     /// The ClickEvent generator.
@@ -76,6 +78,21 @@ impl Default for ClusterSpec {
     }
 }
 
+/// `[pitfall]`: a known way a Flink or Kafka pipeline loses or duplicates data, explained as
+/// data so that the run's report can print it next to the outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pitfall {
+    /// What the user sees happen.
+    pub what: String,
+    /// The mechanism that makes it happen.
+    pub why: String,
+    /// Where Flink's or Kafka's documentation (or JIRA) describes it.
+    pub reference: String,
+    /// What a user changes to avoid it.
+    pub fix: String,
+}
+
 /// `[generator]`: the ClickEvent generator (docs/model/job.md#the-generator).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GeneratorSpec {
@@ -83,11 +100,17 @@ pub struct GeneratorSpec {
     pub pace: Duration,
     /// Where a restarted generator begins.
     pub on_restart: OnRestart,
+    /// The event time of the first event (0: 1970-01-01 00:00:00 UTC).
+    pub start_event_time: Duration,
 }
 
 impl Default for GeneratorSpec {
     fn default() -> GeneratorSpec {
-        GeneratorSpec { pace: Duration::from_micros(2500), on_restart: OnRestart::Resume }
+        GeneratorSpec {
+            pace: Duration::from_micros(2500),
+            on_restart: OnRestart::Resume,
+            start_event_time: Duration::ZERO,
+        }
     }
 }
 
@@ -132,7 +155,8 @@ pub enum OnRestart {
 pub struct JobSpec {
     /// The `flink run` line as written in the file.
     pub run: String,
-    /// The line parsed, with `sink` and `transaction_timeout` filled in (the exactly-once sink
+    /// The line parsed, with `sink`, `idleness`, `out_of_orderness` and `transaction_timeout`
+    /// filled in (the exactly-once sink
     /// producer's `transaction.timeout.ms`: the broker aborts a transaction left open longer,
     /// docs/model/kafka.md#overview; above the broker's cap it is not refused here: the producer
     /// fails at initialisation, as Kafka's does).
@@ -292,6 +316,8 @@ pub enum DuplicatesExpectation {
     None,
     /// Equal copies are accepted (the at-least-once sink after a restore).
     Allowed,
+    /// The run must show copies (a pitfall it replays): an engine that writes each once fails.
+    Required,
 }
 
 /// `late`: whether events dropped as late by the window operator (Flink's
@@ -347,6 +373,7 @@ impl fmt::Display for DuplicatesExpectation {
         f.write_str(match self {
             DuplicatesExpectation::None => "none",
             DuplicatesExpectation::Allowed => "allowed",
+            DuplicatesExpectation::Required => "required",
         })
     }
 }
@@ -409,6 +436,9 @@ fn sink_name(mode: SinkMode) -> &'static str {
         SinkMode::ExactlyOnce => "exactly-once",
     }
 }
+
+/// `[job] idleness = "off"`: no idleness timeout (Flink's default without `withIdleness`).
+const IDLENESS_OFF: &str = "off";
 
 /// The only broker the playground has (docs/model/kafka.md#overview).
 const BOOTSTRAP_SERVERS: &str = "kafka:9092";
@@ -501,14 +531,32 @@ impl Scenario {
         error(&candidate, kind)
     }
 
-    /// The names of the scenarios in `scenarios_dir` (the stems of its `.toml` files), sorted.
+    /// The names of the scenarios in `scenarios_dir` (the stems of its `.toml` files) and in its
+    /// subfolders (`pitfalls/<stem>`), sorted: each is a name [`Scenario::resolve`] takes.
     pub fn known(scenarios_dir: &Path) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(scenarios_dir) else { return Vec::new() };
-        let mut known: Vec<String> = entries
-            .filter_map(|entry| Some(entry.ok()?.path()))
-            .filter(|path| path.extension().is_some_and(|e| e == "toml"))
-            .filter_map(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
-            .collect();
+        let stems = |dir: &Path| -> Vec<(String, bool)> {
+            let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+            entries
+                .filter_map(|entry| Some(entry.ok()?.path()))
+                .filter_map(|path| {
+                    let is_dir = path.is_dir();
+                    if is_dir {
+                        return Some((path.file_name()?.to_string_lossy().into_owned(), true));
+                    }
+                    let toml = path.extension().is_some_and(|e| e == "toml");
+                    toml.then(|| Some((path.file_stem()?.to_string_lossy().into_owned(), false)))?
+                })
+                .collect()
+        };
+        let mut known = Vec::new();
+        for (name, is_dir) in stems(scenarios_dir) {
+            if !is_dir {
+                known.push(name);
+                continue;
+            }
+            let inner = stems(&scenarios_dir.join(&name));
+            known.extend(inner.into_iter().filter(|(_, dir)| !dir).map(|(stem, _)| format!("{name}/{stem}")));
+        }
         known.sort();
         known
     }
@@ -548,6 +596,13 @@ impl Scenario {
         writeln!(out, "name = {}", string(&self.name))?;
         writeln!(out, "description = {}", string(&self.description))?;
         writeln!(out, "duration = {}", duration(self.duration))?;
+        if let Some(pitfall) = &self.pitfall {
+            writeln!(out, "\n[pitfall]")?;
+            writeln!(out, "what = {}", string(&pitfall.what))?;
+            writeln!(out, "why = {}", string(&pitfall.why))?;
+            writeln!(out, "reference = {}", string(&pitfall.reference))?;
+            writeln!(out, "fix = {}", string(&pitfall.fix))?;
+        }
         let cluster = &self.cluster;
         writeln!(out, "\n[cluster]")?;
         writeln!(out, "taskmanagers = {}", cluster.taskmanagers)?;
@@ -556,12 +611,16 @@ impl Scenario {
         writeln!(out, "\n[generator]")?;
         writeln!(out, "pace = {}", duration(self.generator.pace))?;
         writeln!(out, "on_restart = {}", string(&self.generator.on_restart.to_string()))?;
+        writeln!(out, "start_event_time = {}", duration(self.generator.start_event_time))?;
         writeln!(out, "\n[kafka]")?;
         writeln!(out, "transaction_max_timeout = {}", duration(self.kafka.transaction_max_timeout))?;
         writeln!(out, "\n[job]")?;
         writeln!(out, "run = {}", string(&self.job.run))?;
         writeln!(out, "sink = {}", string(sink_name(self.job.submission.sink_mode)))?;
         writeln!(out, "transaction_timeout = {}", duration(self.job.submission.transaction_timeout))?;
+        let idleness = self.job.submission.idleness.map_or_else(|| string(IDLENESS_OFF), duration);
+        writeln!(out, "idleness = {idleness}")?;
+        writeln!(out, "out_of_orderness = {}", duration(self.job.submission.out_of_orderness))?;
         for step in &self.steps {
             writeln!(out, "\n[[step]]")?;
             match step.at {
@@ -629,6 +688,10 @@ impl Checker<'_> {
                 None => GeneratorSpec::default().pace,
             },
             on_restart: file.generator.on_restart.unwrap_or_default(),
+            start_event_time: match &file.generator.start_event_time {
+                Some(start) => self.duration(start)?,
+                None => Duration::ZERO,
+            },
         };
 
         let run = &file.job.run;
@@ -652,6 +715,14 @@ impl Checker<'_> {
             Some(timeout) => self.positive_duration(timeout, "transaction_timeout")?,
             None => TRANSACTION_TIMEOUT_DEFAULT,
         };
+        submission.idleness = match &file.job.idleness {
+            Some(off) if off.get_ref() == IDLENESS_OFF => None,
+            Some(timeout) => Some(self.positive_duration(timeout, "idleness")?),
+            None => Some(DEFAULT_IDLENESS),
+        };
+        if let Some(bound) = &file.job.out_of_orderness {
+            submission.out_of_orderness = self.duration(bound)?;
+        }
         let job = JobSpec { run: run.get_ref().clone(), submission };
         let kafka = KafkaSpec {
             transaction_max_timeout: match &file.kafka.transaction_max_timeout {
@@ -692,6 +763,7 @@ impl Checker<'_> {
             name: file.name.into_inner(),
             description: file.description,
             duration,
+            pitfall: file.pitfall,
             cluster,
             generator,
             kafka,
@@ -905,13 +977,15 @@ mod tests {
             name = \"x\"\n\
             description = \"a \\\"quoted\\\" word\\nand a second line\"\n\
             duration = \"12m 30s\"\n\
+            \n[pitfall]\nwhat = \"a \\\"what\\\"\"\nwhy = \"why\"\nreference = \"FLINK-1\"\nfix = \"fix\"\n\
             \n[cluster]\ntaskmanagers = 2\nslots = 3\nstartup_period = \"0s\"\n\
-            \n[generator]\npace = \"1.25ms\"\non_restart = \"from-zero\"\n\
+            \n[generator]\npace = \"1.25ms\"\non_restart = \"from-zero\"\nstart_event_time = \"11h58m\"\n\
             \n[kafka]\ntransaction_max_timeout = \"15m\"\n\
             \n[job]\n\
             run = 'flink run -p 3 -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time'\n\
             sink = \"exactly-once\"\n\
             transaction_timeout = \"90s\"\n\
+            idleness = \"off\"\nout_of_orderness = \"1s\"\n\
             \n[[step]]\nat = { min = \"1m\", max = \"1m\" }\nrun = \"docker-compose kill taskmanager-2\"\n\
             \n[[step]]\nat = \"2m\"\nrun = \"docker-compose scale taskmanager=4\"\n\
             \n[[step]]\nat = \"3m\"\nrun = \"sim partition jobmanager taskmanager-4\"\n\
@@ -932,6 +1006,26 @@ mod tests {
         assert_eq!(scenario.expect.liveness, LivenessExpectation::Stall);
         assert_eq!(scenario.expect.detection_within, Some(Duration::from_secs(7)));
         assert!(printed.ends_with("liveness = \"stall\"\ndetection_within = \"7s\"\nrecovery_within = \"1m 30s\"\n"), "{printed}");
+    }
+
+    #[test]
+    fn pitfall_table_and_watermark_settings_are_read_and_pointed_at() {
+        let pitfall = "\n[pitfall]\nwhat = \"w\"\nwhy = \"y\"\nreference = \"r\"\nfix = \"f\"\n";
+        let scenario = parse(&file(&format!("idleness = \"off\"\nout_of_orderness = \"1s\"\n{pitfall}"))).unwrap();
+        assert_eq!(scenario.pitfall.as_ref().map(|p| p.fix.as_str()), Some("f"));
+        assert_eq!(scenario.job.submission.idleness, None);
+        assert_eq!(scenario.job.submission.out_of_orderness, Duration::from_secs(1));
+        assert_eq!(parse(&file("")).unwrap().job.submission.idleness, Some(Duration::from_secs(5)));
+        let error = err(&file(&format!("{pitfall}see = \"x\"\n")));
+        assert!(error.starts_with("scenarios/x.toml:12:1: unknown field `see`"), "{error}");
+        assert_eq!(
+            err(&file("idleness = \"0s\"\n")),
+            "scenarios/x.toml:6:12: `idleness` must be greater than 0"
+        );
+        assert_eq!(
+            err(&file("\n[generator]\nstart_event_time = \"noon\"\n")),
+            "scenarios/x.toml:8:20: bad duration `noon`: expected e.g. 200ms, 1s, 10m"
+        );
     }
 
     #[test]
@@ -959,9 +1053,10 @@ mod tests {
              description = {}\n\
              duration = \"10m\"\n\
              \n[cluster]\ntaskmanagers = 1\nslots = 2\nstartup_period = \"5m\"\n\
-             \n[generator]\npace = \"2.5ms\"\non_restart = \"resume\"\n\
+             \n[generator]\npace = \"2.5ms\"\non_restart = \"resume\"\nstart_event_time = \"0s\"\n\
              \n[kafka]\ntransaction_max_timeout = \"1h\"\n\
              \n[job]\nrun = \"{RUN}\"\nsink = \"at-least-once\"\ntransaction_timeout = \"1h\"\n\
+             idleness = \"5s\"\nout_of_orderness = \"200ms\"\n\
              \n[expect]\ncounts = \"exact\"\nduplicates = \"none\"\nlate = \"none\"\nloss = \"none\"\nliveness = \"recover\"\n",
             toml::Value::String(scenario.description.clone()),
         );
@@ -1331,7 +1426,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "{}: unknown scenario `stedy-state` (known: failure-recovery, steady-state)",
+                "{}: unknown scenario `stedy-state` (known: failure-recovery, pitfalls/bar, pitfalls/foo, steady-state)",
                 dir.join("stedy-state.toml").display()
             )
         );

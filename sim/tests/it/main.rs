@@ -9,6 +9,7 @@ mod graceful_stop;
 mod harness;
 mod liveness;
 mod parallelism;
+mod pitfalls;
 mod recovery;
 mod scenario_files;
 mod steady_state;

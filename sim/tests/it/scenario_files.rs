@@ -33,6 +33,20 @@ fn every_scenario_file_is_covered_here() {
         "failure-recovery-exactly-once",
         "failure-recovery-exactly-once-partition",
         "failure-recovery-no-checkpointing",
+        "pitfalls/at-least-once-duplicates",
+        "pitfalls/at-least-once-duplicates-fixed",
+        "pitfalls/generator-restart-from-zero",
+        "pitfalls/generator-restart-from-zero-fixed",
+        "pitfalls/idle-partition-late-drops",
+        "pitfalls/idle-partition-late-drops-fixed",
+        "pitfalls/no-checkpointing-loss",
+        "pitfalls/no-checkpointing-loss-fixed",
+        "pitfalls/no-partition-subtask-stall",
+        "pitfalls/no-partition-subtask-stall-fixed",
+        "pitfalls/transaction-timeout-loss",
+        "pitfalls/transaction-timeout-loss-fixed",
+        "pitfalls/twelve-hour-date-pattern",
+        "pitfalls/twelve-hour-date-pattern-fixed",
         "steady-state",
     ];
     assert_eq!(known, tested.map(String::from).to_vec(), "add a test below for each new scenario file");
@@ -84,4 +98,74 @@ fn exactly_once_resubmitted_at_lower_parallelism() {
 #[test]
 fn exactly_once_restore_after_transaction_timeout() {
     check("exactly-once-restore-after-transaction-timeout");
+}
+
+#[test]
+fn pitfall_at_least_once_duplicates() {
+    check("pitfalls/at-least-once-duplicates");
+}
+
+#[test]
+fn pitfall_at_least_once_duplicates_fixed() {
+    check("pitfalls/at-least-once-duplicates-fixed");
+}
+
+#[test]
+fn pitfall_generator_restart_from_zero() {
+    check("pitfalls/generator-restart-from-zero");
+}
+
+#[test]
+fn pitfall_generator_restart_from_zero_fixed() {
+    check("pitfalls/generator-restart-from-zero-fixed");
+}
+
+#[test]
+fn pitfall_idle_partition_late_drops() {
+    check("pitfalls/idle-partition-late-drops");
+}
+
+#[test]
+fn pitfall_idle_partition_late_drops_fixed() {
+    check("pitfalls/idle-partition-late-drops-fixed");
+}
+
+#[test]
+fn pitfall_no_checkpointing_loss() {
+    check("pitfalls/no-checkpointing-loss");
+}
+
+#[test]
+fn pitfall_no_checkpointing_loss_fixed() {
+    check("pitfalls/no-checkpointing-loss-fixed");
+}
+
+#[test]
+fn pitfall_no_partition_subtask_stall() {
+    check("pitfalls/no-partition-subtask-stall");
+}
+
+#[test]
+fn pitfall_no_partition_subtask_stall_fixed() {
+    check("pitfalls/no-partition-subtask-stall-fixed");
+}
+
+#[test]
+fn pitfall_transaction_timeout_loss() {
+    check("pitfalls/transaction-timeout-loss");
+}
+
+#[test]
+fn pitfall_transaction_timeout_loss_fixed() {
+    check("pitfalls/transaction-timeout-loss-fixed");
+}
+
+#[test]
+fn pitfall_twelve_hour_date_pattern() {
+    check("pitfalls/twelve-hour-date-pattern");
+}
+
+#[test]
+fn pitfall_twelve_hour_date_pattern_fixed() {
+    check("pitfalls/twelve-hour-date-pattern-fixed");
 }

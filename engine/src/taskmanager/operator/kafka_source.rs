@@ -51,7 +51,8 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     context.running().await;
     output.broadcast(StreamElement::PartitionsAssigned(owned.clone())).await?;
     if owned.is_empty() {
-        context.trace("has no partition to read: idle");
+        // Idle only through the watermark operator's idleness timeout, as in Flink.
+        context.trace("has no partition to read");
         // Still part of every checkpoint: answer triggers with an empty snapshot.
         while let Some(control) = context.control.recv().await {
             match control {

@@ -1,8 +1,9 @@
 //! `Timestamps/Watermarks` (docs/model/job.md#event-time-and-watermarks): takes each event's own
-//! timestamp and emits bounded out-of-orderness watermarks (max − 200 − 1) every 200 ms, one
-//! generator per Kafka partition combined by min over non-idle partitions (Flink's per-partition
-//! watermarks); a partition without records for 5 s is idle, and a subtask with only idle (or no)
-//! partitions marks its output idle.
+//! timestamp and emits bounded out-of-orderness watermarks (max − bound − 1, the playground's
+//! bound 200 ms) every 200 ms, one generator per Kafka partition combined by min over non-idle
+//! partitions (Flink's per-partition watermarks); with idleness on (the playground's 5 s), a
+//! partition without records for the timeout is idle, and a subtask whose partitions are all
+//! idle, or that has none for that long, marks its output idle.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -16,12 +17,8 @@ use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
 use crate::trace::Event;
 use crate::timer::Ticker;
 
-/// The bound on out-of-orderness.
-pub const OUT_OF_ORDERNESS_MS: i64 = 200;
 /// How often watermarks are emitted (processing time).
 pub const WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
-/// How long a partition may go without records before it is idle.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One partition's bounded-out-of-orderness generator.
 #[derive(Clone, Copy, Debug)]
@@ -31,24 +28,37 @@ struct PartitionClock {
 }
 
 impl PartitionClock {
-    fn watermark(&self) -> i64 {
+    fn watermark(&self, out_of_orderness_ms: i64) -> i64 {
         if self.max_timestamp == i64::MIN {
             i64::MIN
         } else {
-            self.max_timestamp - OUT_OF_ORDERNESS_MS - 1
+            self.max_timestamp.saturating_sub(out_of_orderness_ms).saturating_sub(1)
         }
     }
+}
 
-    fn is_idle(&self, now: Instant) -> bool {
-        now.duration_since(self.last_record) >= IDLE_TIMEOUT
-    }
+/// Whether `since` is at least the idleness timeout ago; never with idleness off.
+fn idle_since(since: Instant, now: Instant, idleness: Option<Duration>) -> bool {
+    idleness.is_some_and(|timeout| now.duration_since(since) >= timeout)
+}
+
+/// What the subtask's output is at a watermark tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    /// Every partition is idle, or the subtask has none and has waited out the idleness timeout.
+    Idle,
+    /// Active, with the min over the active partitions (`i64::MIN` before any record, or with
+    /// no partition at all: KafkaSource does not mark such a subtask idle by itself).
+    Active(i64),
 }
 
 /// The operator's runtime state (watermarks restart from the minimum on restore: no snapshot).
 struct WatermarkGenerator {
     partitions: BTreeMap<u32, PartitionClock>,
-    /// Until the source says which partitions it reads, hold everything back.
-    assigned: bool,
+    /// When the source said which partitions it reads; until then, hold everything back.
+    assigned_at: Option<Instant>,
+    idleness: Option<Duration>,
+    out_of_orderness_ms: i64,
     emitted: i64,
     idle: bool,
     /// The partitions idle now, as last traced.
@@ -56,9 +66,21 @@ struct WatermarkGenerator {
 }
 
 impl WatermarkGenerator {
-    /// The combined watermark, or `None` when every partition is idle (or there are none).
-    fn current(&self, now: Instant) -> Option<i64> {
-        self.partitions.values().filter(|p| !p.is_idle(now)).map(PartitionClock::watermark).min()
+    fn is_idle(&self, partition: &PartitionClock, now: Instant) -> bool {
+        idle_since(partition.last_record, now, self.idleness)
+    }
+
+    /// The subtask's output at `now`, once its partitions are known (`assigned_at`).
+    fn current(&self, assigned_at: Instant, now: Instant) -> Output {
+        if self.partitions.is_empty() {
+            return if idle_since(assigned_at, now, self.idleness) { Output::Idle } else { Output::Active(i64::MIN) };
+        }
+        self.partitions
+            .values()
+            .filter(|p| !self.is_idle(p, now))
+            .map(|p| p.watermark(self.out_of_orderness_ms))
+            .min()
+            .map_or(Output::Idle, Output::Active)
     }
 }
 
@@ -66,9 +88,12 @@ impl WatermarkGenerator {
 pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     let mut input = context.input.take().expect("Timestamps/Watermarks has an input");
     let mut output = context.output.take().expect("Timestamps/Watermarks has an output");
+    let submission = &context.tdd.submission;
     let mut generator = WatermarkGenerator {
         partitions: BTreeMap::new(),
-        assigned: false,
+        assigned_at: None,
+        idleness: submission.idleness,
+        out_of_orderness_ms: i64::try_from(submission.out_of_orderness.as_millis()).unwrap_or(i64::MAX),
         emitted: i64::MIN,
         idle: false,
         idle_partitions: BTreeSet::new(),
@@ -81,30 +106,28 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         tokio::select! {
             biased;
             _ = watermark_tick.tick() => {
-                if !generator.assigned {
-                    continue;
-                }
+                let Some(assigned_at) = generator.assigned_at else { continue };
                 let now = clock.now();
                 // Traced once per spell of idleness: the cause a late drop downstream points at.
                 for (partition, partition_clock) in &generator.partitions {
-                    let idle = partition_clock.is_idle(now);
+                    let idle = generator.is_idle(partition_clock, now);
                     if idle && generator.idle_partitions.insert(*partition) {
                         context.services.trace.record(Event::PartitionIdle {
                             task: context.tdd.display_name(),
                             partition: *partition,
-                            idle_after: IDLE_TIMEOUT,
+                            idle_after: generator.idleness.unwrap_or_default(),
                         });
                     } else if !idle {
                         generator.idle_partitions.remove(partition);
                     }
                 }
-                match generator.current(now) {
-                    None if !generator.idle => {
+                match generator.current(assigned_at, now) {
+                    Output::Idle if !generator.idle => {
                         generator.idle = true;
                         output.broadcast(StreamElement::WatermarkStatus(WatermarkStatus::Idle)).await?;
                     }
-                    None => {}
-                    Some(watermark) => {
+                    Output::Idle => {}
+                    Output::Active(watermark) => {
                         if generator.idle {
                             generator.idle = false;
                             output.broadcast(StreamElement::WatermarkStatus(WatermarkStatus::Active)).await?;
@@ -156,7 +179,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                                     .entry(partition)
                                     .or_insert(PartitionClock { max_timestamp: i64::MIN, last_record: now });
                             }
-                            generator.assigned = true;
+                            generator.assigned_at.get_or_insert(now);
                         }
                         GateEvent::Closed => return Ok(()),
                         // The source emits no watermarks of its own.

@@ -1,0 +1,82 @@
+//! The pitfall gallery (scenarios/pitfalls/): every pitfall shows its mechanism, and its fix
+//! passes, on a few seeds; `--features flinksim/sweeps` runs 20 seeds each.
+
+use flinksim::{Report, pitfall};
+
+use crate::harness::{run_seeds, scenario};
+
+/// Seeds per scenario: two in the default suite, twenty behind the `sweeps` feature.
+fn seeds() -> Vec<u64> {
+    if cfg!(feature = "sweeps") { (1..=20).collect() } else { vec![1, 2] }
+}
+
+/// Runs `pitfalls/<name>` on [`seeds`]: each run passes its own `[expect]`, and the report's
+/// pitfall line says `shown`.
+fn check(name: &str, shown: &str) -> Vec<Report> {
+    let scenario = scenario(&format!("pitfalls/{name}"));
+    assert!(scenario.pitfall.is_some(), "{name} has no [pitfall] table");
+    let reports = run_seeds(&scenario, &seeds());
+    for report in &reports {
+        let replay = format!("replay: cargo xtask run-scenario pitfalls/{name} --seed {}", report.seed);
+        assert!(report.passed(), "{:?}\n{replay}", report.oracle.violations);
+        let line = pitfall::shown(report);
+        assert!(line.contains(shown), "{line}\n{replay}");
+    }
+    reports
+}
+
+const CLEAN: &str = "no late drop, no loss, no copy, no stall";
+
+#[test]
+fn twelve_hour_date_pattern_drops_everything_after_noon_as_late() {
+    for report in check("twelve-hour-date-pattern", "events dropped as late") {
+        // Every event from 12:00 on reads back into a window at 00:00-00:02.
+        let after_noon = report.oracle.rows.iter().filter(|r| r.window_start_ms < 3_600_000);
+        assert!(after_noon.clone().count() > 0 && after_noon.clone().all(|r| r.counts.is_empty() && r.late == r.recount));
+    }
+    check("twelve-hour-date-pattern-fixed", CLEAN);
+}
+
+#[test]
+fn idleness_after_a_partition_drops_the_backlog_and_idleness_off_loses_nothing() {
+    check("idle-partition-late-drops", "went idle before them");
+    check("idle-partition-late-drops-fixed", CLEAN);
+}
+
+#[test]
+fn idleness_off_above_the_partition_count_stalls_and_an_idleness_timeout_does_not() {
+    for report in check("no-partition-subtask-stall", "the job stalled") {
+        assert_eq!(report.oracle.output_records, 0, "seed {}", report.seed);
+    }
+    check("no-partition-subtask-stall-fixed", CLEAN);
+}
+
+#[test]
+fn a_job_down_longer_than_the_transaction_timeout_loses_the_pending_results() {
+    check("transaction-timeout-loss", "events lost for a recorded cause");
+    check("transaction-timeout-loss-fixed", CLEAN);
+}
+
+#[test]
+fn the_at_least_once_sink_duplicates_after_a_kill_and_exactly_once_does_not() {
+    for report in check("at-least-once-duplicates", "written more than once") {
+        for row in &report.oracle.rows {
+            assert!(row.counts.iter().all(|&c| c == 1000), "{row:?} (seed {})", report.seed);
+        }
+    }
+    check("at-least-once-duplicates-fixed", CLEAN);
+}
+
+#[test]
+fn without_checkpointing_a_kill_loses_data_and_with_it_nothing() {
+    check("no-checkpointing-loss", "events lost for a recorded cause");
+    for report in check("no-checkpointing-loss-fixed", "") {
+        assert_eq!(report.oracle.totals().lost, 0, "seed {}", report.seed);
+    }
+}
+
+#[test]
+fn a_generator_restarted_from_zero_sends_only_late_events_and_a_resumed_one_does_not() {
+    check("generator-restart-from-zero", "events dropped as late");
+    check("generator-restart-from-zero-fixed", CLEAN);
+}
