@@ -179,6 +179,7 @@ impl BenchCase {
                                 duration: Some(*duration),
                                 trace: false,
                                 windows: crate::flags::Windows::Problems,
+                                trace_out: None,
                             };
                             errln!("replay: {}", crate::run_scenario::replay(&flags));
                             return Ok(ExitCode::from(EXIT_CRASHED));

@@ -12,5 +12,6 @@ mod parallelism;
 mod recovery;
 mod scenario_files;
 mod steady_state;
+mod sweep;
 mod tidy;
 mod verdicts;
