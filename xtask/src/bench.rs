@@ -275,6 +275,7 @@ struct JsonReport<'a> {
     targets: &'a [Target],
     skipped: &'a [String],
     crashed: &'a [String],
+    sweep: Option<&'a crate::bench_sweep::SweepBench>,
 }
 
 #[derive(Tabled)]
@@ -382,6 +383,13 @@ impl Bench {
         for m in measured.iter().filter(|m| m.oracle_failures > 0) {
             outln!("note: {}: the oracle rejected {} of {reps} repetition(s)", m.case, m.oracle_failures)?;
         }
+        let sweep = match crate::bench_sweep::measure(&exe, &root, self.quick) {
+            Ok(sweep) => Some(sweep),
+            Err(error) => {
+                crashed.push(format!("sweep: {error:#}"));
+                None
+            }
+        };
         for s in &skipped {
             outln!("skipped: {s}")?;
         }
@@ -399,6 +407,7 @@ impl Bench {
                 targets: &targets,
                 skipped: &skipped,
                 crashed: &crashed,
+                sweep: sweep.as_ref(),
             };
             let text = serde_json::to_string_pretty(&report).context("cannot encode the benchmark as JSON")?;
             std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;

@@ -30,6 +30,9 @@ pub enum Command {
     /// One run's trace as a JSON line (run by `check-determinism` in a fresh process).
     #[command(hide = true)]
     TraceRun(crate::check_determinism::TraceRun),
+    /// One sweep timed in this process, reported as one JSON line (run by `bench`).
+    #[command(hide = true)]
+    BenchSweep(crate::bench_sweep::BenchSweep),
     /// Run many seeds of scenarios on all cores and tabulate the verdicts; `sweep merge` combines shards.
     Sweep(crate::sweep::Sweep),
 }

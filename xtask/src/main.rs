@@ -5,6 +5,7 @@
 
 mod allocator;
 mod bench;
+mod bench_sweep;
 mod check_determinism;
 mod console;
 mod flags;
@@ -26,6 +27,7 @@ fn main() -> std::process::ExitCode {
         flags::Command::CheckDeterminism(command) => command.run(),
         flags::Command::TraceRun(command) => command.run(),
         flags::Command::Sweep(command) => command.run(),
+        flags::Command::BenchSweep(command) => command.run(),
     };
     match result {
         Ok(code) => code,
