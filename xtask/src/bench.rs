@@ -477,10 +477,13 @@ fn merge(so_far: Option<CaseResult>, run: CaseResult) -> CaseResult {
 
 /// Runs one repetition of a case in a child process and reads its JSON line.
 fn run_one_child(exe: &Path, root: &Path, case: &Case) -> anyhow::Result<CaseResult> {
+    child_result(exe, root, &["bench-case".into(), case.to_string(), "--reps".into(), "1".into()])
+}
+
+/// Runs `exe args` in `root` (stderr passed through) and reads the JSON line it prints last.
+pub fn child_result<T: serde::de::DeserializeOwned>(exe: &Path, root: &Path, args: &[String]) -> anyhow::Result<T> {
     let output = Command::new(exe)
-        .arg("bench-case")
-        .arg(case.to_string())
-        .args(["--reps", "1"])
+        .args(args)
         .current_dir(root)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())

@@ -4,10 +4,10 @@
 //! which must stay flat. Each sweep runs in its own child process (`xtask bench-sweep`).
 
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use flinksim::scenario::format_duration;
 use flinksim::sweep::{self, SeedRange, Shard, SweepScenario};
 use serde::{Deserialize, Serialize};
@@ -86,20 +86,9 @@ impl BenchSweep {
 }
 
 fn child(exe: &Path, root: &Path, scenario: &str, duration: Duration, seeds: u64, jobs: usize) -> anyhow::Result<SweepMeasured> {
-    let output = Command::new(exe)
-        .args(["bench-sweep", scenario, "--duration", &format_duration(duration).replace(' ', "")])
-        .args(["--seeds", &seeds.to_string(), "--jobs", &jobs.to_string()])
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
-    if !output.status.success() {
-        bail!("the bench-sweep child exited with {}", output.status);
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().rev().find(|l| !l.trim().is_empty()).context("the child printed no result")?;
-    serde_json::from_str(line).with_context(|| format!("cannot read the child's result `{line}`"))
+    let duration = format_duration(duration).replace(' ', "");
+    let args = ["bench-sweep", scenario, "--duration", &duration, "--seeds", &seeds.to_string(), "--jobs", &jobs.to_string()];
+    crate::bench::child_result(exe, root, &args.map(String::from))
 }
 
 /// The sweep case's figures, for the `--json` file.
