@@ -127,7 +127,8 @@ pub fn measure(exe: &Path, root: &Path, quick: bool) -> anyhow::Result<SweepBenc
     crate::console::errln!("bench: sweep of failure-recovery:10m, {seeds} seeds on 1 job, then on {cores}");
     let serial = child(exe, root, "failure-recovery", duration, seeds, 1)?;
     let parallel = child(exe, root, "failure-recovery", duration, seeds, cores)?;
-    let memory_seeds = if quick { 1000 } else { 10_000 };
+    // Each run leaves about 2.4 MB resident today: 10,000 seeds would exhaust the machine.
+    let memory_seeds = if quick { 200 } else { 500 };
     let memory_duration = Duration::from_secs(10);
     crate::console::errln!("bench: sweep of steady-state:10s, {memory_seeds} seeds on {cores} jobs, memory sampled");
     let memory = child(exe, root, "steady-state", memory_duration, memory_seeds, cores)?;
