@@ -6,12 +6,14 @@
 
 pub mod accounting;
 pub mod cluster;
+pub mod determinism;
 pub mod floor;
 pub mod liveness;
 pub mod oracle;
 pub mod pitfall;
 pub mod run;
 pub mod scenario;
+pub mod sweep;
 pub mod timeline;
 pub mod trace;
 pub mod verdict;

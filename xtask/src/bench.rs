@@ -179,6 +179,7 @@ impl BenchCase {
                                 duration: Some(*duration),
                                 trace: false,
                                 windows: crate::flags::Windows::Problems,
+                                trace_out: None,
                             };
                             errln!("replay: {}", crate::run_scenario::replay(&flags));
                             return Ok(ExitCode::from(EXIT_CRASHED));
@@ -274,6 +275,7 @@ struct JsonReport<'a> {
     targets: &'a [Target],
     skipped: &'a [String],
     crashed: &'a [String],
+    sweep: Option<&'a crate::bench_sweep::SweepBench>,
 }
 
 #[derive(Tabled)]
@@ -381,6 +383,13 @@ impl Bench {
         for m in measured.iter().filter(|m| m.oracle_failures > 0) {
             outln!("note: {}: the oracle rejected {} of {reps} repetition(s)", m.case, m.oracle_failures)?;
         }
+        let sweep = match crate::bench_sweep::measure(&exe, &root, self.quick) {
+            Ok(sweep) => Some(sweep),
+            Err(error) => {
+                crashed.push(format!("sweep: {error:#}"));
+                None
+            }
+        };
         for s in &skipped {
             outln!("skipped: {s}")?;
         }
@@ -398,6 +407,7 @@ impl Bench {
                 targets: &targets,
                 skipped: &skipped,
                 crashed: &crashed,
+                sweep: sweep.as_ref(),
             };
             let text = serde_json::to_string_pretty(&report).context("cannot encode the benchmark as JSON")?;
             std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;
@@ -467,10 +477,13 @@ fn merge(so_far: Option<CaseResult>, run: CaseResult) -> CaseResult {
 
 /// Runs one repetition of a case in a child process and reads its JSON line.
 fn run_one_child(exe: &Path, root: &Path, case: &Case) -> anyhow::Result<CaseResult> {
+    child_result(exe, root, &["bench-case".into(), case.to_string(), "--reps".into(), "1".into()])
+}
+
+/// Runs `exe args` in `root` (stderr passed through) and reads the JSON line it prints last.
+pub fn child_result<T: serde::de::DeserializeOwned>(exe: &Path, root: &Path, args: &[String]) -> anyhow::Result<T> {
     let output = Command::new(exe)
-        .arg("bench-case")
-        .arg(case.to_string())
-        .args(["--reps", "1"])
+        .args(args)
         .current_dir(root)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())

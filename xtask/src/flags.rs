@@ -25,6 +25,16 @@ pub enum Command {
     /// One benchmark case in this process, reported as one JSON line (run by `bench`).
     #[command(hide = true)]
     BenchCase(BenchCase),
+    /// Run seeds twice in fresh runtimes (some again in a fresh process) and compare their traces.
+    CheckDeterminism(crate::check_determinism::CheckDeterminism),
+    /// One run's trace as a JSON line (run by `check-determinism` in a fresh process).
+    #[command(hide = true)]
+    TraceRun(crate::check_determinism::TraceRun),
+    /// One sweep timed in this process, reported as one JSON line (run by `bench`).
+    #[command(hide = true)]
+    BenchSweep(crate::bench_sweep::BenchSweep),
+    /// Run many seeds of scenarios on all cores and tabulate the verdicts; `sweep merge` combines shards.
+    Sweep(crate::sweep::Sweep),
 }
 
 /// `cargo xtask run-scenario <scenario> [--seed N] [--duration 10m]`.
@@ -45,6 +55,9 @@ pub struct RunScenario {
     /// one-line summary) or `all` (one row per window and page).
     #[arg(long, value_enum, default_value_t = Windows::Problems)]
     pub windows: Windows,
+    /// Also write the trace to PATH, one line per event (for `check-determinism --trace-a/--trace-b`).
+    #[arg(long, value_name = "PATH")]
+    pub trace_out: Option<PathBuf>,
 }
 
 /// `--windows`: which rows of the window table to print.
@@ -60,7 +73,7 @@ impl RunScenario {
     /// The command that replays this run: the scenario as given and every flag that changes the
     /// run. The only place a replay line is built; the destructuring makes a new flag choose.
     pub fn replay_command(&self) -> String {
-        let RunScenario { scenario, seed, duration, trace: _, windows: _ } = self;
+        let RunScenario { scenario, seed, duration, trace: _, windows: _, trace_out: _ } = self;
         let mut command = format!("cargo xtask run-scenario {} --seed {seed}", shell_word(scenario));
         if let Some(duration) = duration {
             // One word, `2m30s`: it reads back the same and needs no quotes.

@@ -5,9 +5,12 @@
 
 mod allocator;
 mod bench;
+mod bench_sweep;
+mod check_determinism;
 mod console;
 mod flags;
 mod run_scenario;
+mod sweep;
 
 use clap::Parser;
 use console::errln;
@@ -21,6 +24,10 @@ fn main() -> std::process::ExitCode {
         flags::Command::RunScenario(command) => command.run(),
         flags::Command::Bench(command) => command.run(),
         flags::Command::BenchCase(command) => command.run(),
+        flags::Command::CheckDeterminism(command) => command.run(),
+        flags::Command::TraceRun(command) => command.run(),
+        flags::Command::Sweep(command) => command.run(),
+        flags::Command::BenchSweep(command) => command.run(),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use flinksim::{Report, RunError, Scenario, liveness};
 use flinksim::scenario::{Step, StepTime, format_duration};
 use flinksim::oracle::{OracleReport, RowStatus, WindowRow};
@@ -53,31 +54,7 @@ fn clock(ms: i64) -> String {
 impl RunScenario {
     /// Runs the command; the exit code says pass, oracle failure or panic.
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let root = crate::project_root();
-        let path = Scenario::resolve(&self.scenario, &root.join("scenarios"))?;
-        let mut scenario = Scenario::load(&path)?;
-        let whole = scenario.clone();
-        if let Some(duration) = self.duration {
-            // The run goes on without them, and the banner leaves them out: say so.
-            for step in scenario.steps_after(duration) {
-                errln!("warning: {}", step_after_end(&path, step, duration));
-            }
-            scenario = scenario.with_duration(duration);
-        }
-        if let Err(error) = liveness::check_tail(&scenario) {
-            // Shortened, a scenario may lose the heal of a fault it still runs.
-            if let Some(duration) = self.duration
-                && liveness::check_tail(&whole).is_ok()
-            {
-                anyhow::bail!(
-                    "{error}\n(the scenario heals it after the end of a {} run: use --duration {} or longer, or one \
-                     that ends at or before its first fault)",
-                    format_duration(duration),
-                    format_duration(liveness::shortest_duration(&whole))
-                );
-            }
-            return Err(error.into());
-        }
+        let (path, scenario) = load(&self.scenario, self.duration)?;
         // The banner: the effective scenario, itself a valid scenario file.
         outln!("{}", scenario.to_toml())?;
         let (report, wall) = match run_showing_progress(&scenario, self.seed) {
@@ -89,6 +66,10 @@ impl RunScenario {
                 return Ok(ExitCode::from(EXIT_PANIC));
             }
         };
+        if let Some(path) = &self.trace_out {
+            let text: String = report.trace.iter().map(|line| format!("{line}\n")).collect();
+            std::fs::write(path, text).with_context(|| format!("cannot write the trace to {}", path.display()))?;
+        }
         if self.trace {
             for line in &report.trace {
                 outln!("{line}")?;
@@ -154,6 +135,38 @@ impl RunScenario {
         }
         Ok(ExitCode::from(verdict.exit_code()))
     }
+}
+
+/// Loads a scenario by name or path for a command, shortened by `--duration`: steps dropped by it
+/// are warned about on stderr, and a fault left without its heal is refused with the duration
+/// that works.
+pub fn load(given: &str, duration: Option<Duration>) -> anyhow::Result<(std::path::PathBuf, Scenario)> {
+    let root = crate::project_root();
+    let path = Scenario::resolve(given, &root.join("scenarios"))?;
+    let mut scenario = Scenario::load(&path)?;
+    let whole = scenario.clone();
+    if let Some(duration) = duration {
+        // The run goes on without them, and the banner leaves them out: say so.
+        for step in scenario.steps_after(duration) {
+            errln!("warning: {}", step_after_end(&path, step, duration));
+        }
+        scenario = scenario.with_duration(duration);
+    }
+    if let Err(error) = liveness::check_tail(&scenario) {
+        // Shortened, a scenario may lose the heal of a fault it still runs.
+        if let Some(duration) = duration
+            && liveness::check_tail(&whole).is_ok()
+        {
+            anyhow::bail!(
+                "{error}\n(the scenario heals it after the end of a {} run: use --duration {} or longer, or one \
+                 that ends at or before its first fault)",
+                format_duration(duration),
+                format_duration(liveness::shortest_duration(&whole))
+            );
+        }
+        return Err(error.into());
+    }
+    Ok((path, scenario))
 }
 
 /// How many rows that are not ok a run prints before it counts the rest.
@@ -279,7 +292,7 @@ pub fn replay(flags: &RunScenario) -> String {
 /// The build a replay needs: `build <commit>` (with `-dirty` when tracked files have changes), or
 /// `unknown build` when git cannot say. Read at run time: `cargo xtask` rebuilds first, so the
 /// tree is the build. Untracked files are left out: notes lying around do not change a build.
-fn build() -> String {
+pub fn build() -> String {
     let git = |args: &[&str]| {
         let output = std::process::Command::new("git").arg("-C").arg(crate::project_root()).args(args).output().ok()?;
         output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())

@@ -1,123 +1,166 @@
-//! `cargo xtask run-scenario` as a user runs it: the built binary, its exit codes and what it
-//! prints on stdout and stderr. Every run here is a few simulated seconds.
+//! The sweep and determinism commands as a user runs them, and the shipped scale-out files
+//! (the GitHub Actions matrix and the Kubernetes Indexed Job) checked to cover a range once.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
-/// The xtask binary Cargo built for these tests.
-fn xtask() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
+use flinksim::sweep::{SeedRange, Shard};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A scratch folder of this test process, emptied first.
+fn xtask(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).current_dir(root()).output().unwrap();
+    output
+}
+
+fn text(output: &Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("flinksim-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A job without checkpointing whose only TaskManager is killed at 20s and back at 50s: the job
-/// fails for good and no window after it ever comes, so the run fails for liveness (exit 5).
-/// Its resubmission at 1m30s falls after the end of the `--duration 1m20s` the tests run it for.
-const LOST_WINDOWS: &str = r#"
-name = "lost-windows"
-duration = "2m"
-[cluster]
-startup_period = "0s"
-[job]
-run = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --event-time"
-[[step]]
-at = "20s"
-run = "docker-compose kill taskmanager"
-[[step]]
-at = "50s"
-run = "docker-compose up -d taskmanager"
-[[step]]
-at = "1m30s"
-run = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --event-time"
-"#;
-
-/// The replay line printed on failure left out `--duration` and the build.
 #[test]
-fn a_failed_run_ends_with_a_replay_line_carrying_every_flag_and_the_build() {
-    let dir = scratch("replay");
-    let path = dir.join("lost-windows.toml");
-    std::fs::write(&path, LOST_WINDOWS).unwrap();
-    let Output { status, stdout, stderr } = xtask()
-        .args(["run-scenario", path.to_str().unwrap(), "--seed", "7", "--duration", "1m20s"])
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (text(&stdout), text(&stderr));
-    assert_eq!(status.code(), Some(5), "{stdout}\n{stderr}");
-    assert!(stdout.contains("verdict:    FAILED (liveness: the job did not recover, or not in time)"), "{stdout}");
-    assert!(stdout.contains("violation:  [liveness] the job did not catch up in the fault-free tail"), "{stdout}");
-    let replay = stdout.lines().find(|l| l.starts_with("replay:")).unwrap_or_else(|| panic!("{stdout}"));
-    let expected = format!("replay:     cargo xtask run-scenario {} --seed 7 --duration 1m20s   # ", path.display());
-    assert!(replay.starts_with(&expected), "{replay}");
-    assert!(replay.ends_with("unknown build") || replay[expected.len()..].starts_with("build "), "{replay}");
-    // The step at 1m30s is after the end: a warning names it, and the run goes on.
-    assert!(
-        stderr.contains(&format!(
-            "warning: {}:14: step `flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 \
-             --event-time` at 1m 30s will not run: it is after the end (--duration 1m 20s)",
-            path.display()
-        )),
-        "{stderr}"
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
+fn check_determinism_runs_seeds_in_fresh_runtimes_and_a_fresh_process() {
+    let output = xtask(&["check-determinism", "steady-state", "--seeds", "1..3", "--duration", "30s", "--process-sample", "1"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("seed 1: alike in 3 runs, and in a fresh process"), "{out}");
+    assert!(out.contains("seed 2: alike in 2 runs"), "{out}");
+    assert!(out.contains("verdict:    PASSED"), "{out}");
 }
 
-/// `--duration 0s` ran and failed the oracle (exit 1); in a file it is bad input (exit 2).
 #[test]
-fn a_bad_duration_flag_is_bad_input_with_the_file_rules_message() {
-    let Output { status, stderr, .. } =
-        xtask().args(["run-scenario", "steady-state", "--duration", "0s"]).output().unwrap();
-    assert_eq!(status.code(), Some(2));
-    assert!(text(&stderr).contains("`duration` must be greater than 0"), "{}", text(&stderr));
+fn trace_files_compare_and_a_difference_exits_6_with_its_first_line() {
+    let dir = scratch("trace-files");
+    let path = |seed: u64| dir.join(format!("seed-{seed}.trace"));
+    for seed in [1, 2] {
+        let p = path(seed);
+        let output = xtask(&["run-scenario", "steady-state", "--seed", &seed.to_string(), "--duration", "20s", "--trace-out", p.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    }
+    let again = dir.join("seed-1-again.trace");
+    xtask(&["run-scenario", "steady-state", "--seed", "1", "--duration", "20s", "--trace-out", again.to_str().unwrap()]);
+    let same = xtask(&["check-determinism", "--trace-a", path(1).to_str().unwrap(), "--trace-b", again.to_str().unwrap()]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same));
+    assert!(text(&same).contains("the traces are identical"));
+    let other = xtask(&["check-determinism", "--trace-a", path(1).to_str().unwrap(), "--trace-b", path(2).to_str().unwrap()]);
+    let out = text(&other);
+    assert_eq!(other.status.code(), Some(6), "{out}");
+    // The banner names the seed: the traces part at line 1.
+    assert!(out.contains("the traces differ from line 1:"), "{out}");
+    assert!(out.contains(">      1       0.000000  sim                    scenario steady-state seed 1"), "{out}");
+    assert!(out.contains("FAILED (nondeterminism)"), "{out}");
 }
 
-/// `--duration 2m30s` kept the playground's kill at 2m and dropped its return at 3m: the job was
-/// judged on a TaskManager that never came back. The run is refused, saying what duration works.
 #[test]
-fn a_duration_that_drops_a_fault_s_heal_is_bad_input_naming_the_duration_that_works() {
-    let Output { status, stdout, stderr } =
-        xtask().args(["run-scenario", "failure-recovery", "--duration", "2m30s"]).output().unwrap();
-    let stderr = text(&stderr);
-    assert_eq!(status.code(), Some(2), "{stderr}");
-    assert!(text(&stdout).is_empty(), "nothing ran: {}", text(&stdout));
-    assert!(stderr.contains("failure-recovery.toml:18:1: `docker-compose kill taskmanager` at 2m leaves taskmanager-1 down"), "{stderr}");
-    assert!(stderr.contains("use --duration 3m 30s or longer"), "{stderr}");
-    // The README's example: at 2m the kill is at the very end, and it is dropped with its return.
-    let Output { status, stderr, .. } =
-        xtask().args(["run-scenario", "failure-recovery", "--seed", "8141", "--duration", "2m"]).output().unwrap();
-    assert_eq!(status.code(), Some(0), "{}", text(&stderr));
-    assert!(text(&stderr).contains("step `docker-compose kill taskmanager` at 2m will not run: it is at the end"));
+fn bad_flags_exit_2_with_a_clear_error() {
+    for (args, message) in [
+        (&["sweep", "steady-state", "--seeds", "0..10", "--shard", "4/4"][..], "the index must be below 4"),
+        (&["sweep", "steady-state", "--seeds", "9..3"][..], "holds no seed"),
+        (&["sweep", "steady-state"][..], "--seeds"),
+        (&["sweep", "steady-state", "--seeds", "0..2", "--max-failures", "0"][..], "--max-failures"),
+        (&["check-determinism"][..], "required"),
+        (&["check-determinism", "--trace-a", "x"][..], "--trace-b"),
+        (&["sweep", "no-such-scenario", "--seeds", "0..2"][..], "unknown scenario"),
+    ] {
+        let output = xtask(args);
+        let out = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {out}");
+        assert!(out.contains(message), "{args:?}: {out}");
+    }
 }
 
-/// Runs xtask with its stdout a pipe whose reader is already gone, as `xtask … | head -0` does.
-fn with_stdout_closed(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = xtask().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    drop(child.stdout.take());
-    let Output { status, stderr, .. } = child.wait_with_output().unwrap();
-    (status.code(), text(&stderr))
-}
-
-/// `run-scenario … | head` panicked on the broken pipe (exit 101).
 #[test]
-fn a_reader_that_goes_away_ends_the_output_quietly_with_the_run_s_own_exit_code() {
-    let (code, stderr) = with_stdout_closed(&["run-scenario", "steady-state", "--duration", "20s"]);
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let dir = scratch("pipe");
-    let path = dir.join("lost-windows.toml");
-    std::fs::write(&path, LOST_WINDOWS).unwrap();
-    let (code, stderr) = with_stdout_closed(&["run-scenario", path.to_str().unwrap(), "--duration", "1m20s"]);
-    assert_eq!(code, Some(5), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    std::fs::remove_dir_all(&dir).unwrap();
+fn sweep_shards_write_json_that_merges_to_the_whole_range() {
+    let dir = scratch("sweep-shards");
+    let mut files = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        let json = dir.join(format!("sweep-{}.json", &shard[..1]));
+        let output = xtask(&["sweep", "steady-state", "--seeds", "0..4", "--duration", "20s", "--jobs", "2", "--shard", shard, "--json", json.to_str().unwrap()]);
+        let out = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{out}");
+        assert!(out.contains(&format!("(shard {shard}: 2 seeds)")), "{out}");
+        files.push(json);
+    }
+    let merged = dir.join("merged.json");
+    let output = xtask(&["sweep", "merge", files[0].to_str().unwrap(), files[1].to_str().unwrap(), "--json", merged.to_str().unwrap()]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("shards 0, 1 of 2"), "{out}");
+    let report: flinksim::sweep::SweepReport = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(report.totals().passed, 4);
+    let twice = xtask(&["sweep", "merge", files[0].to_str().unwrap(), files[0].to_str().unwrap()]);
+    assert_eq!(twice.status.code(), Some(2), "{}", text(&twice));
+    assert!(text(&twice).contains("shard 0/2 is in two reports"));
+}
+
+/// Every seed of `range` in exactly one of `shards` 0..count.
+fn assert_covered_once(range: SeedRange, count: u32, shards: &[u32], what: &str) {
+    assert_eq!(shards, (0..count).collect::<Vec<_>>(), "{what}: the shards must be 0 … {}", count - 1);
+    let mut seen = vec![0u32; range.len() as usize];
+    for &index in shards {
+        for seed in (Shard { index, count }).seeds(range) {
+            seen[(seed - range.start) as usize] += 1;
+        }
+    }
+    let wrong: Vec<u64> = seen.iter().enumerate().filter(|(_, n)| **n != 1).map(|(i, _)| range.start + i as u64).collect();
+    assert!(wrong.is_empty(), "{what}: seeds not covered exactly once: {wrong:?}");
+}
+
+fn yaml(path: &Path) -> serde_yaml::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn string(value: &serde_yaml::Value) -> String {
+    match value {
+        serde_yaml::Value::String(s) => s.clone(),
+        serde_yaml::Value::Number(n) => n.to_string(),
+        other => panic!("not a string: {other:?}"),
+    }
+}
+
+#[test]
+fn the_github_matrix_covers_the_range_exactly_once() {
+    let workflow = yaml(&root().join(".github/workflows/sweep.yml"));
+    let range: SeedRange = string(&workflow["env"]["SEEDS"]).parse().unwrap();
+    let count: u32 = string(&workflow["env"]["SHARDS"]).parse().unwrap();
+    let job = &workflow["jobs"]["shard"];
+    let shards: Vec<u32> = job["strategy"]["matrix"]["shard"].as_sequence().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let run = job["steps"].as_sequence().unwrap().iter().find_map(|s| s["run"].as_str()).unwrap();
+    assert!(run.contains(r#"--seeds "$SEEDS" --shard "${{ matrix.shard }}/$SHARDS""#), "{run}");
+    assert!(run.contains("sweep $SCENARIOS"), "{run}");
+    assert_covered_once(range, count, &shards, "the GitHub Actions matrix");
+    let merge = &workflow["jobs"]["merge"];
+    assert_eq!(string(&merge["needs"]), "shard");
+    assert!(merge["steps"].as_sequence().unwrap().iter().any(|s| s["run"].as_str().is_some_and(|r| r.contains("sweep merge sweep-*.json"))));
+}
+
+#[test]
+fn the_kubernetes_indexed_job_covers_the_range_exactly_once() {
+    let job = yaml(&root().join("deploy/k8s/sweep-job.yaml"));
+    assert_eq!(string(&job["kind"]), "Job");
+    let spec = &job["spec"];
+    assert_eq!(string(&spec["completionMode"]), "Indexed");
+    let completions = spec["completions"].as_u64().unwrap() as u32;
+    let container = &spec["template"]["spec"]["containers"][0];
+    let env = |name: &str| {
+        container["env"].as_sequence().unwrap().iter().find(|e| e["name"] == name).map(|e| string(&e["value"])).unwrap()
+    };
+    let range: SeedRange = env("SEEDS").parse().unwrap();
+    let count: u32 = env("SHARDS").parse().unwrap();
+    assert_eq!(completions, count, "completions must equal SHARDS");
+    let script = string(&container["args"][0]);
+    assert!(script.contains(r#"--seeds "$SEEDS" --shard "$JOB_COMPLETION_INDEX/$SHARDS""#), "{script}");
+    // Kubernetes numbers completion indexes 0 … completions-1.
+    let shards: Vec<u32> = (0..completions).collect();
+    assert_covered_once(range, count, &shards, "the Kubernetes Indexed Job");
+    let dockerfile = std::fs::read_to_string(root().join("deploy/k8s/Dockerfile")).unwrap();
+    assert!(dockerfile.contains("cargo build --release --locked --package xtask"), "{dockerfile}");
+    assert!(dockerfile.contains("COPY --from=build /src/scenarios /src/scenarios"), "{dockerfile}");
 }

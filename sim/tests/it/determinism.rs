@@ -88,3 +88,88 @@ fn run_with_progress_reports_simulated_time_and_keeps_the_trace() {
     assert!((20_000..=30_000).contains(&reached_ms), "progress {reached_ms} ms");
     assert_eq!(run(&scenario, 8141).trace, watched.trace);
 }
+
+/// The default suite's determinism check: every scenario file, seeds 1 and 2, each run twice in
+/// fresh runtimes, traces compared line by line.
+#[test]
+fn every_scenario_gives_the_same_trace_twice_for_a_few_seeds() {
+    use flinksim::determinism::{self, SeedOutcome};
+
+    let names = flinksim::Scenario::known(&crate::harness::scenarios_dir());
+    let scenarios: Vec<flinksim::Scenario> = names.iter().map(|name| scenario(name)).collect();
+    // One pool over every (scenario, seed): the check's own runner picks the scenario by seed.
+    let seeds: Vec<u64> = (0..scenarios.len() as u64 * 2).collect();
+    let run = |_: determinism::Attempt, key: u64| determinism::runtime_trace(&scenarios[key as usize / 2], key % 2 + 1);
+    let checks = determinism::check_seeds(&seeds, &[], 2, None, &run, |_| {});
+    for check in checks {
+        let (name, seed) = (&names[check.seed as usize / 2], check.seed % 2 + 1);
+        match &check.outcome {
+            SeedOutcome::Alike { lines, .. } => assert!(*lines > 100, "{name} seed {seed}: {lines} lines"),
+            other => panic!("{name} seed {seed}: {other:?}\nreplay: cargo xtask check-determinism {name} --seeds {seed}"),
+        }
+    }
+}
+
+/// A planted nondeterminism: the second run's kill comes 1 ms later, as a wall-clock read in the
+/// step scheduling would make it. The check names the first line where the runs part.
+#[test]
+fn a_planted_nondeterminism_is_caught_at_its_first_differing_line() {
+    use flinksim::determinism::{self, Attempt, SeedOutcome};
+    use std::time::Duration;
+
+    let scenario = scenario("failure-recovery").with_duration(Duration::from_secs(210));
+    let mut planted = scenario.clone();
+    planted.steps[0].at = flinksim::scenario::StepTime::At(Duration::from_millis(120_001));
+    let run = |attempt: Attempt, seed: u64| match attempt {
+        Attempt::Runtime(2) => determinism::runtime_trace(&planted, seed),
+        _ => determinism::runtime_trace(&scenario, seed),
+    };
+    let check = determinism::check_seed(8141, &[Attempt::Runtime(1), Attempt::Runtime(2)], &run);
+    let SeedOutcome::Differs { first, second, divergence, hashes } = check.outcome else { panic!("{check:?}") };
+    assert_eq!((first, second), (Attempt::Runtime(1), Attempt::Runtime(2)));
+    assert_ne!(hashes.0, hashes.1);
+    let reference = run(Attempt::Runtime(1), 8141).unwrap();
+    let kill = reference.iter().position(|l| l.ends_with("step: docker-compose kill taskmanager")).unwrap();
+    // Up to the kill both runs are the same; the first difference is at the kill or within the
+    // millisecond after it.
+    assert!(divergence.line > kill.saturating_sub(5) && divergence.line <= kill + 1, "{divergence:?}");
+    let marked = |e: &flinksim::determinism::Excerpt| e.lines.iter().find(|(n, _)| *n == divergence.line).cloned();
+    let (a, b) = (marked(&divergence.a).unwrap(), marked(&divergence.b).unwrap());
+    assert_ne!(a.1, b.1);
+    assert!(a.1.starts_with("   120.") && b.1.starts_with("   120."), "{a:?} {b:?}");
+    assert_eq!(divergence.a.lines.len(), 2 * flinksim::determinism::CONTEXT_LINES + 1);
+}
+
+/// The madsim mode: madsim's own check passes a real scenario and catches a planted difference.
+#[test]
+fn madsims_own_check_passes_a_scenario_and_catches_a_planted_difference() {
+    use flinksim::determinism::{MadsimCheck, ScenarioSource, madsim_check};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    struct Steady;
+    impl ScenarioSource for Steady {
+        fn scenario() -> flinksim::Scenario {
+            scenario("steady-state").with_duration(Duration::from_secs(60))
+        }
+    }
+    let MadsimCheck::Alike { trace_hash } = madsim_check::<Steady>(8141).unwrap() else { panic!() };
+    assert_eq!(trace_hash, run(&Steady::scenario(), 8141).trace_hash);
+
+    // Test-only: the second run builds its scenario with the kill 1 ms later.
+    static BUILT: AtomicU32 = AtomicU32::new(0);
+    struct Planted;
+    impl ScenarioSource for Planted {
+        fn scenario() -> flinksim::Scenario {
+            let mut scenario = scenario("failure-recovery").with_duration(Duration::from_secs(210));
+            if BUILT.fetch_add(1, Ordering::Relaxed) % 3 == 2 {
+                scenario.steps[0].at = flinksim::scenario::StepTime::At(Duration::from_millis(120_001));
+            }
+            scenario
+        }
+    }
+    match madsim_check::<Planted>(8141).unwrap() {
+        MadsimCheck::Differs { message } => assert!(message.starts_with("non-determinism detected at"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -13,5 +13,6 @@ mod pitfalls;
 mod recovery;
 mod scenario_files;
 mod steady_state;
+mod sweep;
 mod tidy;
 mod verdicts;

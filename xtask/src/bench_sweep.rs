@@ -1,0 +1,181 @@
+//! The sweep case of `cargo xtask bench`: the same seeds swept on one job and on every core, so
+//! that the runner's overhead shows as the gap between the parallel throughput and cores ÷ one
+//! run's wall time; and a long sweep of short runs whose resident memory is sampled as it goes,
+//! which must stay flat. Each sweep runs in its own child process (`xtask bench-sweep`).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use flinksim::scenario::format_duration;
+use flinksim::sweep::{self, SeedRange, Shard, SweepScenario};
+use serde::{Deserialize, Serialize};
+
+use crate::console::outln;
+
+/// `xtask bench-sweep <scenario> --duration D --seeds N --jobs J`: one sweep, timed in this process.
+#[derive(Debug, clap::Args)]
+pub struct BenchSweep {
+    /// The scenario.
+    pub scenario: String,
+    /// Simulated time of each run.
+    #[arg(long, value_parser = flinksim::scenario::parse_run_duration)]
+    pub duration: Duration,
+    /// Seeds 1..=N.
+    #[arg(long)]
+    pub seeds: u64,
+    /// Runs at once.
+    #[arg(long)]
+    pub jobs: usize,
+}
+
+/// What a `bench-sweep` child reports, as one JSON line.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SweepMeasured {
+    /// Runs made.
+    pub runs: u64,
+    /// Runs at once.
+    pub jobs: usize,
+    /// Wall seconds of the whole sweep.
+    pub wall_secs: f64,
+    /// (runs done, resident KiB) sampled at every tenth of the sweep.
+    pub rss_kib: Vec<(u64, u64)>,
+    /// Runs the oracle rejected.
+    pub failed: u64,
+}
+
+/// This process's resident memory now, in KiB (`VmRSS`).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+impl BenchSweep {
+    /// Sweeps seeds 1..=N on `jobs` threads and prints a [`SweepMeasured`] line.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let (_, scenario) = crate::run_scenario::load(&self.scenario, Some(self.duration))?;
+        let scenarios = [SweepScenario { given: self.scenario.clone(), duration: Some(self.duration), scenario }];
+        let every = (self.seeds / 10).max(1);
+        let mut rss = vec![(0, rss_kib())];
+        let started = Instant::now();
+        let report = sweep::sweep(
+            &scenarios,
+            SeedRange { start: 1, end: self.seeds + 1 },
+            Shard::WHOLE,
+            self.jobs,
+            None,
+            |progress, _, _| {
+                if progress.done.is_multiple_of(every) {
+                    rss.push((progress.done, rss_kib()));
+                }
+            },
+        )
+        .map_err(|e| anyhow::Error::new(*e))?;
+        let wall_secs = started.elapsed().as_secs_f64();
+        let totals = report.totals();
+        let measured = SweepMeasured { runs: totals.runs(), jobs: self.jobs, wall_secs, rss_kib: rss, failed: totals.failed() };
+        outln!("{}", serde_json::to_string(&measured).context("cannot encode the sweep's result")?)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn child(exe: &Path, root: &Path, scenario: &str, duration: Duration, seeds: u64, jobs: usize) -> anyhow::Result<SweepMeasured> {
+    let duration = format_duration(duration).replace(' ', "");
+    let args = ["bench-sweep", scenario, "--duration", &duration, "--seeds", &seeds.to_string(), "--jobs", &jobs.to_string()];
+    crate::bench::child_result(exe, root, &args.map(String::from))
+}
+
+/// The sweep case's figures, for the `--json` file.
+#[derive(Clone, Debug, Serialize)]
+pub struct SweepBench {
+    /// The throughput case's scenario and simulated time.
+    pub case: String,
+    /// The machine's cores (the parallel sweep's jobs).
+    pub cores: usize,
+    /// The same seeds on one job.
+    pub serial: SweepMeasured,
+    /// The same seeds on every core.
+    pub parallel: SweepMeasured,
+    /// One run's mean wall time, from the serial sweep.
+    pub one_run_secs: f64,
+    /// Runs per wall second on every core.
+    pub runs_per_sec: f64,
+    /// cores ÷ one run's wall time.
+    pub ideal_runs_per_sec: f64,
+    /// The memory case: many short runs, memory sampled as it went.
+    pub memory: SweepMeasured,
+    /// The memory case's scenario and simulated time.
+    pub memory_case: String,
+}
+
+/// The throughput target: within 10% of cores ÷ one run's wall time.
+const TARGET_THROUGHPUT: f64 = 0.9;
+/// Memory is flat when the last sample is within this of the first after warm-up.
+const TARGET_MEMORY_GROWTH: f64 = 1.10;
+
+/// Runs the sweep case and prints its lines; `quick` makes it smaller.
+pub fn measure(exe: &Path, root: &Path, quick: bool) -> anyhow::Result<SweepBench> {
+    let cores = crate::sweep::cores();
+    let duration = Duration::from_secs(600);
+    let seeds = if quick { 2 * cores as u64 } else { 8 * cores as u64 };
+    crate::console::errln!("bench: sweep of failure-recovery:10m, {seeds} seeds on 1 job, then on {cores}");
+    let serial = child(exe, root, "failure-recovery", duration, seeds, 1)?;
+    let parallel = child(exe, root, "failure-recovery", duration, seeds, cores)?;
+    // Each run leaves about 2.4 MB resident today: 10,000 seeds would exhaust the machine.
+    let memory_seeds = if quick { 200 } else { 500 };
+    let memory_duration = Duration::from_secs(10);
+    crate::console::errln!("bench: sweep of steady-state:10s, {memory_seeds} seeds on {cores} jobs, memory sampled");
+    let memory = child(exe, root, "steady-state", memory_duration, memory_seeds, cores)?;
+    let one_run_secs = serial.wall_secs / serial.runs as f64;
+    let bench = SweepBench {
+        case: "failure-recovery:10m".into(),
+        cores,
+        runs_per_sec: parallel.runs as f64 / parallel.wall_secs,
+        ideal_runs_per_sec: cores as f64 / one_run_secs,
+        one_run_secs,
+        serial,
+        parallel,
+        memory,
+        memory_case: "steady-state:10s".into(),
+    };
+    let ratio = bench.runs_per_sec / bench.ideal_runs_per_sec;
+    outln!(
+        "sweep {}: {} seeds: one run {:.3} s (1 job, mean); on {cores} jobs {:.2} runs/s against cores ÷ one run = {:.2}: {:.0}%",
+        bench.case,
+        bench.parallel.runs,
+        one_run_secs,
+        bench.runs_per_sec,
+        bench.ideal_runs_per_sec,
+        100.0 * ratio
+    )?;
+    let samples = &bench.memory.rss_kib;
+    // The first tenth warms the allocator and the thread stacks; compare the rest with it.
+    let warm = samples.get(1).map_or(0, |s| s.1) as f64 / 1024.0;
+    let last = samples.last().map_or(0, |s| s.1) as f64 / 1024.0;
+    let peak = samples.iter().map(|s| s.1).max().unwrap_or(0) as f64 / 1024.0;
+    outln!(
+        "sweep {}: {} seeds in {:.1} s; resident {:.1} MB after a tenth, {:.1} MB at the end, peak {:.1} MB",
+        bench.memory_case,
+        bench.memory.runs,
+        bench.memory.wall_secs,
+        warm,
+        last,
+        peak
+    )?;
+    let mark = |ok: bool| if ok { "PASS" } else { "FAIL" };
+    outln!("  [{}] sweep throughput {:.0}% of cores ÷ one run's wall time (≥ {:.0}%)", mark(ratio >= TARGET_THROUGHPUT), 100.0 * ratio, 100.0 * TARGET_THROUGHPUT)?;
+    outln!(
+        "  [{}] sweep memory flat: {:.1} MB at the end against {:.1} MB after a tenth (≤ {:.0}% more)",
+        mark(last <= warm * TARGET_MEMORY_GROWTH),
+        last,
+        warm,
+        100.0 * (TARGET_MEMORY_GROWTH - 1.0)
+    )?;
+    Ok(bench)
+}
