@@ -10,6 +10,7 @@ mod harness;
 mod liveness;
 mod parallelism;
 mod recovery;
+mod savepoints;
 mod scenario_files;
 mod steady_state;
 mod tidy;

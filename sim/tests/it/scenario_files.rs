@@ -33,7 +33,13 @@ fn every_scenario_file_is_covered_here() {
         "failure-recovery-exactly-once",
         "failure-recovery-exactly-once-partition",
         "failure-recovery-no-checkpointing",
+        "rescale",
+        "rescale-down",
+        "rescale-down-exactly-once",
+        "rescale-exactly-once",
         "steady-state",
+        "upgrade",
+        "upgrade-exactly-once",
     ];
     assert_eq!(known, tested.map(String::from).to_vec(), "add a test below for each new scenario file");
 }
@@ -84,4 +90,34 @@ fn exactly_once_resubmitted_at_lower_parallelism() {
 #[test]
 fn exactly_once_restore_after_transaction_timeout() {
     check("exactly-once-restore-after-transaction-timeout");
+}
+
+#[test]
+fn upgrade() {
+    check("upgrade");
+}
+
+#[test]
+fn upgrade_exactly_once() {
+    check("upgrade-exactly-once");
+}
+
+#[test]
+fn rescale() {
+    check("rescale");
+}
+
+#[test]
+fn rescale_exactly_once() {
+    check("rescale-exactly-once");
+}
+
+#[test]
+fn rescale_down() {
+    check("rescale-down");
+}
+
+#[test]
+fn rescale_down_exactly_once() {
+    check("rescale-down-exactly-once");
 }
