@@ -7,11 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{ExecutionAttemptId, JobId};
 use super::snapshot::SnapshotKind;
-// Operators name their snapshots through this module too.
-pub use super::snapshot::{CheckpointMetadata, TaskSnapshot};
-
-/// The root of checkpoint storage on the shared volume.
-pub const CHECKPOINTS_DIR: &str = "/tmp/flink-checkpoints-directory";
+// The snapshot format's names, where the checkpoint protocol's users look for them.
+pub use super::snapshot::{CHECKPOINTS_DIR, CheckpointMetadata, StateHandle, TaskSnapshot, checkpoint_dir};
 
 /// Flink's `execution.checkpointing.timeout` default: the coordinator aborts a checkpoint not
 /// complete by then, and a task stops retrying its acknowledgement.
@@ -39,15 +36,6 @@ pub struct TriggerCheckpoint {
     pub barrier: CheckpointBarrier,
 }
 crate::request!(TriggerCheckpoint => bool);
-
-/// Where a task's snapshot for one checkpoint lies, and how big it is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StateHandle {
-    /// Path in checkpoint storage.
-    pub path: String,
-    /// Bytes written.
-    pub size: u64,
-}
 
 /// A task has snapshotted its state for a checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -101,8 +89,3 @@ pub struct NotifyCheckpointAborted {
     pub checkpoint_id: u64,
 }
 crate::request!(NotifyCheckpointAborted => ());
-
-/// The directory of checkpoint `id` of `job`.
-pub fn checkpoint_dir(job_id: JobId, id: u64) -> String {
-    format!("{CHECKPOINTS_DIR}/{job_id}/chk-{id}")
-}

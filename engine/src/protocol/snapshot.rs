@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
-use super::checkpoint::StateHandle;
 use super::ids::JobId;
 use super::job::Vertex;
 use super::kafka::TransactionHandle;
@@ -17,6 +16,9 @@ use crate::playground::click_event::WINDOW_MS;
 
 /// The version written into every `_metadata`; a reader refuses any other.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The root of checkpoint storage on the shared volume.
+pub const CHECKPOINTS_DIR: &str = "/tmp/flink-checkpoints-directory";
 
 /// The root of savepoint storage on the shared volume.
 pub const SAVEPOINTS_DIR: &str = "/tmp/flink-savepoints-directory";
@@ -57,12 +59,26 @@ pub enum SnapshotKind {
 /// `<checkpoints dir>/<job-id>/chk-<n>` or `<savepoints dir>/savepoint-<6 hex>-<12 hex>`.
 pub fn snapshot_dir(job_id: JobId, checkpoint_id: u64, kind: SnapshotKind) -> String {
     match kind {
-        SnapshotKind::Checkpoint => super::checkpoint::checkpoint_dir(job_id, checkpoint_id),
+        SnapshotKind::Checkpoint => checkpoint_dir(job_id, checkpoint_id),
         SnapshotKind::Savepoint { token, .. } => {
             let job = job_id.to_string();
             format!("{SAVEPOINTS_DIR}/savepoint-{}-{:012x}", &job[..6], token & 0xffff_ffff_ffff)
         }
     }
+}
+
+/// The directory of checkpoint `id` of `job`.
+pub fn checkpoint_dir(job_id: JobId, id: u64) -> String {
+    format!("{CHECKPOINTS_DIR}/{job_id}/chk-{id}")
+}
+
+/// Where a task's snapshot for one checkpoint lies, and how big it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateHandle {
+    /// Path in checkpoint storage.
+    pub path: String,
+    /// Bytes written.
+    pub size: u64,
 }
 
 /// The source's state: the next offset to read of each partition it read (operator list
