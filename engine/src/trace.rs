@@ -297,6 +297,53 @@ pub enum Event {
         /// The job's id.
         job_id: JobId,
     },
+    /// The checkpoint coordinator triggered the savepoint of `flink stop`.
+    SavepointTriggered {
+        /// The job.
+        job_id: JobId,
+        /// The savepoint's checkpoint id.
+        checkpoint_id: u64,
+        /// Its timestamp (ms of simulated time).
+        timestamp_ms: i64,
+        /// `--drain`: every open window fires first.
+        drain: bool,
+    },
+    /// Every task acknowledged the savepoint and its `_metadata` is written: the job finishes.
+    SavepointCompleted {
+        /// The job.
+        job_id: JobId,
+        /// The savepoint's checkpoint id.
+        checkpoint_id: u64,
+        /// Its directory.
+        location: String,
+    },
+    /// A savepoint of `flink stop` failed: the job runs on and checkpoints resume.
+    SavepointFailed {
+        /// The job.
+        job_id: JobId,
+        /// Why, as Flink words it.
+        cause: String,
+    },
+    /// A job starts from a savepoint (`flink run -s`), or a job restored from one fails over
+    /// before its own first checkpoint.
+    RestoringFromSavepoint {
+        /// The job restoring.
+        job_id: JobId,
+        /// The savepoint's checkpoint id.
+        checkpoint_id: u64,
+        /// When the savepoint was triggered (ms of simulated time).
+        timestamp_ms: i64,
+        /// The job that took it.
+        savepoint_job_id: JobId,
+        /// Its directory.
+        location: String,
+    },
+    /// The dispatcher refused a submission: its savepoint cannot be restored (missing,
+    /// corrupt, not matching the job), or a variant not modelled.
+    SubmissionRejected {
+        /// Flink's error, naming the savepoint's path.
+        reason: String,
+    },
     /// A Kafka partition went without records for the idleness timeout: its watermark leaves
     /// the minimum, so the other partitions' watermark may run ahead of its backlog.
     PartitionIdle {
@@ -462,6 +509,25 @@ impl fmt::Display for Event {
             Event::JobSubmitted { job_id } => {
                 write!(f, "Received JobGraph submission '{}' ({job_id}).", crate::protocol::job::JOB_NAME)
             }
+            Event::SavepointTriggered { job_id, checkpoint_id, timestamp_ms, drain } => {
+                let (name, action) = if *drain { ("Terminate", "TERMINATE") } else { ("Suspend", "SUSPEND") };
+                write!(
+                    f,
+                    "Triggering checkpoint {checkpoint_id} (type=SavepointType{{name='{name} Savepoint', \
+                     postCheckpointAction={action}, formatType=CANONICAL}}) @ {timestamp_ms} for job {job_id}."
+                )
+            }
+            Event::SavepointCompleted { job_id, checkpoint_id, location } => {
+                write!(f, "Completed savepoint {checkpoint_id} for job {job_id} at file:{location}.")
+            }
+            Event::SavepointFailed { job_id, cause } => {
+                write!(f, "Stop-with-savepoint of job {job_id} failed: {cause} The job keeps running.")
+            }
+            Event::RestoringFromSavepoint { job_id, checkpoint_id, timestamp_ms, savepoint_job_id, location } => write!(
+                f,
+                "Restoring job {job_id} from Savepoint {checkpoint_id} @ {timestamp_ms} for {savepoint_job_id} located at file:{location}."
+            ),
+            Event::SubmissionRejected { reason } => write!(f, "Submission rejected: {reason}"),
         }
     }
 }

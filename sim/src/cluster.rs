@@ -208,6 +208,7 @@ impl Cluster {
             address: address_of("client").unwrap(),
             jobmanager: address_of("jobmanager").unwrap(),
             terminal,
+            memory: client::Memory::default(),
             network: self.network.clone(),
             trace: self.trace.for_node("client"),
         };

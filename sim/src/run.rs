@@ -288,6 +288,11 @@ async fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command) 
             submission.out_of_orderness = scenario.job.submission.out_of_orderness;
             cluster.type_on_client(ClientCommand::Run(submission));
         }
+        Command::Flink(FlinkCommand::Stop { job, drain, .. }) => {
+            cluster.type_on_client(ClientCommand::Stop { job: *job, drain: *drain });
+        }
+        Command::Flink(FlinkCommand::List { .. }) => cluster.type_on_client(ClientCommand::List),
+        Command::Flink(FlinkCommand::Cancel { job, .. }) => cluster.type_on_client(ClientCommand::Cancel(*job)),
         Command::Sim(SimCommand::Partition(a, b)) => {
             if let (Some(a), Some(b)) = (address_of(a), address_of(b)) {
                 cluster.network.partition(a.ip(), b.ip());

@@ -1,8 +1,8 @@
 //! The run's story in a few lines, read off the trace: steps, failure detection, the restart
-//! cycle, re-registration, the checkpoint restored, and the catch-up
-//! (docs/model/cluster.md#failure-detection-and-restarts); a graceful stop and its disconnects, a
-//! JobManager that came back without its job, and transactions the broker aborted. Typed events are
-//! matched by value, the steps too ([`Event::StepRun`]).
+//! cycle, re-registration, the checkpoint restored, and the catch-up (docs/model/cluster.md#failure-detection-and-restarts); a
+//! graceful stop and its disconnects, a JobManager that came back without its job, and
+//! transactions the broker aborted; savepoints of `flink stop`, the jobs restored from them, and
+//! submissions refused. Typed events are matched by value, the steps too ([`Event::StepRun`]).
 
 use std::collections::BTreeMap;
 
@@ -64,8 +64,28 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
             if at_ms(event) <= 60_000 {
                 return None;
             }
-            format!("job submitted again as {job_id}: a fresh start (no checkpoint to restore)")
+            if state.restored_jobs.contains(job_id) {
+                format!("job submitted again as {job_id}, from a savepoint")
+            } else {
+                format!("job submitted again as {job_id}: a fresh start (no checkpoint to restore)")
+            }
         }
+        Event::SavepointTriggered { checkpoint_id, drain, .. } => {
+            let drain = if *drain { " --drain: every open window fires first" } else { "" };
+            format!("flink stop{drain}: savepoint {checkpoint_id} triggered, sources hold after its barrier")
+        }
+        Event::SavepointCompleted { location, .. } => format!("savepoint completed at {location}: the job FINISHES"),
+        Event::SavepointFailed { cause, .. } => format!("savepoint FAILED ({cause}): the job keeps running"),
+        Event::RestoringFromSavepoint { job_id, checkpoint_id, savepoint_job_id, location, .. } => {
+            // A job cycling for slots restores on every restart: the first one tells it.
+            if !state.restore_told.insert(*job_id) {
+                return None;
+            }
+            format!("job {job_id} restores savepoint {checkpoint_id} of job {savepoint_job_id} ({location})")
+        }
+        Event::SubmissionRejected { reason } => format!("submission REFUSED: {reason}"),
+        Event::JobStatusChanged { job_id, to: JobStatus::Finished, .. } => format!("job {job_id} FINISHED"),
+        Event::JobStatusChanged { job_id, to: JobStatus::Canceled, .. } => format!("job {job_id} CANCELED"),
         Event::TransactionTimedOut { transactional_id, timeout } => format!(
             "kafka aborted transaction {transactional_id}: open longer than its transaction.timeout.ms ({} s)",
             timeout.as_secs()
@@ -132,13 +152,24 @@ struct Story {
     fault_at: Option<u64>,
     job_submitted: bool,
     jobmanager_starts: u32,
+    /// Jobs submitted with `-s` (their restore follows their submission in the trace).
+    restored_jobs: std::collections::BTreeSet<flinksim_engine::protocol::ids::JobId>,
+    /// Jobs whose restore from a savepoint is told.
+    restore_told: std::collections::BTreeSet<flinksim_engine::protocol::ids::JobId>,
 }
 
 /// The timeline of a run, from its trace.
 pub fn timeline(trace: &[TraceEvent]) -> Vec<Moment> {
     let mut moments = Vec::new();
     let mut push = |at_ms, what: String| moments.push(Moment { at_ms, what });
-    let mut story = Story::default();
+    let restored_jobs = trace
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::RestoringFromSavepoint { job_id, .. } => Some(*job_id),
+            _ => None,
+        })
+        .collect();
+    let mut story = Story { restored_jobs, ..Story::default() };
     let mut registered_once = BTreeMap::new();
     let mut restarts = 0u32;
     let mut no_resource = 0u32;

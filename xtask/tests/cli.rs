@@ -11,8 +11,7 @@ fn root() -> PathBuf {
 }
 
 fn xtask(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).current_dir(root()).output().unwrap();
-    output
+    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).current_dir(root()).output().unwrap()
 }
 
 fn text(output: &Output) -> String {

@@ -3,8 +3,12 @@
 //! finalizes the checkpoint (its `_metadata`, one retained), notifies the tasks, aborts what
 //! declines, fails or outlives the timeout, and chooses the checkpoint a restart restores.
 //!
-//! I/O-free: it says what to send and what to write, and the node does it, so that a savepoint
-//! can later take the same path with another directory.
+//! A savepoint (docs/model/cluster.md#the-flink-cli, `flink stop`) takes the same path with another directory and type:
+//! asked for, it is triggered instead of the next checkpoint; periodic checkpoints wait for it;
+//! completed, it is kept (never replaced nor deleted) and the job is to finish; failed, the job
+//! runs on and checkpoints resume.
+//!
+//! I/O-free: it says what to send and what to write, and the node does it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,10 +18,12 @@ use bytes::Bytes;
 use madsim::time::Instant;
 
 use crate::protocol::checkpoint::{
-    AcknowledgeCheckpoint, CHECKPOINT_TIMEOUT, CheckpointBarrier, CheckpointMetadata, NotifyCheckpointComplete,
-    StateHandle, TriggerCheckpoint, checkpoint_dir,
+    AcknowledgeCheckpoint, CHECKPOINT_TIMEOUT, CheckpointBarrier, NotifyCheckpointComplete, StateHandle,
+    TriggerCheckpoint,
 };
-use crate::protocol::ids::{ExecutionAttemptId, JobId};
+use crate::protocol::ids::{ExecutionAttemptId, JobId, TriggerId};
+use crate::protocol::rest::SavepointStatus;
+use crate::protocol::snapshot::{CheckpointMetadata, FORMAT_VERSION, SnapshotKind, operator_id, snapshot_dir};
 use crate::protocol::job::Vertex;
 use crate::protocol::states::{ExecutionState, JobStatus};
 use crate::trace::{CheckpointAbortReason, Event};
@@ -36,7 +42,17 @@ struct PendingCheckpoint {
     max_parallelism: u32,
     /// Tasks that still have to acknowledge.
     awaiting: BTreeMap<ExecutionAttemptId, (Vertex, u32)>,
-    acknowledged: BTreeMap<String, StateHandle>,
+    acknowledged: BTreeMap<String, BTreeMap<u32, StateHandle>>,
+}
+
+/// A savepoint `flink stop` asked for.
+#[derive(Clone, Copy, Debug)]
+struct SavepointRequest {
+    trigger_id: TriggerId,
+    token: u64,
+    drain: bool,
+    /// Its checkpoint id, once triggered.
+    checkpoint_id: Option<u64>,
 }
 
 /// A completed checkpoint: its metadata and where it lies.
@@ -108,6 +124,8 @@ pub struct Completion {
     pub notices: Vec<(SocketAddr, NotifyCheckpointComplete)>,
     /// The directory of the checkpoint it replaced (one is retained), to be deleted.
     pub replaced: Option<String>,
+    /// A savepoint of `flink stop` completed: the job is to finish.
+    pub stop: bool,
 }
 
 /// The coordinator's state for one job.
@@ -116,17 +134,78 @@ pub struct CheckpointCoordinator {
     next_id: u64,
     pending: Option<PendingCheckpoint>,
     latest: Option<CompletedCheckpoint>,
+    /// The savepoint asked for and not yet completed or failed.
+    savepoint: Option<SavepointRequest>,
+    /// Every savepoint request's outcome so far, by trigger id.
+    savepoints: BTreeMap<TriggerId, SavepointStatus>,
+    /// A savepoint aborted since the node last asked (its sources wait to be told).
+    aborted_savepoint: Option<u64>,
+    /// The savepoint of `flink stop` completed: nothing more is triggered.
+    stopped: bool,
+    /// The job this coordinator serves, when it was restored from a savepoint.
+    restored_job: Option<JobId>,
     /// Flink's checkpoint metrics.
     pub stats: CheckpointStats,
 }
 
 impl Default for CheckpointCoordinator {
     fn default() -> Self {
-        CheckpointCoordinator { next_id: 1, pending: None, latest: None, stats: CheckpointStats::default() }
+        CheckpointCoordinator {
+            next_id: 1,
+            pending: None,
+            latest: None,
+            savepoint: None,
+            savepoints: BTreeMap::new(),
+            aborted_savepoint: None,
+            stopped: false,
+            restored_job: None,
+            stats: CheckpointStats::default(),
+        }
     }
 }
 
 impl CheckpointCoordinator {
+    /// A coordinator for a job restored from `savepoint` (docs/model/checkpoints.md#overview: ids continue after it). The
+    /// savepoint is what a failover restores until the job's own first checkpoint completes.
+    pub fn restored_from(job_id: JobId, savepoint: CompletedCheckpoint) -> CheckpointCoordinator {
+        CheckpointCoordinator {
+            next_id: savepoint.metadata.checkpoint_id + 1,
+            latest: Some(savepoint),
+            restored_job: Some(job_id),
+            ..CheckpointCoordinator::default()
+        }
+    }
+
+    /// `flink stop`: a savepoint is triggered instead of the next checkpoint (48 bits of `token`
+    /// name its directory). Refused while another is asked for.
+    pub fn request_savepoint(&mut self, trigger_id: TriggerId, token: u64, drain: bool) -> Result<(), String> {
+        if let Some(other) = &self.savepoint {
+            return Err(format!("a savepoint is already in progress (trigger {})", other.trigger_id));
+        }
+        if self.stopped {
+            return Err("the job is already stopping with a savepoint".to_owned());
+        }
+        self.savepoint = Some(SavepointRequest { trigger_id, token, drain, checkpoint_id: None });
+        self.savepoints.insert(trigger_id, SavepointStatus::InProgress);
+        Ok(())
+    }
+
+    /// What became of a savepoint request; `None` for an unknown trigger id.
+    pub fn savepoint_status(&self, trigger_id: TriggerId) -> Option<SavepointStatus> {
+        self.savepoints.get(&trigger_id).cloned()
+    }
+
+    /// The savepoint aborted since the last call, if any: its sources must be told.
+    pub fn take_aborted_savepoint(&mut self) -> Option<u64> {
+        self.aborted_savepoint.take()
+    }
+
+    /// Fails the savepoint asked for (the job failed over or cannot take it).
+    fn fail_savepoint(&mut self, cause: String, job_id: JobId, events: &mut Vec<Event>) {
+        let Some(request) = self.savepoint.take() else { return };
+        events.push(Event::SavepointFailed { job_id, cause: cause.clone() });
+        self.savepoints.insert(request.trigger_id, SavepointStatus::Failed { cause });
+    }
     /// The periodic trigger: aborts a pending checkpoint older than the timeout, then starts the
     /// next one if every task runs. Returns the trigger for each source, sent to its TaskManager.
     pub fn trigger(
@@ -137,10 +216,14 @@ impl CheckpointCoordinator {
         now: Instant,
         events: &mut Vec<Event>,
     ) -> Result<Vec<(SocketAddr, TriggerCheckpoint)>, TriggerError> {
-        if job.status != JobStatus::Running {
+        if job.status != JobStatus::Running || self.stopped {
+            if self.savepoint.is_some_and(|s| s.checkpoint_id.is_none()) {
+                self.fail_savepoint(format!("Job {} is not running.", job.job_id), job.job_id, events);
+            }
             return Err(TriggerError::JobNotRunning);
         }
-        if !job.submission.args.checkpointing {
+        let savepoint = self.savepoint.filter(|s| s.checkpoint_id.is_none());
+        if savepoint.is_none() && !job.submission.args.checkpointing {
             return Err(TriggerError::CheckpointingDisabled);
         }
         if self.pending.as_ref().is_some_and(|p| now.duration_since(p.started) >= CHECKPOINT_TIMEOUT) {
@@ -151,13 +234,28 @@ impl CheckpointCoordinator {
         }
         if job.executions.values().any(|e| e.state != ExecutionState::Running) {
             events.push(Event::CheckpointNotTriggered { job_id: job.job_id });
+            if savepoint.is_some() {
+                // Flink fails the savepoint; the job runs on.
+                let cause = "Not all required tasks are currently running.".to_owned();
+                self.fail_savepoint(cause, job.job_id, events);
+            }
             return Err(TriggerError::NotAllTasksRunning);
         }
-        let barrier = CheckpointBarrier { checkpoint_id: self.next_id, timestamp_ms };
+        let kind = match savepoint {
+            Some(s) => SnapshotKind::Savepoint { token: s.token, drain: s.drain },
+            None => SnapshotKind::Checkpoint,
+        };
+        let barrier = CheckpointBarrier { checkpoint_id: self.next_id, timestamp_ms, kind };
         self.next_id += 1;
         let awaiting: BTreeMap<_, _> = job.executions.iter().map(|(key, e)| (e.attempt_id, *key)).collect();
         let job_id = job.job_id;
-        events.push(Event::CheckpointTriggered { job_id, checkpoint_id: barrier.checkpoint_id, timestamp_ms });
+        if let Some(request) = &mut self.savepoint {
+            request.checkpoint_id = Some(barrier.checkpoint_id);
+            let drain = request.drain;
+            events.push(Event::SavepointTriggered { job_id, checkpoint_id: barrier.checkpoint_id, timestamp_ms, drain });
+        } else {
+            events.push(Event::CheckpointTriggered { job_id, checkpoint_id: barrier.checkpoint_id, timestamp_ms });
+        }
         let triggers = awaiting
             .iter()
             .filter(|(_, (vertex, _))| *vertex == Vertex::Source)
@@ -187,21 +285,23 @@ impl CheckpointCoordinator {
             .as_mut()
             .filter(|p| p.job_id == ack.job_id && p.barrier.checkpoint_id == ack.checkpoint_id)?;
         let (vertex, subtask) = pending.awaiting.remove(&ack.attempt_id)?;
-        pending.acknowledged.insert(CheckpointMetadata::key(vertex, subtask), ack.state);
+        pending.acknowledged.entry(operator_id(vertex).to_owned()).or_default().insert(subtask, ack.state);
         if !pending.awaiting.is_empty() {
             return None;
         }
         let metadata = CheckpointMetadata {
+            format_version: FORMAT_VERSION,
             job_id: pending.job_id,
             checkpoint_id: ack.checkpoint_id,
+            kind: pending.barrier.kind,
             timestamp_ms: pending.barrier.timestamp_ms,
             parallelism: pending.parallelism,
             max_parallelism: pending.max_parallelism,
-            states: pending.acknowledged.clone(),
+            operators: pending.acknowledged.clone(),
         };
-        let bytes = Bytes::from(serde_json::to_vec(&metadata).expect("metadata serializes"));
+        let bytes = Bytes::from(metadata.encode());
         Some(Finalization {
-            directory: checkpoint_dir(metadata.job_id, metadata.checkpoint_id),
+            directory: snapshot_dir(metadata.job_id, metadata.checkpoint_id, metadata.kind),
             metadata,
             started: pending.started,
             bytes,
@@ -227,18 +327,30 @@ impl CheckpointCoordinator {
             return None;
         }
         self.pending = None;
-        let size = bytes.len() as u64 + metadata.states.values().map(|h| h.size).sum::<u64>();
-        self.stats.completed += 1;
-        self.stats.last_size = size;
-        self.stats.last_duration = now.duration_since(started);
-        let replaced = self.latest.replace(CompletedCheckpoint { metadata, directory, size }).map(|old| old.directory);
-        events.push(Event::CheckpointCompleted {
-            job_id,
-            checkpoint_id,
-            size_bytes: size,
-            duration: self.stats.last_duration,
-            finalization: now.duration_since(finalizing),
-        });
+        let size = bytes.len() as u64 + metadata.operators.values().flat_map(|s| s.values()).map(|h| h.size).sum::<u64>();
+        let stop = metadata.kind != SnapshotKind::Checkpoint;
+        let mut replaced = None;
+        if stop {
+            // A savepoint is the user's: kept, and never what a later checkpoint replaces.
+            let request = self.savepoint.take().expect("a savepoint is pending only when asked for");
+            self.stopped = true;
+            let location = directory.clone();
+            events.push(Event::SavepointCompleted { job_id, checkpoint_id, location: location.clone() });
+            self.savepoints.insert(request.trigger_id, SavepointStatus::Completed { location });
+        } else {
+            self.stats.completed += 1;
+            self.stats.last_size = size;
+            self.stats.last_duration = now.duration_since(started);
+            let old = self.latest.replace(CompletedCheckpoint { metadata, directory, size });
+            replaced = old.filter(|old| old.metadata.kind == SnapshotKind::Checkpoint).map(|old| old.directory);
+            events.push(Event::CheckpointCompleted {
+                job_id,
+                checkpoint_id,
+                size_bytes: size,
+                duration: self.stats.last_duration,
+                finalization: now.duration_since(finalizing),
+            });
+        }
         let mut per_task_manager: BTreeMap<SocketAddr, Vec<ExecutionAttemptId>> = BTreeMap::new();
         for execution in job.executions.values() {
             if let Some(address) = execution.slot.and_then(|s| resource_manager.address(s.resource_id)) {
@@ -249,7 +361,7 @@ impl CheckpointCoordinator {
             .into_iter()
             .map(|(address, attempts)| (address, NotifyCheckpointComplete { job_id, attempts, checkpoint_id }))
             .collect();
-        Some(Completion { notices, replaced })
+        Some(Completion { notices, replaced, stop })
     }
 
     /// Gives up `checkpoint_id` if it is the pending one (declined, a source not triggered,
@@ -264,11 +376,13 @@ impl CheckpointCoordinator {
     pub fn abort_pending(&mut self, reason: CheckpointAbortReason, events: &mut Vec<Event>) {
         let Some(pending) = self.pending.take() else { return };
         self.stats.failed += 1;
-        events.push(Event::CheckpointAborted {
-            job_id: pending.job_id,
-            checkpoint_id: pending.barrier.checkpoint_id,
-            reason,
-        });
+        let (job_id, checkpoint_id) = (pending.job_id, pending.barrier.checkpoint_id);
+        let cause = reason.to_string();
+        events.push(Event::CheckpointAborted { job_id, checkpoint_id, reason });
+        if pending.barrier.kind != SnapshotKind::Checkpoint {
+            self.fail_savepoint(format!("Checkpoint {checkpoint_id} {cause}"), job_id, events);
+            self.aborted_savepoint = Some(checkpoint_id);
+        }
     }
 
     /// The checkpoint a restart restores: the latest completed one (one is retained). Records
@@ -276,6 +390,16 @@ impl CheckpointCoordinator {
     pub fn restore(&self, events: &mut Vec<Event>) -> Option<&CompletedCheckpoint> {
         let latest = self.latest.as_ref()?;
         let m = &latest.metadata;
+        if m.kind != SnapshotKind::Checkpoint {
+            events.push(Event::RestoringFromSavepoint {
+                job_id: self.restored_job.unwrap_or(m.job_id),
+                checkpoint_id: m.checkpoint_id,
+                timestamp_ms: m.timestamp_ms,
+                savepoint_job_id: m.job_id,
+                location: latest.directory.clone(),
+            });
+            return Some(latest);
+        }
         events.push(Event::Restoring {
             job_id: m.job_id,
             checkpoint_id: m.checkpoint_id,
@@ -297,6 +421,7 @@ mod tests {
     use crate::jobmanager::resource_manager::tests::{origin, registration};
     use crate::jobmanager::execution_graph::IdSource;
     use crate::jobmanager::slot_pool::SlotId;
+    use crate::protocol::checkpoint::checkpoint_dir;
     use crate::protocol::ids::ResourceId;
     use crate::protocol::job::JobSubmission;
 
@@ -366,7 +491,7 @@ mod tests {
         }
         let finalization = coordinator.acknowledge(last).expect("the last acknowledgement");
         assert_eq!(finalization.metadata_path(), format!("{}/_metadata", checkpoint_dir(job.job_id, 1)));
-        assert_eq!(finalization.metadata.states.len(), 8);
+        assert_eq!(finalization.metadata.operators.values().map(|s| s.len()).sum::<usize>(), 8);
         let metadata_bytes = finalization.bytes.len() as u64;
         let finalizing = t0 + Duration::from_millis(40);
         let mut events = Vec::new();
@@ -499,5 +624,62 @@ mod tests {
         );
         job.status = JobStatus::Restarting;
         assert_eq!(coordinator.trigger(&job, &resource_manager, 0, t0, &mut events).unwrap_err(), TriggerError::JobNotRunning);
+    }
+
+    #[test]
+    fn a_savepoint_takes_the_checkpoint_path_into_the_savepoints_directory_and_stops_the_job() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        checkpoint(&mut coordinator, &job, &resource_manager, t0);
+        coordinator.request_savepoint(TriggerId(5), 0xabc, false).unwrap();
+        assert_eq!(coordinator.savepoint_status(TriggerId(5)), Some(SavepointStatus::InProgress));
+        let mut events = Vec::new();
+        let triggers = coordinator.trigger(&job, &resource_manager, 2_000, t0 + Duration::from_secs(2), &mut events).unwrap();
+        assert!(matches!(triggers[0].1.barrier.kind, SnapshotKind::Savepoint { token: 0xabc, drain: false }));
+        assert!(events[0].to_string().contains("(type=SavepointType{name='Suspend Savepoint', postCheckpointAction=SUSPEND"));
+        let finalization = acks(&job, 2).into_iter().find_map(|a| coordinator.acknowledge(a)).unwrap();
+        let location = format!("/tmp/flink-savepoints-directory/savepoint-{}-000000000abc", &job.job_id.to_string()[..6]);
+        assert_eq!(finalization.metadata_path(), format!("{location}/_metadata"));
+        let done = t0 + Duration::from_secs(3);
+        let completion = coordinator.complete(finalization, &job, &resource_manager, done, done, &mut events).unwrap();
+        assert!(completion.stop, "the job is to finish");
+        assert_eq!(completion.replaced, None, "a savepoint replaces no checkpoint");
+        assert_eq!(coordinator.latest().map(|c| c.metadata.checkpoint_id), Some(1), "nor becomes the latest");
+        assert_eq!(coordinator.savepoint_status(TriggerId(5)), Some(SavepointStatus::Completed { location }));
+        let after = coordinator.trigger(&job, &resource_manager, 4_000, t0 + Duration::from_secs(4), &mut Vec::new());
+        assert_eq!(after.unwrap_err(), TriggerError::JobNotRunning, "nothing is triggered once stopped");
+    }
+
+    #[test]
+    fn a_failed_savepoint_lets_the_job_run_on_and_checkpoints_resume() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        coordinator.request_savepoint(TriggerId(5), 1, true).unwrap();
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut Vec::new()).unwrap();
+        let mut events = Vec::new();
+        coordinator.abort(1, CheckpointAbortReason::Declined("storage unreachable".into()), &mut events);
+        assert_eq!(coordinator.take_aborted_savepoint(), Some(1), "its sources are to read on");
+        let Some(SavepointStatus::Failed { cause }) = coordinator.savepoint_status(TriggerId(5)) else { panic!() };
+        assert_eq!(cause, "Checkpoint 1 failed: declined by a task: storage unreachable");
+        let next = coordinator.trigger(&job, &resource_manager, 1_000, t0 + Duration::from_secs(1), &mut Vec::new()).unwrap();
+        assert_eq!(next[0].1.barrier.kind, SnapshotKind::Checkpoint, "checkpoints resume");
+    }
+
+    #[test]
+    fn a_job_restored_from_a_savepoint_keeps_it_until_its_own_checkpoint_and_never_deletes_it() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        coordinator.request_savepoint(TriggerId(5), 1, false).unwrap();
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut Vec::new()).unwrap();
+        let finalization = acks(&job, 1).into_iter().find_map(|a| coordinator.acknowledge(a)).unwrap();
+        let savepoint =
+            CompletedCheckpoint { metadata: finalization.metadata, directory: finalization.directory, size: 1 };
+        let mut restored = CheckpointCoordinator::restored_from(JobId(8), savepoint);
+        let first = checkpoint(&mut restored, &job, &resource_manager, t0 + Duration::from_secs(1));
+        assert_eq!(first.replaced, None, "the savepoint is the user's");
+        assert_eq!(restored.latest().map(|c| c.metadata.checkpoint_id), Some(2), "ids continue after it");
     }
 }

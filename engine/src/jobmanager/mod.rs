@@ -25,13 +25,15 @@ use madsim::time::Instant;
 use tokio::sync::Notify;
 
 use crate::lifecycle::Shutdown;
-use crate::protocol::checkpoint::{AcknowledgeCheckpoint, DeclineCheckpoint};
+use crate::protocol::checkpoint::{AcknowledgeCheckpoint, DeclineCheckpoint, NotifyCheckpointAborted};
 use crate::protocol::cluster::{
     DisconnectJobManager, DisconnectTaskManager, Heartbeat, RegisterTaskManager, RegistrationResponse,
     SubmitJob, SubmitJobResponse,
 };
 use crate::protocol::deployment::{SubmitTask, UpdateTaskExecutionState};
-use crate::protocol::ids::{JobMasterId, ResourceId};
+use crate::protocol::ids::{JobId, JobMasterId, ResourceId, TriggerId};
+use crate::protocol::job::Vertex;
+use crate::protocol::rest::{CancelJob, GetSavepointStatus, JobOverview, ListJobs, StopJob};
 use crate::protocol::states::ExecutionState;
 use crate::rpc::{Network, Rpc};
 use crate::storage::StorageClient;
@@ -100,6 +102,8 @@ struct JobManagerState {
     dispatcher: Dispatcher,
     scheduler: Scheduler,
     checkpoints: CheckpointCoordinator,
+    /// When each job was submitted (ms of simulated time), for `flink list`.
+    submitted_ms: std::collections::BTreeMap<JobId, i64>,
 }
 
 /// Shared by the JobManager's handlers and loops.
@@ -133,6 +137,7 @@ pub async fn run(config: JobManagerConfig) {
             dispatcher: Dispatcher::new(IdSource::Seeded),
             scheduler: Scheduler::new(scheduler, IdSource::Seeded),
             checkpoints: CheckpointCoordinator::default(),
+            submitted_ms: Default::default(),
         })),
         config,
         rpc: rpc.clone(),
@@ -144,7 +149,30 @@ pub async fn run(config: JobManagerConfig) {
     });
     rpc.serve({
         let jm = jm.clone();
-        move |request: SubmitJob, _| std::future::ready(jm.submit(request))
+        move |request: SubmitJob, _| {
+            let jm = jm.clone();
+            async move { jm.submit(request).await }
+        }
+    });
+    rpc.serve({
+        let jm = jm.clone();
+        move |request: StopJob, _| std::future::ready(jm.stop(request))
+    });
+    rpc.serve({
+        let jm = jm.clone();
+        move |request: GetSavepointStatus, _| {
+            let state = jm.state.lock().unwrap();
+            let known = state.scheduler.job().is_some_and(|job| job.job_id == request.job_id);
+            std::future::ready(state.checkpoints.savepoint_status(request.trigger_id).filter(|_| known))
+        }
+    });
+    rpc.serve({
+        let jm = jm.clone();
+        move |_: ListJobs, _| std::future::ready(jm.list())
+    });
+    rpc.serve({
+        let jm = jm.clone();
+        move |request: CancelJob, _| std::future::ready(jm.cancel(request))
     });
     rpc.serve({
         let jm = jm.clone();
@@ -212,17 +240,86 @@ impl JobManager {
         RegistrationResponse::Accepted { job_master: state.job_master }
     }
 
-    fn submit(&self, SubmitJob { submission }: SubmitJob) -> SubmitJobResponse {
+    /// `flink run`: with `-s`, reads the savepoint's `_metadata` first; a savepoint that cannot
+    /// be restored fails the submission, naming its path.
+    async fn submit(&self, SubmitJob { submission }: SubmitJob) -> SubmitJobResponse {
+        let savepoint = match &submission.savepoint_path {
+            None => None,
+            Some(path) => {
+                let metadata_path = format!("{}/_metadata", dispatcher::savepoint_directory(path));
+                let storage = StorageClient::new(self.rpc.clone(), self.config.storage);
+                let file = storage.get(&metadata_path).await.map_err(|e| e.to_string());
+                match dispatcher::restore_plan(&submission, path, file) {
+                    Ok(savepoint) => Some(savepoint),
+                    Err(reason) => {
+                        self.trace().record(Event::SubmissionRejected { reason: reason.clone() });
+                        return SubmitJobResponse::Rejected(reason);
+                    }
+                }
+            }
+        };
         let mut guard = self.state.lock().unwrap();
         let state = &mut *guard;
         let mut events = Vec::new();
-        let response =
-            state.dispatcher.submit(submission, &mut state.scheduler, &mut state.checkpoints, Instant::now(), &mut events);
+        let response = state.dispatcher.submit(
+            submission,
+            savepoint,
+            &mut state.scheduler,
+            &mut state.checkpoints,
+            Instant::now(),
+            &mut events,
+        );
         self.record(events);
-        if matches!(response, SubmitJobResponse::Submitted(_)) {
+        if let SubmitJobResponse::Submitted(job_id) = response {
+            state.submitted_ms.insert(job_id, self.trace().elapsed().as_millis() as i64);
             self.reschedule.notify_one();
         }
         response
+    }
+
+    /// `flink stop`: asks the checkpoint coordinator for a savepoint and triggers it at once
+    /// if it can (else the next tick does); answers with the trigger id the CLI polls.
+    fn stop(&self, StopJob { job_id, drain }: StopJob) -> Result<TriggerId, String> {
+        {
+            let mut guard = self.state.lock().unwrap();
+            let state = &mut *guard;
+            match state.scheduler.job() {
+                Some(job) if job.job_id == job_id && job.status == crate::protocol::states::JobStatus::Running => {}
+                Some(job) if job.job_id == job_id => {
+                    return Err(format!("Job {job_id} is not running: it is {}.", job.status.name()));
+                }
+                _ => return Err(format!("Job {job_id} not found")),
+            }
+            let mut rng = madsim::rand::thread_rng();
+            let trigger_id = TriggerId(rng.r#gen());
+            let token = rng.gen_range(0..1u64 << 48);
+            state.checkpoints.request_savepoint(trigger_id, token, drain)?;
+            drop(guard);
+            self.trigger_checkpoint();
+            Ok(trigger_id)
+        }
+    }
+
+    /// `flink list`: the jobs not yet in a globally terminal state.
+    fn list(&self) -> Vec<JobOverview> {
+        let state = self.state.lock().unwrap();
+        let Some(job) = state.scheduler.job().filter(|job| !job.status.is_globally_terminal()) else {
+            return Vec::new();
+        };
+        let start_time_ms = state.submitted_ms.get(&job.job_id).copied().unwrap_or(0);
+        vec![JobOverview { job_id: job.job_id, status: job.status, start_time_ms }]
+    }
+
+    /// `flink cancel`: cancels the job's tasks; the job ends CANCELED.
+    fn cancel(&self, CancelJob { job_id }: CancelJob) -> Result<(), String> {
+        let mut guard = self.state.lock().unwrap();
+        let state = &mut *guard;
+        let mut events = Vec::new();
+        let cancels =
+            state.scheduler.cancel(job_id, &mut state.resource_manager, &mut state.checkpoints, &mut events);
+        self.record(events);
+        self.fail_over(Failover { cancels: cancels?, restart: None });
+        Ok(())
     }
 
     fn update_task(&self, update: UpdateTaskExecutionState) {
@@ -377,28 +474,35 @@ impl JobManager {
         let mut tick = Ticker::new(interval);
         loop {
             tick.tick().await;
-            let triggers = {
-                let mut guard = self.state.lock().unwrap();
-                let state = &mut *guard;
-                let Some(job) = state.scheduler.job() else { continue };
-                let timestamp_ms = self.trace().elapsed().as_millis() as i64;
-                let mut events = Vec::new();
-                let triggers =
-                    state.checkpoints.trigger(job, &state.resource_manager, timestamp_ms, Instant::now(), &mut events);
-                self.record(events);
-                let Ok(triggers) = triggers else { continue };
-                triggers
-            };
-            for (address, trigger) in triggers {
-                let jm = self.clone();
-                madsim::task::spawn(async move {
-                    let id = trigger.barrier.checkpoint_id;
-                    let accepted = jm.rpc.call(address, trigger, Duration::from_secs(1)).await;
-                    if !matches!(accepted, Ok(true)) {
-                        jm.abort_checkpoint(id, CheckpointAbortReason::SourceNotTriggered);
-                    }
-                });
-            }
+            self.trigger_checkpoint();
+        }
+    }
+
+    /// Triggers the next checkpoint (or the savepoint asked for) if the coordinator can, and
+    /// sends its triggers to the sources.
+    fn trigger_checkpoint(&self) {
+        let triggers = {
+            let mut guard = self.state.lock().unwrap();
+            let state = &mut *guard;
+            let Some(job) = state.scheduler.job() else { return };
+            let timestamp_ms = self.trace().elapsed().as_millis() as i64;
+            let mut events = Vec::new();
+            let triggers =
+                state.checkpoints.trigger(job, &state.resource_manager, timestamp_ms, Instant::now(), &mut events);
+            self.record(events);
+            triggers
+        };
+        self.resume_sources();
+        let Ok(triggers) = triggers else { return };
+        for (address, trigger) in triggers {
+            let jm = self.clone();
+            madsim::task::spawn(async move {
+                let id = trigger.barrier.checkpoint_id;
+                let accepted = jm.rpc.call(address, trigger, Duration::from_secs(1)).await;
+                if !matches!(accepted, Ok(true)) {
+                    jm.abort_checkpoint(id, CheckpointAbortReason::SourceNotTriggered);
+                }
+            });
         }
     }
 
@@ -406,6 +510,7 @@ impl JobManager {
     /// complete it, notify the tasks and delete the checkpoint it replaces.
     fn acknowledge_checkpoint(&self, ack: AcknowledgeCheckpoint) {
         let Some(finalization) = self.state.lock().unwrap().checkpoints.acknowledge(ack) else { return };
+        let finalization_job = finalization.metadata.job_id;
         let jm = self.clone();
         madsim::task::spawn(async move {
             let finalizing = Instant::now();
@@ -432,6 +537,15 @@ impl JobManager {
                 completion
             };
             let Some(completion) = completion else { return };
+            if completion.stop {
+                // Stop-with-savepoint: the tasks hear of the completion (a sink commits) before
+                // they are told to finish, in that order on each TaskManager.
+                for (address, notice) in completion.notices {
+                    let _ = jm.rpc.call(address, notice, Duration::from_secs(1)).await;
+                }
+                jm.finish_stopped(finalization_job);
+                return;
+            }
             for (address, notice) in completion.notices {
                 let rpc = jm.rpc.clone();
                 madsim::task::spawn(async move {
@@ -448,6 +562,56 @@ impl JobManager {
         let mut events = Vec::new();
         self.state.lock().unwrap().checkpoints.abort(checkpoint_id, reason, &mut events);
         self.record(events);
+        self.resume_sources();
+    }
+
+    /// A savepoint was aborted while the job runs: its sources, holding still after their
+    /// barrier, read on.
+    fn resume_sources(&self) {
+        let notices = {
+            let mut guard = self.state.lock().unwrap();
+            let state = &mut *guard;
+            let Some(checkpoint_id) = state.checkpoints.take_aborted_savepoint() else { return };
+            let Some(job) = state.scheduler.job() else { return };
+            let mut per_task_manager: std::collections::BTreeMap<SocketAddr, Vec<_>> = Default::default();
+            for ((vertex, _), execution) in &job.executions {
+                if *vertex != Vertex::Source {
+                    continue;
+                }
+                if let Some(address) = execution.slot.and_then(|s| state.resource_manager.address(s.resource_id)) {
+                    per_task_manager.entry(address).or_default().push(execution.attempt_id);
+                }
+            }
+            let job_id = job.job_id;
+            per_task_manager
+                .into_iter()
+                .map(|(address, attempts)| (address, NotifyCheckpointAborted { job_id, attempts, checkpoint_id }))
+                .collect::<Vec<_>>()
+        };
+        for (address, notice) in notices {
+            let rpc = self.rpc.clone();
+            madsim::task::spawn(async move {
+                let _ = rpc.call(address, notice, Duration::from_secs(1)).await;
+            });
+        }
+    }
+
+    /// The savepoint of `flink stop` completed: every task finishes, and so does the job.
+    fn finish_stopped(&self, job_id: JobId) {
+        let finishes = {
+            let mut guard = self.state.lock().unwrap();
+            let state = &mut *guard;
+            let mut events = Vec::new();
+            let finishes = state.scheduler.finish_stopped(job_id, &mut state.resource_manager, &mut events);
+            self.record(events);
+            finishes
+        };
+        for (address, finish) in finishes {
+            let rpc = self.rpc.clone();
+            madsim::task::spawn(async move {
+                let _ = rpc.call(address, finish, Duration::from_secs(1)).await;
+            });
+        }
     }
 
     /// Sends heartbeats every interval; a TaskManager silent for the timeout is lost.

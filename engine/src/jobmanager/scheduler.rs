@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use madsim::time::Instant;
 
-use crate::protocol::deployment::{CancelTask, TaskDeploymentDescriptor, UpdateTaskExecutionState};
+use crate::protocol::deployment::{CancelTask, FinishTask, TaskDeploymentDescriptor, UpdateTaskExecutionState};
 use crate::protocol::ids::{JobId, JobMasterId, ResourceId};
 use crate::protocol::job::{JobSubmission, ShipStrategy, Vertex};
 use crate::protocol::states::{ExecutionState, JobStatus};
@@ -277,6 +277,55 @@ impl Scheduler {
             }
         }
         Ok(deployments)
+    }
+
+    /// The savepoint of `flink stop` completed (docs/model/cluster.md#the-flink-cli): every task FINISHES and so does the
+    /// job. Returns the requests that release the tasks on their TaskManagers.
+    pub fn finish_stopped(
+        &mut self,
+        job_id: JobId,
+        resource_manager: &mut ResourceManager,
+        events: &mut Vec<Event>,
+    ) -> Vec<(SocketAddr, FinishTask)> {
+        let Some(job) = self.job.as_mut().filter(|job| job.job_id == job_id && job.status == JobStatus::Running)
+        else {
+            return Vec::new();
+        };
+        let mut finishes = Vec::new();
+        let keys: Vec<(Vertex, u32)> = job.executions.keys().copied().collect();
+        for key in keys {
+            let execution = job.executions[&key].clone();
+            if job.transition_execution(key, ExecutionState::Finished, events)
+                && let Some(address) = execution.slot.and_then(|s| resource_manager.address(s.resource_id))
+            {
+                finishes.push((address, FinishTask { attempt_id: execution.attempt_id }));
+            }
+        }
+        job.transition(JobStatus::Finished, events);
+        resource_manager.slots.free_all();
+        finishes
+    }
+
+    /// `flink cancel`: the job goes CANCELLING → CANCELED and its tasks are cancelled.
+    pub fn cancel(
+        &mut self,
+        job_id: JobId,
+        resource_manager: &mut ResourceManager,
+        checkpoints: &mut CheckpointCoordinator,
+        events: &mut Vec<Event>,
+    ) -> Result<Vec<(SocketAddr, CancelTask)>, String> {
+        let Some(job) = self.job.as_mut().filter(|job| job.job_id == job_id) else {
+            return Err(format!("Job {job_id} not found"));
+        };
+        if job.status.is_globally_terminal() {
+            return Err(format!("Job {job_id} is already {}.", job.status.name()));
+        }
+        checkpoints.abort_pending(CheckpointAbortReason::FailingOver, events);
+        job.transition(JobStatus::Cancelling, events);
+        let cancels = cancel_executions(job, resource_manager, events);
+        job.transition(JobStatus::Canceled, events);
+        resource_manager.slots.free_all();
+        Ok(cancels)
     }
 
     /// The JobManager is shutting down: the job is SUSPENDED (without HA it is gone with the

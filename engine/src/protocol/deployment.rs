@@ -70,6 +70,15 @@ pub struct CancelTask {
 }
 crate::request!(CancelTask => ());
 
+/// Release a task whose job finished by `flink stop` (its savepoint completed): the task ends
+/// FINISHED, and an exactly-once sink aborts the transaction it opened after the savepoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FinishTask {
+    /// The attempt to finish.
+    pub attempt_id: ExecutionAttemptId,
+}
+crate::request!(FinishTask => ());
+
 /// A task tells the JobManager it moved to another state.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct UpdateTaskExecutionState {

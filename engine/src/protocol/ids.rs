@@ -40,6 +40,10 @@ hex_id!(
     ResourceId
 );
 hex_id!(
+    /// Identifies one savepoint request of the REST API (`flink stop` polls it).
+    TriggerId
+);
+hex_id!(
     /// Identifies one run of the JobManager's leadership, so stale messages can be told apart.
     JobMasterId
 );

@@ -191,7 +191,7 @@ pub enum RunCommandError {
     #[error("option `{0}` needs a value")]
     MissingValue(String),
     /// `-p` with something other than a positive whole number.
-    #[error("bad parallelism `{0}`: expected a whole number from 1 to 128")]
+    #[error("bad parallelism `{0}`: expected a whole number from 1 to 32768")]
     BadParallelism(String),
     /// An option this model does not know.
     #[error("unknown option `{0}`")]
@@ -240,7 +240,9 @@ impl JobSubmission {
                 "-p" | "--parallelism" => {
                     let p = value(word, &mut words)?;
                     submission.parallelism = match p.parse::<u32>() {
-                        Ok(n) if (1..=128).contains(&n) => n,
+                        // Flink's upper bound of max parallelism; a restore checks the
+                        // savepoint's own (often 128) when it reads it.
+                        Ok(n) if (1..=32768).contains(&n) => n,
                         _ => return Err(RunCommandError::BadParallelism(p)),
                     };
                 }
@@ -284,8 +286,6 @@ impl JobSubmission {
             Some(("--backpressure", "the Backpressure operator (--backpressure) is not modelled yet"))
         } else if args.chaining {
             Some(("--chaining", "operator chaining (--chaining) is not modelled yet"))
-        } else if self.savepoint_path.is_some() {
-            Some(("-s", "restoring from a savepoint (-s) is not modelled yet"))
         } else {
             None
         }

@@ -9,5 +9,7 @@ pub mod ids;
 pub mod job;
 pub mod kafka;
 pub mod key_group;
+pub mod rest;
+pub mod snapshot;
 pub mod states;
 pub mod storage;

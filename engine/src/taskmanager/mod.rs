@@ -21,9 +21,9 @@ use crate::protocol::cluster::{
     DisconnectJobManager, DisconnectTaskManager, Heartbeat, HeartbeatResponse,
     RegisterTaskManager, RegistrationResponse,
 };
-use crate::protocol::checkpoint::{NotifyCheckpointComplete, TriggerCheckpoint};
+use crate::protocol::checkpoint::{NotifyCheckpointAborted, NotifyCheckpointComplete, TriggerCheckpoint};
 use crate::protocol::data::DeliverBuffer;
-use crate::protocol::deployment::{CancelTask, SubmitTask};
+use crate::protocol::deployment::{CancelTask, FinishTask, SubmitTask};
 use crate::protocol::ids::{ExecutionAttemptId, JobMasterId, ResourceId};
 use crate::protocol::states::ExecutionState;
 use crate::rpc::{Network, Rpc};
@@ -148,7 +148,29 @@ pub async fn run(config: TaskManagerConfig) {
         move |CancelTask { attempt_id }, _| {
             let cancelled = state.lock().unwrap().tasks.remove(&attempt_id);
             if let Some(task) = cancelled {
-                madsim::task::spawn(cancel(attempt_id, task, services.clone()));
+                madsim::task::spawn(cancel(attempt_id, task, services.clone(), Ending::Canceled));
+            }
+            std::future::ready(())
+        }
+    });
+    rpc.serve({
+        let (state, services) = (state.clone(), services.clone());
+        move |FinishTask { attempt_id }, _| {
+            let finished = state.lock().unwrap().tasks.remove(&attempt_id);
+            if let Some(task) = finished {
+                madsim::task::spawn(cancel(attempt_id, task, services.clone(), Ending::Finished));
+            }
+            std::future::ready(())
+        }
+    });
+    rpc.serve({
+        let state = state.clone();
+        move |notice: NotifyCheckpointAborted, _| {
+            let state = state.lock().unwrap();
+            for attempt in &notice.attempts {
+                if let Some(task) = state.tasks.get(attempt) {
+                    let _ = task.control.send(TaskControl::CheckpointAborted(notice.checkpoint_id));
+                }
             }
             std::future::ready(())
         }
@@ -275,7 +297,15 @@ pub async fn run(config: TaskManagerConfig) {
 /// exactly-once sink aborts its open transaction), and kills it if it has not stopped within
 /// [`CANCELLATION_TIMEOUT`]. Its input gate closes only then, so it never mistakes the
 /// cancellation for the end of its input.
-async fn cancel(attempt_id: ExecutionAttemptId, task: RunningTask, services: TaskServices) {
+/// How a task released by the JobManager ends: cancelled, or finished after the savepoint of
+/// `flink stop` (its operators close the same way: an open transaction is aborted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    Canceled,
+    Finished,
+}
+
+async fn cancel(attempt_id: ExecutionAttemptId, task: RunningTask, services: TaskServices, ending: Ending) {
     let RunningTask { display_name, mut handle, gate, control } = task;
     if control.send(TaskControl::Cancel).is_ok()
         && madsim::time::timeout(CANCELLATION_TIMEOUT, &mut handle).await.is_err()
@@ -283,12 +313,11 @@ async fn cancel(attempt_id: ExecutionAttemptId, task: RunningTask, services: Tas
         handle.abort();
     }
     services.gates.close_gate(gate);
-    services.trace.record(Event::ExecutionStateChanged {
-        task: display_name,
-        attempt_id,
-        from: ExecutionState::Canceling,
-        to: ExecutionState::Canceled,
-    });
+    let (from, to) = match ending {
+        Ending::Canceled => (ExecutionState::Canceling, ExecutionState::Canceled),
+        Ending::Finished => (ExecutionState::Running, ExecutionState::Finished),
+    };
+    services.trace.record(Event::ExecutionStateChanged { task: display_name, attempt_id, from, to });
 }
 
 /// On SIGTERM: cancel every task, tell the JobManager, and say the node may go (Flink's
@@ -308,7 +337,7 @@ async fn shut_down_on_sigterm(
     };
     let cancels: Vec<_> = tasks
         .into_iter()
-        .map(|(attempt_id, task)| madsim::task::spawn(cancel(attempt_id, task, services.clone())))
+        .map(|(attempt_id, task)| madsim::task::spawn(cancel(attempt_id, task, services.clone(), Ending::Canceled)))
         .collect();
     for cancel in cancels {
         let _ = cancel.await;

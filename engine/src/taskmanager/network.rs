@@ -660,7 +660,7 @@ mod tests {
     }
 
     fn barrier(checkpoint_id: u64) -> CheckpointBarrier {
-        CheckpointBarrier { checkpoint_id, timestamp_ms: 1000 * checkpoint_id as i64 }
+        CheckpointBarrier { checkpoint_id, timestamp_ms: 1000 * checkpoint_id as i64, kind: Default::default() }
     }
 
     fn status(status: WatermarkStatus) -> StreamElement {

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::protocol::checkpoint::{
-    AcknowledgeCheckpoint, CHECKPOINT_TIMEOUT, CheckpointBarrier, CheckpointMetadata, DeclineCheckpoint, StateHandle,
-    TaskSnapshot, checkpoint_dir,
+    AcknowledgeCheckpoint, CHECKPOINT_TIMEOUT, CheckpointBarrier, DeclineCheckpoint, StateHandle,
 };
+use crate::protocol::snapshot::{CheckpointMetadata, TaskSnapshot, snapshot_dir};
 use crate::protocol::data::ChannelId;
 use crate::protocol::deployment::{TaskDeploymentDescriptor, UpdateTaskExecutionState};
 use crate::protocol::job::{ShipStrategy, Vertex};
@@ -67,6 +67,8 @@ pub enum TaskControl {
     TriggerCheckpoint(CheckpointBarrier),
     /// A checkpoint completed: commit what it covers (offsets, transactions).
     CheckpointComplete(u64),
+    /// (Sources) a savepoint was aborted: a source holding still after its barrier reads on.
+    CheckpointAborted(u64),
     /// Stop now, releasing what the task holds (an exactly-once sink aborts its open
     /// transaction), as Flink's task cancellation closes its operators.
     Cancel,
@@ -120,8 +122,8 @@ impl TaskContext {
         let tdd = &self.tdd;
         let path = format!(
             "{}/{}",
-            checkpoint_dir(tdd.job_id, barrier.checkpoint_id),
-            CheckpointMetadata::key(tdd.vertex, tdd.subtask)
+            snapshot_dir(tdd.job_id, barrier.checkpoint_id, barrier.kind),
+            CheckpointMetadata::file_name(tdd.vertex, tdd.subtask)
         );
         let bytes = bytes::Bytes::from(serde_json::to_vec(snapshot).expect("snapshots serialize"));
         let (rpc, storage, jobmanager) = (self.services.rpc.clone(), self.storage.clone(), tdd.jobmanager);

@@ -1,11 +1,13 @@
-//! A step's `run` line, written as the playground's user types it (docs/model/cluster.md#nodes), or
-//! as a `sim` verb of the same shape for faults that have no playground command
-//! (docs/scenarios.md#the-file). `flink …` and `curl …` lines are recognised but not modelled yet.
+//! A step's `run` line, written as the playground's user types it (docs/model/cluster.md#nodes), or as a `sim` verb of
+//! the same shape for faults that have no playground command (docs/scenarios.md#the-file). `flink run`, `stop`,
+//! `list` and `cancel` are the Flink CLI's; `curl …` lines are recognised but not modelled yet.
 
 use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
+use flinksim_engine::playground::client::{CURRENT_JOB, JobRef};
+use flinksim_engine::protocol::ids::JobId;
 use flinksim_engine::protocol::job::{JobSubmission, RunCommandError};
 
 use super::ClusterSpec;
@@ -24,23 +26,49 @@ pub enum Command {
     Flink(FlinkCommand),
 }
 
-/// A `flink …` command (docs/model/cluster.md#the-flink-cli). Only `flink run` is modelled so far;
-/// the job's sink mode is the scenario's `[job] sink`.
+/// A `flink …` command (docs/model/cluster.md#the-flink-cli); the job's sink mode is the scenario's `[job] sink`. A job is
+/// named by its id or by `$job` (the last one the client submitted), a savepoint by its path or
+/// by `$savepoint` (the last one `flink stop` took).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FlinkCommand {
-    /// `flink run …`: submit the job again (e.g. after it FAILED without checkpointing).
+    /// `flink run …`: submit the job again (after it FAILED without checkpointing, or from a
+    /// savepoint with `-s`).
     Run {
         /// The line as written.
         line: String,
         /// The line parsed.
         submission: JobSubmission,
     },
+    /// `flink stop [--drain] <job>`: a savepoint, then the job FINISHES.
+    Stop {
+        /// The line as written.
+        line: String,
+        /// The job.
+        job: JobRef,
+        /// `--drain`.
+        drain: bool,
+    },
+    /// `flink list`.
+    List {
+        /// The line as written.
+        line: String,
+    },
+    /// `flink cancel <job>`.
+    Cancel {
+        /// The line as written.
+        line: String,
+        /// The job.
+        job: JobRef,
+    },
 }
 
 impl fmt::Display for FlinkCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FlinkCommand::Run { line, .. } => f.write_str(line),
+            FlinkCommand::Run { line, .. }
+            | FlinkCommand::Stop { line, .. }
+            | FlinkCommand::List { line }
+            | FlinkCommand::Cancel { line, .. } => f.write_str(line),
         }
     }
 }
@@ -204,6 +232,9 @@ const PARTITION: &str = "sim partition <node> <node>";
 const HEAL: &str = "sim heal <node> <node>";
 const LINK: &str = "sim link <node> -> <node> [delay <min>..<max>] [loss <p>] | clear";
 const COMPOSE_VERBS: &[&str] = &["kill", "up -d", "stop", "start", "scale"];
+const FLINK_VERBS: &[&str] = &["run", "stop", "list", "cancel"];
+const FLINK_STOP: &str = "flink stop [--drain] <job-id|$job>";
+const FLINK_CANCEL: &str = "flink cancel <job-id|$job>";
 const SIM_VERBS: &[&str] = &["partition", "heal", "link"];
 
 /// The words of a line with their byte ranges.
@@ -344,9 +375,55 @@ pub(crate) fn parse(line: &str, names: Names) -> Result<Command, CommandError> {
         "docker-compose" => parse_compose(&mut words, names).map(Command::Compose),
         "sim" => parse_sim(&mut words, names).map(Command::Sim),
         "flink" if words.peek() == Some("run") => parse_flink_run(line).map(Command::Flink),
-        "flink" => Err(CommandError { span, kind: ScenarioErrorKind::NotModelled("flink") }),
+        "flink" => parse_flink(&mut words, line).map(Command::Flink),
         "curl" => Err(CommandError { span, kind: ScenarioErrorKind::NotModelled("curl") }),
         other => Err(CommandError { span, kind: ScenarioErrorKind::UnknownProgram(other.into()) }),
+    }
+}
+
+/// `flink stop|list|cancel …`.
+fn parse_flink(words: &mut Words<'_>, line: &str) -> Result<FlinkCommand, CommandError> {
+    let line_text = line.trim().to_owned();
+    let (span, verb) = words.expect("flink run|stop|list|cancel")?;
+    let command = match verb {
+        "stop" => {
+            let mut drain = false;
+            let job = loop {
+                let (span, word) = words.expect(FLINK_STOP)?;
+                match word {
+                    "--drain" | "-d" => drain = true,
+                    job => break job_ref(span, job)?,
+                }
+            };
+            words.end(FLINK_STOP)?;
+            FlinkCommand::Stop { line: line_text, job, drain }
+        }
+        "list" => {
+            words.end("flink list")?;
+            FlinkCommand::List { line: line_text }
+        }
+        "cancel" => {
+            let (span, word) = words.expect(FLINK_CANCEL)?;
+            let job = job_ref(span, word)?;
+            words.end(FLINK_CANCEL)?;
+            FlinkCommand::Cancel { line: line_text, job }
+        }
+        other => {
+            let kind = ScenarioErrorKind::UnknownVerb { program: "flink", verb: other.into(), known: FLINK_VERBS };
+            return Err(CommandError { span, kind });
+        }
+    };
+    Ok(command)
+}
+
+/// A job id (32 hex digits) or `$job`.
+fn job_ref(span: Range<usize>, word: &str) -> Result<JobRef, CommandError> {
+    if word == CURRENT_JOB {
+        return Ok(JobRef::Current);
+    }
+    match u128::from_str_radix(word, 16) {
+        Ok(id) if word.len() == 32 => Ok(JobRef::Id(JobId(id))),
+        _ => Err(CommandError { span, kind: ScenarioErrorKind::BadJobId(word.into()) }),
     }
 }
 
@@ -678,16 +755,32 @@ mod tests {
     }
 
     #[test]
-    fn flink_and_curl_are_recognised_but_not_modelled_yet() {
+    fn flink_stop_list_and_cancel_name_a_job_by_id_or_by_dollar_job() {
+        let names = Names { taskmanagers_max: 1 };
+        let id = "0123456789abcdef0123456789abcdef";
+        let stop = parse(&format!("flink stop --drain {id}"), names).unwrap();
+        let Command::Flink(FlinkCommand::Stop { job, drain, .. }) = stop else { panic!("{stop:?}") };
+        assert_eq!((job, drain), (JobRef::Id(JobId(0x0123456789abcdef0123456789abcdef)), true));
+        let cancel = parse("flink cancel $job", names).unwrap();
+        assert!(matches!(cancel, Command::Flink(FlinkCommand::Cancel { job: JobRef::Current, .. })));
+        assert!(matches!(parse("flink list", names).unwrap(), Command::Flink(FlinkCommand::List { .. })));
         assert_eq!(
-            err("flink stop 0123456789abcdef0123456789abcdef"),
-            (
-                "`flink` steps are not modelled yet: of the flink CLI only `flink run`, and no REST API"
-                    .to_owned(),
-                "flink"
-            )
+            err("flink stop 0123"),
+            ("bad job id `0123`: expected 32 hex digits, or `$job` for the current job".to_owned(), "0123")
         );
-        assert_eq!(err("curl localhost:8081/jobs").1, "curl");
+        assert_eq!(err("flink stop").0, "incomplete command: expected `flink stop [--drain] <job-id|$job>`");
+        assert_eq!(
+            err("flink savepoint $job"),
+            ("unknown flink command `savepoint` (known: run, stop, list, cancel)".to_owned(), "savepoint")
+        );
+    }
+
+    #[test]
+    fn curl_is_recognised_but_not_modelled_yet() {
+        assert_eq!(
+            err("curl localhost:8081/jobs"),
+            ("`curl` steps are not modelled yet: the REST API is not modelled yet".to_owned(), "curl")
+        );
     }
 
     #[test]

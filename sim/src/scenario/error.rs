@@ -225,8 +225,11 @@ pub enum ScenarioErrorKind {
     #[error("`{0}` cannot be cut off from itself: name two different nodes")]
     SameNode(String),
     /// A `flink …` or `curl …` step: the CLI and REST API are not modelled yet.
-    #[error("`{0}` steps are not modelled yet: of the flink CLI only `flink run`, and no REST API")]
+    #[error("`{0}` steps are not modelled yet: the REST API is not modelled yet")]
     NotModelled(&'static str),
+    /// A job named by neither an id nor `$job`.
+    #[error("bad job id `{0}`: expected 32 hex digits, or `$job` for the current job")]
+    BadJobId(String),
     /// The `[job]` `run` line cannot be understood.
     #[error("bad `flink run` line: {0}")]
     RunCommand(#[from] RunCommandError),

@@ -1190,9 +1190,12 @@ mod tests {
              [delay <min>..<max>] [loss <p>] | clear`"
         );
         assert_eq!(
-            err(&file("\n[[step]]\nat = \"2m\"\nrun = \"flink list\"\n")),
-            "scenarios/x.toml:9:8: `flink` steps are not modelled yet: of the flink CLI only \
-             `flink run`, and no REST API"
+            err(&file("\n[[step]]\nat = \"2m\"\nrun = \"flink list --all\"\n")),
+            "scenarios/x.toml:9:19: unexpected `--all`: expected `flink list`"
+        );
+        assert_eq!(
+            err(&file("\n[[step]]\nat = \"2m\"\nrun = \"curl localhost:8081/jobs\"\n")),
+            "scenarios/x.toml:9:8: `curl` steps are not modelled yet: the REST API is not modelled yet"
         );
     }
 
@@ -1215,7 +1218,7 @@ mod tests {
         assert_eq!(
             bad("flink run -p 0 /opt/ClickCountJob.jar"),
             "scenarios/x.toml:5:21: bad `flink run` line: bad parallelism `0`: expected a whole number \
-             from 1 to 128"
+             from 1 to 32768"
         );
         assert_eq!(
             bad("flink run -d"),

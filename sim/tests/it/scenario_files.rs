@@ -47,7 +47,13 @@ fn every_scenario_file_is_covered_here() {
         "pitfalls/transaction-timeout-loss-fixed",
         "pitfalls/twelve-hour-date-pattern",
         "pitfalls/twelve-hour-date-pattern-fixed",
+        "rescale",
+        "rescale-down",
+        "rescale-down-exactly-once",
+        "rescale-exactly-once",
         "steady-state",
+        "upgrade",
+        "upgrade-exactly-once",
     ];
     assert_eq!(known, tested.map(String::from).to_vec(), "add a test below for each new scenario file");
 }
@@ -168,4 +174,34 @@ fn pitfall_twelve_hour_date_pattern() {
 #[test]
 fn pitfall_twelve_hour_date_pattern_fixed() {
     check("pitfalls/twelve-hour-date-pattern-fixed");
+}
+
+#[test]
+fn upgrade() {
+    check("upgrade");
+}
+
+#[test]
+fn upgrade_exactly_once() {
+    check("upgrade-exactly-once");
+}
+
+#[test]
+fn rescale() {
+    check("rescale");
+}
+
+#[test]
+fn rescale_exactly_once() {
+    check("rescale-exactly-once");
+}
+
+#[test]
+fn rescale_down() {
+    check("rescale-down");
+}
+
+#[test]
+fn rescale_down_exactly_once() {
+    check("rescale-down-exactly-once");
 }

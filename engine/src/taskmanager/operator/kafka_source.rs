@@ -1,16 +1,18 @@
 //! `ClickEvent Source` (docs/model/job.md#the-job, docs/model/kafka.md#overview,
 //! docs/model/job.md#partitions-and-key-groups): reads the `input` partitions this subtask owns,
 //! deserializes each ClickEvent and passes it on with its partition. Starts from the group's
-//! committed offsets, else the earliest; without checkpointing it auto-commits every 5 s. On a
-//! checkpoint trigger it snapshots its offsets and emits the barrier behind every record it has
-//! emitted; when the checkpoint completes it commits those offsets to the group.
+//! committed offsets, else the earliest; without checkpointing it auto-commits every 5 s.
+//! On a checkpoint trigger it snapshots its offsets and emits the barrier behind every record
+//! it has emitted; when the checkpoint completes it commits those offsets to the group. After
+//! the barrier of `flink stop`'s savepoint it reads nothing more (Flink's synchronous
+//! savepoint) until the JobManager finishes it, or tells it the savepoint failed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::kafka::{Consumer, ConsumerConfig, TopicPartition};
 use crate::playground::click_event::{ClickEvent, DateReader};
-use crate::protocol::checkpoint::TaskSnapshot;
+use crate::protocol::snapshot::{SnapshotKind, TaskSnapshot};
 use crate::protocol::data::{Record, StreamElement};
 use crate::protocol::key_group::kafka_partition_owner;
 use crate::taskmanager::network::BUFFER_TIMEOUT;
@@ -61,7 +63,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     output.broadcast(StreamElement::Barrier(barrier)).await?;
                 }
                 TaskControl::Cancel => return Err(TaskError::Canceled),
-                TaskControl::CheckpointComplete(_) => {}
+                TaskControl::CheckpointComplete(_) | TaskControl::CheckpointAborted(_) => {}
             }
         }
         return Ok(());
@@ -116,7 +118,12 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                             let offsets = positions.iter().map(|(tp, o)| (tp.partition, *o)).collect();
                             context.acknowledge(barrier, &TaskSnapshot::Source { offsets });
                             output.broadcast(StreamElement::Barrier(barrier)).await?;
-                            let snapshot = positions.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
+                            let snapshot: Vec<_> = positions.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
+                            if barrier.kind != SnapshotKind::Checkpoint {
+                                output.flush_all().await?;
+                                hold_after_savepoint(&mut context, barrier.checkpoint_id, snapshot).await?;
+                                continue;
+                            }
                             pending_commits.insert(barrier.checkpoint_id, snapshot);
                         }
                         TaskControl::CheckpointComplete(id) => {
@@ -130,6 +137,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                             });
                         }
                         TaskControl::Cancel => return Err(TaskError::Canceled),
+                        TaskControl::CheckpointAborted(_) => {}
                     },
                     fetched = &mut poll => break fetched,
                 }
@@ -166,4 +174,27 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             }
         }
     }
+}
+
+/// After the barrier of a stop's savepoint: reads nothing until the JobManager finishes the
+/// task (a cancellation here), commits the offsets when the savepoint completes, and returns to
+/// reading if the savepoint failed.
+async fn hold_after_savepoint(
+    context: &mut TaskContext,
+    savepoint_id: u64,
+    offsets: Vec<(TopicPartition, u64)>,
+) -> Result<(), TaskError> {
+    while let Some(control) = context.control.recv().await {
+        match control {
+            TaskControl::CheckpointComplete(id) if id == savepoint_id => {
+                let services = &context.services;
+                let committer = Consumer::new(services.rpc.clone(), ConsumerConfig::new(services.broker));
+                let _ = committer.commit(GROUP, &offsets).await;
+            }
+            TaskControl::CheckpointAborted(id) if id == savepoint_id => return Ok(()),
+            TaskControl::Cancel => return Err(TaskError::Canceled),
+            _ => {}
+        }
+    }
+    Err(TaskError::Canceled)
 }

@@ -1,0 +1,368 @@
+//! The snapshot format (docs/model/checkpoints.md#overview, docs/model/cluster.md#the-flink-cli): what every operator's subtask writes for a checkpoint or
+//! savepoint, and the `_metadata` that lists them. A stable, versioned format of its own: the
+//! operators build these types, never the other way round, so a savepoint taken by one job can be
+//! read by the next (another parallelism, another job id).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
+
+use super::ids::JobId;
+use super::job::Vertex;
+use super::kafka::TransactionHandle;
+use super::key_group::{KeyGroup, KeyGroupRange};
+use crate::playground::click_event::WINDOW_MS;
+
+/// The version written into every `_metadata`; a reader refuses any other.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The root of checkpoint storage on the shared volume.
+pub const CHECKPOINTS_DIR: &str = "/tmp/flink-checkpoints-directory";
+
+/// The root of savepoint storage on the shared volume.
+pub const SAVEPOINTS_DIR: &str = "/tmp/flink-savepoints-directory";
+
+/// An operator's stable id, the same in every job built from the program (Flink's operator
+/// uid): snapshots are matched to operators by it, never by position or by a type's name.
+pub fn operator_id(vertex: Vertex) -> &'static str {
+    match vertex {
+        Vertex::Source => "clickevent-source",
+        Vertex::TimestampsWatermarks => "timestamps-watermarks",
+        Vertex::Counter => "clickevent-counter",
+        Vertex::Sink => "clickevent-statistics-sink",
+    }
+}
+
+/// The vertex whose operator has this id, if any.
+pub fn vertex_of(operator_id: &str) -> Option<Vertex> {
+    Vertex::ALL.into_iter().find(|v| self::operator_id(*v) == operator_id)
+}
+
+/// A checkpoint (periodic, retained one at a time) or a savepoint (taken on request, kept).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotKind {
+    /// A periodic checkpoint, under the checkpoints directory.
+    #[default]
+    Checkpoint,
+    /// A savepoint of `flink stop`, under the savepoints directory.
+    Savepoint {
+        /// The 12 random hex digits of its directory's name (48 bits).
+        token: u64,
+        /// `--drain`: the maximum watermark first, so every open window fires.
+        drain: bool,
+    },
+}
+
+/// The directory a snapshot of `job_id` with id `checkpoint_id` is written to:
+/// `<checkpoints dir>/<job-id>/chk-<n>` or `<savepoints dir>/savepoint-<6 hex>-<12 hex>`.
+pub fn snapshot_dir(job_id: JobId, checkpoint_id: u64, kind: SnapshotKind) -> String {
+    match kind {
+        SnapshotKind::Checkpoint => checkpoint_dir(job_id, checkpoint_id),
+        SnapshotKind::Savepoint { token, .. } => {
+            let job = job_id.to_string();
+            format!("{SAVEPOINTS_DIR}/savepoint-{}-{:012x}", &job[..6], token & 0xffff_ffff_ffff)
+        }
+    }
+}
+
+/// The directory of checkpoint `id` of `job`.
+pub fn checkpoint_dir(job_id: JobId, id: u64) -> String {
+    format!("{CHECKPOINTS_DIR}/{job_id}/chk-{id}")
+}
+
+/// Where a task's snapshot for one checkpoint lies, and how big it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateHandle {
+    /// Path in checkpoint storage.
+    pub path: String,
+    /// Bytes written.
+    pub size: u64,
+}
+
+/// The source's state: the next offset to read of each partition it read (operator list
+/// state; on restore every subtask looks at all of it and takes the partitions it now owns).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceState {
+    /// Partition of `input` → next offset.
+    pub offsets: BTreeMap<u32, u64>,
+}
+
+/// The counts of one key group: (page, window start) → events so far.
+pub type KeyGroupWindows = BTreeMap<(SmolStr, i64), u64>;
+
+/// The window operator's keyed state, per key group: window contents and their event-time
+/// timers (one per open window, at its end − 1).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WindowState {
+    /// Open windows per key group.
+    #[serde(with = "windows_as_lists")]
+    pub key_groups: BTreeMap<KeyGroup, KeyGroupWindows>,
+}
+
+impl WindowState {
+    /// The key groups of this state that lie in `range` (a restore at any parallelism).
+    pub fn within(self, range: KeyGroupRange) -> WindowState {
+        WindowState { key_groups: self.key_groups.into_iter().filter(|(g, _)| range.contains(*g)).collect() }
+    }
+}
+
+/// Each key group's windows are written as a list of `{page, window_start_ms, count, timer_ms}`:
+/// readable, and valid JSON (whose map keys must be strings).
+mod windows_as_lists {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct WindowEntry {
+        page: SmolStr,
+        window_start_ms: i64,
+        count: u64,
+        /// The window's event-time timer.
+        timer_ms: i64,
+    }
+
+    pub fn serialize<S: Serializer>(
+        groups: &BTreeMap<KeyGroup, KeyGroupWindows>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let lists: BTreeMap<u32, Vec<WindowEntry>> = groups
+            .iter()
+            .map(|(group, windows)| {
+                let list = windows
+                    .iter()
+                    .map(|((page, window_start_ms), count)| WindowEntry {
+                        page: page.clone(),
+                        window_start_ms: *window_start_ms,
+                        count: *count,
+                        timer_ms: window_start_ms + WINDOW_MS - 1,
+                    })
+                    .collect();
+                (group.0, list)
+            })
+            .collect();
+        lists.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<KeyGroup, KeyGroupWindows>, D::Error> {
+        let lists = BTreeMap::<u32, Vec<WindowEntry>>::deserialize(deserializer)?;
+        Ok(lists
+            .into_iter()
+            .map(|(group, list)| {
+                let windows = list.into_iter().map(|w| ((w.page, w.window_start_ms), w.count)).collect();
+                (KeyGroup(group), windows)
+            })
+            .collect())
+    }
+}
+
+/// The sink's state: the transactions flushed but not yet committed (exactly-once; empty
+/// otherwise), by the checkpoint that commits them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkState {
+    /// Pending transactions by checkpoint id.
+    pub pending: BTreeMap<u64, TransactionHandle>,
+}
+
+/// One subtask's snapshot, by operator (docs/model/checkpoints.md#overview).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TaskSnapshot {
+    /// Source: partition offsets.
+    Source {
+        /// Partition → next offset.
+        offsets: BTreeMap<u32, u64>,
+    },
+    /// Timestamps/Watermarks: nothing (watermarks restart from the minimum).
+    TimestampsWatermarks,
+    /// Counter: window contents and timers per key group.
+    Counter(WindowState),
+    /// Sink: pending transactions.
+    Sink {
+        /// Pending transactions by the checkpoint that will commit them.
+        pending: BTreeMap<u64, TransactionHandle>,
+    },
+}
+
+/// A completed checkpoint's or savepoint's `_metadata`: where every subtask's snapshot lies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMetadata {
+    /// [`FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// The job that took it.
+    pub job_id: JobId,
+    /// The checkpoint's id (a restore continues from the next one).
+    pub checkpoint_id: u64,
+    /// Checkpoint or savepoint.
+    pub kind: SnapshotKind,
+    /// When it was triggered (ms since the run started).
+    pub timestamp_ms: i64,
+    /// The job's parallelism when it was taken.
+    pub parallelism: u32,
+    /// Number of key groups, fixed when the job first started and kept by every restore.
+    pub max_parallelism: u32,
+    /// Operator id → subtask → its snapshot.
+    pub operators: BTreeMap<String, BTreeMap<u32, StateHandle>>,
+}
+
+impl CheckpointMetadata {
+    /// The file name of a subtask's snapshot within the checkpoint's directory.
+    pub fn file_name(vertex: Vertex, subtask: u32) -> String {
+        format!("{}-{subtask}", operator_id(vertex))
+    }
+
+    /// The handles of every subtask of `vertex`, by subtask.
+    pub fn states_of(&self, vertex: Vertex) -> Vec<(u32, &StateHandle)> {
+        self.operators.get(operator_id(vertex)).into_iter().flatten().map(|(s, h)| (*s, h)).collect()
+    }
+
+    /// Reads a `_metadata` file written at `path`.
+    pub fn decode(path: &str, bytes: &[u8]) -> Result<CheckpointMetadata, SnapshotError> {
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: u32,
+        }
+        let corrupt = |e: serde_json::Error| SnapshotError::Corrupt { path: path.to_owned(), reason: e.to_string() };
+        let Version { format_version } = serde_json::from_slice(bytes).map_err(corrupt)?;
+        if format_version != FORMAT_VERSION {
+            return Err(SnapshotError::UnknownVersion { path: path.to_owned(), found: format_version });
+        }
+        serde_json::from_slice(bytes).map_err(corrupt)
+    }
+
+    /// The `_metadata` file's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("metadata serializes")
+    }
+}
+
+/// Why a snapshot cannot be read. Messages name the path.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// Truncated, or not the format at all.
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What did not parse.
+        reason: String,
+    },
+    /// Written by another version of the format.
+    #[error("{path} has snapshot format version {found}, this reader knows version {FORMAT_VERSION}")]
+    UnknownVersion {
+        /// The file.
+        path: String,
+        /// The version it says.
+        found: u32,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::key_group::kafka_partition_owner;
+
+    const PAGES: [&str; 6] = ["/help", "/index", "/shop", "/jobs", "/about", "/news"];
+
+    /// One open window per page, each in its key group (max parallelism 128).
+    fn window_state() -> WindowState {
+        let mut state = WindowState::default();
+        for page in PAGES {
+            let group = KeyGroup::of_str(page, 128);
+            state.key_groups.entry(group).or_default().insert((page.into(), 15_000), 7);
+        }
+        state
+    }
+
+    /// The pages subtask `i` of `p` takes from a restored window state.
+    fn pages_of(state: &WindowState, p: u32, i: u32) -> Vec<String> {
+        let mine = state.clone().within(KeyGroupRange::of_subtask(128, p, i));
+        let mut pages: Vec<String> =
+            mine.key_groups.values().flat_map(|w| w.keys().map(|(page, _)| page.to_string())).collect();
+        pages.sort();
+        pages
+    }
+
+    #[test]
+    fn key_groups_move_to_their_new_owners_as_the_spec_vectors_say() {
+        let state = window_state();
+        // Spec §8: /help → 1, 2, 3; /index → 0, 0, 0; /shop → 1, 1, 2; /jobs → 0, 0, 0;
+        // /about → 0, 1, 1; /news → 0, 0, 1 at p = 2, 3, 4.
+        let owners = [(2, vec![vec!["/about", "/index", "/jobs", "/news"], vec!["/help", "/shop"]]),
+            (3, vec![vec!["/index", "/jobs", "/news"], vec!["/about", "/shop"], vec!["/help"]]),
+            (4, vec![vec!["/index", "/jobs"], vec!["/about", "/news"], vec!["/shop"], vec!["/help"]])];
+        for (p, expected) in owners {
+            for (i, pages) in expected.iter().enumerate() {
+                assert_eq!(pages_of(&state, p, i as u32), *pages, "p={p} subtask {i}");
+            }
+        }
+        assert_eq!(pages_of(&state, 1, 0).len(), 6, "p=1 takes every key group");
+    }
+
+    #[test]
+    fn source_partitions_move_to_their_new_owners_as_the_spec_says() {
+        // Spec §8: p=1 both on 0; p=2 0 → 0, 1 → 1; p=3 0 → 0, 1 → 1 (2 idle); p=4 0 → 2, 1 → 3.
+        let owners = |p| (0..2).map(|partition| kafka_partition_owner("input", partition, p)).collect::<Vec<_>>();
+        assert_eq!(owners(1), [0, 0]);
+        assert_eq!(owners(2), [0, 1]);
+        assert_eq!(owners(3), [0, 1]);
+        assert_eq!(owners(4), [2, 3]);
+    }
+
+    #[test]
+    fn a_window_state_round_trips_through_json_with_its_timers() {
+        let state = window_state();
+        let json = serde_json::to_string(&TaskSnapshot::Counter(state.clone())).unwrap();
+        assert!(json.contains(r#""111":[{"page":"/help","window_start_ms":15000,"count":7,"timer_ms":29999}]"#), "{json}");
+        assert_eq!(serde_json::from_str::<TaskSnapshot>(&json).unwrap(), TaskSnapshot::Counter(state));
+    }
+
+    fn metadata() -> CheckpointMetadata {
+        let handle = StateHandle { path: "/x/clickevent-source-0".into(), size: 10 };
+        CheckpointMetadata {
+            format_version: FORMAT_VERSION,
+            job_id: JobId(0xabcdef12_3456_7890_abcd_ef1234567890),
+            checkpoint_id: 9,
+            kind: SnapshotKind::Savepoint { token: 0x1234_5678_9abc, drain: false },
+            timestamp_ms: 1000,
+            parallelism: 1,
+            max_parallelism: 128,
+            operators: BTreeMap::from([(operator_id(Vertex::Source).to_owned(), BTreeMap::from([(0, handle)]))]),
+        }
+    }
+
+    #[test]
+    fn metadata_round_trips_and_names_operators_by_their_stable_ids() {
+        let m = metadata();
+        let bytes = m.encode();
+        assert!(String::from_utf8_lossy(&bytes).contains(r#""format_version":1"#));
+        assert_eq!(CheckpointMetadata::decode("/p/_metadata", &bytes).unwrap(), m);
+        assert_eq!(m.states_of(Vertex::Source).len(), 1);
+        assert!(m.states_of(Vertex::Counter).is_empty());
+        assert_eq!(vertex_of("clickevent-counter"), Some(Vertex::Counter));
+        assert_eq!(vertex_of("Counter"), None);
+    }
+
+    #[test]
+    fn truncated_or_foreign_metadata_is_refused_naming_the_path() {
+        let bytes = metadata().encode();
+        let truncated = CheckpointMetadata::decode("/p/_metadata", &bytes[..bytes.len() / 2]).unwrap_err();
+        assert!(truncated.to_string().starts_with("/p/_metadata is corrupt: "), "{truncated}");
+        let text = String::from_utf8(bytes).unwrap().replace(r#""format_version":1"#, r#""format_version":7"#);
+        assert_eq!(
+            CheckpointMetadata::decode("/p/_metadata", text.as_bytes()).unwrap_err().to_string(),
+            "/p/_metadata has snapshot format version 7, this reader knows version 1"
+        );
+    }
+
+    #[test]
+    fn a_savepoint_lies_under_the_savepoints_directory_named_by_job_and_token() {
+        let m = metadata();
+        assert_eq!(
+            snapshot_dir(m.job_id, 9, m.kind),
+            "/tmp/flink-savepoints-directory/savepoint-abcdef-123456789abc"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! Stop with a savepoint, restore, rescale (docs/model/cluster.md#the-flink-cli, the playground's "Upgrading & Rescaling a
+//! Job"): the scenarios over a few seeds each, the CLI's output, and savepoints that cannot be
+//! restored. The 200-seed sweep of every scenario runs with `FLINKSIM_SWEEP=1` set.
+
+use flinksim::Report;
+use flinksim::timeline::timeline;
+
+use crate::harness::{assert_passed, inline, run, run_seeds, scenario, steps, traced};
+
+/// Seeds of the default suite, per scenario; each one's step times are drawn from it.
+const SEEDS: std::ops::RangeInclusive<u64> = 1..=4;
+/// Seeds of the sweep behind `FLINKSIM_SWEEP`.
+const SWEEP: std::ops::RangeInclusive<u64> = 1..=200;
+
+const RUN: &str = "/opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time";
+
+/// Every seed passes, every window counts 1000 per page, and the exactly-once sink writes each
+/// result once.
+fn passes(name: &str, seeds: std::ops::RangeInclusive<u64>) {
+    let scenario = scenario(name);
+    let exactly_once = name.ends_with("exactly-once");
+    let reports = run_seeds(&scenario, &seeds.collect::<Vec<_>>());
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| {
+            !r.passed()
+                || r.oracle.rows.iter().any(|row| {
+                    row.counts.iter().max() != Some(&1000) || (exactly_once && row.counts.len() != 1)
+                })
+        })
+        .map(|r| format!("seed {}: {:?}", r.seed, r.oracle.violations))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} seeds failed (replay: cargo xtask run-scenario {name} --seed N):\n{}",
+        failed.len(),
+        reports.len(),
+        failed.join("\n")
+    );
+}
+
+#[test]
+fn upgrade_restores_the_unchanged_job_with_every_window_at_1000() {
+    passes("upgrade", SEEDS);
+}
+
+#[test]
+fn upgrade_exactly_once_writes_every_window_once() {
+    passes("upgrade-exactly-once", SEEDS);
+}
+
+#[test]
+fn rescale_to_p3_waits_for_slots_then_keeps_every_window_at_1000() {
+    passes("rescale", SEEDS);
+}
+
+#[test]
+fn rescale_to_p3_exactly_once_writes_every_window_once() {
+    passes("rescale-exactly-once", SEEDS);
+}
+
+#[test]
+fn rescale_p2_to_p3_to_p1_keeps_every_window_at_1000() {
+    passes("rescale-down", SEEDS);
+}
+
+#[test]
+fn rescale_p2_to_p3_to_p1_exactly_once_writes_every_window_once() {
+    passes("rescale-down-exactly-once", SEEDS);
+}
+
+#[test]
+fn every_savepoint_scenario_passes_over_200_seeds_with_flinksim_sweep_set() {
+    if std::env::var_os("FLINKSIM_SWEEP").is_none() {
+        return;
+    }
+    for name in ["upgrade", "upgrade-exactly-once", "rescale", "rescale-exactly-once", "rescale-down", "rescale-down-exactly-once"] {
+        passes(name, SWEEP);
+    }
+}
+
+#[test]
+fn rescaling_beyond_the_slots_cycles_until_a_taskmanager_is_added() {
+    let report = run(&scenario("rescale"), 8141);
+    assert_passed(&report);
+    let story: Vec<String> = timeline(&report.events).into_iter().map(|m| m.what).collect();
+    let has = |text: &str| story.iter().any(|s| s.contains(text));
+    assert!(has("savepoint completed at /tmp/flink-savepoints-directory/savepoint-"), "{story:#?}");
+    assert!(has("FINISHED"), "{story:#?}");
+    assert!(has("from a savepoint"), "{story:#?}");
+    assert!(has("NoResourceAvailableException"), "{story:#?}");
+    assert!(has("step: docker-compose scale taskmanager=2"), "{story:#?}");
+    assert!(traced(&report, "ClickEvent Counter (3/3)"), "the job ran at -p 3");
+}
+
+/// The client's lines, with their simulated time.
+fn client_lines(report: &Report) -> String {
+    report
+        .events
+        .iter()
+        .filter(|e| e.node == "client")
+        .map(|e| format!("{:>8.3}  {}\n", e.at.as_secs_f64(), e.event))
+        .collect()
+}
+
+#[test]
+fn the_cli_prints_what_the_playground_prints() {
+    let rest = steps(&[
+        ("30s", "flink list"),
+        ("40s", "flink stop $job"),
+        ("50s", "flink list"),
+        ("55s", &format!("flink run -d -p 2 -s $savepoint {RUN}")),
+        ("1m", "flink list"),
+        ("1m10s", "flink cancel $job"),
+        ("1m20s", "flink list"),
+        ("1m30s", "flink stop $job"),
+    ]);
+    let scenario = inline("cli", "2m", "taskmanagers = 1", "at-least-once", &rest);
+    let report = run(&scenario, 42);
+    insta::assert_snapshot!("cli_output_seed_42", client_lines(&report));
+}
+
+#[test]
+fn a_missing_savepoint_fails_the_submission_naming_its_path_and_the_run_goes_on() {
+    let missing = "/tmp/flink-savepoints-directory/savepoint-000000-000000000000";
+    let rest = steps(&[("30s", &format!("flink run -d -s {missing} {RUN}"))]);
+    let report = run(&inline("missing", "1m30s", "taskmanagers = 1", "at-least-once", &rest), 1);
+    assert_passed(&report); // the first job runs on
+    let lines = client_lines(&report);
+    assert!(
+        lines.contains(&format!(
+            "The program finished with the following exception: Could not restore job from savepoint {missing}: \
+             java.io.FileNotFoundException: Cannot find checkpoint or savepoint file/directory '{missing}' on file \
+             system 'file'."
+        )),
+        "{lines}"
+    );
+}
+
+#[test]
+fn a_restore_above_the_max_parallelism_fails_with_flinks_error() {
+    let rest = steps(&[
+        ("30s", "flink stop $job"),
+        ("45s", &format!("flink run -d -p 200 -s $savepoint {RUN}")),
+        ("50s", &format!("flink run -d -s $savepoint {RUN}")),
+    ]);
+    let report = run(&inline("too-wide", "2m", "taskmanagers = 1", "at-least-once", &rest), 1);
+    assert_passed(&report); // the second restore, at -p 2, runs
+    let lines = client_lines(&report);
+    assert!(
+        lines.contains(
+            "The state for task ClickEvent Source can not be restored. The maximum parallelism (128) of the \
+             restored state is lower than the configured parallelism (200)."
+        ),
+        "{lines}"
+    );
+    assert!(lines.contains("Could not restore job from savepoint /tmp/flink-savepoints-directory/savepoint-"), "{lines}");
+}
+
+#[test]
+fn a_drained_stop_fires_every_open_window_before_the_savepoint() {
+    let rest = steps(&[("40s", "flink stop --drain $job")]);
+    let report = run(&inline("drain", "1m", "taskmanagers = 1", "exactly-once", &rest), 1);
+    let at_stop: Vec<_> = report.oracle.rows.iter().filter(|r| r.window_start_ms == 30_000).collect();
+    assert_eq!(at_stop.len(), 6, "the window open at the stop came out for every page");
+    assert!(at_stop.iter().all(|r| r.counts.iter().all(|&c| c < 1000)), "with a partial count: {at_stop:?}");
+    assert!(traced(&report, "name='Terminate Savepoint', postCheckpointAction=TERMINATE"));
+}
