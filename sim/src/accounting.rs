@@ -59,6 +59,8 @@ pub struct IdlePartition {
     pub task: String,
     /// The partition.
     pub partition: u32,
+    /// How long it had gone without records (the job's idleness timeout).
+    pub idle_after: Duration,
 }
 
 /// The first late drop of a window, as the window operator traced it.
@@ -231,11 +233,12 @@ impl Causes {
                     }
                     drops.retain(|d| d.job_id != *job_id || d.checkpoint_id < *checkpoint_id);
                 }
-                Event::PartitionIdle { task, partition, .. } => {
+                Event::PartitionIdle { task, partition, idle_after } => {
                     causes.idle_partitions.push(IdlePartition {
                         at: event.at,
                         task: task.clone(),
                         partition: *partition,
+                        idle_after: *idle_after,
                     });
                 }
                 Event::LateDropped { task, job_id, checkpoint_id, window_start_ms, page, count, watermark_ms, .. } => {

@@ -409,11 +409,12 @@ impl std::fmt::Display for Violation {
                 if let Some(idle) = idle_before {
                     write!(
                         f,
-                        ". Likely cause: {} marked partition {} idle at {} (no record for the 5 s \
+                        ". Likely cause: {} marked partition {} idle at {} (no record for the {} s \
                          idleness timeout), so the other partitions' watermark ran ahead of its backlog",
                         idle.task,
                         idle.partition,
-                        clock(idle.at)
+                        clock(idle.at),
+                        idle.idle_after.as_secs_f64()
                     )?;
                 }
                 Ok(())

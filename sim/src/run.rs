@@ -216,6 +216,10 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
         .expect("the oracle's node is never killed");
     observed.first_event_time = i64::try_from(scenario.generator.start_event_time.as_millis()).unwrap_or(i64::MAX);
     let events = trace.events();
+    cluster.tear_down();
+    madsim::runtime::Handle::current().kill(oracle_node.id());
+    // One step of simulated time lets the executor drop the killed nodes' tasks.
+    madsim::time::sleep(Duration::from_millis(1)).await;
     let causes = oracle::Causes::from_trace(&events);
     let mut oracle = oracle::judge(&observed, &scenario.expect, &causes);
     let liveness = liveness::judge(&events, &scenario.expect, simulated);

@@ -1,6 +1,6 @@
 //! Stop with a savepoint, restore, rescale (docs/model/cluster.md#the-flink-cli, the playground's "Upgrading & Rescaling a
 //! Job"): the scenarios over a few seeds each, the CLI's output, and savepoints that cannot be
-//! restored. The 200-seed sweep of every scenario runs with `FLINKSIM_SWEEP=1` set.
+//! restored. The 200-seed sweep of every scenario runs with `--features flinksim/sweeps`.
 
 use flinksim::Report;
 use flinksim::timeline::timeline;
@@ -9,7 +9,8 @@ use crate::harness::{assert_passed, inline, run, run_seeds, scenario, steps, tra
 
 /// Seeds of the default suite, per scenario; each one's step times are drawn from it.
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=4;
-/// Seeds of the sweep behind `FLINKSIM_SWEEP`.
+/// Seeds of the sweep behind the `sweeps` feature.
+#[cfg(feature = "sweeps")]
 const SWEEP: std::ops::RangeInclusive<u64> = 1..=200;
 
 const RUN: &str = "/opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time";
@@ -70,10 +71,8 @@ fn rescale_p2_to_p3_to_p1_exactly_once_writes_every_window_once() {
 }
 
 #[test]
-fn every_savepoint_scenario_passes_over_200_seeds_with_flinksim_sweep_set() {
-    if std::env::var_os("FLINKSIM_SWEEP").is_none() {
-        return;
-    }
+#[cfg(feature = "sweeps")]
+fn every_savepoint_scenario_passes_over_200_seeds() {
     for name in ["upgrade", "upgrade-exactly-once", "rescale", "rescale-exactly-once", "rescale-down", "rescale-down-exactly-once"] {
         passes(name, SWEEP);
     }
