@@ -48,6 +48,10 @@ pub struct Causes {
     pub lost_in_transactions: BTreeMap<RowKey, u64>,
     /// Every moment a job's state was lost, with what the job had fired by then.
     pub states_lost: Vec<StateLost>,
+    /// Per (window, page): the partial count a `flink stop --drain` fired for a window open at
+    /// the stop, when a job later resumed from that savepoint: the window comes out a second
+    /// time with the rest of its count (Flink's CLI warns against resuming after a drain).
+    pub drained: BTreeMap<RowKey, u64>,
 }
 
 /// A Kafka partition that went without records for the idleness timeout.
@@ -181,6 +185,9 @@ impl Causes {
         let mut in_transaction: BTreeMap<TransactionKey, Vec<(i64, SmolStr, u64)>> = BTreeMap::new();
         // Pages written per window, for what had fired before a state was lost.
         let mut written: BTreeMap<i64, BTreeSet<SmolStr>> = BTreeMap::new();
+        // The drain under way (job, savepoint), and the drains done, with what each fired.
+        let mut draining: Option<(JobId, u64, BTreeMap<RowKey, u64>)> = None;
+        let mut drains: Vec<(JobId, u64, BTreeMap<RowKey, u64>)> = Vec::new();
         let fired = |written: &BTreeMap<i64, BTreeSet<SmolStr>>| -> BTreeSet<i64> {
             written.iter().filter(|(_, pages)| pages.len() >= PAGES.len()).map(|(w, _)| *w).collect()
         };
@@ -250,8 +257,26 @@ impl Causes {
                         first: LateWindow { at: event.at, task: task.clone(), watermark_ms: *watermark_ms },
                     });
                 }
+                Event::SavepointTriggered { job_id, checkpoint_id, drain: true, .. } => {
+                    draining = Some((*job_id, *checkpoint_id, BTreeMap::new()));
+                }
+                Event::SavepointCompleted { job_id, checkpoint_id, .. } => {
+                    if let Some(drain) = draining.take_if(|(j, c, _)| j == job_id && c == checkpoint_id) {
+                        drains.push(drain);
+                    }
+                }
+                Event::SavepointFailed { .. } => draining = None,
+                Event::RestoringFromSavepoint { savepoint_job_id, checkpoint_id, .. } => {
+                    let resumed = drains.iter().position(|(j, c, _)| j == savepoint_job_id && c == checkpoint_id);
+                    if let Some(i) = resumed {
+                        causes.drained.extend(drains.remove(i).2);
+                    }
+                }
                 Event::ResultWritten { statistics, transaction, .. } => {
                     let s = statistics;
+                    if let Some((_, _, fired)) = &mut draining {
+                        fired.insert((s.window_start_ms, s.page.clone()), s.count);
+                    }
                     written.entry(s.window_start_ms).or_default().insert(s.page.clone());
                     if let Some(t) = transaction {
                         in_transaction

@@ -111,6 +111,9 @@ pub struct WindowRow {
     pub unaccounted: i64,
     /// The verdict on the row.
     pub status: RowStatus,
+    /// Whether a `flink stop --drain` fired the window early and a resume from that savepoint
+    /// fired it again: its count is split between two copies, judged by their sum.
+    pub split_by_drain: bool,
     /// Whether the scenario accepts what is off in the row (its late drops, loss or copies).
     pub expected: bool,
 }
@@ -321,6 +324,13 @@ pub enum Violation {
         /// The causes.
         causes: Causes,
     },
+    /// Windows a `flink stop --drain` fired with a partial count, fired again with the rest by
+    /// the job resumed from that savepoint: two copies where one is expected (Flink's CLI warns
+    /// against resuming after a drain).
+    SplitByDrain {
+        /// The rows.
+        rows: Vec<RowRef>,
+    },
     /// No result from this window on, to the end of the run: the job never produced again.
     Stalled {
         /// The first window with no result.
@@ -348,7 +358,9 @@ impl Violation {
     pub fn class(&self) -> VerdictClass {
         match self {
             Violation::NothingRan | Violation::Stalled { .. } | Violation::Liveness(_) => VerdictClass::Liveness,
-            Violation::DroppedAsLate { .. } | Violation::LostWithCause { .. } => VerdictClass::Semantic,
+            Violation::DroppedAsLate { .. } | Violation::LostWithCause { .. } | Violation::SplitByDrain { .. } => {
+                VerdictClass::Semantic
+            }
             Violation::WrongCounts { .. }
             | Violation::Duplicated { .. }
             | Violation::Unaccounted { .. }
@@ -426,6 +438,14 @@ impl std::fmt::Display for Violation {
                 rows.len(),
                 rows_named(rows)
             ),
+            Violation::SplitByDrain { rows } => write!(
+                f,
+                "{} (window, page) results came out twice, split by `flink stop --drain` and the resume from its \
+                 savepoint (the drain fired the windows open at the stop early; the resumed job fired them again \
+                 with the rest of their count): {}",
+                rows.len(),
+                rows_named(rows)
+            ),
             Violation::Stalled { since_window_ms, rows } => write!(
                 f,
                 "no result from window {} s on to the end of the run: {} expected (window, page) results never came",
@@ -495,7 +515,16 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     for (window_start_ms, page) in keys.into_keys() {
         let key = (window_start_ms, page);
         let (recount, counts) = (recount(&key), copies(&key));
-        let counted = counts.iter().max().copied().unwrap_or(0);
+        // A window a drain fired early, and a resume fired again: the two copies split its count.
+        let drained = causes.drained.get(&key).copied().filter(|d| *d < recount && counts.contains(d));
+        let counted = match drained {
+            Some(d) => {
+                let mut rest = counts.clone();
+                rest.remove(rest.iter().position(|c| *c == d).expect("checked above"));
+                d + rest.iter().max().copied().unwrap_or(0)
+            }
+            None => counts.iter().max().copied().unwrap_or(0),
+        };
         let late = causes.late.get(&key).copied().unwrap_or(0);
         let lost_in_transactions = causes.lost_in_transactions.get(&key).copied().unwrap_or(0);
         let balance = recount as i64 - counted as i64 - late as i64 - lost_in_transactions as i64;
@@ -529,7 +558,20 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
             && (lost == 0 || accepts_loss)
             && (counts.len() <= 1 || accepts_copies || repeat_allowed);
         let (window_start_ms, page) = key;
-        rows.push(WindowRow { window_start_ms, page, counts, recount, counted, late, lost, unaccounted, status, expected });
+        let split_by_drain = drained.is_some();
+        rows.push(WindowRow {
+            window_start_ms,
+            page,
+            counts,
+            recount,
+            counted,
+            late,
+            lost,
+            unaccounted,
+            status,
+            split_by_drain,
+            expected,
+        });
     }
     let fired: Vec<i64> = observed.output_counts.keys().map(|(s, _)| *s).collect();
     let has_input = |start: i64| observed.input_counts.range((start, SmolStr::default())..).next().is_some_and(|((s, _), _)| *s == start);
@@ -557,7 +599,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     let judged = classify(&rows, &gaps, causes, observed.first_event_time, complete);
     let accepted = |violation: &Violation| match violation {
         Violation::WrongCounts { .. } => expect.counts == CountsExpectation::Any,
-        Violation::Duplicated { .. } => accepts_copies,
+        Violation::Duplicated { .. } | Violation::SplitByDrain { .. } => accepts_copies,
         Violation::DroppedAsLate { .. } => accepts_late,
         Violation::LostWithCause { .. } => accepts_loss,
         Violation::Unaccounted { .. }
@@ -645,12 +687,15 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
     let mut late = Vec::new();
     let mut lost = Vec::new();
     let mut stalled = Vec::new();
+    let mut split = Vec::new();
     let last_fired = rows.iter().filter(|r| !r.counts.is_empty()).map(|r| r.window_start_ms).max();
     for row in rows {
         if row.status == RowStatus::WrongCount {
             wrong.push(RowRef::from(row));
         }
-        if row.counts.len() > 1 && causes.repeats_over(row.window_start_ms, origin_ms, complete).is_none() {
+        if row.split_by_drain && row.counts.len() == 2 {
+            split.push(RowRef::from(row));
+        } else if row.counts.len() > 1 && causes.repeats_over(row.window_start_ms, origin_ms, complete).is_none() {
             duplicated.push(RowRef::from(row));
         }
         if row.late > 0 {
@@ -700,6 +745,9 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
     }
     if !lost.is_empty() {
         violations.push(Violation::LostWithCause { rows: lost, causes: causes.clone() });
+    }
+    if !split.is_empty() {
+        violations.push(Violation::SplitByDrain { rows: split });
     }
     if let Some(first) = stalled.first() {
         violations.push(Violation::Stalled { since_window_ms: first.window_start_ms, rows: stalled });

@@ -4,6 +4,7 @@
 
 use flinksim::Report;
 use flinksim::timeline::timeline;
+use flinksim::verdict::VerdictClass;
 
 use crate::harness::{assert_passed, inline, run, run_seeds, scenario, steps, traced};
 
@@ -164,4 +165,30 @@ fn a_drained_stop_fires_every_open_window_before_the_savepoint() {
     assert_eq!(at_stop.len(), 6, "the window open at the stop came out for every page");
     assert!(at_stop.iter().all(|r| r.counts.iter().all(|&c| c < 1000)), "with a partial count: {at_stop:?}");
     assert!(traced(&report, "name='Terminate Savepoint', postCheckpointAction=TERMINATE"));
+}
+
+/// Resuming from a drained savepoint: the drain fired each window open at the stop with part of
+/// its count, and the resumed job fires it again with the rest. The oracle judges each such row
+/// by the sum of its two copies (every event accounted for) and names the split: semantic where
+/// copies are not allowed, a note where they are.
+#[test]
+fn a_resume_after_a_drained_stop_splits_the_open_windows_and_the_oracle_names_it() {
+    let rest = steps(&[
+        ("40s", "flink stop --drain $job"),
+        ("50s", "flink run -d -s $savepoint /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time"),
+    ]);
+    for (expect, verdict) in [("", VerdictClass::Semantic), ("[expect]\nduplicates = \"allowed\"", VerdictClass::Passed)] {
+        let scenario = inline("drain-resume", "2m", "taskmanagers = 1", "exactly-once", &format!("{rest}\n{expect}"));
+        let report = run(&scenario, 1);
+        let replay = crate::harness::replay(&scenario, 1);
+        assert_eq!(report.oracle.verdict(), verdict, "{:?}\n{replay}", report.oracle.violations);
+        let split: Vec<_> = report.oracle.rows.iter().filter(|r| r.split_by_drain).collect();
+        assert_eq!(split.len(), 6, "the window open at the stop, every page\n{replay}");
+        for row in split {
+            assert_eq!(row.counts.len(), 2, "{row:?}\n{replay}");
+            assert_eq!(row.counts.iter().sum::<u64>(), row.recount, "{row:?}\n{replay}");
+            assert_eq!((row.counted, row.unaccounted), (row.recount, 0), "{row:?}\n{replay}");
+        }
+        assert_eq!(report.oracle.totals().unaccounted, 0, "{replay}");
+    }
 }
