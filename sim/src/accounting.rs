@@ -31,10 +31,6 @@ pub type RowKey = (i64, SmolStr);
 /// the rows concerned.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Causes {
-    /// Each time the JobManager started again after a job had run: the job was gone with it.
-    pub jobs_lost: Vec<JobLost>,
-    /// Each time a job failed for good (no restart strategy): its state was gone.
-    pub jobs_failed: Vec<JobFailedForGood>,
     /// Transactions a restored sink could not commit because the broker had aborted them.
     pub transactions_lost: Vec<TransactionLost>,
     /// Windows whose operator dropped late events that still count, by window start: the
@@ -195,16 +191,6 @@ impl Causes {
             match &event.event {
                 Event::JobSubmitted { .. } => {
                     job_ran = true;
-                    if let Some(lost) = causes.jobs_lost.last_mut()
-                        && lost.resubmitted.is_none()
-                    {
-                        lost.resubmitted = Some(event.at);
-                    }
-                    if let Some(failed) = causes.jobs_failed.last_mut()
-                        && failed.resubmitted.is_none()
-                    {
-                        failed.resubmitted = Some(event.at);
-                    }
                     if let Some(lost) = causes.states_lost.last_mut()
                         && lost.resubmitted.is_none()
                     {
@@ -213,7 +199,6 @@ impl Causes {
                 }
                 Event::JobManagerStarted { .. } if job_ran => {
                     job_ran = false;
-                    causes.jobs_lost.push(JobLost { at: event.at, resubmitted: None });
                     causes.states_lost.push(StateLost::new(event.at, StateLostWhy::JobManagerLostTheJob, fired(&written)));
                 }
                 Event::JobStatusChanged { job_id, to, .. } => match to {
@@ -228,7 +213,6 @@ impl Causes {
                         }
                     }
                     JobStatus::Failed => {
-                        causes.jobs_failed.push(JobFailedForGood { at: event.at, resubmitted: None });
                         let why = StateLostWhy::FailedWithoutCheckpointing;
                         causes.states_lost.push(StateLost::new(event.at, why, fired(&written)));
                     }
@@ -316,6 +300,18 @@ impl Causes {
         causes
     }
 
+    /// Each time the JobManager started again after a job had run: the job was gone with it.
+    pub fn jobs_lost(&self) -> Vec<JobLost> {
+        let lost = self.states_lost.iter().filter(|l| l.why == StateLostWhy::JobManagerLostTheJob);
+        lost.map(|l| JobLost { at: l.at, resubmitted: l.resubmitted }).collect()
+    }
+
+    /// Each time a job failed for good (no restart strategy): its state was gone.
+    pub fn jobs_failed(&self) -> Vec<JobFailedForGood> {
+        let failed = self.states_lost.iter().filter(|l| l.why == StateLostWhy::FailedWithoutCheckpointing);
+        failed.map(|l| JobFailedForGood { at: l.at, resubmitted: l.resubmitted }).collect()
+    }
+
     /// The state loss whose span holds `window`, if one does: windows after the last one the
     /// lost job had completed, up to the one containing the moment of the loss. `complete`
     /// says whether a window's results all came out with their full recount.
@@ -400,8 +396,8 @@ impl std::fmt::Display for StateLost {
 
 impl std::fmt::Display for Causes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let jobs = self.jobs_lost.iter().map(ToString::to_string);
-        let failed = self.jobs_failed.iter().map(ToString::to_string);
+        let jobs = self.jobs_lost().into_iter().map(|lost| lost.to_string());
+        let failed = self.jobs_failed().into_iter().map(|failed| failed.to_string());
         let transactions = self.transactions_lost.iter().map(|t| format!("lost with {t}"));
         f.write_str(&jobs.chain(failed).chain(transactions).collect::<Vec<_>>().join("; "))
     }

@@ -139,8 +139,6 @@ pub struct OracleReport {
     /// Windows (by start) whose input holds fewer than 1000 events for some page (the
     /// generator was down): missing at the source, not lost by the job.
     pub short_at_source: Vec<i64>,
-    /// Events of `input` that the judged copies did not count (late, lost and unaccounted).
-    pub lost_events: u64,
     /// Everything that violates the scenario's expectations; empty means the run passed.
     pub violations: Vec<Violation>,
     /// Things worth knowing that the expectations accept (e.g. expected loss).
@@ -163,6 +161,11 @@ impl OracleReport {
     /// The rows that are not simply right (every row but `Ok` and `EmptyAtSource`).
     pub fn rows_not_ok(&self) -> impl Iterator<Item = &WindowRow> {
         self.rows.iter().filter(|r| !matches!(r.status, RowStatus::Ok | RowStatus::EmptyAtSource))
+    }
+
+    /// Events of `input` that the judged copies did not count (late, lost and unaccounted).
+    pub fn lost_events(&self) -> u64 {
+        self.rows.iter().map(|r| r.recount.saturating_sub(r.counted)).sum()
     }
 
     /// Events of `input` over all rows: counted, late, lost and unaccounted.
@@ -661,7 +664,6 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
             observed.unread_at_end
         ));
     }
-    let lost_events: u64 = rows.iter().map(|r| r.recount.saturating_sub(r.counted)).sum();
     for problem in &observed.malformed {
         violations.push(Violation::Malformed { record: problem.clone() });
     }
@@ -671,7 +673,6 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         output_records: observed.output_records,
         gaps,
         short_at_source,
-        lost_events,
         violations,
         notes,
         causes: causes.clone(),

@@ -143,26 +143,21 @@ pub async fn run(config: TaskManagerConfig) {
             std::future::ready(response)
         }
     });
-    rpc.serve({
+    // Both end a task the same way; only what it reports differs.
+    let end = |ending: Ending| {
         let (state, services) = (state.clone(), services.clone());
-        move |CancelTask { attempt_id }, _| {
-            let cancelled = state.lock().unwrap().tasks.remove(&attempt_id);
-            if let Some(task) = cancelled {
-                madsim::task::spawn(cancel(attempt_id, task, services.clone(), Ending::Canceled));
+        move |attempt_id: ExecutionAttemptId| {
+            let ended = state.lock().unwrap().tasks.remove(&attempt_id);
+            if let Some(task) = ended {
+                madsim::task::spawn(cancel(attempt_id, task, services.clone(), ending));
             }
             std::future::ready(())
         }
-    });
-    rpc.serve({
-        let (state, services) = (state.clone(), services.clone());
-        move |FinishTask { attempt_id }, _| {
-            let finished = state.lock().unwrap().tasks.remove(&attempt_id);
-            if let Some(task) = finished {
-                madsim::task::spawn(cancel(attempt_id, task, services.clone(), Ending::Finished));
-            }
-            std::future::ready(())
-        }
-    });
+    };
+    let end_canceled = end(Ending::Canceled);
+    rpc.serve(move |CancelTask { attempt_id }, _| end_canceled(attempt_id));
+    let end_finished = end(Ending::Finished);
+    rpc.serve(move |FinishTask { attempt_id }, _| end_finished(attempt_id));
     rpc.serve({
         let state = state.clone();
         move |notice: NotifyCheckpointAborted, _| {

@@ -26,7 +26,7 @@ fn a_job_resubmitted_at_a_lower_parallelism_never_hides_later_results() {
         for row in later {
             assert_eq!(row.status, RowStatus::Ok, "{row:?}\n{replay}");
         }
-        assert_eq!(report.oracle.causes.jobs_lost.len(), 1, "{replay}");
+        assert_eq!(report.oracle.causes.jobs_lost().len(), 1, "{replay}");
     }
 }
 

@@ -105,7 +105,7 @@ run = "docker-compose up -d clickevent-generator""#,
     // Events due while the generator was down never exist: windows short at the source, each
     // counted exactly as input holds it.
     assert!(!report.oracle.short_at_source.is_empty(), "seed 5");
-    assert_eq!(report.oracle.lost_events, 0, "seed 5");
+    assert_eq!(report.oracle.lost_events(), 0, "seed 5");
 }
 
 /// Cut off from the JobManager's heartbeats for 8 s, the TaskManager times its JobManager out,

@@ -73,7 +73,7 @@ fn a_jobmanager_that_comes_back_without_its_job_is_named_as_the_cause_of_the_mis
         assert_eq!(report.oracle.verdict(), VerdictClass::Semantic, "{}", replay(&report));
         assert!(matches!(
             report.oracle.violations.as_slice(),
-            [Violation::LostWithCause { causes, .. }] if causes.jobs_lost.len() == 1 && causes.jobs_lost[0].resubmitted.is_none()
+            [Violation::LostWithCause { causes, .. }] if causes.jobs_lost().len() == 1 && causes.jobs_lost()[0].resubmitted.is_none()
         ));
         let violation: String = report.oracle.violations.iter().map(ToString::to_string).collect();
         assert!(

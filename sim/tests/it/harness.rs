@@ -127,3 +127,21 @@ pub fn window_table(rows: &[WindowRow]) -> String {
 pub fn for_minutes(scenario: &Scenario, minutes: u64) -> Scenario {
     scenario.clone().with_duration(Duration::from_secs(60 * minutes))
 }
+
+/// Runs scenario file `name` over `seeds` and fails, listing every failing seed with its
+/// violations and the command that replays it, unless each run passes and `holds` for it.
+pub fn assert_every_seed(name: &str, seeds: &[u64], holds: impl Fn(&Report) -> bool) {
+    let reports = run_seeds(&scenario(name), seeds);
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.passed() || !holds(r))
+        .map(|r| format!("seed {}: {:?}", r.seed, r.oracle.violations))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} seeds failed (replay: cargo xtask run-scenario {name} --seed N):\n{}",
+        failed.len(),
+        reports.len(),
+        failed.join("\n")
+    );
+}

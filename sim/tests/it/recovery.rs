@@ -4,7 +4,7 @@
 use flinksim::oracle::RowStatus;
 use flinksim::timeline::timeline;
 
-use crate::harness::{assert_passed, run, run_seeds, scenario};
+use crate::harness::{assert_every_seed, assert_passed, run, scenario};
 
 /// Seeds for the sweeps; each one's fault times are drawn from it.
 const SWEEP: std::ops::RangeInclusive<u64> = 1..=200;
@@ -55,19 +55,6 @@ fn exactly_once_survives_a_partition_from_the_jobmanager_at_200_seeded_times() {
 }
 
 fn sweep(name: &str) {
-    let scenario = scenario(name);
     let seeds: Vec<u64> = SWEEP.collect();
-    let reports = run_seeds(&scenario, &seeds);
-    let failed: Vec<String> = reports
-        .iter()
-        .filter(|r| !r.passed() || r.oracle.rows.iter().any(|row| row.counts.len() != 1))
-        .map(|r| format!("seed {}: {:?}", r.seed, r.oracle.violations))
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} seeds failed (replay: cargo xtask run-scenario {name} --seed N):\n{}",
-        failed.len(),
-        reports.len(),
-        failed.join("\n")
-    );
+    assert_every_seed(name, &seeds, |r| r.oracle.rows.iter().all(|row| row.counts.len() == 1));
 }

@@ -6,7 +6,7 @@ use flinksim::Report;
 use flinksim::timeline::timeline;
 use flinksim::verdict::VerdictClass;
 
-use crate::harness::{assert_passed, inline, run, run_seeds, scenario, steps, traced};
+use crate::harness::{assert_every_seed, assert_passed, inline, run, scenario, steps, traced};
 
 /// Seeds of the default suite, per scenario; each one's step times are drawn from it.
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=4;
@@ -19,26 +19,10 @@ const RUN: &str = "/opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --check
 /// Every seed passes, every window counts 1000 per page, and the exactly-once sink writes each
 /// result once.
 fn passes(name: &str, seeds: std::ops::RangeInclusive<u64>) {
-    let scenario = scenario(name);
     let exactly_once = name.ends_with("exactly-once");
-    let reports = run_seeds(&scenario, &seeds.collect::<Vec<_>>());
-    let failed: Vec<String> = reports
-        .iter()
-        .filter(|r| {
-            !r.passed()
-                || r.oracle.rows.iter().any(|row| {
-                    row.counts.iter().max() != Some(&1000) || (exactly_once && row.counts.len() != 1)
-                })
-        })
-        .map(|r| format!("seed {}: {:?}", r.seed, r.oracle.violations))
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} seeds failed (replay: cargo xtask run-scenario {name} --seed N):\n{}",
-        failed.len(),
-        reports.len(),
-        failed.join("\n")
-    );
+    assert_every_seed(name, &seeds.collect::<Vec<_>>(), |r| {
+        r.oracle.rows.iter().all(|row| row.counts.iter().max() == Some(&1000) && (!exactly_once || row.counts.len() == 1))
+    });
 }
 
 #[test]
