@@ -50,6 +50,17 @@ pub fn assert_passed(report: &Report) {
         report.scenario,
         report.seed
     );
+    assert_no_invariant_broken(report, &format!("cargo xtask run-scenario {} --seed {}", report.scenario, report.seed));
+}
+
+/// Asserts a passing run's trace breaks no invariant (docs/oracle.md#invariants-over-the-trace):
+/// every test that accepts a run also checks that the invariants raise no false alarm on it.
+pub fn assert_no_invariant_broken(report: &Report, replay: &str) {
+    assert!(
+        report.invariants.is_empty(),
+        "a passing run breaks invariants: {:?}\nreplay: {replay}",
+        report.invariants
+    );
 }
 
 /// A scenario written inline, as a user writes the file: `duration` of simulated time,
@@ -93,6 +104,7 @@ pub fn replay(scenario: &Scenario, seed: u64) -> String {
 pub fn assert_passed_as(scenario: &Scenario, report: &Report) {
     let replay = replay(scenario, report.seed);
     assert!(report.passed(), "the oracle failed the run: {:?}\n{replay}", report.oracle.violations);
+    assert_no_invariant_broken(report, &replay);
 }
 
 /// Whether some line of the run's trace contains `text`.
