@@ -14,6 +14,7 @@ use std::time::Duration;
 use flinksim_engine::playground::click_event::WINDOW_MS;
 use flinksim_engine::protocol::ids::JobId;
 use flinksim_engine::protocol::job::SinkMode;
+use flinksim_engine::protocol::states::JobStatus;
 use flinksim_engine::trace::{Event, TraceEvent};
 use serde::Serialize;
 use smol_str::SmolStr;
@@ -413,7 +414,9 @@ fn first_loss(causes: &Causes) -> Option<Duration> {
 fn is_loss(event: &Event) -> bool {
     matches!(
         event,
-        Event::TransactionLost { .. } | Event::JobStatusChanged { .. } | Event::JobManagerStarted { .. }
+        Event::TransactionLost { .. }
+            | Event::JobStatusChanged { to: JobStatus::Failed, .. }
+            | Event::JobManagerStarted { .. }
     )
 }
 

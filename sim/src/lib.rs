@@ -5,6 +5,7 @@
 //! significant event and hashes it.
 
 pub mod accounting;
+pub mod bisect;
 pub mod cluster;
 pub mod determinism;
 pub mod floor;

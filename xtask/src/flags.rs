@@ -35,6 +35,8 @@ pub enum Command {
     BenchSweep(crate::bench_sweep::BenchSweep),
     /// Run many seeds of scenarios on all cores and tabulate the verdicts; `sweep merge` combines shards.
     Sweep(crate::sweep::Sweep),
+    /// Find where a failing run first went wrong: the first invariant its trace breaks, the chain of faults to it; `--git` for `git bisect run`.
+    Bisect(crate::bisect::Bisect),
 }
 
 /// `cargo xtask run-scenario <scenario> [--seed N] [--duration 10m]`.

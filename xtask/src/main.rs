@@ -6,6 +6,7 @@
 mod allocator;
 mod bench;
 mod bench_sweep;
+mod bisect;
 mod check_determinism;
 mod console;
 mod flags;
@@ -28,6 +29,7 @@ fn main() -> std::process::ExitCode {
         flags::Command::TraceRun(command) => command.run(),
         flags::Command::Sweep(command) => command.run(),
         flags::Command::BenchSweep(command) => command.run(),
+        flags::Command::Bisect(command) => command.run(),
     };
     match result {
         Ok(code) => code,

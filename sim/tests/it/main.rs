@@ -1,6 +1,7 @@
 //! flinksim's integration tests: one binary, one module per area. Every test names its seeds
 //! in plain sight; a failing run prints the command that replays it.
 
+mod bisect;
 mod cluster;
 mod determinism;
 mod exactly_once;
