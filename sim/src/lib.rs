@@ -13,6 +13,7 @@ pub mod invariant;
 pub mod liveness;
 pub mod oracle;
 pub mod pitfall;
+pub mod report_html;
 pub mod run;
 pub mod scenario;
 pub mod sweep;

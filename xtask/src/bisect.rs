@@ -105,15 +105,19 @@ fn git_verdict(found: &Bisection) -> u8 {
         outln_quiet(format!("good: seed {seed} passed, and its trace breaks no invariant"));
         return GIT_GOOD;
     }
+    let verdict = if found.verdict == flinksim::verdict::VerdictClass::Passed {
+        "the oracle accepted it, but its trace breaks an invariant".to_owned()
+    } else {
+        found.verdict.to_string()
+    };
     match &found.first {
         Some(first) => outln_quiet(format!(
-            "bad: seed {seed} ({}): first wrong at {:.3} s: [{}] {}",
-            found.verdict,
+            "bad: seed {seed} ({verdict}): first wrong at {:.3} s: [{}] {}",
             first.at.as_secs_f64(),
             first.breach.name(),
             first.breach
         )),
-        None => outln_quiet(format!("bad: seed {seed} ({})", found.verdict)),
+        None => outln_quiet(format!("bad: seed {seed} ({verdict})")),
     }
     GIT_BAD
 }

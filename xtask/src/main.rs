@@ -10,6 +10,7 @@ mod bisect;
 mod check_determinism;
 mod console;
 mod flags;
+mod report_screenshot;
 mod run_scenario;
 mod sweep;
 
@@ -30,6 +31,7 @@ fn main() -> std::process::ExitCode {
         flags::Command::Sweep(command) => command.run(),
         flags::Command::BenchSweep(command) => command.run(),
         flags::Command::Bisect(command) => command.run(),
+        flags::Command::ReportScreenshot(command) => command.run(),
     };
     match result {
         Ok(code) => code,

@@ -141,13 +141,14 @@ pub fn for_minutes(scenario: &Scenario, minutes: u64) -> Scenario {
 }
 
 /// Runs scenario file `name` over `seeds` and fails, listing every failing seed with its
-/// violations and the command that replays it, unless each run passes and `holds` for it.
+/// violations and the command that replays it, unless each run passes, breaks no invariant, and
+/// `holds` for it.
 pub fn assert_every_seed(name: &str, seeds: &[u64], holds: impl Fn(&Report) -> bool) {
     let reports = run_seeds(&scenario(name), seeds);
     let failed: Vec<String> = reports
         .iter()
-        .filter(|r| !r.passed() || !holds(r))
-        .map(|r| format!("seed {}: {:?}", r.seed, r.oracle.violations))
+        .filter(|r| !r.passed() || !r.invariants.is_empty() || !holds(r))
+        .map(|r| format!("seed {}: {:?} {:?}", r.seed, r.oracle.violations, r.invariants))
         .collect();
     assert!(
         failed.is_empty(),

@@ -12,6 +12,7 @@ mod liveness;
 mod parallelism;
 mod pitfalls;
 mod recovery;
+mod report;
 mod savepoints;
 mod scenario_files;
 mod steady_state;
