@@ -72,6 +72,12 @@ fn a_lost_transaction_is_wrong_when_the_restored_sink_finds_it_aborted() {
     // The restore just before it is the one that found the transaction aborted.
     let restore = found.chain.iter().find(|l| l.role == Role::Restore).expect("a restore");
     assert!(matches!(restore.event.event, Event::Restoring { checkpoint_id, .. } if matches!(&report.events[lost].event, Event::TransactionLost { checkpoint_id: c, .. } if *c == checkpoint_id)));
+    // It is the last restore before the loss: the job cycled for slots, restoring on every attempt.
+    assert!(report.events[..restore.index].iter().any(|e| matches!(e.event, Event::Restoring { .. })), "earlier attempts restored too");
+    assert!(
+        report.events[restore.index + 1..first.index].iter().all(|e| !matches!(e.event, Event::Restoring { .. })),
+        "the chain names the last restore before the loss"
+    );
     // Both faults came before it: the slowed link and the kill.
     assert_eq!(found.faults_before.len(), 2);
 }
