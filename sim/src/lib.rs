@@ -5,12 +5,15 @@
 //! significant event and hashes it.
 
 pub mod accounting;
+pub mod bisect;
 pub mod cluster;
 pub mod determinism;
 pub mod floor;
+pub mod invariant;
 pub mod liveness;
 pub mod oracle;
 pub mod pitfall;
+pub mod report_html;
 pub mod run;
 pub mod scenario;
 pub mod sweep;

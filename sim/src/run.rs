@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
 use crate::cluster::{Cluster, address_of};
+use crate::invariant::{self, Finding};
 use crate::liveness::{self, LivenessReport};
 use crate::oracle::{self, OracleReport, Violation};
 use crate::scenario::{
@@ -41,6 +42,9 @@ pub struct Report {
     pub oracle: OracleReport,
     /// What the liveness phase measured: detection and recovery times, and the tail.
     pub liveness: LivenessReport,
+    /// The invariants the trace breaks, earliest first: where the run first went wrong
+    /// (none on a passing run).
+    pub invariants: Vec<Finding>,
     /// Messages the simulated network carried before the oracle started reading.
     pub messages: u64,
 }
@@ -233,6 +237,7 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
         oracle.notes.extend(stalled.iter().map(|v| format!("{v} (the scenario expects the job to stall)")));
     }
     oracle.violations.extend(liveness.violations.iter().cloned().map(Violation::Liveness));
+    let invariants = invariant::check(&events, &oracle, scenario.job.submission.sink_mode, &scenario.expect);
     let report = Report {
         scenario: scenario.name.clone(),
         seed,
@@ -243,6 +248,7 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
         steps: steps_run,
         oracle,
         liveness,
+        invariants,
         messages,
     };
     (report, events)

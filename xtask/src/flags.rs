@@ -35,6 +35,10 @@ pub enum Command {
     BenchSweep(crate::bench_sweep::BenchSweep),
     /// Run many seeds of scenarios on all cores and tabulate the verdicts; `sweep merge` combines shards.
     Sweep(crate::sweep::Sweep),
+    /// Find where a failing run first went wrong: the first invariant its trace breaks, the chain of faults to it; `--git` for `git bisect run`.
+    Bisect(crate::bisect::Bisect),
+    /// Write a run's HTML report and render it with headless Chromium to a PNG, to look at it.
+    ReportScreenshot(crate::report_screenshot::ReportScreenshot),
 }
 
 /// `cargo xtask run-scenario <scenario> [--seed N] [--duration 10m]`.
@@ -58,6 +62,9 @@ pub struct RunScenario {
     /// Also write the trace to PATH, one line per event (for `check-determinism --trace-a/--trace-b`).
     #[arg(long, value_name = "PATH")]
     pub trace_out: Option<PathBuf>,
+    /// Also write the run's report to PATH: one self-contained HTML page with the timeline and the window table.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
 }
 
 /// `--windows`: which rows of the window table to print.
@@ -73,7 +80,7 @@ impl RunScenario {
     /// The command that replays this run: the scenario as given and every flag that changes the
     /// run. The only place a replay line is built; the destructuring makes a new flag choose.
     pub fn replay_command(&self) -> String {
-        let RunScenario { scenario, seed, duration, trace: _, windows: _, trace_out: _ } = self;
+        let RunScenario { scenario, seed, duration, trace: _, windows: _, trace_out: _, report: _ } = self;
         let mut command = format!("cargo xtask run-scenario {} --seed {seed}", shell_word(scenario));
         if let Some(duration) = duration {
             // One word, `2m30s`: it reads back the same and needs no quotes.

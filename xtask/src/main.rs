@@ -6,9 +6,11 @@
 mod allocator;
 mod bench;
 mod bench_sweep;
+mod bisect;
 mod check_determinism;
 mod console;
 mod flags;
+mod report_screenshot;
 mod run_scenario;
 mod sweep;
 
@@ -28,6 +30,8 @@ fn main() -> std::process::ExitCode {
         flags::Command::TraceRun(command) => command.run(),
         flags::Command::Sweep(command) => command.run(),
         flags::Command::BenchSweep(command) => command.run(),
+        flags::Command::Bisect(command) => command.run(),
+        flags::Command::ReportScreenshot(command) => command.run(),
     };
     match result {
         Ok(code) => code,

@@ -70,6 +70,10 @@ impl RunScenario {
             let text: String = report.trace.iter().map(|line| format!("{line}\n")).collect();
             std::fs::write(path, text).with_context(|| format!("cannot write the trace to {}", path.display()))?;
         }
+        if let Some(path) = &self.report {
+            std::fs::write(path, flinksim::report_html::render(&report))
+                .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        }
         if self.trace {
             for line in &report.trace {
                 outln!("{line}")?;

@@ -272,6 +272,7 @@ fn replay(scenario: &flinksim::sweep::ScenarioResult, seed: u64) -> String {
         trace: false,
         windows: crate::flags::Windows::Problems,
         trace_out: None,
+        report: None,
     };
     flags.replay_command()
 }

@@ -163,3 +163,40 @@ fn the_kubernetes_indexed_job_covers_the_range_exactly_once() {
     assert!(dockerfile.contains("cargo build --release --locked --package xtask"), "{dockerfile}");
     assert!(dockerfile.contains("COPY --from=build /src/scenarios /src/scenarios"), "{dockerfile}");
 }
+
+/// `bisect --git` exits as `git bisect run` expects: 0 for a good run, 1 for a bad one, 125 for a
+/// scenario this build cannot load or run.
+#[test]
+fn bisect_git_exits_0_good_1_bad_125_skip() {
+    let good = xtask(&["bisect", "steady-state", "--seed", "1", "--duration", "40s", "--git"]);
+    assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    assert!(text(&good).contains("good: seed 1 passed"), "{}", text(&good));
+    let bad = xtask(&["bisect", "pitfalls/at-least-once-duplicates", "--seed", "1", "--strict", "--git"]);
+    let out = text(&bad);
+    assert_eq!(bad.status.code(), Some(1), "{out}");
+    assert!(out.contains("bad: seed 1 (FAILED (correctness"), "{out}");
+    assert!(out.contains("first wrong at 181.241 s: [second copy]"), "{out}");
+    let dir = scratch("bisect-git");
+    let broken = dir.join("broken.toml");
+    std::fs::write(&broken, "name = \"broken\"\nduration = \"soon\"\n").unwrap();
+    for scenario in [broken.to_str().unwrap(), "no-such-scenario"] {
+        let skip = xtask(&["bisect", scenario, "--seed", "1", "--git"]);
+        let out = text(&skip);
+        assert_eq!(skip.status.code(), Some(125), "{out}");
+        assert!(out.contains("skip: the scenario cannot be run by this build"), "{out}");
+    }
+    // Without --git the same scenario is bad input, exit 2.
+    assert_eq!(xtask(&["bisect", "no-such-scenario"]).status.code(), Some(2));
+}
+
+/// `bisect` on a failing seed prints the first wrong moment, the chain and the trace around it.
+#[test]
+fn bisect_prints_the_first_wrong_moment_and_its_chain() {
+    let output = xtask(&["bisect", "pitfalls/transaction-timeout-loss", "--seed", "1", "--strict"]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(4), "{out}");
+    assert!(out.contains("first wrong at 4:31.082 (trace line 4630): [loss not accepted]"), "{out}");
+    assert!(out.contains("  fault      1:01.450  sim                    step: docker-compose kill taskmanager"), "{out}");
+    assert!(out.contains(">>   4630    271.082089  taskmanager-1          Unable to commit transaction"), "{out}");
+    assert!(out.contains("replay:     cargo xtask bisect pitfalls/transaction-timeout-loss --seed 1 --strict"), "{out}");
+}

@@ -50,6 +50,17 @@ pub fn assert_passed(report: &Report) {
         report.scenario,
         report.seed
     );
+    assert_no_invariant_broken(report, &format!("cargo xtask run-scenario {} --seed {}", report.scenario, report.seed));
+}
+
+/// Asserts a passing run's trace breaks no invariant (docs/oracle.md#invariants-over-the-trace):
+/// every test that accepts a run also checks that the invariants raise no false alarm on it.
+pub fn assert_no_invariant_broken(report: &Report, replay: &str) {
+    assert!(
+        report.invariants.is_empty(),
+        "a passing run breaks invariants: {:?}\nreplay: {replay}",
+        report.invariants
+    );
 }
 
 /// A scenario written inline, as a user writes the file: `duration` of simulated time,
@@ -93,6 +104,7 @@ pub fn replay(scenario: &Scenario, seed: u64) -> String {
 pub fn assert_passed_as(scenario: &Scenario, report: &Report) {
     let replay = replay(scenario, report.seed);
     assert!(report.passed(), "the oracle failed the run: {:?}\n{replay}", report.oracle.violations);
+    assert_no_invariant_broken(report, &replay);
 }
 
 /// Whether some line of the run's trace contains `text`.
@@ -129,13 +141,14 @@ pub fn for_minutes(scenario: &Scenario, minutes: u64) -> Scenario {
 }
 
 /// Runs scenario file `name` over `seeds` and fails, listing every failing seed with its
-/// violations and the command that replays it, unless each run passes and `holds` for it.
+/// violations and the command that replays it, unless each run passes, breaks no invariant, and
+/// `holds` for it.
 pub fn assert_every_seed(name: &str, seeds: &[u64], holds: impl Fn(&Report) -> bool) {
     let reports = run_seeds(&scenario(name), seeds);
     let failed: Vec<String> = reports
         .iter()
-        .filter(|r| !r.passed() || !holds(r))
-        .map(|r| format!("seed {}: {:?}", r.seed, r.oracle.violations))
+        .filter(|r| !r.passed() || !r.invariants.is_empty() || !holds(r))
+        .map(|r| format!("seed {}: {:?} {:?}", r.seed, r.oracle.violations, r.invariants))
         .collect();
     assert!(
         failed.is_empty(),

@@ -1,6 +1,7 @@
 //! flinksim's integration tests: one binary, one module per area. Every test names its seeds
 //! in plain sight; a failing run prints the command that replays it.
 
+mod bisect;
 mod cluster;
 mod determinism;
 mod exactly_once;
@@ -11,6 +12,7 @@ mod liveness;
 mod parallelism;
 mod pitfalls;
 mod recovery;
+mod report;
 mod savepoints;
 mod scenario_files;
 mod steady_state;

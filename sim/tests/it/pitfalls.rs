@@ -19,6 +19,7 @@ fn check(name: &str, shown: &str) -> Vec<Report> {
     for report in &reports {
         let replay = format!("replay: cargo xtask run-scenario pitfalls/{name} --seed {}", report.seed);
         assert!(report.passed(), "{:?}\n{replay}", report.oracle.violations);
+        crate::harness::assert_no_invariant_broken(report, &replay);
         let line = pitfall::shown(report);
         assert!(line.contains(shown), "{line}\n{replay}");
     }
