@@ -32,7 +32,13 @@ pub fn shown(report: &Report) -> String {
     if totals.lost > 0 {
         shown.push(format!("{} events lost for a recorded cause (see the notes)", totals.lost));
     }
-    let copies = report.oracle.rows.iter().filter(|r| r.counts.len() > 1).count();
+    let split = report.oracle.rows.iter().filter(|r| r.split_by_drain).count();
+    if split > 0 {
+        shown.push(format!(
+            "{split} (window, page) results split in two by `flink stop --drain` and the resume from its savepoint"
+        ));
+    }
+    let copies = report.oracle.rows.iter().filter(|r| r.counts.len() > 1 && !r.split_by_drain).count();
     if copies > 0 {
         shown.push(format!("{copies} (window, page) results written more than once"));
     }

@@ -80,3 +80,19 @@ fn a_generator_restarted_from_zero_sends_only_late_events_and_a_resumed_one_does
     check("generator-restart-from-zero", "events dropped as late");
     check("generator-restart-from-zero-fixed", CLEAN);
 }
+
+#[test]
+fn a_resume_after_a_drained_stop_splits_the_open_windows_and_a_plain_stop_does_not() {
+    for report in check("drain-then-resume", "split in two by `flink stop --drain`") {
+        let split: Vec<_> = report.oracle.rows.iter().filter(|r| r.split_by_drain).collect();
+        // One window was open at the stop: its six pages come out twice, the two copies adding up.
+        assert_eq!(split.len(), 6, "seed {}", report.seed);
+        for row in split {
+            assert_eq!(row.counts.len(), 2, "{row:?} (seed {})", report.seed);
+            assert_eq!(row.counts.iter().sum::<u64>(), row.recount, "{row:?} (seed {})", report.seed);
+        }
+        let copies = report.oracle.rows.iter().filter(|r| r.counts.len() > 1 && !r.split_by_drain).count();
+        assert_eq!(copies, 0, "only the drained windows come out twice (seed {})", report.seed);
+    }
+    check("drain-then-resume-fixed", CLEAN);
+}

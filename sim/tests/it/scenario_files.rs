@@ -35,6 +35,8 @@ fn every_scenario_file_is_covered_here() {
         "failure-recovery-no-checkpointing",
         "pitfalls/at-least-once-duplicates",
         "pitfalls/at-least-once-duplicates-fixed",
+        "pitfalls/drain-then-resume",
+        "pitfalls/drain-then-resume-fixed",
         "pitfalls/generator-restart-from-zero",
         "pitfalls/generator-restart-from-zero-fixed",
         "pitfalls/idle-partition-late-drops",
@@ -204,4 +206,14 @@ fn rescale_down() {
 #[test]
 fn rescale_down_exactly_once() {
     check("rescale-down-exactly-once");
+}
+
+#[test]
+fn pitfall_drain_then_resume() {
+    check("pitfalls/drain-then-resume");
+}
+
+#[test]
+fn pitfall_drain_then_resume_fixed() {
+    check("pitfalls/drain-then-resume-fixed");
 }
