@@ -28,6 +28,7 @@ fn every_scenario_file_is_covered_here() {
     let known = flinksim::Scenario::known(&scenarios_dir());
     let tested = [
         "exactly-once-restore-after-transaction-timeout",
+        "exactly-once-restore-older-savepoint-again",
         "exactly-once-resubmitted-at-lower-parallelism",
         "failure-recovery",
         "failure-recovery-exactly-once",
@@ -45,6 +46,10 @@ fn every_scenario_file_is_covered_here() {
         "pitfalls/no-checkpointing-loss-fixed",
         "pitfalls/no-partition-subtask-stall",
         "pitfalls/no-partition-subtask-stall-fixed",
+        "pitfalls/restore-above-max-parallelism",
+        "pitfalls/restore-above-max-parallelism-fixed",
+        "pitfalls/stuck-last-stable-offset",
+        "pitfalls/stuck-last-stable-offset-fixed",
         "pitfalls/transaction-timeout-loss",
         "pitfalls/transaction-timeout-loss-fixed",
         "pitfalls/twelve-hour-date-pattern",
@@ -216,4 +221,29 @@ fn pitfall_drain_then_resume() {
 #[test]
 fn pitfall_drain_then_resume_fixed() {
     check("pitfalls/drain-then-resume-fixed");
+}
+
+#[test]
+fn pitfall_restore_above_max_parallelism() {
+    check("pitfalls/restore-above-max-parallelism");
+}
+
+#[test]
+fn pitfall_restore_above_max_parallelism_fixed() {
+    check("pitfalls/restore-above-max-parallelism-fixed");
+}
+
+#[test]
+fn pitfall_stuck_last_stable_offset() {
+    check("pitfalls/stuck-last-stable-offset");
+}
+
+#[test]
+fn pitfall_stuck_last_stable_offset_fixed() {
+    check("pitfalls/stuck-last-stable-offset-fixed");
+}
+
+#[test]
+fn exactly_once_restore_older_savepoint_again() {
+    check("exactly-once-restore-older-savepoint-again");
 }
