@@ -15,6 +15,7 @@ use madsim::time::Instant;
 use smol_str::SmolStr;
 
 use crate::protocol::ids::{ExecutionAttemptId, JobId, ResourceId};
+use crate::protocol::cluster::RestoreRefused;
 use crate::protocol::states::{ExecutionState, JobStatus};
 pub use crate::protocol::kafka::{AbortCause, TransactionHandle};
 use crate::playground::click_event::{ClickEventStatistics, WINDOW_MS};
@@ -339,10 +340,10 @@ pub enum Event {
         location: String,
     },
     /// The dispatcher refused a submission: its savepoint cannot be restored (missing,
-    /// corrupt, not matching the job), or a variant not modelled.
+    /// corrupt, not matching the job, above its max parallelism).
     SubmissionRejected {
-        /// Flink's error, naming the savepoint's path.
-        reason: String,
+        /// Why; its text is Flink's error, naming the savepoint's path.
+        refused: RestoreRefused,
     },
     /// A Kafka partition went without records for the idleness timeout: its watermark leaves
     /// the minimum, so the other partitions' watermark may run ahead of its backlog.
@@ -527,7 +528,7 @@ impl fmt::Display for Event {
                 f,
                 "Restoring job {job_id} from Savepoint {checkpoint_id} @ {timestamp_ms} for {savepoint_job_id} located at file:{location}."
             ),
-            Event::SubmissionRejected { reason } => write!(f, "Submission rejected: {reason}"),
+            Event::SubmissionRejected { refused } => write!(f, "Submission rejected: {refused}"),
         }
     }
 }

@@ -48,6 +48,40 @@ pub struct Causes {
     /// the stop, when a job later resumed from that savepoint: the window comes out a second
     /// time with the rest of its count (Flink's CLI warns against resuming after a drain).
     pub drained: BTreeMap<RowKey, u64>,
+    /// Transactions that wrote results and never ended (no commit, abort, timeout or loss in
+    /// the trace): their producer was gone when the run ended. Such a transaction holds the
+    /// last stable offset of the partitions it wrote to until the broker's timeout aborts it.
+    pub open_at_end: Vec<OpenTransaction>,
+    /// Savepoints restored a second time by another job: the sources rewind to its offsets,
+    /// and the windows the first resume committed come out again.
+    pub rewinds: Vec<Rewind>,
+}
+
+/// A transaction with results that was still open when the run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OpenTransaction {
+    /// The transaction.
+    pub transaction: TransactionHandle,
+    /// The sink subtask that wrote it (`ClickEventStatistics Sink (1/2)`).
+    pub task: String,
+    /// When it wrote its first result.
+    pub first_write: Duration,
+    /// The results it holds.
+    pub results: u64,
+}
+
+/// A savepoint restored a second time, by another job than the first restore's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rewind {
+    /// The savepoint's directory.
+    pub location: String,
+    /// The job that restored it first, and when.
+    pub first: (JobId, Duration),
+    /// The job that restored it again, and when.
+    pub again: (JobId, Duration),
+    /// Windows (by start) with a result written between the two restores: the ones the second
+    /// restore may write again.
+    pub windows: BTreeSet<i64>,
 }
 
 /// A Kafka partition that went without records for the idleness timeout.
@@ -184,6 +218,11 @@ impl Causes {
         // The drain under way (job, savepoint), and the drains done, with what each fired.
         let mut draining: Option<(JobId, u64, BTreeMap<RowKey, u64>)> = None;
         let mut drains: Vec<(JobId, u64, BTreeMap<RowKey, u64>)> = Vec::new();
+        // Transactions with results and not ended yet, with their first write and result count.
+        let mut open: BTreeMap<TransactionKey, OpenTransaction> = BTreeMap::new();
+        // Each savepoint restored, by the first job that restored it; every result's time and window.
+        let mut restored_first: BTreeMap<String, (JobId, Duration)> = BTreeMap::new();
+        let mut results_at: Vec<(Duration, i64)> = Vec::new();
         let fired = |written: &BTreeMap<i64, BTreeSet<SmolStr>>| -> BTreeSet<i64> {
             written.iter().filter(|(_, pages)| pages.len() >= PAGES.len()).map(|(w, _)| *w).collect()
         };
@@ -250,14 +289,33 @@ impl Causes {
                     }
                 }
                 Event::SavepointFailed { .. } => draining = None,
-                Event::RestoringFromSavepoint { savepoint_job_id, checkpoint_id, .. } => {
+                Event::RestoringFromSavepoint { job_id, savepoint_job_id, checkpoint_id, location, .. } => {
+                    match restored_first.get(location) {
+                        None => {
+                            restored_first.insert(location.clone(), (*job_id, event.at));
+                        }
+                        // A job restored from a savepoint fails over to it again before its
+                        // first checkpoint: the same line of restores, not a rewind.
+                        Some((first, _)) if first == job_id => {}
+                        Some(&(first, first_at)) if !causes.rewinds.iter().any(|r| r.again.0 == *job_id) => {
+                            let from = results_at.partition_point(|(at, _)| *at < first_at);
+                            causes.rewinds.push(Rewind {
+                                location: location.clone(),
+                                first: (first, first_at),
+                                again: (*job_id, event.at),
+                                windows: results_at[from..].iter().map(|(_, w)| *w).collect(),
+                            });
+                        }
+                        Some(_) => {}
+                    }
                     let resumed = drains.iter().position(|(j, c, _)| j == savepoint_job_id && c == checkpoint_id);
                     if let Some(i) = resumed {
                         causes.drained.extend(drains.remove(i).2);
                     }
                 }
-                Event::ResultWritten { statistics, transaction, .. } => {
+                Event::ResultWritten { task, statistics, transaction } => {
                     let s = statistics;
+                    results_at.push((event.at, s.window_start_ms));
                     if let Some((_, _, fired)) = &mut draining {
                         fired.insert((s.window_start_ms, s.page.clone()), s.count);
                     }
@@ -267,9 +325,28 @@ impl Causes {
                             .entry((t.transactional_id.clone(), t.producer_id, t.epoch))
                             .or_default()
                             .push((s.window_start_ms, s.page.clone(), s.count));
+                        let key = (t.transactional_id.clone(), t.producer_id, t.epoch);
+                        open.entry(key)
+                            .or_insert_with(|| OpenTransaction {
+                                transaction: t.clone(),
+                                task: task.clone(),
+                                first_write: event.at,
+                                results: 0,
+                            })
+                            .results += 1;
                     }
                 }
+                Event::TransactionCommitted { transaction: t, .. } => {
+                    open.remove(&(t.transactional_id.clone(), t.producer_id, t.epoch));
+                }
+                Event::TransactionsAborted { transactional_ids, .. } => {
+                    open.retain(|(id, _, _), _| !transactional_ids.contains(id));
+                }
+                Event::TransactionTimedOut { transactional_id, .. } => {
+                    open.retain(|(id, _, _), _| id != transactional_id);
+                }
                 Event::TransactionLost { transaction, checkpoint_id, cause } => {
+                    open.remove(&(transaction.transactional_id.clone(), transaction.producer_id, transaction.epoch));
                     // A restore that fails later finds the same transaction lost again.
                     if causes.transactions_lost.iter().any(|lost| lost.transaction == *transaction) {
                         continue;
@@ -293,6 +370,7 @@ impl Causes {
                 _ => {}
             }
         }
+        causes.open_at_end = open.into_values().collect();
         for drop in drops {
             *causes.late.entry(drop.key.clone()).or_default() += drop.count;
             causes.late_windows.entry(drop.key.0).or_insert(drop.first);
@@ -321,6 +399,12 @@ impl Causes {
             let last_complete = lost.fired_before.iter().rev().find(|w| **w <= last && complete(**w));
             window <= lost.reaches(origin_ms) && last_complete.is_none_or(|last| window > *last)
         })
+    }
+
+    /// The rewind that may write `window` again: a savepoint restored a second time, after the
+    /// first restore's job had written a result for it.
+    pub fn rewound_over(&self, window: i64) -> Option<&Rewind> {
+        self.rewinds.iter().find(|r| r.windows.contains(&window))
     }
 
     /// The state loss after which `window` may come out again with a partial count: events
@@ -363,6 +447,33 @@ impl std::fmt::Display for JobFailedForGood {
             Some(at) => write!(f, "; the job submitted again at {} started from the auto-committed offsets", clock(at)),
             None => f.write_str("; no job ran after that"),
         }
+    }
+}
+
+impl std::fmt::Display for Rewind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "job {} restored savepoint {} at {}, which job {} had already restored at {} and written results from",
+            self.again.0,
+            self.location,
+            clock(self.again.1),
+            self.first.0,
+            clock(self.first.1)
+        )
+    }
+}
+
+impl std::fmt::Display for OpenTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "transaction {} of {} ({} results), open since its first write at {}",
+            self.transaction.transactional_id,
+            self.task,
+            self.results,
+            clock(self.first_write)
+        )
     }
 }
 

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use flinksim_engine::kafka::{Consumer, ConsumerConfig, IsolationLevel, TopicPartition};
+use flinksim_engine::kafka::transaction::list_transactions;
+use flinksim_engine::protocol::kafka::TransactionState;
 use flinksim_engine::playground::click_event::{
     ClickEvent, ClickEventStatistics, DateReader, PAGES, WINDOW_MS, window_start,
 };
@@ -19,9 +21,11 @@ use serde::Serialize;
 use smol_str::SmolStr;
 
 pub use crate::accounting::{
-    Causes, IdlePartition, JobFailedForGood, JobLost, LateWindow, StateLost, TransactionLost,
+    Causes, IdlePartition, JobFailedForGood, JobLost, LateWindow, OpenTransaction, Rewind, StateLost, TransactionLost,
 };
-use crate::scenario::{CountsExpectation, DuplicatesExpectation, Expect, LateExpectation, LossExpectation};
+use crate::scenario::{
+    CountsExpectation, DuplicatesExpectation, Expect, LastStableOffsetExpectation, LateExpectation, LossExpectation,
+};
 use crate::liveness::LivenessViolation;
 use crate::verdict::VerdictClass;
 
@@ -49,7 +53,79 @@ pub struct Observed {
     /// Records of `input` past the job's committed offsets when the oracle stopped waiting
     /// for it to read them (0 when it caught up).
     pub unread_at_end: u64,
+    /// Each `output` partition's ends and what a reader at either isolation level reads of it.
+    pub output_partitions: Vec<OutputPartition>,
+    /// Transactional ids whose transaction was still open at the broker (`Ongoing`) when the
+    /// oracle read.
+    pub open_transactions: Vec<SmolStr>,
+    /// When the run ended (its duration): how long a transaction open at the end had been.
+    pub ended_at: Duration,
 }
+
+/// One `output` partition as the oracle found it: its high watermark and last stable offset, and
+/// the results a `read_uncommitted` and a `read_committed` reader read from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OutputPartition {
+    /// The partition.
+    pub partition: u32,
+    /// The end a `read_uncommitted` reader reads to.
+    pub high_watermark: u64,
+    /// The end a `read_committed` reader reads to: the first offset of the oldest open
+    /// transaction, or the high watermark.
+    pub last_stable_offset: u64,
+    /// Results a `read_uncommitted` reader reads (aborted transactions' included).
+    pub read_uncommitted: u64,
+    /// Results a `read_committed` reader reads.
+    pub read_committed: u64,
+}
+
+/// `output` partitions whose last stable offset transactions left open hold back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StuckLastStableOffset {
+    /// The partitions held (last stable offset below the high watermark).
+    pub partitions: Vec<OutputPartition>,
+    /// The transactions holding them, open at the broker, their producers gone.
+    pub transactions: Vec<OpenTransaction>,
+}
+
+impl std::fmt::Display for StuckLastStableOffset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held: Vec<String> = self
+            .partitions
+            .iter()
+            .map(|p| {
+                format!(
+                    "partition {} at offset {} of {} ({} results for read_committed, {} for read_uncommitted)",
+                    p.partition, p.last_stable_offset, p.high_watermark, p.read_committed, p.read_uncommitted
+                )
+            })
+            .collect();
+        let by: Vec<String> = self.transactions.iter().map(ToString::to_string).collect();
+        write!(
+            f,
+            "read_committed readers of output are stuck at the last stable offset of {}, while read_uncommitted \
+             readers read on to the high watermark. Held by transactions whose producers are gone, which \
+             nothing aborts before the broker's transaction timeout: {}",
+            held.join(" and "),
+            by.join("; ")
+        )
+    }
+}
+
+impl std::fmt::Display for OutputPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "output partition {}: read_committed reads {} results to offset {} (the last stable offset), \
+             read_uncommitted {} to {} (the high watermark)",
+            self.partition, self.read_committed, self.last_stable_offset, self.read_uncommitted, self.high_watermark
+        )
+    }
+}
+
+/// How long a transaction must have been open at the end of a run, holding a partition's last
+/// stable offset, to count as stuck: a live exactly-once sink commits every second.
+pub const STUCK_AFTER: Duration = Duration::from_secs(10);
 
 /// How one (window, page) came out: the first that applies, in this order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -145,6 +221,10 @@ pub struct OracleReport {
     pub notes: Vec<String>,
     /// Why results may be missing, as the trace says.
     pub causes: Causes,
+    /// What a `read_committed` and a `read_uncommitted` reader read of each `output` partition.
+    pub output_partitions: Vec<OutputPartition>,
+    /// Transactions left open that hold `read_committed` readers back, if any.
+    pub stuck: Option<StuckLastStableOffset>,
 }
 
 impl OracleReport {
@@ -283,6 +363,8 @@ pub enum Required {
     Loss,
     /// `duplicates = "required"`: some (window, page) written more than once.
     Duplicates,
+    /// `last_stable_offset = "stuck"`: a transaction left open holds `read_committed` readers.
+    StuckLastStableOffset,
 }
 
 /// One kind of thing the run did that the scenario does not accept, with the rows it concerns.
@@ -334,6 +416,21 @@ pub enum Violation {
         /// The rows.
         rows: Vec<RowRef>,
     },
+    /// Results committed twice because a savepoint was restored a second time: the sources
+    /// rewound to its offsets, and the first resume's committed transactions stay committed
+    /// (exactly-once holds along one line of restores, not across a restore of an older
+    /// savepoint).
+    RewoundBySavepoint {
+        /// The rows.
+        rows: Vec<RowRef>,
+        /// The restores that rewound.
+        rewinds: Vec<Rewind>,
+    },
+    /// `read_committed` readers of `output` are held at the last stable offset of some partitions
+    /// by transactions whose producer is gone: they see nothing past it, while
+    /// `read_uncommitted` readers read on to the high watermark, until the broker's transaction
+    /// timeout aborts them.
+    LastStableOffsetStuck(StuckLastStableOffset),
     /// No result from this window on, to the end of the run: the job never produced again.
     Stalled {
         /// The first window with no result.
@@ -360,10 +457,14 @@ impl Violation {
     /// What kind of failure it is.
     pub fn class(&self) -> VerdictClass {
         match self {
-            Violation::NothingRan | Violation::Stalled { .. } | Violation::Liveness(_) => VerdictClass::Liveness,
-            Violation::DroppedAsLate { .. } | Violation::LostWithCause { .. } | Violation::SplitByDrain { .. } => {
-                VerdictClass::Semantic
-            }
+            Violation::NothingRan
+            | Violation::Stalled { .. }
+            | Violation::LastStableOffsetStuck(_)
+            | Violation::Liveness(_) => VerdictClass::Liveness,
+            Violation::DroppedAsLate { .. }
+            | Violation::LostWithCause { .. }
+            | Violation::SplitByDrain { .. }
+            | Violation::RewoundBySavepoint { .. } => VerdictClass::Semantic,
             Violation::WrongCounts { .. }
             | Violation::Duplicated { .. }
             | Violation::Unaccounted { .. }
@@ -449,6 +550,23 @@ impl std::fmt::Display for Violation {
                 rows.len(),
                 rows_named(rows)
             ),
+            Violation::RewoundBySavepoint { rows, rewinds } => {
+                write!(
+                    f,
+                    "{} (window, page) results were committed twice because a savepoint was restored a second time: ",
+                    rows.len()
+                )?;
+                let named: Vec<String> = rewinds.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "{}. The sources rewind to the savepoint's offsets and write those windows again, while \
+                     the first resume's transactions stay committed (exactly-once holds along one line of \
+                     restores): {}",
+                    named.join("; "),
+                    rows_named(rows)
+                )
+            }
+            Violation::LastStableOffsetStuck(stuck) => stuck.fmt(f),
             Violation::Stalled { since_window_ms, rows } => write!(
                 f,
                 "no result from window {} s on to the end of the run: {} expected (window, page) results never came",
@@ -463,6 +581,10 @@ impl std::fmt::Display for Violation {
             ),
             Violation::RequiredButAbsent { what: Required::Loss } => f.write_str(
                 "the scenario requires loss (`loss = \"required\"`), and no event was lost",
+            ),
+            Violation::RequiredButAbsent { what: Required::StuckLastStableOffset } => f.write_str(
+                "the scenario requires a stuck last stable offset (`last_stable_offset = \"stuck\"`), and \
+                 read_committed readers read every output partition to its end",
             ),
             Violation::Malformed { record } => write!(f, "malformed record: {record}"),
             Violation::Liveness(violation) => violation.fmt(f),
@@ -537,7 +659,8 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
             Some(_) => (lost_in_transactions + balance.max(0) as u64, 0),
             None => (lost_in_transactions, balance),
         };
-        let repeat_allowed = causes.repeats_over(window_start_ms, observed.first_event_time, complete).is_some();
+        let repeat_allowed = causes.repeats_over(window_start_ms, observed.first_event_time, complete).is_some()
+            || causes.rewound_over(window_start_ms).is_some();
         let status = if counts.is_empty() && recount == 0 {
             RowStatus::EmptyAtSource
         } else if counted > recount || unaccounted < 0 {
@@ -602,7 +725,10 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     let judged = classify(&rows, &gaps, causes, observed.first_event_time, complete);
     let accepted = |violation: &Violation| match violation {
         Violation::WrongCounts { .. } => expect.counts == CountsExpectation::Any,
-        Violation::Duplicated { .. } | Violation::SplitByDrain { .. } => accepts_copies,
+        Violation::Duplicated { .. } | Violation::SplitByDrain { .. } | Violation::RewoundBySavepoint { .. } => {
+            accepts_copies
+        }
+        Violation::LastStableOffsetStuck(_) => expect.last_stable_offset == LastStableOffsetExpectation::Stuck,
         Violation::DroppedAsLate { .. } => accepts_late,
         Violation::LostWithCause { .. } => accepts_loss,
         Violation::Unaccounted { .. }
@@ -627,6 +753,17 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     }
     if expect.loss == LossExpectation::Required && rows.iter().all(|r| r.lost == 0) {
         violations.push(Violation::RequiredButAbsent { what: Required::Loss });
+    }
+    let stuck = stuck_last_stable_offset(observed, causes);
+    match &stuck {
+        Some(stuck) if expect.last_stable_offset == LastStableOffsetExpectation::Stuck => {
+            notes.push(format!("{stuck} (the scenario expects it)"));
+        }
+        Some(stuck) => violations.push(Violation::LastStableOffsetStuck(stuck.clone())),
+        None if expect.last_stable_offset == LastStableOffsetExpectation::Stuck => {
+            violations.push(Violation::RequiredButAbsent { what: Required::StuckLastStableOffset });
+        }
+        None => {}
     }
     for lost in &causes.states_lost {
         let span: Vec<i64> = rows
@@ -676,6 +813,8 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         violations,
         notes,
         causes: causes.clone(),
+        output_partitions: observed.output_partitions.clone(),
+        stuck,
     }
 }
 
@@ -689,6 +828,7 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
     let mut lost = Vec::new();
     let mut stalled = Vec::new();
     let mut split = Vec::new();
+    let mut rewound = Vec::new();
     let last_fired = rows.iter().filter(|r| !r.counts.is_empty()).map(|r| r.window_start_ms).max();
     for row in rows {
         if row.status == RowStatus::WrongCount {
@@ -696,6 +836,8 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
         }
         if row.split_by_drain && row.counts.len() == 2 {
             split.push(RowRef::from(row));
+        } else if row.counts.len() > 1 && causes.rewound_over(row.window_start_ms).is_some() {
+            rewound.push(RowRef::from(row));
         } else if row.counts.len() > 1 && causes.repeats_over(row.window_start_ms, origin_ms, complete).is_none() {
             duplicated.push(RowRef::from(row));
         }
@@ -750,10 +892,36 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
     if !split.is_empty() {
         violations.push(Violation::SplitByDrain { rows: split });
     }
+    if !rewound.is_empty() {
+        let rewinds: Vec<Rewind> = causes
+            .rewinds
+            .iter()
+            .filter(|r| rewound.iter().any(|row| r.windows.contains(&row.window_start_ms)))
+            .cloned()
+            .collect();
+        violations.push(Violation::RewoundBySavepoint { rows: rewound, rewinds });
+    }
     if let Some(first) = stalled.first() {
         violations.push(Violation::Stalled { since_window_ms: first.window_start_ms, rows: stalled });
     }
     violations
+}
+
+/// The `output` partitions whose last stable offset a transaction left open holds back: one
+/// open at the broker when the oracle read, that had written its first result at least
+/// [`STUCK_AFTER`] before the run ended.
+fn stuck_last_stable_offset(observed: &Observed, causes: &Causes) -> Option<StuckLastStableOffset> {
+    let partitions: Vec<OutputPartition> =
+        observed.output_partitions.iter().filter(|p| p.last_stable_offset < p.high_watermark).cloned().collect();
+    let transactions: Vec<OpenTransaction> = causes
+        .open_at_end
+        .iter()
+        .filter(|t| observed.open_transactions.contains(&t.transaction.transactional_id))
+        .filter(|t| observed.ended_at.saturating_sub(t.first_write) >= STUCK_AFTER)
+        .cloned()
+        .collect();
+    (!partitions.is_empty() && !transactions.is_empty())
+        .then_some(StuckLastStableOffset { partitions, transactions })
 }
 
 /// Reads both topics up to their current end, through a consumer on the oracle's own node.
@@ -769,7 +937,7 @@ pub async fn observe(
     let mut dates = DateReader::default();
     let mut tally = WindowTally::default();
     // Count as records arrive: an hour of input is 1.44 M records, too many to hold.
-    read_topic(&rpc, broker, input_topic, IsolationLevel::ReadUncommitted, |value| {
+    read_topic(&rpc, broker, input_topic, IsolationLevel::ReadUncommitted, |_, value| {
         match ClickEvent::parse_json_with(&mut dates, value) {
             Ok(event) => {
                 observed.input_events += 1;
@@ -787,7 +955,7 @@ pub async fn observe(
         SinkMode::ExactlyOnce => IsolationLevel::ReadCommitted,
     };
     // Output copies are kept in partition then offset order.
-    read_topic(&rpc, broker, output_topic, isolation, |value| match ClickEventStatistics::parse_json(value) {
+    let read = read_topic(&rpc, broker, output_topic, isolation, |_, value| match ClickEventStatistics::parse_json(value) {
         Ok(statistics) => {
             observed.output_records += 1;
             observed
@@ -799,6 +967,38 @@ pub async fn observe(
         Err(error) => observed.malformed.push(format!("{output_topic}: {error}")),
     })
     .await;
+    // What a reader at the other isolation level reads, partition by partition.
+    let other = match isolation {
+        IsolationLevel::ReadCommitted => IsolationLevel::ReadUncommitted,
+        IsolationLevel::ReadUncommitted => IsolationLevel::ReadCommitted,
+    };
+    let mut other_counts: BTreeMap<u32, u64> = BTreeMap::new();
+    let other_read = read_topic(&rpc, broker, output_topic, other, |partition, _| {
+        *other_counts.entry(partition).or_default() += 1;
+    })
+    .await;
+    let (committed, uncommitted) = match isolation {
+        IsolationLevel::ReadCommitted => (&read, &other_read),
+        IsolationLevel::ReadUncommitted => (&other_read, &read),
+    };
+    observed.output_partitions = committed
+        .iter()
+        .zip(uncommitted)
+        .map(|(c, u)| OutputPartition {
+            partition: c.partition,
+            high_watermark: u.end,
+            last_stable_offset: c.end,
+            read_committed: if isolation == IsolationLevel::ReadCommitted { c.records } else { other_counts.get(&c.partition).copied().unwrap_or(0) },
+            read_uncommitted: if isolation == IsolationLevel::ReadUncommitted { u.records } else { other_counts.get(&u.partition).copied().unwrap_or(0) },
+        })
+        .collect();
+    // Transactions still open at the broker (Kafka's kafka-transactions.sh list), by id.
+    let listed = retry(|| list_transactions(&rpc, broker, "", false)).await;
+    observed.open_transactions = listed
+        .into_iter()
+        .filter(|t| t.state.is_open() && t.state != TransactionState::Empty)
+        .map(|t| t.transactional_id)
+        .collect();
     observed
 }
 
@@ -871,32 +1071,44 @@ impl WindowTally {
     }
 }
 
-/// Hands every record value of `topic` to `each`, partition by partition in offset order, up to
-/// the end offsets seen at the start.
+/// One partition as [`read_topic`] read it: the end it read to and the records it read.
+struct PartitionRead {
+    partition: u32,
+    end: u64,
+    records: u64,
+}
+
+/// Hands every record value of `topic` to `each` with its partition, partition by partition in
+/// offset order, up to the end offsets (for `isolation`) seen at the start.
 async fn read_topic(
     rpc: &Rpc,
     broker: std::net::SocketAddr,
     topic: &str,
     isolation: IsolationLevel,
-    mut each: impl FnMut(&[u8]),
-) {
+    mut each: impl FnMut(u32, &[u8]),
+) -> Vec<PartitionRead> {
     let mut config = ConsumerConfig::new(broker);
     config.isolation = isolation;
     config.max_wait = Duration::from_millis(100);
     let metadata = Consumer::new(rpc.clone(), config.clone());
     let partitions = retry(|| metadata.partitions_for(topic)).await;
+    let mut reads = Vec::new();
     for partition in 0..partitions {
         let tp = TopicPartition { topic: topic.into(), partition };
         let mut consumer = Consumer::new(rpc.clone(), config.clone());
         let end = retry(|| consumer.end_offsets(std::slice::from_ref(&tp))).await[0];
         consumer.assign(vec![(tp.clone(), 0)]);
+        let mut records = 0;
         while consumer.position(&tp).unwrap_or(0) < end {
             let Ok(fetched) = consumer.poll_batches().await else { continue };
             for record in fetched.records().filter(|r| r.offset < end) {
-                each(record.value);
+                records += 1;
+                each(partition, record.value);
             }
         }
+        reads.push(PartitionRead { partition, end, records });
     }
+    reads
 }
 
 async fn retry<T, E, F, Fut>(mut call: F) -> T

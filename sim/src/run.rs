@@ -219,6 +219,7 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
         .await
         .expect("the oracle's node is never killed");
     observed.first_event_time = i64::try_from(scenario.generator.start_event_time.as_millis()).unwrap_or(i64::MAX);
+    observed.ended_at = simulated;
     let events = trace.events();
     cluster.tear_down();
     madsim::runtime::Handle::current().kill(oracle_node.id());

@@ -83,7 +83,7 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
             }
             format!("job {job_id} restores savepoint {checkpoint_id} of job {savepoint_job_id} ({location})")
         }
-        Event::SubmissionRejected { reason } => format!("submission REFUSED: {reason}"),
+        Event::SubmissionRejected { refused } => format!("submission REFUSED: {refused}"),
         Event::JobStatusChanged { job_id, to: JobStatus::Finished, .. } => format!("job {job_id} FINISHED"),
         Event::JobStatusChanged { job_id, to: JobStatus::Canceled, .. } => format!("job {job_id} CANCELED"),
         Event::TransactionTimedOut { transactional_id, timeout } => format!(

@@ -109,6 +109,12 @@ impl RunScenario {
         outln!("simulated:  {:.1?}   wall: {:.3?}", report.simulated, wall)?;
         outln!("events:     {} in input, {} results in output", oracle.input_events, oracle.output_records)?;
         outln!("network:    {} messages", report.messages)?;
+        // The two isolation levels read different things only while a transaction is open.
+        if oracle.output_partitions.iter().any(|p| p.last_stable_offset < p.high_watermark) {
+            for partition in &oracle.output_partitions {
+                outln!("readers:    {partition}")?;
+            }
+        }
         outln!("trace:      {} lines, hash {}", report.trace.len(), report.trace_hash_hex())?;
         for detection in &report.liveness.detections {
             outln!("detection:  {detection}")?;

@@ -5,7 +5,7 @@
 
 use madsim::time::Instant;
 
-use crate::protocol::cluster::SubmitJobResponse;
+use crate::protocol::cluster::{RestoreRefused, SubmitJobResponse};
 use crate::protocol::job::{JOB_NAME, JobSubmission, Vertex};
 use crate::protocol::key_group::default_max_parallelism;
 use crate::protocol::snapshot::{CheckpointMetadata, vertex_of};
@@ -77,42 +77,35 @@ pub type MetadataFile = Result<Option<bytes::Bytes>, String>;
 /// Checks a savepoint's `_metadata` against the submitted job (docs/model/cluster.md#the-flink-cli): it must exist and
 /// parse, name only the job's operators (unless `--allowNonRestoredState`), and have a max
 /// parallelism at least the new parallelism. Errors are Flink's, naming the path.
-pub fn restore_plan(submission: &JobSubmission, path: &str, file: MetadataFile) -> Result<CompletedCheckpoint, String> {
+pub fn restore_plan(
+    submission: &JobSubmission,
+    path: &str,
+    file: MetadataFile,
+) -> Result<CompletedCheckpoint, RestoreRefused> {
     let directory = savepoint_directory(path);
     let metadata_path = format!("{directory}/_metadata");
-    let failed = |cause: String| format!("Could not restore job from savepoint {path}: {cause}");
+    let path = path.to_owned();
     let bytes = match file {
         Ok(Some(bytes)) => bytes,
-        Ok(None) => {
-            return Err(failed(format!(
-                "java.io.FileNotFoundException: Cannot find checkpoint or savepoint file/directory \
-                 '{directory}' on file system 'file'."
-            )));
-        }
-        Err(error) => return Err(failed(error)),
+        Ok(None) => return Err(RestoreRefused::NotFound { path, directory }),
+        Err(error) => return Err(RestoreRefused::Unreadable { path, error }),
     };
-    let mut metadata = CheckpointMetadata::decode(&metadata_path, &bytes).map_err(|e| failed(e.to_string()))?;
+    let mut metadata = CheckpointMetadata::decode(&metadata_path, &bytes)
+        .map_err(|e| RestoreRefused::Corrupt { path: path.clone(), error: e.to_string() })?;
     let unknown: Vec<String> = metadata.operators.keys().filter(|id| vertex_of(id).is_none()).cloned().collect();
     if let Some(operator) = unknown.first() {
         if !submission.allow_non_restored_state {
-            return Err(failed(format!(
-                "Failed to rollback to checkpoint/savepoint file:{directory}. Cannot map checkpoint/savepoint \
-                 state for operator {operator} to the new program, because the operator is not available in \
-                 the new program. If you want to allow to skip this, you can set the --allowNonRestoredState \
-                 option on the CLI."
-            )));
+            return Err(RestoreRefused::UnknownOperator { path, directory, operator: operator.clone() });
         }
         metadata.operators.retain(|id, _| vertex_of(id).is_some());
     }
     if submission.parallelism > metadata.max_parallelism {
-        return Err(failed(format!(
-            "The state for task {} can not be restored. The maximum parallelism ({}) of the restored state \
-             is lower than the configured parallelism ({}). Please reduce the parallelism of the task to be \
-             lower or equal to the maximum parallelism.",
-            Vertex::Source.name(),
-            metadata.max_parallelism,
-            submission.parallelism
-        )));
+        return Err(RestoreRefused::AboveMaxParallelism {
+            path,
+            task: Vertex::Source.name().to_owned(),
+            max_parallelism: metadata.max_parallelism,
+            parallelism: submission.parallelism,
+        });
     }
     let size = bytes.len() as u64 + metadata.operators.values().flat_map(|s| s.values()).map(|h| h.size).sum::<u64>();
     Ok(CompletedCheckpoint { metadata, directory, size })
@@ -194,7 +187,7 @@ mod tests {
     const PATH: &str = "/tmp/flink-savepoints-directory/savepoint-000000-000000000001";
 
     fn restore(run: &str, file: MetadataFile) -> Result<CompletedCheckpoint, String> {
-        restore_plan(&JobSubmission::parse_run_command(run).unwrap(), PATH, file)
+        restore_plan(&JobSubmission::parse_run_command(run).unwrap(), PATH, file).map_err(|e| e.to_string())
     }
 
     fn bytes(metadata: &CheckpointMetadata) -> MetadataFile {

@@ -251,8 +251,9 @@ impl JobManager {
                 let file = storage.get(&metadata_path).await.map_err(|e| e.to_string());
                 match dispatcher::restore_plan(&submission, path, file) {
                     Ok(savepoint) => Some(savepoint),
-                    Err(reason) => {
-                        self.trace().record(Event::SubmissionRejected { reason: reason.clone() });
+                    Err(refused) => {
+                        let reason = refused.to_string();
+                        self.trace().record(Event::SubmissionRejected { refused });
                         return SubmitJobResponse::Rejected(reason);
                     }
                 }

@@ -70,6 +70,88 @@ pub enum SubmitJobResponse {
 }
 crate::request!(SubmitJob => SubmitJobResponse);
 
+/// Why a savepoint cannot be restored (docs/model/cluster.md#the-flink-cli): a submission with
+/// `-s` fails with Flink's error, which names the path the user gave.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestoreRefused {
+    /// No `_metadata` under the savepoint's directory.
+    NotFound {
+        /// The path as given.
+        path: String,
+        /// The savepoint's directory.
+        directory: String,
+    },
+    /// The storage could not be read.
+    Unreadable {
+        /// The path as given.
+        path: String,
+        /// The storage's error.
+        error: String,
+    },
+    /// `_metadata` is truncated or corrupt.
+    Corrupt {
+        /// The path as given.
+        path: String,
+        /// What the decoder found wrong, naming the file.
+        error: String,
+    },
+    /// The savepoint holds state of an operator the job lacks, without `--allowNonRestoredState`.
+    UnknownOperator {
+        /// The path as given.
+        path: String,
+        /// The savepoint's directory.
+        directory: String,
+        /// The operator's id.
+        operator: String,
+    },
+    /// The new parallelism is above the max parallelism the savepoint keeps: keyed state is
+    /// split into that many key groups, and a subtask cannot own less than one.
+    AboveMaxParallelism {
+        /// The path as given.
+        path: String,
+        /// The first task whose state cannot be restored, as Flink names it.
+        task: String,
+        /// The savepoint's max parallelism.
+        max_parallelism: u32,
+        /// The parallelism submitted.
+        parallelism: u32,
+    },
+}
+
+impl std::fmt::Display for RestoreRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = match self {
+            RestoreRefused::NotFound { path, .. }
+            | RestoreRefused::Unreadable { path, .. }
+            | RestoreRefused::Corrupt { path, .. }
+            | RestoreRefused::UnknownOperator { path, .. }
+            | RestoreRefused::AboveMaxParallelism { path, .. } => path,
+        };
+        write!(f, "Could not restore job from savepoint {path}: ")?;
+        match self {
+            RestoreRefused::NotFound { directory, .. } => write!(
+                f,
+                "java.io.FileNotFoundException: Cannot find checkpoint or savepoint file/directory \
+                 '{directory}' on file system 'file'."
+            ),
+            RestoreRefused::Unreadable { error, .. } | RestoreRefused::Corrupt { error, .. } => f.write_str(error),
+            RestoreRefused::UnknownOperator { directory, operator, .. } => write!(
+                f,
+                "Failed to rollback to checkpoint/savepoint file:{directory}. Cannot map checkpoint/savepoint \
+                 state for operator {operator} to the new program, because the operator is not available in \
+                 the new program. If you want to allow to skip this, you can set the --allowNonRestoredState \
+                 option on the CLI."
+            ),
+            RestoreRefused::AboveMaxParallelism { task, max_parallelism, parallelism, .. } => write!(
+                f,
+                "The state for task {task} can not be restored. The maximum parallelism ({max_parallelism}) of \
+                 the restored state is lower than the configured parallelism ({parallelism}). Please reduce the \
+                 parallelism of the task to be lower or equal to the maximum parallelism."
+            ),
+        }
+    }
+}
+
 /// A TaskManager that is shutting down tells the JobManager, which fails its tasks at once
 /// instead of waiting for the heartbeat timeout (Flink's `disconnectTaskManager`).
 #[derive(Clone, Debug, Serialize, Deserialize)]

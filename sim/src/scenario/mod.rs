@@ -243,6 +243,9 @@ pub struct Expect {
     pub loss: LossExpectation,
     /// Whether the job must catch up after the last fault heals, or stall for good.
     pub liveness: LivenessExpectation,
+    /// Whether `read_committed` readers of `output` must reach the end of the topic, or must be
+    /// held for good by a transaction left open (a stuck last stable offset).
+    pub last_stable_offset: LastStableOffsetExpectation,
     /// The longest the JobManager may take to declare a TaskManager lost after a step took it
     /// away (killed, stopped, or cut off from the JobManager).
     #[serde(deserialize_with = "detection_within", serialize_with = "bound", skip_serializing_if = "Option::is_none")]
@@ -269,6 +272,28 @@ impl fmt::Display for LivenessExpectation {
         f.write_str(match self {
             LivenessExpectation::Recover => "recover",
             LivenessExpectation::Stall => "stall",
+        })
+    }
+}
+
+/// `last_stable_offset`: whether a transaction left open may hold `read_committed` readers of
+/// `output` back (docs/oracle.md#a-stuck-last-stable-offset).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LastStableOffsetExpectation {
+    /// No transaction holds the last stable offset of an `output` partition for long: a
+    /// `read_committed` reader reads to the high watermark.
+    #[default]
+    Advances,
+    /// A transaction left open (its producer gone, not aborted) must hold it to the end.
+    Stuck,
+}
+
+impl fmt::Display for LastStableOffsetExpectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LastStableOffsetExpectation::Advances => "advances",
+            LastStableOffsetExpectation::Stuck => "stuck",
         })
     }
 }
@@ -638,6 +663,7 @@ impl Scenario {
         writeln!(out, "late = {}", string(&expect.late.to_string()))?;
         writeln!(out, "loss = {}", string(&expect.loss.to_string()))?;
         writeln!(out, "liveness = {}", string(&expect.liveness.to_string()))?;
+        writeln!(out, "last_stable_offset = {}", string(&expect.last_stable_offset.to_string()))?;
         if let Some(bound) = expect.detection_within {
             writeln!(out, "detection_within = {}", duration(bound))?;
         }
@@ -993,7 +1019,7 @@ mod tests {
             \n[[step]]\nat = \"5m\"\nrun = \"sim link kafka -> taskmanager-1 clear\"\n\
             \n[[step]]\nat = \"6m\"\nrun = \"sim heal taskmanager-4 jobmanager\"\n\
             \n[expect]\ncounts = \"any\"\nduplicates = \"allowed\"\nlate = \"required\"\nloss = \"allowed\"\n\
-            liveness = \"stall\"\ndetection_within = \"7s\"\nrecovery_within = \"1m 30s\"\n";
+            liveness = \"stall\"\nlast_stable_offset = \"stuck\"\ndetection_within = \"7s\"\nrecovery_within = \"1m 30s\"\n";
         let scenario = parse(text).unwrap();
         let printed = scenario.to_toml();
         let again = parse(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
@@ -1005,7 +1031,13 @@ mod tests {
         assert!(printed.contains("at = { min = \"1m\", max = \"1m\" }\n"), "{printed}");
         assert_eq!(scenario.expect.liveness, LivenessExpectation::Stall);
         assert_eq!(scenario.expect.detection_within, Some(Duration::from_secs(7)));
-        assert!(printed.ends_with("liveness = \"stall\"\ndetection_within = \"7s\"\nrecovery_within = \"1m 30s\"\n"), "{printed}");
+        assert_eq!(scenario.expect.last_stable_offset, LastStableOffsetExpectation::Stuck);
+        assert!(
+            printed.ends_with(
+                "liveness = \"stall\"\nlast_stable_offset = \"stuck\"\ndetection_within = \"7s\"\nrecovery_within = \"1m 30s\"\n"
+            ),
+            "{printed}"
+        );
     }
 
     #[test]
@@ -1039,6 +1071,12 @@ mod tests {
             "scenarios/x.toml:8:19: `recovery_within` must be greater than 0"
         );
         assert!(
+            err(&file("\n[expect]\nlast_stable_offset = \"frozen\"\n"))
+                .starts_with("scenarios/x.toml:8:22: unknown variant `frozen`, expected `advances` or `stuck`"),
+            "{}",
+            err(&file("\n[expect]\nlast_stable_offset = \"frozen\"\n"))
+        );
+        assert!(
             err(&file("\n[expect]\nliveness = \"stalled\"\n")).starts_with("scenarios/x.toml:8:12: unknown variant `stalled`"),
             "{}",
             err(&file("\n[expect]\nliveness = \"stalled\"\n"))
@@ -1057,7 +1095,8 @@ mod tests {
              \n[kafka]\ntransaction_max_timeout = \"1h\"\n\
              \n[job]\nrun = \"{RUN}\"\nsink = \"at-least-once\"\ntransaction_timeout = \"1h\"\n\
              idleness = \"5s\"\nout_of_orderness = \"200ms\"\n\
-             \n[expect]\ncounts = \"exact\"\nduplicates = \"none\"\nlate = \"none\"\nloss = \"none\"\nliveness = \"recover\"\n",
+             \n[expect]\ncounts = \"exact\"\nduplicates = \"none\"\nlate = \"none\"\nloss = \"none\"\nliveness = \"recover\"\n\
+             last_stable_offset = \"advances\"\n",
             toml::Value::String(scenario.description.clone()),
         );
         assert_eq!(scenario.to_toml(), expected);

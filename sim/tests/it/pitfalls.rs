@@ -2,6 +2,8 @@
 //! passes, on a few seeds; `--features flinksim/sweeps` runs 20 seeds each.
 
 use flinksim::{Report, pitfall};
+use flinksim_engine::protocol::cluster::RestoreRefused;
+use flinksim_engine::trace::Event;
 
 use crate::harness::{run_seeds, scenario};
 
@@ -80,4 +82,63 @@ fn without_checkpointing_a_kill_loses_data_and_with_it_nothing() {
 fn a_generator_restarted_from_zero_sends_only_late_events_and_a_resumed_one_does_not() {
     check("generator-restart-from-zero", "events dropped as late");
     check("generator-restart-from-zero-fixed", CLEAN);
+}
+
+#[test]
+fn a_resume_after_a_drained_stop_splits_the_open_windows_and_a_plain_stop_does_not() {
+    for report in check("drain-then-resume", "split in two by `flink stop --drain`") {
+        let split: Vec<_> = report.oracle.rows.iter().filter(|r| r.split_by_drain).collect();
+        // One window was open at the stop: its six pages come out twice, the two copies adding up.
+        assert_eq!(split.len(), 6, "seed {}", report.seed);
+        for row in split {
+            assert_eq!(row.counts.len(), 2, "{row:?} (seed {})", report.seed);
+            assert_eq!(row.counts.iter().sum::<u64>(), row.recount, "{row:?} (seed {})", report.seed);
+        }
+        let copies = report.oracle.rows.iter().filter(|r| r.counts.len() > 1 && !r.split_by_drain).count();
+        assert_eq!(copies, 0, "only the drained windows come out twice (seed {})", report.seed);
+    }
+    check("drain-then-resume-fixed", CLEAN);
+}
+
+#[test]
+fn a_restore_above_the_max_parallelism_is_refused_and_one_within_it_is_not() {
+    for report in check("restore-above-max-parallelism", "the restore at -p 200 was refused") {
+        let refused: Vec<_> = report
+            .events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::SubmissionRejected { refused } => Some(refused.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            matches!(
+                refused.as_slice(),
+                [RestoreRefused::AboveMaxParallelism { max_parallelism: 128, parallelism: 200, .. }]
+            ),
+            "{refused:?} (seed {})",
+            report.seed
+        );
+        assert!(refused[0].to_string().contains("The maximum parallelism (128) of the restored state is lower than the configured parallelism (200)"));
+    }
+    check("restore-above-max-parallelism-fixed", CLEAN);
+}
+
+#[test]
+fn a_transaction_left_open_holds_read_committed_readers_and_a_transaction_timeout_frees_them() {
+    for report in check("stuck-last-stable-offset", "read_committed readers stuck at the last stable offset") {
+        let stuck = report.oracle.stuck.as_ref().expect("named by the oracle");
+        assert!(!stuck.transactions.is_empty(), "seed {}", report.seed);
+        for partition in &stuck.partitions {
+            // The open transaction's results are there for read_uncommitted readers only.
+            assert!(partition.last_stable_offset < partition.high_watermark, "{partition:?} (seed {})", report.seed);
+            assert!(partition.read_committed < partition.read_uncommitted, "{partition:?} (seed {})", report.seed);
+        }
+    }
+    for report in check("stuck-last-stable-offset-fixed", "the broker aborted") {
+        assert_eq!(report.oracle.stuck, None, "seed {}", report.seed);
+        for partition in &report.oracle.output_partitions {
+            assert_eq!(partition.last_stable_offset, partition.high_watermark, "{partition:?} (seed {})", report.seed);
+        }
+    }
 }

@@ -6,7 +6,10 @@ use flinksim::Report;
 use flinksim::timeline::timeline;
 use flinksim::verdict::VerdictClass;
 
-use crate::harness::{assert_every_seed, assert_passed, inline, run, scenario, steps, traced};
+use flinksim::oracle::Violation;
+use flinksim::scenario::DuplicatesExpectation;
+
+use crate::harness::{assert_every_seed, assert_passed, inline, replay, run, run_seeds, scenario, steps, traced};
 
 /// Seeds of the default suite, per scenario; each one's step times are drawn from it.
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=4;
@@ -61,6 +64,7 @@ fn every_savepoint_scenario_passes_over_200_seeds() {
     for name in ["upgrade", "upgrade-exactly-once", "rescale", "rescale-exactly-once", "rescale-down", "rescale-down-exactly-once"] {
         passes(name, SWEEP);
     }
+    restoring_an_older_savepoint_again(SWEEP);
 }
 
 #[test]
@@ -175,4 +179,33 @@ fn a_resume_after_a_drained_stop_splits_the_open_windows_and_the_oracle_names_it
         }
         assert_eq!(report.oracle.totals().unaccounted, 0, "{replay}");
     }
+}
+
+/// Exactly-once, a savepoint restored a second time after the first resume had committed
+/// results: nothing is lost, every window the first resume wrote comes out twice with its full
+/// count, and the oracle names the second restore as the cause. Where the scenario allows no
+/// copies, that is a semantic finding, not an engine bug.
+fn restoring_an_older_savepoint_again(seeds: std::ops::RangeInclusive<u64>) {
+    let name = "exactly-once-restore-older-savepoint-again";
+    let mut strict = scenario(name);
+    strict.expect.duplicates = DuplicatesExpectation::None;
+    let seeds: Vec<u64> = seeds.collect();
+    for report in run_seeds(&strict, &seeds) {
+        let replay = replay(&scenario(name), report.seed);
+        let [Violation::RewoundBySavepoint { rows, rewinds }] = report.oracle.violations.as_slice() else {
+            panic!("{:?}\n{replay}", report.oracle.violations);
+        };
+        assert_eq!(report.oracle.verdict(), VerdictClass::Semantic, "{replay}");
+        assert_eq!(rewinds.len(), 1, "{replay}");
+        assert!(rows.len() >= 6 && rows.iter().all(|r| r.counts == [1000, 1000]), "{rows:?}\n{replay}");
+        let totals = report.oracle.totals();
+        assert_eq!((totals.lost, totals.unaccounted, totals.late), (0, 0, 0), "{replay}");
+        assert!(report.oracle.rows.iter().all(|r| r.counted == r.recount), "{replay}");
+    }
+    assert_every_seed(name, &seeds, |r| r.oracle.rows.iter().any(|row| row.counts.len() > 1));
+}
+
+#[test]
+fn restoring_an_older_savepoint_a_second_time_commits_its_windows_again_and_the_oracle_names_it() {
+    restoring_an_older_savepoint_again(SEEDS);
 }

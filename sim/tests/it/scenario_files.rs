@@ -28,6 +28,7 @@ fn every_scenario_file_is_covered_here() {
     let known = flinksim::Scenario::known(&scenarios_dir());
     let tested = [
         "exactly-once-restore-after-transaction-timeout",
+        "exactly-once-restore-older-savepoint-again",
         "exactly-once-resubmitted-at-lower-parallelism",
         "failure-recovery",
         "failure-recovery-exactly-once",
@@ -35,6 +36,8 @@ fn every_scenario_file_is_covered_here() {
         "failure-recovery-no-checkpointing",
         "pitfalls/at-least-once-duplicates",
         "pitfalls/at-least-once-duplicates-fixed",
+        "pitfalls/drain-then-resume",
+        "pitfalls/drain-then-resume-fixed",
         "pitfalls/generator-restart-from-zero",
         "pitfalls/generator-restart-from-zero-fixed",
         "pitfalls/idle-partition-late-drops",
@@ -43,6 +46,10 @@ fn every_scenario_file_is_covered_here() {
         "pitfalls/no-checkpointing-loss-fixed",
         "pitfalls/no-partition-subtask-stall",
         "pitfalls/no-partition-subtask-stall-fixed",
+        "pitfalls/restore-above-max-parallelism",
+        "pitfalls/restore-above-max-parallelism-fixed",
+        "pitfalls/stuck-last-stable-offset",
+        "pitfalls/stuck-last-stable-offset-fixed",
         "pitfalls/transaction-timeout-loss",
         "pitfalls/transaction-timeout-loss-fixed",
         "pitfalls/twelve-hour-date-pattern",
@@ -204,4 +211,39 @@ fn rescale_down() {
 #[test]
 fn rescale_down_exactly_once() {
     check("rescale-down-exactly-once");
+}
+
+#[test]
+fn pitfall_drain_then_resume() {
+    check("pitfalls/drain-then-resume");
+}
+
+#[test]
+fn pitfall_drain_then_resume_fixed() {
+    check("pitfalls/drain-then-resume-fixed");
+}
+
+#[test]
+fn pitfall_restore_above_max_parallelism() {
+    check("pitfalls/restore-above-max-parallelism");
+}
+
+#[test]
+fn pitfall_restore_above_max_parallelism_fixed() {
+    check("pitfalls/restore-above-max-parallelism-fixed");
+}
+
+#[test]
+fn pitfall_stuck_last_stable_offset() {
+    check("pitfalls/stuck-last-stable-offset");
+}
+
+#[test]
+fn pitfall_stuck_last_stable_offset_fixed() {
+    check("pitfalls/stuck-last-stable-offset-fixed");
+}
+
+#[test]
+fn exactly_once_restore_older_savepoint_again() {
+    check("exactly-once-restore-older-savepoint-again");
 }
