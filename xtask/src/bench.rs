@@ -180,6 +180,7 @@ impl BenchCase {
                                 trace: false,
                                 windows: crate::flags::Windows::Problems,
                                 trace_out: None,
+                plant: Default::default(),
                             };
                             errln!("replay: {}", crate::run_scenario::replay(&flags));
                             return Ok(ExitCode::from(EXIT_CRASHED));

@@ -10,6 +10,7 @@ mod harness;
 mod liveness;
 mod parallelism;
 mod pitfalls;
+mod planted_bugs;
 mod recovery;
 mod savepoints;
 mod scenario_files;
