@@ -15,6 +15,7 @@ pub mod cell;
 pub mod jobmanager;
 pub mod kafka;
 pub mod lifecycle;
+pub mod plant;
 pub mod playground;
 pub mod protocol;
 pub mod rpc;

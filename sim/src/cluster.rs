@@ -153,6 +153,7 @@ impl Cluster {
         );
         config.shutdown = self.shutdown_line("kafka");
         config.transaction_max_timeout = self.scenario.kafka.transaction_max_timeout;
+        config.plants = self.scenario.plants;
         self.add_node("kafka", move || broker::run(config.clone()));
     }
 
@@ -165,6 +166,7 @@ impl Cluster {
         );
         config.startup_period = self.scenario.cluster.startup_period;
         config.shutdown = self.shutdown_line("jobmanager");
+        config.plants = self.scenario.plants;
         self.add_node("jobmanager", move || jobmanager::run(config.clone()));
     }
 
@@ -180,6 +182,7 @@ impl Cluster {
             network: self.network.clone(),
             trace: self.trace.for_node(&name),
             shutdown: self.shutdown_line(&name),
+            plants: self.scenario.plants,
         };
         self.add_node(&name, move || taskmanager::run(config.clone()));
     }

@@ -484,6 +484,8 @@ mod tests {
             violations: Vec::new(),
             notes: Vec::new(),
             causes: Causes::default(),
+            output_partitions: Vec::new(),
+            stuck: None,
         }
     }
 

@@ -23,3 +23,5 @@ pub mod verdict;
 
 pub use run::{Report, RunError, run, run_with_progress};
 pub use scenario::Scenario;
+/// The engine's planted bugs (docs/planted-bugs.md), for the command line and the tests.
+pub use flinksim_engine::plant;

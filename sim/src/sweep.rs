@@ -3,6 +3,7 @@
 //! however many seeds run. A range splits into shards ([`Shard`]) for several machines, and
 //! their results merge back ([`merge`]).
 
+use flinksim_engine::plant::Plants;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -277,6 +278,9 @@ pub struct ScenarioResult {
     pub given: String,
     /// The `--duration` override, if any.
     pub duration: Option<Duration>,
+    /// The bugs planted in the engine (`--plant`, docs/planted-bugs.md); none in older results.
+    #[serde(default, skip_serializing_if = "Plants::is_empty")]
+    pub plants: Plants,
     /// Runs per verdict class.
     pub counts: Counts,
     /// The failing seeds, in seed order.
@@ -355,6 +359,7 @@ pub fn sweep(
             name: s.scenario.name.clone(),
             given: s.given.clone(),
             duration: s.duration,
+            plants: s.scenario.plants,
             counts: Counts::default(),
             failures: Vec::new(),
         })
@@ -447,7 +452,7 @@ pub enum MergeError {
 pub fn merge(reports: Vec<SweepReport>) -> Result<SweepReport, MergeError> {
     let mut reports = reports.into_iter();
     let mut merged = reports.next().ok_or(MergeError::Empty)?;
-    let key = |r: &SweepReport| r.scenarios.iter().map(|s| (s.name.clone(), s.duration)).collect::<Vec<_>>();
+    let key = |r: &SweepReport| r.scenarios.iter().map(|s| (s.name.clone(), s.duration, s.plants)).collect::<Vec<_>>();
     let names = |r: &SweepReport| r.scenarios.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
     for (i, report) in reports.enumerate() {
         let index = i + 2;
@@ -547,6 +552,7 @@ mod tests {
                 name: "x".into(),
                 given: "x".into(),
                 duration: None,
+                plants: Plants::NONE,
                 counts,
                 failures: failing
                     .iter()

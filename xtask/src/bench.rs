@@ -181,6 +181,7 @@ impl BenchCase {
                                 windows: crate::flags::Windows::Problems,
                                 trace_out: None,
                                 report: None,
+                plant: Default::default(),
                             };
                             errln!("replay: {}", crate::run_scenario::replay(&flags));
                             return Ok(ExitCode::from(EXIT_CRASHED));

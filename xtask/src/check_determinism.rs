@@ -16,7 +16,8 @@ use flinksim::verdict::VerdictClass;
 use serde::{Deserialize, Serialize};
 
 use crate::console::{errln, outln};
-use crate::flags::{Command as XtaskCommand, Xtask};
+use crate::flags::{Command as XtaskCommand, PlantFlags, Xtask};
+use flinksim::plant::Plants;
 
 /// `cargo xtask check-determinism <scenario> [--seeds A..B] [--process-sample N] [--jobs N]
 /// [--duration D] [--madsim]`, or `cargo xtask check-determinism --trace-a A --trace-b B`.
@@ -46,6 +47,9 @@ pub struct CheckDeterminism {
     /// The trace file to compare with --trace-a.
     #[arg(long, value_name = "PATH", requires = "trace_a")]
     pub trace_b: Option<PathBuf>,
+    /// Bugs planted in the engine, in every run (the fresh processes' too).
+    #[command(flatten)]
+    pub plant: PlantFlags,
 }
 
 /// `xtask trace-run <scenario> --seed N [--duration D]`: one run, printed as a [`TraceRunOutput`].
@@ -59,6 +63,9 @@ pub struct TraceRun {
     /// The `--duration` override, if any.
     #[arg(long, value_parser = flinksim::scenario::parse_run_duration)]
     pub duration: Option<Duration>,
+    /// The planted bugs, as check-determinism was given them.
+    #[command(flatten)]
+    pub plant: PlantFlags,
 }
 
 /// What `trace-run` prints: one JSON line.
@@ -75,7 +82,8 @@ const EXIT_NONDETERMINISM: u8 = VerdictClass::Nondeterminism.exit_code();
 impl TraceRun {
     /// Runs the seed in this (fresh) process and prints its trace as one JSON line.
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let (_, scenario) = crate::run_scenario::load(&self.scenario, self.duration)?;
+        let (_, mut scenario) = crate::run_scenario::load(&self.scenario, self.duration)?;
+        scenario.plants = self.plant.plants();
         let trace = determinism::runtime_trace(&scenario, self.seed).map_err(anyhow::Error::msg)?;
         let output = TraceRunOutput { seed: self.seed, trace };
         outln!("{}", serde_json::to_string(&output).context("cannot encode the trace")?)?;
@@ -84,12 +92,15 @@ impl TraceRun {
 }
 
 /// Runs `seed` in a fresh process of this executable (`xtask trace-run`) and reads its trace.
-fn process_trace(given: &str, duration: Option<Duration>, seed: u64) -> Result<Vec<String>, String> {
+fn process_trace(given: &str, duration: Option<Duration>, plants: Plants, seed: u64) -> Result<Vec<String>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let mut command = Command::new(&exe);
     command.args(["trace-run", given, "--seed", &seed.to_string()]);
     if let Some(duration) = duration {
         command.args(["--duration", &format_duration(duration).replace(' ', "")]);
+    }
+    for bug in plants.iter() {
+        command.args(["--plant", bug.name()]);
     }
     let output = command
         .stdin(Stdio::null())
@@ -114,7 +125,8 @@ impl CheckDeterminism {
             return compare_files(a, b);
         }
         let given = self.scenario.clone().context("a scenario or --trace-a/--trace-b is required")?;
-        let (_, scenario) = crate::run_scenario::load(&given, self.duration)?;
+        let (_, mut scenario) = crate::run_scenario::load(&given, self.duration)?;
+        scenario.plants = self.plant.plants();
         let seeds: Vec<u64> = (self.seeds.start..self.seeds.end).collect();
         if self.madsim {
             return self.run_madsim(&given, &seeds);
@@ -122,14 +134,15 @@ impl CheckDeterminism {
         let jobs = self.jobs.map_or_else(crate::sweep::cores, |j| j as usize);
         let sample = determinism::process_sample(&seeds, self.process_sample);
         outln!(
-            "check-determinism: {given}, seeds {}: 2 runs each in fresh runtimes{}, {jobs} jobs",
+            "check-determinism: {given}{}, seeds {}: 2 runs each in fresh runtimes{}, {jobs} jobs",
+            if scenario.plants.is_empty() { String::new() } else { format!(" (planted: {})", scenario.plants) },
             self.seeds,
             if sample.is_empty() { String::new() } else { format!(", seeds {} again in a fresh process", list(&sample)) }
         )?;
-        let duration = self.duration;
+        let (duration, plants) = (self.duration, scenario.plants);
         let run = |attempt: Attempt, seed: u64| match attempt {
             Attempt::Runtime(_) => determinism::runtime_trace(&scenario, seed),
-            Attempt::Process => process_trace(&given, duration, seed),
+            Attempt::Process => process_trace(&given, duration, plants, seed),
         };
         let bar = crate::sweep::bar(seeds.len() as u64);
         let mut differing = 0;
@@ -167,7 +180,7 @@ impl CheckDeterminism {
         if self.madsim {
             command += " --madsim";
         }
-        command
+        command + &PlantFlags::switches(self.plant.plants())
     }
 
     fn run_madsim(&self, given: &str, seeds: &[u64]) -> anyhow::Result<ExitCode> {
@@ -205,7 +218,9 @@ impl ScenarioSource for FromCommandLine {
             unreachable!("only check-determinism runs madsim's check")
         };
         let given = flags.scenario.expect("checked before the check starts");
-        crate::run_scenario::load(&given, flags.duration).expect("loaded before the check starts").1
+        let mut scenario = crate::run_scenario::load(&given, flags.duration).expect("loaded before the check starts").1;
+        scenario.plants = flags.plant.plants();
+        scenario
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use flinksim::scenario::format_duration;
+use flinksim::plant::{PlantedBug, Plants};
 
 /// flinksim's project commands.
 #[derive(Debug, Parser)]
@@ -65,6 +66,31 @@ pub struct RunScenario {
     /// Also write the run's report to PATH: one self-contained HTML page with the timeline and the window table.
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
+    /// Bugs planted in the engine.
+    #[command(flatten)]
+    pub plant: PlantFlags,
+}
+
+/// `--plant <bug>`, repeatable: switches on a deliberate engine bug for this run
+/// (docs/planted-bugs.md). The only way to plant one: a scenario file cannot.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct PlantFlags {
+    /// Switch on a planted engine bug (repeatable), to see the testbed catch it; see docs/planted-bugs.md for the names.
+    #[arg(long = "plant", value_name = "BUG")]
+    pub bugs: Vec<PlantedBug>,
+}
+
+impl PlantFlags {
+    /// The flags' set of bugs.
+    pub fn plants(&self) -> Plants {
+        Plants::of(self.bugs.iter().copied())
+    }
+
+    /// ` --plant a --plant b` for a replay line: one switch per bug of `plants`, in a fixed
+    /// order; empty when none is planted.
+    pub fn switches(plants: Plants) -> String {
+        plants.iter().map(|bug| format!(" --plant {bug}")).collect()
+    }
 }
 
 /// `--windows`: which rows of the window table to print.
@@ -80,13 +106,13 @@ impl RunScenario {
     /// The command that replays this run: the scenario as given and every flag that changes the
     /// run. The only place a replay line is built; the destructuring makes a new flag choose.
     pub fn replay_command(&self) -> String {
-        let RunScenario { scenario, seed, duration, trace: _, windows: _, trace_out: _, report: _ } = self;
+        let RunScenario { scenario, seed, duration, trace: _, windows: _, trace_out: _, report: _, plant } = self;
         let mut command = format!("cargo xtask run-scenario {} --seed {seed}", shell_word(scenario));
         if let Some(duration) = duration {
             // One word, `2m30s`: it reads back the same and needs no quotes.
             command += &format!(" --duration {}", format_duration(*duration).replace(' ', ""));
         }
-        command
+        command + &PlantFlags::switches(plant.plants())
     }
 }
 
@@ -153,6 +179,20 @@ mod tests {
         };
         assert_eq!((again.seed, again.duration), (flags.seed, flags.duration));
         assert_eq!(shell_word("my scenarios/it's.toml"), r"'my scenarios/it'\''s.toml'");
+    }
+
+    /// A run with a planted bug replays only with the same switches.
+    #[test]
+    fn replay_command_carries_every_planted_bug_and_an_unknown_one_is_bad_input() {
+        let flags = run_scenario(&["--plant", "watermark-max-of-inputs", "--plant", "barriers-not-aligned"]).unwrap();
+        assert_eq!(
+            flags.replay_command(),
+            "cargo xtask run-scenario steady-state --seed 1 --plant barriers-not-aligned --plant watermark-max-of-inputs"
+        );
+        let error = run_scenario(&["--plant", "no-such-bug"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        let rendered = error.to_string();
+        assert!(rendered.contains("unknown planted bug `no-such-bug`: expected one of source-restore-offset-skew,"), "{rendered}");
     }
 
     /// `--duration 0s` ran (and failed the oracle, exit 1) while `duration = "0s"` in a file is

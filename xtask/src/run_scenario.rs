@@ -54,8 +54,13 @@ fn clock(ms: i64) -> String {
 impl RunScenario {
     /// Runs the command; the exit code says pass, oracle failure or panic.
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let (path, scenario) = load(&self.scenario, self.duration)?;
-        // The banner: the effective scenario, itself a valid scenario file.
+        let (path, mut scenario) = load(&self.scenario, self.duration)?;
+        scenario.plants = self.plant.plants();
+        // The banner: the effective scenario, itself a valid scenario file (a planted bug is
+        // not part of it, so a comment names them).
+        if !scenario.plants.is_empty() {
+            outln!("# planted bugs: {} (--plant; docs/planted-bugs.md)", scenario.plants)?;
+        }
         outln!("{}", scenario.to_toml())?;
         let (report, wall) = match run_showing_progress(&scenario, self.seed) {
             Ok(done) => done,
@@ -106,6 +111,9 @@ impl RunScenario {
         outln!()?;
         outln!("scenario:   {} ({})", report.scenario, path.display())?;
         outln!("seed:       {}", report.seed)?;
+        if !scenario.plants.is_empty() {
+            outln!("planted:    {}", scenario.plants)?;
+        }
         outln!("simulated:  {:.1?}   wall: {:.3?}", report.simulated, wall)?;
         outln!("events:     {} in input, {} results in output", oracle.input_events, oracle.output_records)?;
         outln!("network:    {} messages", report.messages)?;

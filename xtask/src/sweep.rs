@@ -58,6 +58,9 @@ pub struct SweepRun {
     /// Simulated time to run, overriding each file's `duration` (as run-scenario's --duration).
     #[arg(long, value_parser = flinksim::scenario::parse_run_duration)]
     pub duration: Option<Duration>,
+    /// Bugs planted in the engine, in every run.
+    #[command(flatten)]
+    pub plant: crate::flags::PlantFlags,
 }
 
 /// `sweep merge <json…> [--json PATH]`.
@@ -91,14 +94,19 @@ impl SweepRun {
         let seeds = self.seeds.context("--seeds is required")?;
         let mut scenarios = Vec::new();
         for given in &self.scenarios {
-            let (_, scenario) = crate::run_scenario::load(given, self.duration)?;
+            let (_, mut scenario) = crate::run_scenario::load(given, self.duration)?;
+            scenario.plants = self.plant.plants();
             scenarios.push(SweepScenario { given: given.clone(), duration: self.duration, scenario });
         }
         let jobs = self.jobs.map_or_else(cores, |j| j as usize);
         let per_scenario = self.shard.len(seeds);
         outln!(
-            "sweep: {} × seeds {seeds}{}: {} runs on {jobs} jobs",
+            "sweep: {}{} × seeds {seeds}{}: {} runs on {jobs} jobs",
             names(&self.scenarios),
+            match self.plant.plants() {
+                plants if plants.is_empty() => String::new(),
+                plants => format!(" (planted: {plants})"),
+            },
             if self.shard == Shard::WHOLE { String::new() } else { format!(" (shard {}: {per_scenario} seeds)", self.shard) },
             per_scenario * scenarios.len() as u64,
         )?;
@@ -273,6 +281,7 @@ fn replay(scenario: &flinksim::sweep::ScenarioResult, seed: u64) -> String {
         windows: crate::flags::Windows::Problems,
         trace_out: None,
         report: None,
+        plant: crate::flags::PlantFlags { bugs: scenario.plants.iter().collect() },
     };
     flags.replay_command()
 }

@@ -10,6 +10,7 @@
 //!
 //! I/O-free: it says what to send and what to write, and the node does it.
 
+use crate::plant::{PlantedBug, Plants};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -280,13 +281,27 @@ impl CheckpointCoordinator {
     /// for finalization. Acknowledgements of anything else than the pending checkpoint (a late
     /// one of an aborted checkpoint, another job's) are ignored.
     pub fn acknowledge(&mut self, ack: AcknowledgeCheckpoint) -> Option<Finalization> {
+        self.acknowledge_planted(ack, Plants::NONE)
+    }
+
+    /// [`acknowledge`](Self::acknowledge) with the planted bug that lives here switched on when
+    /// `plants` holds it: `checkpoint-completes-early` hands the checkpoint over once the tasks
+    /// it triggered (the sources) have acknowledged, without the others' state
+    /// (docs/planted-bugs.md).
+    pub fn acknowledge_planted(&mut self, ack: AcknowledgeCheckpoint, plants: Plants) -> Option<Finalization> {
         let pending = self
             .pending
             .as_mut()
             .filter(|p| p.job_id == ack.job_id && p.barrier.checkpoint_id == ack.checkpoint_id)?;
         let (vertex, subtask) = pending.awaiting.remove(&ack.attempt_id)?;
         pending.acknowledged.entry(operator_id(vertex).to_owned()).or_default().insert(subtask, ack.state);
-        if !pending.awaiting.is_empty() {
+        let done = if plants.has(PlantedBug::CheckpointCompletesEarly) {
+            // Counted against the triggered tasks: done at the last source's acknowledgement.
+            vertex == Vertex::Source && !pending.awaiting.values().any(|(v, _)| *v == Vertex::Source)
+        } else {
+            pending.awaiting.is_empty()
+        };
+        if !done {
             return None;
         }
         let metadata = CheckpointMetadata {
@@ -514,6 +529,31 @@ mod tests {
 
         let second = checkpoint(&mut coordinator, &job, &resource_manager, t0 + Duration::from_secs(1));
         assert_eq!(second.replaced, Some(checkpoint_dir(job.job_id, 1)), "one checkpoint is retained");
+    }
+
+    /// Planted bug `checkpoint-completes-early`: the sources' acknowledgements complete the
+    /// checkpoint, whose metadata then has no state of the other vertices.
+    #[test]
+    fn with_the_early_completion_the_sources_acknowledgements_complete_the_checkpoint() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let planted = Plants::of([PlantedBug::CheckpointCompletesEarly]);
+        for plants in [Plants::NONE, planted] {
+            let mut coordinator = CheckpointCoordinator::default();
+            coordinator.trigger(&job, &resource_manager, 1000, t0, &mut Vec::new()).unwrap();
+            // The executions' order: the sources first.
+            let mut finalized: Vec<Finalization> = Vec::new();
+            for ack in acks(&job, 1) {
+                finalized.extend(coordinator.acknowledge_planted(ack, plants));
+            }
+            assert_eq!(finalized.len(), 1, "finalized once");
+            let operators: Vec<&String> = finalized[0].metadata.operators.keys().collect();
+            if plants.is_empty() {
+                assert_eq!(operators.len(), 4, "every vertex's state: {operators:?}");
+            } else {
+                assert_eq!(operators, [operator_id(Vertex::Source)], "the sources' state alone");
+            }
+        }
     }
 
     #[test]

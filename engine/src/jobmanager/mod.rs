@@ -16,6 +16,7 @@ pub mod resource_manager;
 pub mod scheduler;
 pub mod slot_pool;
 
+use crate::plant::{PlantedBug, Plants};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -69,6 +70,8 @@ pub struct JobManagerConfig {
     pub trace: NodeTrace,
     /// SIGTERM (`docker-compose stop`): suspend the job, disconnect, exit.
     pub shutdown: Shutdown,
+    /// The bugs planted in this run (docs/planted-bugs.md); none by default.
+    pub plants: Plants,
 }
 
 impl JobManagerConfig {
@@ -90,6 +93,7 @@ impl JobManagerConfig {
             network,
             trace,
             shutdown: Shutdown::default(),
+            plants: Plants::NONE,
         }
     }
 }
@@ -510,7 +514,8 @@ impl JobManager {
     /// A task acknowledged: when it was the last, finalize the checkpoint (write `_metadata`),
     /// complete it, notify the tasks and delete the checkpoint it replaces.
     fn acknowledge_checkpoint(&self, ack: AcknowledgeCheckpoint) {
-        let Some(finalization) = self.state.lock().unwrap().checkpoints.acknowledge(ack) else { return };
+        let acknowledged = self.state.lock().unwrap().checkpoints.acknowledge_planted(ack, self.config.plants);
+        let Some(finalization) = acknowledged else { return };
         let finalization_job = finalization.metadata.job_id;
         let jm = self.clone();
         madsim::task::spawn(async move {
@@ -618,6 +623,8 @@ impl JobManager {
     /// Sends heartbeats every interval; a TaskManager silent for the timeout is lost.
     async fn monitor_heartbeats(self) {
         let mut tick = Ticker::new(self.config.heartbeat_interval);
+        // The planted mistake never looks for silent TaskManagers (docs/planted-bugs.md).
+        let timeout_ignored = self.config.plants.has(PlantedBug::HeartbeatTimeoutIgnored);
         loop {
             tick.tick().await;
             let (job_master, targets) = {
@@ -639,8 +646,10 @@ impl JobManager {
             let mut guard = self.state.lock().unwrap();
             let state = &mut *guard;
             let mut events = Vec::new();
-            for id in state.resource_manager.timed_out(Instant::now(), self.config.heartbeat_timeout) {
-                self.lose_task_manager(state, id, "timed out", &mut events);
+            if !timeout_ignored {
+                for id in state.resource_manager.timed_out(Instant::now(), self.config.heartbeat_timeout) {
+                    self.lose_task_manager(state, id, "timed out", &mut events);
+                }
             }
             self.record(events);
             if state.scheduler.job().is_some() {

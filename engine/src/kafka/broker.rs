@@ -4,6 +4,7 @@
 //! to `fetch.max.wait.ms`), metadata, offset and transaction requests, and aborts transactions that
 //! outlive their timeout (checked every 10 s).
 
+use crate::plant::{PlantedBug, Plants};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub struct BrokerConfig {
     pub transaction_max_timeout: Duration,
     /// SIGTERM (`docker-compose stop`): a controlled shutdown.
     pub shutdown: Shutdown,
+    /// The bugs planted in this run (docs/planted-bugs.md); none by default.
+    pub plants: Plants,
 }
 
 /// Kafka's own default `transaction.max.timeout.ms` (15 min).
@@ -73,6 +76,7 @@ impl BrokerConfig {
             trace,
             transaction_max_timeout: DEFAULT_TRANSACTION_MAX_TIMEOUT,
             shutdown: Shutdown::default(),
+            plants: Plants::NONE,
         }
     }
 }
@@ -193,6 +197,8 @@ struct Broker {
     coordinator: Mutex<Coordinator>,
     trace: crate::trace::NodeTrace,
     transaction_max_timeout: Duration,
+    /// Planted bug `read-committed-shows-aborted` (docs/planted-bugs.md), read once at start.
+    hide_aborted_index: bool,
     /// Set on SIGTERM: held fetches are answered at once, as a closing connection ends them.
     closing: AtomicBool,
     /// Read per fetch, so held.
@@ -272,6 +278,7 @@ impl Broker {
             coordinator: Mutex::new(coordinator),
             trace: config.trace.clone(),
             transaction_max_timeout: config.transaction_max_timeout,
+            hide_aborted_index: config.plants.has(PlantedBug::ReadCommittedShowsAborted),
             closing: AtomicBool::new(false),
             clock: crate::timer::Clock::current(),
         })
@@ -433,7 +440,9 @@ impl Broker {
                     Ok(records) => fetched.records = records,
                     Err(e) => fetched.error = Some(e),
                 }
-                if isolation == IsolationLevel::ReadCommitted && !fetched.records.is_empty() {
+                // The planted mistake sends no aborted-transaction index: the consumer, which
+                // filters by it, then hands out aborted records.
+                if isolation == IsolationLevel::ReadCommitted && !fetched.records.is_empty() && !self.hide_aborted_index {
                     let upto = RecordBatches::new(fetched.records.clone())
                         .filter_map(Result::ok)
                         .map(|b| b.header().next_offset())

@@ -31,6 +31,7 @@ use crate::trace::{Event, NodeTrace};
 
 use network::GateRegistry;
 use task::{TaskControl, TaskServices};
+use crate::plant::Plants;
 
 /// The playground's `taskmanager.numberOfTaskSlots`.
 pub const DEFAULT_SLOTS: u32 = 2;
@@ -60,6 +61,8 @@ pub struct TaskManagerConfig {
     pub trace: NodeTrace,
     /// SIGTERM (`docker-compose stop`): cancel the tasks, disconnect, exit.
     pub shutdown: Shutdown,
+    /// The bugs planted in this run (docs/planted-bugs.md); none by default.
+    pub plants: Plants,
 }
 
 /// How long a cancelled task may take to stop by itself before it is killed (shorter than
@@ -99,6 +102,7 @@ pub async fn run(config: TaskManagerConfig) {
         gates: gates.clone(),
         broker: config.broker,
         trace: config.trace.clone(),
+        plants: config.plants,
     };
 
     rpc.serve({
@@ -129,7 +133,7 @@ pub async fn run(config: TaskManagerConfig) {
                 Err(format!("TaskManager is registered with another JobManager than {}", tdd.job_master))
             } else {
                 // The gate opens before the task runs, so early buffers find it.
-                let input = task::open_input(&tdd, &services.gates);
+                let input = task::open_input(&tdd, &services.gates, services.plants);
                 let (control, control_receiver) = control::channel();
                 let running = RunningTask {
                     display_name: tdd.display_name(),

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::plant::{PlantedBug, Plants};
 use crate::protocol::checkpoint::CheckpointBarrier;
 use crate::protocol::data::{
     ChannelId, DeliverBuffer, DeliverResponse, NetworkBuffer, Record, StreamElement, WatermarkStatus,
@@ -267,6 +268,17 @@ impl RecordWriter {
         Ok(())
     }
 
+    /// Drops what every partly filled buffer holds, unshipped; returns how many records went.
+    /// Only the planted bug `savepoint-without-drain` does this (docs/planted-bugs.md).
+    pub fn discard_pending(&mut self) -> usize {
+        let mut records = 0;
+        for channel in &mut self.channels {
+            records += channel.current.elements.iter().filter(|e| matches!(e, StreamElement::Record(_))).count();
+            channel.current = NetworkBuffer::default();
+        }
+        records
+    }
+
     async fn append(&mut self, index: usize, element: StreamElement) -> Result<(), ChannelClosed> {
         let size = element.serialized_size();
         if !self.channels[index].current.has_room(size) {
@@ -388,6 +400,10 @@ pub struct InputGate {
     watermark: i64,
     idle: bool,
     alignment: Alignment,
+    /// Planted bug `barriers-not-aligned` (docs/planted-bugs.md): read once when the gate opens.
+    unaligned: bool,
+    /// Planted bug `watermark-max-of-inputs` (docs/planted-bugs.md).
+    max_watermark: bool,
 }
 
 impl InputGate {
@@ -405,7 +421,16 @@ impl InputGate {
                 held: vec![VecDeque::new(); channels as usize],
                 ..Alignment::default()
             },
+            unaligned: false,
+            max_watermark: false,
         }
+    }
+
+    /// The gate with the planted bugs that live in it switched on (docs/planted-bugs.md).
+    pub fn planted(mut self, plants: Plants) -> InputGate {
+        self.unaligned = plants.has(PlantedBug::BarriersNotAligned);
+        self.max_watermark = plants.has(PlantedBug::WatermarkMaxOfInputs);
+        self
     }
 
     /// The combined watermark so far.
@@ -464,6 +489,13 @@ impl InputGate {
         let alignment = &mut self.alignment;
         if id <= alignment.last_aligned {
             return None; // a barrier of a checkpoint already aligned (or given up)
+        }
+        if self.unaligned {
+            // The planted mistake: the first channel's barrier goes on at once and no channel
+            // waits, so the snapshot misses what the other channels still send before theirs,
+            // and holds what this one sends after it.
+            alignment.last_aligned = id;
+            return Some(GateEvent::Barrier(barrier));
         }
         match alignment.barrier {
             Some(current) if id < current.checkpoint_id => return None,
@@ -529,12 +561,9 @@ impl InputGate {
 
     /// Recomputes the min over active, aligned channels; reports it if it moved forward.
     fn advance(&mut self) -> Option<GateEvent> {
-        let min = self
-            .clocks
-            .iter()
-            .filter(|c| !c.idle && c.aligned)
-            .map(|c| c.watermark)
-            .min()?;
+        let active = self.clocks.iter().filter(|c| !c.idle && c.aligned).map(|c| c.watermark);
+        // The planted mistake takes the fastest channel's watermark, not the slowest's.
+        let min = if self.max_watermark { active.max()? } else { active.min()? };
         if min > self.watermark {
             self.watermark = min;
             Some(GateEvent::Watermark(min))
@@ -641,6 +670,11 @@ mod tests {
             Gate { gate: InputGate::new(receiver, channels), input }
         }
 
+        fn planted(channels: u32, plants: Plants) -> Gate {
+            let Gate { gate, input } = Gate::with_channels(channels);
+            Gate { gate: gate.planted(plants), input }
+        }
+
         /// Delivers `elements` as one buffer on `channel`; returns what the task gets from the
         /// gate before it would have to wait for more input.
         fn deliver(&mut self, channel: u32, elements: Vec<StreamElement>) -> Vec<GateEvent> {
@@ -718,6 +752,26 @@ mod tests {
         // blocked for checkpoint 2, and checkpoint 1 never goes on.
         assert_eq!(gate.deliver(1, vec![b(2), record(1)]), [got(0, 0)]);
         assert_eq!(gate.deliver(0, vec![b(2)]), [GateEvent::Barrier(barrier(2)), got(1, 1)]);
+    }
+
+    /// Planted bug `barriers-not-aligned`: the first channel's barrier goes on at once, nothing
+    /// is held, and the later channel's records before its barrier come after the snapshot.
+    #[test]
+    fn with_barriers_not_aligned_the_first_barrier_goes_on_and_nothing_waits() {
+        let mut gate = Gate::planted(2, Plants::of([PlantedBug::BarriersNotAligned]));
+        let b1 = StreamElement::Barrier(barrier(1));
+        assert_eq!(gate.deliver(0, vec![b1.clone(), record(0)]), [GateEvent::Barrier(barrier(1)), got(0, 0)]);
+        assert_eq!(gate.deliver(1, vec![record(1), b1, record(2)]), [got(1, 1), got(1, 2)]);
+    }
+
+    /// Planted bug `watermark-max-of-inputs`: the fastest channel sets the watermark.
+    #[test]
+    fn with_the_max_of_inputs_the_fastest_channel_sets_the_watermark() {
+        let mut gate = Gate::planted(2, Plants::of([PlantedBug::WatermarkMaxOfInputs]));
+        let wm = StreamElement::Watermark;
+        assert_eq!(gate.deliver(0, vec![wm(100)]), [GateEvent::Watermark(100)], "channel 1 has none yet");
+        assert_eq!(gate.deliver(1, vec![wm(50)]), []);
+        assert_eq!(gate.deliver(1, vec![wm(300)]), [GateEvent::Watermark(300)]);
     }
 
     #[test]

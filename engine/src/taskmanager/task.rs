@@ -16,6 +16,7 @@ use crate::rpc::Rpc;
 use crate::storage::StorageClient;
 use crate::trace::Event;
 use crate::trace::NodeTrace;
+use crate::plant::Plants;
 
 use super::control::ControlReceiver;
 use super::network::{
@@ -36,6 +37,9 @@ pub struct TaskServices {
     pub broker: SocketAddr,
     /// The TaskManager's trace.
     pub trace: NodeTrace,
+    /// The bugs planted in this run (docs/planted-bugs.md): each task reads what it needs once,
+    /// when it starts.
+    pub plants: Plants,
 }
 
 /// Why a task stopped before its input ended.
@@ -172,8 +176,8 @@ async fn read_with_retry(storage: &StorageClient, path: &str) -> Result<bytes::B
 }
 
 /// Opens the task's input gate (before the task runs, so early deliveries find it).
-pub fn open_input(tdd: &TaskDeploymentDescriptor, gates: &GateRegistry) -> Option<InputGate> {
-    (tdd.input_channels > 0).then(|| gates.open_gate(gate_key(tdd), tdd.input_channels))
+pub fn open_input(tdd: &TaskDeploymentDescriptor, gates: &GateRegistry, plants: Plants) -> Option<InputGate> {
+    (tdd.input_channels > 0).then(|| gates.open_gate(gate_key(tdd), tdd.input_channels).planted(plants))
 }
 
 /// The key of the task's own input gate.

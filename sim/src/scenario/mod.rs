@@ -8,6 +8,7 @@ mod error;
 mod file;
 mod layout;
 
+use flinksim_engine::plant::Plants;
 use std::fmt::{self, Write as _};
 use std::ops::Range;
 use std::io::ErrorKind;
@@ -52,6 +53,9 @@ pub struct Scenario {
     pub expect: Expect,
     /// The file the scenario came from, for messages.
     pub path: PathBuf,
+    /// Bugs planted in the engine for this run (docs/planted-bugs.md). Never read from a file:
+    /// only the command line's `--plant` sets them, and the file rendering leaves them out.
+    pub plants: Plants,
 }
 
 /// The most TaskManagers a scenario may have, at start (`[cluster] taskmanagers`) or after a
@@ -797,6 +801,7 @@ impl Checker<'_> {
             steps,
             expect: file.expect,
             path: path.to_owned(),
+            plants: Plants::NONE,
         })
     }
 

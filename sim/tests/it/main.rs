@@ -11,6 +11,7 @@ mod harness;
 mod liveness;
 mod parallelism;
 mod pitfalls;
+mod planted_bugs;
 mod recovery;
 mod report;
 mod savepoints;

@@ -30,6 +30,7 @@ fn every_scenario_file_is_covered_here() {
         "exactly-once-restore-after-transaction-timeout",
         "exactly-once-restore-older-savepoint-again",
         "exactly-once-resubmitted-at-lower-parallelism",
+        "exactly-once-slow-checkpoint-messages",
         "failure-recovery",
         "failure-recovery-exactly-once",
         "failure-recovery-exactly-once-partition",
@@ -106,6 +107,12 @@ fn failure_recovery_no_checkpointing() {
 #[test]
 fn exactly_once_resubmitted_at_lower_parallelism() {
     check("exactly-once-resubmitted-at-lower-parallelism");
+}
+
+/// Written for two planted bugs (docs/planted-bugs.md): without them it passes.
+#[test]
+fn exactly_once_slow_checkpoint_messages() {
+    check("exactly-once-slow-checkpoint-messages");
 }
 
 #[test]

@@ -19,6 +19,7 @@ use crate::kafka::{
     Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, RecordedOutcome,
     TransactionHandle, TransactionalProducer, abort_lingering, commit_recorded,
 };
+use crate::plant::PlantedBug;
 use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::Record;
 use crate::protocol::job::SinkMode;
@@ -59,6 +60,9 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             _ => madsim::time::sleep(METADATA_RETRY).await,
         }
     };
+    // Planted bugs (docs/planted-bugs.md), read once.
+    let commit_at_barrier = services.plants.has(PlantedBug::SinkCommitsBeforeCheckpoint);
+    let abort_restored = services.plants.has(PlantedBug::SinkAbortsRestoredTransactions);
     let mut config = ProducerConfig::new(services.broker);
     config.partitioner = Partitioner::Fixed(tdd.subtask % partitions);
     let mut writer = match tdd.submission.sink_mode {
@@ -75,7 +79,8 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             //    every old subtask whose transactions this subtask now answers for.
             for (old_subtask, snapshot) in restored {
                 let TaskSnapshot::Sink { pending } = snapshot else { continue };
-                if old_subtask % tdd.parallelism != tdd.subtask {
+                // The planted mistake skips the commit: step 2 then aborts them as lingering.
+                if old_subtask % tdd.parallelism != tdd.subtask || abort_restored {
                     continue;
                 }
                 for handle in pending.values() {
@@ -156,7 +161,13 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                         }
                         Writer::ExactlyOnce { open, pending } => {
                             open.flush().await.map_err(kafka)?;
-                            pending.insert(id, open.handle());
+                            if commit_at_barrier {
+                                // The planted mistake: committed before checkpoint `id` is
+                                // complete, so a restore of an earlier one writes it again.
+                                commit_pending(&context, &open.handle(), id, false).await?;
+                            } else {
+                                pending.insert(id, open.handle());
+                            }
                             *open = open_transaction(&context, &config, id + 1).await?;
                             pending.clone()
                         }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::kafka::{Consumer, ConsumerConfig, TopicPartition};
+use crate::plant::PlantedBug;
 use crate::playground::click_event::{ClickEvent, DateReader};
 use crate::protocol::snapshot::{SnapshotKind, TaskSnapshot};
 use crate::protocol::data::{Record, StreamElement};
@@ -39,6 +40,9 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             Err(_) => madsim::time::sleep(RETRY_BACKOFF).await,
         }
     };
+    // Planted bugs (docs/planted-bugs.md), read once.
+    let offset_skew = u64::from(services.plants.has(PlantedBug::SourceRestoreOffsetSkew));
+    let savepoint_without_drain = services.plants.has(PlantedBug::SavepointWithoutDrain);
     let owned: Vec<u32> = (0..partitions)
         .filter(|&p| kafka_partition_owner(&topic, p, tdd.parallelism) == tdd.subtask)
         .collect();
@@ -80,7 +84,10 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         .iter()
         .zip(&committed)
         .map(|(tp, committed)| {
-            let offset = restored.get(&tp.partition).copied().or(*committed).unwrap_or(0);
+            // The planted skew reads a restored position (the next record to read) as the last
+            // record read, and starts one further.
+            let restored = restored.get(&tp.partition).map(|offset| offset + offset_skew);
+            let offset = restored.or(*committed).unwrap_or(0);
             (tp.clone(), offset)
         })
         .collect();
@@ -117,6 +124,13 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                         TaskControl::TriggerCheckpoint(barrier) => {
                             let offsets = positions.iter().map(|(tp, o)| (tp.partition, *o)).collect();
                             context.acknowledge(barrier, &TaskSnapshot::Source { offsets });
+                            if savepoint_without_drain && barrier.kind != SnapshotKind::Checkpoint {
+                                // The planted mistake: the savepoint's barrier jumps the records
+                                // still buffered, which the offsets above already cover, and the
+                                // task stops without ever sending them.
+                                let dropped = output.discard_pending();
+                                context.trace(format!("drops {dropped} buffered records ahead of savepoint {} (planted)", barrier.checkpoint_id));
+                            }
                             output.broadcast(StreamElement::Barrier(barrier)).await?;
                             let snapshot: Vec<_> = positions.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
                             if barrier.kind != SnapshotKind::Checkpoint {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use madsim::time::Instant;
 
+use crate::plant::{PlantedBug, Plants};
 use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::{Record, StreamElement, WatermarkStatus};
 use crate::taskmanager::network::GateEvent;
@@ -84,6 +85,15 @@ impl WatermarkGenerator {
     }
 }
 
+/// The bound the generators subtract, in milliseconds: the job's, or none under the planted bug
+/// `watermark-without-bound` (docs/planted-bugs.md).
+fn out_of_orderness_ms(bound: Duration, plants: Plants) -> i64 {
+    if plants.has(PlantedBug::WatermarkWithoutBound) {
+        return 0;
+    }
+    i64::try_from(bound.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Runs the operator until its input ends.
 pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     let mut input = context.input.take().expect("Timestamps/Watermarks has an input");
@@ -93,7 +103,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         partitions: BTreeMap::new(),
         assigned_at: None,
         idleness: submission.idleness,
-        out_of_orderness_ms: i64::try_from(submission.out_of_orderness.as_millis()).unwrap_or(i64::MAX),
+        out_of_orderness_ms: out_of_orderness_ms(submission.out_of_orderness, context.services.plants),
         emitted: i64::MIN,
         idle: false,
         idle_partitions: BTreeSet::new(),
@@ -189,5 +199,21 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Planted bug `watermark-without-bound`: the watermark follows the newest timestamp, so an
+    /// event 1 ms older than it is already behind it.
+    #[test]
+    fn without_the_bound_the_watermark_is_the_newest_timestamp_minus_one() {
+        let clock = PartitionClock { max_timestamp: 15_000, last_record: Instant::now() };
+        let bound = Duration::from_millis(200);
+        assert_eq!(clock.watermark(out_of_orderness_ms(bound, Plants::NONE)), 14_799);
+        let planted = Plants::of([PlantedBug::WatermarkWithoutBound]);
+        assert_eq!(clock.watermark(out_of_orderness_ms(bound, planted)), 14_999);
     }
 }

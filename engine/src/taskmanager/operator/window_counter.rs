@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 use smol_str::SmolStr;
 
+use crate::plant::{PlantedBug, Plants};
 use crate::timer::Ticker;
 use crate::playground::click_event::{ClickEvent, ClickEventStatistics, WINDOW_MS, window_start};
 use crate::protocol::snapshot::{SnapshotKind, TaskSnapshot, WindowState};
@@ -27,6 +28,8 @@ pub struct WindowCounter {
     watermark: i64,
     /// Flink's `numLateRecordsDropped`.
     pub late_records_dropped: u64,
+    /// Planted bug `timers-lost-on-restore` (docs/planted-bugs.md).
+    lose_timers_on_restore: bool,
 }
 
 impl WindowCounter {
@@ -38,6 +41,16 @@ impl WindowCounter {
             timers: BTreeSet::new(),
             watermark: i64::MIN,
             late_records_dropped: 0,
+            lose_timers_on_restore: false,
+        }
+    }
+
+    /// An empty operator with the planted bugs that live in it switched on
+    /// (docs/planted-bugs.md).
+    pub fn planted(max_parallelism: u32, plants: Plants) -> WindowCounter {
+        WindowCounter {
+            lose_timers_on_restore: plants.has(PlantedBug::TimersLostOnRestore),
+            ..WindowCounter::new(max_parallelism)
         }
     }
 
@@ -98,7 +111,8 @@ impl WindowCounter {
     pub fn restore(&mut self, state: WindowState, range: KeyGroupRange) {
         for (key_group, windows) in state.within(range).key_groups {
             for ((page, start), count) in &windows {
-                if *count > 0 {
+                // The planted mistake restores the counts but not the timers that fire them.
+                if *count > 0 && !self.lose_timers_on_restore {
                     self.timers.insert((start + WINDOW_MS - 1, key_group, page.clone(), *start));
                 }
             }
@@ -107,14 +121,35 @@ impl WindowCounter {
     }
 }
 
+/// The key groups subtask `subtask` of `parallelism` takes from a snapshot taken at
+/// `restored_parallelism` (one snapshot per old subtask; 0 without a restore). The planted bug
+/// `wrong-key-group-on-rescale` computes the range at the old parallelism instead: the same
+/// while the parallelism is unchanged, wrong on rescale.
+pub fn restore_range(
+    max_parallelism: u32,
+    parallelism: u32,
+    subtask: u32,
+    restored_parallelism: u32,
+    plants: Plants,
+) -> KeyGroupRange {
+    let at = match plants.has(PlantedBug::WrongKeyGroupOnRescale) && restored_parallelism > 0 {
+        true => restored_parallelism,
+        false => parallelism,
+    };
+    KeyGroupRange::of_subtask(max_parallelism, at, subtask)
+}
+
 /// Runs the operator until its input ends.
 pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     let mut input = context.input.take().expect("the counter has an input");
     let mut output = context.output.take().expect("the counter has an output");
     let tdd = &context.tdd;
-    let mut counter = WindowCounter::new(tdd.max_parallelism);
-    let range = KeyGroupRange::of_subtask(tdd.max_parallelism, tdd.parallelism, tdd.subtask);
-    for (_, snapshot) in context.restored_snapshots().await? {
+    let plants = context.services.plants;
+    let mut counter = WindowCounter::planted(tdd.max_parallelism, plants);
+    let snapshot_state = !plants.has(PlantedBug::WindowStateNotSnapshotted);
+    let restored = context.restored_snapshots().await?;
+    let range = restore_range(tdd.max_parallelism, tdd.parallelism, tdd.subtask, restored.len() as u32, plants);
+    for (_, snapshot) in restored {
         if let TaskSnapshot::Counter(state) = snapshot {
             counter.restore(state, range);
         }
@@ -157,7 +192,9 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                                 }
                                 output.broadcast(StreamElement::Watermark(i64::MAX)).await?;
                             }
-                            context.acknowledge(barrier, &TaskSnapshot::Counter(counter.state().clone()));
+                            // The planted mistake leaves the window state out of the snapshot.
+                            let state = if snapshot_state { counter.state().clone() } else { WindowState::default() };
+                            context.acknowledge(barrier, &TaskSnapshot::Counter(state));
                             output.broadcast(StreamElement::Barrier(barrier)).await?;
                         }
                         GateEvent::Record(_, Record::Click(event)) => {
@@ -260,6 +297,33 @@ mod tests {
         let pages: Vec<&str> = fired.iter().map(|s| s.page.as_str()).collect();
         assert_eq!(pages, vec!["/shop", "/help"]);
         assert!(fired.iter().all(|s| s.count == 100));
+    }
+
+    /// Planted bug `wrong-key-group-on-rescale`: unchanged at the same parallelism; from 2 to 3,
+    /// subtask 1 takes 64..=127 instead of its own 43..=85.
+    #[test]
+    fn with_the_wrong_key_group_on_rescale_a_subtask_restores_the_old_range() {
+        let wrong = Plants::of([PlantedBug::WrongKeyGroupOnRescale]);
+        for plants in [Plants::NONE, wrong] {
+            assert_eq!(restore_range(128, 2, 1, 2, plants), KeyGroupRange::of_subtask(128, 2, 1));
+            assert_eq!(restore_range(128, 3, 1, 0, plants), KeyGroupRange::of_subtask(128, 3, 1));
+        }
+        assert_eq!(restore_range(128, 3, 1, 2, Plants::NONE), KeyGroupRange { start: 43, end: 85 });
+        assert_eq!(restore_range(128, 3, 1, 2, wrong), KeyGroupRange { start: 64, end: 127 });
+    }
+
+    /// Planted bug `timers-lost-on-restore`: the restored counts are there, and never fire.
+    #[test]
+    fn with_timers_lost_on_restore_a_restored_window_never_fires() {
+        let mut before = WindowCounter::new(128);
+        (0..600).for_each(|k| { before.process(click(k)); });
+        let mut after = WindowCounter::planted(128, Plants::of([PlantedBug::TimersLostOnRestore]));
+        after.restore(before.state().clone(), KeyGroupRange::of_subtask(128, 1, 0));
+        assert_eq!(after.state().key_groups.values().map(|w| w.len()).sum::<usize>(), 6);
+        assert!(after.advance(i64::MAX).is_empty(), "no timer, no result");
+        let mut faithful = WindowCounter::planted(128, Plants::NONE);
+        faithful.restore(before.state().clone(), KeyGroupRange::of_subtask(128, 1, 0));
+        assert_eq!(faithful.advance(i64::MAX).len(), 6);
     }
 
     #[test]
