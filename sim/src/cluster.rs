@@ -164,6 +164,7 @@ impl Cluster {
             self.trace.for_node("jobmanager"),
         );
         config.startup_period = self.scenario.cluster.startup_period;
+        config.job_defaults = Some(self.scenario.job.submission.clone());
         config.shutdown = self.shutdown_line("jobmanager");
         self.add_node("jobmanager", move || jobmanager::run(config.clone()));
     }

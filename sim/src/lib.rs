@@ -11,6 +11,7 @@ pub mod floor;
 pub mod liveness;
 pub mod oracle;
 pub mod pitfall;
+pub mod responses;
 pub mod run;
 pub mod scenario;
 pub mod sweep;

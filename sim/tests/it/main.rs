@@ -11,6 +11,7 @@ mod liveness;
 mod parallelism;
 mod pitfalls;
 mod recovery;
+mod rest;
 mod savepoints;
 mod scenario_files;
 mod steady_state;

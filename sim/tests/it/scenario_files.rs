@@ -33,6 +33,7 @@ fn every_scenario_file_is_covered_here() {
         "failure-recovery-exactly-once",
         "failure-recovery-exactly-once-partition",
         "failure-recovery-no-checkpointing",
+        "metrics",
         "pitfalls/at-least-once-duplicates",
         "pitfalls/at-least-once-duplicates-fixed",
         "pitfalls/generator-restart-from-zero",
@@ -51,6 +52,8 @@ fn every_scenario_file_is_covered_here() {
         "rescale-down",
         "rescale-down-exactly-once",
         "rescale-exactly-once",
+        "rest-api",
+        "rest-request-partitioned",
         "steady-state",
         "upgrade",
         "upgrade-exactly-once",
@@ -204,4 +207,19 @@ fn rescale_down() {
 #[test]
 fn rescale_down_exactly_once() {
     check("rescale-down-exactly-once");
+}
+
+#[test]
+fn metrics() {
+    check("metrics");
+}
+
+#[test]
+fn rest_api() {
+    check("rest-api");
+}
+
+#[test]
+fn rest_request_partitioned() {
+    check("rest-request-partitioned");
 }
