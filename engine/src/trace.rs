@@ -339,6 +339,16 @@ pub enum Event {
         /// Its directory.
         location: String,
     },
+    /// A `curl` typed on the client got its answer, or none (docs/model/rest.md#curl).
+    CurlExchange {
+        /// The command line as typed.
+        line: String,
+        /// The request sent, variables expanded (`None`: a variable named nothing, so nothing
+        /// was sent).
+        request: Option<crate::protocol::rest_api::HttpRequest>,
+        /// The answer, or curl's failure.
+        outcome: crate::playground::curl::CurlOutcome,
+    },
     /// The dispatcher refused a submission: its savepoint cannot be restored (missing,
     /// corrupt, not matching the job, above its max parallelism).
     SubmissionRejected {
@@ -529,6 +539,7 @@ impl fmt::Display for Event {
                 "Restoring job {job_id} from Savepoint {checkpoint_id} @ {timestamp_ms} for {savepoint_job_id} located at file:{location}."
             ),
             Event::SubmissionRejected { refused } => write!(f, "Submission rejected: {refused}"),
+            Event::CurlExchange { outcome, .. } => write!(f, "{outcome}"),
         }
     }
 }

@@ -106,7 +106,7 @@ pub fn strict(scenario: &Scenario) -> Scenario {
         duplicates: DuplicatesExpectation::None,
         late: LateExpectation::None,
         loss: LossExpectation::None,
-        ..scenario.expect
+        ..scenario.expect.clone()
     };
     Scenario { expect, ..scenario.clone() }
 }

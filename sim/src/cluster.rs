@@ -165,6 +165,7 @@ impl Cluster {
             self.trace.for_node("jobmanager"),
         );
         config.startup_period = self.scenario.cluster.startup_period;
+        config.job_defaults = Some(self.scenario.job.submission.clone());
         config.shutdown = self.shutdown_line("jobmanager");
         config.plants = self.scenario.plants;
         self.add_node("jobmanager", move || jobmanager::run(config.clone()));

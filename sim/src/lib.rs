@@ -14,6 +14,7 @@ pub mod liveness;
 pub mod oracle;
 pub mod pitfall;
 pub mod report_html;
+pub mod responses;
 pub mod run;
 pub mod scenario;
 pub mod sweep;

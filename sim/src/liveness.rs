@@ -57,7 +57,7 @@ pub fn effect(command: &Command, taskmanagers: &[String]) -> StepEffect {
         Command::Compose(ComposeCommand::Scale { taskmanagers }) => {
             (vec![], down((1..=*taskmanagers).map(|i| format!("taskmanager-{i}")).collect()))
         }
-        Command::Flink(_) => (vec![], vec![]),
+        Command::Flink(_) | Command::Curl(_) => (vec![], vec![]),
         Command::Sim(SimCommand::Partition(a, b)) => (vec![Fault::partition(a, b)], vec![]),
         Command::Sim(SimCommand::Heal(a, b)) => (vec![], vec![Fault::partition(a, b)]),
         Command::Sim(SimCommand::Link { from, to, .. }) => {

@@ -451,6 +451,8 @@ pub enum Violation {
     /// A finding of the liveness phase (detection or recovery too slow, the tail not caught up,
     /// a job that should have stalled).
     Liveness(LivenessViolation),
+    /// An answer to a `curl` step did not say what `[[expect.response]]` requires.
+    Response(crate::responses::ResponseViolation),
 }
 
 impl Violation {
@@ -469,7 +471,8 @@ impl Violation {
             | Violation::Duplicated { .. }
             | Violation::Unaccounted { .. }
             | Violation::RequiredButAbsent { .. }
-            | Violation::Malformed { .. } => VerdictClass::Correctness,
+            | Violation::Malformed { .. }
+            | Violation::Response(_) => VerdictClass::Correctness,
         }
     }
 }
@@ -588,6 +591,7 @@ impl std::fmt::Display for Violation {
             ),
             Violation::Malformed { record } => write!(f, "malformed record: {record}"),
             Violation::Liveness(violation) => violation.fmt(f),
+            Violation::Response(violation) => violation.fmt(f),
         }
     }
 }
@@ -736,7 +740,8 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         | Violation::NothingRan
         | Violation::RequiredButAbsent { .. }
         | Violation::Malformed { .. }
-        | Violation::Liveness(_) => false,
+        | Violation::Liveness(_)
+        | Violation::Response(_) => false,
     };
     for violation in judged {
         if accepted(&violation) {

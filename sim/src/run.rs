@@ -238,6 +238,7 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
         oracle.notes.extend(stalled.iter().map(|v| format!("{v} (the scenario expects the job to stall)")));
     }
     oracle.violations.extend(liveness.violations.iter().cloned().map(Violation::Liveness));
+    oracle.violations.extend(crate::responses::judge(&events, &scenario.expect.responses).into_iter().map(Violation::Response));
     let invariants = invariant::check(&events, &oracle, scenario.job.submission.sink_mode, &scenario.expect);
     let report = Report {
         scenario: scenario.name.clone(),
@@ -304,6 +305,7 @@ async fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command) 
         }
         Command::Flink(FlinkCommand::List { .. }) => cluster.type_on_client(ClientCommand::List),
         Command::Flink(FlinkCommand::Cancel { job, .. }) => cluster.type_on_client(ClientCommand::Cancel(*job)),
+        Command::Curl(curl) => cluster.type_on_client(ClientCommand::Curl(curl.clone())),
         Command::Sim(SimCommand::Partition(a, b)) => {
             if let (Some(a), Some(b)) = (address_of(a), address_of(b)) {
                 cluster.network.partition(a.ip(), b.ip());

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use flinksim_engine::protocol::job::Vertex;
 use flinksim_engine::protocol::states::{ExecutionState, JobStatus};
+use flinksim_engine::playground::curl::CurlOutcome;
 use flinksim_engine::trace::{Event, Fault, SinkAbort, TraceEvent};
 
 /// One line of the timeline.
@@ -84,6 +85,11 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
             format!("job {job_id} restores savepoint {checkpoint_id} of job {savepoint_job_id} ({location})")
         }
         Event::SubmissionRejected { refused } => format!("submission REFUSED: {refused}"),
+        // A REST request that got no answer is a fault the user sees; answers are in the trace.
+        Event::CurlExchange { line, outcome: CurlOutcome::Failed { message, .. }, .. } => {
+            format!("`{line}` got no answer: {message}")
+        }
+        Event::CurlExchange { .. } => return None,
         Event::JobStatusChanged { job_id, to: JobStatus::Finished, .. } => format!("job {job_id} FINISHED"),
         Event::JobStatusChanged { job_id, to: JobStatus::Canceled, .. } => format!("job {job_id} CANCELED"),
         Event::TransactionTimedOut { transactional_id, timeout } => format!(

@@ -428,6 +428,13 @@ impl CheckpointCoordinator {
     pub fn latest(&self) -> Option<&CompletedCheckpoint> {
         self.latest.as_ref()
     }
+
+    /// The pending checkpoint's id and how many tasks have acknowledged it so far.
+    pub fn pending_progress(&self) -> Option<(u64, u32)> {
+        let pending = self.pending.as_ref()?;
+        let acknowledged = pending.acknowledged.values().map(|handles| handles.len() as u32).sum();
+        Some((pending.barrier.checkpoint_id, acknowledged))
+    }
 }
 
 #[cfg(test)]

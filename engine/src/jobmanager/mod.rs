@@ -5,7 +5,8 @@
 //! timers.
 //!
 //! - [`resource_manager`]: TaskManager registrations, heartbeats, slots ([`slot_pool`]).
-//! - [`dispatcher`]: job submissions (the REST API will live here).
+//! - [`dispatcher`]: job submissions, and the REST API on port 8081 ([`web_monitor`] answers
+//!   its reads; its stop, cancel and run take the CLI's paths).
 //! - [`scheduler`]: the [`execution_graph`] through deployment, failover and the restart strategy.
 //! - [`checkpoint_coordinator`]: trigger, acknowledge, finalize, notify, abort, restore.
 
@@ -15,6 +16,7 @@ pub mod execution_graph;
 pub mod resource_manager;
 pub mod scheduler;
 pub mod slot_pool;
+pub mod web_monitor;
 
 use crate::plant::{PlantedBug, Plants};
 use std::net::SocketAddr;
@@ -34,7 +36,11 @@ use crate::protocol::cluster::{
 use crate::protocol::deployment::{SubmitTask, UpdateTaskExecutionState};
 use crate::protocol::ids::{JobId, JobMasterId, ResourceId, TriggerId};
 use crate::protocol::job::Vertex;
+use crate::protocol::job::JobSubmission;
 use crate::protocol::rest::{CancelJob, GetSavepointStatus, JobOverview, ListJobs, StopJob};
+use crate::protocol::rest_api::{
+    HttpRequest, HttpResponse, JarRunRequest, JarRunResponse, JarUploadResponse, REST_PORT, Route, TriggerResponse,
+};
 use crate::protocol::states::ExecutionState;
 use crate::rpc::{Network, Rpc};
 use crate::storage::StorageClient;
@@ -72,6 +78,9 @@ pub struct JobManagerConfig {
     pub shutdown: Shutdown,
     /// The bugs planted in this run (docs/planted-bugs.md); none by default.
     pub plants: Plants,
+    /// The settings a job submitted through `POST /jars/<id>/run` takes besides its arguments
+    /// (the sink mode and the sink's and source's settings a scenario chooses, as for `flink run`).
+    pub job_defaults: Option<JobSubmission>,
 }
 
 impl JobManagerConfig {
@@ -94,6 +103,7 @@ impl JobManagerConfig {
             trace,
             shutdown: Shutdown::default(),
             plants: Plants::NONE,
+            job_defaults: None,
         }
     }
 }
@@ -118,6 +128,21 @@ struct JobManager {
     state: Arc<Mutex<JobManagerState>>,
     /// Wakes the scheduler: a job arrived, slots came or went, a task failed.
     reschedule: Arc<Notify>,
+    /// What the REST API reports besides the roles' own state (locked after `state`, never
+    /// before).
+    web: Arc<Mutex<WebState>>,
+}
+
+/// The REST endpoint's own memory.
+#[derive(Default)]
+struct WebState {
+    history: web_monitor::JobHistory,
+    metrics: web_monitor::MetricStore,
+    /// Uploaded jars: jar id → the file's path on the client.
+    jars: std::collections::BTreeMap<String, String>,
+    /// `/tmp/flink-web-<uuid>`: the upload directory of this JobManager process, drawn at its
+    /// first upload (so that a run without uploads draws nothing more from the seed).
+    upload_dir: Option<String>,
 }
 
 /// The node's main: re-run from scratch on every restart.
@@ -146,7 +171,17 @@ pub async fn run(config: JobManagerConfig) {
         config,
         rpc: rpc.clone(),
         reschedule: Arc::new(Notify::new()),
+        web: Arc::default(),
     };
+    // The REST endpoint: its own port on the node, over the same simulated network.
+    let rest = Rpc::bind(SocketAddr::new(jm.config.address.ip(), REST_PORT), jm.config.network.clone());
+    rest.serve({
+        let jm = jm.clone();
+        move |request: HttpRequest, _| {
+            let jm = jm.clone();
+            async move { jm.answer_rest(request).await }
+        }
+    });
     rpc.serve({
         let jm = jm.clone();
         move |request: RegisterTaskManager, _| std::future::ready(jm.register(request))
@@ -218,9 +253,108 @@ impl JobManager {
         &self.config.trace
     }
 
-    /// Writes a step's events to the trace, in order.
+    /// Writes a step's events to the trace, in order, and keeps what the REST API reports of
+    /// them.
     fn record(&self, events: Vec<Event>) {
-        events.into_iter().for_each(|event| self.trace().record(event));
+        let now_ms = self.trace().elapsed().as_millis() as i64;
+        let mut web = self.web.lock().unwrap();
+        for event in events {
+            web.history.observe(&event, now_ms);
+            self.trace().record(event);
+        }
+    }
+
+    /// Answers a REST request (docs/model/rest.md): reads from the roles as they are now; stop,
+    /// cancel and run take the same paths as the CLI's requests.
+    async fn answer_rest(&self, request: HttpRequest) -> HttpResponse {
+        let route = match Route::of(&request) {
+            Ok(route) => route,
+            Err(error) => return error.response(),
+        };
+        match route {
+            Route::Stop { job, drain } => {
+                if self.web.lock().unwrap().history.get(job).is_none() {
+                    return HttpResponse::error(404, format!("Job {job} not found"));
+                }
+                match self.stop(StopJob { job_id: job, drain }) {
+                    Ok(trigger) => HttpResponse::with_status(202, &TriggerResponse { request_id: trigger.to_string() }),
+                    Err(cause) => HttpResponse::error(409, cause),
+                }
+            }
+            Route::Cancel(job) => {
+                if self.web.lock().unwrap().history.get(job).is_none() {
+                    return HttpResponse::error(404, format!("Job {job} not found"));
+                }
+                match self.cancel(CancelJob { job_id: job }) {
+                    Ok(()) => HttpResponse::with_status(202, &serde_json::json!({})),
+                    Err(cause) => HttpResponse::error(409, cause),
+                }
+            }
+            Route::JarUpload { file } => {
+                let mut web = self.web.lock().unwrap();
+                let name = file.rsplit('/').next().unwrap_or(&file).to_owned();
+                let jar_id = format!("{}_{name}", uuid(madsim::rand::random()));
+                let upload_dir =
+                    web.upload_dir.get_or_insert_with(|| format!("/tmp/flink-web-{}", uuid(madsim::rand::random())));
+                let filename = format!("{upload_dir}/flink-web-upload/{jar_id}");
+                web.jars.insert(jar_id, file);
+                HttpResponse::ok(&JarUploadResponse { filename, status: "success".into() })
+            }
+            Route::JarRun { jar_id, body } => self.run_jar(&jar_id, body).await,
+            read => {
+                let guard = self.state.lock().unwrap();
+                let web = self.web.lock().unwrap();
+                let view = web_monitor::View {
+                    job: guard.scheduler.job(),
+                    checkpoints: &guard.checkpoints,
+                    resource_manager: &guard.resource_manager,
+                    history: &web.history,
+                    metrics: &web.metrics,
+                    now_ms: self.trace().elapsed().as_millis() as i64,
+                };
+                match read {
+                    Route::Overview => view.overview(),
+                    Route::Jobs => view.jobs(),
+                    Route::Job(job) => view.job(job),
+                    Route::JobMetrics { job, get } => view.job_metrics(job, &get),
+                    Route::VertexMetrics { job, vertex, get } => view.vertex_metrics(job, vertex, &get),
+                    Route::Backpressure { job, vertex } => view.backpressure(job, vertex),
+                    Route::Checkpoints(job) => view.checkpoints(job),
+                    Route::SavepointStatus { job, trigger } => {
+                        let known = guard.scheduler.job().is_some_and(|j| j.job_id == job);
+                        let status = guard.checkpoints.savepoint_status(trigger).filter(|_| known);
+                        view.savepoint_status(job, status)
+                    }
+                    Route::Stop { .. } | Route::Cancel(_) | Route::JarUpload { .. } | Route::JarRun { .. } => {
+                        unreachable!("answered above")
+                    }
+                }
+            }
+        }
+    }
+
+    /// `POST /jars/<jar-id>/run`: the request read as the `flink run` line it stands for, then
+    /// submitted as the CLI's submission is.
+    async fn run_jar(&self, jar_id: &str, body: JarRunRequest) -> HttpResponse {
+        let Some(jar) = self.web.lock().unwrap().jars.get(jar_id).cloned() else {
+            return HttpResponse::error(404, format!("Jar file {jar_id} does not exist"));
+        };
+        let mut submission = match JobSubmission::parse_run_command(&body.run_line(&jar)) {
+            Ok(submission) => submission,
+            Err(error) => return HttpResponse::error(400, format!("Bad request received. {error}")),
+        };
+        if let Some(defaults) = &self.config.job_defaults {
+            submission.sink_mode = defaults.sink_mode;
+            submission.transaction_timeout = defaults.transaction_timeout;
+            submission.idleness = defaults.idleness;
+            submission.out_of_orderness = defaults.out_of_orderness;
+        }
+        match self.submit(SubmitJob { submission }).await {
+            SubmitJobResponse::Submitted(job_id) => HttpResponse::ok(&JarRunResponse { jobid: job_id.to_string() }),
+            SubmitJobResponse::Rejected(reason) => {
+                HttpResponse::error(500, format!("Could not execute application. {reason}"))
+            }
+        }
     }
 
     fn register(&self, request: RegisterTaskManager) -> RegistrationResponse {
@@ -265,6 +399,22 @@ impl JobManager {
         };
         let mut guard = self.state.lock().unwrap();
         let state = &mut *guard;
+        // The job the new one replaces in the scheduler stays in the REST API as it ended.
+        if let Some(previous) = state.scheduler.job().filter(|job| job.status.is_globally_terminal()) {
+            let mut web = self.web.lock().unwrap();
+            let web = &mut *web;
+            let view = web_monitor::View {
+                job: Some(previous),
+                checkpoints: &state.checkpoints,
+                resource_manager: &state.resource_manager,
+                history: &web.history,
+                metrics: &web.metrics,
+                now_ms: self.trace().elapsed().as_millis() as i64,
+            };
+            if let Some(details) = view.details(previous.job_id) {
+                web.history.archive(previous.job_id, details);
+            }
+        }
         let mut events = Vec::new();
         let response = state.dispatcher.submit(
             submission,
@@ -639,7 +789,14 @@ impl JobManager {
                     if let Ok(response) = answer
                         && response.resource_id == id
                     {
-                        jm.state.lock().unwrap().resource_manager.heartbeat_answered(id, Instant::now());
+                        let mut state = jm.state.lock().unwrap();
+                        state.resource_manager.heartbeat_answered(id, Instant::now());
+                        let now_ms = jm.trace().elapsed().as_millis() as i64;
+                        let mut web = jm.web.lock().unwrap();
+                        web.metrics.update(response.metrics, now_ms);
+                        // Only the current graph's tasks are reported on.
+                        let job = state.scheduler.job();
+                        web.metrics.retain(|attempt| job.is_some_and(|job| job.find(attempt).is_some()));
                     }
                 });
             }
@@ -657,4 +814,10 @@ impl JobManager {
             }
         }
     }
+}
+
+/// A random UUID in its usual text form (Flink names uploads with them).
+fn uuid(bits: u128) -> String {
+    let hex = format!("{bits:032x}");
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }

@@ -1,7 +1,8 @@
 //! The `client` node (docs/model/cluster.md#nodes, docs/model/cluster.md#the-flink-cli): the Flink CLI. It runs the commands the scenario types
 //! into it, in order, and prints what the CLI prints: `flink run`, `flink stop`, `flink list`
-//! and `flink cancel`. It remembers the last job it submitted (`$job`) and the last savepoint
-//! it stopped one with (`$savepoint`).
+//! and `flink cancel`; and `curl` against the REST API (docs/model/rest.md#curl). It remembers
+//! the last job it submitted (`$job`), the last savepoint it stopped one with (`$savepoint`),
+//! and from REST answers the last trigger id (`$trigger`) and uploaded jar (`$jar`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,10 @@ use crate::protocol::cluster::{SubmitJob, SubmitJobResponse};
 use crate::protocol::ids::JobId;
 use crate::protocol::job::{JOB_NAME, JobSubmission};
 use crate::protocol::rest::{CancelJob, GetSavepointStatus, ListJobs, SavepointStatus, StopJob};
+use crate::protocol::rest_api::REST_PORT;
+use crate::trace::Event;
+
+use super::curl::{self, CurlCommand, CurlOutcome};
 use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
 
@@ -46,6 +51,8 @@ pub enum ClientCommand {
     List,
     /// `flink cancel <job>`.
     Cancel(JobRef),
+    /// `curl …` against the REST API.
+    Curl(CurlCommand),
 }
 
 /// The client's terminal: the commands still to run (kept across restarts of the node).
@@ -60,6 +67,8 @@ pub struct Memory(Arc<std::sync::Mutex<Remembered>>);
 struct Remembered {
     job: Option<JobId>,
     savepoint: Option<String>,
+    trigger: Option<String>,
+    jar: Option<String>,
 }
 
 /// How the client node is set up.
@@ -96,6 +105,7 @@ pub async fn run(config: ClientConfig) {
             Some(ClientCommand::Stop { job, drain }) => stop(&rpc, &config, job, drain).await,
             Some(ClientCommand::List) => list(&rpc, &config).await,
             Some(ClientCommand::Cancel(job)) => cancel(&rpc, &config, job).await,
+            Some(ClientCommand::Curl(command)) => run_curl(&rpc, &config, command).await,
             None => return,
         }
     }
@@ -219,6 +229,73 @@ async fn cancel(rpc: &Rpc, config: &ClientConfig, job: JobRef) {
         Ok(()) => config.trace.event(format!("Cancelled job {job_id}.")),
         Err(cause) => exception(config, &format!("Could not cancel job {job_id}. {cause}")),
     }
+}
+
+/// `curl …`: one request to the JobManager's port 8081, sent again as `--retry` allows (after a
+/// timeout or a transient status, waiting 1 s, then 2 s, …); what it prints is traced.
+async fn run_curl(rpc: &Rpc, config: &ClientConfig, command: CurlCommand) {
+    let lookup = |variable: &str| {
+        let memory = config.memory.0.lock().unwrap();
+        match variable {
+            "$job" => memory.job.map(|id| id.to_string()),
+            "$trigger" => memory.trigger.clone(),
+            "$savepoint" => memory.savepoint.clone(),
+            "$jar" => memory.jar.clone(),
+            _ => None,
+        }
+    };
+    let line = command.line.clone();
+    let request = match command.request(lookup) {
+        Ok(request) => request,
+        Err(variable) => {
+            let message = format!(
+                "curl: ({}) URL rejected: {variable} names nothing yet (no earlier answer set it)",
+                curl::EXIT_URL_MALFORMAT
+            );
+            let outcome = CurlOutcome::Failed { exit_code: curl::EXIT_URL_MALFORMAT, message };
+            config.trace.record(Event::CurlExchange { line, request: None, outcome });
+            return;
+        }
+    };
+    let endpoint = SocketAddr::new(config.jobmanager.ip(), REST_PORT);
+    let mut delay = curl::RETRY_DELAY;
+    let mut retries_left = command.retries;
+    let outcome = loop {
+        let outcome = match rpc.call(endpoint, request.clone(), command.attempt_timeout()).await {
+            Ok(response) => CurlOutcome::Response(response),
+            Err(_) => CurlOutcome::Failed { exit_code: curl::EXIT_TIMEOUT, message: command.timeout_message() },
+        };
+        let problem = match &outcome {
+            CurlOutcome::Response(response) if curl::retried_status(response.status) => {
+                format!("HTTP error {}", response.status)
+            }
+            CurlOutcome::Response(_) => break outcome,
+            CurlOutcome::Failed { .. } => "timeout".to_owned(),
+        };
+        if retries_left == 0 {
+            break outcome;
+        }
+        let plural = if retries_left == 1 { "retry" } else { "retries" };
+        config.trace.event(format!(
+            "Warning: Problem : {problem}. Will retry in {} seconds. {retries_left} {plural} left.",
+            delay.as_secs()
+        ));
+        madsim::time::sleep(delay).await;
+        delay *= 2;
+        retries_left -= 1;
+    };
+    if let CurlOutcome::Response(response) = &outcome {
+        let mut memory = config.memory.0.lock().unwrap();
+        for (variable, value) in curl::variables_set_by(response) {
+            match variable {
+                "$job" => memory.job = u128::from_str_radix(&value, 16).ok().map(JobId),
+                "$trigger" => memory.trigger = Some(value),
+                "$savepoint" => memory.savepoint = Some(value),
+                _ => memory.jar = Some(value),
+            }
+        }
+    }
+    config.trace.record(Event::CurlExchange { line, request: Some(request), outcome });
 }
 
 /// `dd.MM.yyyy HH:mm:ss` of simulated time, which starts at the epoch.

@@ -3,5 +3,6 @@
 //! (docs/model/job.md#the-generator) and the `client` node that submits the job.
 
 pub mod click_event;
+pub mod curl;
 pub mod client;
 pub mod generator;

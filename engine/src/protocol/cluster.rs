@@ -50,6 +50,8 @@ pub struct HeartbeatResponse {
     pub resource_id: ResourceId,
     /// The attempts running on it.
     pub running: Vec<ExecutionAttemptId>,
+    /// Their metrics now (docs/model/rest.md#metrics).
+    pub metrics: Vec<super::metrics::TaskMetricsReport>,
 }
 crate::request!(Heartbeat => HeartbeatResponse);
 

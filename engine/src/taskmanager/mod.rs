@@ -4,6 +4,7 @@
 //! for the heartbeat timeout it drops its tasks, frees its slots and registers again.
 
 pub mod control;
+pub mod metrics;
 pub mod network;
 pub mod operator;
 pub mod task;
@@ -74,6 +75,7 @@ struct RunningTask {
     handle: JoinHandle<()>,
     gate: network::GateKey,
     control: control::ControlSender,
+    metrics: Arc<metrics::TaskMetrics>,
 }
 
 struct TaskManagerState {
@@ -113,7 +115,9 @@ pub async fn run(config: TaskManagerConfig) {
                 state.last_heartbeat = Instant::now();
             }
             let running = state.tasks.keys().copied().collect();
-            std::future::ready(HeartbeatResponse { resource_id, running })
+            // The tasks' metrics ride on the answer: the JobManager's view is one heartbeat old.
+            let metrics = state.tasks.iter().map(|(attempt, task)| task.metrics.report(*attempt)).collect();
+            std::future::ready(HeartbeatResponse { resource_id, running, metrics })
         }
     });
     rpc.serve({
@@ -133,13 +137,16 @@ pub async fn run(config: TaskManagerConfig) {
                 Err(format!("TaskManager is registered with another JobManager than {}", tdd.job_master))
             } else {
                 // The gate opens before the task runs, so early buffers find it.
-                let input = task::open_input(&tdd, &services.gates, services.plants);
+                let metrics = Arc::new(metrics::TaskMetrics::new());
+                let input = task::open_input(&tdd, &services.gates, services.plants, &metrics);
                 let (control, control_receiver) = control::channel();
+                let run = task::run(tdd.clone(), services, input, control_receiver, metrics.clone());
                 let running = RunningTask {
                     display_name: tdd.display_name(),
                     gate: task::gate_key(&tdd),
-                    handle: madsim::task::spawn(task::run(tdd.clone(), services, input, control_receiver)),
+                    handle: madsim::task::spawn(run),
                     control,
+                    metrics,
                 };
                 state.tasks.insert(tdd.attempt_id, running);
                 Ok(())
@@ -305,7 +312,7 @@ enum Ending {
 }
 
 async fn cancel(attempt_id: ExecutionAttemptId, task: RunningTask, services: TaskServices, ending: Ending) {
-    let RunningTask { display_name, mut handle, gate, control } = task;
+    let RunningTask { display_name, mut handle, gate, control, .. } = task;
     if control.send(TaskControl::Cancel).is_ok()
         && madsim::time::timeout(CANCELLATION_TIMEOUT, &mut handle).await.is_err()
     {

@@ -21,6 +21,8 @@ use crate::protocol::job::Vertex;
 use crate::protocol::key_group::KeyGroup;
 use crate::rpc::Rpc;
 
+use super::metrics::TaskMetrics;
+
 /// How often the output flusher ships partly filled buffers (Flink's buffer timeout).
 pub const BUFFER_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -181,6 +183,41 @@ pub struct RecordWriter {
     senders: Vec<madsim::task::JoinHandle<()>>,
     /// Buffers shipped so far (for metrics and benchmarks).
     pub buffers_sent: u64,
+    /// The task's metrics: records and bytes shipped, time blocked on a full queue.
+    metrics: Option<Arc<TaskMetrics>>,
+}
+
+/// How full a task's output queues are: read by the task's metrics when the TaskManager reports
+/// them (docs/model/rest.md#metrics). This is the one place `outputQueueLength`, `outPoolUsage`
+/// and the back-pressure status look at the network stack: buffers waiting in the remote
+/// channels' queues, against the exclusive buffers those queues may hold. A buffer handed over
+/// in memory to a consumer on the same TaskManager never queues on the output side.
+#[derive(Clone, Debug)]
+pub struct OutputQueueProbe {
+    queues: Vec<mpsc::WeakSender<NetworkBuffer>>,
+    pool: u32,
+}
+
+/// What [`OutputQueueProbe::sample`] read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputQueues {
+    /// Buffers queued and not yet taken by a channel's sender.
+    pub queued: u32,
+    /// Buffers the queues may hold in all.
+    pub pool: u32,
+}
+
+impl OutputQueueProbe {
+    /// The queues now.
+    pub fn sample(&self) -> OutputQueues {
+        let queued = self
+            .queues
+            .iter()
+            .filter_map(mpsc::WeakSender::upgrade)
+            .map(|queue| (queue.max_capacity() - queue.capacity()) as u32)
+            .sum();
+        OutputQueues { queued, pool: self.pool }
+    }
 }
 
 /// A remote channel's sender task stopped: its consumer is gone for good.
@@ -209,7 +246,23 @@ impl RecordWriter {
             };
             channels.push(OutputChannel { current: NetworkBuffer::default(), sink });
         }
-        RecordWriter { channels, partitioner, senders, buffers_sent: 0 }
+        RecordWriter { channels, partitioner, senders, buffers_sent: 0, metrics: None }
+    }
+
+    /// Counts what the writer ships into `metrics`, and lets them read its queues.
+    pub fn observed_by(mut self, metrics: Arc<TaskMetrics>) -> RecordWriter {
+        let queues: Vec<_> = self
+            .channels
+            .iter()
+            .filter_map(|channel| match &channel.sink {
+                ChannelSink::Remote(queue) => Some(queue.downgrade()),
+                ChannelSink::Local { .. } => None,
+            })
+            .collect();
+        let pool = (queues.len() * EXCLUSIVE_BUFFERS) as u32;
+        metrics.observe_output(OutputQueueProbe { queues, pool });
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Appends a record to the channel the partitioner picks; ships the buffer once full.
@@ -296,6 +349,13 @@ impl RecordWriter {
         // The next buffer likely holds as many elements: size it so, instead of growing it.
         let next = NetworkBuffer { elements: Vec::with_capacity(channel.current.elements.len()), bytes: 0 };
         let buffer = std::mem::replace(&mut channel.current, next);
+        if let Some(metrics) = &self.metrics {
+            let records = buffer.elements.iter().filter(|e| matches!(e, StreamElement::Record(_))).count();
+            metrics.add_records_out(records as u64);
+            metrics.add_bytes_out(buffer.bytes as u64);
+        }
+        // Time spent here waiting for room is the output's back-pressure.
+        let waiting = madsim::time::Instant::now();
         match &mut channel.sink {
             ChannelSink::Local { registry, channel, sequence } => {
                 // In memory nothing is lost: the buffer moves, and comes back only while the
@@ -310,6 +370,9 @@ impl RecordWriter {
             ChannelSink::Remote(queue) => {
                 queue.send(buffer).await.map_err(|_| ChannelClosed(index))?;
             }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.add_back_pressured(waiting.elapsed());
         }
         self.buffers_sent += 1;
         Ok(())
@@ -404,6 +467,8 @@ pub struct InputGate {
     unaligned: bool,
     /// Planted bug `watermark-max-of-inputs` (docs/planted-bugs.md).
     max_watermark: bool,
+    /// The task's metrics: records and bytes received, the input watermark.
+    metrics: Option<Arc<TaskMetrics>>,
 }
 
 impl InputGate {
@@ -423,6 +488,7 @@ impl InputGate {
             },
             unaligned: false,
             max_watermark: false,
+            metrics: None,
         }
     }
 
@@ -430,6 +496,12 @@ impl InputGate {
     pub fn planted(mut self, plants: Plants) -> InputGate {
         self.unaligned = plants.has(PlantedBug::BarriersNotAligned);
         self.max_watermark = plants.has(PlantedBug::WatermarkMaxOfInputs);
+        self
+    }
+
+    /// Counts what the gate receives into `metrics`.
+    pub fn observed_by(mut self, metrics: Arc<TaskMetrics>) -> InputGate {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -446,6 +518,12 @@ impl InputGate {
             }
             match self.receiver.recv().await {
                 Some(input) => {
+                    if let Some(metrics) = &self.metrics {
+                        let elements = &input.buffer.elements;
+                        let records = elements.iter().filter(|e| matches!(e, StreamElement::Record(_))).count();
+                        metrics.add_records_in(records as u64);
+                        metrics.add_bytes_in(input.buffer.bytes as u64);
+                    }
                     self.current_channel = input.channel;
                     self.current = input.buffer.elements.into_iter();
                 }
@@ -566,6 +644,9 @@ impl InputGate {
         let min = if self.max_watermark { active.max()? } else { active.min()? };
         if min > self.watermark {
             self.watermark = min;
+            if let Some(metrics) = &self.metrics {
+                metrics.set_input_watermark(min);
+            }
             Some(GateEvent::Watermark(min))
         } else {
             None

@@ -2,6 +2,7 @@
 //! docs/model/cluster.md#state-machines), the operator it runs, and its reports to the JobManager.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::protocol::checkpoint::{
@@ -19,6 +20,7 @@ use crate::trace::NodeTrace;
 use crate::plant::Plants;
 
 use super::control::ControlReceiver;
+use super::metrics::TaskMetrics;
 use super::network::{
     ChannelClosed, ChannelTarget, GateKey, GateRegistry, InputGate, Partitioner, RecordWriter,
 };
@@ -92,6 +94,9 @@ pub struct TaskContext {
     pub control: ControlReceiver,
     /// Checkpoint storage.
     pub storage: StorageClient,
+    /// The task's metrics (the source counts what it reads from Kafka, the sink what it writes,
+    /// the window operator its late drops; the gate and the writer count the rest).
+    pub metrics: Arc<TaskMetrics>,
 }
 
 impl TaskContext {
@@ -175,9 +180,16 @@ async fn read_with_retry(storage: &StorageClient, path: &str) -> Result<bytes::B
     Err(last)
 }
 
-/// Opens the task's input gate (before the task runs, so early deliveries find it).
-pub fn open_input(tdd: &TaskDeploymentDescriptor, gates: &GateRegistry, plants: Plants) -> Option<InputGate> {
-    (tdd.input_channels > 0).then(|| gates.open_gate(gate_key(tdd), tdd.input_channels).planted(plants))
+/// Opens the task's input gate (before the task runs, so early deliveries find it), counting
+/// what it receives into `metrics`.
+pub fn open_input(
+    tdd: &TaskDeploymentDescriptor,
+    gates: &GateRegistry,
+    plants: Plants,
+    metrics: &Arc<TaskMetrics>,
+) -> Option<InputGate> {
+    (tdd.input_channels > 0)
+        .then(|| gates.open_gate(gate_key(tdd), tdd.input_channels).planted(plants).observed_by(metrics.clone()))
 }
 
 /// The key of the task's own input gate.
@@ -236,12 +248,13 @@ pub async fn run(
     services: TaskServices,
     input: Option<InputGate>,
     control: ControlReceiver,
+    metrics: Arc<TaskMetrics>,
 ) {
     report(&services.rpc, &tdd, ExecutionState::Initializing, None).await;
-    let output = open_output(&tdd, &services);
+    let output = open_output(&tdd, &services).map(|writer| writer.observed_by(metrics.clone()));
     let storage = StorageClient::new(services.rpc.clone(), tdd.storage);
     let context =
-        TaskContext { tdd: tdd.clone(), services: services.clone(), input, output, control, storage };
+        TaskContext { tdd: tdd.clone(), services: services.clone(), input, output, control, storage, metrics };
     let result = match tdd.vertex {
         Vertex::Source => operator::kafka_source::run(context).await,
         Vertex::TimestampsWatermarks => operator::timestamps_watermarks::run(context).await,

@@ -1,12 +1,13 @@
 //! A step's `run` line, written as the playground's user types it (docs/model/cluster.md#nodes), or as a `sim` verb of
 //! the same shape for faults that have no playground command (docs/scenarios.md#the-file). `flink run`, `stop`,
-//! `list` and `cancel` are the Flink CLI's; `curl …` lines are recognised but not modelled yet.
+//! `list` and `cancel` are the Flink CLI's; `curl …` lines go to the REST API (docs/model/rest.md#curl).
 
 use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
 use flinksim_engine::playground::client::{CURRENT_JOB, JobRef};
+use flinksim_engine::playground::curl::CurlCommand;
 use flinksim_engine::protocol::ids::JobId;
 use flinksim_engine::protocol::job::{JobSubmission, RunCommandError};
 
@@ -24,6 +25,8 @@ pub enum Command {
     Sim(SimCommand),
     /// The Flink CLI, typed on the `client` node.
     Flink(FlinkCommand),
+    /// `curl …` against the REST API on port 8081, typed on the `client` node.
+    Curl(CurlCommand),
 }
 
 /// A `flink …` command (docs/model/cluster.md#the-flink-cli); the job's sink mode is the scenario's `[job] sink`. A job is
@@ -174,6 +177,7 @@ impl fmt::Display for Command {
             Command::Compose(c) => c.fmt(f),
             Command::Sim(c) => c.fmt(f),
             Command::Flink(c) => c.fmt(f),
+            Command::Curl(c) => f.write_str(&c.line),
         }
     }
 }
@@ -376,7 +380,10 @@ pub(crate) fn parse(line: &str, names: Names) -> Result<Command, CommandError> {
         "sim" => parse_sim(&mut words, names).map(Command::Sim),
         "flink" if words.peek() == Some("run") => parse_flink_run(line).map(Command::Flink),
         "flink" => parse_flink(&mut words, line).map(Command::Flink),
-        "curl" => Err(CommandError { span, kind: ScenarioErrorKind::NotModelled("curl") }),
+        "curl" => CurlCommand::parse(line).map(Command::Curl).map_err(|(word, error)| CommandError {
+            span: word.map_or(line.trim_end().len()..line.trim_end().len(), |w| w.span),
+            kind: ScenarioErrorKind::Curl(error),
+        }),
         other => Err(CommandError { span, kind: ScenarioErrorKind::UnknownProgram(other.into()) }),
     }
 }
@@ -776,10 +783,22 @@ mod tests {
     }
 
     #[test]
-    fn curl_is_recognised_but_not_modelled_yet() {
+    fn curl_lines_are_read_and_a_malformed_one_names_its_word() {
+        let Command::Curl(curl) = parse("curl localhost:8081/jobs", Names { taskmanagers_max: 1 }).unwrap() else {
+            panic!("not a curl step")
+        };
+        assert_eq!(curl.path, "/jobs");
         assert_eq!(
-            err("curl localhost:8081/jobs"),
-            ("`curl` steps are not modelled yet: the REST API is not modelled yet".to_owned(), "curl")
+            err("curl -X DELETE localhost:8081/jobs"),
+            ("bad `curl` line: unknown method `DELETE`: expected GET, POST or PATCH".to_owned(), "DELETE")
+        );
+        assert_eq!(
+            err("curl localhost:9092/jobs"),
+            (
+                "bad `curl` line: `localhost:9092/jobs` is not the REST API: expected localhost:8081/… (or jobmanager:8081/…)"
+                    .to_owned(),
+                "localhost:9092/jobs"
+            )
         );
     }
 

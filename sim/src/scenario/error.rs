@@ -224,9 +224,17 @@ pub enum ScenarioErrorKind {
     /// A fault between a node and itself.
     #[error("`{0}` cannot be cut off from itself: name two different nodes")]
     SameNode(String),
-    /// A `flink …` or `curl …` step: the CLI and REST API are not modelled yet.
-    #[error("`{0}` steps are not modelled yet: the REST API is not modelled yet")]
-    NotModelled(&'static str),
+    /// A `curl` line that cannot be read.
+    #[error("bad `curl` line: {0}")]
+    Curl(#[from] flinksim_engine::playground::curl::CurlError),
+    /// A response assertion naming no `curl` step.
+    #[error("`{request}` is no `curl` step of this file (its curl steps: {})", if known.is_empty() { "none".to_owned() } else { known.join("; ") })]
+    ResponseOfNoStep {
+        /// The request as written.
+        request: String,
+        /// The file's curl lines.
+        known: Vec<String>,
+    },
     /// A job named by neither an id nor `$job`.
     #[error("bad job id `{0}`: expected 32 hex digits, or `$job` for the current job")]
     BadJobId(String),

@@ -7,6 +7,7 @@ mod command;
 mod error;
 mod file;
 mod layout;
+mod response;
 
 use flinksim_engine::plant::Plants;
 use std::fmt::{self, Write as _};
@@ -21,6 +22,7 @@ use toml::Spanned;
 
 pub use command::{Command, ComposeCommand, FlinkCommand, Service, SimCommand};
 pub use error::{Location, ScenarioError, ScenarioErrorKind};
+pub use response::{ResponseCheck, ResponseExpectation};
 
 use command::Names;
 use error::SpannedError;
@@ -234,7 +236,7 @@ impl StepTime {
 
 /// `[expect]`: what the oracle accepts, on the three axes of docs/oracle.md#what-correct-means,
 /// docs/scenarios.md#the-file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Expect {
     /// Whether every window must count exactly.
@@ -258,6 +260,9 @@ pub struct Expect {
     /// RUNNING and the first result written.
     #[serde(deserialize_with = "recovery_within", serialize_with = "bound", skip_serializing_if = "Option::is_none")]
     pub recovery_within: Option<Duration>,
+    /// `[[expect.response]]`: what the answers to `curl` steps must say.
+    #[serde(rename = "response", skip_serializing_if = "Vec::is_empty")]
+    pub responses: Vec<ResponseExpectation>,
 }
 
 /// `liveness`: what the job must do once the faults are over (docs/oracle.md#what-correct-means).
@@ -599,6 +604,10 @@ impl Scenario {
     pub fn with_duration(self, duration: Duration) -> Scenario {
         let mut scenario = Scenario { duration, ..self };
         scenario.steps.retain(|step| step.at.latest() < duration);
+        // An assertion on the answer of a step that no longer runs goes with it.
+        let steps = &scenario.steps;
+        let runs = |request: &str| steps.iter().any(|step| matches!(&step.command, Command::Curl(c) if c.line == request.trim()));
+        scenario.expect.responses.retain(|expectation| runs(expectation.request.get_ref()));
         scenario
     }
 
@@ -673,6 +682,9 @@ impl Scenario {
         }
         if let Some(bound) = expect.recovery_within {
             writeln!(out, "recovery_within = {}", duration(bound))?;
+        }
+        for expectation in &expect.responses {
+            write!(out, "{}", response::to_toml(expectation, string))?;
         }
         Ok(())
     }
@@ -787,6 +799,21 @@ impl Checker<'_> {
             }
             let line = Location::of_offset(self.text, spanned.span().start).line;
             steps.push(Step { at, command, line });
+        }
+        // Each response assertion names a `curl` step by its line.
+        for expectation in &file.expect.responses {
+            let request = expectation.request.get_ref().trim();
+            let curls: Vec<String> = steps
+                .iter()
+                .filter_map(|step| match &step.command {
+                    Command::Curl(curl) => Some(curl.line.clone()),
+                    _ => None,
+                })
+                .collect();
+            if !curls.iter().any(|line| line == request) {
+                let kind = ScenarioErrorKind::ResponseOfNoStep { request: request.to_owned(), known: curls };
+                return Err(SpannedError::new(expectation.request.span(), kind));
+            }
         }
 
         Ok(Scenario {

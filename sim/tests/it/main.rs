@@ -14,6 +14,7 @@ mod pitfalls;
 mod planted_bugs;
 mod recovery;
 mod report;
+mod rest;
 mod savepoints;
 mod scenario_files;
 mod steady_state;

@@ -35,6 +35,7 @@ fn every_scenario_file_is_covered_here() {
         "failure-recovery-exactly-once",
         "failure-recovery-exactly-once-partition",
         "failure-recovery-no-checkpointing",
+        "metrics",
         "pitfalls/at-least-once-duplicates",
         "pitfalls/at-least-once-duplicates-fixed",
         "pitfalls/drain-then-resume",
@@ -59,6 +60,8 @@ fn every_scenario_file_is_covered_here() {
         "rescale-down",
         "rescale-down-exactly-once",
         "rescale-exactly-once",
+        "rest-api",
+        "rest-request-partitioned",
         "steady-state",
         "upgrade",
         "upgrade-exactly-once",
@@ -253,4 +256,19 @@ fn pitfall_stuck_last_stable_offset_fixed() {
 #[test]
 fn exactly_once_restore_older_savepoint_again() {
     check("exactly-once-restore-older-savepoint-again");
+}
+
+#[test]
+fn metrics() {
+    check("metrics");
+}
+
+#[test]
+fn rest_api() {
+    check("rest-api");
+}
+
+#[test]
+fn rest_request_partitioned() {
+    check("rest-request-partitioned");
 }

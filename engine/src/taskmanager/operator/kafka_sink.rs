@@ -146,6 +146,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                             Some(open.handle())
                         }
                     };
+                    context.metrics.add_records_out(1);
                     services.trace.record(Event::ResultWritten {
                         task: tdd.display_name(),
                         statistics,

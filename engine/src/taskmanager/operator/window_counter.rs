@@ -199,6 +199,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                         }
                         GateEvent::Record(_, Record::Click(event)) => {
                             if let Some(dropped) = counter.process(event) {
+                                context.metrics.add_late_records_dropped(1);
                                 late.add(dropped);
                             }
                         }

@@ -1,0 +1,92 @@
+//! A running task's metrics (docs/model/rest.md#metrics): counters its input gate, record writer
+//! and operators bump as they work, read by the heartbeat's answer. Atomics, because the task and
+//! the node's RPC handlers share them; a run has one OS thread, so the order of updates is the
+//! simulation's.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::protocol::ids::ExecutionAttemptId;
+use crate::protocol::metrics::TaskMetricsReport;
+
+use super::network::OutputQueueProbe;
+
+/// One task attempt's metrics.
+#[derive(Debug, Default)]
+pub struct TaskMetrics {
+    records_in: AtomicU64,
+    records_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    late_records_dropped: AtomicU64,
+    /// `i64::MIN` until the first watermark.
+    current_input_watermark: AtomicI64,
+    back_pressured_us: AtomicU64,
+    /// How the task's output queues are read (set when its record writer is built).
+    output_queues: Mutex<Option<OutputQueueProbe>>,
+}
+
+impl TaskMetrics {
+    /// Fresh metrics: every counter 0, no watermark yet.
+    pub fn new() -> TaskMetrics {
+        TaskMetrics { current_input_watermark: AtomicI64::new(i64::MIN), ..TaskMetrics::default() }
+    }
+
+    /// Records taken in (from the input gate, or from Kafka by the source).
+    pub fn add_records_in(&self, n: u64) {
+        self.records_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records put out (into the output channels, or to Kafka by the sink).
+    pub fn add_records_out(&self, n: u64) {
+        self.records_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Bytes of network buffers received.
+    pub fn add_bytes_in(&self, n: u64) {
+        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Bytes of network buffers shipped.
+    pub fn add_bytes_out(&self, n: u64) {
+        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Events the window operator dropped as late.
+    pub fn add_late_records_dropped(&self, n: u64) {
+        self.late_records_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The input watermark advanced.
+    pub fn set_input_watermark(&self, watermark: i64) {
+        self.current_input_watermark.store(watermark, Ordering::Relaxed);
+    }
+
+    /// Time the output waited for room in a full queue.
+    pub fn add_back_pressured(&self, waited: std::time::Duration) {
+        self.back_pressured_us.fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Where the output queues are read from.
+    pub fn observe_output(&self, probe: OutputQueueProbe) {
+        *self.output_queues.lock().unwrap() = Some(probe);
+    }
+
+    /// The values now, for the heartbeat's answer.
+    pub fn report(&self, attempt_id: ExecutionAttemptId) -> TaskMetricsReport {
+        let watermark = self.current_input_watermark.load(Ordering::Relaxed);
+        let queues = self.output_queues.lock().unwrap().as_ref().map(OutputQueueProbe::sample).unwrap_or_default();
+        TaskMetricsReport {
+            attempt_id,
+            records_in: self.records_in.load(Ordering::Relaxed),
+            records_out: self.records_out.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            late_records_dropped: self.late_records_dropped.load(Ordering::Relaxed),
+            current_input_watermark: (watermark != i64::MIN).then_some(watermark),
+            output_queue_length: queues.queued,
+            output_pool_size: queues.pool,
+            back_pressured_ms: self.back_pressured_us.load(Ordering::Relaxed) / 1000,
+        }
+    }
+}
