@@ -6,6 +6,7 @@
 
 pub mod accounting;
 pub mod cluster;
+pub mod conservation;
 pub mod determinism;
 pub mod floor;
 pub mod liveness;

@@ -351,6 +351,18 @@ pub enum Violation {
         /// The topic and what is wrong.
         record: String,
     },
+    /// A processing-time run whose results, summed per page, do not count what the job read
+    /// (docs/oracle.md#processing-time-runs): events lost, or counted twice.
+    NotConserved {
+        /// The pages that do not add up.
+        pages: Vec<crate::conservation::PageBalance>,
+    },
+    /// Processing-time results whose window does not match when their events were handled, or
+    /// that no Counter traced firing.
+    WindowNotMatched {
+        /// The results.
+        results: Vec<crate::conservation::WindowMismatch>,
+    },
     /// A finding of the liveness phase (detection or recovery too slow, the tail not caught up,
     /// a job that should have stalled).
     Liveness(LivenessViolation),
@@ -368,6 +380,8 @@ impl Violation {
             | Violation::Duplicated { .. }
             | Violation::Unaccounted { .. }
             | Violation::RequiredButAbsent { .. }
+            | Violation::NotConserved { .. }
+            | Violation::WindowNotMatched { .. }
             | Violation::Malformed { .. } => VerdictClass::Correctness,
         }
     }
@@ -465,6 +479,22 @@ impl std::fmt::Display for Violation {
                 "the scenario requires loss (`loss = \"required\"`), and no event was lost",
             ),
             Violation::Malformed { record } => write!(f, "malformed record: {record}"),
+            Violation::NotConserved { pages } => {
+                let named: Vec<String> = pages.iter().map(ToString::to_string).collect();
+                write!(f, "results do not count what the job read, per page: {}", named.join("; "))
+            }
+            Violation::WindowNotMatched { results } => {
+                let mut named: Vec<String> = results.iter().take(ROWS_NAMED).map(ToString::to_string).collect();
+                if results.len() > ROWS_NAMED {
+                    named.push(format!("and {} more", results.len() - ROWS_NAMED));
+                }
+                write!(
+                    f,
+                    "{} processing-time results do not match when their events were handled: {}",
+                    results.len(),
+                    named.join("; ")
+                )
+            }
             Violation::Liveness(violation) => violation.fmt(f),
         }
     }
@@ -610,6 +640,8 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         | Violation::NothingRan
         | Violation::RequiredButAbsent { .. }
         | Violation::Malformed { .. }
+        | Violation::NotConserved { .. }
+        | Violation::WindowNotMatched { .. }
         | Violation::Liveness(_) => false,
     };
     for violation in judged {
@@ -756,16 +788,21 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
     violations
 }
 
-/// Reads both topics up to their current end, through a consumer on the oracle's own node.
+/// Reads both topics up to their current end, through a consumer on the oracle's own node, once
+/// the job has read `input` and `settle` more has passed.
 pub async fn observe(
     rpc: Rpc,
     broker: std::net::SocketAddr,
     input_topic: &str,
     output_topic: &str,
     sink_mode: SinkMode,
+    settle: Duration,
 ) -> Observed {
     let mut observed =
         Observed { unread_at_end: wait_for_the_job(&rpc, broker, input_topic).await, ..Observed::default() };
+    // Processing-time windows still open hold events the job has read: they fire within a window's
+    // length, and their results commit with the next checkpoint.
+    madsim::time::sleep(settle).await;
     let mut dates = DateReader::default();
     let mut tally = WindowTally::default();
     // Count as records arrive: an hour of input is 1.44 M records, too many to hold.
@@ -801,6 +838,10 @@ pub async fn observe(
     .await;
     observed
 }
+
+/// How long the oracle waits, once the job has read `input`, for a processing-time job's open
+/// windows to fire and commit: a window's length, and a checkpoint interval and a half more.
+pub const PROCESSING_TIME_SETTLE: Duration = Duration::from_millis(WINDOW_MS as u64 + 2_500);
 
 /// How long the oracle waits for the job to read what `input` holds when the run ends.
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(30);
