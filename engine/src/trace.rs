@@ -389,6 +389,37 @@ pub enum Event {
         /// The operator's `numLateRecordsDropped` so far.
         dropped_so_far: u64,
     },
+    /// A processing-time window fired (a job without `--event-time`, docs/model/job.md#processing-time):
+    /// what the oracle needs to check that its events were handled while the window was open.
+    ProcessingTimeWindowFired {
+        /// The task, as Flink displays it (`ClickEvent Counter (1/2)`).
+        task: String,
+        /// The job the task belongs to.
+        job_id: JobId,
+        /// The window's start, ms of the TaskManager's clock.
+        window_start_ms: i64,
+        /// The page.
+        page: SmolStr,
+        /// The count emitted.
+        count: u64,
+        /// Of the count, events restored from a checkpoint (handled by an earlier attempt).
+        restored: u64,
+        /// When this attempt handled the window's first and last event, ms of the TaskManager's
+        /// clock; `None` when every event was restored.
+        handled_ms: Option<(i64, i64)>,
+        /// When it fired, ms of the TaskManager's clock.
+        fired_ms: i64,
+    },
+    /// A task's output started or stopped waiting for buffers or credit
+    /// (docs/model/network.md#credits-and-backpressure): backpressure rising or falling.
+    Backpressure {
+        /// The task whose output is blocked (the producer), as Flink displays it.
+        task: String,
+        /// The job the task belongs to.
+        job_id: JobId,
+        /// `true` when it began waiting, `false` when it could write again.
+        blocked: bool,
+    },
 }
 
 impl fmt::Display for Event {
@@ -467,6 +498,28 @@ impl fmt::Display for Event {
                      behind watermark {watermark_ms}: numLateRecordsDropped={dropped_so_far}",
                     window_start_ms + WINDOW_MS
                 )
+            }
+            Event::ProcessingTimeWindowFired { task, window_start_ms, page, count, restored, handled_ms, fired_ms, .. } => {
+                write!(
+                    f,
+                    "{task} fired processing-time window [{window_start_ms}, {}) of {page} at {fired_ms}: \
+                     count {count}",
+                    window_start_ms + WINDOW_MS
+                )?;
+                if let Some((first, last)) = handled_ms {
+                    write!(f, ", handled from {first} to {last}")?;
+                }
+                if *restored > 0 {
+                    write!(f, ", {restored} restored")?;
+                }
+                Ok(())
+            }
+            Event::Backpressure { task, blocked, .. } => {
+                if *blocked {
+                    write!(f, "{task} is backpressured: its output waits for buffers")
+                } else {
+                    write!(f, "{task} is no longer backpressured")
+                }
             }
             Event::JobStatusChanged { job_id, from, to } => write!(
                 f,

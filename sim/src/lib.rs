@@ -7,6 +7,7 @@
 pub mod accounting;
 pub mod bisect;
 pub mod cluster;
+pub mod conservation;
 pub mod determinism;
 pub mod floor;
 pub mod invariant;

@@ -448,6 +448,18 @@ pub enum Violation {
         /// The topic and what is wrong.
         record: String,
     },
+    /// A processing-time run whose results, summed per page, do not count what the job read
+    /// (docs/oracle.md#processing-time-runs): events lost, or counted twice.
+    NotConserved {
+        /// The pages that do not add up.
+        pages: Vec<crate::conservation::PageBalance>,
+    },
+    /// Processing-time results whose window does not match when their events were handled, or
+    /// that no Counter traced firing.
+    WindowNotMatched {
+        /// The results.
+        results: Vec<crate::conservation::WindowMismatch>,
+    },
     /// A finding of the liveness phase (detection or recovery too slow, the tail not caught up,
     /// a job that should have stalled).
     Liveness(LivenessViolation),
@@ -471,6 +483,8 @@ impl Violation {
             | Violation::Duplicated { .. }
             | Violation::Unaccounted { .. }
             | Violation::RequiredButAbsent { .. }
+            | Violation::NotConserved { .. }
+            | Violation::WindowNotMatched { .. }
             | Violation::Malformed { .. }
             | Violation::Response(_) => VerdictClass::Correctness,
         }
@@ -590,6 +604,22 @@ impl std::fmt::Display for Violation {
                  read_committed readers read every output partition to its end",
             ),
             Violation::Malformed { record } => write!(f, "malformed record: {record}"),
+            Violation::NotConserved { pages } => {
+                let named: Vec<String> = pages.iter().map(ToString::to_string).collect();
+                write!(f, "results do not count what the job read, per page: {}", named.join("; "))
+            }
+            Violation::WindowNotMatched { results } => {
+                let mut named: Vec<String> = results.iter().take(ROWS_NAMED).map(ToString::to_string).collect();
+                if results.len() > ROWS_NAMED {
+                    named.push(format!("and {} more", results.len() - ROWS_NAMED));
+                }
+                write!(
+                    f,
+                    "{} processing-time results do not match when their events were handled: {}",
+                    results.len(),
+                    named.join("; ")
+                )
+            }
             Violation::Liveness(violation) => violation.fmt(f),
             Violation::Response(violation) => violation.fmt(f),
         }
@@ -740,6 +770,8 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         | Violation::NothingRan
         | Violation::RequiredButAbsent { .. }
         | Violation::Malformed { .. }
+        | Violation::NotConserved { .. }
+        | Violation::WindowNotMatched { .. }
         | Violation::Liveness(_)
         | Violation::Response(_) => false,
     };
@@ -929,16 +961,21 @@ fn stuck_last_stable_offset(observed: &Observed, causes: &Causes) -> Option<Stuc
         .then_some(StuckLastStableOffset { partitions, transactions })
 }
 
-/// Reads both topics up to their current end, through a consumer on the oracle's own node.
+/// Reads both topics up to their current end, through a consumer on the oracle's own node, once
+/// the job has read `input` and `settle` more has passed.
 pub async fn observe(
     rpc: Rpc,
     broker: std::net::SocketAddr,
     input_topic: &str,
     output_topic: &str,
     sink_mode: SinkMode,
+    settle: Duration,
 ) -> Observed {
     let mut observed =
         Observed { unread_at_end: wait_for_the_job(&rpc, broker, input_topic).await, ..Observed::default() };
+    // Processing-time windows still open hold events the job has read: they fire within a window's
+    // length, and their results commit with the next checkpoint.
+    madsim::time::sleep(settle).await;
     let mut dates = DateReader::default();
     let mut tally = WindowTally::default();
     // Count as records arrive: an hour of input is 1.44 M records, too many to hold.
@@ -1006,6 +1043,10 @@ pub async fn observe(
         .collect();
     observed
 }
+
+/// How long the oracle waits, once the job has read `input`, for a processing-time job's open
+/// windows to fire and commit: a window's length, and a checkpoint interval and a half more.
+pub const PROCESSING_TIME_SETTLE: Duration = Duration::from_millis(WINDOW_MS as u64 + 2_500);
 
 /// How long the oracle waits for the job to read what `input` holds when the run ends.
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(30);

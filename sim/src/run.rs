@@ -13,6 +13,7 @@ use rand_chacha::rand_core::SeedableRng;
 
 use crate::cluster::{Cluster, address_of};
 use crate::invariant::{self, Finding};
+use crate::conservation;
 use crate::liveness::{self, LivenessReport};
 use crate::oracle::{self, OracleReport, Violation};
 use crate::scenario::{
@@ -213,6 +214,7 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
                 &submission.args.input_topic,
                 &submission.args.output_topic,
                 submission.sink_mode,
+                if submission.args.event_time { Duration::ZERO } else { oracle::PROCESSING_TIME_SETTLE },
             )
             .await
         })
@@ -226,7 +228,11 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
     // One step of simulated time lets the executor drop the killed nodes' tasks.
     madsim::time::sleep(Duration::from_millis(1)).await;
     let causes = oracle::Causes::from_trace(&events);
-    let mut oracle = oracle::judge(&observed, &scenario.expect, &causes);
+    let mut oracle = if scenario.job.submission.args.event_time {
+        oracle::judge(&observed, &scenario.expect, &causes)
+    } else {
+        conservation::judge(&observed, &scenario.expect, &causes, &conservation::Fire::from_trace(&events))
+    };
     let liveness = liveness::judge(&events, &scenario.expect, simulated);
     if scenario.expect.liveness == LivenessExpectation::Stall {
         // The scenario says the job must stall: results missing to the end are what it expects.

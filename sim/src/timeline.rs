@@ -128,7 +128,14 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
             "{task} aborted {} lingering transactions its ids had left open",
             transactional_ids.len()
         ),
+        Event::Backpressure { task, blocked: true, .. } => {
+            format!("backpressure rising: {task} waits for credit, its output is full")
+        }
+        Event::Backpressure { task, blocked: false, .. } => {
+            format!("backpressure falling: {task} writes freely again")
+        }
         Event::Log(_)
+        | Event::ProcessingTimeWindowFired { .. }
         | Event::TransactionBegun { .. }
         | Event::TransactionCommitted { .. }
         | Event::TransactionsAborted { why: SinkAbort::Cancelled, .. }

@@ -200,3 +200,19 @@ fn bisect_prints_the_first_wrong_moment_and_its_chain() {
     assert!(out.contains(">>   4630    271.082089  taskmanager-1          Unable to commit transaction"), "{out}");
     assert!(out.contains("replay:     cargo xtask bisect pitfalls/transaction-timeout-loss --seed 1 --strict"), "{out}");
 }
+
+/// The playground's job has `--chaining`, but flinksim runs the four unchained vertices only: a
+/// scenario asking for it is refused as bad input (exit 2), naming the flag where it is written
+/// and why, instead of running the unchained job under its name.
+#[test]
+fn a_scenario_with_chaining_is_refused_naming_the_flag_and_why() {
+    let path = scratch("chaining").join("chaining.toml");
+    let run = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time --chaining";
+    std::fs::write(&path, format!("name = \"chaining\"\nduration = \"1m\"\n\n[job]\nrun = \"{run}\"\n")).unwrap();
+    let output = xtask(&["run-scenario", path.to_str().unwrap()]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{out}");
+    let column = 8 + run.find("--chaining").unwrap();
+    assert!(out.contains(&format!("chaining.toml:5:{column}: --chaining is refused")), "{out}");
+    assert!(out.contains("fuses the Source with Timestamps/Watermarks"), "{out}");
+}

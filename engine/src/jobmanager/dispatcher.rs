@@ -153,7 +153,7 @@ mod tests {
         let (mut dispatcher, mut scheduler) = (Dispatcher::new(IdSource::Counter(0)), scheduler());
         let mut events = Vec::new();
         let mut submission = JobSubmission::parse_run_command(RUN).unwrap();
-        submission.args.event_time = false;
+        submission.args.chaining = true;
         let response =
             dispatcher.submit(submission, None, &mut scheduler, &mut CheckpointCoordinator::default(), origin(), &mut events);
         assert!(matches!(response, SubmitJobResponse::Rejected(_)));

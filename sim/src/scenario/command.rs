@@ -455,7 +455,7 @@ fn parse_flink_run(line: &str) -> Result<FlinkCommand, CommandError> {
         return Err(CommandError { span: at(&servers), kind: ScenarioErrorKind::UnknownBootstrapServer(servers) });
     }
     if let Some((flag, reason)) = submission.unsupported_variant() {
-        let span = if flag == "--event-time" { at("") } else { at(flag) };
+        let span = at(flag);
         return Err(CommandError { span, kind: ScenarioErrorKind::UnsupportedVariant(reason) });
     }
     Ok(FlinkCommand::Run { line: text.to_owned(), submission })

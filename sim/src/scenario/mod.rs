@@ -745,7 +745,7 @@ impl Checker<'_> {
             return Err(SpannedError::new(span, ScenarioErrorKind::UnknownBootstrapServer(servers)));
         }
         if let Some((flag, reason)) = submission.unsupported_variant() {
-            let span = if flag == "--event-time" { self.word_span(run, "") } else { self.word_span(run, flag) };
+            let span = self.word_span(run, flag);
             return Err(SpannedError::new(span, ScenarioErrorKind::UnsupportedVariant(reason)));
         }
         submission.sink_mode = file.job.sink;
@@ -1022,11 +1022,11 @@ mod tests {
     fn job_variants_not_modelled_yet_are_refused_not_run_as_something_else() {
         let text = "name = \"x\"\nduration = \"1m\"\n[job]\n\
             run = \"flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing\"\n";
-        let error = parse(text).unwrap_err().to_string();
-        assert!(error.contains("processing-time windows (a job without --event-time) are not modelled yet"), "{error}");
-        let error = parse(&text.replace("--checkpointing", "--event-time --backpressure")).unwrap_err().to_string();
+        // Processing time (no --event-time) is modelled.
+        assert!(parse(text).is_ok());
+        let error = parse(&text.replace("--checkpointing", "--event-time --chaining")).unwrap_err().to_string();
         assert!(error.starts_with("scenarios/x.toml:4:"), "{error}");
-        assert!(error.contains("--backpressure"), "{error}");
+        assert!(error.contains("--chaining is refused"), "{error}");
     }
 
     #[test]

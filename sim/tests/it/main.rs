@@ -20,4 +20,5 @@ mod scenario_files;
 mod steady_state;
 mod sweep;
 mod tidy;
+mod variants;
 mod verdicts;

@@ -56,6 +56,8 @@ fn every_scenario_file_is_covered_here() {
         "pitfalls/transaction-timeout-loss-fixed",
         "pitfalls/twelve-hour-date-pattern",
         "pitfalls/twelve-hour-date-pattern-fixed",
+        "processing-time",
+        "processing-time-exactly-once",
         "rescale",
         "rescale-down",
         "rescale-down-exactly-once",
@@ -80,6 +82,16 @@ fn every_scenario_shortened_to_30s_prints_a_banner_that_loads_back() {
         assert_eq!(again, shortened, "{name}");
         assert_eq!(again.to_toml(), banner, "{name}");
     }
+}
+
+#[test]
+fn processing_time() {
+    check("processing-time");
+}
+
+#[test]
+fn processing_time_exactly_once() {
+    check("processing-time-exactly-once");
 }
 
 #[test]

@@ -4,13 +4,18 @@
 //! and rescaling move whole key groups. Each (page, window) has an event-time timer at window end −
 //! 1; when the watermark passes it the count is emitted, in timestamp order, before the watermark
 //! goes downstream.
+//!
+//! Without `--event-time` the windows are 15 s buckets of the TaskManager's clock
+//! (docs/model/job.md#processing-time): an event counts into the window of the moment it is
+//! handled, never late, and the window fires by a processing-time timer at its end − 1.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use smol_str::SmolStr;
 
 use crate::plant::{PlantedBug, Plants};
-use crate::timer::Ticker;
+use crate::timer::{Deadline, Ticker};
 use crate::playground::click_event::{ClickEvent, ClickEventStatistics, WINDOW_MS, window_start};
 use crate::protocol::snapshot::{SnapshotKind, TaskSnapshot, WindowState};
 use crate::protocol::data::{Record, StreamElement};
@@ -30,6 +35,22 @@ pub struct WindowCounter {
     pub late_records_dropped: u64,
     /// Planted bug `timers-lost-on-restore` (docs/planted-bugs.md).
     lose_timers_on_restore: bool,
+    /// Processing-time windows: per (page, window start), when this attempt handled its first
+    /// and last event, ms of the TaskManager's clock (for the trace, not the snapshot).
+    handled: BTreeMap<(SmolStr, i64), (i64, i64)>,
+    /// Processing-time windows: per (page, window start), the count restored from a checkpoint.
+    restored: BTreeMap<(SmolStr, i64), u64>,
+}
+
+/// A processing-time window that fired, with what the trace says about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessingTimeFire {
+    /// The result.
+    pub statistics: ClickEventStatistics,
+    /// Of the count, events restored from a checkpoint.
+    pub restored: u64,
+    /// When this attempt handled the window's first and last event.
+    pub handled_ms: Option<(i64, i64)>,
 }
 
 impl WindowCounter {
@@ -42,6 +63,8 @@ impl WindowCounter {
             watermark: i64::MIN,
             late_records_dropped: 0,
             lose_timers_on_restore: false,
+            handled: BTreeMap::new(),
+            restored: BTreeMap::new(),
         }
     }
 
@@ -52,6 +75,57 @@ impl WindowCounter {
             lose_timers_on_restore: plants.has(PlantedBug::TimersLostOnRestore),
             ..WindowCounter::new(max_parallelism)
         }
+    }
+
+    /// Counts one event into the processing-time window of `now_ms`, the TaskManager's clock
+    /// when the event is handled; such an event is never late.
+    pub fn process_at(&mut self, event: ClickEvent, now_ms: i64) {
+        let start = window_start(now_ms);
+        let key_group = KeyGroup::of_hash_code(event.page_hash_code(), self.max_parallelism);
+        let key = (event.page, start);
+        let windows = self.state.key_groups.entry(key_group).or_default();
+        let count = windows.entry(key.clone()).or_insert(0);
+        if *count == 0 {
+            self.timers.insert((start + WINDOW_MS - 1, key_group, key.0.clone(), start));
+        }
+        *count += 1;
+        self.handled.entry(key).and_modify(|(_, last)| *last = now_ms).or_insert((now_ms, now_ms));
+    }
+
+    /// When the next processing-time timer falls due, ms of the TaskManager's clock.
+    pub fn next_timer(&self) -> Option<i64> {
+        self.timers.first().map(|t| t.0)
+    }
+
+    /// Fires every processing-time timer whose millisecond has passed by `now_ms` (a timer at
+    /// end − 1 fires once the clock reads the window's end), in timestamp order. Firing within
+    /// that last millisecond would let an event handled later in it open the window again.
+    pub fn fire_processing_time(&mut self, now_ms: i64) -> Vec<ProcessingTimeFire> {
+        let mut fired = Vec::new();
+        while let Some(first) = self.timers.first() {
+            if first.0 >= now_ms {
+                break;
+            }
+            let (_, key_group, page, start) = self.timers.pop_first().expect("checked above");
+            fired.push(self.fire(key_group, page, start));
+        }
+        fired
+    }
+
+    /// Removes one window from the state and makes its result.
+    fn fire(&mut self, key_group: KeyGroup, page: SmolStr, start: i64) -> ProcessingTimeFire {
+        let windows = self.state.key_groups.get_mut(&key_group).expect("a timer has state");
+        let key = (page, start);
+        let count = windows.remove(&key).expect("a timer has a window");
+        if windows.is_empty() {
+            self.state.key_groups.remove(&key_group);
+        }
+        let restored = self.restored.remove(&key).unwrap_or(0);
+        let handled_ms = self.handled.remove(&key);
+        let (page, start) = key;
+        let statistics =
+            ClickEventStatistics { window_start_ms: start, window_end_ms: start + WINDOW_MS, page, count };
+        ProcessingTimeFire { statistics, restored, handled_ms }
     }
 
     /// Counts one event into its window, or drops it if its window has already fired; returns
@@ -87,17 +161,7 @@ impl WindowCounter {
                 break;
             }
             let (_, key_group, page, start) = self.timers.pop_first().expect("checked above");
-            let windows = self.state.key_groups.get_mut(&key_group).expect("a timer has state");
-            let count = windows.remove(&(page.clone(), start)).expect("a timer has a window");
-            if windows.is_empty() {
-                self.state.key_groups.remove(&key_group);
-            }
-            fired.push(ClickEventStatistics {
-                window_start_ms: start,
-                window_end_ms: start + WINDOW_MS,
-                page,
-                count,
-            });
+            fired.push(self.fire(key_group, page, start).statistics);
         }
         fired
     }
@@ -114,6 +178,7 @@ impl WindowCounter {
                 // The planted mistake restores the counts but not the timers that fire them.
                 if *count > 0 && !self.lose_timers_on_restore {
                     self.timers.insert((start + WINDOW_MS - 1, key_group, page.clone(), *start));
+                    *self.restored.entry((page.clone(), *start)).or_insert(0) += count;
                 }
             }
             self.state.key_groups.entry(key_group).or_default().extend(windows);
@@ -156,6 +221,12 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     }
     context.running().await;
     let clock = crate::timer::Clock::current();
+    // The TaskManager's clock reads the simulated time since the run began as ms since the epoch,
+    // as the generator's event time does (docs/model/job.md#processing-time).
+    let origin = clock.now() - context.services.trace.elapsed();
+    let now_ms = || (clock.now() - origin).as_millis() as i64;
+    let processing_time = !tdd.submission.args.event_time;
+    let mut window_timer = Deadline::at(origin);
     let mut flush_tick = Ticker::new(BUFFER_TIMEOUT);
     let mut late = LateDrops { checkpoint_id: context.restored_checkpoint().unwrap_or(0), ..LateDrops::default() };
     loop {
@@ -165,8 +236,18 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         if pending {
             flush_tick.skip_missed(clock.now());
         }
+        let next_timer = if processing_time { counter.next_timer() } else { None };
+        if let Some(at_ms) = next_timer {
+            window_timer.reset(origin + Duration::from_millis(at_ms.max(0) as u64 + 1));
+        }
         tokio::select! {
             biased;
+            _ = std::future::poll_fn(|cx| window_timer.poll_elapsed(cx)), if next_timer.is_some() => {
+                let fired_ms = now_ms();
+                for fire in counter.fire_processing_time(fired_ms) {
+                    output.emit(Record::Statistics(traced(&context, fire, fired_ms))).await?;
+                }
+            }
             _ = flush_tick.tick(), if pending => output.flush_all().await?,
             // Nothing to commit here; keep the queue drained, and stop when cancelled.
             Some(control) = context.control.recv() => {
@@ -187,7 +268,10 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                                 // `flink stop --drain`: the maximum watermark reaches the
                                 // windows before the barrier, so every open window fires now
                                 // and the savepoint holds none.
-                                for statistics in counter.advance(i64::MAX) {
+                                // Processing-time windows do not fire on a watermark: they
+                                // stay open, in the savepoint (docs/model/job.md#processing-time).
+                                let watermark = if processing_time { i64::MIN } else { i64::MAX };
+                                for statistics in counter.advance(watermark) {
                                     output.emit(Record::Statistics(statistics)).await?;
                                 }
                                 output.broadcast(StreamElement::Watermark(i64::MAX)).await?;
@@ -197,11 +281,18 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                             context.acknowledge(barrier, &TaskSnapshot::Counter(state));
                             output.broadcast(StreamElement::Barrier(barrier)).await?;
                         }
+                        GateEvent::Record(_, Record::Click(event)) if processing_time => {
+                            counter.process_at(event, now_ms());
+                        }
                         GateEvent::Record(_, Record::Click(event)) => {
                             if let Some(dropped) = counter.process(event) {
                                 context.metrics.add_late_records_dropped(1);
                                 late.add(dropped);
                             }
+                        }
+                        // Processing-time windows ignore event time; the watermark goes on.
+                        GateEvent::Watermark(watermark) if processing_time => {
+                            output.broadcast(StreamElement::Watermark(watermark)).await?;
                         }
                         GateEvent::Watermark(watermark) => {
                             for statistics in counter.advance(watermark) {
@@ -221,6 +312,22 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             }
         }
     }
+}
+
+/// Traces a processing-time window that fired; returns its result.
+fn traced(context: &TaskContext, fire: ProcessingTimeFire, fired_ms: i64) -> ClickEventStatistics {
+    let statistics = fire.statistics;
+    context.services.trace.record(Event::ProcessingTimeWindowFired {
+        task: context.tdd.display_name(),
+        job_id: context.tdd.job_id,
+        window_start_ms: statistics.window_start_ms,
+        page: statistics.page.clone(),
+        count: statistics.count,
+        restored: fire.restored,
+        handled_ms: fire.handled_ms,
+        fired_ms,
+    });
+    statistics
 }
 
 /// Late drops not yet traced: one line per (window, page) per input buffer, rather than per
@@ -325,6 +432,35 @@ mod tests {
         let mut faithful = WindowCounter::planted(128, Plants::NONE);
         faithful.restore(before.state().clone(), KeyGroupRange::of_subtask(128, 1, 0));
         assert_eq!(faithful.advance(i64::MAX).len(), 6);
+    }
+
+    #[test]
+    fn a_processing_time_window_counts_what_was_handled_while_it_was_open() {
+        let mut counter = WindowCounter::new(128);
+        // Event time plays no part: events of any timestamp count where the clock is.
+        counter.process_at(click(0), 14_000);
+        counter.process_at(click(6_000_000), 14_999);
+        counter.process_at(click(6), 15_000);
+        assert_eq!(counter.next_timer(), Some(14_999));
+        assert!(counter.fire_processing_time(14_999).is_empty(), "the last millisecond has not passed");
+        let fired = counter.fire_processing_time(15_000);
+        let [fire] = fired.as_slice() else { panic!("{fired:?}") };
+        assert_eq!((fire.statistics.window_start_ms, fire.statistics.count), (0, 2));
+        assert_eq!((fire.restored, fire.handled_ms), (0, Some((14_000, 14_999))));
+        let [next] = counter.fire_processing_time(40_000).try_into().unwrap();
+        assert_eq!((next.statistics.window_start_ms, next.statistics.count), (15_000, 1));
+        assert_eq!(counter.late_records_dropped, 0);
+    }
+
+    #[test]
+    fn a_restored_processing_time_window_fires_with_its_restored_count_named() {
+        let mut before = WindowCounter::new(128);
+        (0..3).for_each(|_| before.process_at(click(0), 1_000));
+        let mut after = WindowCounter::new(128);
+        after.restore(before.state().clone(), KeyGroupRange::of_subtask(128, 1, 0));
+        after.process_at(click(0), 2_000);
+        let [fire] = after.fire_processing_time(60_000).try_into().unwrap();
+        assert_eq!((fire.statistics.count, fire.restored, fire.handled_ms), (4, 3, Some((2_000, 2_000))));
     }
 
     #[test]
