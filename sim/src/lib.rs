@@ -8,6 +8,7 @@ pub mod accounting;
 pub mod cluster;
 pub mod determinism;
 pub mod floor;
+pub mod fuzz;
 pub mod liveness;
 pub mod oracle;
 pub mod pitfall;

@@ -35,6 +35,8 @@ pub enum Command {
     BenchSweep(crate::bench_sweep::BenchSweep),
     /// Run many seeds of scenarios on all cores and tabulate the verdicts; `sweep merge` combines shards.
     Sweep(crate::sweep::Sweep),
+    /// Run generated fault plans against a scenario, shrink the first failure to a regression file.
+    Fuzz(crate::fuzz::Fuzz),
 }
 
 /// `cargo xtask run-scenario <scenario> [--seed N] [--duration 10m]`.

@@ -9,6 +9,7 @@ mod bench_sweep;
 mod check_determinism;
 mod console;
 mod flags;
+mod fuzz;
 mod run_scenario;
 mod sweep;
 
@@ -28,6 +29,7 @@ fn main() -> std::process::ExitCode {
         flags::Command::TraceRun(command) => command.run(),
         flags::Command::Sweep(command) => command.run(),
         flags::Command::BenchSweep(command) => command.run(),
+        flags::Command::Fuzz(command) => command.run(),
     };
     match result {
         Ok(code) => code,

@@ -25,7 +25,11 @@ fn check(name: &str) {
 
 #[test]
 fn every_scenario_file_is_covered_here() {
-    let known = flinksim::Scenario::known(&scenarios_dir());
+    // The fuzzer's regression files are replayed by `every_regression_file_replays_and_passes`.
+    let known: Vec<String> = flinksim::Scenario::known(&scenarios_dir())
+        .into_iter()
+        .filter(|name| !name.starts_with("regressions/"))
+        .collect();
     let tested = [
         "exactly-once-restore-after-transaction-timeout",
         "exactly-once-resubmitted-at-lower-parallelism",
@@ -33,6 +37,7 @@ fn every_scenario_file_is_covered_here() {
         "failure-recovery-exactly-once",
         "failure-recovery-exactly-once-partition",
         "failure-recovery-no-checkpointing",
+        "fuzz-exactly-once",
         "pitfalls/at-least-once-duplicates",
         "pitfalls/at-least-once-duplicates-fixed",
         "pitfalls/generator-restart-from-zero",
@@ -74,6 +79,31 @@ fn every_scenario_shortened_to_30s_prints_a_banner_that_loads_back() {
 #[test]
 fn steady_state() {
     check("steady-state");
+}
+
+/// The fuzzer's base: without faults, the jittered timestamps leave every window exact and no
+/// event late.
+#[test]
+fn fuzz_exactly_once() {
+    check("fuzz-exactly-once");
+}
+
+/// Each file the fuzzer wrote to scenarios/regressions/ replays under its own seed, and passes:
+/// the bug it found stays fixed.
+#[test]
+fn every_regression_file_replays_and_passes() {
+    let dir = scenarios_dir().join("regressions");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|entries| entries.filter_map(|e| Some(e.ok()?.path())).collect())
+        .unwrap_or_default();
+    files.retain(|path| path.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    for path in files {
+        let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let seed = scenario.seed.unwrap_or_else(|| panic!("{}: a regression file names its `seed`", path.display()));
+        let report = run(&scenario, seed);
+        assert_passed(&report);
+    }
 }
 
 #[test]
