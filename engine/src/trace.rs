@@ -643,13 +643,27 @@ pub struct Trace {
     /// Held, because nodes read the elapsed time per request (see [`Clock`]).
     clock: Clock,
     events: Arc<Mutex<Vec<TraceEvent>>>,
+    /// Woken on every event recorded, for a watcher waiting for one (a step anchored to an event).
+    recorded: Arc<tokio::sync::Notify>,
 }
 
 impl Trace {
     /// A new, empty trace whose clock starts now (simulated time); made inside a runtime.
     pub fn new() -> Self {
         let clock = Clock::current();
-        Trace { start: clock.now(), clock, events: Arc::default() }
+        Trace { start: clock.now(), clock, events: Arc::default(), recorded: Arc::default() }
+    }
+
+    /// The events recorded from index `from` on (those a watcher has not seen yet).
+    pub fn events_since(&self, from: usize) -> Vec<TraceEvent> {
+        let events = self.events.lock().unwrap();
+        events.get(from..).map(<[TraceEvent]>::to_vec).unwrap_or_default()
+    }
+
+    /// Completes once an event is recorded after the call: take the future before reading
+    /// [`Trace::events_since`], then await it, and no event is missed.
+    pub fn recorded(&self) -> tokio::sync::futures::OwnedNotified {
+        self.recorded.clone().notified_owned()
     }
 
     /// A handle that records events under `node`'s name.
@@ -670,6 +684,7 @@ impl Trace {
     fn record(&self, node: &str, event: Event) {
         let at = self.elapsed();
         self.events.lock().unwrap().push(TraceEvent { at, node: node.to_owned(), event });
+        self.recorded.notify_waiters();
     }
 }
 

@@ -75,6 +75,7 @@ pub struct Cluster {
     /// The run's simulated network, where its link faults are injected.
     pub network: Network,
     generator_start: Instant,
+    jitter_seed: u64,
     terminal: tokio::sync::mpsc::UnboundedSender<ClientCommand>,
     /// The SIGTERM line of each node that handles it (JobManager, TaskManagers, broker).
     shutdowns: BTreeMap<String, Shutdown>,
@@ -82,7 +83,8 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts every node of the scenario's cluster; the client submits the job at once.
-    pub fn start(scenario: &Scenario, trace: Trace, network: Network) -> Cluster {
+    /// `jitter_seed` seeds the generator's timestamp jitter, if the scenario turns it on.
+    pub fn start(scenario: &Scenario, trace: Trace, network: Network, jitter_seed: u64) -> Cluster {
         let (terminal, commands) = tokio::sync::mpsc::unbounded_channel();
         let mut cluster = Cluster {
             handle: Handle::current(),
@@ -92,6 +94,7 @@ impl Cluster {
             trace,
             network,
             generator_start: Instant::now(),
+            jitter_seed,
             terminal,
             shutdowns: BTreeMap::new(),
         };
@@ -201,6 +204,8 @@ impl Cluster {
                 OnRestart::FromZero => generator::OnRestart::FromZero,
             },
             start_event_time: spec.start_event_time,
+            jitter: spec.jitter,
+            jitter_seed: self.jitter_seed,
             network: self.network.clone(),
             trace: self.trace.for_node("clickevent-generator"),
         };

@@ -11,6 +11,7 @@ pub mod conservation;
 pub mod determinism;
 pub mod floor;
 pub mod invariant;
+pub mod fuzz;
 pub mod liveness;
 pub mod oracle;
 pub mod pitfall;

@@ -93,7 +93,7 @@ fn plan(scenario: &Scenario) -> Vec<Planned<'_>> {
         let effect = effect(&step.command, &names);
         for fault in &effect.healed {
             for open in planned.iter_mut().filter(|p| p.healed.is_none() && p.fault == *fault) {
-                if step.at.earliest() >= open.applied.at.latest() {
+                if step.at.never_before(open.applied.at) {
                     open.healed = Some(step);
                 }
             }

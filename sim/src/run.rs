@@ -1,6 +1,7 @@
 //! One run: a scenario, a seed, a fresh madsim runtime on a fresh thread. The run is a pure
 //! function of (build, scenario, seed): the same inputs give the same trace, hash and results.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,7 +10,7 @@ use flinksim_engine::rpc::{LinkFault, Rpc};
 use flinksim_engine::trace::{Event, Trace, TraceEvent};
 use madsim::rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 use crate::cluster::{Cluster, address_of};
 use crate::invariant::{self, Finding};
@@ -17,7 +18,8 @@ use crate::conservation;
 use crate::liveness::{self, LivenessReport};
 use crate::oracle::{self, OracleReport, Violation};
 use crate::scenario::{
-    Command, ComposeCommand, FlinkCommand, LivenessExpectation, Scenario, ScenarioError, SimCommand, Step, StepTime,
+    Anchor, Command, ComposeCommand, FlinkCommand, LivenessExpectation, Scenario, ScenarioError, SimCommand, Step,
+    StepTime,
 };
 use flinksim_engine::playground::client::ClientCommand;
 use crate::trace;
@@ -83,6 +85,8 @@ pub enum RunError {
 #[derive(Clone, Copy, Debug)]
 enum Stream {
     StepTimes = 1,
+    /// The generator's timestamp jitter.
+    Jitter = 2,
 }
 
 fn stream(seed: u64, which: Stream) -> ChaCha8Rng {
@@ -91,20 +95,167 @@ fn stream(seed: u64, which: Stream) -> ChaCha8Rng {
     rng
 }
 
-/// When each step runs, drawn from the seed where the file gives a range.
-pub fn step_times(scenario: &Scenario, seed: u64) -> Vec<Duration> {
+/// A 64-bit seed for a purpose that draws by hashing (the generator's jitter), from its stream.
+fn stream_seed(seed: u64, which: Stream) -> u64 {
+    stream(seed, which).next_u64()
+}
+
+/// The seed of one step's own stream: a hash of the run's seed, the step as written and how many
+/// identical steps come before it in the file. Adding or removing another step leaves it alone,
+/// so a shrunk plan keeps the draws of the faults it keeps (docs/scenarios.md#faults-draw-from-their-own-streams).
+pub fn step_seed(seed: u64, step: &Step, twin: u32) -> u64 {
+    let text = format!("{}\n{}\n{twin}", step.at, step.command);
+    xxhash_rust::xxh3::xxh3_64_with_seed(text.as_bytes(), seed)
+}
+
+/// For each step, how many identical steps (same time, same command) come before it in the file.
+fn twins(scenario: &Scenario) -> Vec<u32> {
+    let mut seen: BTreeMap<(String, String), u32> = BTreeMap::new();
+    let mut twins = Vec::with_capacity(scenario.steps.len());
+    for step in &scenario.steps {
+        let count = seen.entry((step.at.to_string(), step.command.to_string())).or_default();
+        twins.push(*count);
+        *count += 1;
+    }
+    twins
+}
+
+/// A duration drawn uniformly in `[min, max]` in whole microseconds.
+fn draw_between(rng: &mut ChaCha8Rng, min: Duration, max: Duration) -> Duration {
+    let span = (max - min).as_micros() as u64;
+    min + Duration::from_micros(rng.gen_range(0..=span))
+}
+
+/// When each step runs, drawn from the seed where the file gives a range. A step anchored to an
+/// event has no time before the run: its entry is `None` (its delay is drawn from the step's
+/// own stream when the event happens; see [`anchored_delay`]).
+pub fn step_times(scenario: &Scenario, seed: u64) -> Vec<Option<Duration>> {
     let mut rng = stream(seed, Stream::StepTimes);
     scenario
         .steps
         .iter()
         .map(|step| match step.at {
-            StepTime::At(at) => at,
-            StepTime::Between { min, max } => {
-                let span = (max - min).as_micros() as u64;
-                min + Duration::from_micros(rng.gen_range(0..=span))
-            }
+            StepTime::At(at) => Some(at),
+            StepTime::Between { min, max } => Some(draw_between(&mut rng, min, max)),
+            StepTime::After { .. } => None,
         })
         .collect()
+}
+
+/// The delay an anchored step waits after its event, from the step's own stream.
+pub fn anchored_delay(seed: u64, step: &Step, twin: u32) -> Duration {
+    match step.at {
+        StepTime::After { delay_min, delay_max, .. } => {
+            let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, step, twin));
+            draw_between(&mut rng, delay_min, delay_max)
+        }
+        other => other.earliest(),
+    }
+}
+
+/// Counts the traced events steps can be anchored to, as the run records them.
+#[derive(Debug, Default)]
+pub struct AnchorCounter {
+    seen: BTreeMap<Anchor, Vec<Duration>>,
+    windows: std::collections::BTreeSet<i64>,
+}
+
+impl AnchorCounter {
+    /// Counts one event; returns the anchor it is an occurrence of, if any.
+    pub fn count(&mut self, event: &TraceEvent) -> Option<Anchor> {
+        let anchor = match &event.event {
+            Event::CheckpointTriggered { .. } => Anchor::CheckpointTriggered,
+            Event::CheckpointCompleted { .. } => Anchor::CheckpointCompleted,
+            Event::TransactionCommitted { .. } => Anchor::SinkCommitted,
+            Event::ResultWritten { statistics, .. } if self.windows.insert(statistics.window_start_ms) => {
+                Anchor::WindowFired
+            }
+            _ => return None,
+        };
+        self.seen.entry(anchor).or_default().push(event.at);
+        Some(anchor)
+    }
+
+    /// When the `n`-th occurrence (from 1) of `anchor` happened, if it has.
+    pub fn nth(&self, anchor: Anchor, n: u32) -> Option<Duration> {
+        self.seen.get(&anchor)?.get(usize::try_from(n).ok()?.checked_sub(1)?).copied()
+    }
+}
+
+/// Runs the scenario's steps at their times, fixed, drawn, or anchored to traced events; returns
+/// when each ran. Steps due after the end (a shortened `--duration`) never run; steps due at the
+/// same time run in file order.
+async fn run_steps(cluster: &mut Cluster, scenario: &Scenario, seed: u64, trace: &Trace) -> Vec<(Duration, String)> {
+    let sim = trace.for_node("sim");
+    let twins = twins(scenario);
+    let mut due: Vec<Option<Duration>> = step_times(scenario, seed);
+    let mut done = vec![false; scenario.steps.len()];
+    let mut anchors = AnchorCounter::default();
+    let mut cursor = 0;
+    let mut steps_run = Vec::new();
+    loop {
+        // Take the future before reading the trace, so that no event recorded in between is missed.
+        let recorded = trace.recorded();
+        let new = trace.events_since(cursor);
+        cursor += new.len();
+        for event in &new {
+            anchors.count(event);
+        }
+        let now = trace.elapsed();
+        let mut waiting = false;
+        for (i, step) in scenario.steps.iter().enumerate() {
+            if let (StepTime::After { anchor, n, by, .. }, None) = (step.at, due[i]) {
+                match anchors.nth(anchor, n).filter(|at| *at < by) {
+                    Some(at) => due[i] = Some(at + anchored_delay(seed, step, twins[i])),
+                    None if now >= by => due[i] = Some(by + anchored_delay(seed, step, twins[i])),
+                    None => waiting = true,
+                }
+            }
+        }
+        let next = (0..scenario.steps.len())
+            .filter(|&i| !done[i])
+            .filter_map(|i| Some((due[i]?, i)))
+            .filter(|(at, _)| *at <= scenario.duration)
+            .min();
+        // An anchored step not yet placed wakes the loop at its `by` at the latest.
+        let deadline = scenario
+            .steps
+            .iter()
+            .zip(&due)
+            .filter_map(|(step, due)| match (step.at, due) {
+                (StepTime::After { by, .. }, None) => Some(by),
+                _ => None,
+            })
+            .min();
+        let wake = match (next.map(|(at, _)| at), deadline) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (None, None) => break,
+        };
+        // Sleep even for a step due now (a zero sleep yields, as the steps always have), so a
+        // scenario's trace does not depend on how its steps' times were found.
+        let sleep = madsim::time::sleep(wake.saturating_sub(now));
+        let timer = if waiting {
+            tokio::select! {
+                biased;
+                _ = sleep => true,
+                _ = recorded => false,
+            }
+        } else {
+            sleep.await;
+            true
+        };
+        let Some((at, i)) = next.filter(|(at, _)| timer && *at == wake) else { continue };
+        let step = &scenario.steps[i];
+        done[i] = true;
+        let effect = liveness::effect(&step.command, &cluster.taskmanagers());
+        let command = step.command.to_string();
+        sim.record(Event::StepRun { command, applied: effect.applied, healed: effect.healed });
+        execute(cluster, scenario, &step.command, step_seed(seed, step, twins[i])).await;
+        steps_run.push((at, step.command.to_string()));
+    }
+    steps_run
 }
 
 /// Runs the scenario under `seed` on its own thread with a fresh runtime.
@@ -151,7 +302,7 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
     let trace = Trace::new();
     let sim = trace.for_node("sim");
     sim.event(format!("scenario {} seed {seed}", scenario.name));
-    let mut cluster = Cluster::start(&scenario, trace.clone(), Default::default());
+    let mut cluster = Cluster::start(&scenario, trace.clone(), Default::default(), stream_seed(seed, Stream::Jitter));
     cluster.submit_job_later();
     // madsim keeps a record of every finished task until its task metrics are read; the engine
     // spawns a task per request, so read them now and then to keep long runs small. The same
@@ -165,24 +316,7 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
         }
     });
 
-    let times = step_times(&scenario, seed);
-    // Steps due after the end (a shortened --duration) never run.
-    let mut schedule: Vec<(Duration, &Step)> = times
-        .iter()
-        .copied()
-        .zip(&scenario.steps)
-        .filter(|(at, _)| *at <= scenario.duration)
-        .collect();
-    schedule.sort_by_key(|(at, _)| *at); // stable: steps at the same time keep file order
-    let mut steps_run = Vec::new();
-    for (at, step) in schedule {
-        madsim::time::sleep(at.saturating_sub(trace.elapsed())).await;
-        let effect = liveness::effect(&step.command, &cluster.taskmanagers());
-        let command = step.command.to_string();
-        sim.record(Event::StepRun { command, applied: effect.applied, healed: effect.healed });
-        execute(&mut cluster, &scenario, &step.command).await;
-        steps_run.push((at, step.command.to_string()));
-    }
+    let steps_run = run_steps(&mut cluster, &scenario, seed, &trace).await;
     madsim::time::sleep(scenario.duration.saturating_sub(trace.elapsed())).await;
     let simulated = trace.elapsed();
     let messages = cluster.network.messages();
@@ -264,7 +398,7 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
 
 /// Carries out one step on the cluster; returns when the command would return (a
 /// `docker-compose stop` once its services are down).
-async fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command) {
+async fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command, step_seed: u64) {
     let nodes = |cluster: &Cluster, service: &crate::scenario::Service| {
         use crate::scenario::Service;
         match service {
@@ -324,7 +458,7 @@ async fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command) 
         }
         Command::Sim(SimCommand::Link { from, to, delay, loss }) => {
             if let (Some(from), Some(to)) = (address_of(from), address_of(to)) {
-                let fault = LinkFault { delay: delay.clone(), loss_probability: loss.unwrap_or(0.0) };
+                let fault = LinkFault { delay: delay.clone(), loss_probability: loss.unwrap_or(0.0), seed: step_seed };
                 cluster.network.set(from.ip(), to.ip(), Some(fault));
             }
         }

@@ -40,6 +40,8 @@ pub enum Command {
     Bisect(crate::bisect::Bisect),
     /// Write a run's HTML report and render it with headless Chromium to a PNG, to look at it.
     ReportScreenshot(crate::report_screenshot::ReportScreenshot),
+    /// Run generated fault plans against a scenario, shrink the first failure to a regression file.
+    Fuzz(crate::fuzz::Fuzz),
 }
 
 /// `cargo xtask run-scenario <scenario> [--seed N] [--duration 10m]`.

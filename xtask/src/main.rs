@@ -11,6 +11,7 @@ mod check_determinism;
 mod console;
 mod flags;
 mod report_screenshot;
+mod fuzz;
 mod run_scenario;
 mod sweep;
 
@@ -32,6 +33,7 @@ fn main() -> std::process::ExitCode {
         flags::Command::BenchSweep(command) => command.run(),
         flags::Command::Bisect(command) => command.run(),
         flags::Command::ReportScreenshot(command) => command.run(),
+        flags::Command::Fuzz(command) => command.run(),
     };
     match result {
         Ok(code) => code,

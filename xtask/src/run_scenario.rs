@@ -330,7 +330,7 @@ fn step_after_end(path: &Path, step: &Step, end: Duration) -> String {
     let why = match step.at {
         StepTime::At(at) if at == end => "it is at the end",
         StepTime::At(_) => "it is after the end",
-        StepTime::Between { .. } => "it may fall at or after the end",
+        StepTime::Between { .. } | StepTime::After { .. } => "it may fall at or after the end",
     };
     format!(
         "{}:{}: step `{}` at {} will not run: {why} (--duration {})",

@@ -47,10 +47,30 @@ pub struct GeneratorConfig {
     /// The event time of event 0 (0 by default, 1970-01-01T00:00:00Z): every event's timestamp
     /// is shifted by it, so a run can start where the action is (e.g. just before 12:00).
     pub start_event_time: Duration,
+    /// Timestamp jitter (docs/model/job.md#timestamp-jitter): event `k`'s timestamp is moved
+    /// back by up to this much, by a hash of (`jitter_seed`, `k`). Zero (the default) is off.
+    pub jitter: Duration,
+    /// The seed of the jitter's draws.
+    pub jitter_seed: u64,
     /// The simulated network the node is bound on (the simulator injects its faults there).
     pub network: Network,
     /// The node's trace.
     pub trace: NodeTrace,
+}
+
+/// The most timestamp jitter a generator takes: the playground job's out-of-orderness bound,
+/// within which a late event is impossible.
+pub const JITTER_MAX: Duration = Duration::from_millis(200);
+
+/// How far event `k`'s timestamp is moved back under `jitter`, in whole milliseconds: a pure
+/// function of the seed and `k`, so a restarted generator jitters an event as it did before.
+pub fn jitter_ms(jitter: Duration, seed: u64, k: u64) -> i64 {
+    let most = u64::try_from(jitter.min(JITTER_MAX).as_millis()).unwrap_or(0);
+    if most == 0 {
+        return 0;
+    }
+    let draw = xxhash_rust::xxh3::xxh3_64_with_seed(&k.to_le_bytes(), seed);
+    (draw % (most + 1)) as i64
 }
 
 impl GeneratorConfig {
@@ -70,6 +90,8 @@ impl GeneratorConfig {
             start,
             on_restart: OnRestart::default(),
             start_event_time: Duration::ZERO,
+            jitter: Duration::ZERO,
+            jitter_seed: 0,
             network,
             trace,
         }
@@ -127,6 +149,8 @@ struct ClickEvents {
     pace: Duration,
     /// Added to every event's timestamp: the generator's `start_event_time`.
     event_time_origin_ms: i64,
+    jitter: Duration,
+    jitter_seed: u64,
     dates: DateWriter,
 }
 
@@ -144,6 +168,9 @@ impl RecordFeed for ClickEvents {
     fn take(&mut self, value: &mut Vec<u8>) -> i64 {
         let mut event = ClickEvent::nth(self.next);
         event.timestamp_ms = event.timestamp_ms.saturating_add(self.event_time_origin_ms);
+        // Backward only, by at most JITTER_MAX: no event falls further behind its partition's
+        // latest timestamp than the job's out-of-orderness bound, so none can be late.
+        event.timestamp_ms = (event.timestamp_ms - jitter_ms(self.jitter, self.jitter_seed, self.next)).max(0);
         event.write_json_with(&mut self.dates, value);
         self.next += 1;
         event.timestamp_ms
@@ -183,6 +210,8 @@ pub async fn run(config: GeneratorConfig) {
         origin,
         pace: config.pace,
         event_time_origin_ms: i64::try_from(config.start_event_time.as_millis()).unwrap_or(i64::MAX),
+        jitter: config.jitter,
+        jitter_seed: config.jitter_seed,
         dates: DateWriter::default(),
     };
     let producer = Producer::with_feed(rpc, ProducerConfig::new(config.broker), Box::new(events));

@@ -696,7 +696,7 @@ mod tests {
             let (client, server) = (addr(CLIENT).ip(), addr(SERVER).ip());
             // Answers take 300-400 ms: a 1 s call gets its answer, a 200 ms one times out at 200 ms.
             let delay = Duration::from_millis(300)..Duration::from_millis(400);
-            network.set(server, client, Some(LinkFault { delay: Some(delay), loss_probability: 0.0 }));
+            network.set(server, client, Some(LinkFault { delay: Some(delay), loss_probability: 0.0, seed: 0 }));
             let (answer, took) = timed(rpc.call(addr(SERVER), Echo(1), TIMEOUT)).await;
             assert_eq!(answer.unwrap(), 2);
             assert!(took >= Duration::from_millis(300), "{took:?}");
@@ -728,13 +728,13 @@ mod tests {
             network.set(
                 server,
                 client,
-                Some(LinkFault { delay: Some(delay), loss_probability: 0.0 }),
+                Some(LinkFault { delay: Some(delay), loss_probability: 0.0, seed: 0 }),
             );
             let (answer, took) = timed(rpc.call(addr(SERVER), Echo(1), TIMEOUT)).await;
             assert_eq!(answer.unwrap(), 2);
             assert!(took >= Duration::from_millis(200), "{took:?}");
             // Every answer lost: the request arrives, the caller still only times out.
-            network.set(server, client, Some(LinkFault { delay: None, loss_probability: 1.0 }));
+            network.set(server, client, Some(LinkFault { delay: None, loss_probability: 1.0, seed: 0 }));
             let (answer, took) = timed(rpc.call(addr(SERVER), Echo(2), TIMEOUT)).await;
             assert!(answer.is_err() && took >= TIMEOUT, "{answer:?} after {took:?}");
             network.set(server, client, None);

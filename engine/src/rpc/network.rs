@@ -30,13 +30,32 @@ use crate::timer::Clock;
 /// How long a message takes on a healthy link: madsim's default `send_latency`.
 pub const LATENCY: Range<Duration> = Duration::from_millis(1)..Duration::from_millis(10);
 
-/// Delay and loss on one directed link, drawn per message from the engine's seeded RNG.
+/// Delay and loss on one directed link, drawn per message from the fault's own stream: the
+/// `n`-th message's draws are a hash of (`seed`, `n`), so a fault's losses and delays do not
+/// depend on what else in the run draws random numbers, nor on the other faults
+/// (docs/scenarios.md#faults-draw-from-their-own-streams).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LinkFault {
     /// Extra delay added to every message on the link.
     pub delay: Option<Range<Duration>>,
     /// Probability in [0, 1] that a message on the link is dropped.
     pub loss_probability: f64,
+    /// The seed of the fault's own stream of draws.
+    pub seed: u64,
+}
+
+impl LinkFault {
+    /// The `draw`-th 64-bit draw of the fault's stream.
+    fn draw(&self, draw: u64) -> u64 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(&draw.to_le_bytes(), self.seed)
+    }
+}
+
+/// A fault on a link and the messages it has judged so far (the position in its stream).
+#[derive(Debug)]
+struct FaultyLink {
+    fault: LinkFault,
+    judged: u64,
 }
 
 /// The simulated network of one run: every node's mailbox and the faulty links. Each node's
@@ -59,7 +78,7 @@ struct NetworkShared {
 
 #[derive(Debug, Default)]
 struct NetworkState {
-    faulty: BTreeMap<(IpAddr, IpAddr), LinkFault>,
+    faulty: BTreeMap<(IpAddr, IpAddr), FaultyLink>,
     /// Directed links cut by a partition: everything sent on them is lost.
     cut: BTreeSet<(IpAddr, IpAddr)>,
     /// The mailbox bound at each address; a restarted node's bind replaces its old one.
@@ -90,8 +109,8 @@ impl Network {
     pub fn set(&self, src: IpAddr, dst: IpAddr, fault: Option<LinkFault>) {
         let mut state = self.state();
         match fault {
-            Some(fault) => state.faulty.insert((src, dst), fault),
-            None => state.faulty.remove(&(src, dst)),
+            Some(fault) => state.faulty.insert((src, dst), FaultyLink { fault, judged: 0 }).map(|_| ()),
+            None => state.faulty.remove(&(src, dst)).map(|_| ()),
         };
         self.note_faults(&state);
     }
@@ -163,7 +182,7 @@ impl Network {
     ) -> Option<Instant> {
         self.shared.messages.fetch_add(1, Ordering::Relaxed);
         let mut rng = madsim::rand::thread_rng();
-        match self.fate(src, dst, &mut rng) {
+        match self.fate(src, dst) {
             Fate::Lost => None,
             Fate::InOrder => {
                 let arrival = (now + latency(&mut rng)).max(*last);
@@ -174,22 +193,34 @@ impl Network {
         }
     }
 
-    fn fate(&self, src: IpAddr, dst: IpAddr, rng: &mut impl Rng) -> Fate {
+    fn fate(&self, src: IpAddr, dst: IpAddr) -> Fate {
         if !self.shared.faults.load(Ordering::Relaxed) {
             return Fate::InOrder; // a healthy network: most of most runs
         }
-        let state = self.state();
+        let mut state = self.state();
         if state.cut.contains(&(src, dst)) {
             return Fate::Lost;
         }
-        let Some(fault) = state.faulty.get(&(src, dst)) else {
+        let Some(link) = state.faulty.get_mut(&(src, dst)) else {
             return Fate::InOrder;
         };
-        if fault.loss_probability > 0.0 && rng.gen_bool(fault.loss_probability.min(1.0)) {
+        // Two draws per message, whether or not they are used: the n-th message always reads the
+        // same two, so a change of loss does not shift the delays.
+        let n = link.judged;
+        link.judged += 1;
+        let fault = &link.fault;
+        let (loss_draw, delay_draw) = (fault.draw(2 * n), fault.draw(2 * n + 1));
+        // 53 bits: the precision of an f64 in [0, 1).
+        let uniform = (loss_draw >> 11) as f64 / (1u64 << 53) as f64;
+        if fault.loss_probability > 0.0 && uniform < fault.loss_probability.min(1.0) {
             return Fate::Lost;
         }
         match &fault.delay {
-            Some(range) if !range.is_empty() => Fate::Delayed(rng.gen_range(range.clone())),
+            Some(range) if !range.is_empty() => {
+                let span = u64::try_from((range.end - range.start).as_nanos()).unwrap_or(u64::MAX);
+                let scaled = (u128::from(delay_draw) * u128::from(span)) >> 64;
+                Fate::Delayed(range.start + Duration::from_nanos(scaled as u64))
+            }
             Some(range) if !range.start.is_zero() => Fate::Delayed(range.start),
             _ => Fate::InOrder,
         }

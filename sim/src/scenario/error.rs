@@ -152,6 +152,32 @@ pub enum ScenarioErrorKind {
         /// The maximum as written.
         max: String,
     },
+    /// An anchored step time names an event no step can be anchored to.
+    #[error("unknown event `{name}` to anchor a step to (known: {})", known.join(", "))]
+    UnknownAnchor {
+        /// The name as written.
+        name: String,
+        /// The events a step can be anchored to.
+        known: Vec<&'static str>,
+    },
+    /// An anchored step time's `n` is not a count from 1.
+    #[error("`n` must be a whole number from 1 to {max}, the occurrence of the event counted from 1: got {n}")]
+    BadAnchorCount {
+        /// The value as written.
+        n: i64,
+        /// The largest accepted.
+        max: u32,
+    },
+    /// The generator's timestamp jitter is above the job's out-of-orderness bound or its maximum.
+    #[error(
+        "`jitter` {jitter} is too large: at most {max} (the job's out-of-orderness bound, within which no event is late)"
+    )]
+    JitterTooLarge {
+        /// The jitter as written.
+        jitter: String,
+        /// The largest accepted.
+        max: String,
+    },
     /// A count or a time that must be positive is zero.
     #[error("`{key}` must be greater than 0")]
     Zero {

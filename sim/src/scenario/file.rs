@@ -22,6 +22,7 @@ pub(crate) struct ScenarioFile {
     #[serde(default)]
     pub description: String,
     pub duration: Spanned<String>,
+    pub seed: Option<u64>,
     pub pitfall: Option<Pitfall>,
     #[serde(default)]
     pub cluster: ClusterFile,
@@ -53,6 +54,7 @@ pub(crate) struct GeneratorFile {
     pub pace: Option<Spanned<String>>,
     pub on_restart: Option<OnRestart>,
     pub start_event_time: Option<Spanned<String>>,
+    pub jitter: Option<Spanned<String>>,
 }
 
 /// `[kafka]`: the broker's settings; every key optional.
@@ -82,13 +84,32 @@ pub(crate) struct StepFile {
     pub run: Spanned<String>,
 }
 
-/// A step's `at`: one duration, or a range the seed draws from.
+/// A step's `at`: one duration, a range the seed draws from, or a time anchored to the nth
+/// occurrence of a traced event.
 #[derive(Debug)]
 pub(crate) enum AtFile {
     /// `at = "2m"`.
     At(String),
     /// `at = { min = "1m", max = "4m" }`.
     Between { min: Spanned<String>, max: Spanned<String> },
+    /// `at = { after = "checkpoint-completed", n = 3, delay = "20ms", by = "2m" }`, `delay` also a
+    /// range `{ min = "0ms", max = "50ms" }`.
+    After { after: Spanned<String>, n: Spanned<i64>, delay: Spanned<DelayFile>, by: Spanned<String> },
+}
+
+/// An anchored step's `delay`: one duration or a range.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum DelayFile {
+    /// `delay = "20ms"`.
+    At(String),
+    /// `delay = { min = "0ms", max = "50ms" }`.
+    Between {
+        /// The shortest.
+        min: String,
+        /// The longest.
+        max: String,
+    },
 }
 
 // Written by hand: serde's untagged enums buffer the value and lose the spans of `min` and `max`.
@@ -100,7 +121,9 @@ impl<'de> Deserialize<'de> for AtFile {
             type Value = AtFile;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(r#"a duration such as "2m" or a range such as { min = "1m", max = "4m" }"#)
+                f.write_str(
+                    r#"a duration such as "2m", a range such as { min = "1m", max = "4m" }, or an anchored time such as { after = "checkpoint-completed", n = 3, delay = "20ms", by = "2m" }"#,
+                )
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<AtFile, E> {
@@ -108,17 +131,53 @@ impl<'de> Deserialize<'de> for AtFile {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AtFile, A::Error> {
-                let (mut min, mut max) = (None, None);
+                const KEYS: &[&str] = &["min", "max", "after", "n", "delay", "by"];
+                let (mut min, mut max, mut after, mut by) = (None, None, None, None);
+                let (mut n, mut delay) = (None, None);
+                let duplicate = |key: &str| de::Error::custom(format_args!("duplicate key `{key}`"));
                 while let Some(key) = map.next_key::<String>()? {
                     let slot = match key.as_str() {
                         "min" => &mut min,
                         "max" => &mut max,
-                        other => return Err(de::Error::unknown_field(other, &["min", "max"])),
+                        "after" => &mut after,
+                        "by" => &mut by,
+                        "n" if n.is_some() => return Err(duplicate(&key)),
+                        "n" => {
+                            n = Some(map.next_value::<Spanned<i64>>()?);
+                            continue;
+                        }
+                        "delay" if delay.is_some() => return Err(duplicate(&key)),
+                        "delay" => {
+                            delay = Some(map.next_value::<Spanned<DelayFile>>()?);
+                            continue;
+                        }
+                        other => return Err(de::Error::unknown_field(other, KEYS)),
                     };
                     if slot.is_some() {
-                        return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+                        return Err(duplicate(&key));
                     }
                     *slot = Some(map.next_value::<Spanned<String>>()?);
+                }
+                if let Some(after) = after {
+                    if min.is_some() || max.is_some() {
+                        return Err(de::Error::custom(
+                            "an anchored time (`after`) takes `n`, `delay` and `by`, not `min` and `max`",
+                        ));
+                    }
+                    return Ok(AtFile::After {
+                        after,
+                        n: n.ok_or_else(|| de::Error::missing_field("n"))?,
+                        delay: delay.ok_or_else(|| de::Error::missing_field("delay"))?,
+                        by: by.ok_or_else(|| de::Error::missing_field("by"))?,
+                    });
+                }
+                if let Some(key) = [(n.is_some(), "n"), (delay.is_some(), "delay"), (by.is_some(), "by")]
+                    .iter()
+                    .find_map(|(set, key)| set.then_some(*key))
+                {
+                    return Err(de::Error::custom(format_args!(
+                        "`{key}` belongs to an anchored time: add `after = \"<event>\"`, or write a range with only `min` and `max`"
+                    )));
                 }
                 Ok(AtFile::Between {
                     min: min.ok_or_else(|| de::Error::missing_field("min"))?,

@@ -28,7 +28,7 @@ use command::Names;
 use error::SpannedError;
 pub use file::{DURATION_MAX, format_duration};
 
-use file::{AtFile, ScenarioFile, parse_duration};
+use file::{AtFile, DelayFile, ScenarioFile, parse_duration};
 
 /// A checked scenario: everything the simulator needs to run it from a seed.
 #[derive(Clone, Debug, PartialEq)]
@@ -53,6 +53,9 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// What the oracle accepts.
     pub expect: Expect,
+    /// The seed the scenario replays under (`seed`): set in a regression file the fuzzer wrote
+    /// (docs/fuzzing.md#regression-files).
+    pub seed: Option<u64>,
     /// The file the scenario came from, for messages.
     pub path: PathBuf,
     /// Bugs planted in the engine for this run (docs/planted-bugs.md). Never read from a file:
@@ -108,6 +111,9 @@ pub struct GeneratorSpec {
     pub on_restart: OnRestart,
     /// The event time of the first event (0: 1970-01-01 00:00:00 UTC).
     pub start_event_time: Duration,
+    /// Timestamp jitter (docs/scenarios.md#timestamp-jitter): each event's timestamp moved back
+    /// by up to this much, never more than the job's out-of-orderness bound. Zero is off.
+    pub jitter: Duration,
 }
 
 impl Default for GeneratorSpec {
@@ -116,6 +122,7 @@ impl Default for GeneratorSpec {
             pace: Duration::from_micros(2500),
             on_restart: OnRestart::Resume,
             start_event_time: Duration::ZERO,
+            jitter: Duration::ZERO,
         }
     }
 }
@@ -202,15 +209,82 @@ pub enum StepTime {
         /// The latest time.
         max: Duration,
     },
+    /// `delay` after the `n`-th occurrence of a traced event, or after `by` if the event has not
+    /// happened by then (docs/scenarios.md#anchored-step-times).
+    After {
+        /// The event.
+        anchor: Anchor,
+        /// Which occurrence, from 1.
+        n: u32,
+        /// The shortest delay after it.
+        delay_min: Duration,
+        /// The longest delay after it (the seed draws between the two, from the step's own stream).
+        delay_max: Duration,
+        /// The time at which the step stops waiting for the event.
+        by: Duration,
+    },
+}
+
+/// The most occurrences an anchored step time counts (`n`).
+pub const ANCHOR_COUNT_MAX: u32 = 100_000;
+
+/// A traced event a step time can be anchored to (docs/scenarios.md#anchored-step-times): the
+/// moments around which the commit protocol's narrow windows lie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Anchor {
+    /// `checkpoint-triggered`: the checkpoint coordinator injected a checkpoint's barriers at
+    /// the sources.
+    CheckpointTriggered,
+    /// `checkpoint-completed`: every task acknowledged a checkpoint and its metadata is written.
+    CheckpointCompleted,
+    /// `sink-committed`: an exactly-once sink subtask committed a transaction.
+    SinkCommitted,
+    /// `window-fired`: the first result of a window not written before.
+    WindowFired,
+}
+
+impl Anchor {
+    /// Every anchor, in the order the file names list them.
+    pub const ALL: [Anchor; 4] =
+        [Anchor::CheckpointTriggered, Anchor::CheckpointCompleted, Anchor::SinkCommitted, Anchor::WindowFired];
+
+    /// The name a file writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Anchor::CheckpointTriggered => "checkpoint-triggered",
+            Anchor::CheckpointCompleted => "checkpoint-completed",
+            Anchor::SinkCommitted => "sink-committed",
+            Anchor::WindowFired => "window-fired",
+        }
+    }
+
+    /// The anchor a file names.
+    pub fn from_name(name: &str) -> Option<Anchor> {
+        Anchor::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl fmt::Display for StepTime {
-    /// `2m`, or `between 1m and 2m` for a range.
+    /// `2m`, `between 1m and 2m` for a range, `20ms after checkpoint-completed #3 (by 2m)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StepTime::At(at) => f.write_str(&format_duration(*at)),
             StepTime::Between { min, max } => {
                 write!(f, "between {} and {}", format_duration(*min), format_duration(*max))
+            }
+            StepTime::After { anchor, n, delay_min, delay_max, by } => {
+                if delay_min == delay_max {
+                    write!(f, "{}", format_duration(*delay_min))?;
+                } else {
+                    write!(f, "{}..{}", format_duration(*delay_min), format_duration(*delay_max))?;
+                }
+                write!(f, " after {anchor} #{n} (by {})", format_duration(*by))
             }
         }
     }
@@ -222,14 +296,29 @@ impl StepTime {
         match self {
             StepTime::At(at) => at,
             StepTime::Between { min, .. } => min,
+            StepTime::After { delay_min, .. } => delay_min,
         }
     }
 
-    /// The latest time the step can run.
+    /// Whether a step at this time can never run before one at `other`: its earliest time is at
+    /// or after `other`'s latest, or both wait for the same occurrence of the same event and this
+    /// one's shortest delay is at least `other`'s longest.
+    pub fn never_before(self, other: StepTime) -> bool {
+        match (self, other) {
+            (
+                StepTime::After { anchor, n, delay_min, by, .. },
+                StepTime::After { anchor: a, n: m, delay_max, by: b, .. },
+            ) if (anchor, n, by) == (a, m, b) => delay_min >= delay_max,
+            _ => self.earliest() >= other.latest(),
+        }
+    }
+
+    /// The latest time the step can run: for an anchored step, its delay after `by`.
     pub fn latest(self) -> Duration {
         match self {
             StepTime::At(at) => at,
             StepTime::Between { max, .. } => max,
+            StepTime::After { delay_max, by, .. } => by + delay_max,
         }
     }
 }
@@ -628,12 +717,28 @@ impl Scenario {
         out
     }
 
+    /// The scenario as a file ([`Scenario::to_toml`]) with these steps (a time and a `run`
+    /// line each) instead of its own: how the fuzzer writes a plan as a scenario.
+    pub fn to_toml_with_steps(&self, steps: &[(StepTime, String)]) -> String {
+        let mut out = String::new();
+        let _ = self.write_toml_with(&mut out, steps);
+        out
+    }
+
     fn write_toml(&self, out: &mut String) -> fmt::Result {
+        let steps: Vec<(StepTime, String)> = self.steps.iter().map(|s| (s.at, s.command.to_string())).collect();
+        self.write_toml_with(out, &steps)
+    }
+
+    fn write_toml_with(&self, out: &mut String, steps: &[(StepTime, String)]) -> fmt::Result {
         let string = |s: &str| toml::Value::String(s.to_owned()).to_string();
         let duration = |d: Duration| string(&format_duration(d));
         writeln!(out, "name = {}", string(&self.name))?;
         writeln!(out, "description = {}", string(&self.description))?;
         writeln!(out, "duration = {}", duration(self.duration))?;
+        if let Some(seed) = self.seed {
+            writeln!(out, "seed = {seed}")?;
+        }
         if let Some(pitfall) = &self.pitfall {
             writeln!(out, "\n[pitfall]")?;
             writeln!(out, "what = {}", string(&pitfall.what))?;
@@ -650,6 +755,9 @@ impl Scenario {
         writeln!(out, "pace = {}", duration(self.generator.pace))?;
         writeln!(out, "on_restart = {}", string(&self.generator.on_restart.to_string()))?;
         writeln!(out, "start_event_time = {}", duration(self.generator.start_event_time))?;
+        if !self.generator.jitter.is_zero() {
+            writeln!(out, "jitter = {}", duration(self.generator.jitter))?;
+        }
         writeln!(out, "\n[kafka]")?;
         writeln!(out, "transaction_max_timeout = {}", duration(self.kafka.transaction_max_timeout))?;
         writeln!(out, "\n[job]")?;
@@ -659,15 +767,24 @@ impl Scenario {
         let idleness = self.job.submission.idleness.map_or_else(|| string(IDLENESS_OFF), duration);
         writeln!(out, "idleness = {idleness}")?;
         writeln!(out, "out_of_orderness = {}", duration(self.job.submission.out_of_orderness))?;
-        for step in &self.steps {
+        for (at, run) in steps {
             writeln!(out, "\n[[step]]")?;
-            match step.at {
+            match *at {
                 StepTime::At(at) => writeln!(out, "at = {}", duration(at))?,
                 StepTime::Between { min, max } => {
                     writeln!(out, "at = {{ min = {}, max = {} }}", duration(min), duration(max))?;
                 }
+                StepTime::After { anchor, n, delay_min, delay_max, by } => {
+                    let delay = if delay_min == delay_max {
+                        duration(delay_min)
+                    } else {
+                        format!("{{ min = {}, max = {} }}", duration(delay_min), duration(delay_max))
+                    };
+                    let (anchor, by) = (string(anchor.name()), duration(by));
+                    writeln!(out, "at = {{ after = {anchor}, n = {n}, delay = {delay}, by = {by} }}")?;
+                }
             }
-            writeln!(out, "run = {}", string(&step.command.to_string()))?;
+            writeln!(out, "run = {}", string(run))?;
         }
         let expect = &self.expect;
         writeln!(out, "\n[expect]")?;
@@ -734,6 +851,10 @@ impl Checker<'_> {
                 Some(start) => self.duration(start)?,
                 None => Duration::ZERO,
             },
+            jitter: match &file.generator.jitter {
+                Some(jitter) => self.duration(jitter)?,
+                None => Duration::ZERO,
+            },
         };
 
         let run = &file.job.run;
@@ -764,6 +885,13 @@ impl Checker<'_> {
         };
         if let Some(bound) = &file.job.out_of_orderness {
             submission.out_of_orderness = self.duration(bound)?;
+        }
+        let jitter_max = submission.out_of_orderness.min(flinksim_engine::playground::generator::JITTER_MAX);
+        if let Some(jitter) = &file.generator.jitter
+            && generator.jitter > jitter_max
+        {
+            let kind = ScenarioErrorKind::JitterTooLarge { jitter: jitter.get_ref().clone(), max: format_duration(jitter_max) };
+            return Err(SpannedError::new(jitter.span(), kind));
         }
         let job = JobSpec { run: run.get_ref().clone(), submission };
         let kafka = KafkaSpec {
@@ -827,6 +955,7 @@ impl Checker<'_> {
             job,
             steps,
             expect: file.expect,
+            seed: file.seed,
             path: path.to_owned(),
             plants: Plants::NONE,
         })
@@ -872,6 +1001,39 @@ impl Checker<'_> {
                     return Err(SpannedError::new(at.span(), kind));
                 }
                 Ok(StepTime::Between { min, max })
+            }
+            AtFile::After { after, n, delay, by } => {
+                let anchor = Anchor::from_name(after.get_ref()).ok_or_else(|| {
+                    let kind = ScenarioErrorKind::UnknownAnchor {
+                        name: after.get_ref().clone(),
+                        known: Anchor::ALL.iter().map(|a| a.name()).collect(),
+                    };
+                    SpannedError::new(after.span(), kind)
+                })?;
+                let count = match u32::try_from(*n.get_ref()) {
+                    Ok(count @ 1..=ANCHOR_COUNT_MAX) => count,
+                    _ => {
+                        let kind = ScenarioErrorKind::BadAnchorCount { n: *n.get_ref(), max: ANCHOR_COUNT_MAX };
+                        return Err(SpannedError::new(n.span(), kind));
+                    }
+                };
+                let at_delay = |text: &str| parse_duration(text).map_err(|kind| SpannedError::new(delay.span(), kind));
+                let (delay_min, delay_max) = match delay.get_ref() {
+                    DelayFile::At(text) => {
+                        let d = at_delay(text)?;
+                        (d, d)
+                    }
+                    DelayFile::Between { min, max } => {
+                        let (lo, hi) = (at_delay(min)?, at_delay(max)?);
+                        if lo > hi {
+                            let kind = ScenarioErrorKind::EmptyRange { min: min.clone(), max: max.clone() };
+                            return Err(SpannedError::new(delay.span(), kind));
+                        }
+                        (lo, hi)
+                    }
+                };
+                let by = self.duration(by)?;
+                Ok(StepTime::After { anchor, n: count, delay_min, delay_max, by })
             }
         }
     }
@@ -1174,7 +1336,7 @@ mod tests {
             err(&file(
                 "\n[[step]]\nat = { min = \"1m\", mx = \"2m\" }\nrun = \"docker-compose kill kafka\"\n"
             )),
-            "scenarios/x.toml:8:6: unknown field `mx`, expected `min` or `max`"
+            "scenarios/x.toml:8:6: unknown field `mx`, expected one of `min`, `max`, `after`, `n`, `delay`, `by`"
         );
         assert_eq!(
             err(&file("sink = \"at-most-once\"\n")),
@@ -1434,6 +1596,55 @@ mod tests {
         );
         // Scaling to none is a valid step: every TaskManager is removed.
         assert!(parse(&file("\n[[step]]\nat = \"1m\"\nrun = \"docker-compose scale taskmanager=0\"\n")).is_ok());
+    }
+
+    #[test]
+    fn anchored_step_times_parse_print_and_point_at_mistakes() {
+        let step = |at: &str| file(&format!("\n[[step]]\nat = {at}\nrun = \"docker-compose kill kafka\"\n\n[[step]]\nat = \"9m\"\nrun = \"docker-compose up -d kafka\"\n"));
+        let scenario = parse(&step(r#"{ after = "checkpoint-completed", n = 3, delay = { min = "0ms", max = "50ms" }, by = "2m" }"#)).unwrap();
+        assert_eq!(
+            scenario.steps[0].at,
+            StepTime::After {
+                anchor: Anchor::CheckpointCompleted,
+                n: 3,
+                delay_min: Duration::ZERO,
+                delay_max: Duration::from_millis(50),
+                by: Duration::from_secs(120),
+            }
+        );
+        assert_eq!(scenario.steps[0].at.to_string(), "0s..50ms after checkpoint-completed #3 (by 2m)");
+        assert_eq!(scenario.steps[0].at.latest(), Duration::from_millis(120_050));
+        let again = Scenario::parse(&scenario.to_toml(), &scenario.path).unwrap();
+        assert_eq!(again, scenario);
+        assert_eq!(
+            err(&step(r#"{ after = "checkpoint-done", n = 3, delay = "1ms", by = "2m" }"#)),
+            "scenarios/x.toml:8:16: unknown event `checkpoint-done` to anchor a step to (known: \
+             checkpoint-triggered, checkpoint-completed, sink-committed, window-fired)"
+        );
+        assert_eq!(
+            err(&step(r#"{ after = "window-fired", n = 0, delay = "1ms", by = "2m" }"#)),
+            "scenarios/x.toml:8:36: `n` must be a whole number from 1 to 100000, the occurrence of the \
+             event counted from 1: got 0"
+        );
+        assert!(err(&step(r#"{ after = "window-fired", n = 1, delay = "1ms" }"#)).contains("missing field `by`"));
+        assert!(err(&step(r#"{ min = "1m", max = "2m", by = "2m" }"#)).contains("`by` belongs to an anchored time"));
+        assert_eq!(
+            err(&step(r#"{ after = "window-fired", n = 1, delay = "1ms", by = "10m" }"#)),
+            "scenarios/x.toml:8:6: step at 10m 1ms is after the end of the scenario (duration = \"10m\")"
+        );
+    }
+
+    #[test]
+    fn jitter_is_off_by_default_and_at_most_the_out_of_orderness_bound() {
+        assert_eq!(parse(&file("")).unwrap().generator.jitter, Duration::ZERO);
+        let jittered = parse(&file("\n[generator]\njitter = \"200ms\"\n")).unwrap();
+        assert_eq!(jittered.generator.jitter, Duration::from_millis(200));
+        assert_eq!(Scenario::parse(&jittered.to_toml(), &jittered.path).unwrap(), jittered);
+        assert_eq!(
+            err(&file("\n[generator]\njitter = \"201ms\"\n")),
+            "scenarios/x.toml:8:10: `jitter` 201ms is too large: at most 200ms (the job's out-of-orderness \
+             bound, within which no event is late)"
+        );
     }
 
     #[test]

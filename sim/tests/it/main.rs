@@ -6,6 +6,7 @@ mod cluster;
 mod determinism;
 mod exactly_once;
 mod faults;
+mod fuzz;
 mod graceful_stop;
 mod harness;
 mod liveness;

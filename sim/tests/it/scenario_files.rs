@@ -25,7 +25,11 @@ fn check(name: &str) {
 
 #[test]
 fn every_scenario_file_is_covered_here() {
-    let known = flinksim::Scenario::known(&scenarios_dir());
+    // The fuzzer's regression files are replayed by `every_regression_file_replays_and_passes`.
+    let known: Vec<String> = flinksim::Scenario::known(&scenarios_dir())
+        .into_iter()
+        .filter(|name| !name.starts_with("regressions/"))
+        .collect();
     let tested = [
         "exactly-once-restore-after-transaction-timeout",
         "exactly-once-restore-older-savepoint-again",
@@ -36,6 +40,7 @@ fn every_scenario_file_is_covered_here() {
         "failure-recovery-exactly-once-partition",
         "failure-recovery-no-checkpointing",
         "metrics",
+        "fuzz-exactly-once",
         "pitfalls/at-least-once-duplicates",
         "pitfalls/at-least-once-duplicates-fixed",
         "pitfalls/drain-then-resume",
@@ -97,6 +102,31 @@ fn processing_time_exactly_once() {
 #[test]
 fn steady_state() {
     check("steady-state");
+}
+
+/// The fuzzer's base: without faults, the jittered timestamps leave every window exact and no
+/// event late.
+#[test]
+fn fuzz_exactly_once() {
+    check("fuzz-exactly-once");
+}
+
+/// Each file the fuzzer wrote to scenarios/regressions/ replays under its own seed, and passes:
+/// the bug it found stays fixed.
+#[test]
+fn every_regression_file_replays_and_passes() {
+    let dir = scenarios_dir().join("regressions");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|entries| entries.filter_map(|e| Some(e.ok()?.path())).collect())
+        .unwrap_or_default();
+    files.retain(|path| path.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    for path in files {
+        let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let seed = scenario.seed.unwrap_or_else(|| panic!("{}: a regression file names its `seed`", path.display()));
+        let report = run(&scenario, seed);
+        assert_passed(&report);
+    }
 }
 
 #[test]

@@ -37,7 +37,7 @@ const SEEDS: SeedRange = SeedRange { start: 20, end: 30 };
 
 /// How far past the last window boundary (a multiple of 15 s) the seed's kill falls.
 fn past_boundary(scenario: &Scenario, seed: u64) -> Duration {
-    let kill = flinksim::run::step_times(scenario, seed)[0];
+    let kill = flinksim::run::step_times(scenario, seed)[0].expect("the kill is at a time, not anchored");
     Duration::from_micros((kill.as_micros() % 15_000_000) as u64)
 }
 

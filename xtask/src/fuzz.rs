@@ -1,0 +1,93 @@
+//! `cargo xtask fuzz`: fault plans drawn and run on all cores, judged by the oracle, the first
+//! failure shrunk and written as `scenarios/regressions/<name>.toml`. The fuzzing is
+//! `flinksim::fuzz`; here are only the flags, the wall clock (schedules per second, ETA) and the
+//! printing.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use flinksim::fuzz::{self, FuzzConfig, NarrowWindow, Progress};
+use flinksim::scenario::format_duration;
+
+use crate::console::{errln, outln};
+
+/// `cargo xtask fuzz [--scenario S] --cases N [--jobs J] [--seed S]`.
+#[derive(Debug, clap::Args)]
+pub struct Fuzz {
+    /// The base scenario: its cluster, job and expectations; each case replaces its steps.
+    #[arg(long, default_value = "fuzz-exactly-once")]
+    pub scenario: String,
+    /// How many fault plans to run.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cases: u32,
+    /// Runs at once, each on its own thread and runtime [default: the machine's cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// The fuzz's seed: the same seed draws the same plans.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl Fuzz {
+    /// Runs the fuzz; exits 1 when a case failed (its regression file written), 0 otherwise.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let (_, base) = crate::run_scenario::load(&self.scenario, None)?;
+        let jobs = self.jobs.map_or_else(crate::sweep::cores, |j| j as usize);
+        let config = FuzzConfig::new(base, self.cases, jobs, self.seed);
+        outln!("fuzz: {} × {} cases (seed {}) on {jobs} jobs", self.scenario, self.cases, self.seed)?;
+        let started = Instant::now();
+        let bar = crate::sweep::bar(u64::from(self.cases));
+        let report = fuzz::fuzz(&config, &|progress| match progress {
+            Progress::Case { done, failed } => {
+                bar.set_position(u64::from(done));
+                if failed {
+                    bar.set_message("1 failed: shrinking once the cases in flight end");
+                }
+            }
+            Progress::Shrink { runs, faults } => {
+                bar.set_message(format!("shrinking: {runs} runs, {faults} fault(s) left"));
+            }
+        })?;
+        bar.finish_and_clear();
+        let wall = started.elapsed();
+        outln!(
+            "{} schedules in {:.1} s: {:.2} schedules/s on {jobs} jobs; {} passed, {} discarded",
+            report.cases,
+            wall.as_secs_f64(),
+            f64::from(report.cases) / wall.as_secs_f64().max(1e-9),
+            report.passed,
+            report.discarded
+        )?;
+        outln!(
+            "cost over the run itself: {:.1}% (drawing, rendering, parsing and judging a schedule)",
+            report.overhead() * 100.0
+        )?;
+        outln!("coverage: {} faults applied; landed in", report.coverage.faults)?;
+        for window in NarrowWindow::ALL {
+            let n = report.coverage.in_window(window);
+            let note = if n == 0 { "  (never reached)" } else { "" };
+            outln!("  {window:<40} {n}{note}")?;
+        }
+        let Some(regression) = report.regression else {
+            outln!("verdict:  PASSED (every case)")?;
+            return Ok(ExitCode::SUCCESS);
+        };
+        let path = fuzz::write_regression(&regression, &crate::project_root().join("scenarios"))?;
+        errln!("case {} (seed {}) failed: {}", regression.case, regression.seed, regression.failure);
+        outln!(
+            "shrunk from {} to {} fault(s) in {} runs, {:.1} s:",
+            regression.found.faults.len(),
+            regression.shrunk.faults.len(),
+            regression.shrink_runs,
+            regression.shrink_wall.as_secs_f64()
+        )?;
+        for fault in &regression.shrunk.faults {
+            outln!("  {fault}")?;
+        }
+        outln!("written:  {}", path.display())?;
+        outln!("trace:    hash {:016x}", regression.trace_hash)?;
+        outln!("replay:   cargo xtask run-scenario {} --seed {}", regression.name, regression.seed)?;
+        outln!("verdict:  FAILED after {}", format_duration(std::time::Duration::from_millis(wall.as_millis() as u64)))?;
+        Ok(ExitCode::from(1))
+    }
+}
