@@ -518,6 +518,7 @@ impl std::fmt::Display for Causes {
 mod tests {
     use super::*;
     use flinksim_engine::playground::click_event::ClickEventStatistics;
+    use flinksim_engine::trace::SinkAbort;
 
     fn at(ms: u64, event: Event) -> TraceEvent {
         TraceEvent { at: Duration::from_millis(ms), node: "n".into(), event }
@@ -578,6 +579,55 @@ mod tests {
             count,
         };
         Event::ResultWritten { task: "ClickEventStatistics Sink (1/2)".into(), statistics, transaction }
+    }
+
+    #[test]
+    fn a_transaction_with_results_and_no_end_is_open_at_the_end() {
+        let handle = |id: &str| TransactionHandle { transactional_id: id.into(), producer_id: 3, epoch: 0 };
+        let task = "ClickEventStatistics Sink (1/2)".to_owned();
+        let trace = vec![
+            at(1_000, written(0, "/help", 1000, Some(handle("t-0-1")))),
+            at(1_100, written(0, "/shop", 1000, Some(handle("t-0-2")))),
+            at(1_200, written(0, "/news", 1000, Some(handle("t-0-3")))),
+            at(1_300, written(0, "/jobs", 1000, Some(handle("t-0-4")))),
+            at(1_400, written(0, "/about", 1000, Some(handle("t-0-5")))),
+            at(2_000, Event::TransactionCommitted { task: task.clone(), transaction: handle("t-0-1"), checkpoint_id: 1, on_restore: false }),
+            at(2_100, Event::TransactionsAborted { task, transactional_ids: vec!["t-0-2".into()], why: SinkAbort::Lingering }),
+            at(2_200, Event::TransactionTimedOut { transactional_id: "t-0-3".into(), timeout: Duration::from_secs(60) }),
+            at(2_300, Event::TransactionLost { transaction: handle("t-0-4"), checkpoint_id: 4, cause: None }),
+        ];
+        let open = Causes::from_trace(&trace).open_at_end;
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!((open[0].transaction.transactional_id.as_str(), open[0].first_write, open[0].results), ("t-0-5", Duration::from_millis(1_400), 1));
+    }
+
+    fn from_savepoint(job: u128, location: &str) -> Event {
+        Event::RestoringFromSavepoint {
+            job_id: JobId(job),
+            checkpoint_id: 9,
+            timestamp_ms: 50_000,
+            savepoint_job_id: JobId(1),
+            location: location.into(),
+        }
+    }
+
+    #[test]
+    fn a_savepoint_restored_again_by_another_job_rewinds_the_windows_written_since_its_first_restore() {
+        let trace = vec![
+            at(40_000, written(15_000, "/help", 1000, None)),
+            at(60_000, from_savepoint(2, "/sp-a")),
+            at(61_000, from_savepoint(2, "/sp-a")), // a failover of job 2 before its first checkpoint
+            at(75_000, written(45_000, "/help", 1000, None)),
+            at(90_000, written(60_000, "/help", 1000, None)),
+            at(120_000, from_savepoint(3, "/sp-a")),
+            at(121_000, from_savepoint(3, "/sp-a")),
+        ];
+        let causes = Causes::from_trace(&trace);
+        assert_eq!(causes.rewinds.len(), 1, "{:?}", causes.rewinds);
+        let rewind = &causes.rewinds[0];
+        assert_eq!((rewind.first.0, rewind.again.0), (JobId(2), JobId(3)));
+        assert_eq!(rewind.windows.iter().copied().collect::<Vec<_>>(), [45_000, 60_000]);
+        assert!(causes.rewound_over(15_000).is_none() && causes.rewound_over(45_000).is_some());
     }
 
     #[test]

@@ -1174,6 +1174,7 @@ where
 mod tests {
     use super::*;
     use crate::accounting::{StateLost, StateLostWhy};
+    use flinksim_engine::trace::TransactionHandle;
 
     fn observed_windows(windows: i64, copies: usize) -> Observed {
         let mut observed = Observed::default();
@@ -1218,6 +1219,67 @@ mod tests {
         assert!(!judge(&observed, &Expect::default(), &Causes::default()).passed());
         let allowed = Expect { duplicates: DuplicatesExpectation::Allowed, ..Expect::default() };
         assert!(judge(&observed, &allowed, &Causes::default()).passed());
+    }
+
+    /// Output partition 1 held at offset 5 of 9 by a transaction that first wrote at `first_write`.
+    fn held(first_write: Duration) -> (Observed, Causes) {
+        let mut observed = observed_windows(4, 1);
+        observed.ended_at = Duration::from_secs(180);
+        observed.output_partitions = vec![
+            OutputPartition { partition: 0, high_watermark: 12, last_stable_offset: 12, read_uncommitted: 12, read_committed: 12 },
+            OutputPartition { partition: 1, high_watermark: 9, last_stable_offset: 5, read_uncommitted: 8, read_committed: 5 },
+        ];
+        observed.open_transactions = vec!["click-event-count-1-60".into()];
+        let transaction = TransactionHandle { transactional_id: "click-event-count-1-60".into(), producer_id: 3, epoch: 0 };
+        let open = OpenTransaction { transaction, task: "ClickEventStatistics Sink (2/2)".into(), first_write, results: 3 };
+        (observed, Causes { open_at_end: vec![open], ..Causes::default() })
+    }
+
+    #[test]
+    fn a_transaction_left_open_for_long_is_a_stuck_last_stable_offset_unless_expected() {
+        let (observed, causes) = held(Duration::from_secs(60));
+        let report = judge(&observed, &Expect::default(), &causes);
+        let [Violation::LastStableOffsetStuck(stuck)] = report.violations.as_slice() else {
+            panic!("{:?}", report.violations)
+        };
+        assert_eq!(stuck.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(), [1]);
+        assert_eq!(report.verdict(), VerdictClass::Liveness);
+        let expected = Expect { last_stable_offset: LastStableOffsetExpectation::Stuck, ..Expect::default() };
+        let report = judge(&observed, &expected, &causes);
+        assert!(report.passed(), "{:?}", report.violations);
+        assert!(report.stuck.is_some() && report.notes.iter().any(|n| n.contains("stuck at the last stable offset")));
+        // A transaction opened in the last seconds is a live sink's, not a stuck one.
+        let (observed, causes) = held(Duration::from_secs(175));
+        assert!(judge(&observed, &Expect::default(), &causes).passed());
+        assert_eq!(
+            judge(&observed, &expected, &causes).violations,
+            [Violation::RequiredButAbsent { what: Required::StuckLastStableOffset }]
+        );
+    }
+
+    #[test]
+    fn copies_of_windows_a_savepoint_restored_again_rewound_are_named_as_such() {
+        let observed = observed_windows(4, 2);
+        let rewind = Rewind {
+            location: "/tmp/flink-savepoints-directory/savepoint-000000-000000000001".into(),
+            first: (flinksim_engine::protocol::ids::JobId(1), Duration::from_secs(80)),
+            again: (flinksim_engine::protocol::ids::JobId(2), Duration::from_secs(150)),
+            windows: (0..4).map(|w| w * WINDOW_MS).collect(),
+        };
+        let causes = Causes { rewinds: vec![rewind], ..Causes::default() };
+        let report = judge(&observed, &Expect::default(), &causes);
+        let [Violation::RewoundBySavepoint { rows, rewinds }] = report.violations.as_slice() else {
+            panic!("{:?}", report.violations)
+        };
+        assert_eq!((rows.len(), rewinds.len()), (24, 1));
+        assert_eq!(report.verdict(), VerdictClass::Semantic);
+        let allowed = Expect { duplicates: DuplicatesExpectation::Allowed, ..Expect::default() };
+        assert!(judge(&observed, &allowed, &causes).passed());
+        // Copies of a window the first resume never wrote stay an engine bug.
+        let mut causes = causes;
+        causes.rewinds[0].windows.remove(&0);
+        let report = judge(&observed, &Expect::default(), &causes);
+        assert!(report.violations.iter().any(|v| matches!(v, Violation::Duplicated { rows } if rows.len() == 6)));
     }
 
     #[test]

@@ -127,6 +127,9 @@ fn a_restore_above_the_max_parallelism_is_refused_and_one_within_it_is_not() {
 #[test]
 fn a_transaction_left_open_holds_read_committed_readers_and_a_transaction_timeout_frees_them() {
     for report in check("stuck-last-stable-offset", "read_committed readers stuck at the last stable offset") {
+        // Every window before the one held in the open transactions came out, once.
+        let before: Vec<_> = report.oracle.rows.iter().filter(|r| r.window_start_ms < 45_000).collect();
+        assert!(before.len() == 18 && before.iter().all(|r| r.counts == [1000]), "{before:?} (seed {})", report.seed);
         let stuck = report.oracle.stuck.as_ref().expect("named by the oracle");
         assert!(!stuck.transactions.is_empty(), "seed {}", report.seed);
         for partition in &stuck.partitions {
