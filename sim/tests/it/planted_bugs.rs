@@ -3,8 +3,6 @@
 //! names the scenario and seed that catch its bug, the verdict class and the violation; the
 //! README's table lists the same. One bug no schedule can reveal yet says why.
 
-use std::time::Instant;
-
 use flinksim::Report;
 use flinksim::liveness::LivenessViolation;
 use flinksim::oracle::Violation;
@@ -40,7 +38,6 @@ fn replay(report: &Report, bug: Option<PlantedBug>) -> String {
 /// Runs `name` under `seed` with `bug` planted: the verdict is `class`, with `finding` among the
 /// violations; then the same run without the plant passes.
 fn caught(bug: PlantedBug, name: &str, seed: u64, class: VerdictClass, finding: Finding) {
-    let started = Instant::now();
     let mut planted = scenario(name);
     planted.plants = Plants::of([bug]);
     let report = run(&planted, seed);
@@ -54,7 +51,6 @@ fn caught(bug: PlantedBug, name: &str, seed: u64, class: VerdictClass, finding: 
     );
     assert!(findings.contains(&finding), "{bug}: no {finding:?} in {:?}\n{}", report.oracle.violations, replay(&report, Some(bug)));
     assert_passed(&run(&scenario(name), seed));
-    eprintln!("{bug}: caught by {name} seed {seed} as {class:?} ({finding:?}) in {:.1?}", started.elapsed());
 }
 
 #[test]
