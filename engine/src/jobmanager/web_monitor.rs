@@ -725,7 +725,7 @@ mod tests {
         assert_eq!(stats.history[0].id, 12, "newest first");
         assert_eq!(stats.latest.failed.as_ref().map(|f| f.id), Some(5));
         assert_eq!(stats.latest.completed.as_ref().map(|c| (c.id, c.state_size)), Some((12, 1200)));
-        assert_eq!(stats.summary.state_size, MinMaxAvg { min: 100, max: 1200, avg: 709 });
+        assert_eq!(stats.summary.state_size, MinMaxAvg { min: 100, max: 1200, avg: 663 });
         assert_eq!(stats.summary.end_to_end_duration.max, 20);
         assert_eq!((stats.history[0].num_subtasks, stats.history[0].num_acknowledged_subtasks), (8, 8));
     }

@@ -160,6 +160,13 @@ impl Network {
         mailbox
     }
 
+    /// Binds `alias` (another port of the same node) to `mailbox`: what is sent to either address
+    /// lands in the one mailbox, read by the one reader.
+    pub(super) fn bind_alias(&self, alias: SocketAddr, mailbox: &Arc<Mailbox>) {
+        self.state().bound.insert(alias, Arc::downgrade(mailbox));
+        self.shared.binds.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The mailbox bound at `addr` now, open or not (the sender checks; see [`Network::binds`]).
     pub(super) fn lookup(&self, addr: SocketAddr) -> Weak<Mailbox> {
         self.state().bound.get(&addr).cloned().unwrap_or_default()

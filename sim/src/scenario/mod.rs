@@ -1427,9 +1427,35 @@ mod tests {
             "scenarios/x.toml:9:19: unexpected `--all`: expected `flink list`"
         );
         assert_eq!(
-            err(&file("\n[[step]]\nat = \"2m\"\nrun = \"curl localhost:8081/jobs\"\n")),
-            "scenarios/x.toml:9:8: `curl` steps are not modelled yet: the REST API is not modelled yet"
+            err(&file("\n[[step]]\nat = \"2m\"\nrun = \"curl -X DELETE localhost:8081/jobs\"\n")),
+            "scenarios/x.toml:9:16: bad `curl` line: unknown method `DELETE`: expected GET, POST or PATCH"
         );
+    }
+
+    #[test]
+    fn a_response_assertion_must_name_a_curl_step_and_check_something() {
+        let step = "\n[[step]]\nat = \"2m\"\nrun = \"curl localhost:8081/jobs\"\n";
+        let scenario = parse(&file(&format!(
+            "{step}\n[[expect.response]]\nrequest = \"curl localhost:8081/jobs\"\nfield = \"/jobs/0/status\"\nequals = \"RUNNING\"\n"
+        )))
+        .unwrap();
+        assert_eq!(
+            scenario.expect.responses[0].checks,
+            vec![ResponseCheck::Equals { field: "/jobs/0/status".into(), value: "RUNNING".into() }]
+        );
+        let again = parse(&scenario.to_toml()).unwrap();
+        assert_eq!(again, scenario, "the banner reads back");
+        assert_eq!(
+            err(&file(&format!("{step}\n[[expect.response]]\nrequest = \"curl localhost:8081/overview\"\nstatus = 200\n"))),
+            "scenarios/x.toml:12:11: `curl localhost:8081/overview` is no `curl` step of this file \
+             (its curl steps: curl localhost:8081/jobs)"
+        );
+        let no_check = err(&file(&format!("{step}\n[[expect.response]]\nrequest = \"curl localhost:8081/jobs\"\n")));
+        assert!(no_check.starts_with("scenarios/x.toml:11:1: nothing to check"), "{no_check}");
+        let bad_pointer = err(&file(&format!(
+            "{step}\n[[expect.response]]\nrequest = \"curl localhost:8081/jobs\"\nfield = \"state\"\nequals = 1\n"
+        )));
+        assert!(bad_pointer.contains("bad field `state`: expected a JSON pointer"), "{bad_pointer}");
     }
 
     #[test]
