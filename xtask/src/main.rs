@@ -5,6 +5,7 @@
 
 mod allocator;
 mod bench;
+mod bench_fuzz;
 mod bench_sweep;
 mod check_determinism;
 mod console;
@@ -30,6 +31,7 @@ fn main() -> std::process::ExitCode {
         flags::Command::Sweep(command) => command.run(),
         flags::Command::BenchSweep(command) => command.run(),
         flags::Command::Fuzz(command) => command.run(),
+        flags::Command::BenchFuzz(command) => command.run(),
     };
     match result {
         Ok(code) => code,
