@@ -278,6 +278,8 @@ struct JsonReport<'a> {
     skipped: &'a [String],
     crashed: &'a [String],
     sweep: Option<&'a crate::bench_sweep::SweepBench>,
+    /// The fuzz case: a schedule's cost over its run, and a shrink timed.
+    fuzz: Option<&'a crate::bench_fuzz::FuzzMeasured>,
 }
 
 #[derive(Tabled)]
@@ -392,6 +394,13 @@ impl Bench {
                 None
             }
         };
+        let fuzz = match crate::bench_fuzz::measure(&exe, &root, self.quick) {
+            Ok(fuzz) => Some(fuzz),
+            Err(error) => {
+                crashed.push(format!("fuzz: {error:#}"));
+                None
+            }
+        };
         for s in &skipped {
             outln!("skipped: {s}")?;
         }
@@ -410,6 +419,7 @@ impl Bench {
                 skipped: &skipped,
                 crashed: &crashed,
                 sweep: sweep.as_ref(),
+                fuzz: fuzz.as_ref(),
             };
             let text = serde_json::to_string_pretty(&report).context("cannot encode the benchmark as JSON")?;
             std::fs::write(path, text + "\n").with_context(|| format!("cannot write {}", path.display()))?;

@@ -42,6 +42,9 @@ pub enum Command {
     ReportScreenshot(crate::report_screenshot::ReportScreenshot),
     /// Run generated fault plans against a scenario, shrink the first failure to a regression file.
     Fuzz(crate::fuzz::Fuzz),
+    /// One fuzz and one shrink timed in this process, reported as one JSON line (run by `bench`).
+    #[command(hide = true)]
+    BenchFuzz(crate::bench_fuzz::BenchFuzz),
 }
 
 /// `cargo xtask run-scenario <scenario> [--seed N] [--duration 10m]`.

@@ -33,7 +33,8 @@ impl Fuzz {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let (_, base) = crate::run_scenario::load(&self.scenario, None)?;
         let jobs = self.jobs.map_or_else(crate::sweep::cores, |j| j as usize);
-        let config = FuzzConfig::new(base, self.cases, jobs, self.seed);
+        let mut config = FuzzConfig::new(base, self.cases, jobs, self.seed);
+        config.wall_clock = wall_clock();
         outln!("fuzz: {} × {} cases (seed {}) on {jobs} jobs", self.scenario, self.cases, self.seed)?;
         let started = Instant::now();
         let bar = crate::sweep::bar(u64::from(self.cases));
@@ -90,4 +91,10 @@ impl Fuzz {
         outln!("verdict:  FAILED after {}", format_duration(std::time::Duration::from_millis(wall.as_millis() as u64)))?;
         Ok(ExitCode::from(1))
     }
+}
+
+/// The wall clock the fuzz's case timings read: time since the call.
+pub fn wall_clock() -> flinksim::fuzz::WallClockFn {
+    let origin = Instant::now();
+    std::sync::Arc::new(move || origin.elapsed())
 }

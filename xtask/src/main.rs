@@ -5,6 +5,7 @@
 
 mod allocator;
 mod bench;
+mod bench_fuzz;
 mod bench_sweep;
 mod bisect;
 mod check_determinism;
@@ -34,6 +35,7 @@ fn main() -> std::process::ExitCode {
         flags::Command::Bisect(command) => command.run(),
         flags::Command::ReportScreenshot(command) => command.run(),
         flags::Command::Fuzz(command) => command.run(),
+        flags::Command::BenchFuzz(command) => command.run(),
     };
     match result {
         Ok(code) => code,

@@ -34,6 +34,10 @@ pub type RunFn = Arc<dyn Fn(&Scenario, u64) -> Result<Report, RunError> + Send +
 /// Says whether a run failed: the oracle's verdict by default.
 pub type JudgeFn = Arc<dyn Fn(&Report) -> bool + Send + Sync>;
 
+/// Reads a wall clock (time since some fixed origin), for the command that measures what a case
+/// costs: the simulator itself never reads one, so by default it reads zero.
+pub type WallClockFn = Arc<dyn Fn() -> Duration + Send + Sync>;
+
 /// One fuzz: what to run, how many cases, on how many threads.
 #[derive(Clone)]
 pub struct FuzzConfig {
@@ -52,6 +56,8 @@ pub struct FuzzConfig {
     pub run: RunFn,
     /// Whether a run failed.
     pub judge: JudgeFn,
+    /// The wall clock the case timings read (none by default: they read zero).
+    pub wall_clock: WallClockFn,
 }
 
 impl FuzzConfig {
@@ -63,8 +69,9 @@ impl FuzzConfig {
             jobs,
             seed,
             shrink_runs: 300,
-            run: Arc::new(|scenario, seed| crate::run::run(scenario, seed)),
+            run: Arc::new(crate::run::run),
             judge: Arc::new(|report| !report.passed()),
+            wall_clock: Arc::new(|| Duration::ZERO),
         }
     }
 }
@@ -249,13 +256,14 @@ fn run_plan(config: &FuzzConfig, plan: &FaultPlan, seed: u64) -> Result<(CaseVer
 
 /// Runs case `case`.
 pub fn run_case(config: &FuzzConfig, shape: Shape, case: u32) -> Result<CaseOutcome, FuzzError> {
-    let started = std::time::Instant::now();
+    let clock = &config.wall_clock;
+    let started = clock();
     let plan = case_plan(shape, config.seed, case);
     let seed = case_seed(config.seed, case);
     let scenario = scenario_of(&config.base, &plan)?;
-    let run_started = std::time::Instant::now();
+    let run_started = clock();
     let outcome = (config.run)(&scenario, seed);
-    let run_wall = run_started.elapsed();
+    let run_wall = clock().saturating_sub(run_started);
     let (verdict, coverage) = match outcome {
         Ok(report) => {
             let coverage = Coverage::of(&report.events);
@@ -269,7 +277,7 @@ pub fn run_case(config: &FuzzConfig, shape: Shape, case: u32) -> Result<CaseOutc
         Err(RunError::BadInput(e)) => (CaseVerdict::Discarded(e.to_string()), Coverage::default()),
         Err(e @ RunError::Panicked { .. }) => (CaseVerdict::Failed(e.to_string()), Coverage::default()),
     };
-    Ok(CaseOutcome { case, seed, plan, verdict, coverage, run_wall, case_wall: started.elapsed() })
+    Ok(CaseOutcome { case, seed, plan, verdict, coverage, run_wall, case_wall: clock().saturating_sub(started) })
 }
 
 /// Runs the fuzz: every case (no new one once a case failed), then shrinks the lowest-numbered
@@ -334,7 +342,7 @@ fn shrink(
     failure: &CaseOutcome,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Regression, FuzzError> {
-    let started = std::time::Instant::now();
+    let started = (config.wall_clock)();
     let mut tree = draw(shape, config.seed, failure.case);
     let mut best = failure.plan.clone();
     let mut runs = 0;
@@ -376,7 +384,7 @@ fn shrink(
         seed: failure.seed,
         found: failure.plan.clone(),
         shrink_runs: runs,
-        shrink_wall: started.elapsed(),
+        shrink_wall: (config.wall_clock)().saturating_sub(started),
         failure: failure_text,
         trace_hash,
         toml,
