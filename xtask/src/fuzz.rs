@@ -26,16 +26,21 @@ pub struct Fuzz {
     /// The fuzz's seed: the same seed draws the same plans.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Bugs planted in the engine for every case (docs/planted-bugs.md).
+    #[command(flatten)]
+    pub plant: crate::flags::PlantFlags,
 }
 
 impl Fuzz {
     /// Runs the fuzz; exits 1 when a case failed (its regression file written), 0 otherwise.
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let (_, base) = crate::run_scenario::load(&self.scenario, None)?;
+        let (_, mut base) = crate::run_scenario::load(&self.scenario, None)?;
+        base.plants = self.plant.plants();
+        let switches = crate::flags::PlantFlags::switches(base.plants);
         let jobs = self.jobs.map_or_else(crate::sweep::cores, |j| j as usize);
         let mut config = FuzzConfig::new(base, self.cases, jobs, self.seed);
         config.wall_clock = wall_clock();
-        outln!("fuzz: {} × {} cases (seed {}) on {jobs} jobs", self.scenario, self.cases, self.seed)?;
+        outln!("fuzz: {} × {} cases (seed {}{switches}) on {jobs} jobs", self.scenario, self.cases, self.seed)?;
         let started = Instant::now();
         let bar = crate::sweep::bar(u64::from(self.cases));
         let report = fuzz::fuzz(&config, &|progress| match progress {
@@ -73,7 +78,14 @@ impl Fuzz {
             outln!("verdict:  PASSED (every case)")?;
             return Ok(ExitCode::SUCCESS);
         };
-        let path = fuzz::write_regression(&regression, &crate::project_root().join("scenarios"))?;
+        // A failure found under a planted bug is no regression of the engine: it goes beside the
+        // build, not into scenarios/regressions/, which the default suite replays and expects to pass.
+        let dir = if switches.is_empty() {
+            crate::project_root().join("scenarios")
+        } else {
+            crate::project_root().join("target/fuzz-planted")
+        };
+        let path = fuzz::write_regression(&regression, &dir)?;
         errln!("case {} (seed {}) failed: {}", regression.case, regression.seed, regression.failure);
         outln!(
             "shrunk from {} to {} fault(s) in {} runs, {:.1} s:",
@@ -87,7 +99,8 @@ impl Fuzz {
         }
         outln!("written:  {}", path.display())?;
         outln!("trace:    hash {:016x}", regression.trace_hash)?;
-        outln!("replay:   cargo xtask run-scenario {} --seed {}", regression.name, regression.seed)?;
+        let scenario = if switches.is_empty() { regression.name.clone() } else { path.display().to_string() };
+        outln!("replay:   cargo xtask run-scenario {scenario} --seed {}{switches}", regression.seed)?;
         outln!("verdict:  FAILED after {}", format_duration(std::time::Duration::from_millis(wall.as_millis() as u64)))?;
         Ok(ExitCode::from(1))
     }
