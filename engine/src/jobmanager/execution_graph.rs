@@ -108,7 +108,7 @@ impl ExecutionGraph {
     }
 
     fn create_executions(&mut self, attempt_number: u32, ids: &mut IdSource) {
-        for vertex in Vertex::ALL {
+        for &vertex in Vertex::graph(self.submission.args.backpressure) {
             for subtask in 0..self.parallelism() {
                 let execution = Execution {
                     attempt_id: ids.attempt_id(),

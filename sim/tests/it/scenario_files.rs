@@ -27,6 +27,7 @@ fn check(name: &str) {
 fn every_scenario_file_is_covered_here() {
     let known = flinksim::Scenario::known(&scenarios_dir());
     let tested = [
+        "backpressure",
         "exactly-once-restore-after-transaction-timeout",
         "exactly-once-resubmitted-at-lower-parallelism",
         "failure-recovery",
@@ -71,6 +72,11 @@ fn every_scenario_shortened_to_30s_prints_a_banner_that_loads_back() {
         assert_eq!(again, shortened, "{name}");
         assert_eq!(again.to_toml(), banner, "{name}");
     }
+}
+
+#[test]
+fn backpressure() {
+    check("backpressure");
 }
 
 #[test]
