@@ -289,7 +289,7 @@ mod tests {
         };
         assert_eq!(results[0].to_string(), "[15000, 30000) /help count 6: its events were handled from 14990 to 29000, and it fired at 29999");
         // A result no Counter traced firing.
-        let report = judge(&observed, &Expect::default(), &Causes::default(), &fires[..2]);
+        let report = judge(&observed, &Expect::default(), &Causes::default(), &super::tests::fires()[..2]);
         let [Violation::WindowNotMatched { results }] = report.violations.as_slice() else {
             panic!("{:?}", report.violations)
         };

@@ -37,6 +37,8 @@ pub const EXIT_CRASHED: u8 = 3;
 const SEED: u64 = 1;
 /// The scenarios benchmarked, in table order.
 const SCENARIOS: [&str; 2] = ["steady-state", "failure-recovery"];
+/// The job with `--backpressure`, measured for 10 minutes.
+const BACKPRESSURE: &str = "backpressure";
 /// The start-up run: its wall time is the fixed cost subtracted for the linearity.
 const STARTUP: Duration = Duration::from_secs(10);
 /// The short run.
@@ -374,6 +376,15 @@ impl Bench {
                 None => outln!("linearity {}: n/a (10m wall not above start-up)", l.scenario)?,
             }
         }
+        if let (Some(bp), Some(steady)) = (find(&measured, BACKPRESSURE, SHORT), find(&measured, "steady-state", SHORT)) {
+            let per_minute = |m: &Measured| 1000.0 * m.wall_secs_median / (SHORT.as_secs_f64() / 60.0);
+            outln!(
+                "backpressure variant: {:.1} ms of wall time per simulated minute (steady-state: {:.1} ms), {:.2}×",
+                per_minute(bp),
+                per_minute(steady),
+                bp.wall_secs_median / steady.wall_secs_median
+            )?;
+        }
         let targets = targets(&measured, &linearity, self.quick);
         outln!("targets (reported only):")?;
         for t in &targets {
@@ -438,6 +449,8 @@ fn plan(quick: bool) -> Vec<Case> {
             plan.push(Case::Scenario { name: name.into(), duration });
         }
     }
+    // The --backpressure variant, for its cost per simulated minute against steady-state's.
+    plan.push(Case::Scenario { name: BACKPRESSURE.into(), duration: SHORT });
     plan.push(Case::floor_for(SHORT));
     plan.push(Case::floor_serde_json_for(SHORT));
     if !quick {

@@ -165,8 +165,9 @@ mod tests {
     fn savepoint_metadata() -> CheckpointMetadata {
         use crate::protocol::checkpoint::StateHandle;
         use crate::protocol::snapshot::{FORMAT_VERSION, SnapshotKind, operator_id};
-        let operators = Vertex::ALL
-            .into_iter()
+        let operators = Vertex::graph(false)
+            .iter()
+            .copied()
             .map(|v| {
                 let handles = (0..2).map(|i| (i, StateHandle { path: format!("/sp/{}-{i}", operator_id(v)), size: 10 }));
                 (operator_id(v).to_owned(), handles.collect())

@@ -102,13 +102,18 @@ impl ExecutionGraph {
         graph
     }
 
+    /// The job's vertices, sources first (`--backpressure` adds one).
+    pub fn vertices(&self) -> &'static [Vertex] {
+        Vertex::graph(self.submission.args.backpressure)
+    }
+
     /// The job's parallelism (all vertices share it).
     pub fn parallelism(&self) -> u32 {
         self.submission.parallelism
     }
 
     fn create_executions(&mut self, attempt_number: u32, ids: &mut IdSource) {
-        for vertex in Vertex::ALL {
+        for &vertex in Vertex::graph(self.submission.args.backpressure) {
             for subtask in 0..self.parallelism() {
                 let execution = Execution {
                     attempt_id: ids.attempt_id(),

@@ -243,7 +243,8 @@ impl Scheduler {
         let restore = checkpoints.latest().map(|c| c.metadata.clone());
         let addresses: Vec<SocketAddr> = slots.iter().map(|(_, address)| *address).collect();
         let mut deployments = Vec::new();
-        for vertex in Vertex::ALL {
+        let backpressure = job.submission.args.backpressure;
+        for &vertex in Vertex::graph(backpressure) {
             for subtask in 0..job.parallelism() {
                 let (slot, address) = slots[subtask as usize];
                 let key = (vertex, subtask);
@@ -261,7 +262,7 @@ impl Scheduler {
                     max_parallelism: job.max_parallelism,
                     submission: job.submission.clone(),
                     slot: slot.index,
-                    consumers: if vertex.downstream().is_some() { addresses.clone() } else { Vec::new() },
+                    consumers: if vertex.downstream(backpressure).is_some() { addresses.clone() } else { Vec::new() },
                     // A forward edge is one channel; a hash edge one per upstream subtask.
                     input_channels: match vertex.input_ship_strategy() {
                         None => 0,

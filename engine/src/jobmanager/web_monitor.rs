@@ -440,9 +440,10 @@ impl View<'_> {
             .collect();
         let running_since = record.status_ms.get(&JobStatus::Running).copied();
         let mut status_counts: BTreeMap<String, u32> = EXECUTION_STATES.iter().map(|s| (s.name().to_owned(), 0)).collect();
-        let vertices = Vertex::ALL
-            .into_iter()
-            .map(|vertex| {
+        let vertices = job
+            .vertices()
+            .iter()
+            .map(|&vertex| {
                 let executions: Vec<_> = job.executions.iter().filter(|((v, _), _)| *v == vertex).map(|(_, e)| e).collect();
                 let mut tasks: BTreeMap<String, u32> = EXECUTION_STATES.iter().map(|s| (s.name().to_owned(), 0)).collect();
                 for execution in &executions {
@@ -481,7 +482,7 @@ impl View<'_> {
             timestamps,
             vertices,
             status_counts,
-            plan: plan(job_id, job.parallelism()),
+            plan: plan(job_id, job.parallelism(), job.vertices()),
         })
     }
 
@@ -609,7 +610,7 @@ impl View<'_> {
         let Some(record) = self.history.get(job_id) else { return unknown_job(job_id) };
         let job = self.current(job_id);
         let pending = job.and_then(|_| self.checkpoints.pending_progress());
-        let subtasks = job.map_or(0, |job| job.parallelism() * Vertex::ALL.len() as u32);
+        let subtasks = job.map_or(0, |job| job.parallelism() * job.vertices().len() as u32);
         HttpResponse::ok(&record.checkpoints.statistics(pending, subtasks))
     }
 
@@ -639,17 +640,18 @@ impl View<'_> {
 }
 
 /// The job graph as `plan` shows it.
-fn plan(job_id: JobId, parallelism: u32) -> Plan {
-    let nodes = Vertex::ALL
-        .into_iter()
-        .map(|vertex| PlanNode {
+fn plan(job_id: JobId, parallelism: u32, vertices: &[Vertex]) -> Plan {
+    let backpressure = vertices.contains(&Vertex::Backpressure);
+    let nodes = vertices
+        .iter()
+        .map(|&vertex| PlanNode {
             id: vertex_id(vertex),
             parallelism,
             operator: String::new(),
             operator_strategy: String::new(),
             description: vertex.name().into(),
             inputs: vertex
-                .upstream()
+                .upstream(backpressure)
                 .zip(vertex.input_ship_strategy())
                 .map(|(upstream, strategy)| PlanInput {
                     num: 0,

@@ -7,14 +7,17 @@ use smol_str::SmolStr;
 /// The job's name, as Flink shows it.
 pub const JOB_NAME: &str = "Click Event Count";
 
-/// The four vertices of the job graph with chaining off (docs/model/job.md#the-job), in topological
-/// order.
+/// The vertices of the job graph with chaining off (docs/model/job.md#the-job), in topological
+/// order: four, and the Backpressure map between the watermarks and the Counter with
+/// `--backpressure`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Vertex {
     /// Reads `input`, deserializes ClickEvent JSON.
     Source,
     /// Takes each event's own timestamp and generates watermarks.
     TimestampsWatermarks,
+    /// `--backpressure` only: keyBy(page), then a map that is slow during even minutes.
+    Backpressure,
     /// keyBy(page), 15 s tumbling event-time window, count.
     Counter,
     /// Writes ClickEventStatistics JSON to `output`.
@@ -22,15 +25,24 @@ pub enum Vertex {
 }
 
 impl Vertex {
-    /// All vertices, sources first.
-    pub const ALL: [Vertex; 4] =
-        [Vertex::Source, Vertex::TimestampsWatermarks, Vertex::Counter, Vertex::Sink];
+    /// All vertices any job may have, sources first.
+    pub const ALL: [Vertex; 5] =
+        [Vertex::Source, Vertex::TimestampsWatermarks, Vertex::Backpressure, Vertex::Counter, Vertex::Sink];
+
+    /// The playground's job graph.
+    const PLAIN: [Vertex; 4] = [Vertex::Source, Vertex::TimestampsWatermarks, Vertex::Counter, Vertex::Sink];
+
+    /// The vertices of a job run with or without `--backpressure`, sources first.
+    pub fn graph(backpressure: bool) -> &'static [Vertex] {
+        if backpressure { &Vertex::ALL } else { &Vertex::PLAIN }
+    }
 
     /// The vertex name Flink shows.
     pub fn name(self) -> &'static str {
         match self {
             Vertex::Source => "ClickEvent Source",
             Vertex::TimestampsWatermarks => "Timestamps/Watermarks",
+            Vertex::Backpressure => "Backpressure",
             Vertex::Counter => "ClickEvent Counter",
             Vertex::Sink => "ClickEventStatistics Sink",
         }
@@ -41,28 +53,22 @@ impl Vertex {
         match self {
             Vertex::Source => None,
             Vertex::TimestampsWatermarks | Vertex::Sink => Some(ShipStrategy::Forward),
-            Vertex::Counter => Some(ShipStrategy::Hash),
+            Vertex::Backpressure | Vertex::Counter => Some(ShipStrategy::Hash),
         }
     }
 
-    /// The vertex this one sends to, if any.
-    pub fn downstream(self) -> Option<Vertex> {
-        match self {
-            Vertex::Source => Some(Vertex::TimestampsWatermarks),
-            Vertex::TimestampsWatermarks => Some(Vertex::Counter),
-            Vertex::Counter => Some(Vertex::Sink),
-            Vertex::Sink => None,
-        }
+    /// The vertex this one sends to in a job with or without `--backpressure`, if any.
+    pub fn downstream(self, backpressure: bool) -> Option<Vertex> {
+        let graph = Vertex::graph(backpressure);
+        let at = graph.iter().position(|v| *v == self)?;
+        graph.get(at + 1).copied()
     }
 
-    /// The vertex this one reads from, if any.
-    pub fn upstream(self) -> Option<Vertex> {
-        match self {
-            Vertex::Source => None,
-            Vertex::TimestampsWatermarks => Some(Vertex::Source),
-            Vertex::Counter => Some(Vertex::TimestampsWatermarks),
-            Vertex::Sink => Some(Vertex::Counter),
-        }
+    /// The vertex this one reads from in a job with or without `--backpressure`, if any.
+    pub fn upstream(self, backpressure: bool) -> Option<Vertex> {
+        let graph = Vertex::graph(backpressure);
+        let at = graph.iter().position(|v| *v == self)?;
+        at.checked_sub(1).map(|before| graph[before])
     }
 }
 
@@ -280,9 +286,7 @@ impl JobSubmission {
     /// submission is refused rather than silently run as something else.
     pub fn unsupported_variant(&self) -> Option<(&'static str, &'static str)> {
         let args = &self.args;
-        if args.backpressure {
-            Some(("--backpressure", "the Backpressure operator (--backpressure) is not modelled yet"))
-        } else if args.chaining {
+        if args.chaining {
             Some((
                 "--chaining",
                 "--chaining is refused: the playground's job turns operator chaining on with it, which \

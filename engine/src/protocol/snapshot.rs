@@ -29,6 +29,7 @@ pub fn operator_id(vertex: Vertex) -> &'static str {
     match vertex {
         Vertex::Source => "clickevent-source",
         Vertex::TimestampsWatermarks => "timestamps-watermarks",
+        Vertex::Backpressure => "backpressure",
         Vertex::Counter => "clickevent-counter",
         Vertex::Sink => "clickevent-statistics-sink",
     }
@@ -177,6 +178,8 @@ pub enum TaskSnapshot {
     },
     /// Timestamps/Watermarks: nothing (watermarks restart from the minimum).
     TimestampsWatermarks,
+    /// Backpressure: nothing (the map keeps no state).
+    Backpressure,
     /// Counter: window contents and timers per key group.
     Counter(WindowState),
     /// Sink: pending transactions.

@@ -185,6 +185,75 @@ pub struct RecordWriter {
     pub buffers_sent: u64,
     /// The task's metrics: records and bytes shipped, time blocked on a full queue.
     metrics: Option<Arc<TaskMetrics>>,
+    clock: crate::timer::Clock,
+    probe: FlowControlProbe,
+    /// Where backpressure rising and falling is traced, if anywhere.
+    tracer: Option<BackpressureTracer>,
+}
+
+/// A task's output flow control as metrics read it (docs/model/network.md#credits-and-backpressure):
+/// Flink's `outputQueueLength`, `outPoolUsage` and the backpressure status derive from it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowControl {
+    /// Buffers shipped but not yet taken by their consumer: queued for a remote channel's
+    /// sender (each one a used credit), or in flight to a local gate.
+    pub queued_buffers: usize,
+    /// The buffers the task's output may have queued before it waits: the exclusive credits of
+    /// its remote channels, one buffer for each local one.
+    pub capacity: usize,
+    /// Whether the task waits now for credit or room: it is backpressured.
+    pub waiting_for_credit: bool,
+    /// Time spent waiting so far, for the share of time the output was blocked.
+    pub blocked: Duration,
+}
+
+/// A shared, readable handle on a writer's [`FlowControl`], kept up to date by the writer.
+#[derive(Clone, Debug, Default)]
+pub struct FlowControlProbe(Arc<Mutex<FlowControl>>);
+
+impl FlowControlProbe {
+    /// The writer's flow control now.
+    pub fn read(&self) -> FlowControl {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// How long a writer must ship without waiting before its backpressure is traced as falling.
+pub const BACKPRESSURE_CALM: Duration = Duration::from_secs(1);
+
+/// Traces a task's backpressure rising and falling.
+pub struct BackpressureTracer {
+    trace: crate::trace::NodeTrace,
+    task: String,
+    job_id: JobId,
+    /// Since when the output counts as backpressured, and when it last stopped waiting.
+    rising: Option<madsim::time::Instant>,
+    last_wait: Option<madsim::time::Instant>,
+}
+
+impl BackpressureTracer {
+    /// A tracer for `task` of `job_id`.
+    pub fn new(trace: crate::trace::NodeTrace, task: String, job_id: JobId) -> BackpressureTracer {
+        BackpressureTracer { trace, task, job_id, rising: None, last_wait: None }
+    }
+
+    /// A buffer was shipped at `now`, after waiting or not.
+    fn shipped(&mut self, waited: bool, now: madsim::time::Instant) {
+        if waited {
+            self.last_wait = Some(now);
+            if self.rising.is_none() {
+                self.rising = Some(now);
+                self.record(true);
+            }
+        } else if self.rising.is_some() && self.last_wait.is_some_and(|w| now - w >= BACKPRESSURE_CALM) {
+            self.rising = None;
+            self.record(false);
+        }
+    }
+
+    fn record(&self, blocked: bool) {
+        self.trace.record(crate::trace::Event::Backpressure { task: self.task.clone(), job_id: self.job_id, blocked });
+    }
 }
 
 /// How full a task's output queues are: read by the task's metrics when the TaskManager reports
@@ -246,7 +315,36 @@ impl RecordWriter {
             };
             channels.push(OutputChannel { current: NetworkBuffer::default(), sink });
         }
-        RecordWriter { channels, partitioner, senders, buffers_sent: 0, metrics: None }
+        let capacity = channels
+            .iter()
+            .map(|c| match c.sink {
+                ChannelSink::Local { .. } => 1,
+                ChannelSink::Remote(_) => EXCLUSIVE_BUFFERS,
+            })
+            .sum();
+        let probe = FlowControlProbe::default();
+        probe.0.lock().unwrap().capacity = capacity;
+        RecordWriter {
+            channels,
+            partitioner,
+            senders,
+            buffers_sent: 0,
+            clock: crate::timer::Clock::current(),
+            probe,
+            tracer: None,
+            metrics: None,
+        }
+    }
+
+    /// Traces backpressure rising and falling through `tracer`.
+    pub fn with_tracer(mut self, tracer: BackpressureTracer) -> RecordWriter {
+        self.tracer = Some(tracer);
+        self
+    }
+
+    /// The writer's flow control, readable while it runs.
+    pub fn probe(&self) -> FlowControlProbe {
+        self.probe.clone()
     }
 
     /// Counts what the writer ships into `metrics`, and lets them read its queues.
@@ -356,6 +454,8 @@ impl RecordWriter {
         }
         // Time spent here waiting for room is the output's back-pressure.
         let waiting = madsim::time::Instant::now();
+        // Waiting takes simulated time; shipping into room does not.
+        let before = self.clock.now();
         match &mut channel.sink {
             ChannelSink::Local { registry, channel, sequence } => {
                 // In memory nothing is lost: the buffer moves, and comes back only while the
@@ -368,13 +468,39 @@ impl RecordWriter {
                 *sequence += 1;
             }
             ChannelSink::Remote(queue) => {
-                queue.send(buffer).await.map_err(|_| ChannelClosed(index))?;
+                match queue.try_send(buffer) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(buffer)) => {
+                        // No credit left: the task waits for its sender to ship one.
+                        self.probe.0.lock().unwrap().waiting_for_credit = true;
+                        queue.send(buffer).await.map_err(|_| ChannelClosed(index))?;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return Err(ChannelClosed(index)),
+                }
             }
         }
         if let Some(metrics) = &self.metrics {
             metrics.add_back_pressured(waiting.elapsed());
         }
         self.buffers_sent += 1;
+        let now = self.clock.now();
+        let waited = now > before;
+        {
+            let mut state = self.probe.0.lock().unwrap();
+            state.waiting_for_credit = false;
+            state.blocked += now - before;
+            state.queued_buffers = self
+                .channels
+                .iter()
+                .map(|c| match &c.sink {
+                    ChannelSink::Local { .. } => 0,
+                    ChannelSink::Remote(queue) => queue.max_capacity() - queue.capacity(),
+                })
+                .sum();
+        }
+        if let Some(tracer) = &mut self.tracer {
+            tracer.shipped(waited, now);
+        }
         Ok(())
     }
 }

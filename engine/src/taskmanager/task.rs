@@ -206,7 +206,7 @@ pub fn gate_key(tdd: &TaskDeploymentDescriptor) -> GateKey {
 
 /// Builds the task's record writer: one channel per consumer subtask it sends to.
 fn open_output(tdd: &TaskDeploymentDescriptor, services: &TaskServices) -> Option<RecordWriter> {
-    let consumer = tdd.vertex.downstream()?;
+    let consumer = tdd.vertex.downstream(tdd.submission.args.backpressure)?;
     let strategy = consumer.input_ship_strategy().expect("a downstream vertex has an input");
     let target = |address: SocketAddr| {
         if address == services.local_address {
@@ -238,7 +238,8 @@ fn open_output(tdd: &TaskDeploymentDescriptor, services: &TaskServices) -> Optio
             (targets, Partitioner::Hash { max_parallelism: tdd.max_parallelism })
         }
     };
-    Some(RecordWriter::new(targets, partitioner))
+    let tracer = super::network::BackpressureTracer::new(services.trace.clone(), tdd.display_name(), tdd.job_id);
+    Some(RecordWriter::new(targets, partitioner).with_tracer(tracer))
 }
 
 /// Runs a deployed task to its end and reports each state change to the JobManager. The
@@ -258,6 +259,7 @@ pub async fn run(
     let result = match tdd.vertex {
         Vertex::Source => operator::kafka_source::run(context).await,
         Vertex::TimestampsWatermarks => operator::timestamps_watermarks::run(context).await,
+        Vertex::Backpressure => operator::backpressure_map::run(context).await,
         Vertex::Counter => operator::window_counter::run(context).await,
         Vertex::Sink => operator::kafka_sink::run(context).await,
     };

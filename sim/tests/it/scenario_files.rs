@@ -31,6 +31,7 @@ fn every_scenario_file_is_covered_here() {
         .filter(|name| !name.starts_with("regressions/"))
         .collect();
     let tested = [
+        "backpressure",
         "exactly-once-restore-after-transaction-timeout",
         "exactly-once-restore-older-savepoint-again",
         "exactly-once-resubmitted-at-lower-parallelism",
@@ -87,6 +88,11 @@ fn every_scenario_shortened_to_30s_prints_a_banner_that_loads_back() {
         assert_eq!(again, shortened, "{name}");
         assert_eq!(again.to_toml(), banner, "{name}");
     }
+}
+
+#[test]
+fn backpressure() {
+    check("backpressure");
 }
 
 #[test]

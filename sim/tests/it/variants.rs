@@ -1,10 +1,12 @@
 //! The playground job's variants (docs/model/job.md#the-flink-run-line): processing-time windows
-//! (no `--event-time`), judged by conservation, over a few seeds each; 50 seeds each with
-//! `--features flinksim/sweeps`.
+//! (no `--event-time`), judged by conservation, and `--backpressure`, over a few seeds each; 50
+//! seeds each with `--features flinksim/sweeps`.
 
 use flinksim::Report;
 use flinksim::conservation::Fire;
 use flinksim::oracle::Violation;
+use flinksim::timeline::timeline;
+use flinksim_engine::trace::Event;
 
 use crate::harness::{assert_every_seed, assert_passed, run, scenario};
 
@@ -51,4 +53,40 @@ fn processing_time_counts_follow_the_clock_not_the_events() {
     let backlog = report.oracle.rows.iter().map(|row| row.counted).max().unwrap();
     assert!(backlog > 5000, "the minute the TaskManager was away is read in one window: {backlog}");
     assert!(!report.oracle.violations.iter().any(|v| matches!(v, Violation::NotConserved { .. })));
+}
+
+/// `--backpressure` (docs/model/job.md#backpressure): in every even minute of the TaskManager's
+/// clock the map's input fills and `Timestamps/Watermarks` waits for credit (backpressure rising);
+/// in every odd minute the backlog drains and it falls. Every window still counts 1000 per page.
+fn backpressure_rises_and_falls_each_minute(report: &Report) -> bool {
+    let minutes = report.simulated.as_secs() / 60;
+    let moments: Vec<(u64, bool)> = report
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Backpressure { task, blocked, .. } if task.starts_with("Timestamps/Watermarks") => {
+                Some((e.at.as_secs() / 60, *blocked))
+            }
+            _ => None,
+        })
+        .collect();
+    let exact = report.oracle.rows.iter().all(|row| row.counts == [1000]);
+    let story: Vec<String> = timeline(&report.events).into_iter().map(|m| m.what).collect();
+    let told = story.iter().any(|s| s.starts_with("backpressure rising"))
+        && story.iter().any(|s| s.starts_with("backpressure falling"));
+    exact
+        && told
+        && (0..minutes).all(|minute| moments.contains(&(minute, minute % 2 == 0)))
+        && moments.iter().all(|(minute, blocked)| !blocked || minute % 2 == 0)
+}
+
+#[test]
+fn backpressure_rises_in_even_minutes_and_falls_in_odd_ones_with_exact_counts() {
+    assert_every_seed("backpressure", &SEEDS.collect::<Vec<_>>(), backpressure_rises_and_falls_each_minute);
+}
+
+#[test]
+#[cfg(feature = "sweeps")]
+fn backpressure_passes_over_50_seeds() {
+    assert_every_seed("backpressure", &SWEEP.collect::<Vec<_>>(), backpressure_rises_and_falls_each_minute);
 }
