@@ -805,8 +805,9 @@ mod tests {
         let mut sorted = ids.clone();
         sorted.sort();
         sorted.dedup();
-        assert_eq!(sorted.len(), 4);
-        assert_eq!(vertex_of_id(&ids[2]), Some(Vertex::Counter));
+        assert_eq!(sorted.len(), Vertex::ALL.len());
+        assert_eq!(vertex_of_id(&ids[3]), Some(Vertex::Counter));
+        assert_eq!(vertex_of_id(&ids[2]), Some(Vertex::Backpressure));
     }
 
     #[test]
