@@ -14,6 +14,7 @@
 //!   held. No node can trace what a killed node held, so the oracle bounds where that loss may
 //!   lie ([`StateLost`]); see the oracle for how it judges the span.
 
+use crate::timeline::clock;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -421,10 +422,6 @@ impl Causes {
     }
 }
 
-fn clock(at: Duration) -> String {
-    let ms = at.as_millis();
-    format!("{}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000)
-}
 
 impl std::fmt::Display for JobLost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

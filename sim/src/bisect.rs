@@ -3,6 +3,7 @@
 //! causal chain that led there (fault → detection → restore → the wrong result), and the trace
 //! around it. [`render`] prints it; `cargo xtask bisect` is its command line.
 
+use crate::timeline::clock;
 use std::time::Duration;
 
 use flinksim_engine::protocol::states::JobStatus;
@@ -183,10 +184,6 @@ pub fn bisect(report: &Report) -> Bisection {
     }
 }
 
-fn clock(at: Duration) -> String {
-    let ms = at.as_millis();
-    format!("{}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000)
-}
 
 /// The bisection as text: the first wrong moment, the chain, the faults before it, the trace
 /// around it, and what else broke later.
@@ -248,7 +245,7 @@ pub fn render(bisection: &Bisection, report: &Report) -> String {
         let mut kinds = std::collections::BTreeSet::new();
         for finding in &bisection.later {
             if kinds.insert(finding.breach.name()) {
-                line(format!("  {}  [{}] {}", clock(finding.at), finding.breach.name(), finding.breach));
+                line(format!("  {finding}"));
             }
         }
     }

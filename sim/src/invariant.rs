@@ -97,8 +97,9 @@ pub enum Breach {
         /// The job's latest completed checkpoint then.
         latest_completed: u64,
     },
-    /// An exactly-once sink committed a transaction before the checkpoint that owns it
-    /// completed: a failure now would restore an earlier checkpoint and commit its results again.
+    /// An exactly-once sink committed a transaction before the checkpoint that owns it (or a
+    /// later one, which subsumes it) completed: a failure now would restore an earlier checkpoint
+    /// and commit its results again.
     CommitBeforeCompletion {
         /// The subtask.
         task: String,
@@ -145,6 +146,13 @@ impl Breach {
 fn window(ms: i64) -> String {
     let s = ms / 1000;
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+impl std::fmt::Display for Finding {
+    /// `m:ss.mmm  [kind] what is wrong`, as the reports list findings.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}  [{}] {}", crate::timeline::clock(self.at), self.breach.name(), self.breach)
+    }
 }
 
 impl std::fmt::Display for Breach {
@@ -217,18 +225,21 @@ pub fn check(events: &[TraceEvent], report: &OracleReport, sink: SinkMode, expec
 fn trace_findings(events: &[TraceEvent], sink: SinkMode) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut latest: BTreeMap<JobId, u64> = BTreeMap::new();
-    // Checkpoints (and savepoints) completed, by id, over every job: ids grow across a resume
-    // from a savepoint, so an id seen completed by an earlier job is no false alarm.
-    let mut completed = std::collections::BTreeSet::new();
+    // The newest checkpoint (or savepoint) completed over every job: ids grow across a resume
+    // from a savepoint, so an id completed by an earlier job is no false alarm. A completed
+    // checkpoint subsumes the older ones that failed: their transactions, still pending in the
+    // sink's state, commit with it (Flink commits every pending transaction up to the id it is
+    // notified of).
+    let mut newest_completed: Option<u64> = None;
     for (index, event) in events.iter().enumerate() {
         let mut found = |breach| findings.push(Finding { at: event.at, index, breach });
         match &event.event {
             Event::CheckpointCompleted { job_id, checkpoint_id, .. } => {
                 latest.insert(*job_id, *checkpoint_id);
-                completed.insert(*checkpoint_id);
+                newest_completed = newest_completed.max(Some(*checkpoint_id));
             }
             Event::SavepointCompleted { checkpoint_id, .. } => {
-                completed.insert(*checkpoint_id);
+                newest_completed = newest_completed.max(Some(*checkpoint_id));
             }
             Event::Restoring { job_id, checkpoint_id, .. } => {
                 if let Some(&newest) = latest.get(job_id)
@@ -238,7 +249,7 @@ fn trace_findings(events: &[TraceEvent], sink: SinkMode) -> Vec<Finding> {
                 }
             }
             Event::TransactionCommitted { task, checkpoint_id, .. }
-                if sink == SinkMode::ExactlyOnce && !completed.contains(checkpoint_id) =>
+                if sink == SinkMode::ExactlyOnce && newest_completed.is_none_or(|newest| newest < *checkpoint_id) =>
             {
                 found(Breach::CommitBeforeCompletion { task: task.clone(), checkpoint_id: *checkpoint_id })
             }
@@ -563,6 +574,32 @@ mod tests {
         assert!(matches!(findings[1].breach, Breach::CommitBeforeCompletion { checkpoint_id: 3, .. }));
         // At-least-once has no transactions to commit early.
         assert_eq!(check(&events, &report(Vec::new()), SinkMode::AtLeastOnce, &Expect::default()).len(), 1);
+    }
+
+    #[test]
+    fn the_transactions_of_failed_checkpoints_commit_with_the_next_completed_one() {
+        let completed = |at_ms, id| {
+            event(at_ms, Event::CheckpointCompleted {
+                job_id: job(),
+                checkpoint_id: id,
+                size_bytes: 1,
+                duration: Duration::ZERO,
+                finalization: Duration::ZERO,
+            })
+        };
+        // Checkpoints 2 and 3 failed (storage was down); 4 completes and subsumes them.
+        let events = vec![
+            completed(1_000, 1),
+            commit(1_100, "t-0-1", 1),
+            completed(5_000, 4),
+            commit(5_100, "t-0-2", 2),
+            commit(5_200, "t-0-3", 3),
+            commit(5_300, "t-0-4", 4),
+            commit(5_400, "t-0-5", 5), // checkpoint 5 has not completed: wrong
+        ];
+        let findings = check(&events, &report(Vec::new()), SinkMode::ExactlyOnce, &Expect::default());
+        assert_eq!(findings.iter().map(|f| f.index).collect::<Vec<_>>(), [6], "{findings:?}");
+        assert!(matches!(findings[0].breach, Breach::CommitBeforeCompletion { checkpoint_id: 5, .. }));
     }
 
     #[test]

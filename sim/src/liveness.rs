@@ -6,6 +6,7 @@
 //! events: how long detection and recovery took against the `[expect]` bounds, and whether the
 //! job caught up (or stalled).
 
+use crate::timeline::clock;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
@@ -329,10 +330,6 @@ pub enum LivenessViolation {
 }
 
 /// `m:ss.mmm` of simulated time.
-fn clock(at: Duration) -> String {
-    let ms = at.as_millis();
-    format!("{}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000)
-}
 
 /// `5.000 s`.
 fn seconds(d: Duration) -> String {

@@ -5,6 +5,7 @@
 //! every row; unaccounted events are an engine bug, late drops and loss are judged against what the
 //! scenario expects of each (`none`, `allowed`, `required`).
 
+use crate::timeline::clock;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -626,10 +627,6 @@ impl std::fmt::Display for Violation {
     }
 }
 
-fn clock(at: Duration) -> String {
-    let ms = at.as_millis();
-    format!("{}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000)
-}
 
 /// The expected count of a complete window per page.
 pub const EVENTS_PER_WINDOW_AND_PAGE: u64 = (WINDOW_MS / 15) as u64;

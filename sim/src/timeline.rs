@@ -20,6 +20,12 @@ pub struct Moment {
     pub what: String,
 }
 
+/// Simulated time as the reports print it: `m:ss.mmm` since the start.
+pub fn clock(at: std::time::Duration) -> String {
+    let ms = at.as_millis();
+    format!("{}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000)
+}
+
 fn at_ms(event: &TraceEvent) -> u64 {
     event.at.as_millis() as u64
 }

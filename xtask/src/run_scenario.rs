@@ -139,6 +139,10 @@ impl RunScenario {
         for violation in &oracle.violations {
             outln!("violation:  [{}] {violation}", violation.class().name())?;
         }
+        // Where the trace first went wrong; `cargo xtask bisect` prints the chain of events to it.
+        if let Some(first) = report.invariants.first() {
+            outln!("wrong from: {first} ({} findings in all; cargo xtask bisect shows the chain)", report.invariants.len())?;
+        }
         if let Some(pitfall) = &scenario.pitfall {
             outln!("pitfall:    {}", pitfall.what)?;
             outln!("  why:      {}", pitfall.why)?;

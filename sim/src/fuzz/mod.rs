@@ -61,7 +61,8 @@ pub struct FuzzConfig {
 }
 
 impl FuzzConfig {
-    /// A fuzz of `base` that runs [`crate::run::run`] and fails a case on the oracle's verdict.
+    /// A fuzz of `base` that runs [`crate::run::run`] and fails a case on the oracle's verdict or
+    /// a broken invariant.
     pub fn new(base: Scenario, cases: u32, jobs: usize, seed: u64) -> FuzzConfig {
         FuzzConfig {
             base,
@@ -70,7 +71,9 @@ impl FuzzConfig {
             seed,
             shrink_runs: 300,
             run: Arc::new(crate::run::run),
-            judge: Arc::new(|report| !report.passed()),
+            // A case fails on the oracle's verdict or on an invariant its trace breaks: the
+            // invariants catch a commit-protocol mistake even where the faults spared the results.
+            judge: Arc::new(|report| !report.passed() || !report.invariants.is_empty()),
             wall_clock: Arc::new(|| Duration::ZERO),
         }
     }
@@ -244,7 +247,15 @@ fn run_plan(config: &FuzzConfig, plan: &FaultPlan, seed: u64) -> Result<(CaseVer
     let scenario = scenario_of(&config.base, plan)?;
     Ok(match (config.run)(&scenario, seed) {
         Ok(report) if (config.judge)(&report) => {
-            let why = report.oracle.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            // The oracle's violations, then where the trace first broke an invariant.
+            let why = report
+                .oracle
+                .violations
+                .iter()
+                .map(ToString::to_string)
+                .chain(report.invariants.first().map(|finding| format!("first wrong at {finding}")))
+                .collect::<Vec<_>>()
+                .join("; ");
             let why = if why.is_empty() { "judged failing".to_owned() } else { why };
             (CaseVerdict::Failed(why), Some(report))
         }
@@ -268,7 +279,15 @@ pub fn run_case(config: &FuzzConfig, shape: Shape, case: u32) -> Result<CaseOutc
         Ok(report) => {
             let coverage = Coverage::of(&report.events);
             if (config.judge)(&report) {
-                let why = report.oracle.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                // The oracle's violations, then where the trace first broke an invariant.
+            let why = report
+                .oracle
+                .violations
+                .iter()
+                .map(ToString::to_string)
+                .chain(report.invariants.first().map(|finding| format!("first wrong at {finding}")))
+                .collect::<Vec<_>>()
+                .join("; ");
                 (CaseVerdict::Failed(if why.is_empty() { "judged failing".to_owned() } else { why }), coverage)
             } else {
                 (CaseVerdict::Passed, coverage)
@@ -374,7 +393,15 @@ fn shrink(
     let scenario = Scenario::parse(&toml, &path).map_err(|e| FuzzError::Unreadable(Box::new(e)))?;
     let (failure_text, trace_hash) = match (config.run)(&scenario, failure.seed) {
         Ok(report) => {
-            let why = report.oracle.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            // The oracle's violations, then where the trace first broke an invariant.
+            let why = report
+                .oracle
+                .violations
+                .iter()
+                .map(ToString::to_string)
+                .chain(report.invariants.first().map(|finding| format!("first wrong at {finding}")))
+                .collect::<Vec<_>>()
+                .join("; ");
             (why, report.trace_hash)
         }
         Err(e) => (e.to_string(), 0),
