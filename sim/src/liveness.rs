@@ -329,8 +329,6 @@ pub enum LivenessViolation {
     },
 }
 
-/// `m:ss.mmm` of simulated time.
-
 /// `5.000 s`.
 fn seconds(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
