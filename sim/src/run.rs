@@ -158,22 +158,40 @@ pub fn anchored_delay(seed: u64, step: &Step, twin: u32) -> Duration {
 pub struct AnchorCounter {
     seen: BTreeMap<Anchor, Vec<Duration>>,
     windows: std::collections::BTreeSet<i64>,
+    /// A window fired since the last checkpoint was triggered: the next one carries its results.
+    results_pending: bool,
+    /// Checkpoints triggered with results to carry, not yet completed (or subsumed).
+    carrying: std::collections::BTreeSet<u64>,
 }
 
 impl AnchorCounter {
-    /// Counts one event; returns the anchor it is an occurrence of, if any.
-    pub fn count(&mut self, event: &TraceEvent) -> Option<Anchor> {
-        let anchor = match &event.event {
-            Event::CheckpointTriggered { .. } => Anchor::CheckpointTriggered,
-            Event::CheckpointCompleted { .. } => Anchor::CheckpointCompleted,
-            Event::TransactionCommitted { .. } => Anchor::SinkCommitted,
-            Event::ResultWritten { statistics, .. } if self.windows.insert(statistics.window_start_ms) => {
-                Anchor::WindowFired
+    /// Counts one event: each anchor it is an occurrence of.
+    pub fn count(&mut self, event: &TraceEvent) {
+        let mut seen = |anchor| self.seen.entry(anchor).or_default().push(event.at);
+        match &event.event {
+            Event::CheckpointTriggered { checkpoint_id, .. } => {
+                seen(Anchor::CheckpointTriggered);
+                if std::mem::take(&mut self.results_pending) {
+                    self.carrying.insert(*checkpoint_id);
+                }
             }
-            _ => return None,
-        };
-        self.seen.entry(anchor).or_default().push(event.at);
-        Some(anchor)
+            Event::CheckpointCompleted { checkpoint_id, .. } => {
+                seen(Anchor::CheckpointCompleted);
+                // A completed checkpoint subsumes the failed ones before it: their transactions
+                // commit with its own.
+                let carried = self.carrying.range(..=*checkpoint_id).count() > 0;
+                self.carrying.retain(|id| id > checkpoint_id);
+                if carried {
+                    seen(Anchor::ResultsCheckpointed);
+                }
+            }
+            Event::TransactionCommitted { .. } => seen(Anchor::SinkCommitted),
+            Event::ResultWritten { statistics, .. } if self.windows.insert(statistics.window_start_ms) => {
+                seen(Anchor::WindowFired);
+                self.results_pending = true;
+            }
+            _ => {}
+        }
     }
 
     /// When the `n`-th occurrence (from 1) of `anchor` happened, if it has.

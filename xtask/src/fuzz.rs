@@ -26,6 +26,9 @@ pub struct Fuzz {
     /// The fuzz's seed: the same seed draws the same plans.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The most runs shrinking a failure may take.
+    #[arg(long, value_name = "RUNS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+    pub shrink_runs: u32,
     /// Bugs planted in the engine for every case (docs/planted-bugs.md).
     #[command(flatten)]
     pub plant: crate::flags::PlantFlags,
@@ -40,6 +43,7 @@ impl Fuzz {
         let jobs = self.jobs.map_or_else(crate::sweep::cores, |j| j as usize);
         let mut config = FuzzConfig::new(base, self.cases, jobs, self.seed);
         config.wall_clock = wall_clock();
+        config.shrink_runs = self.shrink_runs;
         outln!("fuzz: {} × {} cases (seed {}{switches}) on {jobs} jobs", self.scenario, self.cases, self.seed)?;
         let started = Instant::now();
         let bar = crate::sweep::bar(u64::from(self.cases));

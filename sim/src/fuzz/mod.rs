@@ -10,6 +10,7 @@
 
 pub mod coverage;
 pub mod plan;
+pub mod shrink;
 pub mod strategy;
 
 use std::path::{Path, PathBuf};
@@ -239,26 +240,31 @@ fn draw(shape: Shape, seed: u64, case: u32) -> Box<dyn ValueTree<Value = FaultPl
 
 /// The base scenario with the plan's steps, read back as a scenario file would be.
 pub fn scenario_of(base: &Scenario, plan: &FaultPlan) -> Result<Scenario, FuzzError> {
-    Scenario::parse(&plan.to_toml(base), &base.path).map_err(|e| FuzzError::Unreadable(Box::new(e)))
+    let mut scenario = Scenario::parse(&plan.to_toml(base), &base.path).map_err(|e| FuzzError::Unreadable(Box::new(e)))?;
+    // Planted bugs are never in a file: they come from the command line, so the base carries them.
+    scenario.plants = base.plants;
+    Ok(scenario)
+}
+
+/// Why a run the judge failed is wrong: the oracle's violations, then where the trace first
+/// broke an invariant.
+fn failure_text(report: &Report) -> String {
+    let why = report
+        .oracle
+        .violations
+        .iter()
+        .map(ToString::to_string)
+        .chain(report.invariants.first().map(|finding| format!("first wrong at {finding}")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if why.is_empty() { "judged failing".to_owned() } else { why }
 }
 
 /// Runs one plan; the verdict and the report (when it ran).
 fn run_plan(config: &FuzzConfig, plan: &FaultPlan, seed: u64) -> Result<(CaseVerdict, Option<Report>), FuzzError> {
     let scenario = scenario_of(&config.base, plan)?;
     Ok(match (config.run)(&scenario, seed) {
-        Ok(report) if (config.judge)(&report) => {
-            // The oracle's violations, then where the trace first broke an invariant.
-            let why = report
-                .oracle
-                .violations
-                .iter()
-                .map(ToString::to_string)
-                .chain(report.invariants.first().map(|finding| format!("first wrong at {finding}")))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let why = if why.is_empty() { "judged failing".to_owned() } else { why };
-            (CaseVerdict::Failed(why), Some(report))
-        }
+        Ok(report) if (config.judge)(&report) => (CaseVerdict::Failed(failure_text(&report)), Some(report)),
         Ok(report) => (CaseVerdict::Passed, Some(report)),
         Err(RunError::BadInput(e)) => (CaseVerdict::Discarded(e.to_string()), None),
         Err(e @ RunError::Panicked { .. }) => (CaseVerdict::Failed(e.to_string()), None),
@@ -279,16 +285,7 @@ pub fn run_case(config: &FuzzConfig, shape: Shape, case: u32) -> Result<CaseOutc
         Ok(report) => {
             let coverage = Coverage::of(&report.events);
             if (config.judge)(&report) {
-                // The oracle's violations, then where the trace first broke an invariant.
-            let why = report
-                .oracle
-                .violations
-                .iter()
-                .map(ToString::to_string)
-                .chain(report.invariants.first().map(|finding| format!("first wrong at {finding}")))
-                .collect::<Vec<_>>()
-                .join("; ");
-                (CaseVerdict::Failed(if why.is_empty() { "judged failing".to_owned() } else { why }), coverage)
+                (CaseVerdict::Failed(failure_text(&report)), coverage)
             } else {
                 (CaseVerdict::Passed, coverage)
             }
@@ -348,62 +345,35 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(Progress) + Sync)) -> Result
         return Err(e);
     }
     if let Some(failure) = first_failure {
-        report.regression = Some(shrink(config, shape, &failure, progress)?);
+        report.regression = Some(shrink(config, &failure, progress)?);
     }
     Ok(report)
 }
 
-/// Shrinks a failing case with proptest's value tree: fewer faults, earlier, shorter; every
-/// candidate runs under the case's own seed.
+/// Shrinks a failing case ([`shrink::shrink`]): fewer faults, shorter, earlier; every candidate
+/// runs under the case's own seed.
 fn shrink(
     config: &FuzzConfig,
-    shape: Shape,
     failure: &CaseOutcome,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Regression, FuzzError> {
     let started = (config.wall_clock)();
-    let mut tree = draw(shape, config.seed, failure.case);
-    let mut best = failure.plan.clone();
-    let mut runs = 0;
-    let fails = |plan: &FaultPlan, runs: &mut u32| -> Result<bool, FuzzError> {
-        *runs += 1;
-        let (verdict, _) = run_plan(config, plan, failure.seed)?;
-        Ok(matches!(verdict, CaseVerdict::Failed(_)))
-    };
-    if tree.simplify() {
-        while runs < config.shrink_runs {
-            let candidate = tree.current();
-            let failed = candidate == best || fails(&candidate, &mut runs)?;
-            if failed {
-                best = candidate;
-                progress(Progress::Shrink { runs, faults: best.faults.len() });
-                if !tree.simplify() {
-                    break;
-                }
-            } else if !tree.complicate() {
-                break;
-            }
-        }
-    }
+    let shrunk = shrink::shrink(
+        failure.plan.clone(),
+        config.shrink_runs,
+        |plan| Ok(matches!(run_plan(config, plan, failure.seed)?.0, CaseVerdict::Failed(_))),
+        |plan, runs| progress(Progress::Shrink { runs, faults: plan.faults.len() }),
+    )?;
+    let (best, runs) = (shrunk.plan, shrunk.runs);
     // The regression file's own run: its failure and trace hash are what the file replays (the
     // trace names the scenario, so the run is of the file as written, under its name).
     let name = format!("{}-{}", config.base.name, failure.seed);
     let toml = regression_toml(&config.base, &best, &name, failure.seed, config.seed, failure.case);
     let path = config.base.path.with_file_name(format!("regressions/{name}.toml"));
-    let scenario = Scenario::parse(&toml, &path).map_err(|e| FuzzError::Unreadable(Box::new(e)))?;
+    let mut scenario = Scenario::parse(&toml, &path).map_err(|e| FuzzError::Unreadable(Box::new(e)))?;
+    scenario.plants = config.base.plants;
     let (failure_text, trace_hash) = match (config.run)(&scenario, failure.seed) {
-        Ok(report) => {
-            // The oracle's violations, then where the trace first broke an invariant.
-            let why = report
-                .oracle
-                .violations
-                .iter()
-                .map(ToString::to_string)
-                .chain(report.invariants.first().map(|finding| format!("first wrong at {finding}")))
-                .collect::<Vec<_>>()
-                .join("; ");
-            (why, report.trace_hash)
-        }
+        Ok(report) => (failure_text(&report), report.trace_hash),
         Err(e) => (e.to_string(), 0),
     };
     Ok(Regression {

@@ -20,6 +20,9 @@ pub const FAULTS_MAX: usize = 4;
 /// The earliest a fault begins: after the job has run its first checkpoints.
 pub const EARLIEST: Duration = Duration::from_secs(5);
 
+/// The shortest a fault lasts.
+pub const LASTS_MIN: Duration = Duration::from_millis(200);
+
 /// The longest a fault lasts.
 pub const LASTS_MAX: Duration = Duration::from_secs(20);
 
@@ -33,6 +36,10 @@ pub struct Shape {
     pub taskmanagers: u32,
     /// Slots per TaskManager.
     pub slots: u32,
+    /// The highest parallelism a restore may ask for: every slot, but with idleness off no more
+    /// than the input's partitions, or a subtask without a partition holds the watermark back for
+    /// good (the no-partition-subtask-stall pitfall, not an engine bug).
+    pub parallelism_max: u32,
     /// The latest a fault begins, and the `by` of anchored faults: late enough for the run's
     /// fault-free tail to follow the longest fault.
     pub by: Duration,
@@ -42,7 +49,17 @@ impl Shape {
     /// The shape of `base`; `None` if it is too short to hold a fault and its tail.
     pub fn of(base: &Scenario) -> Option<Shape> {
         let by = base.duration.checked_sub(TAIL_MIN + LASTS_MAX + ANCHOR_DELAY_MAX + Duration::from_secs(1))?;
-        (by > EARLIEST).then_some(Shape { taskmanagers: base.cluster.taskmanagers, slots: base.cluster.slots, by })
+        let slots = (base.cluster.taskmanagers * base.cluster.slots).max(1);
+        let parallelism_max = match base.job.submission.idleness {
+            None => slots.min(crate::cluster::TOPIC_PARTITIONS),
+            Some(_) => slots,
+        };
+        (by > EARLIEST).then_some(Shape {
+            taskmanagers: base.cluster.taskmanagers,
+            slots: base.cluster.slots,
+            parallelism_max,
+            by,
+        })
     }
 }
 
@@ -56,7 +73,7 @@ pub fn plans(shape: Shape) -> BoxedStrategy<FaultPlan> {
 
 /// One fault of one of `families`.
 fn fault(shape: Shape, families: Vec<Family>) -> impl Strategy<Value = Fault> {
-    let lasts = (200u64..=LASTS_MAX.as_millis() as u64).prop_map(Duration::from_millis);
+    let lasts = (LASTS_MIN.as_millis() as u64..=LASTS_MAX.as_millis() as u64).prop_map(Duration::from_millis);
     (select(families).prop_flat_map(move |family| kind(shape, family)), time(shape), lasts)
         .prop_map(|(kind, at, lasts)| Fault { kind, at, lasts })
 }
@@ -68,7 +85,7 @@ fn time(shape: Shape) -> impl Strategy<Value = FaultTime> {
     let anchored = select(Anchor::ALL.to_vec()).prop_flat_map(move |anchor| {
         // Windows fire every 15 s; checkpoints complete about once a second, each commits twice.
         let most = match anchor {
-            Anchor::WindowFired => 8u32,
+            Anchor::WindowFired | Anchor::ResultsCheckpointed => 8u32,
             Anchor::SinkCommitted => 200,
             Anchor::CheckpointTriggered | Anchor::CheckpointCompleted => 100,
         };
@@ -113,7 +130,7 @@ fn kind(shape: Shape, family: Family) -> BoxedStrategy<FaultKind> {
             })
             .boxed(),
         Family::Savepoint => {
-            (1..=tms * shape.slots.max(1)).prop_map(|parallelism| FaultKind::Savepoint { parallelism }).boxed()
+            (1..=shape.parallelism_max).prop_map(|parallelism| FaultKind::Savepoint { parallelism }).boxed()
         }
         Family::Scale => (1..=tms + 1).prop_map(|to| FaultKind::Scale { to }).boxed(),
     }

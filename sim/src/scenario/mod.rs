@@ -241,12 +241,21 @@ pub enum Anchor {
     SinkCommitted,
     /// `window-fired`: the first result of a window not written before.
     WindowFired,
+    /// `results-checkpointed`: the first checkpoint triggered after a window fired has completed
+    /// (or a later one that subsumes it): its transactions hold that window's results, which are
+    /// at stake until the sink commits them.
+    ResultsCheckpointed,
 }
 
 impl Anchor {
     /// Every anchor, in the order the file names list them.
-    pub const ALL: [Anchor; 4] =
-        [Anchor::CheckpointTriggered, Anchor::CheckpointCompleted, Anchor::SinkCommitted, Anchor::WindowFired];
+    pub const ALL: [Anchor; 5] = [
+        Anchor::CheckpointTriggered,
+        Anchor::CheckpointCompleted,
+        Anchor::SinkCommitted,
+        Anchor::WindowFired,
+        Anchor::ResultsCheckpointed,
+    ];
 
     /// The name a file writes.
     pub fn name(self) -> &'static str {
@@ -255,6 +264,7 @@ impl Anchor {
             Anchor::CheckpointCompleted => "checkpoint-completed",
             Anchor::SinkCommitted => "sink-committed",
             Anchor::WindowFired => "window-fired",
+            Anchor::ResultsCheckpointed => "results-checkpointed",
         }
     }
 
@@ -1645,7 +1655,7 @@ mod tests {
         assert_eq!(
             err(&step(r#"{ after = "checkpoint-done", n = 3, delay = "1ms", by = "2m" }"#)),
             "scenarios/x.toml:8:16: unknown event `checkpoint-done` to anchor a step to (known: \
-             checkpoint-triggered, checkpoint-completed, sink-committed, window-fired)"
+             checkpoint-triggered, checkpoint-completed, sink-committed, window-fired, results-checkpointed)"
         );
         assert_eq!(
             err(&step(r#"{ after = "window-fired", n = 0, delay = "1ms", by = "2m" }"#)),

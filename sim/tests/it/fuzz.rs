@@ -1,11 +1,13 @@
 //! The fuzzer: a bounded fuzz under a fixed seed passes on the engine as it is; a failure shrinks
-//! to a minimal plan whose regression file replays to the same trace.
+//! to a minimal plan whose regression file replays to the same trace; every planted bug is found
+//! and shrunk.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use flinksim::Scenario;
 use flinksim::fuzz::{self, FaultKind, FuzzConfig, NarrowWindow, Progress};
+use flinksim::plant::{PlantedBug, Plants};
 use flinksim::scenario::Service;
 
 use crate::harness::scenario;
@@ -60,4 +62,31 @@ fn a_failure_shrinks_to_one_short_fault_whose_file_replays_to_the_same_trace() {
     assert_eq!(fuzz::FaultPlan::from_scenario(&replayed).unwrap(), regression.shrunk);
     let report = flinksim::run(&replayed, regression.seed).unwrap();
     assert_eq!(report.trace_hash, regression.trace_hash, "the file replays the shrunk run exactly");
+}
+
+/// `cargo xtask fuzz`'s default budget: a planted bug must show within this many cases.
+const DEFAULT_CASES: u32 = 100;
+
+/// The fuzzer finds every planted bug (docs/planted-bugs.md) within its default budget, on the
+/// exactly-once base, and shrinks the failure to at most three faults: the README's table of
+/// planted bugs lists the cases each took and the plan it shrank to.
+#[test]
+fn the_fuzzer_finds_every_planted_bug_within_its_default_budget_and_shrinks_it_to_three_faults_at_most() {
+    let mut missed = Vec::new();
+    for bug in PlantedBug::ALL {
+        let mut base = scenario("fuzz-exactly-once");
+        base.plants = Plants::of([bug]);
+        let replay = format!("replay: cargo xtask fuzz --plant {bug} --cases {DEFAULT_CASES} --seed {CI_SEED}");
+        let report = fuzz::fuzz(&FuzzConfig::new(base, DEFAULT_CASES, 2, CI_SEED), &quiet).unwrap();
+        match &report.regression {
+            None => missed.push(format!("{bug}: not found in {} cases\n{replay}", report.cases)),
+            Some(regression) if regression.shrunk.faults.len() > 3 => missed.push(format!(
+                "{bug}: shrunk to {} faults, not 3 at most\n{}\n{replay}",
+                regression.shrunk.faults.len(),
+                regression.toml
+            )),
+            Some(_) => {}
+        }
+    }
+    assert!(missed.is_empty(), "{}", missed.join("\n\n"));
 }

@@ -1,7 +1,8 @@
 //! Planted bugs (docs/planted-bugs.md): each deliberate engine bug, switched on with `--plant`,
 //! is caught by today's scenarios and oracle, and the same run without it passes. Each test
 //! names the scenario and seed that catch its bug, the verdict class and the violation; the
-//! README's table lists the same. One bug no schedule can reveal yet says why.
+//! README's table lists the same. One bug only jittered input reveals says why (the fuzzer,
+//! whose test in `fuzz.rs` finds all thirteen, brings that input).
 
 use flinksim::Report;
 use flinksim::liveness::LivenessViolation;
@@ -119,13 +120,11 @@ fn a_sink_aborting_its_restored_transactions_loses_their_results() {
     caught(PlantedBug::SinkAbortsRestoredTransactions, "exactly-once-slow-checkpoint-messages", 1, VerdictClass::Correctness, Finding::Unaccounted);
 }
 
-/// No schedule reveals this one yet: the generator writes each partition in timestamp order and
-/// every partition has its own watermark generator, so no event is ever older than its
-/// partition's newest one and the bound is never needed (a scenario may even set
-/// `out_of_orderness = "0s"`). Events out of order within a partition (the generator's
-/// timestamp jitter, which the fuzzer brings) would reveal it. The run below shows the plant is
-/// live (the trace differs) and still passes: when this test fails, the testbed has learnt to
-/// catch the bug, and it should move up with the others.
+/// No scenario with in-order input reveals this one: the generator writes each partition in
+/// timestamp order and every partition has its own watermark generator, so no event is ever older
+/// than its partition's newest one and the bound is never needed (a scenario may even set
+/// `out_of_orderness = "0s"`). The fuzzer's jittered base reveals it (`fuzz.rs`). The run below
+/// shows the plant is live (the trace differs) and still passes on in-order input.
 #[test]
 fn a_watermark_without_the_out_of_orderness_bound_is_not_revealed_by_in_order_input() {
     let bug = PlantedBug::WatermarkWithoutBound;
