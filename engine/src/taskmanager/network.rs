@@ -1039,6 +1039,45 @@ mod tests {
         });
     }
 
+    #[test]
+    fn a_delivery_without_credit_waits_and_a_backlog_gets_floating_buffers() {
+        runtime().block_on(async {
+            let registry = GateRegistry::default();
+            let key = GateKey::of_channel(&channel());
+            let mut gate = registry.open_gate(key, 2);
+            let on = |input_index: u32, sequence: u64, backlog: u32| DeliverBuffer {
+                channel: ChannelId { input_index, producer_subtask: input_index, ..channel() },
+                sequence,
+                backlog,
+                buffer: NetworkBuffer {
+                    elements: vec![StreamElement::Record(Record::Click(ClickEvent::nth(sequence)))],
+                    bytes: 0,
+                },
+            };
+            // Channel 0's sender announces no backlog: its 2 exclusive buffers are its credit.
+            registry.deliver(on(0, 0, 0)).await.unwrap();
+            registry.deliver(on(0, 1, 0)).await.unwrap();
+            let third = {
+                let registry = registry.clone();
+                madsim::task::spawn(async move { registry.deliver(on(0, 2, 0)).await.is_ok() })
+            };
+            sleep(Duration::from_millis(10)).await;
+            assert!(!third.is_finished(), "a sender without credit waits");
+            // Channel 1's sender holds 5 more buffers: the gate lends it floating ones, and
+            // all 6 get in while channel 0 still waits.
+            for sequence in 0..6 {
+                registry.deliver(on(1, sequence, 5 - sequence as u32)).await.unwrap();
+            }
+            assert!(!third.is_finished());
+            // The task reads channel 0's first buffer: its credit comes back and the third
+            // buffer gets in.
+            assert_eq!(gate.next().await, GateEvent::Record(0, Record::Click(ClickEvent::nth(0))));
+            assert!(gate.next_buffered().is_none());
+            assert!(third.await.unwrap());
+            registry.close_gate(key);
+        });
+    }
+
     /// An input gate fed by hand, as its task sees it (`next()` until it would wait): no network,
     /// no task, no runtime.
     struct Gate {
