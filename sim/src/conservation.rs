@@ -208,6 +208,9 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes, fires: &[Fir
     for problem in &observed.malformed {
         violations.push(Violation::Malformed { record: problem.clone() });
     }
+    // A transaction the exactly-once sink left open holds read_committed readers of output
+    // whatever the windows (docs/oracle.md#processing-time-runs).
+    let stuck = crate::oracle::judge_last_stable_offset(observed, expect, causes, &mut violations, &mut notes);
     OracleReport {
         rows,
         input_events: observed.input_events,
@@ -218,15 +221,14 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes, fires: &[Fir
         notes,
         causes: causes.clone(),
         output_partitions: observed.output_partitions.clone(),
-        // A stuck last stable offset is judged with event-time windows only; here liveness
-        // names the output that stops.
-        stuck: None,
+        stuck,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::LastStableOffsetExpectation;
 
     fn fire(start: i64, page: &str, count: u64, handled: (i64, i64), fired_ms: i64) -> Fire {
         Fire { window_start_ms: start, page: page.into(), count, handled_ms: Some(handled), fired_ms }
@@ -259,6 +261,44 @@ mod tests {
         let report = judge(&observed, &Expect::default(), &Causes::default(), &fires());
         assert!(report.passed(), "{:?}", report.violations);
         assert_eq!(report.rows.len(), 3);
+    }
+
+    /// An exactly-once sink whose transaction has been open since 60 s, holding `output`'s
+    /// partition 1 at offset 5 of 9 when the oracle read at 180 s.
+    fn left_open(observed: &mut Observed) -> Causes {
+        use crate::oracle::{OpenTransaction, OutputPartition};
+        use flinksim_engine::protocol::kafka::TransactionHandle;
+        observed.ended_at = std::time::Duration::from_secs(180);
+        observed.output_partitions = vec![
+            OutputPartition { partition: 0, high_watermark: 2, last_stable_offset: 2, read_uncommitted: 2, read_committed: 2 },
+            OutputPartition { partition: 1, high_watermark: 9, last_stable_offset: 5, read_uncommitted: 8, read_committed: 5 },
+        ];
+        observed.open_transactions = vec!["click-event-count-1-60".into()];
+        let transaction = TransactionHandle { transactional_id: "click-event-count-1-60".into(), producer_id: 3, epoch: 0 };
+        let first_write = std::time::Duration::from_secs(60);
+        let open = OpenTransaction { transaction, task: "ClickEventStatistics Sink (2/2)".into(), first_write, results: 3 };
+        Causes { open_at_end: vec![open], ..Causes::default() }
+    }
+
+    #[test]
+    fn a_transaction_left_open_is_a_stuck_last_stable_offset_whatever_the_windows() {
+        let mut observed = observed(&[(0, "/help", 4), (15_000, "/help", 6), (0, "/shop", 5)]);
+        let causes = left_open(&mut observed);
+        let report = judge(&observed, &Expect::default(), &causes, &fires());
+        let [Violation::LastStableOffsetStuck(stuck)] = report.violations.as_slice() else {
+            panic!("{:?}", report.violations)
+        };
+        assert_eq!(stuck.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(), [1]);
+        assert_eq!(report.stuck.as_ref(), Some(stuck));
+        // A scenario that expects it is told so, and one that expects it in vain fails.
+        let expect = Expect { last_stable_offset: LastStableOffsetExpectation::Stuck, ..Expect::default() };
+        assert!(judge(&observed, &expect, &causes, &fires()).passed());
+        let clean = judge(&observed_clean(), &expect, &Causes::default(), &fires());
+        assert!(!clean.passed(), "a stuck last stable offset was required and absent");
+    }
+
+    fn observed_clean() -> Observed {
+        observed(&[(0, "/help", 4), (15_000, "/help", 6), (0, "/shop", 5)])
     }
 
     #[test]

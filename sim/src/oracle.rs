@@ -788,17 +788,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     if expect.loss == LossExpectation::Required && rows.iter().all(|r| r.lost == 0) {
         violations.push(Violation::RequiredButAbsent { what: Required::Loss });
     }
-    let stuck = stuck_last_stable_offset(observed, causes);
-    match &stuck {
-        Some(stuck) if expect.last_stable_offset == LastStableOffsetExpectation::Stuck => {
-            notes.push(format!("{stuck} (the scenario expects it)"));
-        }
-        Some(stuck) => violations.push(Violation::LastStableOffsetStuck(stuck.clone())),
-        None if expect.last_stable_offset == LastStableOffsetExpectation::Stuck => {
-            violations.push(Violation::RequiredButAbsent { what: Required::StuckLastStableOffset });
-        }
-        None => {}
-    }
+    let stuck = judge_last_stable_offset(observed, expect, causes, &mut violations, &mut notes);
     for lost in &causes.states_lost {
         let span: Vec<i64> = rows
             .iter()
@@ -939,6 +929,30 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
         violations.push(Violation::Stalled { since_window_ms: first.window_start_ms, rows: stalled });
     }
     violations
+}
+
+/// Judges `output`'s last stable offset against `[expect] last_stable_offset`, for event-time
+/// and processing-time runs alike: a stuck one is a violation unless the scenario expects it,
+/// and an expected one that is not there is one too. Returns what is stuck, if anything.
+pub(crate) fn judge_last_stable_offset(
+    observed: &Observed,
+    expect: &Expect,
+    causes: &Causes,
+    violations: &mut Vec<Violation>,
+    notes: &mut Vec<String>,
+) -> Option<StuckLastStableOffset> {
+    let stuck = stuck_last_stable_offset(observed, causes);
+    match &stuck {
+        Some(stuck) if expect.last_stable_offset == LastStableOffsetExpectation::Stuck => {
+            notes.push(format!("{stuck} (the scenario expects it)"));
+        }
+        Some(stuck) => violations.push(Violation::LastStableOffsetStuck(stuck.clone())),
+        None if expect.last_stable_offset == LastStableOffsetExpectation::Stuck => {
+            violations.push(Violation::RequiredButAbsent { what: Required::StuckLastStableOffset });
+        }
+        None => {}
+    }
+    stuck
 }
 
 /// The `output` partitions whose last stable offset a transaction left open holds back: one

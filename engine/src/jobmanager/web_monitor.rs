@@ -289,21 +289,37 @@ pub struct Sample {
     pub at_ms: i64,
     /// The share of the time between its last two reports its output was blocked.
     pub back_pressure_ratio: f64,
+    /// The share of the time between its last two reports it was busy processing its input.
+    pub busy_ratio: f64,
+}
+
+impl Sample {
+    /// The share of the time between its last two reports it was neither busy nor blocked: it
+    /// waited for input.
+    pub fn idle_ratio(&self) -> f64 {
+        // In whole ms per second, as the other two are measured.
+        ((1000.0 - 1000.0 * self.back_pressure_ratio - 1000.0 * self.busy_ratio).round() / 1000.0).max(0.0)
+    }
 }
 
 impl MetricStore {
     /// Takes in a heartbeat's reports, received at `now_ms`.
     pub fn update(&mut self, reports: Vec<TaskMetricsReport>, now_ms: i64) {
         for report in reports {
-            let ratio = match self.samples.get(&report.attempt_id) {
+            let (back_pressure_ratio, busy_ratio) = match self.samples.get(&report.attempt_id) {
                 Some(previous) if now_ms > previous.at_ms => {
-                    let blocked = report.back_pressured_ms.saturating_sub(previous.report.back_pressured_ms);
-                    (blocked as f64 / (now_ms - previous.at_ms) as f64).clamp(0.0, 1.0)
+                    let interval = (now_ms - previous.at_ms) as f64;
+                    let share = |now: u64, then: u64| (now.saturating_sub(then) as f64 / interval).clamp(0.0, 1.0);
+                    let blocked = share(report.back_pressured_ms, previous.report.back_pressured_ms);
+                    // Busy and blocked time never overlap; rounding to ms may make them
+                    // add up to a little over the interval.
+                    let busy = share(report.busy_ms, previous.report.busy_ms).min(1.0 - blocked);
+                    (blocked, busy)
                 }
-                Some(previous) => previous.back_pressure_ratio,
-                None => 0.0,
+                Some(previous) => (previous.back_pressure_ratio, previous.busy_ratio),
+                None => (0.0, 0.0),
             };
-            self.samples.insert(report.attempt_id, Sample { report, at_ms: now_ms, back_pressure_ratio: ratio });
+            self.samples.insert(report.attempt_id, Sample { report, at_ms: now_ms, back_pressure_ratio, busy_ratio });
         }
     }
 
@@ -346,7 +362,7 @@ pub const JOB_METRICS: [&str; 7] = [
 ];
 
 /// The ids of a subtask's metrics, after its `<index>.` prefix.
-pub const SUBTASK_METRICS: [&str; 9] = [
+pub const SUBTASK_METRICS: [&str; 14] = [
     "numRecordsIn",
     "numRecordsOut",
     "numBytesIn",
@@ -356,6 +372,11 @@ pub const SUBTASK_METRICS: [&str; 9] = [
     "Shuffle.Netty.Output.Buffers.outputQueueLength",
     "Shuffle.Netty.Output.Buffers.outPoolUsage",
     "backPressuredTimeMsPerSecond",
+    "Shuffle.Netty.Input.Buffers.inPoolUsage",
+    "Shuffle.Netty.Input.Buffers.inputExclusiveBuffersUsage",
+    "Shuffle.Netty.Input.Buffers.inputFloatingBuffersUsage",
+    "busyTimeMsPerSecond",
+    "idleTimeMsPerSecond",
 ];
 
 /// The answer to `ids` (`?get=`) over `available`: without `get`, the list of ids; with it,
@@ -547,7 +568,8 @@ impl View<'_> {
         for (subtask, sample) in self.samples(job, vertex) {
             let Some(sample) = sample else { continue };
             let r = &sample.report;
-            let usage = if r.output_pool_size == 0 { 0.0 } else { r.output_queue_length as f64 / r.output_pool_size as f64 };
+            let usage = |used: u32, all: u32| if all == 0 { 0.0 } else { used as f64 / all as f64 };
+            let per_second = |ratio: f64| ((ratio * 1000.0).round() as u64).to_string();
             let values = [
                 r.records_in.to_string(),
                 r.records_out.to_string(),
@@ -556,8 +578,17 @@ impl View<'_> {
                 r.current_input_watermark.unwrap_or(i64::MIN).to_string(),
                 r.late_records_dropped.to_string(),
                 r.output_queue_length.to_string(),
-                usage.to_string(),
-                ((sample.back_pressure_ratio * 1000.0).round() as u64).to_string(),
+                usage(r.output_queue_length, r.output_pool_size).to_string(),
+                per_second(sample.back_pressure_ratio),
+                usage(
+                    r.input_exclusive_buffers_used + r.input_floating_buffers_used,
+                    r.input_exclusive_buffers + r.input_floating_buffers,
+                )
+                .to_string(),
+                usage(r.input_exclusive_buffers_used, r.input_exclusive_buffers).to_string(),
+                usage(r.input_floating_buffers_used, r.input_floating_buffers).to_string(),
+                per_second(sample.busy_ratio),
+                per_second(sample.idle_ratio()),
             ];
             for (id, value) in SUBTASK_METRICS.iter().zip(values) {
                 if *id == "numLateRecordsDropped" && vertex != Vertex::Counter {
@@ -590,8 +621,8 @@ impl View<'_> {
                     attempt_number: execution.attempt_number,
                     backpressure_level: backpressure_level(ratio).into(),
                     ratio,
-                    idle_ratio: 1.0 - ratio,
-                    busy_ratio: 0.0,
+                    idle_ratio: sample.idle_ratio(),
+                    busy_ratio: sample.busy_ratio,
                 });
             }
         }
@@ -672,6 +703,10 @@ mod tests {
     use super::*;
 
     fn report(attempt: u128, back_pressured_ms: u64) -> TaskMetricsReport {
+        busy_report(attempt, back_pressured_ms, 0)
+    }
+
+    fn busy_report(attempt: u128, back_pressured_ms: u64, busy_ms: u64) -> TaskMetricsReport {
         TaskMetricsReport {
             attempt_id: ExecutionAttemptId(attempt),
             records_in: 0,
@@ -682,8 +717,27 @@ mod tests {
             current_input_watermark: None,
             output_queue_length: 0,
             output_pool_size: 4,
+            input_exclusive_buffers_used: 0,
+            input_exclusive_buffers: 0,
+            input_floating_buffers_used: 0,
+            input_floating_buffers: 0,
             back_pressured_ms,
+            busy_ms,
         }
+    }
+
+    #[test]
+    fn busy_blocked_and_idle_shares_split_the_time_between_two_reports() {
+        let mut store = MetricStore::default();
+        store.update(vec![busy_report(1, 0, 0)], 1000);
+        store.update(vec![busy_report(1, 200, 700)], 2000);
+        let sample = store.get(ExecutionAttemptId(1)).unwrap();
+        assert_eq!((sample.back_pressure_ratio, sample.busy_ratio), (0.2, 0.7));
+        assert!((sample.idle_ratio() - 0.1).abs() < 1e-9, "{}", sample.idle_ratio());
+        // Rounded to ms, busy and blocked may add up to more than the interval: never over 1.
+        store.update(vec![busy_report(1, 700, 1201)], 3000);
+        let sample = store.get(ExecutionAttemptId(1)).unwrap();
+        assert_eq!((sample.back_pressure_ratio, sample.busy_ratio, sample.idle_ratio()), (0.5, 0.5, 0.0));
     }
 
     #[test]

@@ -125,6 +125,9 @@ pub struct DeliverBuffer {
     pub channel: ChannelId,
     /// Sequence number on the channel, from 0: a resent buffer is recognised and dropped.
     pub sequence: u64,
+    /// Buffers the sender holds for the channel behind this one (its backlog): the consumer
+    /// asks for floating buffers by it (docs/model/network.md#credits-and-backpressure).
+    pub backlog: u32,
     /// The buffer.
     pub buffer: NetworkBuffer,
 }

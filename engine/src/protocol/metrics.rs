@@ -29,7 +29,20 @@ pub struct TaskMetricsReport {
     pub output_queue_length: u32,
     /// Buffers in the task's output pool (for `outPoolUsage` = queued / pool).
     pub output_pool_size: u32,
-    /// Total time the task's output was blocked on a full queue, in ms (Flink's
+    /// Exclusive buffers of the input gate holding data not read yet
+    /// (`inputExclusiveBuffersUsage` = used / all).
+    pub input_exclusive_buffers_used: u32,
+    /// Exclusive buffers of the input gate in all (2 per input channel; 0 without an input).
+    pub input_exclusive_buffers: u32,
+    /// Floating buffers the input gate has lent to its channels (`inputFloatingBuffersUsage` =
+    /// used / all).
+    pub input_floating_buffers_used: u32,
+    /// Floating buffers of the input gate in all (8; 0 without an input).
+    pub input_floating_buffers: u32,
+    /// Total time the task waited for credit to ship a buffer, in ms (Flink's
     /// `backPressuredTimeMsPerSecond` is its rate).
     pub back_pressured_ms: u64,
+    /// Total time the task spent processing its input, in ms (Flink's `busyTimeMsPerSecond` is
+    /// its rate).
+    pub busy_ms: u64,
 }

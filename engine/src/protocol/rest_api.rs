@@ -523,10 +523,10 @@ pub struct SubtaskBackpressure {
     /// Share of the last interval its output was blocked.
     pub ratio: f64,
     /// Share of the last interval it was idle (waiting for input): the rest of 1 not blocked
-    /// or busy; flinksim does not measure busy time and reports it as 0.
+    /// or busy.
     #[serde(rename = "idleRatio")]
     pub idle_ratio: f64,
-    /// Share of the last interval it was busy.
+    /// Share of the last interval it was busy processing its input.
     #[serde(rename = "busyRatio")]
     pub busy_ratio: f64,
 }

@@ -3,13 +3,12 @@
 //! the node's RPC handlers share them; a run has one OS thread, so the order of updates is the
 //! simulation's.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::protocol::ids::ExecutionAttemptId;
 use crate::protocol::metrics::TaskMetricsReport;
 
-use super::network::OutputQueueProbe;
+use super::network::FlowControlProbe;
 
 /// One task attempt's metrics.
 #[derive(Debug, Default)]
@@ -21,9 +20,9 @@ pub struct TaskMetrics {
     late_records_dropped: AtomicU64,
     /// `i64::MIN` until the first watermark.
     current_input_watermark: AtomicI64,
-    back_pressured_us: AtomicU64,
-    /// How the task's output queues are read (set when its record writer is built).
-    output_queues: Mutex<Option<OutputQueueProbe>>,
+    /// The task's flow control: its output queues, input buffers, blocked and busy time (kept
+    /// by its record writer and input gate).
+    flow_control: FlowControlProbe,
 }
 
 impl TaskMetrics {
@@ -62,20 +61,15 @@ impl TaskMetrics {
         self.current_input_watermark.store(watermark, Ordering::Relaxed);
     }
 
-    /// Time the output waited for room in a full queue.
-    pub fn add_back_pressured(&self, waited: std::time::Duration) {
-        self.back_pressured_us.fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    /// Where the output queues are read from.
-    pub fn observe_output(&self, probe: OutputQueueProbe) {
-        *self.output_queues.lock().unwrap() = Some(probe);
+    /// The probe the task's record writer and input gate keep its flow control in.
+    pub fn flow_control(&self) -> FlowControlProbe {
+        self.flow_control.clone()
     }
 
     /// The values now, for the heartbeat's answer.
     pub fn report(&self, attempt_id: ExecutionAttemptId) -> TaskMetricsReport {
         let watermark = self.current_input_watermark.load(Ordering::Relaxed);
-        let queues = self.output_queues.lock().unwrap().as_ref().map(OutputQueueProbe::sample).unwrap_or_default();
+        let flow = self.flow_control.read();
         TaskMetricsReport {
             attempt_id,
             records_in: self.records_in.load(Ordering::Relaxed),
@@ -84,9 +78,14 @@ impl TaskMetrics {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             late_records_dropped: self.late_records_dropped.load(Ordering::Relaxed),
             current_input_watermark: (watermark != i64::MIN).then_some(watermark),
-            output_queue_length: queues.queued,
-            output_pool_size: queues.pool,
-            back_pressured_ms: self.back_pressured_us.load(Ordering::Relaxed) / 1000,
+            output_queue_length: flow.queued_buffers as u32,
+            output_pool_size: flow.capacity as u32,
+            input_exclusive_buffers_used: flow.input.exclusive_used as u32,
+            input_exclusive_buffers: flow.input.exclusive_total as u32,
+            input_floating_buffers_used: flow.input.floating_used as u32,
+            input_floating_buffers: flow.input.floating_total as u32,
+            back_pressured_ms: flow.blocked.as_millis() as u64,
+            busy_ms: flow.busy.as_millis() as u64,
         }
     }
 }

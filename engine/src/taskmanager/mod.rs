@@ -4,6 +4,7 @@
 //! for the heartbeat timeout it drops its tasks, frees its slots and registers again.
 
 pub mod control;
+pub mod credit;
 pub mod metrics;
 pub mod network;
 pub mod operator;

@@ -2,13 +2,16 @@
 //! 32 KiB buffers per output channel and ship a buffer when it is full, when the 100 ms output
 //! flusher runs, or right behind a watermark; input gates merge channels and combine watermarks
 //! (min over active ones). One message crosses the simulated network per buffer, never one per
-//! record.
+//! record. A buffer enters a gate only on credit (docs/model/network.md#credits-and-backpressure):
+//! the gate's [`InputCredits`] say how many each channel may take, and a delivery without credit
+//! waits for the task to read a buffer.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use madsim::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::plant::{PlantedBug, Plants};
@@ -21,16 +24,15 @@ use crate::protocol::job::Vertex;
 use crate::protocol::key_group::KeyGroup;
 use crate::rpc::Rpc;
 
+use super::credit::{self, BufferKind, InputBufferUsage, InputCredits};
 use super::metrics::TaskMetrics;
 
 /// How often the output flusher ships partly filled buffers (Flink's buffer timeout).
 pub const BUFFER_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// Buffers a writer may have queued per remote channel before it blocks (Flink's exclusive
-/// credits).
-const EXCLUSIVE_BUFFERS: usize = 2;
-/// Extra buffers an input gate holds, shared by its channels (Flink's floating buffers).
-const FLOATING_BUFFERS: usize = 8;
+/// Buffers a writer may have queued per remote channel before it blocks: the channel's share of
+/// the task's output buffer pool (its backlog is at most this).
+const OUTPUT_BUFFERS_PER_CHANNEL: usize = 2;
 /// How long a sender waits for a buffer to be acknowledged before resending it.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a sender waits before asking again for a consumer that is not deployed yet.
@@ -43,6 +45,78 @@ pub struct GateInput {
     pub channel: u32,
     /// The buffer.
     pub buffer: NetworkBuffer,
+    /// The kind of buffer it occupies in the gate until the task has read it.
+    pub kind: BufferKind,
+}
+
+/// An input gate's credits, shared by the deliveries that wait for credit and the task that
+/// reads the buffers and so gives credit back.
+#[derive(Debug)]
+struct GateCredits {
+    state: Mutex<CreditState>,
+    /// Woken whenever credit comes back, a buffer is admitted, or the gate closes.
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Debug)]
+struct CreditState {
+    credits: InputCredits,
+    /// Sequence number of the next buffer each channel admits: a buffer waiting for credit
+    /// cannot be overtaken by the one after it on its channel.
+    next_admitted: Vec<u64>,
+    closed: bool,
+}
+
+impl GateCredits {
+    fn new(channels: u32) -> GateCredits {
+        let state = CreditState {
+            credits: InputCredits::new(channels as usize),
+            next_admitted: vec![0; channels as usize],
+            closed: false,
+        };
+        GateCredits { state: Mutex::new(state), changed: tokio::sync::Notify::new() }
+    }
+
+    /// Waits until `channel` has credit for buffer `sequence` (and has admitted every buffer
+    /// before it), then takes one of its buffers; `None` if the gate closed meanwhile. The
+    /// sender's `backlog` comes with the buffer and may get the channel floating buffers.
+    async fn admit(&self, channel: u32, sequence: u64, backlog: u32) -> Option<BufferKind> {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.state.lock().unwrap();
+                if state.closed {
+                    return None;
+                }
+                if state.next_admitted[channel as usize] == sequence
+                    && let Some(kind) = state.credits.receive(channel as usize, backlog as usize)
+                {
+                    state.next_admitted[channel as usize] += 1;
+                    drop(state);
+                    self.changed.notify_waiters();
+                    return Some(kind);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// The task has read a buffer: its credit goes back.
+    fn release(&self, channel: u32, kind: BufferKind) {
+        self.state.lock().unwrap().credits.release(channel as usize, kind);
+        self.changed.notify_waiters();
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap().closed = true;
+        self.changed.notify_waiters();
+    }
+
+    fn usage(&self) -> InputBufferUsage {
+        self.state.lock().unwrap().credits.usage()
+    }
 }
 
 /// Identifies an input gate on this TaskManager: one consuming subtask of one execution graph.
@@ -68,6 +142,7 @@ impl GateKey {
 
 struct GateEntry {
     sender: mpsc::Sender<GateInput>,
+    credits: Arc<GateCredits>,
     /// Next expected sequence number per input channel: resent buffers are dropped.
     next_sequence: BTreeMap<u32, u64>,
 }
@@ -81,24 +156,33 @@ pub struct GateRegistry {
 impl GateRegistry {
     /// Creates the input gate of a consuming subtask with `channels` input channels.
     pub fn open_gate(&self, key: GateKey, channels: u32) -> InputGate {
-        let (sender, receiver) =
-            mpsc::channel(EXCLUSIVE_BUFFERS * channels as usize + FLOATING_BUFFERS);
-        let entry = GateEntry { sender, next_sequence: BTreeMap::new() };
-        self.gates.lock().unwrap().insert(key, entry);
-        InputGate::new(receiver, channels)
+        // Credit bounds what is in the gate: its queue never holds more than all its buffers.
+        let buffers = credit::EXCLUSIVE_BUFFERS_PER_CHANNEL * channels as usize + credit::FLOATING_BUFFERS_PER_GATE;
+        let (sender, receiver) = mpsc::channel(buffers);
+        let credits = Arc::new(GateCredits::new(channels));
+        let entry = GateEntry { sender, credits: credits.clone(), next_sequence: BTreeMap::new() };
+        if let Some(replaced) = self.gates.lock().unwrap().insert(key, entry) {
+            replaced.credits.close();
+        }
+        InputGate::new(receiver, channels, credits)
     }
 
     /// Removes a gate (its task ended); later deliveries to it are refused.
     pub fn close_gate(&self, key: GateKey) {
-        self.gates.lock().unwrap().remove(&key);
+        if let Some(entry) = self.gates.lock().unwrap().remove(&key) {
+            entry.credits.close();
+        }
     }
 
     /// Removes every gate (the TaskManager lost its JobManager and dropped all tasks).
     pub fn close_all(&self) {
-        self.gates.lock().unwrap().clear();
+        let gates = std::mem::take(&mut *self.gates.lock().unwrap());
+        for entry in gates.into_values() {
+            entry.credits.close();
+        }
     }
 
-    /// Hands a buffer to its gate, waiting while the gate is full (that wait is backpressure).
+    /// Hands a buffer to its gate once its channel has credit (waiting for it is backpressure).
     /// A buffer for a gate that does not exist (yet, or any more) comes back to the caller.
     pub async fn deliver(&self, delivery: DeliverBuffer) -> Result<(), DeliverBuffer> {
         let sender = {
@@ -111,15 +195,17 @@ impl GateRegistry {
                 return Ok(()); // a resend of a buffer already taken
             }
             *next = delivery.sequence + 1;
-            entry.sender.clone()
+            (entry.sender.clone(), entry.credits.clone())
         };
-        let DeliverBuffer { channel, sequence, buffer } = delivery;
-        // tokio's bounded channel serves waiting senders in order, so a buffer accepted here
-        // cannot overtake the one before it on the same channel.
+        let (sender, credits) = sender;
+        let DeliverBuffer { channel, sequence, backlog, buffer } = delivery;
+        let Some(kind) = credits.admit(channel.input_index, sequence, backlog).await else {
+            return Err(DeliverBuffer { channel, sequence, backlog, buffer });
+        };
         sender
-            .send(GateInput { channel: channel.input_index, buffer })
+            .send(GateInput { channel: channel.input_index, buffer, kind })
             .await
-            .map_err(|refused| DeliverBuffer { channel, sequence, buffer: refused.0.buffer })
+            .map_err(|refused| DeliverBuffer { channel, sequence, backlog, buffer: refused.0.buffer })
     }
 
     /// Answers a remote producer's delivery.
@@ -191,30 +277,124 @@ pub struct RecordWriter {
     tracer: Option<BackpressureTracer>,
 }
 
-/// A task's output flow control as metrics read it (docs/model/network.md#credits-and-backpressure):
-/// Flink's `outputQueueLength`, `outPoolUsage` and the backpressure status derive from it.
+/// A task's flow control as its metrics read it (docs/model/network.md#credits-and-backpressure):
+/// Flink's `outputQueueLength`, `outPoolUsage`, `inPoolUsage` (exclusive and floating), the
+/// backpressure status, `backPressuredTimeMsPerSecond` and `busyTimeMsPerSecond` all derive from
+/// it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowControl {
-    /// Buffers shipped but not yet taken by their consumer: queued for a remote channel's
-    /// sender (each one a used credit), or in flight to a local gate.
+    /// Output buffers queued for remote channels' senders and not yet taken by them. A buffer
+    /// handed over in memory to a consumer on the same TaskManager never queues here.
     pub queued_buffers: usize,
-    /// The buffers the task's output may have queued before it waits: the exclusive credits of
-    /// its remote channels, one buffer for each local one.
+    /// The buffers those queues may hold: the task's output pool, 2 per remote channel.
     pub capacity: usize,
-    /// Whether the task waits now for credit or room: it is backpressured.
+    /// Whether the task waits now for credit: it is backpressured.
     pub waiting_for_credit: bool,
-    /// Time spent waiting so far, for the share of time the output was blocked.
+    /// Time spent waiting for credit so far.
     pub blocked: Duration,
+    /// Time spent processing what the input gate handed over so far (neither waiting for input
+    /// nor for credit).
+    pub busy: Duration,
+    /// How the input gate's exclusive and floating buffers are used now.
+    pub input: InputBufferUsage,
 }
 
-/// A shared, readable handle on a writer's [`FlowControl`], kept up to date by the writer.
+/// A task's one shared, readable handle on its [`FlowControl`]: the record writer and the input
+/// gate keep it up to date, the task's metrics read it.
 #[derive(Clone, Debug, Default)]
-pub struct FlowControlProbe(Arc<Mutex<FlowControl>>);
+pub struct FlowControlProbe(Arc<Mutex<ProbeState>>);
+
+#[derive(Debug, Default)]
+struct ProbeState {
+    /// The remote channels' queues, read when sampled.
+    output_queues: Vec<mpsc::WeakSender<NetworkBuffer>>,
+    capacity: usize,
+    /// Time waited for credit in waits that have ended.
+    blocked: Duration,
+    /// Since when the task waits for credit, if it does now.
+    waiting_since: Option<Instant>,
+    /// Busy time in stretches that have ended.
+    busy: Duration,
+    /// Since when the task handles what the gate last handed it, if it does now, and the time
+    /// it had waited for credit by then (waits meanwhile are not busy time).
+    busy_since: Option<(Instant, Duration)>,
+    /// The input gate's credits, read when sampled.
+    input: Option<Arc<GateCredits>>,
+}
+
+impl ProbeState {
+    /// Time waited for credit up to `now`, the wait under way included.
+    fn blocked(&self, now: Instant) -> Duration {
+        self.blocked + self.waiting_since.map_or(Duration::ZERO, |since| now - since)
+    }
+
+    /// Busy time up to `now`, the stretch under way included.
+    fn busy(&self, now: Instant) -> Duration {
+        let ongoing = self.busy_since.map_or(Duration::ZERO, |(since, blocked_then)| {
+            (now - since).saturating_sub(self.blocked(now).saturating_sub(blocked_then))
+        });
+        self.busy + ongoing
+    }
+}
 
 impl FlowControlProbe {
-    /// The writer's flow control now.
+    /// The task's flow control now: waiting and busy time count up to now, so a wait that
+    /// lasts longer than a reporting interval shows in it.
     pub fn read(&self) -> FlowControl {
-        *self.0.lock().unwrap()
+        let state = self.0.lock().unwrap();
+        let queued_buffers = state
+            .output_queues
+            .iter()
+            .filter_map(mpsc::WeakSender::upgrade)
+            .map(|queue| queue.max_capacity() - queue.capacity())
+            .sum();
+        // Only a task that has waited or worked set a time: only then is the clock read.
+        let now = (state.waiting_since.is_some() || state.busy_since.is_some()).then(|| crate::timer::Clock::current().now());
+        FlowControl {
+            queued_buffers,
+            capacity: state.capacity,
+            waiting_for_credit: state.waiting_since.is_some(),
+            blocked: now.map_or(state.blocked, |now| state.blocked(now)),
+            busy: now.map_or(state.busy, |now| state.busy(now)),
+            input: state.input.as_ref().map(|credits| credits.usage()).unwrap_or_default(),
+        }
+    }
+
+    fn observe_output(&self, queues: Vec<mpsc::WeakSender<NetworkBuffer>>, capacity: usize) {
+        let mut state = self.0.lock().unwrap();
+        state.output_queues = queues;
+        state.capacity = capacity;
+    }
+
+    fn observe_input(&self, credits: Arc<GateCredits>) {
+        self.0.lock().unwrap().input = Some(credits);
+    }
+
+    /// The task starts waiting for credit at `now`.
+    fn start_waiting(&self, now: Instant) {
+        self.0.lock().unwrap().waiting_since = Some(now);
+    }
+
+    /// The task's wait, if any, ended at `now`.
+    fn stop_waiting(&self, now: Instant) {
+        let mut state = self.0.lock().unwrap();
+        if let Some(since) = state.waiting_since.take() {
+            state.blocked += now - since;
+        }
+    }
+
+    /// The gate hands the task an event at `now`: it is busy until it asks for the next.
+    fn start_busy(&self, now: Instant) {
+        let mut state = self.0.lock().unwrap();
+        let blocked = state.blocked(now);
+        state.busy_since = Some((now, blocked));
+    }
+
+    /// The task asks its gate for the next event at `now`.
+    fn stop_busy(&self, now: Instant) {
+        let mut state = self.0.lock().unwrap();
+        state.busy = state.busy(now);
+        state.busy_since = None;
     }
 }
 
@@ -256,39 +436,6 @@ impl BackpressureTracer {
     }
 }
 
-/// How full a task's output queues are: read by the task's metrics when the TaskManager reports
-/// them (docs/model/rest.md#metrics). This is the one place `outputQueueLength`, `outPoolUsage`
-/// and the back-pressure status look at the network stack: buffers waiting in the remote
-/// channels' queues, against the exclusive buffers those queues may hold. A buffer handed over
-/// in memory to a consumer on the same TaskManager never queues on the output side.
-#[derive(Clone, Debug)]
-pub struct OutputQueueProbe {
-    queues: Vec<mpsc::WeakSender<NetworkBuffer>>,
-    pool: u32,
-}
-
-/// What [`OutputQueueProbe::sample`] read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OutputQueues {
-    /// Buffers queued and not yet taken by a channel's sender.
-    pub queued: u32,
-    /// Buffers the queues may hold in all.
-    pub pool: u32,
-}
-
-impl OutputQueueProbe {
-    /// The queues now.
-    pub fn sample(&self) -> OutputQueues {
-        let queued = self
-            .queues
-            .iter()
-            .filter_map(mpsc::WeakSender::upgrade)
-            .map(|queue| (queue.max_capacity() - queue.capacity()) as u32)
-            .sum();
-        OutputQueues { queued, pool: self.pool }
-    }
-}
-
 /// A remote channel's sender task stopped: its consumer is gone for good.
 #[derive(Debug, thiserror::Error)]
 #[error("output channel {0} is closed")]
@@ -308,22 +455,16 @@ impl RecordWriter {
                     ChannelSink::Local { registry, channel: channel_id, sequence: 0 }
                 }
                 ChannelTarget::Remote { rpc, address } => {
-                    let (queue, buffers) = mpsc::channel(EXCLUSIVE_BUFFERS);
+                    let (queue, buffers) = mpsc::channel(OUTPUT_BUFFERS_PER_CHANNEL);
                     senders.push(madsim::task::spawn(ship_buffers(channel_id, rpc, address, buffers)));
                     ChannelSink::Remote(queue)
                 }
             };
             channels.push(OutputChannel { current: NetworkBuffer::default(), sink });
         }
-        let capacity = channels
-            .iter()
-            .map(|c| match c.sink {
-                ChannelSink::Local { .. } => 1,
-                ChannelSink::Remote(_) => EXCLUSIVE_BUFFERS,
-            })
-            .sum();
         let probe = FlowControlProbe::default();
-        probe.0.lock().unwrap().capacity = capacity;
+        let (queues, capacity) = output_queues(&channels);
+        probe.observe_output(queues, capacity);
         RecordWriter {
             channels,
             partitioner,
@@ -347,18 +488,12 @@ impl RecordWriter {
         self.probe.clone()
     }
 
-    /// Counts what the writer ships into `metrics`, and lets them read its queues.
+    /// Counts what the writer ships into `metrics`, and keeps its flow control in their probe.
     pub fn observed_by(mut self, metrics: Arc<TaskMetrics>) -> RecordWriter {
-        let queues: Vec<_> = self
-            .channels
-            .iter()
-            .filter_map(|channel| match &channel.sink {
-                ChannelSink::Remote(queue) => Some(queue.downgrade()),
-                ChannelSink::Local { .. } => None,
-            })
-            .collect();
-        let pool = (queues.len() * EXCLUSIVE_BUFFERS) as u32;
-        metrics.observe_output(OutputQueueProbe { queues, pool });
+        let probe = metrics.flow_control();
+        let (queues, capacity) = output_queues(&self.channels);
+        probe.observe_output(queues, capacity);
+        self.probe = probe;
         self.metrics = Some(metrics);
         self
     }
@@ -452,15 +587,16 @@ impl RecordWriter {
             metrics.add_records_out(records as u64);
             metrics.add_bytes_out(buffer.bytes as u64);
         }
-        // Time spent here waiting for room is the output's back-pressure.
-        let waiting = madsim::time::Instant::now();
-        // Waiting takes simulated time; shipping into room does not.
+        // Waiting takes simulated time; shipping on credit does not. Time spent here waiting is
+        // the output's back-pressure.
         let before = self.clock.now();
         match &mut channel.sink {
             ChannelSink::Local { registry, channel, sequence } => {
                 // In memory nothing is lost: the buffer moves, and comes back only while the
-                // consumer's gate is not open yet.
-                let mut delivery = DeliverBuffer { channel: *channel, sequence: *sequence, buffer };
+                // consumer's gate is not open yet. The writer hands over one buffer at a time:
+                // it has no backlog to announce, so the channel gets no floating buffers.
+                self.probe.start_waiting(before);
+                let mut delivery = DeliverBuffer { channel: *channel, sequence: *sequence, backlog: 0, buffer };
                 while let Err(back) = registry.deliver(delivery).await {
                     delivery = back;
                     madsim::time::sleep(UNKNOWN_CHANNEL_BACKOFF).await;
@@ -471,38 +607,37 @@ impl RecordWriter {
                 match queue.try_send(buffer) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(buffer)) => {
-                        // No credit left: the task waits for its sender to ship one.
-                        self.probe.0.lock().unwrap().waiting_for_credit = true;
+                        // The output pool is full: the task waits for its sender, which waits
+                        // for credit, to ship one.
+                        self.probe.start_waiting(before);
                         queue.send(buffer).await.map_err(|_| ChannelClosed(index))?;
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => return Err(ChannelClosed(index)),
                 }
             }
         }
-        if let Some(metrics) = &self.metrics {
-            metrics.add_back_pressured(waiting.elapsed());
-        }
         self.buffers_sent += 1;
         let now = self.clock.now();
         let waited = now > before;
-        {
-            let mut state = self.probe.0.lock().unwrap();
-            state.waiting_for_credit = false;
-            state.blocked += now - before;
-            state.queued_buffers = self
-                .channels
-                .iter()
-                .map(|c| match &c.sink {
-                    ChannelSink::Local { .. } => 0,
-                    ChannelSink::Remote(queue) => queue.max_capacity() - queue.capacity(),
-                })
-                .sum();
-        }
+        self.probe.stop_waiting(now);
         if let Some(tracer) = &mut self.tracer {
             tracer.shipped(waited, now);
         }
         Ok(())
     }
+}
+
+/// The remote channels' queues of a writer, and the buffers they may hold in all.
+fn output_queues(channels: &[OutputChannel]) -> (Vec<mpsc::WeakSender<NetworkBuffer>>, usize) {
+    let queues: Vec<_> = channels
+        .iter()
+        .filter_map(|channel| match &channel.sink {
+            ChannelSink::Remote(queue) => Some(queue.downgrade()),
+            ChannelSink::Local { .. } => None,
+        })
+        .collect();
+    let capacity = queues.len() * OUTPUT_BUFFERS_PER_CHANNEL;
+    (queues, capacity)
 }
 
 impl Drop for RecordWriter {
@@ -523,7 +658,9 @@ async fn ship_buffers(
 ) {
     let mut sequence = 0u64;
     while let Some(buffer) = buffers.recv().await {
-        let delivery = DeliverBuffer { channel, sequence, buffer };
+        // What waits behind this buffer travels with it: the consumer lends floating buffers by it.
+        let backlog = buffers.len() as u32;
+        let delivery = DeliverBuffer { channel, sequence, backlog, buffer };
         // A copy stays here until the consumer acknowledges it.
         loop {
             match rpc.call(address, delivery.clone(), DELIVERY_TIMEOUT).await {
@@ -595,10 +732,23 @@ pub struct InputGate {
     max_watermark: bool,
     /// The task's metrics: records and bytes received, the input watermark.
     metrics: Option<Arc<TaskMetrics>>,
+    credits: Arc<GateCredits>,
+    /// The buffer being read, given back as credit once read.
+    reading: Option<(u32, BufferKind)>,
+    /// Where busy time goes, if anywhere, and since when the task has been handling what the
+    /// gate last handed it (with the time it had been blocked on its output by then).
+    busy: Option<BusyClock>,
+}
+
+/// Measures a task's busy time into its probe: from when the gate hands over an event until the
+/// task asks for the next, less the time it waited for credit meanwhile.
+struct BusyClock {
+    probe: FlowControlProbe,
+    clock: crate::timer::Clock,
 }
 
 impl InputGate {
-    fn new(receiver: mpsc::Receiver<GateInput>, channels: u32) -> InputGate {
+    fn new(receiver: mpsc::Receiver<GateInput>, channels: u32, credits: Arc<GateCredits>) -> InputGate {
         let clock = ChannelClock { watermark: i64::MIN, idle: false, aligned: true };
         InputGate {
             receiver,
@@ -615,6 +765,9 @@ impl InputGate {
             unaligned: false,
             max_watermark: false,
             metrics: None,
+            credits,
+            reading: None,
+            busy: None,
         }
     }
 
@@ -625,8 +778,12 @@ impl InputGate {
         self
     }
 
-    /// Counts what the gate receives into `metrics`.
+    /// Counts what the gate receives into `metrics`, and keeps its buffers' use and the task's
+    /// busy time in their flow-control probe.
     pub fn observed_by(mut self, metrics: Arc<TaskMetrics>) -> InputGate {
+        let probe = metrics.flow_control();
+        probe.observe_input(self.credits.clone());
+        self.busy = Some(BusyClock { probe, clock: crate::timer::Clock::current() });
         self.metrics = Some(metrics);
         self
     }
@@ -652,6 +809,7 @@ impl InputGate {
                     }
                     self.current_channel = input.channel;
                     self.current = input.buffer.elements.into_iter();
+                    self.reading = Some((input.channel, input.kind));
                 }
                 None => return GateEvent::Closed,
             }
@@ -661,12 +819,29 @@ impl InputGate {
     /// The next thing the task must handle, if the buffer at hand still holds it: lets a task
     /// work through a whole buffer without going back to its `select!` for every record.
     pub fn next_buffered(&mut self) -> Option<GateEvent> {
+        if let Some(busy) = &self.busy {
+            busy.probe.stop_busy(busy.clock.now());
+        }
+        let event = self.next_element();
+        if event.is_some()
+            && let Some(busy) = &self.busy
+        {
+            busy.probe.start_busy(busy.clock.now());
+        }
+        event
+    }
+
+    fn next_element(&mut self) -> Option<GateEvent> {
         loop {
             let (channel, element) = if let Some(released) = self.alignment.released.pop_front() {
                 released
             } else if let Some(element) = self.current.next() {
                 (self.current_channel, element)
             } else {
+                // The buffer is read: its credit goes back to its channel (or the pool).
+                if let Some((channel, kind)) = self.reading.take() {
+                    self.credits.release(channel, kind);
+                }
                 return None;
             };
             if self.alignment.blocked[channel as usize] {
@@ -856,11 +1031,50 @@ mod tests {
                 writer.buffers_sent
             });
             sleep(Duration::from_millis(10)).await;
-            assert!(!writer.is_finished(), "a gate of {} buffers took 100", EXCLUSIVE_BUFFERS + FLOATING_BUFFERS);
+            assert!(!writer.is_finished(), "a channel without a backlog took 100 buffers on 2 credits");
             for _ in 0..100 {
                 page_of(gate.next().await);
             }
             assert_eq!(writer.await.unwrap(), 100);
+        });
+    }
+
+    #[test]
+    fn a_delivery_without_credit_waits_and_a_backlog_gets_floating_buffers() {
+        runtime().block_on(async {
+            let registry = GateRegistry::default();
+            let key = GateKey::of_channel(&channel());
+            let mut gate = registry.open_gate(key, 2);
+            let on = |input_index: u32, sequence: u64, backlog: u32| DeliverBuffer {
+                channel: ChannelId { input_index, producer_subtask: input_index, ..channel() },
+                sequence,
+                backlog,
+                buffer: NetworkBuffer {
+                    elements: vec![StreamElement::Record(Record::Click(ClickEvent::nth(sequence)))],
+                    bytes: 0,
+                },
+            };
+            // Channel 0's sender announces no backlog: its 2 exclusive buffers are its credit.
+            registry.deliver(on(0, 0, 0)).await.unwrap();
+            registry.deliver(on(0, 1, 0)).await.unwrap();
+            let third = {
+                let registry = registry.clone();
+                madsim::task::spawn(async move { registry.deliver(on(0, 2, 0)).await.is_ok() })
+            };
+            sleep(Duration::from_millis(10)).await;
+            assert!(!third.is_finished(), "a sender without credit waits");
+            // Channel 1's sender holds 5 more buffers: the gate lends it floating ones, and
+            // all 6 get in while channel 0 still waits.
+            for sequence in 0..6 {
+                registry.deliver(on(1, sequence, 5 - sequence as u32)).await.unwrap();
+            }
+            assert!(!third.is_finished());
+            // The task reads channel 0's first buffer: its credit comes back and the third
+            // buffer gets in.
+            assert_eq!(gate.next().await, GateEvent::Record(0, Record::Click(ClickEvent::nth(0))));
+            assert!(gate.next_buffered().is_none());
+            assert!(third.await.unwrap());
+            registry.close_gate(key);
         });
     }
 
@@ -874,7 +1088,7 @@ mod tests {
     impl Gate {
         fn with_channels(channels: u32) -> Gate {
             let (input, receiver) = mpsc::channel(16);
-            Gate { gate: InputGate::new(receiver, channels), input }
+            Gate { gate: InputGate::new(receiver, channels, Arc::new(GateCredits::new(channels))), input }
         }
 
         fn planted(channels: u32, plants: Plants) -> Gate {
@@ -886,7 +1100,7 @@ mod tests {
         /// gate before it would have to wait for more input.
         fn deliver(&mut self, channel: u32, elements: Vec<StreamElement>) -> Vec<GateEvent> {
             let buffer = NetworkBuffer { elements, bytes: 0 };
-            self.input.try_send(GateInput { channel, buffer }).expect("room in the gate");
+            self.input.try_send(GateInput { channel, buffer, kind: BufferKind::Exclusive }).expect("room in the gate");
             std::iter::from_fn(|| self.gate.next().now_or_never()).collect()
         }
     }

@@ -90,3 +90,55 @@ fn backpressure_rises_in_even_minutes_and_falls_in_odd_ones_with_exact_counts() 
 fn backpressure_passes_over_50_seeds() {
     assert_every_seed("backpressure", &SWEEP.collect::<Vec<_>>(), backpressure_rises_and_falls_each_minute);
 }
+
+/// processing-time-exactly-once with its TaskManager gone for good while a transaction holds
+/// results (the stuck-last-stable-offset pitfall, with processing-time windows): the oracle names
+/// the stuck last stable offset for processing-time runs too.
+fn processing_time_left_open(last_stable_offset: &str) -> flinksim::scenario::Scenario {
+    let text = format!(
+        r#"
+name = "processing-time-exactly-once-left-open"
+duration = "3m"
+[cluster]
+startup_period = "0s"
+[job]
+run = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing"
+sink = "exactly-once"
+transaction_timeout = "1h"
+[[step]]
+at = "30s"
+run = "sim link jobmanager -> taskmanager-1 delay 800ms..800ms"
+[[step]]
+at = "61s"
+run = "docker-compose kill taskmanager"
+[[step]]
+at = "62s"
+run = "sim link jobmanager -> taskmanager-1 clear"
+[expect]
+counts = "any"
+duplicates = "none"
+loss = "allowed"
+liveness = "stall"
+last_stable_offset = "{last_stable_offset}"
+"#
+    );
+    flinksim::scenario::Scenario::parse(&text, std::path::Path::new("processing-time-exactly-once-left-open.toml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_processing_time_exactly_once_run_that_leaves_a_transaction_open_is_a_stuck_last_stable_offset() {
+    let stuck = processing_time_left_open("advances");
+    for seed in SEEDS {
+        let report = run(&stuck, seed);
+        assert!(
+            report.oracle.violations.iter().any(|v| matches!(v, Violation::LastStableOffsetStuck(_))),
+            "no stuck last stable offset named: {:?}\n{}",
+            report.oracle.violations,
+            crate::harness::replay(&stuck, seed)
+        );
+    }
+    // Expected, it is a note and the run passes.
+    let expected = processing_time_left_open("stuck");
+    crate::harness::assert_passed_as(&expected, &run(&expected, 1));
+}
