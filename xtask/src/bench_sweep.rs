@@ -127,8 +127,9 @@ pub fn measure(exe: &Path, root: &Path, quick: bool) -> anyhow::Result<SweepBenc
     crate::console::errln!("bench: sweep of failure-recovery:10m, {seeds} seeds on 1 job, then on {cores}");
     let serial = child(exe, root, "failure-recovery", duration, seeds, 1)?;
     let parallel = child(exe, root, "failure-recovery", duration, seeds, cores)?;
-    // Each run leaves about 2.4 MB resident today: 10,000 seeds would exhaust the machine.
-    let memory_seeds = if quick { 200 } else { 500 };
+    // Long enough for a leak to show: a run that left even 10 KB behind would add 20 MB over
+    // 2,000 seeds, well past the 10% allowed on the ~30 MB a sweep holds (docs/determinism.md#a-run-leaves-nothing-behind).
+    let memory_seeds = if quick { 500 } else { 2000 };
     let memory_duration = Duration::from_secs(10);
     crate::console::errln!("bench: sweep of steady-state:10s, {memory_seeds} seeds on {cores} jobs, memory sampled");
     let memory = child(exe, root, "steady-state", memory_duration, memory_seeds, cores)?;
