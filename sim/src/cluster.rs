@@ -315,11 +315,11 @@ impl Cluster {
     }
 
     /// Kills every node and aborts the supervisor's own tasks, so that madsim drops every task
-    /// of the run before the runtime goes (after one more step of simulated time; see
-    /// docs/sweeps.md#memory). madsim frees a task only when its future ends or is dropped by a
-    /// kill or an abort: a task still pending when the runtime is dropped holds itself (its
-    /// future owns its task record, which owns the task's waker), and with it everything its
-    /// future holds, for the rest of the process.
+    /// of the run before the runtime goes (after one more step of simulated time). madsim frees
+    /// a task only when its future ends or is dropped by a kill or an abort: a task still pending
+    /// when the runtime is dropped holds itself (its future owns its task record, which owns the
+    /// task's waker), and everything its future holds, for the rest of the process
+    /// (docs/determinism.md#a-run-leaves-nothing-behind).
     pub fn tear_down(&mut self) {
         let ids: Vec<NodeId> = self.nodes.values().copied().collect();
         for id in ids {

@@ -408,7 +408,7 @@ async fn simulate_on(trace: Trace, scenario: Scenario, seed: u64, progress: Arc<
     cluster.tear_down();
     madsim::runtime::Handle::current().kill(oracle_node.id());
     // One step of simulated time lets the executor drop the killed nodes' tasks and the aborted
-    // ones: none may outlive the runtime, or the run's memory stays behind (docs/sweeps.md#memory).
+    // ones: none may outlive the runtime (docs/determinism.md#a-run-leaves-nothing-behind).
     madsim::time::sleep(Duration::from_millis(1)).await;
     let causes = oracle::Causes::from_trace(&events);
     let mut oracle = if scenario.job.submission.args.event_time {
