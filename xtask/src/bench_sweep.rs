@@ -199,7 +199,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tenth_of_the_sweep_is_the_median_of_its_samples() {
+    fn a_stretch_of_the_sweep_is_the_median_of_its_samples() {
         let samples: Vec<(u64, u64)> = (0..=100).map(|done| (done, if done % 2 == 0 { 1024 } else { 4096 })).collect();
         // Runs 11..=20: five samples of 4 MB, five of 1 MB; the upper median is 4 MB.
         assert_eq!(median_mb(&samples, 10, 20), 4.0);
