@@ -647,11 +647,28 @@ pub struct Trace {
     recorded: Arc<tokio::sync::Notify>,
 }
 
+/// Tells, after a run, whether every handle of its trace is gone: every node, task and timer
+/// holds one, so a trace still alive means something of the run outlived its runtime.
+#[derive(Clone, Debug)]
+pub struct TraceProbe(std::sync::Weak<Mutex<Vec<TraceEvent>>>);
+
+impl TraceProbe {
+    /// Whether the trace has been freed.
+    pub fn freed(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
 impl Trace {
     /// A new, empty trace whose clock starts now (simulated time); made inside a runtime.
     pub fn new() -> Self {
         let clock = Clock::current();
         Trace { start: clock.now(), clock, events: Arc::default(), recorded: Arc::default() }
+    }
+
+    /// A probe that tells later whether this trace was freed.
+    pub fn probe(&self) -> TraceProbe {
+        TraceProbe(Arc::downgrade(&self.events))
     }
 
     /// The events recorded from index `from` on (those a watcher has not seen yet).

@@ -315,9 +315,38 @@ pub fn run_with_progress(scenario: &Scenario, seed: u64, progress: Arc<AtomicU64
     }
 }
 
+/// Runs the scenario as [`run`] does, on a runtime that is dropped before this returns, and
+/// tells whether the run's trace went with it: `false` if anything of the run (a task, a timer,
+/// a node's state) outlived its runtime, which a long sweep would pay for once per run
+/// (docs/determinism.md#a-run-leaves-nothing-behind).
+pub fn run_frees_its_memory(scenario: &Scenario, seed: u64) -> Result<bool, RunError> {
+    liveness::check_tail(scenario).map_err(|e| RunError::BadInput(Box::new(e)))?;
+    let scenario = scenario.clone();
+    std::thread::Builder::new()
+        .name(format!("seed-{seed}"))
+        .spawn(move || {
+            let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+            let probe = runtime.block_on(async move {
+                let trace = Trace::new();
+                let probe = trace.probe();
+                simulate_on(trace, scenario, seed, Arc::default()).await;
+                probe
+            });
+            drop(runtime);
+            probe.freed()
+        })
+        .expect("the OS can start a thread")
+        .join()
+        .map_err(|panic| RunError::Panicked { seed, message: crate::sweep::panic_message(&*panic) })
+}
+
 #[doc(hidden)]
 pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -> (Report, Vec<TraceEvent>) {
-    let trace = Trace::new();
+    simulate_on(Trace::new(), scenario, seed, progress).await
+}
+
+/// [`simulate`] recording into `trace`, a new one.
+async fn simulate_on(trace: Trace, scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -> (Report, Vec<TraceEvent>) {
     let sim = trace.for_node("sim");
     sim.event(format!("scenario {} seed {seed}", scenario.name));
     let mut cluster = Cluster::start(&scenario, trace.clone(), Default::default(), stream_seed(seed, Stream::Jitter));
@@ -326,13 +355,14 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
     // spawns a task per request, so read them now and then to keep long runs small. The same
     // task reports progress, so that no task or timer is added to the run.
     let clock = trace.clone();
-    madsim::task::spawn(async move {
+    let metrics_reader = madsim::task::spawn(async move {
         loop {
             madsim::time::sleep(Duration::from_secs(10)).await;
             madsim::runtime::Handle::current().metrics().num_tasks();
             progress.store(clock.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
     });
+    cluster.supervise(metrics_reader.abort_handle());
 
     let steps_run = run_steps(&mut cluster, &scenario, seed, &trace).await;
     madsim::time::sleep(scenario.duration.saturating_sub(trace.elapsed())).await;
@@ -377,7 +407,8 @@ pub async fn simulate(scenario: Scenario, seed: u64, progress: Arc<AtomicU64>) -
     let events = trace.events();
     cluster.tear_down();
     madsim::runtime::Handle::current().kill(oracle_node.id());
-    // One step of simulated time lets the executor drop the killed nodes' tasks.
+    // One step of simulated time lets the executor drop the killed nodes' tasks and the aborted
+    // ones: none may outlive the runtime (docs/determinism.md#a-run-leaves-nothing-behind).
     madsim::time::sleep(Duration::from_millis(1)).await;
     let causes = oracle::Causes::from_trace(&events);
     let mut oracle = if scenario.job.submission.args.event_time {

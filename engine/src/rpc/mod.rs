@@ -302,8 +302,11 @@ where
 /// Reads the node's mailbox until the node dies (or its `Rpc` is dropped), handing each message
 /// to its handler or its waiting caller.
 async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
-    /// When the reader ends, also when a kill drops it: closes the mailbox, and ends the calls
-    /// still waiting (a caller on another node would otherwise wait for an expiry that never comes).
+    /// When the reader ends, also when a kill drops it: closes the mailbox, ends the calls still
+    /// waiting (a caller on another node would otherwise wait for an expiry that never comes),
+    /// and drops the handlers. A handler often holds its node's `Rpc` (to call out while it
+    /// answers), so the handlers and `Shared` hold each other: left in place, that cycle kept the
+    /// node's whole state, and with it the run's trace and clock, alive after the run ended.
     struct Close(Arc<Mailbox>, Weak<Shared>);
     impl Drop for Close {
         fn drop(&mut self) {
@@ -313,6 +316,10 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
                 for slot in slots.into_values() {
                     slot.close();
                 }
+                // Taken out under the lock and dropped after it: a handler's drop may drop the
+                // last other `Rpc` of this node.
+                let handlers = std::mem::take(&mut *shared.handlers.lock().unwrap());
+                drop(handlers);
             }
         }
     }

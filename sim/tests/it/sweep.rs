@@ -1,5 +1,6 @@
 //! Sweeps: a range with a known failing seed finds exactly it, shards merge back to the whole,
-//! and `max_failures` stops early.
+//! `max_failures` stops early, and a run leaves nothing of itself behind, so that a sweep's
+//! memory stays flat.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use flinksim::Scenario;
 use flinksim::sweep::{self, SeedRange, Shard, SweepScenario};
 use flinksim::verdict::VerdictClass;
 
-use crate::harness::inline;
+use crate::harness::{for_minutes, inline, replay, scenario};
 
 /// The TaskManager killed at a time drawn from [1m, 2m] under the at-least-once sink, with no
 /// copies allowed: a kill in the second or so between a window firing and the next checkpoint
@@ -97,4 +98,17 @@ recovery_within = "1ms"
     assert!((2..=4).contains(&failed), "{failed} failures before stopping");
     assert_eq!(report.not_run, 40 - seen);
     assert!(report.not_run >= 36, "{} not run", report.not_run);
+}
+
+#[test]
+fn a_run_leaves_nothing_of_itself_behind() {
+    // A steady run, and one whose TaskManager is killed and started again (a restarted node, a
+    // restored job): after each, the runtime is dropped and the run's trace must go with it.
+    // Anything still holding it (a task pending when the run ended, a node's state in a
+    // reference cycle) would stay for the rest of the process, once per seed of a sweep.
+    let seed = 3;
+    for scenario in [for_minutes(&scenario("steady-state"), 1), kill_drawn()] {
+        let freed = flinksim::run::run_frees_its_memory(&scenario, seed).unwrap_or_else(|e| panic!("{e}"));
+        assert!(freed, "the run's trace outlived its runtime\n{}", replay(&scenario, seed));
+    }
 }
