@@ -745,6 +745,8 @@ pub struct InputGate {
 struct BusyClock {
     probe: FlowControlProbe,
     clock: crate::timer::Clock,
+    /// A busy stretch is under way in the probe.
+    open: bool,
 }
 
 impl InputGate {
@@ -783,7 +785,7 @@ impl InputGate {
     pub fn observed_by(mut self, metrics: Arc<TaskMetrics>) -> InputGate {
         let probe = metrics.flow_control();
         probe.observe_input(self.credits.clone());
-        self.busy = Some(BusyClock { probe, clock: crate::timer::Clock::current() });
+        self.busy = Some(BusyClock { probe, clock: crate::timer::Clock::current(), open: false });
         self.metrics = Some(metrics);
         self
     }
@@ -819,14 +821,23 @@ impl InputGate {
     /// The next thing the task must handle, if the buffer at hand still holds it: lets a task
     /// work through a whole buffer without going back to its `select!` for every record.
     pub fn next_buffered(&mut self) -> Option<GateEvent> {
-        if let Some(busy) = &self.busy {
-            busy.probe.stop_busy(busy.clock.now());
-        }
         let event = self.next_element();
-        if event.is_some()
-            && let Some(busy) = &self.busy
-        {
-            busy.probe.start_busy(busy.clock.now());
+        if let Some(busy) = &mut self.busy {
+            // Asking for the next event and being handed it happen at one instant, so a stretch
+            // under way simply goes on: the clock is read (and the probe locked) only where the
+            // task starts or stops being busy, not for every record (that cost 1.4% of a run's
+            // instructions).
+            match (event.is_some(), busy.open) {
+                (true, false) => {
+                    busy.probe.start_busy(busy.clock.now());
+                    busy.open = true;
+                }
+                (false, true) => {
+                    busy.probe.stop_busy(busy.clock.now());
+                    busy.open = false;
+                }
+                _ => {}
+            }
         }
         event
     }
