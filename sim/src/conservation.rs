@@ -199,15 +199,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes, fires: &[Fir
     if !mismatched.is_empty() {
         violations.push(Violation::WindowNotMatched { results: mismatched });
     }
-    if observed.unread_at_end > 0 {
-        notes.push(format!(
-            "the job had not read {} events of input when the oracle stopped waiting for it",
-            observed.unread_at_end
-        ));
-    }
-    for problem in &observed.malformed {
-        violations.push(Violation::Malformed { record: problem.clone() });
-    }
+    crate::oracle::reading_problems(observed, &mut notes, &mut violations);
     // A transaction the exactly-once sink left open holds read_committed readers of output
     // whatever the windows (docs/oracle.md#processing-time-runs).
     let stuck = crate::oracle::judge_last_stable_offset(observed, expect, causes, &mut violations, &mut notes);

@@ -20,7 +20,7 @@ use serde::Serialize;
 use smol_str::SmolStr;
 
 use crate::accounting::{Causes, RowKey};
-use crate::oracle::{OracleReport, RowStatus, WindowRow};
+use crate::oracle::{OracleReport, RowStatus, WindowRow, event_clock};
 use crate::scenario::{CountsExpectation, DuplicatesExpectation, Expect, LateExpectation, LossExpectation};
 
 /// One invariant the run broke, at one event of its trace.
@@ -143,10 +143,6 @@ impl Breach {
     }
 }
 
-fn window(ms: i64) -> String {
-    let s = ms / 1000;
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
 
 impl std::fmt::Display for Finding {
     /// `m:ss.mmm  [kind] what is wrong`, as the reports list findings.
@@ -161,25 +157,25 @@ impl std::fmt::Display for Breach {
             Breach::CountAboveRecount { window_start_ms, page, count, recount } => write!(
                 f,
                 "result {} {page} counts {count}, more than the {recount} events input holds",
-                window(*window_start_ms)
+                event_clock(*window_start_ms)
             ),
             Breach::ShortResult { window_start_ms, page, count, recount, unaccounted } => write!(
                 f,
                 "result {} {page} counts {count} of {recount}, and no larger copy follows: {unaccounted} events nothing accounts for",
-                window(*window_start_ms)
+                event_clock(*window_start_ms)
             ),
             Breach::WindowSkipped { window_start_ms, page, later_window_ms, recount } => write!(
                 f,
                 "window {} {page} never fired ({recount} events in input), and the page's window {} did",
-                window(*window_start_ms),
-                window(*later_window_ms)
+                event_clock(*window_start_ms),
+                event_clock(*later_window_ms)
             ),
             Breach::SecondCopy { window_start_ms, page, counts, committed } => {
                 let counts: Vec<String> = counts.iter().map(u64::to_string).collect();
                 write!(
                     f,
                     "a second copy of {} {page} became visible ({}; copies {})",
-                    window(*window_start_ms),
+                    event_clock(*window_start_ms),
                     if *committed { "committed" } else { "written" },
                     counts.join(", ")
                 )
@@ -197,7 +193,7 @@ impl std::fmt::Display for Breach {
             Breach::LateNotAccepted { window_start_ms, page, task, count } => write!(
                 f,
                 "{task} dropped {count} events of {} {page} as late, and the scenario expects no late drops",
-                window(*window_start_ms)
+                event_clock(*window_start_ms)
             ),
         }
     }
@@ -461,6 +457,16 @@ mod tests {
         TransactionHandle { transactional_id: id.into(), producer_id: 1, epoch: 0 }
     }
 
+    fn completed(at_ms: u64, checkpoint_id: u64) -> TraceEvent {
+        event(at_ms, Event::CheckpointCompleted {
+            job_id: job(),
+            checkpoint_id,
+            size_bytes: 1,
+            duration: Duration::ZERO,
+            finalization: Duration::ZERO,
+        })
+    }
+
     fn commit(at_ms: u64, id: &str, checkpoint_id: u64) -> TraceEvent {
         event(
             at_ms,
@@ -523,15 +529,6 @@ mod tests {
             result(4_000, 0, 1000, Some("t-0-3")),
             commit(5_000, "t-0-3", 2),
         ];
-        let completed = |at_ms, id| {
-            event(at_ms, Event::CheckpointCompleted {
-                job_id: job(),
-                checkpoint_id: id,
-                size_bytes: 1,
-                duration: Duration::ZERO,
-                finalization: Duration::ZERO,
-            })
-        };
         let mut events = events;
         events.insert(1, completed(1_500, 1));
         events.insert(5, completed(4_500, 2));
@@ -549,15 +546,6 @@ mod tests {
 
     #[test]
     fn a_restore_behind_the_latest_completed_checkpoint_and_an_early_commit_are_wrong_whatever_is_expected() {
-        let completed = |at_ms, id| {
-            event(at_ms, Event::CheckpointCompleted {
-                job_id: job(),
-                checkpoint_id: id,
-                size_bytes: 1,
-                duration: Duration::ZERO,
-                finalization: Duration::ZERO,
-            })
-        };
         let restoring = |at_ms, id| {
             event(at_ms, Event::Restoring { job_id: job(), checkpoint_id: id, timestamp_ms: 0, directory: String::new() })
         };
@@ -578,15 +566,6 @@ mod tests {
 
     #[test]
     fn the_transactions_of_failed_checkpoints_commit_with_the_next_completed_one() {
-        let completed = |at_ms, id| {
-            event(at_ms, Event::CheckpointCompleted {
-                job_id: job(),
-                checkpoint_id: id,
-                size_bytes: 1,
-                duration: Duration::ZERO,
-                finalization: Duration::ZERO,
-            })
-        };
         // Checkpoints 2 and 3 failed (storage was down); 4 completes and subsumes them.
         let events = vec![
             completed(1_000, 1),

@@ -312,7 +312,7 @@ impl From<&WindowRow> for RowRef {
 }
 
 /// `hh:mm:ss` of event time, as window tables print a window's start.
-fn event_clock(ms: i64) -> String {
+pub fn event_clock(ms: i64) -> String {
     let s = ms / 1000;
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
@@ -819,15 +819,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
             short_at_source.len()
         ));
     }
-    if observed.unread_at_end > 0 {
-        notes.push(format!(
-            "the job had not read {} events of input when the oracle stopped waiting for it",
-            observed.unread_at_end
-        ));
-    }
-    for problem in &observed.malformed {
-        violations.push(Violation::Malformed { record: problem.clone() });
-    }
+    reading_problems(observed, &mut notes, &mut violations);
     OracleReport {
         rows,
         input_events: observed.input_events,
@@ -1125,6 +1117,20 @@ impl WindowTally {
         for (page, count) in known.chain(self.others.drain(..)) {
             *counts.entry((window, page)).or_insert(0) += count;
         }
+    }
+}
+
+/// What reading the topics met, whatever the windows: input the job had not read when the oracle
+/// stopped waiting (a note), and records that did not parse (violations).
+pub(crate) fn reading_problems(observed: &Observed, notes: &mut Vec<String>, violations: &mut Vec<Violation>) {
+    if observed.unread_at_end > 0 {
+        notes.push(format!(
+            "the job had not read {} events of input when the oracle stopped waiting for it",
+            observed.unread_at_end
+        ));
+    }
+    for problem in &observed.malformed {
+        violations.push(Violation::Malformed { record: problem.clone() });
     }
 }
 

@@ -279,11 +279,6 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn clock(ms: i64) -> String {
-    let s = ms / 1000;
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
 /// The window table, rows that are not ok first (in window order), then the rest.
 fn window_table(rows: &[WindowRow]) -> String {
     let mut rows: Vec<&WindowRow> = rows.iter().collect();
@@ -305,8 +300,8 @@ fn window_table(rows: &[WindowRow]) -> String {
         let _ = writeln!(
             out,
             "<tr class=\"{class}\"><td>{}-{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            clock(row.window_start_ms),
-            clock(row.window_start_ms + flinksim_engine::playground::click_event::WINDOW_MS),
+            crate::oracle::event_clock(row.window_start_ms),
+            crate::oracle::event_clock(row.window_start_ms + flinksim_engine::playground::click_event::WINDOW_MS),
             escape(&row.page),
             copies,
             row.recount,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use flinksim::{Report, RunError, Scenario, liveness};
 use flinksim::scenario::{Step, StepTime, format_duration};
-use flinksim::oracle::{OracleReport, RowStatus, WindowRow};
+use flinksim::oracle::{OracleReport, RowStatus, WindowRow, event_clock};
 use flinksim::verdict::VerdictClass;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tabled::{Table, Tabled, settings::Style};
@@ -45,11 +45,6 @@ struct Row {
     status: String,
 }
 
-/// `mm:ss` of event time since epoch 0.
-fn clock(ms: i64) -> String {
-    let s = ms / 1000;
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
 
 impl RunScenario {
     /// Runs the command; the exit code says pass, oracle failure or panic.
@@ -197,7 +192,7 @@ const ROWS_SHOWN: usize = 30;
 fn row(r: &WindowRow) -> Row {
     let expected = r.expected && !matches!(r.status, RowStatus::Ok | RowStatus::EmptyAtSource);
     Row {
-        window: format!("{}-{}", clock(r.window_start_ms), clock(r.window_start_ms + 15_000)),
+        window: format!("{}-{}", event_clock(r.window_start_ms), event_clock(r.window_start_ms + 15_000)),
         page: r.page.to_string(),
         count: match r.counts.as_slice() {
             [] => "-".into(),
