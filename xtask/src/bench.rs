@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: how fast the simulator runs, against the floor.
 //!
-//! The command always measures a release build: run as `cargo xtask bench` (a debug build), it
-//! first runs `cargo build --release -p xtask` and then uses that executable. Each repetition of
+//! The command measures the build it runs from: as `cargo xtask bench`, the dev profile's build
+//! that `cargo xtask run-scenario` and `cargo test` share, so its figures are the speed of what
+//! users run (the table's heading names the executable and its profile). Each repetition of
 //! each case runs in its own child process, `xtask bench-case <case> --reps 1`, because peak
 //! resident memory only grows within a process; the child times the run outside the simulation's
 //! runtime and prints one JSON line ([`CaseResult`]). Repetitions run in rounds, every case once
@@ -14,12 +15,12 @@
 //! 80 ms floor measures. The "× floor" column is against ours; one target is against serde_json's.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, bail};
 use flinksim::Scenario;
 use flinksim::scenario::format_duration;
 use serde::{Deserialize, Serialize};
@@ -312,11 +313,12 @@ struct Row {
 }
 
 impl Bench {
-    /// Builds xtask in release, runs every case in a child process, prints the table and markers.
+    /// Runs every case in a child process of this executable, prints the table and markers.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let reps = self.reps.unwrap_or(if self.quick { 1 } else { 5 });
         let root = crate::project_root();
-        let exe = release_xtask(&root)?;
+        let exe = std::env::current_exe().context("cannot find this executable's path")?;
+        outln!("build: {} ({})", exe.display(), profile_of(&exe))?;
         let plan = plan(self.quick);
 
         // A scenario that is not in this checkout is skipped (and said so), not a crash.
@@ -467,28 +469,13 @@ fn plan(quick: bool) -> Vec<Case> {
     plan
 }
 
-/// A release build of xtask: this executable if it is one, else `cargo build --release -p xtask`.
-fn release_xtask(root: &Path) -> anyhow::Result<PathBuf> {
-    // The release profile leaves debug assertions off; the dev profile (`cargo xtask`) has them on.
-    if !cfg!(debug_assertions) {
-        return std::env::current_exe().context("cannot find this executable's path");
+/// The cargo profile an executable was built with, from its directory under target/.
+fn profile_of(exe: &Path) -> &'static str {
+    match exe.parent().and_then(|dir| dir.file_name()).and_then(|name| name.to_str()) {
+        Some("debug") => "the dev profile: what `cargo xtask` and `cargo test` run",
+        Some("release") => "the release profile",
+        _ => "a profile of your own",
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    errln!("bench: building xtask in release (cargo build --release -p xtask)");
-    let output = Command::new(&cargo)
-        .args(["build", "--release", "--package", "xtask", "--message-format=json-render-diagnostics"])
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {}", Path::new(&cargo).display()))?;
-    ensure!(output.status.success(), "cargo build --release -p xtask failed ({})", output.status);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["name"] == "xtask")
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .context("cargo build --release -p xtask reported no xtask executable")
 }
 
 /// Adds one repetition's result to a case's: each repetition runs in its own child process,
