@@ -508,6 +508,7 @@ impl RecordWriter {
     /// always has: the record is appended (`None`), or handed back to be `emit`ted because its
     /// buffer must be shipped first. A per-record future cost a copy of the record and of the
     /// future's state (a callgrind profile).
+    #[inline]
     pub fn emit_now(&mut self, record: Record) -> Option<Record> {
         let index = self.channel_of(&record);
         let size = record.serialized_size();
@@ -820,7 +821,26 @@ impl InputGate {
 
     /// The next thing the task must handle, if the buffer at hand still holds it: lets a task
     /// work through a whole buffer without going back to its `select!` for every record.
+    #[inline]
     pub fn next_buffered(&mut self) -> Option<GateEvent> {
+        // The common case, a record next in the buffer at hand on an unblocked channel while a
+        // busy stretch is under way, needs none of the slow path's bookkeeping; inlined into the
+        // operator's loop it hands the record over without moving it through two `Option`s (the
+        // slow path alone cost 2.5% of a run's instructions, about 110 per record).
+        if self.alignment.released.is_empty()
+            && matches!(self.current.as_slice().first(), Some(StreamElement::Record(_)))
+            && !self.alignment.blocked[self.current_channel as usize]
+            && self.busy.as_ref().is_none_or(|busy| busy.open)
+            && let Some(StreamElement::Record(record)) = self.current.next()
+        {
+            return Some(GateEvent::Record(self.current_channel, record));
+        }
+        self.next_buffered_slow()
+    }
+
+    /// [`next_buffered`](Self::next_buffered) for everything but a record read on.
+    #[inline(never)]
+    fn next_buffered_slow(&mut self) -> Option<GateEvent> {
         let event = self.next_element();
         if let Some(busy) = &mut self.busy {
             // Asking for the next event and being handed it happen at one instant, so a stretch
