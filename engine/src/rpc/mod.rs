@@ -14,7 +14,6 @@ pub mod network;
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
-use std::ops::Bound;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -109,8 +108,10 @@ struct Shared {
 #[derive(Default)]
 struct Waiting {
     next_call: u64,
-    /// Each call's answer slot, by deadline and call id.
-    deadlines: BTreeMap<(Instant, u64), Arc<CallSlot>>,
+    /// Each call's answer slot, sorted by deadline and call id. A sorted deque rather than a
+    /// `BTreeMap`: calls mostly share one timeout, so a new one goes at the back and the
+    /// answered ones leave from near the front (the map's insert and remove cost 2% of a run).
+    deadlines: VecDeque<((Instant, u64), Arc<CallSlot>)>,
     /// The instants timers are armed to wake the reader at, still ahead.
     alarms: BTreeSet<Instant>,
 }
@@ -130,25 +131,27 @@ impl Waiting {
         let horizon = now + 2 * EXPIRY_LEAD;
         let covered = self
             .deadlines
-            .first_key_value()
-            .is_some_and(|(&(first, _), _)| first > horizon && first <= deadline);
-        self.deadlines.insert((deadline, call), slot);
+            .front()
+            .is_some_and(|&((first, _), _)| first > horizon && first <= deadline);
+        // Call ids grow: a new call sorts after every call with its deadline.
+        let at = self.deadlines.partition_point(|&((other, _), _)| other <= deadline);
+        self.deadlines.insert(at, ((deadline, call), slot));
         (call, if covered { Vec::new() } else { self.plan(now) })
     }
 
     /// Forgets `call` (answered, or gone already) if it still waits.
     fn forget(&mut self, call: u64, deadline: Instant) {
-        self.deadlines.remove(&(deadline, call));
+        if let Ok(at) = self.deadlines.binary_search_by(|(key, _)| key.cmp(&(deadline, call))) {
+            self.deadlines.remove(at);
+        }
     }
 
     /// Removes the calls whose deadline has passed (returned, to be closed outside the lock,
     /// which tells each caller); says which timers to arm next.
     fn expire(&mut self, now: Instant) -> (Vec<Arc<CallSlot>>, Vec<Instant>) {
         let mut expired = Vec::new();
-        while let Some(entry) = self.deadlines.first_entry()
-            && entry.key().0 <= now
-        {
-            expired.push(entry.remove());
+        while self.deadlines.front().is_some_and(|&((deadline, _), _)| deadline <= now) {
+            expired.extend(self.deadlines.pop_front().map(|(_, slot)| slot));
         }
         let mut fired = false;
         while self.alarms.first().is_some_and(|&alarm| alarm <= now) {
@@ -165,15 +168,14 @@ impl Waiting {
     /// two leads, and one a lead before the next deadline unless a timer wakes the reader sooner.
     fn plan(&mut self, now: Instant) -> Vec<Instant> {
         let mut arm = Vec::new();
-        let horizon = (now + 2 * EXPIRY_LEAD, u64::MAX);
-        for &(deadline, _) in self.deadlines.range(..=horizon).map(|(key, _)| key) {
+        let horizon = now + 2 * EXPIRY_LEAD;
+        let within = self.deadlines.partition_point(|&((deadline, _), _)| deadline <= horizon);
+        for &((deadline, _), _) in self.deadlines.range(..within) {
             if self.alarms.insert(deadline) {
                 arm.push(deadline);
             }
         }
-        let later = self.deadlines.range((Bound::Excluded(horizon), Bound::Unbounded)).next();
-        let later = later.map(|(key, _)| key);
-        if let Some(&(next, _)) = later {
+        if let Some(&((next, _), _)) = self.deadlines.get(within) {
             let wake = next - EXPIRY_LEAD;
             if self.alarms.first().is_none_or(|&alarm| alarm > wake) {
                 self.alarms.insert(wake);
@@ -313,7 +315,7 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
             self.0.close();
             if let Some(shared) = self.1.upgrade() {
                 let slots = std::mem::take(&mut shared.waiting.lock().unwrap().deadlines);
-                for slot in slots.into_values() {
+                for (_, slot) in slots {
                     slot.close();
                 }
                 // Taken out under the lock and dropped after it: a handler's drop may drop the
