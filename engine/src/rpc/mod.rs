@@ -94,8 +94,8 @@ struct Shared {
     mailbox: Arc<Mailbox>,
     /// Handlers by request tag.
     handlers: Mutex<BTreeMap<u64, Handler>>,
-    /// This node's links to its peers (a handful: found by a scan).
-    links: Mutex<Vec<Link>>,
+    /// This node's links to its peers, and the run's random numbers for their latencies.
+    links: Mutex<Links>,
     /// Calls waiting for their response, by call id.
     waiting: Mutex<Waiting>,
 }
@@ -196,7 +196,7 @@ impl Rpc {
             clock: crate::timer::Clock::current(),
             mailbox: mailbox.clone(),
             handlers: Mutex::default(),
-            links: Mutex::default(),
+            links: Mutex::new(Links { peers: Vec::new(), rng: madsim::rand::thread_rng() }),
             waiting: Mutex::default(),
         });
         madsim::task::spawn(read_mailbox(Arc::downgrade(&shared), mailbox));
@@ -492,12 +492,12 @@ impl Shared {
     fn send_request(&self, dst: SocketAddr, frame: Frame) {
         let now = self.clock.now();
         let (peer, arrival) = {
-            let mut links = self.links.lock().unwrap();
-            let link = link_to(&mut links, dst, now);
+            let Links { peers, rng } = &mut *self.links.lock().unwrap();
+            let link = link_to(peers, dst, now);
             let Some(peer) = link.peer(&self.network) else {
                 return;
             };
-            (peer, link.arrival(&self.network, self.mailbox.addr(), now))
+            (peer, link.arrival(&self.network, self.mailbox.addr(), now, rng))
         };
         if let Some(arrival) = arrival {
             peer.put(&self.clock, arrival, Envelope { from: self.mailbox.addr(), frame });
@@ -518,9 +518,18 @@ impl Shared {
     /// When a message sent now to `dst` arrives, through the link's faults; `None` if lost.
     fn arrival(&self, dst: SocketAddr) -> Option<Instant> {
         let now = self.clock.now();
-        let mut links = self.links.lock().unwrap();
-        link_to(&mut links, dst, now).arrival(&self.network, self.mailbox.addr(), now)
+        let Links { peers, rng } = &mut *self.links.lock().unwrap();
+        link_to(peers, dst, now).arrival(&self.network, self.mailbox.addr(), now, rng)
     }
+}
+
+/// One node's links.
+struct Links {
+    /// A handful: found by a scan.
+    peers: Vec<Link>,
+    /// The runtime's random number generator, held: `madsim::rand::thread_rng()` looks the
+    /// runtime up on every call (twice per call answered).
+    rng: madsim::rand::GlobalRng,
 }
 
 /// One node's link to a peer address.
@@ -546,8 +555,14 @@ impl Link {
     }
 
     /// When a message sent on it from `from` at `now` arrives; `None` if it is lost.
-    fn arrival(&mut self, network: &Network, from: SocketAddr, now: Instant) -> Option<Instant> {
-        network.arrival(from.ip(), self.peer_addr.ip(), now, &mut self.last)
+    fn arrival(
+        &mut self,
+        network: &Network,
+        from: SocketAddr,
+        now: Instant,
+        rng: &mut madsim::rand::GlobalRng,
+    ) -> Option<Instant> {
+        network.arrival(from.ip(), self.peer_addr.ip(), now, &mut self.last, rng)
     }
 }
 

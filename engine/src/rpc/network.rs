@@ -177,24 +177,25 @@ impl Network {
 
     /// When a message sent from `src` to `dst` at `now` arrives, through the link's faults;
     /// `None` if it is lost. `last` is when the previous in-order message on this link
-    /// arrives, and is moved on. Every message sent is counted, lost ones included.
+    /// arrives, and is moved on. Every message sent is counted, lost ones included. The latency
+    /// is drawn from `rng`, the runtime's generator.
     pub(super) fn arrival(
         &self,
         src: IpAddr,
         dst: IpAddr,
         now: Instant,
         last: &mut Instant,
+        rng: &mut impl Rng,
     ) -> Option<Instant> {
         self.shared.messages.fetch_add(1, Ordering::Relaxed);
-        let mut rng = madsim::rand::thread_rng();
         match self.fate(src, dst) {
             Fate::Lost => None,
             Fate::InOrder => {
-                let arrival = (now + latency(&mut rng)).max(*last);
+                let arrival = (now + latency(rng)).max(*last);
                 *last = arrival;
                 Some(arrival)
             }
-            Fate::Delayed(delay) => Some(now + delay + latency(&mut rng)),
+            Fate::Delayed(delay) => Some(now + delay + latency(rng)),
         }
     }
 
