@@ -29,6 +29,7 @@ pub enum Record {
 
 impl Record {
     /// Bytes this record takes in a network buffer (length prefix plus Flink's binary layout).
+    #[inline]
     pub fn serialized_size(&self) -> usize {
         match self {
             Record::Sourced { event, .. } => 4 + 4 + 8 + 2 + event.page.len(),
@@ -57,6 +58,7 @@ pub enum StreamElement {
 
 impl StreamElement {
     /// Bytes the element takes in a buffer.
+    #[inline]
     pub fn serialized_size(&self) -> usize {
         match self {
             StreamElement::Record(r) => r.serialized_size(),
@@ -88,11 +90,13 @@ pub struct NetworkBuffer {
 
 impl NetworkBuffer {
     /// Whether an element of `size` serialized bytes still fits.
+    #[inline]
     pub fn has_room(&self, size: usize) -> bool {
         self.bytes + size <= BUFFER_BYTES
     }
 
     /// Appends an element of `size` serialized bytes.
+    #[inline]
     pub fn push(&mut self, element: StreamElement, size: usize) {
         self.bytes += size;
         self.elements.push(element);

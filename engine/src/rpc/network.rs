@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use futures_util::task::AtomicWaker;
 use madsim::rand::Rng;
 use madsim::time::Instant;
 
@@ -153,7 +152,6 @@ impl Network {
             addr,
             closed: AtomicBool::new(false),
             state: Mutex::default(),
-            reader: AtomicWaker::new(),
         });
         self.state().bound.insert(addr, Arc::downgrade(&mailbox));
         self.shared.binds.fetch_add(1, Ordering::Relaxed);
@@ -179,24 +177,25 @@ impl Network {
 
     /// When a message sent from `src` to `dst` at `now` arrives, through the link's faults;
     /// `None` if it is lost. `last` is when the previous in-order message on this link
-    /// arrives, and is moved on. Every message sent is counted, lost ones included.
+    /// arrives, and is moved on. Every message sent is counted, lost ones included. The latency
+    /// is drawn from `rng`, the runtime's generator.
     pub(super) fn arrival(
         &self,
         src: IpAddr,
         dst: IpAddr,
         now: Instant,
         last: &mut Instant,
+        rng: &mut impl Rng,
     ) -> Option<Instant> {
         self.shared.messages.fetch_add(1, Ordering::Relaxed);
-        let mut rng = madsim::rand::thread_rng();
         match self.fate(src, dst) {
             Fate::Lost => None,
             Fate::InOrder => {
-                let arrival = (now + latency(&mut rng)).max(*last);
+                let arrival = (now + latency(rng)).max(*last);
                 *last = arrival;
                 Some(arrival)
             }
-            Fate::Delayed(delay) => Some(now + delay + latency(&mut rng)),
+            Fate::Delayed(delay) => Some(now + delay + latency(rng)),
         }
     }
 
@@ -247,16 +246,20 @@ pub(super) struct Mailbox {
     /// Set when the reader is gone (its node was killed): later messages are lost.
     closed: AtomicBool,
     state: Mutex<MailboxState>,
-    /// The task reading this mailbox, once it waits.
-    reader: AtomicWaker,
 }
 
 #[derive(Default)]
 struct MailboxState {
-    /// By arrival, then by `put` order (messages arriving at the same instant keep it).
-    queue: BTreeMap<(Instant, u64), Envelope>,
+    /// Sorted by arrival, then by `put` order (messages arriving at the same instant keep it).
+    /// A sorted deque rather than a `BTreeMap`: messages mostly arrive in the order they are
+    /// put in, so one goes in near the back and leaves from the front (the map's insert and
+    /// remove cost 1% of a run).
+    queue: VecDeque<((Instant, u64), Envelope)>,
     /// Messages put in so far: the second half of the queue's key.
     put: u64,
+    /// The task reading this mailbox, once it waits: kept under the lock the reader holds
+    /// anyway (an `AtomicWaker` beside it cost 28 instructions per look).
+    reader: Option<Waker>,
 }
 
 impl Mailbox {
@@ -279,7 +282,9 @@ impl Mailbox {
             let mut state = self.state.lock().unwrap();
             state.put += 1;
             let key = (arrival, state.put);
-            state.queue.insert(key, envelope);
+            // `put` grows: the message sorts after every one arriving when it does.
+            let at = state.queue.partition_point(|&((other, _), _)| other <= arrival);
+            state.queue.insert(at, (key, envelope));
         }
         crate::timer::wake_at(clock, arrival, &Waker::from(self.clone()));
     }
@@ -293,28 +298,27 @@ impl Mailbox {
         due: &mut VecDeque<Envelope>,
     ) -> Poll<()> {
         let mut state = self.state.lock().unwrap();
-        while let Some(entry) = state.queue.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            due.push_back(entry.remove());
+        while state.queue.front().is_some_and(|&((arrival, _), _)| arrival <= now) {
+            due.extend(state.queue.pop_front().map(|(_, envelope)| envelope));
         }
         if !due.is_empty() {
             return Poll::Ready(());
         }
-        self.reader.register(cx.waker());
+        if !state.reader.as_ref().is_some_and(|reader| reader.will_wake(cx.waker())) {
+            state.reader = Some(cx.waker().clone());
+        }
         Poll::Pending
     }
 
     /// The reader is gone: drop what is queued and refuse what comes.
     pub fn close(&self) {
-        let queue = {
+        let (queue, reader) = {
             let mut state = self.state.lock().unwrap();
             self.closed.store(true, Ordering::Relaxed);
-            self.reader.take();
-            std::mem::take(&mut state.queue)
+            (std::mem::take(&mut state.queue), state.reader.take())
         };
-        drop(queue); // outside the lock: dropping a frame may drop another mailbox's handle
+        // Outside the lock: dropping a frame may drop another mailbox's handle.
+        drop((queue, reader));
     }
 }
 
@@ -325,7 +329,10 @@ impl Wake for Mailbox {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.reader.wake();
+        let reader = self.state.lock().unwrap().reader.take();
+        if let Some(reader) = reader {
+            reader.wake();
+        }
     }
 }
 

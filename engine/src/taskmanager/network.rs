@@ -65,6 +65,25 @@ struct CreditState {
     /// cannot be overtaken by the one after it on its channel.
     next_admitted: Vec<u64>,
     closed: bool,
+    /// Deliveries waiting for credit (for `changed`): no one to notify while there are none.
+    waiting: usize,
+}
+
+/// A delivery counted among the waiters while it waits (also when its wait is dropped).
+struct WaitingAdmit<'a>(&'a GateCredits);
+
+impl WaitingAdmit<'_> {
+    fn new(credits: &GateCredits) -> WaitingAdmit<'_> {
+        credits.state.lock().unwrap().waiting += 1;
+        WaitingAdmit(credits)
+    }
+}
+
+impl Drop for WaitingAdmit<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap();
+        state.waiting -= 1;
+    }
 }
 
 impl GateCredits {
@@ -73,6 +92,7 @@ impl GateCredits {
             credits: InputCredits::new(channels as usize),
             next_admitted: vec![0; channels as usize],
             closed: false,
+            waiting: 0,
         };
         GateCredits { state: Mutex::new(state), changed: tokio::sync::Notify::new() }
     }
@@ -81,32 +101,55 @@ impl GateCredits {
     /// before it), then takes one of its buffers; `None` if the gate closed meanwhile. The
     /// sender's `backlog` comes with the buffer and may get the channel floating buffers.
     async fn admit(&self, channel: u32, sequence: u64, backlog: u32) -> Option<BufferKind> {
+        // Nearly every buffer has credit at once: it is admitted without registering for a
+        // wake-up it will not wait for (tokio's `Notified::enable`, 0.25% of a run).
+        if let Some(admitted) = self.try_admit(channel, sequence, backlog) {
+            return admitted;
+        }
+        let _waiting = WaitingAdmit::new(self);
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let mut state = self.state.lock().unwrap();
-                if state.closed {
-                    return None;
-                }
-                if state.next_admitted[channel as usize] == sequence
-                    && let Some(kind) = state.credits.receive(channel as usize, backlog as usize)
-                {
-                    state.next_admitted[channel as usize] += 1;
-                    drop(state);
-                    self.changed.notify_waiters();
-                    return Some(kind);
-                }
+            if let Some(admitted) = self.try_admit(channel, sequence, backlog) {
+                return admitted;
             }
             notified.await;
         }
     }
 
+    /// Admits buffer `sequence` of `channel` if it is its turn and the channel has credit
+    /// (`Some(None)`: the gate is closed); `None` if it must wait.
+    fn try_admit(&self, channel: u32, sequence: u64, backlog: u32) -> Option<Option<BufferKind>> {
+        let mut state = self.state.lock().unwrap();
+        if state.closed {
+            return Some(None);
+        }
+        if state.next_admitted[channel as usize] == sequence
+            && let Some(kind) = state.credits.receive(channel as usize, backlog as usize)
+        {
+            state.next_admitted[channel as usize] += 1;
+            let waiting = state.waiting;
+            drop(state);
+            if waiting > 0 {
+                self.changed.notify_waiters();
+            }
+            return Some(Some(kind));
+        }
+        None
+    }
+
     /// The task has read a buffer: its credit goes back.
     fn release(&self, channel: u32, kind: BufferKind) {
-        self.state.lock().unwrap().credits.release(channel as usize, kind);
-        self.changed.notify_waiters();
+        let waiting = {
+            let mut state = self.state.lock().unwrap();
+            state.credits.release(channel as usize, kind);
+            state.waiting
+        };
+        // Only a waiting delivery listens (most of the time none waits: 0.4% of a run).
+        if waiting > 0 {
+            self.changed.notify_waiters();
+        }
     }
 
     fn close(&self) {
@@ -508,6 +551,7 @@ impl RecordWriter {
     /// always has: the record is appended (`None`), or handed back to be `emit`ted because its
     /// buffer must be shipped first. A per-record future cost a copy of the record and of the
     /// future's state (a callgrind profile).
+    #[inline]
     pub fn emit_now(&mut self, record: Record) -> Option<Record> {
         let index = self.channel_of(&record);
         let size = record.serialized_size();
@@ -820,7 +864,26 @@ impl InputGate {
 
     /// The next thing the task must handle, if the buffer at hand still holds it: lets a task
     /// work through a whole buffer without going back to its `select!` for every record.
+    #[inline]
     pub fn next_buffered(&mut self) -> Option<GateEvent> {
+        // The common case, a record next in the buffer at hand on an unblocked channel while a
+        // busy stretch is under way, needs none of the slow path's bookkeeping; inlined into the
+        // operator's loop it hands the record over without moving it through two `Option`s (the
+        // slow path alone cost 2.5% of a run's instructions, about 110 per record).
+        if self.alignment.released.is_empty()
+            && matches!(self.current.as_slice().first(), Some(StreamElement::Record(_)))
+            && !self.alignment.blocked[self.current_channel as usize]
+            && self.busy.as_ref().is_none_or(|busy| busy.open)
+            && let Some(StreamElement::Record(record)) = self.current.next()
+        {
+            return Some(GateEvent::Record(self.current_channel, record));
+        }
+        self.next_buffered_slow()
+    }
+
+    /// [`next_buffered`](Self::next_buffered) for everything but a record read on.
+    #[inline(never)]
+    fn next_buffered_slow(&mut self) -> Option<GateEvent> {
         let event = self.next_element();
         if let Some(busy) = &mut self.busy {
             // Asking for the next event and being handed it happen at one instant, so a stretch

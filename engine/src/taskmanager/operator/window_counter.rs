@@ -83,7 +83,11 @@ impl WindowCounter {
         let start = window_start(now_ms);
         let key_group = KeyGroup::of_hash_code(event.page_hash_code(), self.max_parallelism);
         let key = (event.page, start);
-        let windows = self.state.key_groups.entry(key_group).or_default();
+        // Looked up first: only the first event of a key group with no open window inserts.
+        let windows = match self.state.key_groups.get_mut(&key_group) {
+            Some(windows) => windows,
+            None => self.state.key_groups.entry(key_group).or_default(),
+        };
         let count = windows.entry(key.clone()).or_insert(0);
         if *count == 0 {
             self.timers.insert((start + WINDOW_MS - 1, key_group, key.0.clone(), start));
@@ -138,7 +142,11 @@ impl WindowCounter {
             return Some((start, event.page));
         }
         let key_group = KeyGroup::of_hash_code(event.page_hash_code(), self.max_parallelism);
-        let windows = self.state.key_groups.entry(key_group).or_default();
+        // Looked up first: only the first event of a key group with no open window inserts.
+        let windows = match self.state.key_groups.get_mut(&key_group) {
+            Some(windows) => windows,
+            None => self.state.key_groups.entry(key_group).or_default(),
+        };
         // Looked up by reference first: the page is cloned only for a window's first event.
         let key = (event.page, start);
         let count = match windows.get_mut(&key) {
