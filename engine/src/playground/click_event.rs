@@ -78,6 +78,7 @@ impl ClickEvent {
 
     /// The page's place in [`PAGES`] if it is the generator's static string for it, as the
     /// generator and the parser make it (a copy of the same text is not recognised).
+    #[inline]
     pub fn known_page_index(&self) -> Option<usize> {
         let page = self.page.as_str();
         PAGES.iter().position(|known| std::ptr::eq(*known, page))
@@ -229,6 +230,7 @@ impl ClickEventStatistics {
 /// The start of the 15 s tumbling window holding `timestamp_ms`: `t - t mod 15000`, with the
 /// Euclidean remainder so that negative timestamps land in the window below them too.
 /// (Saturates at `i64::MIN` for the few timestamps whose window would start below it.)
+#[inline]
 pub fn window_start(timestamp_ms: i64) -> i64 {
     timestamp_ms.saturating_sub(timestamp_ms.rem_euclid(WINDOW_MS))
 }
