@@ -388,17 +388,9 @@ impl Broker {
         let log = self.log(&req.partition)?;
         let transactional = BatchHeader::decode(&req.batch).is_ok_and(|h| h.is_transactional());
         let ack = if transactional {
-            // The coordinator admits the batch (fencing, implicit join of the partition) and
-            // stays locked until it is appended, so no marker can slip in between.
-            let mut coordinator = self.coordinator.lock().await;
-            let mut log = log.lock().await;
-            let parsed = log.parse_produced(req.batch)?;
-            let header = *parsed.header();
-            if let Some(base_offset) = log.duplicate_of(&header)? {
-                return Ok(super::ProduceAck { base_offset, duplicate: true });
-            }
-            coordinator.check_produce(&self.env(), &req.partition, &header).await?;
-            log.append_parsed(parsed).await?
+            // Boxed: the coordinator's check would make every produce's future (which the rpc
+            // layer boxes and moves) twice as large, for the few batches of transactions.
+            Box::pin(self.produce_transactional(log, &req.partition, req.batch)).await?
         } else {
             log.lock().await.append(req.batch).await?
         };
@@ -406,6 +398,27 @@ impl Broker {
             self.purgatory.appended(&req.partition);
         }
         Ok(ack)
+    }
+
+    /// Appends a transactional batch. The coordinator admits the batch (fencing, implicit join
+    /// of the partition) and stays locked until it is appended, so no marker can slip in
+    /// between; a duplicate is acknowledged with its original offset, as
+    /// [`append`](PartitionLog::append) does.
+    async fn produce_transactional(
+        &self,
+        log: &Mutex<PartitionLog>,
+        partition: &TopicPartition,
+        batch: bytes::Bytes,
+    ) -> Result<super::ProduceAck, KafkaError> {
+        let mut coordinator = self.coordinator.lock().await;
+        let mut log = log.lock().await;
+        let parsed = log.parse_produced(batch)?;
+        let header = *parsed.header();
+        if let Some(base_offset) = log.duplicate_of(&header)? {
+            return Ok(super::ProduceAck { base_offset, duplicate: true });
+        }
+        coordinator.check_produce(&self.env(), partition, &header).await?;
+        log.append_parsed(parsed).await
     }
 
     /// Answers at once if any partition has data (or an error); otherwise holds the request

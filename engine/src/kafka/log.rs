@@ -271,7 +271,9 @@ impl PartitionLog {
             }
         };
         if needs_roll {
-            self.roll(len).await?;
+            // Boxed: a roll (once a segment) would make every append's future, which the
+            // broker's produce handler holds, a third larger.
+            Box::pin(self.roll(len)).await?;
         }
         let base_offset = self.next_offset;
         let segment = self.segments.last_mut().expect("roll leaves an active segment");
