@@ -229,10 +229,15 @@ impl Consumer {
                 // The first batch may start before the position: what was already read is skipped.
                 fetched.batches.push((index, batch, position));
             }
-            advanced.push((part.partition.clone(), next));
+            advanced.push((index, next));
             fetched.partitions.push(part.partition);
         }
-        self.positions.extend(advanced);
+        // In place: no key clone, and no key dropped in exchange for it.
+        for (index, next) in advanced {
+            if let Some(position) = self.positions.get_mut(&fetched.partitions[index]) {
+                *position = next;
+            }
+        }
         Ok(fetched)
     }
 

@@ -39,6 +39,8 @@ struct Segment {
     size: u32,
     /// The file's preallocated length (0 for a recovered segment, which is never appended to).
     capacity: u32,
+    /// The file's length: what a whole-file read copies.
+    file_len: u64,
     batches: Vec<BatchEntry>,
 }
 
@@ -107,7 +109,7 @@ impl PartitionLog {
             };
             let len = file.metadata().await.map_err(storage)?.len();
             let mut segment =
-                Segment { base_offset, file, size: 0, capacity: 0, batches: Vec::new() };
+                Segment { base_offset, file, size: 0, capacity: 0, file_len: len, batches: Vec::new() };
             let mut header = [0u8; BATCH_HEADER_BYTES];
             let mut position = 0u64;
             while position + BATCH_HEADER_BYTES as u64 <= len {
@@ -347,6 +349,17 @@ impl PartitionLog {
         if end <= start {
             return Ok(Bytes::new());
         }
+        let storage = |e| storage_error(&self.partition, e);
+        if 2 * u64::from(end - start) >= segment.file_len {
+            // Most of the file (the oracle's reads, a consumer catching up): one copy of the
+            // whole file, shared by the slice, costs less than zeroing a buffer and copying
+            // the range into it (a callgrind profile: 0.7% of a run).
+            let whole = madsim::fs::read(segment_path(&self.partition, segment.base_offset));
+            let whole = Bytes::from(whole.await.map_err(storage)?);
+            if whole.len() >= end as usize {
+                return Ok(whole.slice(start as usize..end as usize));
+            }
+        }
         let mut buf = vec![0u8; (end - start) as usize];
         segment
             .file
@@ -454,7 +467,8 @@ impl PartitionLog {
             File::create(segment_path(&self.partition, base_offset)).await.map_err(storage)?;
         // Zeros after the last batch read as an invalid header, which is where recovery stops.
         file.set_len(u64::from(capacity)).await.map_err(storage)?;
-        let segment = Segment { base_offset, file, size: 0, capacity, batches: Vec::new() };
+        let file_len = u64::from(capacity);
+        let segment = Segment { base_offset, file, size: 0, capacity, file_len, batches: Vec::new() };
         match self.segments.last_mut() {
             // An empty last segment has this same base (it was never written to, or its tail was
             // torn), so the file just re-created is that segment's.
