@@ -153,7 +153,7 @@ impl ClickEvent {
             return None;
         }
         // The generator's pages are known: no character to check, no UTF-8 check, no copy.
-        let page = match known_page(page) {
+        let page = match known_page(bytes) {
             Some(known) => SmolStr::new_static(known),
             None if page.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) => return None,
             None => SmolStr::new(std::str::from_utf8(page).ok()?),
@@ -163,20 +163,37 @@ impl ClickEvent {
     }
 }
 
-/// The generator's page spelled by `bytes`, if it is one: their second bytes differ.
-fn known_page(bytes: &[u8]) -> Option<&'static str> {
-    let candidate = match bytes.get(1)? {
-        b'h' => PAGES[0],
-        b'i' => PAGES[1],
-        b's' => PAGES[2],
-        b'j' => PAGES[3],
-        b'a' => PAGES[4],
-        b'n' => PAGES[5],
-        _ => return None,
-    };
-    // Byte by byte: a call to memcmp costs more than these five or six comparisons.
-    let same = candidate.len() == bytes.len() && candidate.bytes().zip(bytes).all(|(a, &b)| a == b);
-    same.then_some(candidate)
+/// Where the page starts in a compact record: after `{"timestamp":"<date>","page":"`.
+const COMPACT_PAGE_AT: usize = br#"{"timestamp":""#.len() + DATE_LEN + br#"","page":""#.len();
+
+/// The last eight bytes of a compact record of each of [`PAGES`]: `"/help"}`, `/index"}`, ...
+/// (every page has five or six bytes).
+const PAGE_TAILS: [u64; 6] = {
+    let mut tails = [0; 6];
+    let mut i = 0;
+    while i < PAGES.len() {
+        let page = PAGES[i].as_bytes();
+        let mut tail = [b'"'; 8];
+        tail[7] = b'}';
+        let mut at = 0;
+        while at < page.len() {
+            tail[6 - page.len() + at] = page[at];
+            at += 1;
+        }
+        tails[i] = u64::from_le_bytes(tail);
+        i += 1;
+    }
+    tails
+};
+
+/// The generator's page of a compact `record` (its page at [`COMPACT_PAGE_AT`], then `"}`), if
+/// it is one: one eight-byte comparison per page instead of a byte-by-byte one (a callgrind
+/// profile: 0.5% of a run, for the job's source and the oracle).
+fn known_page(record: &[u8]) -> Option<&'static str> {
+    let tail = record.get(record.len().checked_sub(8)?..)?;
+    let tail = u64::from_le_bytes(tail.try_into().ok()?);
+    let i = PAGE_TAILS.iter().position(|&known| known == tail)?;
+    (record.len() == COMPACT_PAGE_AT + PAGES[i].len() + 2).then_some(PAGES[i])
 }
 
 /// One window's count for one page: the job's record on `output`.
@@ -762,12 +779,16 @@ mod tests {
 
     #[test]
     fn the_generators_pages_are_known_and_nothing_else_is() {
+        let record = |page: &str| format!(r#"{{"timestamp":"01-01-1970 12:00:00:015","page":"{page}"}}"#);
         for page in PAGES {
-            assert_eq!(known_page(page.as_bytes()), Some(page));
+            assert_eq!(known_page(record(page).as_bytes()), Some(page));
         }
-        for other in ["", "/", "/hel", "/helpx", "/Help", "xhelp", "/index/", "/nope", "/a"] {
-            assert_eq!(known_page(other.as_bytes()), None, "{other:?}");
+        for other in ["", "/", "/hel", "/helpx", "/Help", "xhelp", "/index/", "/nope", "/a", "x/index", "\"/help"] {
+            assert_eq!(known_page(record(other).as_bytes()), None, "{other:?}");
         }
+        // A shorter or longer record ending as a known one's does not name its page.
+        assert_eq!(known_page(br#"/index"}"#), None);
+        assert_eq!(known_page(format!("x{}", record("/help")).as_bytes()), None);
     }
 
     #[test]
