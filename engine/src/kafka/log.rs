@@ -362,7 +362,9 @@ impl PartitionLog {
             // Most of the file (the oracle's reads, a consumer catching up): one copy of the
             // whole file, shared by the slice, costs less than zeroing a buffer and copying
             // the range into it (a callgrind profile: 0.7% of a run).
-            let whole = madsim::fs::read(segment_path(&self.partition, segment.base_offset));
+            // Boxed, as rare: it would make every read's future, held by the fetch handler,
+            // larger.
+            let whole = Box::pin(madsim::fs::read(segment_path(&self.partition, segment.base_offset)));
             let whole = Bytes::from(whole.await.map_err(storage)?);
             if whole.len() >= end as usize {
                 return Ok(whole.slice(start as usize..end as usize));
