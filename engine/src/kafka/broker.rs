@@ -186,9 +186,43 @@ struct GroupOffsets {
     generation: u64,
 }
 
+/// The broker's partition logs, in partition order. A handful of partitions, found by a scan
+/// that compares partition numbers before names: cheaper than a map's search, which compares
+/// names first (a callgrind profile: 0.6% of a run, two searches per produce and fetch).
+pub(super) struct PartitionLogs {
+    logs: Vec<(TopicPartition, Mutex<PartitionLog>)>,
+}
+
+impl PartitionLogs {
+    /// The logs of `logs`' partitions, each once (the last of repeats is kept, as a map's
+    /// insert keeps it).
+    fn new(logs: Vec<(TopicPartition, Mutex<PartitionLog>)>) -> Self {
+        let mut unique: Vec<(TopicPartition, Mutex<PartitionLog>)> = Vec::with_capacity(logs.len());
+        for (tp, log) in logs {
+            match unique.iter_mut().find(|(known, _)| *known == tp) {
+                Some((_, kept)) => *kept = log,
+                None => unique.push((tp, log)),
+            }
+        }
+        unique.sort_by(|(a, _), (b, _)| a.cmp(b));
+        PartitionLogs { logs: unique }
+    }
+
+    /// The partitions, in order.
+    fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.logs.iter().map(|(tp, _)| tp)
+    }
+
+    /// `tp`'s log, if the broker has the partition.
+    pub(super) fn get(&self, tp: &TopicPartition) -> Option<&Mutex<PartitionLog>> {
+        let found = self.logs.iter().find(|(known, _)| known.partition == tp.partition && known.topic == tp.topic);
+        found.map(|(_, log)| log)
+    }
+}
+
 struct Broker {
     topics: BTreeMap<SmolStr, u32>,
-    logs: BTreeMap<TopicPartition, Mutex<PartitionLog>>,
+    logs: PartitionLogs,
     /// The fetches that found nothing, until their partitions change or their time is up.
     purgatory: Purgatory,
     producer_ids: Mutex<ProducerIds>,
@@ -229,7 +263,7 @@ impl Broker {
                 .map_err(|e| storage(TOPICS_CELL, e))?;
         }
 
-        let mut logs = BTreeMap::new();
+        let mut logs = Vec::new();
         let mut records = 0;
         let mut max_producer_id = -1;
         for spec in &specs {
@@ -238,7 +272,7 @@ impl Broker {
                 let log = PartitionLog::open(tp.clone(), SEGMENT_BYTES_DEFAULT).await?;
                 records += log.high_watermark();
                 max_producer_id = max_producer_id.max(log.max_producer_id().unwrap_or(-1));
-                logs.insert(tp, Mutex::new(log));
+                logs.push((tp, Mutex::new(log)));
             }
         }
         if known > 0 {
@@ -261,7 +295,8 @@ impl Broker {
             cell::read::<Vec<(SmolStr, TopicPartition, u64)>>(OFFSETS_CELL)
                 .await
                 .unwrap_or((0, Vec::new()));
-        let purgatory = Purgatory::new(logs.keys());
+        let logs = PartitionLogs::new(logs);
+        let purgatory = Purgatory::new(logs.partitions());
         Ok(Broker {
             topics: specs.iter().map(|s| (s.name.clone(), s.partitions)).collect(),
             logs,
@@ -353,17 +388,9 @@ impl Broker {
         let log = self.log(&req.partition)?;
         let transactional = BatchHeader::decode(&req.batch).is_ok_and(|h| h.is_transactional());
         let ack = if transactional {
-            // The coordinator admits the batch (fencing, implicit join of the partition) and
-            // stays locked until it is appended, so no marker can slip in between.
-            let mut coordinator = self.coordinator.lock().await;
-            let mut log = log.lock().await;
-            let parsed = log.parse_produced(req.batch)?;
-            let header = *parsed.header();
-            if let Some(base_offset) = log.duplicate_of(&header)? {
-                return Ok(super::ProduceAck { base_offset, duplicate: true });
-            }
-            coordinator.check_produce(&self.env(), &req.partition, &header).await?;
-            log.append_parsed(parsed).await?
+            // Boxed: the coordinator's check would make every produce's future (which the rpc
+            // layer boxes and moves) twice as large, for the few batches of transactions.
+            Box::pin(self.produce_transactional(log, &req.partition, req.batch)).await?
         } else {
             log.lock().await.append(req.batch).await?
         };
@@ -371,6 +398,27 @@ impl Broker {
             self.purgatory.appended(&req.partition);
         }
         Ok(ack)
+    }
+
+    /// Appends a transactional batch. The coordinator admits the batch (fencing, implicit join
+    /// of the partition) and stays locked until it is appended, so no marker can slip in
+    /// between; a duplicate is acknowledged with its original offset, as
+    /// [`append`](PartitionLog::append) does.
+    async fn produce_transactional(
+        &self,
+        log: &Mutex<PartitionLog>,
+        partition: &TopicPartition,
+        batch: bytes::Bytes,
+    ) -> Result<super::ProduceAck, KafkaError> {
+        let mut coordinator = self.coordinator.lock().await;
+        let mut log = log.lock().await;
+        let parsed = log.parse_produced(batch)?;
+        let header = *parsed.header();
+        if let Some(base_offset) = log.duplicate_of(&header)? {
+            return Ok(super::ProduceAck { base_offset, duplicate: true });
+        }
+        coordinator.check_produce(&self.env(), partition, &header).await?;
+        log.append_parsed(parsed).await
     }
 
     /// Answers at once if any partition has data (or an error); otherwise holds the request

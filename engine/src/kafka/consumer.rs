@@ -93,6 +93,15 @@ impl Fetched {
         self.records_by_batch().map(|(_, record)| record)
     }
 
+    /// How many records [`records`](Self::records) yields, counted batch by batch (without
+    /// the per-record work of the flattened iterator).
+    pub fn record_count(&self) -> u64 {
+        let counts = self.batches.iter().map(|(_, batch, from)| {
+            batch.records().filter(|r| r.offset >= *from).count() as u64
+        });
+        counts.sum()
+    }
+
     /// The records fetched, each with the batch it is read from.
     fn records_by_batch(&self) -> impl Iterator<Item = (&RecordBatch, FetchedRecord<'_>)> {
         self.batches.iter().flat_map(move |(partition, batch, from)| {
@@ -220,10 +229,15 @@ impl Consumer {
                 // The first batch may start before the position: what was already read is skipped.
                 fetched.batches.push((index, batch, position));
             }
-            advanced.push((part.partition.clone(), next));
+            advanced.push((index, next));
             fetched.partitions.push(part.partition);
         }
-        self.positions.extend(advanced);
+        // In place: no key clone, and no key dropped in exchange for it.
+        for (index, next) in advanced {
+            if let Some(position) = self.positions.get_mut(&fetched.partitions[index]) {
+                *position = next;
+            }
+        }
         Ok(fetched)
     }
 

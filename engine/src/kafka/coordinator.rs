@@ -30,6 +30,7 @@ use futures_util::lock::Mutex;
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
+use super::broker::PartitionLogs;
 use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT};
 use crate::cell;
 use crate::protocol::kafka::{
@@ -116,7 +117,7 @@ impl TxnMetadata {
 /// What the coordinator needs from the rest of the broker.
 pub(super) struct Env<'a> {
     /// The partitions, for markers.
-    pub(super) logs: &'a BTreeMap<TopicPartition, Mutex<PartitionLog>>,
+    pub(super) logs: &'a PartitionLogs,
     /// For new transactional ids (and the rare epoch overflow).
     pub(super) producer_ids: &'a Mutex<ProducerIds>,
     /// Simulated time since the run started.

@@ -179,10 +179,8 @@ impl Accumulator {
 
     /// `topic`'s queue, created empty if it has none yet.
     fn queue(&mut self, topic: &str) -> &mut TopicQueue {
-        if !self.topics.contains_key(topic) {
-            self.topics.insert(SmolStr::new(topic), TopicQueue::default());
-        }
-        self.topics.get_mut(topic).expect("inserted above")
+        // One search: a topic name fits a SmolStr inline, so the key costs no allocation.
+        self.topics.entry(SmolStr::new(topic)).or_default()
     }
 
     /// The lowest record number not yet acknowledged or failed, if any is pending.
@@ -491,12 +489,14 @@ impl Sender {
     /// Sends one batch until the broker acknowledges it (Ok) or refuses it for good (Err).
     async fn deliver(&mut self, topic: &SmolStr, builder: BatchBuilder) -> Result<(), KafkaError> {
         let identity = self.identity().await;
+        // Found once per batch: the routes are searched by name.
+        let route = self.route_index(topic);
         let partition = match self.shared.config.partitioner {
             Partitioner::Fixed(partition) => partition,
-            Partitioner::Sticky => self.sticky_partition(topic).await?,
+            Partitioner::Sticky => self.sticky_partition(topic, route).await?,
         };
         let tp = TopicPartition::new(topic.clone(), partition);
-        let sequence = self.route(topic).sequences.get(&partition).copied().unwrap_or(0);
+        let sequence = self.routes[route].1.sequences.get(&partition).copied().unwrap_or(0);
         let count = builder.record_count();
         let batch = builder.finish_with_attributes(
             identity.producer_id,
@@ -519,7 +519,7 @@ impl Sender {
             match self.rpc.call(config.broker, request, config.request_timeout).await {
                 Ok(response) => {
                     response.result?;
-                    self.route(topic).sequences.insert(partition, sequence.wrapping_add(count as i32));
+                    self.routes[route].1.sequences.insert(partition, sequence.wrapping_add(count as i32));
                     return Ok(());
                 }
                 // A timeout may hide an append whose answer was lost; resending the same batch
@@ -551,21 +551,21 @@ impl Sender {
         }
     }
 
-    /// What the sender knows of `topic`.
-    fn route(&mut self, topic: &SmolStr) -> &mut Route {
-        let index = match self.routes.iter().position(|(known, _)| known == topic) {
+    /// Where in `routes` the sender keeps what it knows of `topic` (added if new).
+    fn route_index(&mut self, topic: &SmolStr) -> usize {
+        match self.routes.iter().position(|(known, _)| known == topic) {
             Some(index) => index,
             None => {
                 self.routes.push((topic.clone(), Route::default()));
                 self.routes.len() - 1
             }
-        };
-        &mut self.routes[index].1
+        }
     }
 
-    /// A partition other than the previous batch's, drawn with the simulation's RNG.
-    async fn sticky_partition(&mut self, topic: &SmolStr) -> Result<u32, KafkaError> {
-        let count = match self.route(topic).partitions {
+    /// A partition other than the previous batch's, drawn with the simulation's RNG; `route`
+    /// is `topic`'s [`route_index`](Self::route_index).
+    async fn sticky_partition(&mut self, topic: &SmolStr, route: usize) -> Result<u32, KafkaError> {
+        let count = match self.routes[route].1.partitions {
             Some(count) => count,
             None => {
                 let mut backoff = RETRY_BACKOFF;
@@ -577,11 +577,11 @@ impl Sender {
                         Err(_) => backoff = pause(backoff).await,
                     }
                 };
-                self.route(topic).partitions = Some(count);
+                self.routes[route].1.partitions = Some(count);
                 count
             }
         };
-        let route = self.route(topic);
+        let route = &mut self.routes[route].1;
         let previous = route.last_partition;
         let partition = match (count, previous) {
             (0, _) => {

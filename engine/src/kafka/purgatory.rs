@@ -8,8 +8,7 @@
 //! fires wakes the fetches due by then, and the earliest one still waiting if no armed timer
 //! covers it any more, so that it arms its own. Deadlines are met exactly, as with a timer each.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -30,11 +29,14 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    /// Each partition's place in `partitions`.
-    index: BTreeMap<TopicPartition, usize>,
+    /// The partitions, each at its place in `partitions`: a handful, found by a scan (see
+    /// [`State::index`]).
+    names: Vec<TopicPartition>,
     partitions: Vec<Partition>,
-    /// The held fetches by deadline and id, with their wakers.
-    deadlines: BTreeMap<(Instant, u64), Waker>,
+    /// The held fetches' (deadline, id), with their wakers, in no order: a handful at a time,
+    /// so a list's push and scan cost less than a map's insert and remove, once per held fetch
+    /// (a callgrind profile: 0.5% of a run). The alarm sorts the ones it wakes.
+    deadlines: Vec<((Instant, u64), Waker)>,
     /// The instants runtime timers are armed at, still ahead.
     armed: BTreeSet<Instant>,
     next_id: u64,
@@ -48,6 +50,12 @@ struct Partition {
 }
 
 impl State {
+    /// `tp`'s place in `partitions`. A scan comparing partition numbers before names: cheaper
+    /// than a map's search by name for the broker's few partitions.
+    fn index(&self, tp: &TopicPartition) -> Option<usize> {
+        self.names.iter().position(|known| known.partition == tp.partition && known.topic == tp.topic)
+    }
+
     /// The changes of `partitions` so far, summed (they only grow, so the sum moves with any).
     fn changes(&self, partitions: &[usize]) -> u64 {
         partitions.iter().fold(0u64, |sum, &p| sum.wrapping_add(self.partitions[p].changes))
@@ -67,8 +75,8 @@ impl Purgatory {
     pub(super) fn new<'a>(partitions: impl IntoIterator<Item = &'a TopicPartition>) -> Purgatory {
         let mut state = State::default();
         for tp in partitions {
-            if !state.index.contains_key(tp) {
-                state.index.insert(tp.clone(), state.partitions.len());
+            if state.index(tp).is_none() {
+                state.names.push(tp.clone());
                 state.partitions.push(Partition::default());
             }
         }
@@ -78,7 +86,7 @@ impl Purgatory {
     /// Wakes the fetches held on `tp`: it was appended to.
     pub(super) fn appended(&self, tp: &TopicPartition) {
         let mut state = self.shared.state.lock().unwrap();
-        if let Some(&partition) = state.index.get(tp) {
+        if let Some(partition) = state.index(tp) {
             state.changed(partition);
         }
     }
@@ -98,7 +106,7 @@ impl Purgatory {
         deadline: Instant,
     ) -> Hold {
         let mut state = self.shared.state.lock().unwrap();
-        let watched = partitions.into_iter().filter_map(|tp| state.index.get(tp).copied()).collect();
+        let watched = partitions.into_iter().filter_map(|tp| state.index(tp)).collect();
         state.next_id += 1;
         Hold { shared: self.shared.clone(), id: state.next_id, deadline, partitions: watched }
     }
@@ -152,12 +160,11 @@ impl Hold {
         for &partition in &self.partitions {
             register(&mut state.partitions[partition].waiting, self.id, waker);
         }
-        match state.deadlines.get_mut(&(self.deadline, self.id)) {
-            Some(held) if held.will_wake(waker) => {}
-            Some(held) => *held = waker.clone(),
-            None => {
-                state.deadlines.insert((self.deadline, self.id), waker.clone());
-            }
+        let key = (self.deadline, self.id);
+        match state.deadlines.iter_mut().find(|(held, _)| *held == key) {
+            Some((_, held)) if held.will_wake(waker) => {}
+            Some((_, held)) => *held = waker.clone(),
+            None => state.deadlines.push((key, waker.clone())),
         }
         if state.armed.range(..=self.deadline).next().is_none() {
             state.armed.insert(self.deadline);
@@ -181,7 +188,10 @@ fn register(waiting: &mut Vec<(u64, Waker)>, id: u64, waker: &Waker) {
 impl Drop for Hold {
     fn drop(&mut self) {
         let mut state = self.shared.state.lock().unwrap();
-        state.deadlines.remove(&(self.deadline, self.id));
+        let key = (self.deadline, self.id);
+        if let Some(i) = state.deadlines.iter().position(|(held, _)| *held == key) {
+            state.deadlines.swap_remove(i);
+        }
         for &partition in &self.partitions {
             state.partitions[partition].waiting.retain(|(held, _)| *held != self.id);
         }
@@ -201,13 +211,16 @@ impl Wake for Alarm {
         };
         let mut state = shared.state.lock().unwrap();
         state.armed.remove(&self.at);
-        let due = (Bound::Unbounded, Bound::Included((self.at, u64::MAX)));
-        for waker in state.deadlines.range(due).map(|(_, waker)| waker) {
+        // The fetches due by now, woken in (deadline, id) order.
+        let mut due: Vec<&((Instant, u64), Waker)> =
+            state.deadlines.iter().filter(|((deadline, _), _)| *deadline <= self.at).collect();
+        due.sort_by_key(|(key, _)| *key);
+        for (_, waker) in due {
             waker.wake_by_ref();
         }
-        let later = (Bound::Excluded((self.at, u64::MAX)), Bound::Unbounded);
-        if let Some((&(deadline, _), waker)) = state.deadlines.range(later).next()
-            && state.armed.range(..=deadline).next().is_none()
+        let later = state.deadlines.iter().filter(|((deadline, _), _)| *deadline > self.at);
+        if let Some(((deadline, _), waker)) = later.min_by_key(|(key, _)| *key)
+            && state.armed.range(..=*deadline).next().is_none()
         {
             waker.wake_by_ref(); // it arms a timer for its own deadline when polled
         }

@@ -152,6 +152,16 @@ struct ClickEvents {
     jitter: Duration,
     jitter_seed: u64,
     dates: DateWriter,
+    /// When event `next` is due: asked several times per event taken, so worked out once.
+    next_due: Option<Instant>,
+}
+
+impl ClickEvents {
+    /// When event `k` is due: `origin + k * pace`.
+    fn due_of(&self, k: u64) -> Option<Instant> {
+        let since = self.pace.as_nanos().checked_mul(u128::from(k))?;
+        self.origin.checked_add(Duration::from_nanos(u64::try_from(since).ok()?))
+    }
 }
 
 impl RecordFeed for ClickEvents {
@@ -160,9 +170,10 @@ impl RecordFeed for ClickEvents {
     }
 
     fn due(&self, ahead: u64) -> Option<Instant> {
-        let k = self.next.checked_add(ahead)?;
-        let since = self.pace.as_nanos().checked_mul(u128::from(k))?;
-        self.origin.checked_add(Duration::from_nanos(u64::try_from(since).ok()?))
+        if ahead == 0 {
+            return self.next_due;
+        }
+        self.due_of(self.next.checked_add(ahead)?)
     }
 
     fn take(&mut self, value: &mut Vec<u8>) -> i64 {
@@ -173,6 +184,7 @@ impl RecordFeed for ClickEvents {
         event.timestamp_ms = (event.timestamp_ms - jitter_ms(self.jitter, self.jitter_seed, self.next)).max(0);
         event.write_json_with(&mut self.dates, value);
         self.next += 1;
+        self.next_due = self.due_of(self.next);
         event.timestamp_ms
     }
 
@@ -204,7 +216,7 @@ pub async fn run(config: GeneratorConfig) {
         }
     };
 
-    let events = ClickEvents {
+    let mut events = ClickEvents {
         topic: config.topic.clone(),
         next,
         origin,
@@ -213,7 +225,9 @@ pub async fn run(config: GeneratorConfig) {
         jitter: config.jitter,
         jitter_seed: config.jitter_seed,
         dates: DateWriter::default(),
+        next_due: None,
     };
+    events.next_due = events.due_of(next);
     let producer = Producer::with_feed(rpc, ProducerConfig::new(config.broker), Box::new(events));
     // The producer's sender does the rest; the node lives until it is killed.
     std::future::pending::<()>().await;

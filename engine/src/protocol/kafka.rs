@@ -436,6 +436,8 @@ pub struct Records<'a> {
 impl<'a> Iterator for Records<'a> {
     type Item = Record<'a>;
 
+    // Inline: the oracle (another crate) reads every record of both topics through it.
+    #[inline]
     fn next(&mut self) -> Option<Record<'a>> {
         if self.index >= self.batch.header.record_count || self.malformed {
             return None;
@@ -606,7 +608,18 @@ fn write_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Reads an unsigned LEB128 varint at `at`; `None` if truncated or longer than 10 bytes.
-fn read_varint(bytes: &[u8], mut at: usize) -> Option<(u64, usize)> {
+#[inline]
+fn read_varint(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    // One byte is the common case: a ClickEvent's length, most timestamp deltas.
+    let first = *bytes.get(at)?;
+    if first & 0x80 == 0 {
+        return Some((u64::from(first), at + 1));
+    }
+    read_long_varint(bytes, at)
+}
+
+/// [`read_varint`] for a varint of two or more bytes.
+fn read_long_varint(bytes: &[u8], mut at: usize) -> Option<(u64, usize)> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *bytes.get(at)?;

@@ -164,13 +164,21 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                 continue;
             }
         };
-        context.metrics.add_records_in(fetched.records().count() as u64);
+        context.metrics.add_records_in(fetched.record_count());
+        // The position of the partition being read, written back when the records move on to
+        // another partition (and after the last): one map lookup per partition and fetch rather
+        // than per record. Nothing reads `positions` while the records are handed on.
+        let mut reading: Option<(&TopicPartition, u64)> = None;
         for record in fetched.records() {
-            // In place, without a key clone per record (0.3% of a run's instructions).
-            match positions.get_mut(record.partition) {
-                Some(position) => *position = record.offset + 1,
-                None => {
-                    positions.insert(record.partition.clone(), record.offset + 1);
+            match &mut reading {
+                Some((partition, next)) if std::ptr::eq(*partition, record.partition) => {
+                    *next = record.offset + 1;
+                }
+                _ => {
+                    if let Some((partition, next)) = reading.take() {
+                        set_position(&mut positions, partition, next);
+                    }
+                    reading = Some((record.partition, record.offset + 1));
                 }
             }
             match ClickEvent::parse_json_with(&mut dates, record.value) {
@@ -187,6 +195,19 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     }
                 }
             }
+        }
+        if let Some((partition, next)) = reading {
+            set_position(&mut positions, partition, next);
+        }
+    }
+}
+
+/// Records `next` as `partition`'s position, in place when it has one (no key clone).
+fn set_position(positions: &mut BTreeMap<TopicPartition, u64>, partition: &TopicPartition, next: u64) {
+    match positions.get_mut(partition) {
+        Some(position) => *position = next,
+        None => {
+            positions.insert(partition.clone(), next);
         }
     }
 }
