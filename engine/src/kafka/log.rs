@@ -17,17 +17,10 @@ use crate::protocol::kafka::{
     control_batch, set_base_offset,
 };
 
-/// Segment size (Kafka's `log.segment.bytes` is 1 GiB). madsim keeps a file in a `Vec` that
-/// doubles as it grows, so a segment file opens at a sixteenth of this
-/// ([`SEGMENT_START_FRACTION`]) and grows as batches are appended past its end: a power of two
-/// times its start, it ends exactly as large as a full segment (growing from nothing would
-/// waste up to half of every segment), and only that sixteenth is zeroed. Zeroing costs an
-/// instruction per byte under callgrind where growing's copies cost about 0.4 (1% of a run for
-/// whole segments).
+/// Segment size (Kafka's `log.segment.bytes` is 1 GiB). A segment file is allocated whole when
+/// it opens, because madsim keeps a file in a `Vec` that doubles as it grows: preallocating
+/// wastes only the active segment's unused tail, where growing would waste up to half of all.
 pub const SEGMENT_BYTES_DEFAULT: u32 = 1 << 20;
-
-/// A new segment file's length, as a fraction of its capacity (see [`SEGMENT_BYTES_DEFAULT`]).
-const SEGMENT_START_FRACTION: u32 = 16;
 
 /// One batch's place in its segment (8 bytes, the only per-batch memory the log keeps).
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +37,7 @@ struct Segment {
     file: File,
     /// Bytes of valid batches; anything after (zeros, or a torn write) is never read.
     size: u32,
-    /// The most the segment takes (0 for a recovered segment, which is never appended to).
+    /// The file's preallocated length (0 for a recovered segment, which is never appended to).
     capacity: u32,
     /// The file's length: what a whole-file read copies.
     file_len: u64,
@@ -300,7 +293,6 @@ impl PartitionLog {
             position,
         });
         segment.size += len;
-        segment.file_len = segment.file_len.max(u64::from(segment.size));
         let h = BatchHeader { base_offset, ..h };
         self.remember_producer(&h);
         self.track_transaction(&h, control);
@@ -475,10 +467,9 @@ impl PartitionLog {
         let storage = |e| storage_error(&self.partition, e);
         let file =
             File::create(segment_path(&self.partition, base_offset)).await.map_err(storage)?;
-        // Zeros after the last batch read as an invalid header, which is where recovery stops
-        // (as does the end of a file grown by appends).
-        let file_len = u64::from(capacity / SEGMENT_START_FRACTION);
-        file.set_len(file_len).await.map_err(storage)?;
+        // Zeros after the last batch read as an invalid header, which is where recovery stops.
+        file.set_len(u64::from(capacity)).await.map_err(storage)?;
+        let file_len = u64::from(capacity);
         let segment = Segment { base_offset, file, size: 0, capacity, file_len, batches: Vec::new() };
         match self.segments.last_mut() {
             // An empty last segment has this same base (it was never written to, or its tail was
