@@ -144,9 +144,47 @@ impl TopicQueue {
     }
 }
 
+/// The topics' queues, sorted by name (the order a map by name would iterate in). A producer
+/// writes to one or two topics: a scan finds a queue for less than a map's search, which with
+/// its key built from the name cost ~165 instructions a look (a callgrind profile: 1% of a run).
+#[derive(Default)]
+struct TopicQueues {
+    queues: Vec<(SmolStr, TopicQueue)>,
+}
+
+impl TopicQueues {
+    /// `topic`'s queue, if it has one.
+    fn get(&self, topic: &str) -> Option<&TopicQueue> {
+        self.queues.iter().find(|(name, _)| name.as_str() == topic).map(|(_, queue)| queue)
+    }
+
+    /// `topic`'s queue, created empty (in its place by name) if it has none yet.
+    fn entry(&mut self, topic: &str) -> &mut TopicQueue {
+        let at = match self.queues.iter().position(|(name, _)| name.as_str() == topic) {
+            Some(at) => at,
+            None => {
+                let at = self.queues.partition_point(|(name, _)| name.as_str() < topic);
+                self.queues.insert(at, (SmolStr::new(topic), TopicQueue::default()));
+                at
+            }
+        };
+        &mut self.queues[at].1
+    }
+
+    /// The queues with their topics, by topic name.
+    fn iter(&self) -> impl Iterator<Item = &(SmolStr, TopicQueue)> {
+        self.queues.iter()
+    }
+
+    /// Drops every queue.
+    fn clear(&mut self) {
+        self.queues.clear();
+    }
+}
+
 #[derive(Default)]
 struct Accumulator {
-    topics: BTreeMap<SmolStr, TopicQueue>,
+    topics: TopicQueues,
     /// The number the next record gets.
     next_record: u64,
     /// Records numbered below this are sent without waiting for their linger (a flush).
@@ -179,16 +217,15 @@ impl Accumulator {
 
     /// `topic`'s queue, created empty if it has none yet.
     fn queue(&mut self, topic: &str) -> &mut TopicQueue {
-        // One search: a topic name fits a SmolStr inline, so the key costs no allocation.
-        self.topics.entry(SmolStr::new(topic)).or_default()
+        self.topics.entry(topic)
     }
 
     /// The lowest record number not yet acknowledged or failed, if any is pending.
     fn first_pending(&self) -> Option<u64> {
         let queued = self
             .topics
-            .values()
-            .filter_map(|q| q.full.front().or(q.open.as_ref()).map(|b| b.first_record));
+            .iter()
+            .filter_map(|(_, q)| q.full.front().or(q.open.as_ref()).map(|b| b.first_record));
         queued.chain(self.in_flight).min()
     }
 
@@ -198,9 +235,9 @@ impl Accumulator {
         now: Instant,
         linger: Duration,
     ) -> Result<(SmolStr, PendingBatch), Option<Instant>> {
-        let mut best: Option<(&SmolStr, u64)> = None;
+        let mut best: Option<(usize, u64)> = None;
         let mut next_deadline: Option<Instant> = None;
-        for (topic, queue) in &self.topics {
+        for (at, (_, queue)) in self.topics.iter().enumerate() {
             let candidate = if let Some(batch) = queue.full.front() {
                 Some(batch.first_record)
             } else if let Some(batch) = &queue.open {
@@ -217,14 +254,14 @@ impl Accumulator {
             if let Some(first) = candidate
                 && best.is_none_or(|(_, b)| first < b)
             {
-                best = Some((topic, first));
+                best = Some((at, first));
             }
         }
-        let Some((topic, _)) = best else {
+        let Some((at, _)) = best else {
             return Err(next_deadline);
         };
+        let (topic, queue) = &mut self.topics.queues[at];
         let topic = topic.clone();
-        let queue = self.topics.get_mut(&topic).expect("chosen from the map");
         let batch = match queue.full.pop_front() {
             Some(batch) => batch,
             None => queue.open.take().expect("chosen because it is open"),
@@ -689,7 +726,7 @@ mod tests {
                 now = look;
                 looks += 1;
             }
-            let full = &acc.topics["ticks"].full[0];
+            let full = &acc.topics.get("ticks").unwrap().full[0];
             assert!(full.builder.size_bytes() <= BATCH_BYTES);
             assert!(full.builder.size_bytes() + 52 > BATCH_BYTES, "{}", full.builder.size_bytes());
             assert!(now - t0 < LINGER, "full after {:?}", now - t0);
