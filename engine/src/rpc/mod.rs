@@ -133,9 +133,15 @@ impl Waiting {
             .deadlines
             .front()
             .is_some_and(|&((first, _), _)| first > horizon && first <= deadline);
-        // Call ids grow: a new call sorts after every call with its deadline.
-        let at = self.deadlines.partition_point(|&((other, _), _)| other <= deadline);
-        self.deadlines.insert(at, ((deadline, call), slot));
+        // Call ids grow: a new call sorts after every call with its deadline. Mostly that is the
+        // back (calls share one timeout): pushed there without the search and the insert's
+        // shifting, which cost about 300 instructions a call.
+        if self.deadlines.back().is_none_or(|&((last, _), _)| last <= deadline) {
+            self.deadlines.push_back(((deadline, call), slot));
+        } else {
+            let at = self.deadlines.partition_point(|&((other, _), _)| other <= deadline);
+            self.deadlines.insert(at, ((deadline, call), slot));
+        }
         (call, if covered { Vec::new() } else { self.plan(now) })
     }
 
