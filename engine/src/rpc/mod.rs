@@ -175,7 +175,12 @@ impl Waiting {
     fn plan(&mut self, now: Instant) -> Vec<Instant> {
         let mut arm = Vec::new();
         let horizon = now + 2 * EXPIRY_LEAD;
-        let within = self.deadlines.partition_point(|&((deadline, _), _)| deadline <= horizon);
+        // Mostly no deadline is that close: then the search is skipped.
+        let within = if self.deadlines.front().is_none_or(|&((first, _), _)| first > horizon) {
+            0
+        } else {
+            self.deadlines.partition_point(|&((deadline, _), _)| deadline <= horizon)
+        };
         for &((deadline, _), _) in self.deadlines.range(..within) {
             if self.alarms.insert(deadline) {
                 arm.push(deadline);
