@@ -133,9 +133,15 @@ impl Waiting {
             .deadlines
             .front()
             .is_some_and(|&((first, _), _)| first > horizon && first <= deadline);
-        // Call ids grow: a new call sorts after every call with its deadline.
-        let at = self.deadlines.partition_point(|&((other, _), _)| other <= deadline);
-        self.deadlines.insert(at, ((deadline, call), slot));
+        // Call ids grow: a new call sorts after every call with its deadline. Mostly that is the
+        // back (calls share one timeout): pushed there without the search and the insert's
+        // shifting, which cost about 300 instructions a call.
+        if self.deadlines.back().is_none_or(|&((last, _), _)| last <= deadline) {
+            self.deadlines.push_back(((deadline, call), slot));
+        } else {
+            let at = self.deadlines.partition_point(|&((other, _), _)| other <= deadline);
+            self.deadlines.insert(at, ((deadline, call), slot));
+        }
         (call, if covered { Vec::new() } else { self.plan(now) })
     }
 
@@ -169,7 +175,12 @@ impl Waiting {
     fn plan(&mut self, now: Instant) -> Vec<Instant> {
         let mut arm = Vec::new();
         let horizon = now + 2 * EXPIRY_LEAD;
-        let within = self.deadlines.partition_point(|&((deadline, _), _)| deadline <= horizon);
+        // Mostly no deadline is that close: then the search is skipped.
+        let within = if self.deadlines.front().is_none_or(|&((first, _), _)| first > horizon) {
+            0
+        } else {
+            self.deadlines.partition_point(|&((deadline, _), _)| deadline <= horizon)
+        };
         for &((deadline, _), _) in self.deadlines.range(..within) {
             if self.alarms.insert(deadline) {
                 arm.push(deadline);
