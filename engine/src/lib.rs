@@ -23,3 +23,4 @@ pub mod storage;
 pub mod taskmanager;
 pub mod timer;
 pub mod trace;
+pub mod waiting_task;

@@ -12,6 +12,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use madsim::time::Instant;
 
 use super::Payload;
+use crate::waiting_task::WaitingTask;
 use crate::timer::Clock;
 
 /// Where one call's answer lands.
@@ -27,9 +28,8 @@ struct SlotState {
     answer: Option<(Instant, Payload)>,
     /// The call ended without an answer; nothing lands any more.
     closed: bool,
-    /// The calling task, once it waits: kept under the lock the caller holds anyway (an
-    /// `AtomicWaker` beside it cost 28 instructions per look).
-    caller: Option<Waker>,
+    /// The calling task, once it waits.
+    caller: WaitingTask,
 }
 
 impl CallSlot {
@@ -75,9 +75,7 @@ impl CallSlot {
         if state.closed {
             return Poll::Ready(None);
         }
-        if !state.caller.as_ref().is_some_and(|caller| caller.will_wake(cx.waker())) {
-            state.caller = Some(cx.waker().clone());
-        }
+        state.caller.register(cx.waker());
         Poll::Pending
     }
 }

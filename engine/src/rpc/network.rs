@@ -23,8 +23,9 @@ use std::time::Duration;
 use madsim::rand::Rng;
 use madsim::time::Instant;
 
-use super::Frame;
+use super::{Frame, insert_in_order, pop_due};
 use crate::timer::Clock;
+use crate::waiting_task::WaitingTask;
 
 /// How long a message takes on a healthy link: madsim's default `send_latency`.
 pub const LATENCY: Range<Duration> = Duration::from_millis(1)..Duration::from_millis(10);
@@ -257,9 +258,8 @@ struct MailboxState {
     queue: VecDeque<((Instant, u64), Envelope)>,
     /// Messages put in so far: the second half of the queue's key.
     put: u64,
-    /// The task reading this mailbox, once it waits: kept under the lock the reader holds
-    /// anyway (an `AtomicWaker` beside it cost 28 instructions per look).
-    reader: Option<Waker>,
+    /// The task reading this mailbox, once it waits.
+    reader: WaitingTask,
 }
 
 impl Mailbox {
@@ -282,14 +282,7 @@ impl Mailbox {
             let mut state = self.state.lock().unwrap();
             state.put += 1;
             let key = (arrival, state.put);
-            // `put` grows: the message sorts after every one arriving when it does. Mostly that
-            // is the back, where it is pushed without the search and the insert's shifting.
-            if state.queue.back().is_none_or(|&((last, _), _)| last <= arrival) {
-                state.queue.push_back((key, envelope));
-            } else {
-                let at = state.queue.partition_point(|&((other, _), _)| other <= arrival);
-                state.queue.insert(at, (key, envelope));
-            }
+            insert_in_order(&mut state.queue, key, envelope);
         }
         crate::timer::wake_at(clock, arrival, &Waker::from(self.clone()));
     }
@@ -303,15 +296,13 @@ impl Mailbox {
         due: &mut VecDeque<Envelope>,
     ) -> Poll<()> {
         let mut state = self.state.lock().unwrap();
-        while state.queue.front().is_some_and(|&((arrival, _), _)| arrival <= now) {
-            due.extend(state.queue.pop_front().map(|(_, envelope)| envelope));
+        while let Some(envelope) = pop_due(&mut state.queue, now) {
+            due.push_back(envelope);
         }
         if !due.is_empty() {
             return Poll::Ready(());
         }
-        if !state.reader.as_ref().is_some_and(|reader| reader.will_wake(cx.waker())) {
-            state.reader = Some(cx.waker().clone());
-        }
+        state.reader.register(cx.waker());
         Poll::Pending
     }
 

@@ -4,14 +4,14 @@
 //! An operator looks at this line on every turn of its loop (a branch of its `select!`), and it
 //! is nearly always empty. So an empty look costs one lock and a waker comparison; tokio's
 //! unbounded channel cost about four times as much (a callgrind profile: 2% of a run). The
-//! waiting task's waker is kept under that same lock: an `AtomicWaker` beside it cost another
-//! 28 instructions per look.
+//! waiting task is kept under that same lock ([`WaitingTask`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 use super::task::TaskControl;
+use crate::waiting_task::WaitingTask;
 
 /// A new line: the TaskManager keeps the sender, the task the receiver.
 pub fn channel() -> (ControlSender, ControlReceiver) {
@@ -30,7 +30,7 @@ struct Line {
     sender_gone: bool,
     receiver_gone: bool,
     /// The receiving task, while it waits.
-    receiver: Option<Waker>,
+    receiver: WaitingTask,
 }
 
 impl Shared {
@@ -82,9 +82,7 @@ impl ControlReceiver {
             if line.sender_gone {
                 return Poll::Ready(None);
             }
-            if !line.receiver.as_ref().is_some_and(|waiting| waiting.will_wake(cx.waker())) {
-                line.receiver = Some(cx.waker().clone());
-            }
+            line.receiver.register(cx.waker());
             Poll::Pending
         })
         .await
