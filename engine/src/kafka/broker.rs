@@ -186,9 +186,9 @@ struct GroupOffsets {
     generation: u64,
 }
 
-/// The broker's partition logs, in partition order. A handful of partitions, found by a scan
-/// that compares partition numbers before names: cheaper than a map's search, which compares
-/// names first (a callgrind profile: 0.6% of a run, two searches per produce and fetch).
+/// The broker's partition logs, in partition order. A handful of partitions, found by a scan:
+/// cheaper than a map's search, which orders by name first (a callgrind profile: 0.6% of a run,
+/// two searches per produce and fetch).
 pub(super) struct PartitionLogs {
     logs: Vec<(TopicPartition, Mutex<PartitionLog>)>,
 }
@@ -215,8 +215,7 @@ impl PartitionLogs {
 
     /// `tp`'s log, if the broker has the partition.
     pub(super) fn get(&self, tp: &TopicPartition) -> Option<&Mutex<PartitionLog>> {
-        let found = self.logs.iter().find(|(known, _)| known.partition == tp.partition && known.topic == tp.topic);
-        found.map(|(_, log)| log)
+        self.logs.iter().find(|(known, _)| known == tp).map(|(_, log)| log)
     }
 }
 

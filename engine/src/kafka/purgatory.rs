@@ -50,10 +50,10 @@ struct Partition {
 }
 
 impl State {
-    /// `tp`'s place in `partitions`. A scan comparing partition numbers before names: cheaper
-    /// than a map's search by name for the broker's few partitions.
+    /// `tp`'s place in `partitions`: a scan, cheaper than a map's search for the broker's few
+    /// partitions.
     fn index(&self, tp: &TopicPartition) -> Option<usize> {
-        self.names.iter().position(|known| known.partition == tp.partition && known.topic == tp.topic)
+        self.names.iter().position(|known| known == tp)
     }
 
     /// The changes of `partitions` so far, summed (they only grow, so the sum moves with any).

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
 /// One partition of one topic, displayed as Kafka does: `input-0`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TopicPartition {
     /// The topic's name.
     pub topic: SmolStr,
@@ -23,6 +23,16 @@ impl TopicPartition {
     /// Partition `partition` of `topic`.
     pub fn new(topic: impl Into<SmolStr>, partition: u32) -> Self {
         TopicPartition { topic: topic.into(), partition }
+    }
+}
+
+/// Equal when both fields are, comparing the partition number first: the few partitions a
+/// broker, a purgatory or a source scans mostly differ by number and share the name, which costs
+/// more to compare (a derived `==` compares the name first).
+impl PartialEq for TopicPartition {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.partition == other.partition && self.topic == other.topic
     }
 }
 

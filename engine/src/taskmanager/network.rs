@@ -228,7 +228,7 @@ impl GateRegistry {
     /// Hands a buffer to its gate once its channel has credit (waiting for it is backpressure).
     /// A buffer for a gate that does not exist (yet, or any more) comes back to the caller.
     pub async fn deliver(&self, delivery: DeliverBuffer) -> Result<(), DeliverBuffer> {
-        let sender = {
+        let (sender, credits) = {
             let mut gates = self.gates.lock().unwrap();
             let Some(entry) = gates.get_mut(&GateKey::of_channel(&delivery.channel)) else {
                 return Err(delivery);
@@ -240,7 +240,6 @@ impl GateRegistry {
             *next = delivery.sequence + 1;
             (entry.sender.clone(), entry.credits.clone())
         };
-        let (sender, credits) = sender;
         let DeliverBuffer { channel, sequence, backlog, buffer } = delivery;
         let Some(kind) = credits.admit(channel.input_index, sequence, backlog).await else {
             return Err(DeliverBuffer { channel, sequence, backlog, buffer });
@@ -351,7 +350,6 @@ pub struct FlowControlProbe(Arc<Mutex<ProbeState>>);
 struct ProbeState {
     /// The remote channels' queues, read when sampled.
     output_queues: Vec<mpsc::WeakSender<NetworkBuffer>>,
-    capacity: usize,
     /// Time waited for credit in waits that have ended.
     blocked: Duration,
     /// Since when the task waits for credit, if it does now.
@@ -395,7 +393,7 @@ impl FlowControlProbe {
         let now = (state.waiting_since.is_some() || state.busy_since.is_some()).then(|| crate::timer::Clock::current().now());
         FlowControl {
             queued_buffers,
-            capacity: state.capacity,
+            capacity: state.output_queues.len() * OUTPUT_BUFFERS_PER_CHANNEL,
             waiting_for_credit: state.waiting_since.is_some(),
             blocked: now.map_or(state.blocked, |now| state.blocked(now)),
             busy: now.map_or(state.busy, |now| state.busy(now)),
@@ -403,10 +401,8 @@ impl FlowControlProbe {
         }
     }
 
-    fn observe_output(&self, queues: Vec<mpsc::WeakSender<NetworkBuffer>>, capacity: usize) {
-        let mut state = self.0.lock().unwrap();
-        state.output_queues = queues;
-        state.capacity = capacity;
+    fn observe_output(&self, queues: Vec<mpsc::WeakSender<NetworkBuffer>>) {
+        self.0.lock().unwrap().output_queues = queues;
     }
 
     fn observe_input(&self, credits: Arc<GateCredits>) {
@@ -506,8 +502,7 @@ impl RecordWriter {
             channels.push(OutputChannel { current: NetworkBuffer::default(), sink });
         }
         let probe = FlowControlProbe::default();
-        let (queues, capacity) = output_queues(&channels);
-        probe.observe_output(queues, capacity);
+        probe.observe_output(output_queues(&channels));
         RecordWriter {
             channels,
             partitioner,
@@ -534,8 +529,7 @@ impl RecordWriter {
     /// Counts what the writer ships into `metrics`, and keeps its flow control in their probe.
     pub fn observed_by(mut self, metrics: Arc<TaskMetrics>) -> RecordWriter {
         let probe = metrics.flow_control();
-        let (queues, capacity) = output_queues(&self.channels);
-        probe.observe_output(queues, capacity);
+        probe.observe_output(output_queues(&self.channels));
         self.probe = probe;
         self.metrics = Some(metrics);
         self
@@ -671,17 +665,15 @@ impl RecordWriter {
     }
 }
 
-/// The remote channels' queues of a writer, and the buffers they may hold in all.
-fn output_queues(channels: &[OutputChannel]) -> (Vec<mpsc::WeakSender<NetworkBuffer>>, usize) {
-    let queues: Vec<_> = channels
+/// The remote channels' queues of a writer (each may hold [`OUTPUT_BUFFERS_PER_CHANNEL`]).
+fn output_queues(channels: &[OutputChannel]) -> Vec<mpsc::WeakSender<NetworkBuffer>> {
+    channels
         .iter()
         .filter_map(|channel| match &channel.sink {
             ChannelSink::Remote(queue) => Some(queue.downgrade()),
             ChannelSink::Local { .. } => None,
         })
-        .collect();
-    let capacity = queues.len() * OUTPUT_BUFFERS_PER_CHANNEL;
-    (queues, capacity)
+        .collect()
 }
 
 impl Drop for RecordWriter {

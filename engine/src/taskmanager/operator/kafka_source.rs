@@ -209,10 +209,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
 /// its place by partition. A scan of the few positions: the map's search cost ~110 instructions
 /// per partition and fetch (a callgrind profile).
 fn set_position(positions: &mut Vec<(TopicPartition, u64)>, partition: &TopicPartition, next: u64) {
-    let found = positions
-        .iter_mut()
-        .find(|(known, _)| known.partition == partition.partition && known.topic == partition.topic);
-    match found {
+    match positions.iter_mut().find(|(known, _)| known == partition) {
         Some((_, position)) => *position = next,
         None => {
             let at = positions.partition_point(|(known, _)| known < partition);
