@@ -1,7 +1,8 @@
 //! House rules that keep runs deterministic, checked in code (rust-analyzer's tidy): engine/
 //! and sim/ (their tests included) must not reach for wall-clock time (under any name), OS
 //! threads, unseeded randomness, hash-ordered iteration, or tokio primitives that draw from
-//! tokio's process-global RNG. Wall-clock time is xtask's alone.
+//! tokio's process-global RNG. Wall-clock time is xtask's alone. And CI runs the test command
+//! the README gives a newcomer, unchanged.
 
 use std::path::{Path, PathBuf};
 
@@ -106,4 +107,24 @@ fn engine_and_sim_keep_the_determinism_rules() {
         }
     }
     assert!(violations.is_empty(), "determinism rules broken:\n{}", violations.join("\n"));
+}
+
+/// The command in the first `sh` block after `marker` in `readme`.
+fn readme_command<'a>(readme: &'a str, marker: &str) -> Option<&'a str> {
+    let after = &readme[readme.find(marker)? + marker.len()..];
+    let block = &after[after.find("```sh\n")? + "```sh\n".len()..];
+    block.lines().next().map(str::trim)
+}
+
+#[test]
+fn ci_runs_the_test_command_the_readme_gives() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let ci = std::fs::read_to_string(root.join(".ci/run")).expect(".ci/run");
+    let command = readme_command(&readme, "Run the tests:").expect("the README's quick start gives the test command");
+    assert_eq!(command, "cargo test");
+    assert!(
+        ci.lines().any(|line| line.trim() == command),
+        ".ci/run does not run the README's test command `{command}` on a line of its own"
+    );
 }
