@@ -287,32 +287,11 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<Report, RunError> {
 pub fn run_with_progress(scenario: &Scenario, seed: u64, progress: Arc<AtomicU64>) -> Result<Report, RunError> {
     liveness::check_tail(scenario).map_err(|e| RunError::BadInput(Box::new(e)))?;
     let scenario = scenario.clone();
-    // A fresh thread per runtime: madsim's std-HashMap seeding is only per-seed-stable for the
-    // first runtime on a thread (madsim issue #240).
-    let outcome = std::thread::Builder::new()
-        .name(format!("seed-{seed}"))
-        .spawn(move || {
-            let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-            runtime.block_on(simulate(scenario, seed, progress))
-        })
-        .expect("the OS can start a thread")
-        .join();
-    match outcome {
-        Ok((mut report, events)) => {
-            report.trace = trace::lines(&events);
-            report.trace_hash = trace::hash(&report.trace);
-            report.events = events;
-            Ok(report)
-        }
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(RunError::Panicked { seed, message })
-        }
-    }
+    let (mut report, events) = on_fresh_runtime(seed, move |runtime| runtime.block_on(simulate(scenario, seed, progress)))?;
+    report.trace = trace::lines(&events);
+    report.trace_hash = trace::hash(&report.trace);
+    report.events = events;
+    Ok(report)
 }
 
 /// Runs the scenario as [`run`] does, on a runtime that is dropped before this returns, and
@@ -322,19 +301,28 @@ pub fn run_with_progress(scenario: &Scenario, seed: u64, progress: Arc<AtomicU64
 pub fn run_frees_its_memory(scenario: &Scenario, seed: u64) -> Result<bool, RunError> {
     liveness::check_tail(scenario).map_err(|e| RunError::BadInput(Box::new(e)))?;
     let scenario = scenario.clone();
+    on_fresh_runtime(seed, move |runtime| {
+        let probe = runtime.block_on(async move {
+            let trace = Trace::new();
+            let probe = trace.probe();
+            simulate_on(trace, scenario, seed, Arc::default()).await;
+            probe
+        });
+        drop(runtime);
+        probe.freed()
+    })
+}
+
+/// Runs `body` with a fresh runtime seeded with `seed`, on a thread of its own: madsim's
+/// std-HashMap seeding is only per-seed-stable for the first runtime on a thread (madsim issue
+/// #240). The runtime is gone when this returns; a panic comes back as [`RunError::Panicked`].
+fn on_fresh_runtime<T: Send + 'static>(
+    seed: u64,
+    body: impl FnOnce(madsim::runtime::Runtime) -> T + Send + 'static,
+) -> Result<T, RunError> {
     std::thread::Builder::new()
         .name(format!("seed-{seed}"))
-        .spawn(move || {
-            let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-            let probe = runtime.block_on(async move {
-                let trace = Trace::new();
-                let probe = trace.probe();
-                simulate_on(trace, scenario, seed, Arc::default()).await;
-                probe
-            });
-            drop(runtime);
-            probe.freed()
-        })
+        .spawn(move || body(madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default())))
         .expect("the OS can start a thread")
         .join()
         .map_err(|panic| RunError::Panicked { seed, message: crate::sweep::panic_message(&*panic) })
