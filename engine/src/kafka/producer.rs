@@ -83,8 +83,10 @@ pub trait RecordFeed: Send + 'static {
     fn topic(&self) -> &str;
     /// When the record `ahead` records after the next one falls due; `None` if it never does.
     fn due(&self, ahead: u64) -> Option<Instant>;
-    /// Writes the next record's value into `value`, returns its timestamp, and moves on.
-    fn take(&mut self, value: &mut Vec<u8>) -> i64;
+    /// The next record's timestamp and value (valid until the next take), and moves on. The
+    /// value is lent, not written into a buffer of the caller's: it is copied once, into its
+    /// batch.
+    fn take(&mut self) -> (i64, &[u8]);
     /// No record's value is longer than this.
     fn max_value_bytes(&self) -> usize;
 }
@@ -334,7 +336,7 @@ impl Producer {
         });
         let mut sender = Sender::new(shared.clone(), rpc);
         sender.identity = identity;
-        sender.feeding = feed.map(|feed| Feeding { feed, value: Vec::with_capacity(64) });
+        sender.feeding = feed.map(|feed| Feeding { feed });
         madsim::task::spawn(sender.run());
         Producer { _closer: Arc::new(Closer(shared.clone())), shared }
     }
@@ -429,10 +431,9 @@ struct Route {
     sequences: BTreeMap<u32, i32>,
 }
 
-/// A sender's feed, and the record being written from it.
+/// A sender's feed.
 struct Feeding {
     feed: Box<dyn RecordFeed>,
-    value: Vec<u8>,
 }
 
 impl Feeding {
@@ -446,9 +447,8 @@ impl Feeding {
         while let Some(due) = self.feed.due(0)
             && due <= now
         {
-            self.value.clear();
-            let timestamp_ms = self.feed.take(&mut self.value);
-            queue.append(record, timestamp_ms, &self.value, due, batch_bytes);
+            let (timestamp_ms, value) = self.feed.take();
+            queue.append(record, timestamp_ms, value, due, batch_bytes);
             record += 1;
         }
         acc.next_record = record;
@@ -665,10 +665,9 @@ mod tests {
         fn due(&self, ahead: u64) -> Option<Instant> {
             Some(self.origin + self.pace * u32::try_from(self.next + ahead).ok()?)
         }
-        fn take(&mut self, value: &mut Vec<u8>) -> i64 {
-            value.extend_from_slice(&[b'x'; 50]);
+        fn take(&mut self) -> (i64, &[u8]) {
             self.next += 1;
-            self.next as i64 - 1
+            (self.next as i64 - 1, &[b'x'; 50])
         }
         fn max_value_bytes(&self) -> usize {
             50
@@ -676,7 +675,7 @@ mod tests {
     }
 
     fn feeding(origin: Instant, pace: Duration) -> Feeding {
-        Feeding { feed: Box::new(Ticks { origin, pace, next: 0 }), value: Vec::new() }
+        Feeding { feed: Box::new(Ticks { origin, pace, next: 0 }) }
     }
 
     fn runtime() -> madsim::runtime::Runtime {

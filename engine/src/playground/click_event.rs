@@ -42,9 +42,6 @@ const PAGE_HASH_CODES: [i32; 6] = {
 /// The job's tumbling event-time window: 15 s (docs/model/job.md#event-time-and-watermarks).
 pub const WINDOW_MS: i64 = 15_000;
 
-/// Event time advances 15 ms per event of one page (15000 ms / 1000 events,
-/// docs/model/job.md#the-generator).
-const EVENT_SPACING_MS: i64 = 15;
 const MS_PER_DAY: i64 = 86_400_000;
 
 /// One click: the generator's record on `input`.
@@ -56,15 +53,29 @@ pub struct ClickEvent {
     pub page: SmolStr,
 }
 
+/// Event time advances 15 ms per event of one page (15000 ms / 1000 events,
+/// docs/model/job.md#the-generator).
+const EVENT_SPACING_MS: i64 = 15;
+
 impl ClickEvent {
     /// The generator's event `k` (from 0), in closed form: page `PAGES[k % 6]`, timestamp
     /// `15 * (k / 6)` ms. (Saturates at `i64::MAX` for k beyond 2^63 / 15 * 6, far past any run.)
     pub fn nth(k: u64) -> ClickEvent {
-        let round = i64::try_from(k / PAGES.len() as u64).unwrap_or(i64::MAX);
         ClickEvent {
-            timestamp_ms: round.saturating_mul(EVENT_SPACING_MS),
-            page: SmolStr::new_static(PAGES[(k % PAGES.len() as u64) as usize]),
+            timestamp_ms: Self::nth_timestamp_ms(k),
+            page: SmolStr::new_static(PAGES[Self::nth_page(k)]),
         }
+    }
+
+    /// The timestamp of [`nth(k)`](Self::nth), without making the event.
+    pub fn nth_timestamp_ms(k: u64) -> i64 {
+        let round = i64::try_from(k / PAGES.len() as u64).unwrap_or(i64::MAX);
+        round.saturating_mul(EVENT_SPACING_MS)
+    }
+
+    /// The page of [`nth(k)`](Self::nth), as its place in [`PAGES`].
+    pub fn nth_page(k: u64) -> usize {
+        (k % PAGES.len() as u64) as usize
     }
 
     /// Java's `hashCode` of the page, the job's key: looked up when the page is one of the
@@ -160,6 +171,61 @@ impl ClickEvent {
         };
         let timestamp_ms = dates.read(date).ok()?;
         Some(ClickEvent { timestamp_ms, page })
+    }
+}
+
+/// `{"timestamp":"`: what a ClickEvent's JSON opens with, up to its date.
+const EVENT_HEAD: &[u8] = br#"{"timestamp":""#;
+/// `","page":"`: what a ClickEvent's JSON has between its date and its page.
+const EVENT_MIDDLE: &[u8] = br#"","page":""#;
+/// `"}`: what a ClickEvent's JSON closes with, after its page.
+const EVENT_TAIL: &[u8] = br#""}"#;
+
+/// Writes the generator's events (pages from [`PAGES`]) exactly as
+/// [`ClickEvent::write_json`] does, keeping each page's whole record and rewriting only its date
+/// when the timestamp changes: the six pages share a timestamp, so a date is formatted once per
+/// six events and a record is a copy of 23 bytes into a kept one (a callgrind profile: writing
+/// each event afresh cost 150 instructions, 2% of a run).
+#[derive(Clone, Debug, Default)]
+pub struct ClickEventWriter {
+    dates: DateWriter,
+    /// The last timestamp formatted and its date.
+    date_ms: Option<i64>,
+    date: Vec<u8>,
+    /// Each page's record as last written, and its timestamp.
+    records: [(Option<i64>, Vec<u8>); PAGES.len()],
+}
+
+impl ClickEventWriter {
+    /// The JSON of the event of page `PAGES[page]` at `timestamp_ms`, valid until the next
+    /// write. `page` is a place in [`PAGES`] (it panics past them).
+    pub fn write(&mut self, timestamp_ms: i64, page: usize) -> &[u8] {
+        let (stamped, record) = &mut self.records[page];
+        if *stamped == Some(timestamp_ms) {
+            return record;
+        }
+        if self.date_ms != Some(timestamp_ms) {
+            self.date.clear();
+            self.dates.write(timestamp_ms, &mut self.date);
+            self.date_ms = Some(timestamp_ms);
+        }
+        let page_bytes = PAGES[page].as_bytes();
+        let date_at = EVENT_HEAD.len()..EVENT_HEAD.len() + self.date.len();
+        let len = date_at.end + EVENT_MIDDLE.len() + page_bytes.len() + EVENT_TAIL.len();
+        if record.len() == len {
+            // Same page, a date of the same length: only the date differs.
+            record[date_at].copy_from_slice(&self.date);
+        } else {
+            record.clear();
+            record.reserve(len);
+            record.extend_from_slice(EVENT_HEAD);
+            record.extend_from_slice(&self.date);
+            record.extend_from_slice(EVENT_MIDDLE);
+            record.extend_from_slice(page_bytes);
+            record.extend_from_slice(EVENT_TAIL);
+        }
+        *stamped = Some(timestamp_ms);
+        record
     }
 }
 
@@ -1144,6 +1210,18 @@ mod tests {
         assert_eq!(ClickEvent::nth(u64::MAX).page, PAGES[(u64::MAX % 6) as usize]);
     }
 
+    #[test]
+    fn the_event_writer_rewrites_a_record_whose_date_grows_a_digit() {
+        // The last milliseconds of year 9999, then year 10000: the date grows from 23 bytes.
+        let mut writer = ClickEventWriter::default();
+        for t in 253_402_300_799_990..253_402_300_800_010i64 {
+            for page in 0..PAGES.len() {
+                let event = ClickEvent { timestamp_ms: t, page: SmolStr::new_static(PAGES[page]) };
+                assert_eq!(writer.write(t, page), event_json(&event).as_bytes(), "{t}");
+            }
+        }
+    }
+
     mod prop {
         use super::super::*;
         use proptest::prelude::*;
@@ -1181,6 +1259,23 @@ mod tests {
                 }
                 bytes.truncate(cut.max(48));
                 prop_assert_eq!(ClickEvent::parse_json(&bytes), ClickEvent::parse_tokens(&bytes));
+            }
+
+            #[test]
+            fn the_event_writer_writes_what_write_json_does(
+                start in -100_000_000_000_000i64..300_000_000_000_000,
+                steps in proptest::collection::vec((0i64..90_000, 0usize..6), 1..60),
+            ) {
+                // Dates of four and five digit years, pages in any order, timestamps repeated.
+                let mut writer = ClickEventWriter::default();
+                let mut t = start;
+                for (step, page) in steps {
+                    t += step % 3 * step;
+                    let mut plain = Vec::new();
+                    let event = ClickEvent { timestamp_ms: t, page: SmolStr::new_static(PAGES[page]) };
+                    event.write_json(&mut plain);
+                    prop_assert_eq!(writer.write(t, page), &plain[..]);
+                }
             }
 
             #[test]

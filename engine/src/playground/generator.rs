@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
 use crate::kafka::{Producer, ProducerConfig, RecordFeed};
-use crate::playground::click_event::{ClickEvent, DateWriter};
+use crate::playground::click_event::{ClickEvent, ClickEventWriter};
 use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
 
@@ -151,7 +151,7 @@ struct ClickEvents {
     event_time_origin_ms: i64,
     jitter: Duration,
     jitter_seed: u64,
-    dates: DateWriter,
+    records: ClickEventWriter,
     /// When event `next` is due: asked several times per event taken, so worked out once.
     next_due: Option<Instant>,
 }
@@ -176,16 +176,16 @@ impl RecordFeed for ClickEvents {
         self.due_of(self.next.checked_add(ahead)?)
     }
 
-    fn take(&mut self, value: &mut Vec<u8>) -> i64 {
-        let mut event = ClickEvent::nth(self.next);
-        event.timestamp_ms = event.timestamp_ms.saturating_add(self.event_time_origin_ms);
+    fn take(&mut self) -> (i64, &[u8]) {
+        let k = self.next;
+        let mut timestamp_ms =
+            ClickEvent::nth_timestamp_ms(k).saturating_add(self.event_time_origin_ms);
         // Backward only, by at most JITTER_MAX: no event falls further behind its partition's
         // latest timestamp than the job's out-of-orderness bound, so none can be late.
-        event.timestamp_ms = (event.timestamp_ms - jitter_ms(self.jitter, self.jitter_seed, self.next)).max(0);
-        event.write_json_with(&mut self.dates, value);
+        timestamp_ms = (timestamp_ms - jitter_ms(self.jitter, self.jitter_seed, k)).max(0);
         self.next += 1;
         self.next_due = self.due_of(self.next);
-        event.timestamp_ms
+        (timestamp_ms, self.records.write(timestamp_ms, ClickEvent::nth_page(k)))
     }
 
     fn max_value_bytes(&self) -> usize {
@@ -224,7 +224,7 @@ pub async fn run(config: GeneratorConfig) {
         event_time_origin_ms: i64::try_from(config.start_event_time.as_millis()).unwrap_or(i64::MAX),
         jitter: config.jitter,
         jitter_seed: config.jitter_seed,
-        dates: DateWriter::default(),
+        records: ClickEventWriter::default(),
         next_due: None,
     };
     events.next_due = events.due_of(next);

@@ -557,8 +557,17 @@ impl BatchBuilder {
         if self.record_count == 0 {
             self.base_timestamp_ms = timestamp_ms;
         }
-        write_varint(&mut self.buf, zigzag(timestamp_ms.wrapping_sub(self.base_timestamp_ms)));
-        write_varint(&mut self.buf, value.len() as u64);
+        let delta = zigzag(timestamp_ms.wrapping_sub(self.base_timestamp_ms));
+        let len = value.len() as u64;
+        if delta < 0x80 && len < 0x80 {
+            // Both varints one byte (a ClickEvent, most deltas): grown at most once, not per
+            // byte pushed.
+            self.buf.reserve(2 + value.len());
+            self.buf.extend_from_slice(&[delta as u8, len as u8]);
+        } else {
+            write_varint(&mut self.buf, delta);
+            write_varint(&mut self.buf, len);
+        }
         self.buf.extend_from_slice(value);
         self.record_count += 1;
     }
