@@ -983,15 +983,20 @@ pub async fn observe(
     let mut tally = WindowTally::default();
     // Count as records arrive: an hour of input is 1.44 M records, too many to hold.
     read_topic(&rpc, broker, input_topic, IsolationLevel::ReadUncommitted, |_, value| {
-        match ClickEvent::parse_json_with(&mut dates, value) {
-            Ok(event) => {
-                observed.input_events += 1;
-                observed.max_event_time =
-                    Some(observed.max_event_time.map_or(event.timestamp_ms, |m| m.max(event.timestamp_ms)));
-                tally.add(window_start(event.timestamp_ms), event, &mut observed.input_counts);
-            }
-            Err(error) => observed.malformed.push(format!("{input_topic}: {error}")),
-        }
+        // The generator's records are read without making an event; anything else is parsed.
+        let (timestamp_ms, page) = match ClickEvent::parse_generated(&mut dates, value) {
+            Some((timestamp_ms, page)) => (timestamp_ms, Page::Known(page)),
+            None => match ClickEvent::parse_json_with(&mut dates, value) {
+                Ok(event) => (event.timestamp_ms, Page::of(event)),
+                Err(error) => {
+                    observed.malformed.push(format!("{input_topic}: {error}"));
+                    return;
+                }
+            },
+        };
+        observed.input_events += 1;
+        observed.max_event_time = Some(observed.max_event_time.map_or(timestamp_ms, |m| m.max(timestamp_ms)));
+        tally.add(window_start(timestamp_ms), page, &mut observed.input_counts);
     })
     .await;
     tally.flush(&mut observed.input_counts);
@@ -1089,20 +1094,41 @@ struct WindowTally {
     others: Vec<(SmolStr, u64)>,
 }
 
+/// An input event's page, as the tally counts it.
+enum Page {
+    /// One of the generator's, by its place in [`PAGES`].
+    Known(usize),
+    /// Any other page.
+    Other(SmolStr),
+}
+
+impl Page {
+    /// `event`'s page.
+    fn of(event: ClickEvent) -> Page {
+        match event.known_page_index() {
+            Some(i) => Page::Known(i),
+            None => Page::Other(event.page),
+        }
+    }
+}
+
 impl WindowTally {
-    /// Counts `event` in the window starting at `window`.
-    fn add(&mut self, window: i64, event: ClickEvent, counts: &mut BTreeMap<(i64, SmolStr), u64>) {
+    /// Counts an event of `page` in the window starting at `window`.
+    fn add(&mut self, window: i64, page: Page, counts: &mut BTreeMap<(i64, SmolStr), u64>) {
         if self.window != Some(window) {
             self.flush(counts);
             self.window = Some(window);
         }
-        if let Some(i) = event.known_page_index() {
-            self.known[i] += 1;
-            return;
-        }
-        match self.others.iter_mut().find(|(p, _)| *p == event.page) {
+        let page = match page {
+            Page::Known(i) => {
+                self.known[i] += 1;
+                return;
+            }
+            Page::Other(page) => page,
+        };
+        match self.others.iter_mut().find(|(p, _)| *p == page) {
             Some((_, count)) => *count += 1,
-            None => self.others.push((event.page, 1)),
+            None => self.others.push((page, 1)),
         }
     }
 
@@ -1215,7 +1241,7 @@ mod tests {
             // "/help" as the generator makes it (its static string), "/a" as any other page.
             let known = PAGES.iter().find(|known| **known == page);
             let page = known.map_or(SmolStr::new(page), |known| SmolStr::new_static(known));
-            tally.add(window, ClickEvent { timestamp_ms: window, page }, &mut counts);
+            tally.add(window, Page::of(ClickEvent { timestamp_ms: window, page }), &mut counts);
         }
         tally.flush(&mut counts);
         let expected = [((0, "/a"), 3), ((0, "/help"), 2), ((15, "/a"), 1), ((15, "/help"), 1)];
