@@ -125,10 +125,15 @@ impl TopicQueue {
         batch_bytes: usize,
     ) -> bool {
         let mut wake = false;
-        if let Some(open) = &self.open
-            && open.builder.size_bytes() + open.builder.record_bytes(timestamp_ms, value.len())
-                > batch_bytes
-        {
+        if let Some(open) = &mut self.open {
+            if open.builder.append_within(timestamp_ms, value, batch_bytes) {
+                if open.builder.size_bytes() >= batch_bytes {
+                    self.full.push_back(self.open.take().expect("just appended to"));
+                    return true;
+                }
+                return false;
+            }
+            // It does not fit: the open batch is full.
             self.full.push_back(self.open.take().expect("checked above"));
             wake = true;
         }

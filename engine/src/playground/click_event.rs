@@ -243,12 +243,19 @@ impl ClickEvent {
     pub fn parse_generated(dates: &mut DateReader, bytes: &[u8]) -> Option<(i64, usize)> {
         let page = known_page(bytes)?;
         // The page and what closes the record are checked; the rest is the head, the date and
-        // the middle, at fixed offsets.
+        // the middle, at fixed offsets of a fixed-size prefix (no bounds to check).
+        let fixed: &[u8; COMPACT_PAGE_AT] = bytes.get(..COMPACT_PAGE_AT)?.try_into().ok()?;
+        let word = |at: usize| u64::from_le_bytes(fixed[at..at + 8].try_into().unwrap());
+        let pattern = |bytes: &[u8], at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
         let middle_at = EVENT_HEAD.len() + DATE_LEN;
-        if !(eq16(bytes, 0, EVENT_HEAD) && eq16(bytes, middle_at, EVENT_MIDDLE)) {
+        let head_ok = word(0) == pattern(EVENT_HEAD, 0)
+            && word(EVENT_HEAD.len() - 8) == pattern(EVENT_HEAD, EVENT_HEAD.len() - 8);
+        let middle_ok = word(middle_at) == pattern(EVENT_MIDDLE, 0)
+            && word(middle_at + EVENT_MIDDLE.len() - 8) == pattern(EVENT_MIDDLE, EVENT_MIDDLE.len() - 8);
+        if !(head_ok && middle_ok) {
             return None;
         }
-        let date: &[u8; DATE_LEN] = bytes[EVENT_HEAD.len()..middle_at].try_into().ok()?;
+        let date: &[u8; DATE_LEN] = fixed[EVENT_HEAD.len()..middle_at].try_into().unwrap();
         let timestamp_ms = dates.read_known(date)?;
         Some((timestamp_ms, page))
     }

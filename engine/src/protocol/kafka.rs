@@ -554,22 +554,36 @@ impl BatchBuilder {
 
     /// Appends one record.
     pub fn append(&mut self, timestamp_ms: i64, value: &[u8]) {
-        if self.record_count == 0 {
-            self.base_timestamp_ms = timestamp_ms;
-        }
-        let delta = zigzag(timestamp_ms.wrapping_sub(self.base_timestamp_ms));
+        self.append_within(timestamp_ms, value, usize::MAX);
+    }
+
+    /// Appends one record if the batch stays within `max_bytes` with it (`size_bytes() +
+    /// record_bytes(..) <= max_bytes`); `false`, appending nothing, if it would not. One pass
+    /// over the record's sizes for both the check and the append (a producer's every record).
+    #[inline]
+    pub fn append_within(&mut self, timestamp_ms: i64, value: &[u8], max_bytes: usize) -> bool {
+        let base = if self.record_count == 0 { timestamp_ms } else { self.base_timestamp_ms };
+        let delta = zigzag(timestamp_ms.wrapping_sub(base));
         let len = value.len() as u64;
         if delta < 0x80 && len < 0x80 {
             // Both varints one byte (a ClickEvent, most deltas): grown at most once, not per
             // byte pushed.
+            if self.buf.len() + 2 + value.len() > max_bytes {
+                return false;
+            }
             self.buf.reserve(2 + value.len());
             self.buf.extend_from_slice(&[delta as u8, len as u8]);
         } else {
+            if self.buf.len() + varint_len(delta) + varint_len(len) + value.len() > max_bytes {
+                return false;
+            }
             write_varint(&mut self.buf, delta);
             write_varint(&mut self.buf, len);
         }
         self.buf.extend_from_slice(value);
+        self.base_timestamp_ms = base;
         self.record_count += 1;
+        true
     }
 
     /// Fills in the header and hands out the batch's bytes (base offset 0: the broker assigns it).
@@ -978,6 +992,30 @@ mod tests {
             builder.append(ts, &vec![1; len]);
             assert_eq!(builder.size_bytes() - before, predicted);
         }
+    }
+
+    #[test]
+    fn append_within_appends_exactly_what_fits() {
+        // One-byte varints (a ClickEvent) and longer ones (a large delta, a long value).
+        for (ts, len) in [(5_i64, 54_usize), (1 << 40, 54), (5, 200)] {
+            let mut builder = BatchBuilder::new();
+            builder.append(5, b"first");
+            let (size, count) = (builder.size_bytes(), builder.record_count());
+            let needed = size + builder.record_bytes(ts, len);
+            assert!(!builder.append_within(ts, &vec![1; len], needed - 1));
+            assert_eq!((builder.size_bytes(), builder.record_count()), (size, count), "nothing added");
+            assert!(builder.append_within(ts, &vec![1; len], needed));
+            assert_eq!((builder.size_bytes(), builder.record_count()), (needed, count + 1));
+            let batch = RecordBatch::parse(builder.finish(NO_PRODUCER_ID, 0, 0)).unwrap();
+            let last = batch.records().last().unwrap();
+            assert_eq!((last.timestamp_ms, last.value.len()), (ts, len));
+        }
+        // The first record of a batch sets its base timestamp, whether it fits or not.
+        let mut builder = BatchBuilder::new();
+        assert!(!builder.append_within(1 << 40, b"x", BATCH_HEADER_BYTES));
+        assert!(builder.append_within(7, b"x", BATCH_HEADER_BYTES + 3));
+        let batch = RecordBatch::parse(builder.finish(NO_PRODUCER_ID, 0, 0)).unwrap();
+        assert_eq!(batch.header().base_timestamp_ms, 7);
     }
 
     #[test]
