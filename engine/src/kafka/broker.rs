@@ -424,17 +424,17 @@ impl Broker {
     /// in the purgatory until a partition changes or `max_wait` runs out, as Kafka does.
     async fn fetch(&self, req: Fetch) -> FetchResponse {
         let deadline = self.clock.now() + req.max_wait.min(MAX_WAIT_CAP);
-        let asked = || req.partitions.iter().map(|position| &position.partition);
-        let logs: Vec<_> = asked().map(|tp| self.log(tp)).collect();
-        let mut hold = self.purgatory.hold(asked(), deadline);
+        let asked = req.partitions.iter().map(|position| &position.partition);
+        let mut hold = self.purgatory.hold(asked, deadline);
         loop {
             let seen = hold.changes();
             let mut partitions = Vec::with_capacity(req.partitions.len());
             let mut ready = false;
-            for (position, log) in req.partitions.iter().zip(&logs) {
+            for position in &req.partitions {
+                // Looked up per read, not kept in a list: a fetch nearly always reads once.
                 let fetched = self.read(
                     &position.partition,
-                    log,
+                    self.log(&position.partition),
                     position.offset,
                     req.max_partition_bytes,
                     req.isolation,
@@ -460,7 +460,7 @@ impl Broker {
     async fn read(
         &self,
         tp: &TopicPartition,
-        log: &Result<&Mutex<PartitionLog>, KafkaError>,
+        log: Result<&Mutex<PartitionLog>, KafkaError>,
         offset: u64,
         max_bytes: u32,
         isolation: IsolationLevel,
@@ -474,7 +474,7 @@ impl Broker {
             error: None,
         };
         match log {
-            Err(e) => fetched.error = Some(e.clone()),
+            Err(e) => fetched.error = Some(e),
             Ok(log) => {
                 let log = log.lock().await;
                 fetched.high_watermark = log.high_watermark();
