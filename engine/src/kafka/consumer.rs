@@ -67,8 +67,9 @@ pub struct ConsumerRecord {
 /// What one [`Consumer::poll_batches`] fetched: the batches kept (control batches and aborted
 /// transactions' batches left out), read in place.
 pub struct Fetched {
-    /// The partitions fetched, in the response's order.
-    partitions: Vec<TopicPartition>,
+    /// The partitions fetched, in the response's order, each with the position it moves to
+    /// (kept here rather than in a list of their own per fetch).
+    partitions: Vec<(TopicPartition, u64)>,
     /// Each batch kept: its partition (an index into `partitions`), and the offset from which
     /// its records are new (the first batch may start before the consumer's position).
     batches: Vec<(usize, RecordBatch, u64)>,
@@ -109,7 +110,7 @@ impl Fetched {
     /// The records fetched, each with the batch it is read from.
     fn records_by_batch(&self) -> impl Iterator<Item = (&RecordBatch, FetchedRecord<'_>)> {
         self.batches.iter().flat_map(move |(partition, batch, from)| {
-            let partition = &self.partitions[*partition];
+            let partition = &self.partitions[*partition].0;
             batch.records().filter(move |r| r.offset >= *from).map(move |r| {
                 let record = FetchedRecord {
                     partition,
@@ -192,7 +193,6 @@ impl Consumer {
         if let Some(error) = response.partitions.iter().find_map(|p| p.error.clone()) {
             return Err(error);
         }
-        let mut advanced = Vec::with_capacity(response.partitions.len());
         let read_committed = self.config.isolation == IsolationLevel::ReadCommitted;
         for part in response.partitions {
             let Some(&position) = self.positions.get(&part.partition) else {
@@ -233,13 +233,12 @@ impl Consumer {
                 // The first batch may start before the position: what was already read is skipped.
                 fetched.batches.push((index, batch, position));
             }
-            advanced.push((index, next));
-            fetched.partitions.push(part.partition);
+            fetched.partitions.push((part.partition, next));
         }
         // In place: no key clone, and no key dropped in exchange for it.
-        for (index, next) in advanced {
-            if let Some(position) = self.positions.get_mut(&fetched.partitions[index]) {
-                *position = next;
+        for (partition, next) in &fetched.partitions {
+            if let Some(position) = self.positions.get_mut(partition) {
+                *position = *next;
             }
         }
         Ok(fetched)
@@ -324,7 +323,7 @@ mod tests {
     #[test]
     fn the_record_count_is_what_the_records_yield_past_each_position() {
         let fetched = Fetched {
-            partitions: vec![TopicPartition::new("input", 0), TopicPartition::new("input", 1)],
+            partitions: vec![(TopicPartition::new("input", 0), 18), (TopicPartition::new("input", 1), 6)],
             // Partition 0 read from 12: the first batch starts before it. Partition 1 read from
             // 0, and a batch wholly before a position (as a repeated fetch may return).
             batches: vec![
