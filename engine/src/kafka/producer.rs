@@ -530,12 +530,20 @@ impl Sender {
 
     /// Sends one batch until the broker acknowledges it (Ok) or refuses it for good (Err).
     async fn deliver(&mut self, topic: &SmolStr, builder: BatchBuilder) -> Result<(), KafkaError> {
-        let identity = self.identity().await;
+        // Known after the first batch: no future made for the lookup then (nor below for a
+        // partition count already asked).
+        let identity = match self.identity {
+            Some(identity) => identity,
+            None => self.identity().await,
+        };
         // Found once per batch: the routes are searched by name.
         let route = self.route_index(topic);
         let partition = match self.shared.config.partitioner {
             Partitioner::Fixed(partition) => partition,
-            Partitioner::Sticky => self.sticky_partition(topic, route).await?,
+            Partitioner::Sticky => match self.routes[route].1.partitions {
+                Some(count) => self.draw_partition(topic, route, count)?,
+                None => self.sticky_partition(topic, route).await?,
+            },
         };
         let tp = TopicPartition::new(topic.clone(), partition);
         let sequence = self.routes[route].1.sequences.get(&partition).copied().unwrap_or(0);
@@ -623,6 +631,12 @@ impl Sender {
                 count
             }
         };
+        self.draw_partition(topic, route, count)
+    }
+
+    /// A partition of `count` other than the previous batch's, drawn with the simulation's
+    /// RNG; `route` is `topic`'s [`route_index`](Self::route_index).
+    fn draw_partition(&mut self, topic: &SmolStr, route: usize, count: u32) -> Result<u32, KafkaError> {
         let route = &mut self.routes[route].1;
         let previous = route.last_partition;
         let partition = match (count, previous) {
