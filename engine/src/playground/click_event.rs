@@ -1310,8 +1310,8 @@ mod tests {
         // The last milliseconds of year 9999, then year 10000: the date grows from 23 bytes.
         let mut writer = ClickEventWriter::default();
         for t in 253_402_300_799_990..253_402_300_800_010i64 {
-            for page in 0..PAGES.len() {
-                let event = ClickEvent { timestamp_ms: t, page: SmolStr::new_static(PAGES[page]) };
+            for (page, text) in PAGES.iter().enumerate() {
+                let event = ClickEvent { timestamp_ms: t, page: SmolStr::new_static(text) };
                 assert_eq!(writer.write(t, page), event_json(&event).as_bytes(), "{t}");
             }
         }
