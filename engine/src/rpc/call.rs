@@ -38,10 +38,11 @@ impl CallSlot {
         Arc::new(CallSlot { deadline, state: Mutex::default() })
     }
 
-    /// Lands an answer that arrives at `arrival`, and arms a timer that wakes the caller then.
+    /// Lands an answer that arrives at `arrival`, and arms a timer that wakes the caller then
+    /// (`clock` reads `now`).
     /// Lost if the call has ended, or if it would arrive at or after the deadline (the caller
     /// times out first, as it would with the answer still on its way).
-    pub fn land(self: &Arc<Self>, clock: &Clock, arrival: Instant, body: Payload) {
+    pub fn land(self: &Arc<Self>, clock: &Clock, now: Instant, arrival: Instant, body: Payload) {
         {
             let mut state = self.state.lock().unwrap();
             if state.closed || state.answer.is_some() || arrival >= self.deadline {
@@ -49,7 +50,7 @@ impl CallSlot {
             }
             state.answer = Some((arrival, body));
         }
-        crate::timer::wake_at(clock, arrival, &Waker::from(self.clone()));
+        clock.wake_at(now, arrival, &Waker::from(self.clone()));
     }
 
     /// Ends the call without an answer (its deadline passed, or its node's reader died): an
