@@ -67,10 +67,12 @@ impl CallSlot {
         }
     }
 
-    /// The answer once it has arrived by `now`; `Ready(None)` if the call ended without one.
-    pub fn poll_answer(&self, cx: &mut Context<'_>, now: Instant) -> Poll<Option<Payload>> {
+    /// The answer once it has arrived by now (as `clock` reads); `Ready(None)` if the call ended
+    /// without one. The clock is read only when an answer has landed: a call is polled once
+    /// before any can have.
+    pub fn poll_answer(&self, cx: &mut Context<'_>, clock: &Clock) -> Poll<Option<Payload>> {
         let mut state = self.state.lock().unwrap();
-        if state.answer.as_ref().is_some_and(|(arrival, _)| *arrival <= now) {
+        if state.answer.as_ref().is_some_and(|(arrival, _)| *arrival <= clock.now()) {
             return Poll::Ready(state.answer.take().map(|(_, body)| body));
         }
         if state.closed {

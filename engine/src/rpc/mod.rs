@@ -256,7 +256,7 @@ impl Rpc {
         let frame = Frame { tag: R::ID, body: Box::new(request), reply: Arc::downgrade(&slot) };
         self.shared.send_request(dst, frame);
         // The slot is closed at the deadline (or when the node's reader dies).
-        let answer = std::future::poll_fn(|cx| slot.poll_answer(cx, self.shared.clock.now())).await;
+        let answer = std::future::poll_fn(|cx| slot.poll_answer(cx, &self.shared.clock)).await;
         match answer {
             Some(body) => {
                 self.shared.waiting.lock().unwrap().forget(call, deadline);
