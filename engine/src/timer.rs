@@ -83,6 +83,9 @@ pub struct Deadline {
     clock: Clock,
     /// The alarm a runtime timer is armed with for `at`, if any.
     armed: Option<Arc<Alarm>>,
+    /// The alarm last disarmed, to arm again once nothing else holds it (its timer has fired):
+    /// a ticker re-arms at every tick, and a fresh alarm cost an allocation and a waker clone.
+    spare: Option<Arc<Alarm>>,
 }
 
 /// What a runtime timer wakes: it notes that it fired, then wakes the waiting task, unless its
@@ -118,12 +121,12 @@ impl Deadline {
     /// The deadline `duration` from now.
     pub fn after(duration: Duration) -> Deadline {
         let clock = Clock::current();
-        Deadline { at: clock.now() + duration, clock, armed: None }
+        Deadline { at: clock.now() + duration, clock, armed: None, spare: None }
     }
 
     /// The deadline at `at`.
     pub fn at(at: Instant) -> Deadline {
-        Deadline { at, clock: Clock::current(), armed: None }
+        Deadline { at, clock: Clock::current(), armed: None, spare: None }
     }
 
     /// When it falls due.
@@ -142,6 +145,7 @@ impl Deadline {
     fn disarm(&mut self) {
         if let Some(alarm) = self.armed.take() {
             alarm.cancel();
+            self.spare = Some(alarm);
         }
     }
 
@@ -159,11 +163,19 @@ impl Deadline {
         if now >= self.at {
             return Poll::Ready(());
         }
-        let alarm = Arc::new(Alarm {
-            fired: AtomicBool::new(false),
-            cancelled: AtomicBool::new(false),
-            task: cx.waker().clone(),
-        });
+        let alarm = match self.spare.take() {
+            // No timer holds it any more, so none can wake it: as good as a fresh one.
+            Some(alarm) if Arc::strong_count(&alarm) == 1 && alarm.task.will_wake(cx.waker()) => {
+                alarm.fired.store(false, Ordering::Relaxed);
+                alarm.cancelled.store(false, Ordering::Relaxed);
+                alarm
+            }
+            _ => Arc::new(Alarm {
+                fired: AtomicBool::new(false),
+                cancelled: AtomicBool::new(false),
+                task: cx.waker().clone(),
+            }),
+        };
         if self.clock.wake_at(now, self.at, &Waker::from(alarm.clone())) {
             self.armed = Some(alarm);
             Poll::Pending
