@@ -329,6 +329,9 @@ pub enum Partitioner {
     },
 }
 
+/// A page's channel not worked out yet (in [`RecordWriter`]'s cache).
+const UNKNOWN_CHANNEL: u16 = u16::MAX;
+
 /// A task's output: per-channel buffers, and a sender task per remote channel.
 pub struct RecordWriter {
     channels: Vec<OutputChannel>,
@@ -344,8 +347,8 @@ pub struct RecordWriter {
     tracer: Option<BackpressureTracer>,
     /// On a hash edge, the channel of each of the generator's pages (by its place in `PAGES`),
     /// once worked out: hashing the page to its key group and owner cost ~85 instructions per
-    /// record.
-    page_channels: [Option<usize>; PAGES.len()],
+    /// record. `UNKNOWN_CHANNEL` until worked out.
+    page_channels: [u16; PAGES.len()],
 }
 
 /// A task's flow control as its metrics read it (docs/model/network.md#credits-and-backpressure):
@@ -549,7 +552,7 @@ impl RecordWriter {
             probe,
             tracer: None,
             metrics: None,
-            page_channels: [None; PAGES.len()],
+            page_channels: [UNKNOWN_CHANNEL; PAGES.len()],
         }
     }
 
@@ -606,7 +609,15 @@ impl RecordWriter {
                         .owner(max_parallelism, channels) as usize
                 };
                 match event.known_page_index() {
-                    Some(page) => *self.page_channels[page].get_or_insert_with(owner),
+                    Some(page) => match self.page_channels[page] {
+                        UNKNOWN_CHANNEL => {
+                            let channel = owner();
+                            // A channel past the cache's range is worked out every time.
+                            self.page_channels[page] = u16::try_from(channel).unwrap_or(UNKNOWN_CHANNEL);
+                            channel
+                        }
+                        channel => usize::from(channel),
+                    },
                     None => owner(),
                 }
             }
