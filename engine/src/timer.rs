@@ -7,28 +7,65 @@
 //! [`Ticker`], [`Deadline`] and [`timeout`] arm the runtime once per deadline and task instead.
 
 use std::future::Future;
-use std::pin::pin;
-use std::sync::Arc;
+use std::pin::{Pin, pin};
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use madsim::time::Instant;
+use madsim::time::{Instant, Sleep};
 
 /// The simulated clock, held: reading it costs a lock, where `Instant::now()` goes through
 /// madsim's `clock_gettime` override and looks the runtime up on every reading. Same value.
-#[derive(Clone)]
-pub struct Clock(madsim::time::TimeHandle);
+///
+/// It also holds one madsim `Sleep`, made at its first timer and re-aimed for each later one
+/// ([`Clock::wake_at`]): a fresh sleep per timer cloned the runtime's time handle and read the
+/// clock once more (about 100 instructions per timer, 138,000 timers in 5 simulated minutes).
+pub struct Clock {
+    handle: madsim::time::TimeHandle,
+    sleep: Mutex<Option<Sleep>>,
+}
+
+/// madsim fires no timer sooner than this after it is armed (its `sleep_until` rounds up).
+const MIN_SLEEP: Duration = Duration::from_millis(1);
 
 impl Clock {
     /// The clock of the runtime this runs in.
     pub fn current() -> Clock {
-        Clock(madsim::time::TimeHandle::current())
+        Clock::of(madsim::time::TimeHandle::current())
+    }
+
+    fn of(handle: madsim::time::TimeHandle) -> Clock {
+        Clock { handle, sleep: Mutex::new(None) }
     }
 
     /// Now, as `Instant::now()` would say.
+    #[inline]
     pub fn now(&self) -> Instant {
-        self.0.now_instant()
+        self.handle.now_instant()
+    }
+
+    /// Arms one runtime timer that wakes `waker` at `at` (at least 1 ms after `now`, madsim's
+    /// rule), `now` being this clock's reading of the present; `false` if `at` has already
+    /// passed, and nothing is armed. The same single timer a fresh `sleep_until(at)` polled once
+    /// registers.
+    pub fn wake_at(&self, now: Instant, at: Instant, waker: &Waker) -> bool {
+        let mut held = self.sleep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let deadline = at.max(now + MIN_SLEEP);
+        let sleep = match &mut *held {
+            Some(sleep) => {
+                Pin::new(&mut *sleep).reset(deadline);
+                sleep
+            }
+            None => held.insert(self.handle.sleep_until(deadline)),
+        };
+        Pin::new(sleep).poll(&mut Context::from_waker(waker)).is_pending()
+    }
+}
+
+impl Clone for Clock {
+    fn clone(&self) -> Clock {
+        Clock::of(self.handle.clone())
     }
 }
 
@@ -46,6 +83,9 @@ pub struct Deadline {
     clock: Clock,
     /// The alarm a runtime timer is armed with for `at`, if any.
     armed: Option<Arc<Alarm>>,
+    /// The alarm last disarmed, to arm again once nothing else holds it (its timer has fired):
+    /// a ticker re-arms at every tick, and a fresh alarm cost an allocation and a waker clone.
+    spare: Option<Arc<Alarm>>,
 }
 
 /// What a runtime timer wakes: it notes that it fired, then wakes the waiting task, unless its
@@ -81,12 +121,12 @@ impl Deadline {
     /// The deadline `duration` from now.
     pub fn after(duration: Duration) -> Deadline {
         let clock = Clock::current();
-        Deadline { at: clock.now() + duration, clock, armed: None }
+        Deadline { at: clock.now() + duration, clock, armed: None, spare: None }
     }
 
     /// The deadline at `at`.
     pub fn at(at: Instant) -> Deadline {
-        Deadline { at, clock: Clock::current(), armed: None }
+        Deadline { at, clock: Clock::current(), armed: None, spare: None }
     }
 
     /// When it falls due.
@@ -105,6 +145,7 @@ impl Deadline {
     fn disarm(&mut self) {
         if let Some(alarm) = self.armed.take() {
             alarm.cancel();
+            self.spare = Some(alarm);
         }
     }
 
@@ -118,15 +159,24 @@ impl Deadline {
         }
         // Fired, or armed with another waker: only the latest waker is woken, as with tokio.
         self.disarm();
-        if self.clock.now() >= self.at {
+        let now = self.clock.now();
+        if now >= self.at {
             return Poll::Ready(());
         }
-        let alarm = Arc::new(Alarm {
-            fired: AtomicBool::new(false),
-            cancelled: AtomicBool::new(false),
-            task: cx.waker().clone(),
-        });
-        if wake_at(&self.clock, self.at, &Waker::from(alarm.clone())) {
+        let alarm = match self.spare.take() {
+            // No timer holds it any more, so none can wake it: as good as a fresh one.
+            Some(alarm) if Arc::strong_count(&alarm) == 1 && alarm.task.will_wake(cx.waker()) => {
+                alarm.fired.store(false, Ordering::Relaxed);
+                alarm.cancelled.store(false, Ordering::Relaxed);
+                alarm
+            }
+            _ => Arc::new(Alarm {
+                fired: AtomicBool::new(false),
+                cancelled: AtomicBool::new(false),
+                task: cx.waker().clone(),
+            }),
+        };
+        if self.clock.wake_at(now, self.at, &Waker::from(alarm.clone())) {
             self.armed = Some(alarm);
             Poll::Pending
         } else {
@@ -182,11 +232,10 @@ impl Ticker {
 }
 
 /// Arms one runtime timer that wakes `waker` at `at` (at least 1 ms from now, madsim's rule);
-/// `false` if `at` has already passed, and nothing is armed.
+/// `false` if `at` has already passed, and nothing is armed. [`Clock::wake_at`] spares the
+/// clock's reading where the caller has it.
 pub fn wake_at(clock: &Clock, at: Instant, waker: &Waker) -> bool {
-    // A fresh madsim sleep polled once registers exactly one timer, here with `waker`.
-    let mut sleep = pin!(clock.0.sleep_until(at));
-    sleep.as_mut().poll(&mut Context::from_waker(waker)).is_pending()
+    clock.wake_at(clock.now(), at, waker)
 }
 
 /// `future` ran past its time.

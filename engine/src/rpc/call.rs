@@ -38,10 +38,11 @@ impl CallSlot {
         Arc::new(CallSlot { deadline, state: Mutex::default() })
     }
 
-    /// Lands an answer that arrives at `arrival`, and arms a timer that wakes the caller then.
+    /// Lands an answer that arrives at `arrival`, and arms a timer that wakes the caller then
+    /// (`clock` reads `now`).
     /// Lost if the call has ended, or if it would arrive at or after the deadline (the caller
     /// times out first, as it would with the answer still on its way).
-    pub fn land(self: &Arc<Self>, clock: &Clock, arrival: Instant, body: Payload) {
+    pub fn land(self: &Arc<Self>, clock: &Clock, now: Instant, arrival: Instant, body: Payload) {
         {
             let mut state = self.state.lock().unwrap();
             if state.closed || state.answer.is_some() || arrival >= self.deadline {
@@ -49,7 +50,7 @@ impl CallSlot {
             }
             state.answer = Some((arrival, body));
         }
-        crate::timer::wake_at(clock, arrival, &Waker::from(self.clone()));
+        clock.wake_at(now, arrival, &Waker::from(self.clone()));
     }
 
     /// Ends the call without an answer (its deadline passed, or its node's reader died): an
@@ -66,10 +67,12 @@ impl CallSlot {
         }
     }
 
-    /// The answer once it has arrived by `now`; `Ready(None)` if the call ended without one.
-    pub fn poll_answer(&self, cx: &mut Context<'_>, now: Instant) -> Poll<Option<Payload>> {
+    /// The answer once it has arrived by now (as `clock` reads); `Ready(None)` if the call ended
+    /// without one. The clock is read only when an answer has landed: a call is polled once
+    /// before any can have.
+    pub fn poll_answer(&self, cx: &mut Context<'_>, clock: &Clock) -> Poll<Option<Payload>> {
         let mut state = self.state.lock().unwrap();
-        if state.answer.as_ref().is_some_and(|(arrival, _)| *arrival <= now) {
+        if state.answer.as_ref().is_some_and(|(arrival, _)| *arrival <= clock.now()) {
             return Poll::Ready(state.answer.take().map(|(_, body)| body));
         }
         if state.closed {

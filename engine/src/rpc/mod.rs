@@ -251,12 +251,12 @@ impl Rpc {
         let slot = CallSlot::new(deadline);
         let (call, alarms) = self.shared.waiting.lock().unwrap().add(deadline, slot.clone(), now);
         for at in alarms {
-            self.shared.wake_reader_at(at);
+            self.shared.wake_reader_at(now, at);
         }
         let frame = Frame { tag: R::ID, body: Box::new(request), reply: Arc::downgrade(&slot) };
         self.shared.send_request(dst, frame);
         // The slot is closed at the deadline (or when the node's reader dies).
-        let answer = std::future::poll_fn(|cx| slot.poll_answer(cx, self.shared.clock.now())).await;
+        let answer = std::future::poll_fn(|cx| slot.poll_answer(cx, &self.shared.clock)).await;
         match answer {
             Some(body) => {
                 self.shared.waiting.lock().unwrap().forget(call, deadline);
@@ -504,13 +504,13 @@ impl Shared {
             slot.close(); // the caller wakes to a timeout
         }
         for at in alarms {
-            self.wake_reader_at(at);
+            self.wake_reader_at(now, at);
         }
     }
 
-    /// Arms a timer that wakes this node's mailbox reader at `at`.
-    fn wake_reader_at(&self, at: Instant) {
-        crate::timer::wake_at(&self.clock, at, &Waker::from(self.mailbox.clone()));
+    /// Arms a timer that wakes this node's mailbox reader at `at` (the clock reads `now`).
+    fn wake_reader_at(&self, now: Instant, at: Instant) {
+        self.clock.wake_at(now, at, &Waker::from(self.mailbox.clone()));
     }
 
     /// Sends a request to whoever is bound at `dst` now; lost if nobody is.
@@ -525,7 +525,7 @@ impl Shared {
             (peer, link.arrival(&self.network, self.mailbox.addr(), now, rng))
         };
         if let Some(arrival) = arrival {
-            peer.put(&self.clock, arrival, Envelope { from: self.mailbox.addr(), frame });
+            peer.put(&self.clock, now, arrival, Envelope { from: self.mailbox.addr(), frame });
         }
     }
 
@@ -535,14 +535,14 @@ impl Shared {
         let Some(slot) = pending.reply.upgrade() else {
             return;
         };
-        if let Some(arrival) = self.arrival(pending.caller) {
-            slot.land(&self.clock, arrival, body);
+        let now = self.clock.now();
+        if let Some(arrival) = self.arrival(pending.caller, now) {
+            slot.land(&self.clock, now, arrival, body);
         }
     }
 
-    /// When a message sent now to `dst` arrives, through the link's faults; `None` if lost.
-    fn arrival(&self, dst: SocketAddr) -> Option<Instant> {
-        let now = self.clock.now();
+    /// When a message sent `now` to `dst` arrives, through the link's faults; `None` if lost.
+    fn arrival(&self, dst: SocketAddr, now: Instant) -> Option<Instant> {
         let Links { peers, rng } = &mut *self.links.lock().unwrap();
         link_to(peers, dst, now).arrival(&self.network, self.mailbox.addr(), now, rng)
     }

@@ -273,8 +273,9 @@ impl Mailbox {
         !self.closed.load(Ordering::Relaxed)
     }
 
-    /// Puts a message in, and arms a timer that wakes the reader when it arrives.
-    pub(super) fn put(self: &Arc<Self>, clock: &Clock, arrival: Instant, envelope: Envelope) {
+    /// Puts a message in, and arms a timer that wakes the reader when it arrives (`clock` reads
+    /// `now`).
+    pub(super) fn put(self: &Arc<Self>, clock: &Clock, now: Instant, arrival: Instant, envelope: Envelope) {
         {
             if !self.is_open() {
                 return;
@@ -284,7 +285,7 @@ impl Mailbox {
             let key = (arrival, state.put);
             insert_in_order(&mut state.queue, key, envelope);
         }
-        crate::timer::wake_at(clock, arrival, &Waker::from(self.clone()));
+        clock.wake_at(now, arrival, &Waker::from(self.clone()));
     }
 
     /// Moves every message that has arrived by `now` into `due`; pending (the reader to be

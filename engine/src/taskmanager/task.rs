@@ -129,11 +129,9 @@ impl TaskContext {
     /// task goes on processing (Flink's asynchronous snapshot phase).
     pub fn acknowledge(&self, barrier: CheckpointBarrier, snapshot: &TaskSnapshot) {
         let tdd = &self.tdd;
-        let path = format!(
-            "{}/{}",
-            snapshot_dir(tdd.job_id, barrier.checkpoint_id, barrier.kind),
-            CheckpointMetadata::file_name(tdd.vertex, tdd.subtask)
-        );
+        let mut path = snapshot_dir(tdd.job_id, barrier.checkpoint_id, barrier.kind);
+        path.push('/');
+        CheckpointMetadata::push_file_name(&mut path, tdd.vertex, tdd.subtask);
         let bytes = bytes::Bytes::from(serde_json::to_vec(snapshot).expect("snapshots serialize"));
         let (rpc, storage, jobmanager) = (self.services.rpc.clone(), self.storage.clone(), tdd.jobmanager);
         let (job_id, attempt_id, checkpoint_id) = (tdd.job_id, tdd.attempt_id, barrier.checkpoint_id);
