@@ -26,7 +26,7 @@ pub async fn write<T: Serialize>(name: &str, generation: u64, value: &T) -> std:
     content[0..8].copy_from_slice(&generation.to_be_bytes());
     content[8..12].copy_from_slice(&payload_len.to_be_bytes());
     content[12..HEADER].copy_from_slice(&checksum.to_be_bytes());
-    let file = File::create(format!("{name}.{}", generation % 2)).await?;
+    let file = File::create(slot_path(name, generation % 2)).await?;
     file.write_all_at(&content, 0).await?;
     file.sync_all().await
 }
@@ -35,7 +35,7 @@ pub async fn write<T: Serialize>(name: &str, generation: u64, value: &T) -> std:
 pub async fn read<T: DeserializeOwned>(name: &str) -> Option<(u64, T)> {
     let mut best: Option<(u64, T)> = None;
     for slot in 0..2 {
-        let Ok(content) = madsim::fs::read(format!("{name}.{slot}")).await else {
+        let Ok(content) = madsim::fs::read(slot_path(name, slot)).await else {
             continue;
         };
         let Some(parsed) = parse(&content) else {
@@ -46,6 +46,15 @@ pub async fn read<T: DeserializeOwned>(name: &str) -> Option<(u64, T)> {
         }
     }
     best
+}
+
+/// `<name>.<slot>`, built by hand rather than by `format!`, which runs on every storage put.
+fn slot_path(name: &str, slot: u64) -> String {
+    let mut path = String::with_capacity(name.len() + 2);
+    path.push_str(name);
+    path.push('.');
+    path.push(if slot == 0 { '0' } else { '1' });
+    path
 }
 
 fn parse<T: DeserializeOwned>(content: &[u8]) -> Option<(u64, T)> {
