@@ -653,20 +653,12 @@ fn push3(n: u16, out: &mut Vec<u8>) {
     out.extend_from_slice(&[b'0' + (n / 100) as u8, b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]);
 }
 
-/// Appends `n` in decimal, zero-padded to at least `min_digits` (≤ 20).
-fn write_decimal(mut n: u64, min_digits: usize, out: &mut Vec<u8>) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let start = i.min(buf.len() - min_digits.min(buf.len()));
-    out.extend_from_slice(&buf[start..]);
+/// Appends `n` in decimal, zero-padded to at least `min_digits`.
+fn write_decimal(n: u64, min_digits: usize, out: &mut Vec<u8>) {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(n).as_bytes();
+    out.resize(out.len() + min_digits.saturating_sub(digits.len()), b'0');
+    out.extend_from_slice(digits);
 }
 
 /// The value of a short run of ASCII digits (≤ 9 of them), or `None` if any byte is not a digit.

@@ -17,11 +17,16 @@ macro_rules! hex_id {
             pub fn random() -> Self {
                 $name(madsim::rand::random::<u128>())
             }
+
+            /// The id as `Display` prints it: 32 lowercase hex digits, zero-padded.
+            pub fn hex(&self) -> [u8; 32] {
+                hex32(self.0)
+            }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(std::str::from_utf8(&hex32(self.0)).expect("hex digits are ASCII"))
+                f.write_str(std::str::from_utf8(&self.hex()).expect("hex digits are ASCII"))
             }
         }
     };

@@ -84,25 +84,12 @@ pub fn checkpoint_dir(job_id: JobId, id: u64) -> String {
 
 /// Appends `job_id` as its `Display` writes it: 32 lowercase hex digits.
 fn push_hex_id(out: &mut String, job_id: JobId) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..32).rev() {
-        out.push(char::from(DIGITS[((job_id.0 >> (4 * shift)) & 0xf) as usize]));
-    }
+    out.push_str(std::str::from_utf8(&job_id.hex()).expect("hex digits are ASCII"));
 }
 
 /// Appends `n` in decimal.
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&digit| char::from(digit)));
+fn push_decimal(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Where a task's snapshot for one checkpoint lies, and how big it is.
