@@ -196,6 +196,9 @@ impl PartitionLog {
     /// first); control batches are refused: only [`write_marker`](Self::write_marker) writes them.
     pub async fn append(&mut self, batch: Bytes) -> Result<ProduceAck, KafkaError> {
         let parsed = self.parse_produced(batch)?;
+        // Awaited as it is: spelling `append_parsed` out here and dropping the batch before the
+        // write made every produce's future smaller (0.25% fewer instructions), and an hour's
+        // peak memory 6 MB higher (the allocator's layout), over the memory goal.
         self.append_parsed(parsed).await
     }
 
