@@ -158,12 +158,10 @@ impl ClickEvent {
         if let Some((timestamp_ms, page)) = Self::parse_generated(dates, bytes) {
             return Some(ClickEvent { timestamp_ms, page: SmolStr::new_static(PAGES[page]) });
         }
-        const HEAD: &[u8] = EVENT_HEAD;
-        const MIDDLE: &[u8] = EVENT_MIDDLE;
-        let page = bytes.get(HEAD.len() + DATE_LEN + MIDDLE.len()..)?.strip_suffix(EVENT_TAIL)?;
-        let (head, rest) = bytes.split_at(HEAD.len());
+        let page = bytes.get(COMPACT_PAGE_AT..)?.strip_suffix(EVENT_TAIL)?;
+        let (head, rest) = bytes.split_at(EVENT_HEAD.len());
         let (date, rest) = rest.split_at(DATE_LEN);
-        if head != HEAD || !rest.starts_with(MIDDLE) {
+        if head != EVENT_HEAD || !rest.starts_with(EVENT_MIDDLE) {
             return None;
         }
         // The generator's pages are known: no character to check, no UTF-8 check, no copy.
@@ -192,7 +190,8 @@ const EVENT_TAIL: &[u8] = br#""}"#;
 #[derive(Clone, Debug, Default)]
 pub struct ClickEventWriter {
     dates: DateWriter,
-    /// The last timestamp formatted and its date.
+    /// The last timestamp formatted and its date. `DateWriter` keeps its last date too, but
+    /// asking it again for each page (a clear and a copy) cost 30 instructions per event.
     date_ms: Option<i64>,
     date: Vec<u8>,
     /// Each page's record as last written, and its timestamp.
@@ -245,14 +244,8 @@ impl ClickEvent {
         // The page and what closes the record are checked; the rest is the head, the date and
         // the middle, at fixed offsets of a fixed-size prefix (no bounds to check).
         let fixed: &[u8; COMPACT_PAGE_AT] = bytes.get(..COMPACT_PAGE_AT)?.try_into().ok()?;
-        let word = |at: usize| u64::from_le_bytes(fixed[at..at + 8].try_into().unwrap());
-        let pattern = |bytes: &[u8], at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
         let middle_at = EVENT_HEAD.len() + DATE_LEN;
-        let head_ok = word(0) == pattern(EVENT_HEAD, 0)
-            && word(EVENT_HEAD.len() - 8) == pattern(EVENT_HEAD, EVENT_HEAD.len() - 8);
-        let middle_ok = word(middle_at) == pattern(EVENT_MIDDLE, 0)
-            && word(middle_at + EVENT_MIDDLE.len() - 8) == pattern(EVENT_MIDDLE, EVENT_MIDDLE.len() - 8);
-        if !(head_ok && middle_ok) {
+        if !(eq16(fixed, 0, EVENT_HEAD) && eq16(fixed, middle_at, EVENT_MIDDLE)) {
             return None;
         }
         let date: &[u8; DATE_LEN] = fixed[EVENT_HEAD.len()..middle_at].try_into().unwrap();
@@ -275,7 +268,7 @@ fn eq16(bytes: &[u8], at: usize, pattern: &[u8]) -> bool {
 }
 
 /// Where the page starts in a compact record: after `{"timestamp":"<date>","page":"`.
-const COMPACT_PAGE_AT: usize = br#"{"timestamp":""#.len() + DATE_LEN + br#"","page":""#.len();
+const COMPACT_PAGE_AT: usize = EVENT_HEAD.len() + DATE_LEN + EVENT_MIDDLE.len();
 
 /// The last eight bytes of a compact record of each of [`PAGES`]: `"/help"}`, `/index"}`, ...
 /// (every page has five or six bytes).
