@@ -215,8 +215,16 @@ impl ClickEventWriter {
         let date_at = EVENT_HEAD.len()..EVENT_HEAD.len() + self.date.len();
         let len = date_at.end + EVENT_MIDDLE.len() + page_bytes.len() + EVENT_TAIL.len();
         if record.len() == len {
-            // Same page, a date of the same length: only the date differs.
-            record[date_at].copy_from_slice(&self.date);
+            // Same page, a date of the same length: only the date differs. A four-digit year's
+            // date (every one of a run's) is copied as a fixed-size array, in a few moves rather
+            // than a call to `memcpy` (15 instructions an event, by a callgrind profile).
+            match <&[u8; DATE_LEN]>::try_from(self.date.as_slice()) {
+                Ok(date) => {
+                    let at = &mut record[EVENT_HEAD.len()..EVENT_HEAD.len() + DATE_LEN];
+                    <&mut [u8; DATE_LEN]>::try_from(at).expect("a date's length").copy_from_slice(date);
+                }
+                Err(_) => record[date_at].copy_from_slice(&self.date),
+            }
         } else {
             record.clear();
             record.reserve(len);
