@@ -441,10 +441,11 @@ fn records_fill(batch: &[u8], count: u32) -> bool {
         let Some((len, after_len)) = read_varint(batch, after_delta) else {
             return false;
         };
-        match usize::try_from(len).ok().and_then(|len| after_len.checked_add(len)) {
-            Some(end) if end <= batch.len() => at = end,
-            _ => return false,
+        // A varint read ends within the batch: what is left cannot underflow.
+        if len > (batch.len() - after_len) as u64 {
+            return false;
         }
+        at = after_len + len as usize;
     }
     at == batch.len()
 }
