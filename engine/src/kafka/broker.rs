@@ -451,9 +451,11 @@ impl Broker {
         // Each partition found once: its place names its log here and its waiters there.
         let asked = req.partitions.iter().map(|position| self.logs.index(&position.partition));
         let mut hold = self.purgatory.hold(asked.collect(), deadline);
+        // One list for every read of the fetch: a held fetch reads again once woken.
+        let mut partitions = Vec::with_capacity(req.partitions.len());
         loop {
             let seen = hold.changes();
-            let mut partitions = Vec::with_capacity(req.partitions.len());
+            partitions.clear();
             let mut ready = false;
             for (position, index) in req.partitions.iter().zip(hold.partitions()) {
                 let log = match index {
