@@ -341,7 +341,7 @@ impl Producer {
         });
         let mut sender = Sender::new(shared.clone(), rpc);
         sender.identity = identity;
-        sender.feeding = feed.map(|feed| Feeding { feed });
+        sender.feeding = feed.map(Feeding::new);
         madsim::task::spawn(sender.run());
         Producer { _closer: Arc::new(Closer(shared.clone())), shared }
     }
@@ -456,16 +456,28 @@ impl Route {
 /// A sender's feed.
 struct Feeding {
     feed: Box<dyn RecordFeed>,
+    /// The feed's topic and the most bytes one of its records takes in a batch, asked once
+    /// rather than through its vtable per look (the varints of a timestamp delta and of a
+    /// length take at most 10 bytes each).
+    topic: SmolStr,
+    record_bound: usize,
 }
 
 impl Feeding {
+    /// Feeding from `feed`.
+    fn new(feed: Box<dyn RecordFeed>) -> Feeding {
+        let topic = SmolStr::new(feed.topic());
+        let record_bound = feed.max_value_bytes() + 20;
+        Feeding { feed, topic, record_bound }
+    }
+
     /// Appends the feed's records due by `now`, each as if sent at its due instant.
     fn take_due(&mut self, acc: &mut Accumulator, now: Instant, batch_bytes: usize) {
         if self.feed.due(0).is_none_or(|due| due > now) {
             return;
         }
         let mut record = acc.next_record;
-        let queue = acc.queue(self.feed.topic());
+        let queue = acc.queue(&self.topic);
         while let Some(due) = self.feed.due(0)
             && due <= now
         {
@@ -479,15 +491,13 @@ impl Feeding {
     /// When the sender must look again for the feed: when its next record opens a batch if
     /// none is open, or else when the open batch may have filled up (before it lingers out).
     fn next_look(&self, acc: &Accumulator, batch_bytes: usize) -> Option<Instant> {
-        let open = acc.topics.get(self.feed.topic()).and_then(|queue| queue.open.as_ref());
+        let open = acc.topics.get(&self.topic).and_then(|queue| queue.open.as_ref());
         let Some(open) = open else {
             return self.feed.due(0);
         };
-        // The varints of a timestamp delta and of a length take at most 10 bytes each: the
-        // records due before the returned instant fit.
-        let record_bound = self.feed.max_value_bytes() + 20;
+        // The records due before the returned instant fit (each takes at most `record_bound`).
         let room = batch_bytes.saturating_sub(open.builder.size_bytes());
-        self.feed.due((room / record_bound) as u64)
+        self.feed.due((room / self.record_bound) as u64)
     }
 }
 
@@ -711,7 +721,7 @@ mod tests {
     }
 
     fn feeding(origin: Instant, pace: Duration) -> Feeding {
-        Feeding { feed: Box::new(Ticks { origin, pace, next: 0 }) }
+        Feeding::new(Box::new(Ticks { origin, pace, next: 0 }))
     }
 
     fn runtime() -> madsim::runtime::Runtime {

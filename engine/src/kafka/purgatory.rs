@@ -91,7 +91,8 @@ impl Purgatory {
     pub(super) fn hold(&self, partitions: Vec<Option<usize>>, deadline: Instant) -> Hold {
         let mut state = self.shared.state.lock().unwrap();
         state.next_id += 1;
-        Hold { shared: self.shared.clone(), id: state.next_id, deadline, partitions }
+        let noted = Some(state.changes(&partitions));
+        Hold { shared: self.shared.clone(), id: state.next_id, deadline, partitions, noted }
     }
 
     /// How many runtime timers are armed and still ahead (tests only).
@@ -108,6 +109,9 @@ pub(super) struct Hold {
     deadline: Instant,
     /// The fetch's partitions in its order, each at its place (`None`: unknown).
     partitions: Vec<Option<usize>>,
+    /// The partitions' changes when the hold was made, for the first [`Hold::changes`]: no
+    /// second lock for the same sum.
+    noted: Option<u64>,
 }
 
 /// Why a [`Hold::wait`] ended.
@@ -128,7 +132,10 @@ impl Hold {
 
     /// The partitions' changes so far: note them before reading, so that a change racing with
     /// the read still ends the wait.
-    pub(super) fn changes(&self) -> u64 {
+    pub(super) fn changes(&mut self) -> u64 {
+        if let Some(noted) = self.noted.take() {
+            return noted;
+        }
         self.shared.state.lock().unwrap().changes(&self.partitions)
     }
 

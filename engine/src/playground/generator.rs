@@ -224,7 +224,13 @@ impl RecordFeed for ClickEvents {
         if ahead == 0 {
             return self.next_due;
         }
-        self.due_of(self.next.checked_add(ahead)?)
+        // From the next event's due instant, as `step_due` does: the instant `due_of` works out
+        // for event `next + ahead`, and `None` exactly when it is (a callgrind profile: working
+        // it out afresh cost 60 instructions a look).
+        self.next.checked_add(ahead)?;
+        let extra = self.pace_nanos?.checked_mul(ahead)?;
+        self.next_since?.checked_add(extra)?;
+        self.next_due?.checked_add(Duration::from_nanos(extra))
     }
 
     fn take(&mut self) -> (i64, &[u8]) {
@@ -296,6 +302,10 @@ mod tests {
                 let mut events = ClickEvents::new(&config, first, start);
                 for k in first..first + 3_000 {
                     assert_eq!(events.due(0), events.due_of(k), "pace {pace:?}, event {k}");
+                    for ahead in [1, 2, 7, 290, u64::MAX / 2] {
+                        let direct = k.checked_add(ahead).and_then(|at| events.due_of(at));
+                        assert_eq!(events.due(ahead), direct, "pace {pace:?}, event {k} + {ahead}");
+                    }
                     events.take();
                 }
             }
