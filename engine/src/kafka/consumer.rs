@@ -172,11 +172,10 @@ impl Consumer {
     /// [`poll`](Self::poll), handing out the fetched batches to be read in place: no list of
     /// records, and no reference count touched per record.
     pub async fn poll_batches(&mut self) -> Result<Fetched, KafkaError> {
-        let mut fetched = Fetched { partitions: Vec::new(), batches: Vec::new() };
         if self.positions.is_empty() {
             // Nothing to ask for; wait as the broker would, so a poll loop does not spin.
             madsim::time::sleep(self.config.max_wait).await;
-            return Ok(fetched);
+            return Ok(Fetched { partitions: Vec::new(), batches: Vec::new() });
         }
         let request = Fetch {
             partitions: self
@@ -193,6 +192,16 @@ impl Consumer {
         if let Some(error) = response.partitions.iter().find_map(|p| p.error.clone()) {
             return Err(error);
         }
+        // Both lists sized once from the response (its batches counted by their framing): grown
+        // push by push, they cost 8.6 M instructions in 5 simulated minutes (a callgrind
+        // profile), most of it the oracle's fetches of a thousand batches and more. Sized as
+        // growing would have left them (at least 4, a power of two): sized exactly, the
+        // allocator's layout left an hour's peak memory 2 MB higher.
+        let batches: usize = response.partitions.iter().map(|p| RecordBatches::framed(&p.records)).sum();
+        let mut fetched = Fetched {
+            partitions: Vec::with_capacity(response.partitions.len().max(4).next_power_of_two()),
+            batches: Vec::with_capacity(batches.max(4).next_power_of_two()),
+        };
         let read_committed = self.config.isolation == IsolationLevel::ReadCommitted;
         for part in response.partitions {
             let Some(&position) = self.positions.get(&part.partition) else {

@@ -432,8 +432,15 @@ impl PartitionLog {
             record_count: h.record_count,
             base_offset: h.base_offset,
         };
-        self.producers
-            .insert(h.producer_id, ProducerState { epoch: h.producer_epoch, last: Some(last) });
+        let state = ProducerState { epoch: h.producer_epoch, last: Some(last) };
+        // Updated in place when known (every batch but a producer's first here): cheaper than
+        // an insert's replacing of the value.
+        match self.producers.get_mut(&h.producer_id) {
+            Some(known) => *known = state,
+            None => {
+                self.producers.insert(h.producer_id, state);
+            }
+        }
     }
 
     /// Keeps the open transactions and the aborted-transaction index up to date with one

@@ -14,7 +14,6 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use madsim::time::Instant;
 
-use crate::protocol::kafka::TopicPartition;
 use crate::timer::Clock;
 
 /// Where held fetches wait: on their partitions for changes, together for their deadlines.
@@ -29,9 +28,8 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    /// The partitions, each at its place in `partitions`: a handful, found by a scan (see
-    /// [`State::index`]).
-    names: Vec<TopicPartition>,
+    /// The partitions, each at its place among the broker's logs (the broker finds a partition
+    /// once per request and hands its place to both).
     partitions: Vec<Partition>,
     /// The held fetches' (deadline, id), with their wakers, in no order: a handful at a time,
     /// so a list's push and scan cost less than a map's insert and remove, once per held fetch
@@ -50,15 +48,9 @@ struct Partition {
 }
 
 impl State {
-    /// `tp`'s place in `partitions`: a scan, cheaper than a map's search for the broker's few
-    /// partitions.
-    fn index(&self, tp: &TopicPartition) -> Option<usize> {
-        self.names.iter().position(|known| known == tp)
-    }
-
     /// The changes of `partitions` so far, summed (they only grow, so the sum moves with any).
-    fn changes(&self, partitions: &[usize]) -> u64 {
-        partitions.iter().fold(0u64, |sum, &p| sum.wrapping_add(self.partitions[p].changes))
+    fn changes(&self, partitions: &[Option<usize>]) -> u64 {
+        partitions.iter().flatten().fold(0u64, |sum, &p| sum.wrapping_add(self.partitions[p].changes))
     }
 
     fn changed(&mut self, partition: usize) {
@@ -71,22 +63,17 @@ impl State {
 }
 
 impl Purgatory {
-    /// An empty purgatory for `partitions`.
-    pub(super) fn new<'a>(partitions: impl IntoIterator<Item = &'a TopicPartition>) -> Purgatory {
+    /// An empty purgatory for `partitions` partitions, known by their places `0..partitions`.
+    pub(super) fn new(partitions: usize) -> Purgatory {
         let mut state = State::default();
-        for tp in partitions {
-            if state.index(tp).is_none() {
-                state.names.push(tp.clone());
-                state.partitions.push(Partition::default());
-            }
-        }
+        state.partitions.resize_with(partitions, Partition::default);
         Purgatory { shared: Arc::new(Shared { clock: Clock::current(), state: Mutex::new(state) }) }
     }
 
-    /// Wakes the fetches held on `tp`: it was appended to.
-    pub(super) fn appended(&self, tp: &TopicPartition) {
+    /// Wakes the fetches held on the partition at `partition`: it was appended to.
+    pub(super) fn appended(&self, partition: usize) {
         let mut state = self.shared.state.lock().unwrap();
-        if let Some(partition) = state.index(tp) {
+        if partition < state.partitions.len() {
             state.changed(partition);
         }
     }
@@ -99,16 +86,13 @@ impl Purgatory {
         }
     }
 
-    /// A fetch of `partitions` (unknown ones are left out) that may wait until `deadline`.
-    pub(super) fn hold<'a>(
-        &self,
-        partitions: impl IntoIterator<Item = &'a TopicPartition>,
-        deadline: Instant,
-    ) -> Hold {
+    /// A fetch of `partitions` (their places, below the count given to [`new`](Self::new);
+    /// `None` for an unknown one, which is left out) that may wait until `deadline`.
+    pub(super) fn hold(&self, partitions: Vec<Option<usize>>, deadline: Instant) -> Hold {
         let mut state = self.shared.state.lock().unwrap();
-        let watched = partitions.into_iter().filter_map(|tp| state.index(tp)).collect();
         state.next_id += 1;
-        Hold { shared: self.shared.clone(), id: state.next_id, deadline, partitions: watched }
+        let noted = Some(state.changes(&partitions));
+        Hold { shared: self.shared.clone(), id: state.next_id, deadline, partitions, noted }
     }
 
     /// How many runtime timers are armed and still ahead (tests only).
@@ -123,7 +107,11 @@ pub(super) struct Hold {
     shared: Arc<Shared>,
     id: u64,
     deadline: Instant,
-    partitions: Vec<usize>,
+    /// The fetch's partitions in its order, each at its place (`None`: unknown).
+    partitions: Vec<Option<usize>>,
+    /// The partitions' changes when the hold was made, for the first [`Hold::changes`]: no
+    /// second lock for the same sum.
+    noted: Option<u64>,
 }
 
 /// Why a [`Hold::wait`] ended.
@@ -136,9 +124,18 @@ pub(super) enum Woken {
 }
 
 impl Hold {
+    /// The fetch's partitions in the order given to [`Purgatory::hold`], each at its place
+    /// (`None`: unknown).
+    pub(super) fn partitions(&self) -> &[Option<usize>] {
+        &self.partitions
+    }
+
     /// The partitions' changes so far: note them before reading, so that a change racing with
     /// the read still ends the wait.
-    pub(super) fn changes(&self) -> u64 {
+    pub(super) fn changes(&mut self) -> u64 {
+        if let Some(noted) = self.noted.take() {
+            return noted;
+        }
         self.shared.state.lock().unwrap().changes(&self.partitions)
     }
 
@@ -148,16 +145,17 @@ impl Hold {
     }
 
     fn poll_wait(&mut self, cx: &mut Context<'_>, seen: u64) -> Poll<Woken> {
-        let now = self.shared.clock.now();
         let mut state = self.shared.state.lock().unwrap();
         if state.changes(&self.partitions) != seen {
             return Poll::Ready(Woken::Changed);
         }
+        // Read only when nothing changed (half the polls: the others were woken by a change).
+        let now = self.shared.clock.now();
         if now >= self.deadline {
             return Poll::Ready(Woken::Deadline);
         }
         let waker = cx.waker();
-        for &partition in &self.partitions {
+        for &partition in self.partitions.iter().flatten() {
             register(&mut state.partitions[partition].waiting, self.id, waker);
         }
         let key = (self.deadline, self.id);
@@ -166,7 +164,7 @@ impl Hold {
             Some((_, held)) => *held = waker.clone(),
             None => state.deadlines.push((key, waker.clone())),
         }
-        if state.armed.range(..=self.deadline).next().is_none() {
+        if !armed_by(&state.armed, self.deadline) {
             state.armed.insert(self.deadline);
             drop(state);
             let alarm = Arc::new(Alarm { shared: Arc::downgrade(&self.shared), at: self.deadline });
@@ -174,6 +172,12 @@ impl Hold {
         }
         Poll::Pending
     }
+}
+
+/// Whether a timer is armed at or before `deadline`: the earliest armed one is (cheaper to ask
+/// than a range's search).
+fn armed_by(armed: &BTreeSet<Instant>, deadline: Instant) -> bool {
+    armed.first().is_some_and(|&first| first <= deadline)
 }
 
 /// Puts `id`'s waker on a partition's waiting list, once.
@@ -192,7 +196,7 @@ impl Drop for Hold {
         if let Some(i) = state.deadlines.iter().position(|(held, _)| *held == key) {
             state.deadlines.swap_remove(i);
         }
-        for &partition in &self.partitions {
+        for &partition in self.partitions.iter().flatten() {
             state.partitions[partition].waiting.retain(|(held, _)| *held != self.id);
         }
     }
@@ -220,7 +224,7 @@ impl Wake for Alarm {
         }
         let later = state.deadlines.iter().filter(|((deadline, _), _)| *deadline > self.at);
         if let Some(((deadline, _), waker)) = later.min_by_key(|(key, _)| *key)
-            && state.armed.range(..=*deadline).next().is_none()
+            && !armed_by(&state.armed, *deadline)
         {
             waker.wake_by_ref(); // it arms a timer for its own deadline when polled
         }
@@ -237,14 +241,10 @@ mod tests {
         madsim::runtime::Runtime::with_seed_and_config(11, madsim::Config::default())
     }
 
-    fn tp(partition: u32) -> TopicPartition {
-        TopicPartition::new(smol_str::SmolStr::new_static("input"), partition)
-    }
-
     /// Holds a fetch of `partition` until `max_wait` from now; says how it ended and when.
-    async fn held(purgatory: &Purgatory, partition: u32, max_wait: Duration) -> (Woken, Duration) {
+    async fn held(purgatory: &Purgatory, partition: usize, max_wait: Duration) -> (Woken, Duration) {
         let start = Instant::now();
-        let mut hold = purgatory.hold([&tp(partition)], start + max_wait);
+        let mut hold = purgatory.hold(vec![Some(partition)], start + max_wait);
         let seen = hold.changes();
         let woken = hold.wait(seen).await;
         (woken, start.elapsed())
@@ -253,7 +253,7 @@ mod tests {
     /// [`held`] in a task of its own.
     fn spawn_held(
         purgatory: &Arc<Purgatory>,
-        partition: u32,
+        partition: usize,
         max_wait: Duration,
     ) -> madsim::task::JoinHandle<(Woken, Duration)> {
         let purgatory = purgatory.clone();
@@ -268,11 +268,11 @@ mod tests {
     #[test]
     fn a_held_fetch_ends_at_its_deadline_or_at_its_partitions_append() {
         runtime().block_on(async {
-            let purgatory = Arc::new(Purgatory::new([&tp(0), &tp(1)]));
+            let purgatory = Arc::new(Purgatory::new(2));
             let timed_out = spawn_held(&purgatory, 0, Duration::from_millis(500));
             let appended = spawn_held(&purgatory, 1, Duration::from_millis(500));
             madsim::time::sleep(Duration::from_millis(120)).await;
-            purgatory.appended(&tp(1));
+            purgatory.appended(1);
             let (woken, after) = appended.await.unwrap();
             assert_eq!(woken, Woken::Changed);
             // The waiter started a few instructions' worth of simulated time after the sleep.
@@ -287,8 +287,8 @@ mod tests {
     #[test]
     fn a_change_between_noting_and_waiting_ends_the_wait_at_once() {
         runtime().block_on(async {
-            let purgatory = Purgatory::new([&tp(0)]);
-            let mut hold = purgatory.hold([&tp(0)], Instant::now() + Duration::from_secs(1));
+            let purgatory = Purgatory::new(1);
+            let mut hold = purgatory.hold(vec![Some(0)], Instant::now() + Duration::from_secs(1));
             let seen = hold.changes();
             purgatory.changed_all();
             let start = Instant::now();
@@ -300,14 +300,14 @@ mod tests {
     #[test]
     fn fetches_answered_early_share_one_timer_and_the_last_still_meets_its_deadline() {
         runtime().block_on(async {
-            let purgatory = Arc::new(Purgatory::new([&tp(0)]));
+            let purgatory = Arc::new(Purgatory::new(1));
             // A fetch every 10 ms, each ended by an append 5 ms later, as in a steady run: the
             // first one's timer (at 500 ms) covers all of them.
             for _ in 0..40 {
                 let waiter = spawn_held(&purgatory, 0, Duration::from_millis(500));
                 madsim::time::sleep(Duration::from_millis(5)).await;
                 assert_eq!(purgatory.armed(), 1, "one timer covers every held fetch");
-                purgatory.appended(&tp(0));
+                purgatory.appended(0);
                 assert_eq!(waiter.await.unwrap().0, Woken::Changed);
                 madsim::time::sleep(Duration::from_millis(5)).await;
             }
@@ -323,8 +323,8 @@ mod tests {
     #[test]
     fn a_dropped_fetch_leaves_nothing_behind() {
         runtime().block_on(async {
-            let purgatory = Purgatory::new([&tp(0)]);
-            let mut hold = purgatory.hold([&tp(0)], Instant::now() + Duration::from_secs(1));
+            let purgatory = Purgatory::new(1);
+            let mut hold = purgatory.hold(vec![Some(0)], Instant::now() + Duration::from_secs(1));
             let seen = hold.changes();
             let waited = madsim::time::timeout(Duration::from_millis(10), hold.wait(seen)).await;
             assert!(waited.is_err());

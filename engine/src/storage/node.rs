@@ -107,6 +107,16 @@ struct Entry {
 /// One row of the index on disk: path, slot, length.
 type IndexRow = (String, u32, u64);
 
+/// The index's rows ([`IndexRow`]s) serialized straight from the map: the same bytes as a list
+/// of them, without the list built and dropped on every commit.
+struct IndexRows<'a>(&'a BTreeMap<String, Entry>);
+
+impl serde::Serialize for IndexRows<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(path, e)| (path.as_str(), e.slot, e.len)))
+    }
+}
+
 /// The node's whole memory: the index of the volume, never the files' bytes.
 struct Volume {
     files: BTreeMap<String, Entry>,
@@ -292,9 +302,7 @@ impl Volume {
 
     /// Writes the index as it is in memory as the cell's next generation.
     async fn commit(&mut self) -> std::io::Result<()> {
-        let rows: Vec<(&str, u32, u64)> =
-            self.files.iter().map(|(path, e)| (path.as_str(), e.slot, e.len)).collect();
-        cell::write(INDEX_CELL, self.generation + 1, &rows).await?;
+        cell::write(INDEX_CELL, self.generation + 1, &IndexRows(&self.files)).await?;
         self.generation += 1;
         Ok(())
     }
@@ -305,6 +313,26 @@ impl Volume {
         // recovery, both of which truncate it again; the deletion itself is already durable.
         let _ = File::create(blob_path(slot)).await;
         self.free.insert(slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_is_written_as_the_list_of_its_rows() {
+        let mut files = BTreeMap::new();
+        let rows: Vec<IndexRow> =
+            vec![("checkpoints/chk-1/_metadata".into(), 3, 1024), ("savepoints/a".into(), 0, 0)];
+        for (path, slot, len) in &rows {
+            files.insert(path.clone(), Entry { slot: *slot, len: *len });
+        }
+        let written = postcard::to_stdvec(&IndexRows(&files)).unwrap();
+        assert_eq!(written, postcard::to_stdvec(&rows).unwrap());
+        assert_eq!(postcard::from_bytes::<Vec<IndexRow>>(&written).unwrap(), rows);
+        let empty = postcard::to_stdvec(&IndexRows(&BTreeMap::new())).unwrap();
+        assert_eq!(empty, postcard::to_stdvec(&Vec::<IndexRow>::new()).unwrap());
     }
 }
 
