@@ -25,7 +25,8 @@ use crate::protocol::job::Vertex;
 use crate::protocol::key_group::KeyGroup;
 use crate::rpc::Rpc;
 
-use super::credit::{self, BufferKind, InputBufferUsage, InputCredits};
+use super::credit::{BufferKind, InputBufferUsage, InputCredits};
+use super::gate_queue::{self, GateReceiver, GateSender};
 use super::metrics::TaskMetrics;
 
 /// How often the output flusher ships partly filled buffers (Flink's buffer timeout).
@@ -187,7 +188,7 @@ impl GateKey {
 }
 
 struct GateEntry {
-    sender: mpsc::Sender<GateInput>,
+    sender: GateSender,
     credits: Arc<GateCredits>,
     /// Next expected sequence number per input channel: resent buffers are dropped.
     next_sequence: BTreeMap<u32, u64>,
@@ -203,8 +204,7 @@ impl GateRegistry {
     /// Creates the input gate of a consuming subtask with `channels` input channels.
     pub fn open_gate(&self, key: GateKey, channels: u32) -> InputGate {
         // Credit bounds what is in the gate: its queue never holds more than all its buffers.
-        let buffers = credit::EXCLUSIVE_BUFFERS_PER_CHANNEL * channels as usize + credit::FLOATING_BUFFERS_PER_GATE;
-        let (sender, receiver) = mpsc::channel(buffers);
+        let (sender, receiver) = gate_queue::queue();
         let credits = Arc::new(GateCredits::new(channels));
         let entry = GateEntry { sender, credits: credits.clone(), next_sequence: BTreeMap::new() };
         if let Some(replaced) = self.gates.lock().unwrap().insert(key, entry) {
@@ -239,9 +239,8 @@ impl GateRegistry {
     /// it (counting them again cost about 90 instructions per buffer).
     async fn deliver_counted(&self, delivery: DeliverBuffer, records: usize) -> Result<(), DeliverBuffer> {
         let DeliverBuffer { channel, sequence, backlog, buffer } = delivery;
-        // What is left to do outside the lock: the input to queue once there is room, or the
-        // buffer to admit once its channel has credit.
-        let (sender, next) = {
+        // What is left to do outside the lock: the buffer to admit once its channel has credit.
+        let (sender, credits, buffer) = {
             let mut gates = self.gates.lock().unwrap();
             let Some(entry) = gates.get_mut(&GateKey::of_channel(&channel)) else {
                 return Err(DeliverBuffer { channel, sequence, backlog, buffer });
@@ -251,37 +250,27 @@ impl GateRegistry {
                 return Ok(()); // a resend of a buffer already taken
             }
             *next = sequence + 1;
-            // Nearly every buffer has credit and room in the queue at once: it goes in here, as
-            // the waiting path below would put it, without cloning the queue's sender and the
-            // credits for a wait that does not come (about 250 instructions per buffer).
+            // Nearly every buffer has credit at once: it goes in here, as the waiting path below
+            // would put it, without cloning the queue's sender and the credits for a wait that
+            // does not come (about 250 instructions per buffer).
             match entry.credits.try_admit(channel.input_index, sequence, backlog) {
                 Some(Some(kind)) => {
-                    match entry.sender.try_send(GateInput { channel: channel.input_index, buffer, records, kind }) {
-                        Ok(()) => return Ok(()),
-                        Err(mpsc::error::TrySendError::Closed(refused)) => {
-                            return Err(DeliverBuffer { channel, sequence, backlog, buffer: refused.buffer });
-                        }
-                        Err(mpsc::error::TrySendError::Full(input)) => (entry.sender.clone(), Ok(input)),
-                    }
+                    return entry
+                        .sender
+                        .send(GateInput { channel: channel.input_index, buffer, records, kind })
+                        .map_err(|refused| DeliverBuffer { channel, sequence, backlog, buffer: refused.buffer });
                 }
                 // The gate closed.
                 Some(None) => return Err(DeliverBuffer { channel, sequence, backlog, buffer }),
-                None => (entry.sender.clone(), Err((entry.credits.clone(), buffer))),
+                None => (entry.sender.clone(), entry.credits.clone(), buffer),
             }
         };
-        let input = match next {
-            Ok(input) => input,
-            Err((credits, buffer)) => {
-                let Some(kind) = credits.admit(channel.input_index, sequence, backlog).await else {
-                    return Err(DeliverBuffer { channel, sequence, backlog, buffer });
-                };
-                GateInput { channel: channel.input_index, buffer, records, kind }
-            }
+        let Some(kind) = credits.admit(channel.input_index, sequence, backlog).await else {
+            return Err(DeliverBuffer { channel, sequence, backlog, buffer });
         };
         sender
-            .send(input)
-            .await
-            .map_err(|refused| DeliverBuffer { channel, sequence, backlog, buffer: refused.0.buffer })
+            .send(GateInput { channel: channel.input_index, buffer, records, kind })
+            .map_err(|refused| DeliverBuffer { channel, sequence, backlog, buffer: refused.buffer })
     }
 
     /// Answers a remote producer's delivery.
@@ -832,7 +821,7 @@ struct Alignment {
 
 /// A task's input: buffers from all its channels, elements in per-channel order.
 pub struct InputGate {
-    receiver: mpsc::Receiver<GateInput>,
+    receiver: GateReceiver,
     clocks: Vec<ChannelClock>,
     current: std::vec::IntoIter<StreamElement>,
     current_channel: u32,
@@ -863,7 +852,7 @@ struct BusyClock {
 }
 
 impl InputGate {
-    fn new(receiver: mpsc::Receiver<GateInput>, channels: u32, credits: Arc<GateCredits>) -> InputGate {
+    fn new(receiver: GateReceiver, channels: u32, credits: Arc<GateCredits>) -> InputGate {
         let clock = ChannelClock { watermark: i64::MIN, idle: false, aligned: true };
         InputGate {
             receiver,
@@ -914,7 +903,7 @@ impl InputGate {
             if let Some(event) = self.next_buffered() {
                 return event;
             }
-            match self.receiver.recv().await {
+            match std::future::poll_fn(|cx| self.receiver.poll_recv(cx)).await {
                 Some(input) => {
                     if let Some(metrics) = &self.metrics {
                         metrics.add_records_in(input.records as u64);
@@ -1223,12 +1212,12 @@ mod tests {
     /// no task, no runtime.
     struct Gate {
         gate: InputGate,
-        input: mpsc::Sender<GateInput>,
+        input: GateSender,
     }
 
     impl Gate {
         fn with_channels(channels: u32) -> Gate {
-            let (input, receiver) = mpsc::channel(16);
+            let (input, receiver) = gate_queue::queue();
             Gate { gate: InputGate::new(receiver, channels, Arc::new(GateCredits::new(channels))), input }
         }
 
@@ -1242,7 +1231,7 @@ mod tests {
         fn deliver(&mut self, channel: u32, elements: Vec<StreamElement>) -> Vec<GateEvent> {
             let buffer = NetworkBuffer { elements, bytes: 0 };
             let records = record_count(&buffer.elements);
-            self.input.try_send(GateInput { channel, buffer, records, kind: BufferKind::Exclusive }).expect("room in the gate");
+            self.input.send(GateInput { channel, buffer, records, kind: BufferKind::Exclusive }).expect("the gate is open");
             std::iter::from_fn(|| self.gate.next().now_or_never()).collect()
         }
     }
