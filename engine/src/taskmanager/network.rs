@@ -503,7 +503,11 @@ impl FlowControlProbe {
     /// The task asks its gate for the next event at `now`.
     fn stop_busy(&self, now: Instant) {
         let mut state = self.0.lock().unwrap();
-        state.busy = state.busy(now);
+        // A stretch that ended at the instant it began (a buffer handled in one go, as nearly
+        // every one is) adds nothing: the sum is skipped (about 80 instructions per buffer).
+        if state.busy_since.is_some_and(|(start, _)| now > start) {
+            state.busy = state.busy(now);
+        }
         state.busy_since = None;
     }
 }
