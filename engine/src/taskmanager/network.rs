@@ -238,43 +238,67 @@ impl GateRegistry {
     /// [`deliver`](Self::deliver) for a sender that counted the buffer's `records` as it filled
     /// it (counting them again cost about 90 instructions per buffer).
     async fn deliver_counted(&self, delivery: DeliverBuffer, records: usize) -> Result<(), DeliverBuffer> {
-        match self.deliver_now(delivery, records) {
-            Ok(delivered) => delivered,
-            Err(admission) => admission.wait().await,
-        }
+        let DeliverBuffer { channel, sequence, backlog, buffer } = delivery;
+        // What is left to do outside the lock: the buffer to admit once its channel has credit.
+        let (sender, credits, buffer) = {
+            let mut gates = self.gates.lock().unwrap();
+            let Some(entry) = gates.get_mut(&GateKey::of_channel(&channel)) else {
+                return Err(DeliverBuffer { channel, sequence, backlog, buffer });
+            };
+            let next = entry.next_sequence.entry(channel.input_index).or_insert(0);
+            if sequence < *next {
+                return Ok(()); // a resend of a buffer already taken
+            }
+            *next = sequence + 1;
+            // Nearly every buffer has credit at once: it goes in here, as the waiting path below
+            // would put it, without cloning the queue's sender and the credits for a wait that
+            // does not come (about 250 instructions per buffer).
+            match entry.credits.try_admit(channel.input_index, sequence, backlog) {
+                Some(Some(kind)) => {
+                    return entry
+                        .sender
+                        .send(GateInput { channel: channel.input_index, buffer, records, kind })
+                        .map_err(|refused| DeliverBuffer { channel, sequence, backlog, buffer: refused.buffer });
+                }
+                // The gate closed.
+                Some(None) => return Err(DeliverBuffer { channel, sequence, backlog, buffer }),
+                None => (entry.sender.clone(), entry.credits.clone(), buffer),
+            }
+        };
+        let Some(kind) = credits.admit(channel.input_index, sequence, backlog).await else {
+            return Err(DeliverBuffer { channel, sequence, backlog, buffer });
+        };
+        sender
+            .send(GateInput { channel: channel.input_index, buffer, records, kind })
+            .map_err(|refused| DeliverBuffer { channel, sequence, backlog, buffer: refused.buffer })
     }
 
-    /// [`deliver_counted`](Self::deliver_counted) as far as it goes without waiting: delivered
-    /// (or refused), or the admission to wait for.
-    fn deliver_now(&self, delivery: DeliverBuffer, records: usize) -> Result<Result<(), DeliverBuffer>, Admission> {
-        let DeliverBuffer { channel, sequence, backlog, buffer } = delivery;
+    /// [`deliver_counted`](Self::deliver_counted) where it needs no wait: what it would have
+    /// come to (`Ok`), or the delivery back untouched (`Err`) for `deliver_counted` to do.
+    fn deliver_at_once(&self, delivery: DeliverBuffer, records: usize) -> Result<Result<(), DeliverBuffer>, DeliverBuffer> {
         let mut gates = self.gates.lock().unwrap();
-        let Some(entry) = gates.get_mut(&GateKey::of_channel(&channel)) else {
-            return Ok(Err(DeliverBuffer { channel, sequence, backlog, buffer }));
+        let Some(entry) = gates.get_mut(&GateKey::of_channel(&delivery.channel)) else {
+            return Ok(Err(delivery));
         };
+        let DeliverBuffer { channel, sequence, backlog, buffer } = delivery;
         let next = entry.next_sequence.entry(channel.input_index).or_insert(0);
         if sequence < *next {
             return Ok(Ok(())); // a resend of a buffer already taken
         }
+        // A failed admission changes nothing: `deliver_counted` takes it from the top.
+        let admitted = entry.credits.try_admit(channel.input_index, sequence, backlog);
+        let Some(admitted) = admitted else {
+            return Err(DeliverBuffer { channel, sequence, backlog, buffer });
+        };
         *next = sequence + 1;
-        // Nearly every buffer has credit at once: it goes in here, as the waiting path would put
-        // it, without cloning the queue's sender and the credits for a wait that does not come
-        // (about 250 instructions per buffer).
-        match entry.credits.try_admit(channel.input_index, sequence, backlog) {
-            Some(Some(kind)) => Ok(entry
+        Ok(match admitted {
+            Some(kind) => entry
                 .sender
                 .send(GateInput { channel: channel.input_index, buffer, records, kind })
-                .map_err(|refused| DeliverBuffer { channel, sequence, backlog, buffer: refused.buffer })),
+                .map_err(|refused| DeliverBuffer { channel, sequence, backlog, buffer: refused.buffer }),
             // The gate closed.
-            Some(None) => Ok(Err(DeliverBuffer { channel, sequence, backlog, buffer })),
-            // The rest happens outside the registry's lock.
-            None => Err(Admission {
-                sender: entry.sender.clone(),
-                credits: entry.credits.clone(),
-                delivery: DeliverBuffer { channel, sequence, backlog, buffer },
-                records,
-            }),
-        }
+            None => Err(DeliverBuffer { channel, sequence, backlog, buffer }),
+        })
     }
 
     /// Answers a remote producer's delivery.
@@ -283,28 +307,6 @@ impl GateRegistry {
             Ok(()) => DeliverResponse::Accepted,
             Err(_) => DeliverResponse::UnknownChannel,
         }
-    }
-}
-
-/// A delivery waiting for its channel's credit, with what it needs to queue its buffer then.
-struct Admission {
-    sender: GateSender,
-    credits: Arc<GateCredits>,
-    delivery: DeliverBuffer,
-    records: usize,
-}
-
-impl Admission {
-    /// Waits for the credit, then queues the buffer; it comes back if the gate closed meanwhile.
-    async fn wait(self) -> Result<(), DeliverBuffer> {
-        let Admission { sender, credits, delivery, records } = self;
-        let DeliverBuffer { channel, sequence, backlog, buffer } = delivery;
-        let Some(kind) = credits.admit(channel.input_index, sequence, backlog).await else {
-            return Err(DeliverBuffer { channel, sequence, backlog, buffer });
-        };
-        sender
-            .send(GateInput { channel: channel.input_index, buffer, records, kind })
-            .map_err(|refused| DeliverBuffer { channel, sequence, backlog, buffer: refused.buffer })
     }
 }
 
@@ -729,12 +731,13 @@ impl RecordWriter {
                 // In memory nothing is lost: the buffer moves, and comes back only while the
                 // consumer's gate is not open yet. The writer hands over one buffer at a time:
                 // it has no backlog to announce, so the channel gets no floating buffers.
-                let delivery = DeliverBuffer { channel: *channel, sequence: *sequence, backlog: 0, buffer };
-                let mut delivered = match registry.deliver_now(delivery, records) {
+                let mut delivery = DeliverBuffer { channel: *channel, sequence: *sequence, backlog: 0, buffer };
+                match registry.deliver_at_once(delivery, records) {
                     Ok(Ok(())) => {
                         // Shipped on credit at once, as nearly every buffer is: no time passed,
                         // so there is no wait to note in the probe, nor a clock to read again
-                        // (two locks and a reading, about 110 instructions per buffer).
+                        // (two locks and a reading, about 110 instructions per buffer), and no
+                        // future for the delivery.
                         *sequence += 1;
                         self.buffers_sent += 1;
                         if let Some(tracer) = &mut self.tracer {
@@ -742,18 +745,19 @@ impl RecordWriter {
                         }
                         return Ok(());
                     }
-                    Ok(refused) => {
+                    Ok(Err(back)) => {
                         self.probe.start_waiting(before);
-                        refused
+                        delivery = back;
+                        madsim::time::sleep(UNKNOWN_CHANNEL_BACKOFF).await;
                     }
-                    Err(admission) => {
+                    Err(untouched) => {
                         self.probe.start_waiting(before);
-                        admission.wait().await
+                        delivery = untouched;
                     }
-                };
-                while let Err(back) = delivered {
+                }
+                while let Err(back) = registry.deliver_counted(delivery, records).await {
+                    delivery = back;
                     madsim::time::sleep(UNKNOWN_CHANNEL_BACKOFF).await;
-                    delivered = registry.deliver_counted(back, records).await;
                 }
                 *sequence += 1;
             }
