@@ -190,8 +190,9 @@ impl GateKey {
 struct GateEntry {
     sender: GateSender,
     credits: Arc<GateCredits>,
-    /// Next expected sequence number per input channel: resent buffers are dropped.
-    next_sequence: BTreeMap<u32, u64>,
+    /// Next expected sequence number per input channel (by its index): resent buffers are
+    /// dropped. A vector, where a map's entry cost about 40 instructions per buffer.
+    next_sequence: Vec<u64>,
 }
 
 /// The input gates deployed on this TaskManager, where deliveries (local or remote) land.
@@ -206,7 +207,7 @@ impl GateRegistry {
         // Credit bounds what is in the gate: its queue never holds more than all its buffers.
         let (sender, receiver) = gate_queue::queue();
         let credits = Arc::new(GateCredits::new(channels));
-        let entry = GateEntry { sender, credits: credits.clone(), next_sequence: BTreeMap::new() };
+        let entry = GateEntry { sender, credits: credits.clone(), next_sequence: vec![0; channels as usize] };
         if let Some(replaced) = self.gates.lock().unwrap().insert(key, entry) {
             replaced.credits.close();
         }
@@ -245,7 +246,7 @@ impl GateRegistry {
             let Some(entry) = gates.get_mut(&GateKey::of_channel(&channel)) else {
                 return Err(DeliverBuffer { channel, sequence, backlog, buffer });
             };
-            let next = entry.next_sequence.entry(channel.input_index).or_insert(0);
+            let next = &mut entry.next_sequence[channel.input_index as usize];
             if sequence < *next {
                 return Ok(()); // a resend of a buffer already taken
             }
@@ -281,7 +282,7 @@ impl GateRegistry {
             return Ok(Err(delivery));
         };
         let DeliverBuffer { channel, sequence, backlog, buffer } = delivery;
-        let next = entry.next_sequence.entry(channel.input_index).or_insert(0);
+        let next = &mut entry.next_sequence[channel.input_index as usize];
         if sequence < *next {
             return Ok(Ok(())); // a resend of a buffer already taken
         }
