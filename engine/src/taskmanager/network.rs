@@ -581,6 +581,13 @@ impl BackpressureTracer {
         }
     }
 
+    /// A buffer was shipped without waiting, now: only a rising backpressure needs the time.
+    fn shipped_at_once(&mut self, clock: &crate::timer::Clock) {
+        if self.rising.is_some() {
+            self.shipped(false, clock.now());
+        }
+    }
+
     fn record(&self, blocked: bool) {
         self.trace.record(crate::trace::Event::Backpressure { task: self.task.clone(), job_id: self.job_id, blocked });
     }
@@ -762,35 +769,36 @@ impl RecordWriter {
         }
         // Waiting takes simulated time; shipping on credit does not. Time spent here waiting is
         // the output's back-pressure.
-        let before = self.clock.now();
+        let before;
         match &mut channel.sink {
             ChannelSink::Local { registry, channel, sequence } => {
                 // In memory nothing is lost: the buffer moves, and comes back only while the
                 // consumer's gate is not open yet. The writer hands over one buffer at a time:
                 // it has no backlog to announce, so the channel gets no floating buffers.
                 let mut delivery = DeliverBuffer { channel: *channel, sequence: *sequence, backlog: 0, buffer };
-                match registry.deliver_at_once(delivery, records) {
-                    Ok(Ok(())) => {
-                        // Shipped on credit at once, as nearly every buffer is: no time passed,
-                        // so there is no wait to note in the probe, nor a clock to read again
-                        // (two locks and a reading, about 110 instructions per buffer), and no
-                        // future for the delivery.
-                        *sequence += 1;
-                        self.buffers_sent += 1;
-                        if let Some(tracer) = &mut self.tracer {
-                            tracer.shipped(false, before);
-                        }
-                        return Ok(());
+                let first = registry.deliver_at_once(delivery, records);
+                if matches!(first, Ok(Ok(()))) {
+                    // Shipped on credit at once, as nearly every buffer is: no time passed, so
+                    // there is no wait to note in the probe, nor (unless backpressure is
+                    // traced as rising) a clock to read (two locks and two readings, about 150
+                    // instructions per buffer), and no future for the delivery.
+                    *sequence += 1;
+                    self.buffers_sent += 1;
+                    if let Some(tracer) = &mut self.tracer {
+                        tracer.shipped_at_once(&self.clock);
                     }
+                    return Ok(());
+                }
+                // Still the instant the flush began: handing over took no simulated time.
+                before = self.clock.now();
+                self.probe.start_waiting(before);
+                match first {
                     Ok(Err(back)) => {
-                        self.probe.start_waiting(before);
                         delivery = back;
                         madsim::time::sleep(UNKNOWN_CHANNEL_BACKOFF).await;
                     }
-                    Err(untouched) => {
-                        self.probe.start_waiting(before);
-                        delivery = untouched;
-                    }
+                    Err(untouched) => delivery = untouched,
+                    Ok(Ok(())) => unreachable!("handled above"),
                 }
                 while let Err(back) = registry.deliver_counted(delivery, records).await {
                     delivery = back;
@@ -799,6 +807,7 @@ impl RecordWriter {
                 *sequence += 1;
             }
             ChannelSink::Remote(queue) => {
+                before = self.clock.now();
                 match queue.try_send(buffer) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(buffer)) => {
