@@ -150,6 +150,11 @@ impl Deadline {
     }
 
     /// Ready once the deadline has passed; otherwise makes sure a timer will wake this task.
+    ///
+    /// Inline, the common case (armed for this task and not yet due: an operator's loop polls
+    /// its tickers on every turn, 115,000 times in 5 simulated minutes) is three comparisons in
+    /// the caller, where two calls deep it cost about 45 instructions more.
+    #[inline]
     pub fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(alarm) = &self.armed
             && !alarm.fired.load(Ordering::Relaxed)
@@ -157,6 +162,13 @@ impl Deadline {
         {
             return Poll::Pending; // armed for this task and not yet due
         }
+        self.poll_elapsed_slow(cx)
+    }
+
+    /// [`poll_elapsed`](Self::poll_elapsed) once the armed timer fired, or none is armed for
+    /// this task.
+    #[inline(never)]
+    fn poll_elapsed_slow(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         // Fired, or armed with another waker: only the latest waker is woken, as with tokio.
         self.disarm();
         let now = self.clock.now();
@@ -206,6 +218,7 @@ impl Ticker {
     }
 
     /// Ready with the tick's scheduled instant once it is due.
+    #[inline]
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         std::task::ready!(self.next.poll_elapsed(cx));
         let due = self.next.instant();
@@ -226,8 +239,24 @@ impl Ticker {
     }
 
     /// Waits for the next tick; cancel-safe (a dropped wait loses no tick).
-    pub async fn tick(&mut self) -> Instant {
-        std::future::poll_fn(|cx| self.poll_tick(cx)).await
+    pub fn tick(&mut self) -> Tick<'_> {
+        Tick(self)
+    }
+}
+
+/// The wait for a [`Ticker`]'s next tick. A plain future rather than an `async fn`'s: an
+/// operator's loop makes one per turn, and the state machine around the poll cost about 35
+/// instructions a turn.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Tick<'a>(&'a mut Ticker);
+
+impl Future for Tick<'_> {
+    type Output = Instant;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Instant> {
+        self.0.poll_tick(cx)
     }
 }
 

@@ -19,6 +19,11 @@ impl WaitingTask {
         }
     }
 
+    /// Whether no task waits.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// The waiting task, to be woken outside the lock; none waits afterwards.
     pub fn take(&mut self) -> Option<Waker> {
         self.0.take()

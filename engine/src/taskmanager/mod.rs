@@ -5,6 +5,7 @@
 
 pub mod control;
 pub mod credit;
+pub mod gate_queue;
 pub mod metrics;
 pub mod network;
 pub mod operator;

@@ -48,6 +48,9 @@ pub struct WindowCounter {
     /// window's, compared by page text) cost about 150 instructions per event. Added to `state`
     /// before anything reads it or fires a window ([`settle`](Self::settle)).
     unsettled: [Option<Unsettled>; PAGES.len()],
+    /// The start of the window the last event fell in: events come mostly in order, and a
+    /// comparison with it spares `window_start`'s remainder, about 20 instructions per event.
+    last_window: Option<i64>,
 }
 
 /// Events of one page counted into its open window but not yet into the state.
@@ -82,6 +85,7 @@ impl WindowCounter {
             handled: BTreeMap::new(),
             restored: BTreeMap::new(),
             unsettled: [None; PAGES.len()],
+            last_window: None,
         }
     }
 
@@ -153,7 +157,7 @@ impl WindowCounter {
     /// Counts one event into its window, or drops it if its window has already fired; returns
     /// the window start and page of a dropped (late) event.
     pub fn process(&mut self, event: ClickEvent) -> Option<(i64, SmolStr)> {
-        let start = window_start(event.timestamp_ms);
+        let start = self.window_of(event.timestamp_ms);
         let fire_at = start + WINDOW_MS - 1;
         if fire_at <= self.watermark {
             self.late_records_dropped += 1;
@@ -192,6 +196,25 @@ impl WindowCounter {
             self.unsettled[page] = Some(Unsettled { window_start: start, key_group, count: 0 });
         }
         None
+    }
+
+    /// `window_start(timestamp_ms)`, looked up in the last event's window first.
+    #[inline]
+    fn window_of(&mut self, timestamp_ms: i64) -> i64 {
+        // `last_window` is a true window start (a multiple of the window, never `i64::MIN`,
+        // where `window_start` saturates): every timestamp less than a window after it falls
+        // in it (the difference of two such is exact as a u64).
+        if let Some(last) = self.last_window
+            && timestamp_ms >= last
+            && (timestamp_ms.wrapping_sub(last) as u64) < WINDOW_MS as u64
+        {
+            return last;
+        }
+        let start = window_start(timestamp_ms);
+        if start != i64::MIN {
+            self.last_window = Some(start);
+        }
+        start
     }
 
     /// Adds every page's unsettled count to the state.
@@ -439,6 +462,19 @@ impl LateDrops {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_falls_in_the_window_window_start_says_whatever_came_before() {
+        let mut counter = WindowCounter::new(128);
+        let edge = i64::MIN - i64::MIN.rem_euclid(WINDOW_MS) + WINDOW_MS; // the lowest true start
+        let timestamps = [
+            0, 14_999, 15_000, 29_999, 7, -1, -15_000, -15_001, 45_000, 44_999, i64::MAX, i64::MIN,
+            i64::MIN + 5, edge - 1, edge, edge + WINDOW_MS - 1, i64::MAX - 20_000, i64::MAX, 0,
+        ];
+        for timestamp in timestamps {
+            assert_eq!(counter.window_of(timestamp), window_start(timestamp), "at {timestamp}");
+        }
+    }
 
     fn click(k: u64) -> ClickEvent {
         ClickEvent::nth(k)
