@@ -16,11 +16,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use madsim::time::Instant;
+use parking_lot::Mutex;
 
 use call::CallSlot;
 use network::{Envelope, Mailbox};
@@ -249,7 +250,7 @@ impl Rpc {
         let now = self.shared.clock.now();
         let deadline = now + timeout;
         let slot = CallSlot::new(deadline);
-        let (call, alarms) = self.shared.waiting.lock().unwrap().add(deadline, slot.clone(), now);
+        let (call, alarms) = self.shared.waiting.lock().add(deadline, slot.clone(), now);
         for at in alarms {
             self.shared.wake_reader_at(now, at);
         }
@@ -259,7 +260,7 @@ impl Rpc {
         let answer = std::future::poll_fn(|cx| slot.poll_answer(cx, &self.shared.clock)).await;
         match answer {
             Some(body) => {
-                self.shared.waiting.lock().unwrap().forget(call, deadline);
+                self.shared.waiting.lock().forget(call, deadline);
                 Ok(*body
                     .downcast::<R::Response>()
                     .expect("a call's slot is only ever answered with its request's response type"))
@@ -307,7 +308,7 @@ impl Rpc {
             let answer: Box<Erased<Fut>> = Box::write(boxed, Erased { answer: handler(request, from) });
             Box::into_pin(answer)
         });
-        self.shared.handlers.lock().unwrap().insert(R::ID, erased);
+        self.shared.handlers.lock().insert(R::ID, erased);
     }
 }
 
@@ -343,13 +344,13 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
         fn drop(&mut self) {
             self.0.close();
             if let Some(shared) = self.1.upgrade() {
-                let slots = std::mem::take(&mut shared.waiting.lock().unwrap().deadlines);
+                let slots = std::mem::take(&mut shared.waiting.lock().deadlines);
                 for (_, slot) in slots {
                     slot.close();
                 }
                 // Taken out under the lock and dropped after it: a handler's drop may drop the
                 // last other `Rpc` of this node.
-                let handlers = std::mem::take(&mut *shared.handlers.lock().unwrap());
+                let handlers = std::mem::take(&mut *shared.handlers.lock());
                 drop(handlers);
             }
         }
@@ -481,7 +482,7 @@ impl Shared {
     fn dispatch(&self, envelope: Envelope, wake: Arc<AnswerWake>) -> Option<Answering> {
         let Envelope { from, frame: Frame { tag, body, reply } } = envelope;
         let answer = {
-            let mut handlers = self.handlers.lock().unwrap();
+            let mut handlers = self.handlers.lock();
             // Nobody serving it here: lost, as at an unbound port.
             let handler = handlers.get_mut(&tag)?;
             handler(body, from)
@@ -503,7 +504,7 @@ impl Shared {
 
     /// Ends the calls whose deadline has passed, and keeps a timer armed for the next one.
     fn expire_calls(&self, now: Instant) {
-        let (expired, alarms) = self.waiting.lock().unwrap().expire(now);
+        let (expired, alarms) = self.waiting.lock().expire(now);
         for slot in expired {
             slot.close(); // the caller wakes to a timeout
         }
@@ -521,7 +522,7 @@ impl Shared {
     fn send_request(&self, dst: SocketAddr, frame: Frame) {
         let now = self.clock.now();
         let (peer, arrival) = {
-            let Links { peers, rng } = &mut *self.links.lock().unwrap();
+            let Links { peers, rng } = &mut *self.links.lock();
             let link = link_to(peers, dst, now);
             let Some(peer) = link.peer(&self.network) else {
                 return;
@@ -547,7 +548,7 @@ impl Shared {
 
     /// When a message sent `now` to `dst` arrives, through the link's faults; `None` if lost.
     fn arrival(&self, dst: SocketAddr, now: Instant) -> Option<Instant> {
-        let Links { peers, rng } = &mut *self.links.lock().unwrap();
+        let Links { peers, rng } = &mut *self.links.lock();
         link_to(peers, dst, now).arrival(&self.network, self.mailbox.addr(), now, rng)
     }
 }
@@ -628,6 +629,7 @@ mod tests {
     use madsim::time::{Instant, sleep};
 
     use super::*;
+    use std::sync::Mutex;
 
     struct Echo(u32);
     struct Slow(u32);
