@@ -8,11 +8,12 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use madsim::rand::Rng;
 use madsim::time::Instant;
+use parking_lot::Mutex;
 use smol_str::SmolStr;
 use tokio::sync::Notify;
 
@@ -298,7 +299,7 @@ struct Closer(Arc<Shared>);
 
 impl Drop for Closer {
     fn drop(&mut self) {
-        self.0.accumulator.lock().unwrap().closed = true;
+        self.0.accumulator.lock().closed = true;
         self.0.wake_sender.notify_one();
     }
 }
@@ -350,7 +351,7 @@ impl Producer {
     /// repeated). For aborting a transaction: what never arrived need not arrive.
     pub(crate) fn abandon(&self) {
         {
-            let mut acc = self.shared.accumulator.lock().unwrap();
+            let mut acc = self.shared.accumulator.lock();
             acc.abandoned = true;
             acc.topics.clear();
         }
@@ -363,7 +364,7 @@ impl Producer {
     pub fn send(&self, topic: &str, timestamp_ms: i64, value: &[u8]) {
         let now = self.shared.clock.now();
         let batch_bytes = self.shared.config.batch_bytes;
-        let wake = self.shared.accumulator.lock().unwrap().append(
+        let wake = self.shared.accumulator.lock().append(
             topic,
             timestamp_ms,
             value,
@@ -379,7 +380,7 @@ impl Producer {
     /// through timeouts for as long as it takes); `Err` if the broker refused any of them.
     pub async fn flush(&self) -> Result<(), KafkaError> {
         let target = {
-            let mut acc = self.shared.accumulator.lock().unwrap();
+            let mut acc = self.shared.accumulator.lock();
             acc.flush_before = acc.flush_before.max(acc.next_record);
             acc.next_record
         };
@@ -391,7 +392,7 @@ impl Producer {
             tokio::pin!(progress);
             progress.as_mut().enable();
             {
-                let mut acc = self.shared.accumulator.lock().unwrap();
+                let mut acc = self.shared.accumulator.lock();
                 if acc.first_pending().is_none_or(|first| first >= target) {
                     let failed = std::mem::take(&mut acc.failed);
                     let (mine, later): (Vec<_>, Vec<_>) =
@@ -517,7 +518,7 @@ impl Sender {
             let now = self.shared.clock.now();
             let batch_bytes = self.shared.config.batch_bytes;
             let (ready, feed_wake) = {
-                let mut acc = self.shared.accumulator.lock().unwrap();
+                let mut acc = self.shared.accumulator.lock();
                 if (acc.closed || acc.abandoned) && acc.first_pending().is_none() {
                     return;
                 }
@@ -533,7 +534,7 @@ impl Sender {
                 Ok((topic, batch)) => {
                     let records = u64::from(batch.builder.record_count());
                     let result = self.deliver(&topic, batch.builder).await;
-                    let mut acc = self.shared.accumulator.lock().unwrap();
+                    let mut acc = self.shared.accumulator.lock();
                     acc.in_flight = None;
                     match result {
                         Ok(()) => {
@@ -583,7 +584,7 @@ impl Sender {
         );
         let mut backoff = RETRY_BACKOFF;
         loop {
-            if self.shared.accumulator.lock().unwrap().abandoned {
+            if self.shared.accumulator.lock().abandoned {
                 return Err(KafkaError::InvalidTxnState {
                     transactional_id: SmolStr::default(),
                     reason: SmolStr::new(

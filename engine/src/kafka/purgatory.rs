@@ -9,10 +9,11 @@
 //! covers it any more, so that it arms its own. Deadlines are met exactly, as with a timer each.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
 use madsim::time::Instant;
+use parking_lot::Mutex;
 
 use crate::timer::Clock;
 
@@ -72,7 +73,7 @@ impl Purgatory {
 
     /// Wakes the fetches held on the partition at `partition`: it was appended to.
     pub(super) fn appended(&self, partition: usize) {
-        let mut state = self.shared.state.lock().unwrap();
+        let mut state = self.shared.state.lock();
         if partition < state.partitions.len() {
             state.changed(partition);
         }
@@ -80,7 +81,7 @@ impl Purgatory {
 
     /// Wakes every held fetch: a transaction marker may have moved any last stable offset.
     pub(super) fn changed_all(&self) {
-        let mut state = self.shared.state.lock().unwrap();
+        let mut state = self.shared.state.lock();
         for partition in 0..state.partitions.len() {
             state.changed(partition);
         }
@@ -89,7 +90,7 @@ impl Purgatory {
     /// A fetch of `partitions` (their places, below the count given to [`new`](Self::new);
     /// `None` for an unknown one, which is left out) that may wait until `deadline`.
     pub(super) fn hold(&self, partitions: Vec<Option<usize>>, deadline: Instant) -> Hold {
-        let mut state = self.shared.state.lock().unwrap();
+        let mut state = self.shared.state.lock();
         state.next_id += 1;
         let noted = Some(state.changes(&partitions));
         Hold { shared: self.shared.clone(), id: state.next_id, deadline, partitions, noted }
@@ -98,7 +99,7 @@ impl Purgatory {
     /// How many runtime timers are armed and still ahead (tests only).
     #[cfg(test)]
     fn armed(&self) -> usize {
-        self.shared.state.lock().unwrap().armed.len()
+        self.shared.state.lock().armed.len()
     }
 }
 
@@ -136,7 +137,7 @@ impl Hold {
         if let Some(noted) = self.noted.take() {
             return noted;
         }
-        self.shared.state.lock().unwrap().changes(&self.partitions)
+        self.shared.state.lock().changes(&self.partitions)
     }
 
     /// Waits until the partitions' changes differ from `seen` or the deadline passes.
@@ -145,7 +146,7 @@ impl Hold {
     }
 
     fn poll_wait(&mut self, cx: &mut Context<'_>, seen: u64) -> Poll<Woken> {
-        let mut state = self.shared.state.lock().unwrap();
+        let mut state = self.shared.state.lock();
         if state.changes(&self.partitions) != seen {
             return Poll::Ready(Woken::Changed);
         }
@@ -191,7 +192,7 @@ fn register(waiting: &mut Vec<(u64, Waker)>, id: u64, waker: &Waker) {
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        let mut state = self.shared.state.lock().unwrap();
+        let mut state = self.shared.state.lock();
         let key = (self.deadline, self.id);
         if let Some(i) = state.deadlines.iter().position(|(held, _)| *held == key) {
             state.deadlines.swap_remove(i);
@@ -213,7 +214,7 @@ impl Wake for Alarm {
         let Some(shared) = self.shared.upgrade() else {
             return;
         };
-        let mut state = shared.state.lock().unwrap();
+        let mut state = shared.state.lock();
         state.armed.remove(&self.at);
         // The fetches due by now, woken in (deadline, id) order.
         let mut due: Vec<&((Instant, u64), Waker)> =
@@ -329,7 +330,7 @@ mod tests {
             let waited = madsim::time::timeout(Duration::from_millis(10), hold.wait(seen)).await;
             assert!(waited.is_err());
             drop(hold);
-            let state = purgatory.shared.state.lock().unwrap();
+            let state = purgatory.shared.state.lock();
             assert!(state.deadlines.is_empty());
             assert!(state.partitions[0].waiting.is_empty());
         });

@@ -6,10 +6,11 @@
 //! profile). The model is unchanged: the answer takes its link's latency and faults, and is lost
 //! if the call has ended (timed out, or its node's reader died) before it arrives.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use madsim::time::Instant;
+use parking_lot::Mutex;
 
 use super::Payload;
 use crate::waiting_task::WaitingTask;
@@ -44,7 +45,7 @@ impl CallSlot {
     /// times out first, as it would with the answer still on its way).
     pub fn land(self: &Arc<Self>, clock: &Clock, now: Instant, arrival: Instant, body: Payload) {
         {
-            let mut state = self.state.lock().unwrap();
+            let mut state = self.state.lock();
             if state.closed || state.answer.is_some() || arrival >= self.deadline {
                 return;
             }
@@ -57,7 +58,7 @@ impl CallSlot {
     /// answer still on its way is lost, and the caller wakes to a timeout.
     pub fn close(&self) {
         let (answer, caller) = {
-            let mut state = self.state.lock().unwrap();
+            let mut state = self.state.lock();
             state.closed = true;
             (state.answer.take(), state.caller.take())
         };
@@ -71,7 +72,7 @@ impl CallSlot {
     /// without one. The clock is read only when an answer has landed: a call is polled once
     /// before any can have.
     pub fn poll_answer(&self, cx: &mut Context<'_>, clock: &Clock) -> Poll<Option<Payload>> {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         if state.answer.as_ref().is_some_and(|(arrival, _)| *arrival <= clock.now()) {
             return Poll::Ready(state.answer.take().map(|(_, body)| body));
         }
@@ -90,7 +91,7 @@ impl Wake for CallSlot {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let caller = self.state.lock().unwrap().caller.take();
+        let caller = self.state.lock().caller.take();
         if let Some(caller) = caller {
             caller.wake();
         }

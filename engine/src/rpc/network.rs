@@ -16,12 +16,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use madsim::rand::Rng;
 use madsim::time::Instant;
+use parking_lot::Mutex;
 
 use super::{Frame, insert_in_order, pop_due};
 use crate::timer::Clock;
@@ -142,8 +143,8 @@ impl Network {
         self.shared.messages.load(Ordering::Relaxed)
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, NetworkState> {
-        self.shared.state.lock().unwrap()
+    fn state(&self) -> parking_lot::MutexGuard<'_, NetworkState> {
+        self.shared.state.lock()
     }
 
     /// A new mailbox at `addr`, taking the address over from any earlier one (a killed node's
@@ -280,7 +281,7 @@ impl Mailbox {
             if !self.is_open() {
                 return;
             }
-            let mut state = self.state.lock().unwrap();
+            let mut state = self.state.lock();
             state.put += 1;
             let key = (arrival, state.put);
             insert_in_order(&mut state.queue, key, envelope);
@@ -296,7 +297,7 @@ impl Mailbox {
         now: Instant,
         due: &mut VecDeque<Envelope>,
     ) -> Poll<()> {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         while let Some(envelope) = pop_due(&mut state.queue, now) {
             due.push_back(envelope);
         }
@@ -310,7 +311,7 @@ impl Mailbox {
     /// The reader is gone: drop what is queued and refuse what comes.
     pub fn close(&self) {
         let (queue, reader) = {
-            let mut state = self.state.lock().unwrap();
+            let mut state = self.state.lock();
             self.closed.store(true, Ordering::Relaxed);
             (std::mem::take(&mut state.queue), state.reader.take())
         };
@@ -326,7 +327,7 @@ impl Wake for Mailbox {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let reader = self.state.lock().unwrap().reader.take();
+        let reader = self.state.lock().reader.take();
         if let Some(reader) = reader {
             reader.wake();
         }
