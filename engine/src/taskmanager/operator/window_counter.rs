@@ -17,7 +17,7 @@ use smol_str::SmolStr;
 use crate::plant::{PlantedBug, Plants};
 use crate::timer::{Deadline, Ticker};
 use crate::playground::click_event::{
-    ClickEvent, ClickEventStatistics, PAGES, WINDOW_MS, window_start,
+    ClickEvent, ClickEventStatistics, PAGES, WINDOW_MS, known_page_str, window_start,
 };
 use crate::protocol::snapshot::{SnapshotKind, TaskSnapshot, WindowState};
 use crate::protocol::data::{Record, StreamElement};
@@ -233,7 +233,7 @@ impl WindowCounter {
         if count == 0 {
             return;
         }
-        let key = (SmolStr::new_static(PAGES[page]), window_start);
+        let key = (known_page_str(page), window_start);
         let window = self
             .state
             .key_groups
