@@ -126,6 +126,8 @@ struct Volume {
     slots: u32,
     /// The generation of the index cell last written.
     generation: u64,
+    /// The index cell's files, kept open.
+    index: cell::Writer,
 }
 
 fn blob_path(slot: u32) -> String {
@@ -190,7 +192,7 @@ impl Volume {
             File::create(blob_path(slot)).await.map_err(|e| io_error(&blob_path(slot), e))?;
             free.insert(slot);
         }
-        Ok(Volume { files, free, slots, generation })
+        Ok(Volume { files, free, slots, generation, index: cell::Writer::default() })
     }
 
     /// How many files are live, and their bytes.
@@ -302,7 +304,7 @@ impl Volume {
 
     /// Writes the index as it is in memory as the cell's next generation.
     async fn commit(&mut self) -> std::io::Result<()> {
-        cell::write(INDEX_CELL, self.generation + 1, &IndexRows(&self.files)).await?;
+        self.index.write(INDEX_CELL, self.generation + 1, &IndexRows(&self.files)).await?;
         self.generation += 1;
         Ok(())
     }
