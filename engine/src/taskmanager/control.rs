@@ -11,8 +11,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Poll, Waker};
+
+// A lock without poisoning to check, as in the rpc layer.
+use parking_lot::Mutex;
 
 use super::task::TaskControl;
 use crate::waiting_task::WaitingTask;
@@ -42,7 +45,7 @@ struct Line {
 
 impl Shared {
     /// Wakes the receiving task if it waits (outside the lock), and tells it to look.
-    fn wake_receiver(&self, mut line: std::sync::MutexGuard<'_, Line>) {
+    fn wake_receiver(&self, mut line: parking_lot::MutexGuard<'_, Line>) {
         self.stirred.store(true, Ordering::Release);
         let receiver = line.receiver.take();
         drop(line);
@@ -65,7 +68,7 @@ pub struct ControlReceiver {
 impl ControlSender {
     /// Queues `control` for the task; gives it back if the task has ended.
     pub fn send(&self, control: TaskControl) -> Result<(), TaskControl> {
-        let mut line = self.0.line.lock().unwrap();
+        let mut line = self.0.line.lock();
         if line.receiver_gone {
             return Err(control);
         }
@@ -77,7 +80,7 @@ impl ControlSender {
 
 impl Drop for ControlSender {
     fn drop(&mut self) {
-        let mut line = self.0.line.lock().unwrap();
+        let mut line = self.0.line.lock();
         line.sender_gone = true;
         self.0.wake_receiver(line);
     }
@@ -101,7 +104,7 @@ impl ControlReceiver {
     /// Looks at the line under its lock.
     #[inline(never)]
     fn poll_line(&mut self, waker: &Waker) -> Poll<Option<TaskControl>> {
-        let mut line = self.shared.line.lock().unwrap();
+        let mut line = self.shared.line.lock();
         // What stirred the line is seen now; a later send stirs it again (under this lock).
         self.shared.stirred.store(false, Ordering::Relaxed);
         // A send took the waker off the line, if one was there.
@@ -128,7 +131,7 @@ impl ControlReceiver {
 
 impl Drop for ControlReceiver {
     fn drop(&mut self) {
-        self.shared.line.lock().unwrap().receiver_gone = true;
+        self.shared.line.lock().receiver_gone = true;
     }
 }
 

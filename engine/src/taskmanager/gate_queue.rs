@@ -10,8 +10,11 @@
 //! ([`WaitingTask`]).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+
+// A lock without poisoning to check, taken for every buffer handed to a gate.
+use parking_lot::{Mutex, MutexGuard};
 
 use super::network::GateInput;
 use crate::waiting_task::WaitingTask;
@@ -38,7 +41,7 @@ struct State {
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock()
     }
 }
 

@@ -8,10 +8,13 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use madsim::time::Instant;
+// Locks without poisoning to check: nothing contends them (one thread), and std's poison
+// handling costs instructions on every buffer.
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::plant::{PlantedBug, Plants};
@@ -78,14 +81,14 @@ struct WaitingAdmit<'a>(&'a GateCredits);
 
 impl WaitingAdmit<'_> {
     fn new(credits: &GateCredits) -> WaitingAdmit<'_> {
-        credits.state.lock().unwrap().waiting += 1;
+        credits.state.lock().waiting += 1;
         WaitingAdmit(credits)
     }
 }
 
 impl Drop for WaitingAdmit<'_> {
     fn drop(&mut self) {
-        let mut state = self.0.state.lock().unwrap();
+        let mut state = self.0.state.lock();
         state.waiting -= 1;
     }
 }
@@ -125,7 +128,7 @@ impl GateCredits {
     /// Admits buffer `sequence` of `channel` if it is its turn and the channel has credit
     /// (`Some(None)`: the gate is closed); `None` if it must wait.
     fn try_admit(&self, channel: u32, sequence: u64, backlog: u32) -> Option<Option<BufferKind>> {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock();
         if state.closed {
             return Some(None);
         }
@@ -146,7 +149,7 @@ impl GateCredits {
     /// The task has read a buffer: its credit goes back.
     fn release(&self, channel: u32, kind: BufferKind) {
         let waiting = {
-            let mut state = self.state.lock().unwrap();
+            let mut state = self.state.lock();
             state.credits.release(channel as usize, kind);
             state.waiting
         };
@@ -157,12 +160,12 @@ impl GateCredits {
     }
 
     fn close(&self) {
-        self.state.lock().unwrap().closed = true;
+        self.state.lock().closed = true;
         self.changed.notify_waiters();
     }
 
     fn usage(&self) -> InputBufferUsage {
-        self.state.lock().unwrap().credits.usage()
+        self.state.lock().credits.usage()
     }
 }
 
@@ -241,7 +244,7 @@ impl GateRegistry {
         let (sender, receiver) = gate_queue::queue();
         let credits = Arc::new(GateCredits::new(channels));
         let entry = GateEntry { sender, credits: credits.clone(), next_sequence: vec![0; channels as usize] };
-        if let Some(replaced) = self.gates.lock().unwrap().insert(key, entry) {
+        if let Some(replaced) = self.gates.lock().insert(key, entry) {
             replaced.credits.close();
         }
         InputGate::new(receiver, channels, credits)
@@ -249,14 +252,14 @@ impl GateRegistry {
 
     /// Removes a gate (its task ended); later deliveries to it are refused.
     pub fn close_gate(&self, key: GateKey) {
-        if let Some(entry) = self.gates.lock().unwrap().remove(&key) {
+        if let Some(entry) = self.gates.lock().remove(&key) {
             entry.credits.close();
         }
     }
 
     /// Removes every gate (the TaskManager lost its JobManager and dropped all tasks).
     pub fn close_all(&self) {
-        let gates = std::mem::take(&mut *self.gates.lock().unwrap());
+        let gates = std::mem::take(&mut *self.gates.lock());
         for entry in gates.into_values() {
             entry.credits.close();
         }
@@ -275,7 +278,7 @@ impl GateRegistry {
         let DeliverBuffer { channel, sequence, backlog, buffer } = delivery;
         // What is left to do outside the lock: the buffer to admit once its channel has credit.
         let (sender, credits, buffer) = {
-            let mut gates = self.gates.lock().unwrap();
+            let mut gates = self.gates.lock();
             let Some(entry) = gates.get_mut(&GateKey::of_channel(&channel)) else {
                 return Err(DeliverBuffer { channel, sequence, backlog, buffer });
             };
@@ -310,7 +313,7 @@ impl GateRegistry {
     /// [`deliver_counted`](Self::deliver_counted) where it needs no wait: what it would have
     /// come to (`Ok`), or the delivery back untouched (`Err`) for `deliver_counted` to do.
     fn deliver_at_once(&self, delivery: DeliverBuffer, records: usize) -> Result<Result<(), DeliverBuffer>, DeliverBuffer> {
-        let mut gates = self.gates.lock().unwrap();
+        let mut gates = self.gates.lock();
         let Some(entry) = gates.get_mut(&GateKey::of_channel(&delivery.channel)) else {
             return Ok(Err(delivery));
         };
@@ -489,7 +492,7 @@ impl FlowControlProbe {
     /// The task's flow control now: waiting and busy time count up to now, so a wait that
     /// lasts longer than a reporting interval shows in it.
     pub fn read(&self) -> FlowControl {
-        let state = self.0.lock().unwrap();
+        let state = self.0.lock();
         let queued_buffers = state
             .output_queues
             .iter()
@@ -509,21 +512,21 @@ impl FlowControlProbe {
     }
 
     fn observe_output(&self, queues: Vec<mpsc::WeakSender<NetworkBuffer>>) {
-        self.0.lock().unwrap().output_queues = queues;
+        self.0.lock().output_queues = queues;
     }
 
     fn observe_input(&self, credits: Arc<GateCredits>) {
-        self.0.lock().unwrap().input = Some(credits);
+        self.0.lock().input = Some(credits);
     }
 
     /// The task starts waiting for credit at `now`.
     fn start_waiting(&self, now: Instant) {
-        self.0.lock().unwrap().waiting_since = Some(now);
+        self.0.lock().waiting_since = Some(now);
     }
 
     /// The task's wait, if any, ended at `now`.
     fn stop_waiting(&self, now: Instant) {
-        let mut state = self.0.lock().unwrap();
+        let mut state = self.0.lock();
         if let Some(start) = state.waiting_since.take() {
             state.blocked += since(start, now);
         }
@@ -531,14 +534,14 @@ impl FlowControlProbe {
 
     /// The gate hands the task an event at `now`: it is busy until it asks for the next.
     fn start_busy(&self, now: Instant) {
-        let mut state = self.0.lock().unwrap();
+        let mut state = self.0.lock();
         let blocked = state.blocked(now);
         state.busy_since = Some((now, blocked));
     }
 
     /// The task asks its gate for the next event at `now`.
     fn stop_busy(&self, now: Instant) {
-        let mut state = self.0.lock().unwrap();
+        let mut state = self.0.lock();
         // A stretch that ended at the instant it began (a buffer handled in one go, as nearly
         // every one is) adds nothing: the sum is skipped (about 80 instructions per buffer).
         if state.busy_since.is_some_and(|(start, _)| now > start) {
