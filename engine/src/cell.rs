@@ -34,8 +34,8 @@ pub async fn write<T: Serialize>(name: &str, generation: u64, value: &T) -> std:
 /// on every put and delete. Made afresh with the process (a restarted node opens them again).
 #[derive(Default)]
 pub struct Writer {
-    /// Per slot, its file once written through this writer, and the file's length.
-    slots: [Option<(File, usize)>; 2],
+    /// Per slot, its file once written through this writer.
+    slots: [Option<KeptFile>; 2],
 }
 
 impl Writer {
@@ -43,26 +43,61 @@ impl Writer {
     /// for one writer.
     pub async fn write<T: Serialize>(&mut self, name: &str, generation: u64, value: &T) -> std::io::Result<()> {
         let content = encode(generation, value)?;
-        let slot = &mut self.slots[(generation % 2) as usize];
-        match slot {
-            Some((file, len)) => {
-                // A kill before the cut leaves the new content whole, read as such (the header
-                // gives its length), with the old tail after it; a kill within the write tears
-                // the slot, as one within a fresh file's write does.
-                file.write_all_at(&content, 0).await?;
-                if content.len() < *len {
-                    file.set_len(content.len() as u64).await?;
+        // A kill before the cut leaves the new content whole, read as such (the header gives
+        // its length), with the old tail after it; a kill within the write tears the slot, as
+        // one within a fresh file's write does.
+        KeptFile::rewrite(&mut self.slots[(generation % 2) as usize], || slot_path(name, generation % 2), &content)
+            .await
+    }
+}
+
+/// A file kept open with its length, rewritten in place: after each rewrite it holds exactly
+/// what `File::create` by name and a write of the same bytes would leave, without the create.
+pub struct KeptFile {
+    file: File,
+    len: u64,
+}
+
+impl KeptFile {
+    /// Makes `data` the whole content of the file in `kept`, created at `path()` the first time
+    /// (when `kept` is empty), then synced.
+    pub async fn rewrite(
+        kept: &mut Option<KeptFile>,
+        path: impl FnOnce() -> String,
+        data: &[u8],
+    ) -> std::io::Result<()> {
+        let new_len = data.len() as u64;
+        let kept = match kept {
+            Some(kept) => {
+                kept.file.write_all_at(data, 0).await?;
+                if new_len < kept.len {
+                    kept.file.set_len(new_len).await?;
                 }
-                *len = content.len();
-                file.sync_all().await
+                kept.len = new_len;
+                kept
             }
             None => {
-                let file = File::create(slot_path(name, generation % 2)).await?;
-                file.write_all_at(&content, 0).await?;
-                let file = slot.insert((file, content.len()));
-                file.0.sync_all().await
+                let file = File::create(path()).await?;
+                file.write_all_at(data, 0).await?;
+                kept.insert(KeptFile { file, len: new_len })
+            }
+        };
+        kept.file.sync_all().await
+    }
+
+    /// Empties the file in `kept`, created empty at `path()` the first time; not synced.
+    pub async fn clear(kept: &mut Option<KeptFile>, path: impl FnOnce() -> String) -> std::io::Result<()> {
+        match kept {
+            Some(kept) if kept.len > 0 => {
+                kept.file.set_len(0).await?;
+                kept.len = 0;
+            }
+            Some(_) => {}
+            None => {
+                *kept = Some(KeptFile { file: File::create(path()).await?, len: 0 });
             }
         }
+        Ok(())
     }
 }
 

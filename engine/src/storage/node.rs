@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures_util::lock::Mutex;
 use madsim::fs::File;
 
-use crate::cell;
+use crate::cell::{self, KeptFile};
 use crate::protocol::storage::{
     DeleteFile, DeleteFileResponse, DeletePrefix, DeletePrefixResponse, GetFile, GetFileResponse,
     ListFiles, ListFilesResponse, PutFile, PutFileResponse, StorageError, check_delete_prefix,
@@ -130,7 +130,7 @@ struct Volume {
     index: cell::Writer,
     /// By slot, its file once this process has opened it, and the file's length: opening a
     /// file by name cost about 1,250 instructions (measured), twice per put that replaces a path.
-    blobs: Vec<Option<(File, u64)>>,
+    blobs: Vec<Option<KeptFile>>,
 }
 
 fn blob_path(slot: u32) -> String {
@@ -311,51 +311,23 @@ impl Volume {
     async fn release(&mut self, slot: u32) {
         // Should the truncation fail, the bytes stay only until the slot's next use or the next
         // recovery, both of which truncate it again; the deletion itself is already durable.
-        match self.blob(slot) {
-            Some((file, len)) => {
-                if *len > 0 && file.set_len(0).await.is_ok() {
-                    *len = 0;
-                }
-            }
-            None => {
-                if let Ok(file) = File::create(blob_path(slot)).await {
-                    self.blobs[slot as usize] = Some((file, 0));
-                }
-            }
-        }
+        let _ = KeptFile::clear(self.blob(slot), || blob_path(slot)).await;
         self.free.insert(slot);
     }
 
     /// Writes `data` as the whole content of the slot's file (a free slot, which no committed
     /// index names), as `File::create` and a write would leave it.
     async fn write_blob(&mut self, slot: u32, data: &[u8]) -> std::io::Result<()> {
-        match self.blob(slot) {
-            Some((file, len)) => {
-                let new_len = data.len() as u64;
-                file.write_all_at(data, 0).await?;
-                *len = (*len).max(new_len);
-                if new_len < *len {
-                    file.set_len(new_len).await?;
-                    *len = new_len;
-                }
-                file.sync_all().await
-            }
-            None => {
-                let file = File::create(blob_path(slot)).await?;
-                file.write_all_at(data, 0).await?;
-                let (file, _) = self.blobs[slot as usize].insert((file, data.len() as u64));
-                file.sync_all().await
-            }
-        }
+        KeptFile::rewrite(self.blob(slot), || blob_path(slot), data).await
     }
 
-    /// The slot's open file, if this process has opened it (and room for it either way).
-    fn blob(&mut self, slot: u32) -> Option<&mut (File, u64)> {
+    /// The slot's place for its open file, empty until this process has opened it.
+    fn blob(&mut self, slot: u32) -> &mut Option<KeptFile> {
         let index = slot as usize;
         if self.blobs.len() <= index {
             self.blobs.resize_with(index + 1, || None);
         }
-        self.blobs[index].as_mut()
+        &mut self.blobs[index]
     }
 }
 

@@ -9,16 +9,15 @@
 //! instructions a look more than the atomic. The waiting task is kept under that lock
 //! ([`WaitingTask`]).
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Poll, Waker};
 
 // A lock without poisoning to check, as in the rpc layer.
 use parking_lot::Mutex;
 
 use super::task::TaskControl;
-use crate::waiting_task::WaitingTask;
+use crate::waiting_task::WaitingQueue;
 
 /// A new line: the TaskManager keeps the sender, the task the receiver.
 pub fn channel() -> (ControlSender, ControlReceiver) {
@@ -28,30 +27,25 @@ pub fn channel() -> (ControlSender, ControlReceiver) {
 
 #[derive(Default)]
 struct Shared {
-    line: Mutex<Line>,
+    line: Mutex<WaitingQueue<TaskControl>>,
     /// Set under the lock whenever the sender queues a message or goes (and so takes the
     /// waiting task off the line); cleared by the receiver once it has read everything.
     stirred: AtomicBool,
 }
 
-#[derive(Default)]
-struct Line {
-    queue: VecDeque<TaskControl>,
-    sender_gone: bool,
-    receiver_gone: bool,
-    /// The receiving task, while it waits.
-    receiver: WaitingTask,
+impl Shared {
+    /// Tells the receiving task to look, and wakes it if it waited; called under the line's
+    /// lock, whose guard the caller drops before the wake-up.
+    fn stir(&self, reader: Option<Waker>) -> Option<Waker> {
+        self.stirred.store(true, Ordering::Release);
+        reader
+    }
 }
 
-impl Shared {
-    /// Wakes the receiving task if it waits (outside the lock), and tells it to look.
-    fn wake_receiver(&self, mut line: parking_lot::MutexGuard<'_, Line>) {
-        self.stirred.store(true, Ordering::Release);
-        let receiver = line.receiver.take();
-        drop(line);
-        if let Some(receiver) = receiver {
-            receiver.wake();
-        }
+/// Wakes the receiving task, if there is one to wake (called once the lock is released).
+fn wake(reader: Option<Waker>) {
+    if let Some(reader) = reader {
+        reader.wake();
     }
 }
 
@@ -68,21 +62,24 @@ pub struct ControlReceiver {
 impl ControlSender {
     /// Queues `control` for the task; gives it back if the task has ended.
     pub fn send(&self, control: TaskControl) -> Result<(), TaskControl> {
-        let mut line = self.0.line.lock();
-        if line.receiver_gone {
-            return Err(control);
-        }
-        line.queue.push_back(control);
-        self.0.wake_receiver(line);
+        let reader = {
+            let mut line = self.0.line.lock();
+            let reader = line.push(control)?;
+            self.0.stir(reader)
+        };
+        wake(reader);
         Ok(())
     }
 }
 
 impl Drop for ControlSender {
     fn drop(&mut self) {
-        let mut line = self.0.line.lock();
-        line.sender_gone = true;
-        self.0.wake_receiver(line);
+        let reader = {
+            let mut line = self.0.line.lock();
+            let reader = line.remove_sender();
+            self.0.stir(reader)
+        };
+        wake(reader);
     }
 }
 
@@ -108,30 +105,34 @@ impl ControlReceiver {
         // What stirred the line is seen now; a later send stirs it again (under this lock).
         self.shared.stirred.store(false, Ordering::Relaxed);
         // A send took the waker off the line, if one was there.
-        if line.receiver.is_empty() {
+        if !line.reader_waits() {
             self.waiting = None;
         }
-        if let Some(control) = line.queue.pop_front() {
-            if !line.queue.is_empty() {
-                self.shared.stirred.store(true, Ordering::Relaxed);
+        match line.poll_next(waker) {
+            Poll::Ready(Some(control)) => {
+                if !line.is_empty() {
+                    self.shared.stirred.store(true, Ordering::Relaxed);
+                }
+                Poll::Ready(Some(control))
             }
-            return Poll::Ready(Some(control));
+            Poll::Ready(None) => {
+                self.shared.stirred.store(true, Ordering::Relaxed);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if !self.waiting.as_ref().is_some_and(|waiting| waiting.will_wake(waker)) {
+                    self.waiting = Some(waker.clone());
+                }
+                Poll::Pending
+            }
         }
-        if line.sender_gone {
-            self.shared.stirred.store(true, Ordering::Relaxed);
-            return Poll::Ready(None);
-        }
-        line.receiver.register(waker);
-        if !self.waiting.as_ref().is_some_and(|waiting| waiting.will_wake(waker)) {
-            self.waiting = Some(waker.clone());
-        }
-        Poll::Pending
     }
 }
 
 impl Drop for ControlReceiver {
     fn drop(&mut self) {
-        self.shared.line.lock().receiver_gone = true;
+        let closed = self.shared.line.lock().close();
+        drop(closed);
     }
 }
 

@@ -9,48 +9,27 @@
 //! arrives or the last sender goes. The waiting task is kept under the queue's lock
 //! ([`WaitingTask`]).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 // A lock without poisoning to check, taken for every buffer handed to a gate.
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 
 use super::network::GateInput;
-use crate::waiting_task::WaitingTask;
+use crate::waiting_task::WaitingQueue;
 
 /// A new queue: the gate registry keeps the sender, the input gate the receiver.
 pub fn queue() -> (GateSender, GateReceiver) {
-    let shared = Arc::new(Shared { state: Mutex::new(State { senders: 1, ..State::default() }) });
+    let shared = Arc::new(Mutex::new(WaitingQueue::new()));
     (GateSender(shared.clone()), GateReceiver(shared))
 }
 
-struct Shared {
-    state: Mutex<State>,
-}
+type Shared = Mutex<WaitingQueue<GateInput>>;
 
-#[derive(Default)]
-struct State {
-    buffers: VecDeque<GateInput>,
-    /// Senders alive: once none is, the receiver reads what is left, then the end.
-    senders: usize,
-    receiver_gone: bool,
-    /// The reading task, while it waits.
-    receiver: WaitingTask,
-}
-
-impl Shared {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock()
-    }
-}
-
-/// Wakes the reading task if it waits, once `state`'s lock is released.
-fn wake_receiver(mut state: MutexGuard<'_, State>) {
-    let receiver = state.receiver.take();
-    drop(state);
-    if let Some(receiver) = receiver {
-        receiver.wake();
+/// Wakes the reading task, if there is one to wake (called once the lock is released).
+fn wake(reader: Option<Waker>) {
+    if let Some(reader) = reader {
+        reader.wake();
     }
 }
 
@@ -63,45 +42,30 @@ pub struct GateReceiver(Arc<Shared>);
 impl GateSender {
     /// Queues `input` for the task and wakes it; gives it back if the gate's task has ended.
     pub fn send(&self, input: GateInput) -> Result<(), GateInput> {
-        let mut state = self.0.state();
-        if state.receiver_gone {
-            return Err(input);
-        }
-        state.buffers.push_back(input);
-        wake_receiver(state);
+        let reader = self.0.lock().push(input)?;
+        wake(reader);
         Ok(())
     }
 }
 
 impl Clone for GateSender {
     fn clone(&self) -> GateSender {
-        self.0.state().senders += 1;
+        self.0.lock().add_sender();
         GateSender(self.0.clone())
     }
 }
 
 impl Drop for GateSender {
     fn drop(&mut self) {
-        let mut state = self.0.state();
-        state.senders -= 1;
-        if state.senders == 0 {
-            wake_receiver(state);
-        }
+        let reader = self.0.lock().remove_sender();
+        wake(reader);
     }
 }
 
 impl GateReceiver {
     /// The next buffer; `None` once every sender is gone and all are read.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<GateInput>> {
-        let mut state = self.0.state();
-        if let Some(input) = state.buffers.pop_front() {
-            return Poll::Ready(Some(input));
-        }
-        if state.senders == 0 {
-            return Poll::Ready(None);
-        }
-        state.receiver.register(cx.waker());
-        Poll::Pending
+        self.0.lock().poll_next(cx.waker())
     }
 }
 
@@ -109,12 +73,8 @@ impl Drop for GateReceiver {
     fn drop(&mut self) {
         // Later sends are refused, and nobody is woken any more (as a tokio channel's receiver
         // drops its waker); what is queued goes with the gate (outside the lock).
-        let (buffers, waiting) = {
-            let mut state = self.0.state();
-            state.receiver_gone = true;
-            (std::mem::take(&mut state.buffers), state.receiver.take())
-        };
-        drop((buffers, waiting));
+        let closed = self.0.lock().close();
+        drop(closed);
     }
 }
 
