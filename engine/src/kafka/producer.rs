@@ -84,10 +84,13 @@ pub trait RecordFeed: Send + 'static {
     fn topic(&self) -> &str;
     /// When the record `ahead` records after the next one falls due; `None` if it never does.
     fn due(&self, ahead: u64) -> Option<Instant>;
-    /// The next record's timestamp and value (valid until the next take), and moves on. The
-    /// value is lent, not written into a buffer of the caller's: it is copied once, into its
-    /// batch.
-    fn take(&mut self) -> (i64, &[u8]);
+    /// Appends to `batch` the records due by `now`, in order, each while
+    /// [`BatchBuilder::append_if_room`] takes it, and moves past them; how many it appended. It
+    /// stops at the first record not due yet or not fitting, which stays the next. A whole
+    /// look's records in one call, written straight into their batch: taken one by one through
+    /// the vtable, with a due instant stepped per record, they cost about 120 instructions
+    /// more each (a callgrind profile).
+    fn take_into(&mut self, now: Instant, batch: &mut BatchBuilder, max_bytes: usize) -> u64;
     /// No record's value is longer than this.
     fn max_value_bytes(&self) -> usize;
 }
@@ -472,19 +475,33 @@ impl Feeding {
         Feeding { feed, topic, record_bound }
     }
 
-    /// Appends the feed's records due by `now`, each as if sent at its due instant.
+    /// Appends the feed's records due by `now`, each as if sent at its due instant: as
+    /// [`TopicQueue::append`] would one by one, a batch opens at its first record's due instant
+    /// and closes once the next record does not fit or it reaches `batch_bytes`.
     fn take_due(&mut self, acc: &mut Accumulator, now: Instant, batch_bytes: usize) {
-        if self.feed.due(0).is_none_or(|due| due > now) {
+        let Some(mut due) = self.feed.due(0).filter(|due| *due <= now) else {
             return;
-        }
+        };
         let mut record = acc.next_record;
         let queue = acc.queue(&self.topic);
-        while let Some(due) = self.feed.due(0)
-            && due <= now
-        {
-            let (timestamp_ms, value) = self.feed.take();
-            queue.append(record, timestamp_ms, value, due, batch_bytes);
-            record += 1;
+        loop {
+            let open = queue.open.get_or_insert_with(|| PendingBatch {
+                builder: BatchBuilder::new(),
+                first_record: record,
+                created: due,
+            });
+            record += self.feed.take_into(now, &mut open.builder, batch_bytes);
+            match self.feed.due(0) {
+                // Due but not taken: it does not fit the open batch, which is full.
+                Some(next) if next <= now => due = next,
+                _ => {
+                    if open.builder.size_bytes() >= batch_bytes {
+                        queue.full.push_back(queue.open.take().expect("just appended to"));
+                    }
+                    break;
+                }
+            }
+            queue.full.push_back(queue.open.take().expect("just appended to"));
         }
         acc.next_record = record;
     }
@@ -712,9 +729,15 @@ mod tests {
         fn due(&self, ahead: u64) -> Option<Instant> {
             Some(self.origin + self.pace * u32::try_from(self.next + ahead).ok()?)
         }
-        fn take(&mut self) -> (i64, &[u8]) {
-            self.next += 1;
-            (self.next as i64 - 1, &[b'x'; 50])
+        fn take_into(&mut self, now: Instant, batch: &mut BatchBuilder, max_bytes: usize) -> u64 {
+            let mut taken = 0;
+            while self.due(0).is_some_and(|due| due <= now)
+                && batch.append_if_room(self.next as i64, &[b'x'; 50], max_bytes)
+            {
+                self.next += 1;
+                taken += 1;
+            }
+            taken
         }
         fn max_value_bytes(&self) -> usize {
             50

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
 use crate::kafka::{Producer, ProducerConfig, RecordFeed};
+use crate::protocol::kafka::BatchBuilder;
 use crate::playground::click_event::{ClickEvent, ClickEventWriter};
 use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
@@ -162,7 +163,7 @@ struct ClickEvents {
     jitter_most_ms: u64,
     jitter_seed: u64,
     records: ClickEventWriter,
-    /// When event `next` is due: asked several times per event taken, so worked out once.
+    /// When event `next` is due: asked several times per look, so worked out once.
     next_due: Option<Instant>,
     /// `next * pace` in nanoseconds, `None` once it outgrows a `u64` (as `due_of` gives up).
     next_since: Option<u64>,
@@ -202,16 +203,12 @@ impl ClickEvents {
         self.origin.checked_add(Duration::from_nanos(self.since(k)?))
     }
 
-    /// Moves `next_due` on by one event: one pace after the last due instant, which is the
-    /// instant [`due_of`](Self::due_of) works out for the next event (instants add exactly),
-    /// and `None` exactly when it is `None` (a callgrind profile: working it out afresh cost
-    /// 55 instructions an event).
-    fn step_due(&mut self) {
-        self.next_since = self.next_since.zip(self.pace_nanos).and_then(|(s, p)| s.checked_add(p));
-        self.next_due = match self.next_since {
-            Some(_) => self.next_due.and_then(|due| due.checked_add(self.pace)),
-            None => None,
-        };
+    /// Event `k`'s timestamp: its own, shifted by the start's event time and moved back by its
+    /// jitter. Backward only, by at most `JITTER_MAX`: no event falls further behind its
+    /// partition's latest timestamp than the job's out-of-orderness bound, so none can be late.
+    fn timestamp_ms(&self, k: u64) -> i64 {
+        let timestamp_ms = ClickEvent::nth_timestamp_ms(k).saturating_add(self.event_time_origin_ms);
+        (timestamp_ms - jitter_within(self.jitter_most_ms, self.jitter_seed, k)).max(0)
     }
 }
 
@@ -224,7 +221,7 @@ impl RecordFeed for ClickEvents {
         if ahead == 0 {
             return self.next_due;
         }
-        // From the next event's due instant, as `step_due` does: the instant `due_of` works out
+        // From the next event's due instant, as `take_into` does: the instant `due_of` works out
         // for event `next + ahead`, and `None` exactly when it is (a callgrind profile: working
         // it out afresh cost 60 instructions a look).
         self.next.checked_add(ahead)?;
@@ -233,16 +230,37 @@ impl RecordFeed for ClickEvents {
         self.next_due?.checked_add(Duration::from_nanos(extra))
     }
 
-    fn take(&mut self) -> (i64, &[u8]) {
-        let k = self.next;
-        let mut timestamp_ms =
-            ClickEvent::nth_timestamp_ms(k).saturating_add(self.event_time_origin_ms);
-        // Backward only, by at most JITTER_MAX: no event falls further behind its partition's
-        // latest timestamp than the job's out-of-orderness bound, so none can be late.
-        timestamp_ms = (timestamp_ms - jitter_within(self.jitter_most_ms, self.jitter_seed, k)).max(0);
-        self.next += 1;
-        self.step_due();
-        (timestamp_ms, self.records.write(timestamp_ms, ClickEvent::nth_page(k)))
+    fn take_into(&mut self, now: Instant, batch: &mut BatchBuilder, max_bytes: usize) -> u64 {
+        // Event `k` is due by `now` exactly when `k * pace <= now - origin` (instants add
+        // exactly): the look compares and steps nanoseconds, and works the due instant out once
+        // at the end (a callgrind profile: stepping it per event cost 30 instructions an event).
+        if self.next_due.is_none() {
+            return 0;
+        }
+        let Some(now_since) = now.checked_duration_since(self.origin) else {
+            return 0;
+        };
+        let now_since = u64::try_from(now_since.as_nanos()).unwrap_or(u64::MAX);
+        let mut next_since = self.next_since;
+        let mut taken = 0;
+        while let Some(since) = next_since
+            && since <= now_since
+        {
+            let k = self.next;
+            let timestamp_ms = self.timestamp_ms(k);
+            let value = self.records.write(timestamp_ms, ClickEvent::nth_page(k));
+            if !batch.append_if_room(timestamp_ms, value, max_bytes) {
+                break;
+            }
+            self.next += 1;
+            taken += 1;
+            next_since = self.pace_nanos.and_then(|pace| since.checked_add(pace));
+        }
+        if taken > 0 {
+            self.next_since = next_since;
+            self.next_due = next_since.and_then(|s| self.origin.checked_add(Duration::from_nanos(s)));
+        }
+        taken
     }
 
     fn max_value_bytes(&self) -> usize {
@@ -306,7 +324,12 @@ mod tests {
                         let direct = k.checked_add(ahead).and_then(|at| events.due_of(at));
                         assert_eq!(events.due(ahead), direct, "pace {pace:?}, event {k} + {ahead}");
                     }
-                    events.take();
+                    let Some(due) = events.due(0) else {
+                        break; // never due, so never taken
+                    };
+                    let mut batch = BatchBuilder::new();
+                    assert_eq!(events.take_into(due, &mut batch, usize::MAX), 1, "event {k}");
+                    assert_eq!(batch.record_count(), 1);
                 }
             }
         });

@@ -619,6 +619,15 @@ impl BatchBuilder {
         true
     }
 
+    /// Appends one record if the batch is empty (a first record always goes in, however large)
+    /// or stays within `max_bytes` with it, as [`append_within`](Self::append_within); `false`,
+    /// appending nothing, if it would not fit.
+    #[inline(always)]
+    pub fn append_if_room(&mut self, timestamp_ms: i64, value: &[u8], max_bytes: usize) -> bool {
+        let max_bytes = if self.record_count == 0 { usize::MAX } else { max_bytes };
+        self.append_within(timestamp_ms, value, max_bytes)
+    }
+
     /// Fills in the header and hands out the batch's bytes (base offset 0: the broker assigns it).
     pub fn finish(self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Bytes {
         self.finish_with_attributes(producer_id, producer_epoch, base_sequence, 0)
