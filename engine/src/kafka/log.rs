@@ -23,6 +23,12 @@ use crate::protocol::kafka::{
 /// (measured: segments grown from a sixteenth of this by appends left an hour's run 12 MB larger).
 pub const SEGMENT_BYTES_DEFAULT: u32 = 1 << 20;
 
+/// The most bytes a read copies at once: below glibc's threshold (4 KiB) for copying with
+/// `rep movsb`, which callgrind counts once per byte, where a loop of vector moves costs about a
+/// tenth of that. The whole file copied at once for 20 large reads in 5 simulated minutes cost
+/// 8.4 M instructions; chunked, the run costs 5.6 M fewer (callgrind profiles).
+const READ_CHUNK: usize = 4032;
+
 /// One batch's place in its segment (8 bytes, the only per-batch memory the log keeps).
 #[derive(Clone, Copy, Debug)]
 struct BatchEntry {
@@ -40,8 +46,6 @@ struct Segment {
     size: u32,
     /// The file's preallocated length (0 for a recovered segment, which is never appended to).
     capacity: u32,
-    /// The file's length: what a whole-file read copies.
-    file_len: u64,
     batches: Vec<BatchEntry>,
 }
 
@@ -110,7 +114,7 @@ impl PartitionLog {
             };
             let len = file.metadata().await.map_err(storage)?.len();
             let mut segment =
-                Segment { base_offset, file, size: 0, capacity: 0, file_len: len, batches: Vec::new() };
+                Segment { base_offset, file, size: 0, capacity: 0, batches: Vec::new() };
             let mut header = [0u8; BATCH_HEADER_BYTES];
             let mut position = 0u64;
             while position + BATCH_HEADER_BYTES as u64 <= len {
@@ -353,18 +357,10 @@ impl PartitionLog {
         if end <= start {
             return Ok(Bytes::new());
         }
-        let storage = |e| storage_error(&self.partition, e);
-        if 2 * u64::from(end - start) >= segment.file_len {
-            // Most of the file (the oracle's reads, a consumer catching up): one copy of the
-            // whole file, shared by the slice, costs less than zeroing a buffer and copying
-            // the range into it (a callgrind profile: 0.7% of a run).
-            // Boxed, as rare: it would make every read's future, held by the fetch handler,
-            // larger.
-            let whole = Box::pin(madsim::fs::read(segment_path(&self.partition, segment.base_offset)));
-            let whole = Bytes::from(whole.await.map_err(storage)?);
-            if whole.len() >= end as usize {
-                return Ok(whole.slice(start as usize..end as usize));
-            }
+        if end - start > READ_CHUNK as u32 {
+            // Boxed, as rare (the oracle's reads, a consumer catching up): it would make every
+            // read's future, held by the fetch handler, larger.
+            return Box::pin(self.read_chunked(segment, start, end)).await;
         }
         let mut buf = vec![0u8; (end - start) as usize];
         segment
@@ -373,6 +369,23 @@ impl PartitionLog {
             .await
             .map_err(|e| storage_error(&self.partition, e))?;
         Ok(Bytes::from(buf))
+    }
+
+    /// Bytes `start..end` of `segment`, copied a [`READ_CHUNK`] at a time into a buffer of
+    /// their length that is never zeroed.
+    async fn read_chunked(&self, segment: &Segment, start: u32, end: u32) -> Result<Bytes, KafkaError> {
+        let mut bytes = Vec::with_capacity((end - start) as usize);
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let mut at = start;
+        while at < end {
+            let len = READ_CHUNK.min((end - at) as usize);
+            let chunk = &mut chunk[..len];
+            let read = segment.file.read_at(chunk, u64::from(at));
+            read.await.map_err(|e| storage_error(&self.partition, e))?;
+            bytes.extend_from_slice(chunk);
+            at += len as u32;
+        }
+        Ok(Bytes::from(bytes))
     }
 
     /// `Some(base offset)` if `h` repeats the producer's last batch; an error if it skips ahead,
@@ -480,8 +493,7 @@ impl PartitionLog {
             File::create(segment_path(&self.partition, base_offset)).await.map_err(storage)?;
         // Zeros after the last batch read as an invalid header, which is where recovery stops.
         file.set_len(u64::from(capacity)).await.map_err(storage)?;
-        let file_len = u64::from(capacity);
-        let segment = Segment { base_offset, file, size: 0, capacity, file_len, batches: Vec::new() };
+        let segment = Segment { base_offset, file, size: 0, capacity, batches: Vec::new() };
         match self.segments.last_mut() {
             // An empty last segment has this same base (it was never written to, or its tail was
             // torn), so the file just re-created is that segment's.
@@ -588,6 +600,25 @@ mod tests {
             assert_eq!(log.read(0, 3 * len).await.unwrap().len() as u32, 3 * len);
             assert_eq!(log.read(0, 3 * len - 1).await.unwrap().len() as u32, 2 * len);
             assert_eq!(values(log.read(9, u32::MAX).await.unwrap()).len(), 2);
+        });
+    }
+
+    #[test]
+    fn a_large_read_holds_the_same_bytes_as_its_batches_read_one_by_one() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        rt.block_on(async {
+            let mut log = PartitionLog::open(TopicPartition::new("t", 0), 1 << 20).await.unwrap();
+            for _ in 0..100 {
+                log.append(batch(NO_PRODUCER_ID, 0, &["0123456789abcdef0123456789abcdef"; 5])).await.unwrap();
+            }
+            let whole = log.read(0, u32::MAX).await.unwrap();
+            assert!(whole.len() > 3 * READ_CHUNK, "read in several chunks: {}", whole.len());
+            let mut one_by_one = Vec::new();
+            for offset in (0..log.high_watermark()).step_by(5) {
+                one_by_one.extend_from_slice(&log.read(offset, 1).await.unwrap());
+            }
+            assert_eq!(whole, one_by_one);
+            assert_eq!(values(log.read(7, u32::MAX).await.unwrap()).len(), 495);
         });
     }
 
