@@ -156,7 +156,29 @@ impl WindowCounter {
 
     /// Counts one event into its window, or drops it if its window has already fired; returns
     /// the window start and page of a dropped (late) event.
+    #[inline]
     pub fn process(&mut self, event: ClickEvent) -> Option<(i64, SmolStr)> {
+        // Nearly every event is of a generator's page, in the last event's window, not late,
+        // and its page has that window's unsettled count: that count goes up here, inlined into
+        // the task's loop, where the whole call (its frame alone about 20 instructions) cost
+        // about 100 instructions an event. The same tests as `process_slow` makes, in its order.
+        if let Some(last) = self.last_window
+            && event.timestamp_ms >= last
+            && (event.timestamp_ms.wrapping_sub(last) as u64) < WINDOW_MS as u64
+            && last + WINDOW_MS - 1 > self.watermark
+            && let Some(page) = event.known_page_index()
+            && let Some(unsettled) = &mut self.unsettled[page]
+            && unsettled.window_start == last
+        {
+            unsettled.count += 1;
+            return None;
+        }
+        self.process_slow(event)
+    }
+
+    /// [`process`](Self::process) for an event its inlined test did not count.
+    #[inline(never)]
+    fn process_slow(&mut self, event: ClickEvent) -> Option<(i64, SmolStr)> {
         let start = self.window_of(event.timestamp_ms);
         let fire_at = start + WINDOW_MS - 1;
         if fire_at <= self.watermark {
