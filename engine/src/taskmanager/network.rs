@@ -667,22 +667,23 @@ impl RecordWriter {
     /// always has: the record is appended (`None`), or handed back to be `emit`ted because its
     /// buffer must be shipped first. A per-record future cost a copy of the record and of the
     /// future's state (a callgrind profile).
-    #[inline]
+    #[inline(always)]
     pub fn emit_now(&mut self, record: Record) -> Option<Record> {
         // A forward edge's one channel without a call, and on a hash edge a generator's page
         // whose channel is known without one either (the call, which works it out the first
-        // time, cost about 45 instructions a record).
-        let index = match (self.partitioner, &record) {
-            (Partitioner::Forward, _) => 0,
-            (Partitioner::Hash { .. }, Record::Click(event)) => {
-                match event.known_page_index().map(|page| self.page_channels[page]) {
-                    Some(channel) if channel != UNKNOWN_CHANNEL => usize::from(channel),
-                    _ => self.channel_of(&record),
+        // time, cost about 45 instructions a record), and whose size is its static page's:
+        // each look at a `SmolStr` matches on its representation again. Inlined into the
+        // operator's loop, the record is not passed in and handed back through the call.
+        let (index, size) = match (self.partitioner, &record) {
+            (Partitioner::Forward, _) => (0, record.serialized_size()),
+            (Partitioner::Hash { .. }, Record::Click(event)) => match event.known_page_index() {
+                Some(page) if self.page_channels[page] != UNKNOWN_CHANNEL => {
+                    (usize::from(self.page_channels[page]), Record::click_size(PAGES[page].len()))
                 }
-            }
-            (Partitioner::Hash { .. }, _) => self.channel_of(&record),
+                _ => (self.channel_of(&record), record.serialized_size()),
+            },
+            (Partitioner::Hash { .. }, _) => (self.channel_of(&record), record.serialized_size()),
         };
-        let size = record.serialized_size();
         let channel = &mut self.channels[index];
         if !channel.current.has_room(size) {
             return Some(record);
