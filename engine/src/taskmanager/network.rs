@@ -724,8 +724,17 @@ impl RecordWriter {
 
     /// Sends an element (watermark, status) on every channel and ships the buffers it ends.
     pub async fn broadcast(&mut self, element: StreamElement) -> Result<(), ChannelClosed> {
+        let size = element.serialized_size();
         for index in 0..self.channels.len() {
-            self.append(index, element.clone()).await?;
+            // Appended in place where it fits, as nearly always: `append`'s future is for a
+            // buffer that must be shipped first.
+            let channel = &mut self.channels[index];
+            if channel.current.has_room(size) {
+                channel.records += usize::from(matches!(element, StreamElement::Record(_)));
+                channel.current.push(element.clone(), size);
+            } else {
+                self.append(index, element.clone()).await?;
+            }
         }
         self.flush_all().await
     }
@@ -738,7 +747,10 @@ impl RecordWriter {
     /// Ships every partly filled buffer (the output flusher, and the end of a watermark).
     pub async fn flush_all(&mut self) -> Result<(), ChannelClosed> {
         for index in 0..self.channels.len() {
-            self.flush(index).await?;
+            // An empty buffer is passed over without making `flush`'s future to find it so.
+            if !self.channels[index].current.elements.is_empty() {
+                self.flush(index).await?;
+            }
         }
         Ok(())
     }
