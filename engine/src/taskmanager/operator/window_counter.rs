@@ -275,8 +275,14 @@ impl WindowCounter {
 
     /// Advances event time: fires every timer at or below `watermark`, in timestamp order.
     pub fn advance(&mut self, watermark: i64) -> Vec<ClickEventStatistics> {
-        self.settle();
         self.watermark = self.watermark.max(watermark);
+        // Settled only when a window fires: most watermarks fire none, and what is unsettled
+        // stays correct until the state is read (every reader settles it first). Settling at
+        // every watermark cost about 500 instructions each.
+        if self.timers.first().is_none_or(|first| first.0 > self.watermark) {
+            return Vec::new();
+        }
+        self.settle();
         let mut fired = Vec::new();
         while let Some(first) = self.timers.first() {
             if first.0 > self.watermark {
