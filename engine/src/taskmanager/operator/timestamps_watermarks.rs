@@ -161,7 +161,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     let idle = generator.is_idle(partition_clock, now);
                     if idle && generator.idle_partitions.insert(*partition) {
                         context.services.trace.record(Event::PartitionIdle {
-                            task: context.tdd.display_name(),
+                            task: context.display_name(),
                             partition: *partition,
                             idle_after: generator.idleness.unwrap_or_default(),
                         });

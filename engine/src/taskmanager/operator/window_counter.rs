@@ -475,7 +475,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
 fn traced(context: &TaskContext, fire: ProcessingTimeFire, fired_ms: i64) -> ClickEventStatistics {
     let statistics = fire.statistics;
     context.services.trace.record(Event::ProcessingTimeWindowFired {
-        task: context.tdd.display_name(),
+        task: context.display_name(),
         job_id: context.tdd.job_id,
         window_start_ms: statistics.window_start_ms,
         page: statistics.page.clone(),
@@ -520,7 +520,7 @@ impl LateDrops {
     fn trace_pending(&mut self, context: &TaskContext, counter: &WindowCounter, watermark_ms: i64) {
         for ((window_start_ms, page), count) in self.pending.drain(..) {
             context.services.trace.record(Event::LateDropped {
-                task: context.tdd.display_name(),
+                task: context.display_name(),
                 job_id: context.tdd.job_id,
                 checkpoint_id: self.checkpoint_id,
                 window_start_ms,
