@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::plant::{PlantedBug, Plants};
-use crate::playground::click_event::PAGES;
+use crate::playground::click_event::{ClickEvent, PAGES};
 use crate::protocol::checkpoint::CheckpointBarrier;
 use crate::protocol::data::{
     ChannelId, DeliverBuffer, DeliverResponse, NetworkBuffer, Record, StreamElement, WatermarkStatus,
@@ -1067,6 +1067,34 @@ impl InputGate {
         self.next_buffered_slow()
     }
 
+    /// A `Record::Sourced` next in the buffer at hand, taken as [`next_buffered`](Self::next_buffered)
+    /// would hand it over, as its partition and event; `None` for anything else, left for
+    /// `next_buffered`. Timestamps/Watermarks reads its records so, without the two enums around
+    /// each moved through the call (about 8 instructions a record).
+    #[inline]
+    pub fn next_buffered_sourced(&mut self) -> Option<(u32, ClickEvent)> {
+        if self.records_flow
+            && matches!(self.current.as_slice().first(), Some(StreamElement::Record(Record::Sourced { .. })))
+            && let Some(StreamElement::Record(Record::Sourced { partition, event })) = self.current.next()
+        {
+            return Some((partition, event));
+        }
+        None
+    }
+
+    /// [`next_buffered_sourced`](Self::next_buffered_sourced) for a `Record::Click`, as the
+    /// window counter reads its records.
+    #[inline]
+    pub fn next_buffered_click(&mut self) -> Option<ClickEvent> {
+        if self.records_flow
+            && matches!(self.current.as_slice().first(), Some(StreamElement::Record(Record::Click(_))))
+            && let Some(StreamElement::Record(Record::Click(event))) = self.current.next()
+        {
+            return Some(event);
+        }
+        None
+    }
+
     /// [`next_buffered`](Self::next_buffered) for everything but a record read on.
     #[inline(never)]
     fn next_buffered_slow(&mut self) -> Option<GateEvent> {
@@ -1404,6 +1432,28 @@ mod tests {
 
     fn status(status: WatermarkStatus) -> StreamElement {
         StreamElement::WatermarkStatus(status)
+    }
+
+    /// The typed fast paths take exactly the records `next_buffered` would hand over next, and
+    /// leave anything else (another kind of record, a watermark) to it.
+    #[test]
+    fn the_typed_fast_paths_take_what_next_buffered_would_and_nothing_else() {
+        let mut gate = Gate::with_channels(1);
+        let sourced = |k: u64| StreamElement::Record(Record::Sourced { partition: 3, event: ClickEvent::nth(k) });
+        let elements = vec![record(0), record(1), sourced(2), StreamElement::Watermark(5), record(3)];
+        let buffer = NetworkBuffer { elements, bytes: 0 };
+        gate.input.send(GateInput { channel: 0, buffer, records: 4, kind: BufferKind::Exclusive }).unwrap();
+        let gate = &mut gate.gate;
+        assert_eq!(gate.next().now_or_never(), Some(got(0, 0)));
+        assert_eq!(gate.next_buffered_sourced(), None, "a click is not sourced");
+        assert_eq!(gate.next_buffered_click(), Some(ClickEvent::nth(1)));
+        assert_eq!(gate.next_buffered_click(), None, "a sourced record is not a click");
+        assert_eq!(gate.next_buffered_sourced(), Some((3, ClickEvent::nth(2))));
+        assert_eq!(gate.next_buffered_click(), None, "a watermark is left to next_buffered");
+        assert_eq!(gate.next_buffered(), Some(GateEvent::Watermark(5)));
+        assert_eq!(gate.next_buffered_click(), Some(ClickEvent::nth(3)));
+        assert_eq!(gate.next_buffered_click(), None);
+        assert_eq!(gate.next_buffered(), None);
     }
 
     #[test]

@@ -230,13 +230,14 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     // in the task's future across an await as `next` is (about 25 instructions
                     // a record); anything else goes back to the match above.
                     next = loop {
-                        let full = match input.next_buffered() {
-                            Some(GateEvent::Record(_, Record::Sourced { partition, event })) if !generator.idle => {
-                                generator.saw(partition, event.timestamp_ms, now);
-                                output.emit_now(Record::Click(event))
-                            }
-                            other => break other,
+                        if generator.idle {
+                            break input.next_buffered();
+                        }
+                        let Some((partition, event)) = input.next_buffered_sourced() else {
+                            break input.next_buffered();
                         };
+                        generator.saw(partition, event.timestamp_ms, now);
+                        let full = output.emit_now(Record::Click(event));
                         if let Some(record) = full {
                             output.emit(record).await?;
                         }

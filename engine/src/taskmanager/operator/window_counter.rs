@@ -454,14 +454,17 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     // `next` is (about 25 instructions a record); anything else goes back to the
                     // match above.
                     next = loop {
-                        match input.next_buffered() {
-                            Some(GateEvent::Record(_, Record::Click(event))) if !processing_time => {
+                        if processing_time {
+                            break input.next_buffered();
+                        }
+                        match input.next_buffered_click() {
+                            Some(event) => {
                                 if let Some(dropped) = counter.process(event) {
                                     context.metrics.add_late_records_dropped(1);
                                     late.add(dropped);
                                 }
                             }
-                            other => break other,
+                            None => break input.next_buffered(),
                         }
                     };
                 }
