@@ -42,7 +42,26 @@ impl Writer {
     /// [`write`]: generation `generation` of the cell `name`, which is always the same name
     /// for one writer.
     pub async fn write<T: Serialize>(&mut self, name: &str, generation: u64, value: &T) -> std::io::Result<()> {
-        let content = encode(generation, value)?;
+        self.write_encoded(name, generation, encode(generation, value)?).await
+    }
+
+    /// [`write`](Self::write) of a payload the caller lays out itself, as postcard would
+    /// serialize the cell's value: `payload` appends it to what it is given.
+    pub async fn write_payload(
+        &mut self,
+        name: &str,
+        generation: u64,
+        payload: impl FnOnce(&mut Vec<u8>),
+    ) -> std::io::Result<()> {
+        let content = encode_with(generation, |mut content| {
+            payload(&mut content);
+            Ok(content)
+        })?;
+        self.write_encoded(name, generation, content).await
+    }
+
+    /// Writes `content`, a whole encoded generation, to its slot.
+    async fn write_encoded(&mut self, name: &str, generation: u64, content: Vec<u8>) -> std::io::Result<()> {
         // A kill before the cut leaves the new content whole, read as such (the header gives
         // its length), with the old tail after it; a kill within the write tears the slot, as
         // one within a fresh file's write does.
@@ -103,10 +122,18 @@ impl KeptFile {
 
 /// Generation `generation` of a cell holding `value`: the header, then the payload.
 fn encode<T: Serialize>(generation: u64, value: &T) -> std::io::Result<Vec<u8>> {
+    encode_with(generation, |content| postcard::to_extend(value, content).map_err(std::io::Error::other))
+}
+
+/// Generation `generation` of a cell whose payload `payload` appends to the header's room.
+fn encode_with(
+    generation: u64,
+    payload: impl FnOnce(Vec<u8>) -> std::io::Result<Vec<u8>>,
+) -> std::io::Result<Vec<u8>> {
     // Room for a storage index of a few dozen paths without growing (and copying) on the way.
     let mut content = Vec::with_capacity(4096);
     content.resize(HEADER, 0);
-    content = postcard::to_extend(value, content).map_err(std::io::Error::other)?;
+    content = payload(content)?;
     let payload_len = u32::try_from(content.len() - HEADER).map_err(std::io::Error::other)?;
     let checksum = xxh3_64(&content[HEADER..]);
     content[0..8].copy_from_slice(&generation.to_be_bytes());

@@ -28,12 +28,18 @@ pub enum Record {
 }
 
 impl Record {
+    /// Bytes a [`Record::Click`] of a page `page_len` bytes long takes in a network buffer.
+    #[inline]
+    pub const fn click_size(page_len: usize) -> usize {
+        4 + 8 + 2 + page_len
+    }
+
     /// Bytes this record takes in a network buffer (length prefix plus Flink's binary layout).
     #[inline]
     pub fn serialized_size(&self) -> usize {
         match self {
             Record::Sourced { event, .. } => 4 + 4 + 8 + 2 + event.page.len(),
-            Record::Click(event) => 4 + 8 + 2 + event.page.len(),
+            Record::Click(event) => Record::click_size(event.page.len()),
             Record::Statistics(s) => 4 + 8 + 8 + 8 + 2 + s.page.len(),
         }
     }

@@ -98,22 +98,36 @@ fn serve(rpc: &Rpc, store: &Arc<Mutex<Volume>>) {
 }
 
 /// Where one live path's bytes are.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Entry {
     slot: u32,
     len: u64,
+    /// The path's [`IndexRow`] as postcard serializes it, made once with the entry: every commit
+    /// writes every row, and serializing them all again cost about 1,500 instructions a commit.
+    row: Vec<u8>,
+}
+
+impl Entry {
+    /// The entry of `path`, in `slot`, `len` bytes long.
+    fn new(path: &str, slot: u32, len: u64) -> Entry {
+        // Sized for the longest varints (path length 10, slot 5, length 10), so it never grows;
+        // kept as it is, since shrinking it into a box would move it again.
+        let row = Vec::with_capacity(path.len() + 25);
+        let row = postcard::to_extend(&(path, slot, len), row).expect("an index row serializes");
+        Entry { slot, len, row }
+    }
 }
 
 /// One row of the index on disk: path, slot, length.
 type IndexRow = (String, u32, u64);
 
-/// The index's rows ([`IndexRow`]s) serialized straight from the map: the same bytes as a list
-/// of them, without the list built and dropped on every commit.
-struct IndexRows<'a>(&'a BTreeMap<String, Entry>);
-
-impl serde::Serialize for IndexRows<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(|(path, e)| (path.as_str(), e.slot, e.len)))
+/// Appends the index's rows to `out` as postcard serializes a list of [`IndexRow`]s: the
+/// list's length, then each row's bytes as its entry keeps them, in path order.
+fn encode_index(files: &BTreeMap<String, Entry>, out: &mut Vec<u8>) {
+    // A list's length is a varint, as a usize is.
+    *out = postcard::to_extend(&files.len(), std::mem::take(out)).expect("a length serializes");
+    for entry in files.values() {
+        out.extend_from_slice(&entry.row);
     }
 }
 
@@ -176,7 +190,8 @@ impl Volume {
                     reason: format!("slot {slot} is named twice (again by {path})"),
                 });
             }
-            files.insert(path, Entry { slot, len });
+            let entry = Entry::new(&path, slot, len);
+            files.insert(path, entry);
         }
         // Slot files are created in order, one at a time, and never removed: the first missing
         // one ends them. A slot the index names counts even so.
@@ -218,7 +233,7 @@ impl Volume {
             return Err(io_error(&path, e));
         }
         self.free.remove(&slot);
-        let entry = Entry { slot, len: data.len() as u64 };
+        let entry = Entry::new(&path, slot, data.len() as u64);
         let old = self.files.insert(path.clone(), entry);
         if let Err(e) = self.commit().await {
             match old {
@@ -302,7 +317,8 @@ impl Volume {
 
     /// Writes the index as it is in memory as the cell's next generation.
     async fn commit(&mut self) -> std::io::Result<()> {
-        self.index.write(INDEX_CELL, self.generation + 1, &IndexRows(&self.files)).await?;
+        let files = &self.files;
+        self.index.write_payload(INDEX_CELL, self.generation + 1, |out| encode_index(files, out)).await?;
         self.generation += 1;
         Ok(())
     }
@@ -341,13 +357,22 @@ mod tests {
         let rows: Vec<IndexRow> =
             vec![("checkpoints/chk-1/_metadata".into(), 3, 1024), ("savepoints/a".into(), 0, 0)];
         for (path, slot, len) in &rows {
-            files.insert(path.clone(), Entry { slot: *slot, len: *len });
+            files.insert(path.clone(), Entry::new(path, *slot, *len));
         }
-        let written = postcard::to_stdvec(&IndexRows(&files)).unwrap();
-        assert_eq!(written, postcard::to_stdvec(&rows).unwrap());
-        assert_eq!(postcard::from_bytes::<Vec<IndexRow>>(&written).unwrap(), rows);
-        let empty = postcard::to_stdvec(&IndexRows(&BTreeMap::new())).unwrap();
+        let mut written = vec![7];
+        encode_index(&files, &mut written);
+        assert_eq!(written[1..], postcard::to_stdvec(&rows).unwrap(), "after what was there");
+        assert_eq!(postcard::from_bytes::<Vec<IndexRow>>(&written[1..]).unwrap(), rows);
+        let mut empty = Vec::new();
+        encode_index(&BTreeMap::new(), &mut empty);
         assert_eq!(empty, postcard::to_stdvec(&Vec::<IndexRow>::new()).unwrap());
+        // Past one byte of varint length.
+        let many: Vec<IndexRow> = (0..300).map(|i| (format!("checkpoints/f{i:03}"), i, u64::from(i) << 20)).collect();
+        let files: BTreeMap<String, Entry> =
+            many.iter().map(|(path, slot, len)| (path.clone(), Entry::new(path, *slot, *len))).collect();
+        let mut written = Vec::new();
+        encode_index(&files, &mut written);
+        assert_eq!(written, postcard::to_stdvec(&many).unwrap());
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
             let aborted = abort_lingering_transactions(&context, &config, restored_parallelism).await?;
             if !aborted.is_empty() {
                 services.trace.record(Event::TransactionsAborted {
-                    task: tdd.display_name(),
+                    task: context.display_name(),
                     transactional_ids: aborted,
                     why: SinkAbort::Lingering,
                 });
@@ -121,7 +121,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                         let id = open.handle().transactional_id;
                         if open.abort().await.is_ok() {
                             services.trace.record(Event::TransactionsAborted {
-                                task: tdd.display_name(),
+                                task: context.display_name(),
                                 transactional_ids: vec![id],
                                 why: SinkAbort::Cancelled,
                             });
@@ -148,7 +148,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     };
                     context.metrics.add_records_out(1);
                     services.trace.record(Event::ResultWritten {
-                        task: tdd.display_name(),
+                        task: context.display_name(),
                         statistics,
                         transaction,
                     });
@@ -201,7 +201,7 @@ async fn commit_pending(
     let outcome = commit_recorded(&services.rpc, services.broker, handle).await.map_err(kafka)?;
     services.trace.record(match outcome {
         RecordedOutcome::Committed => Event::TransactionCommitted {
-            task: context.tdd.display_name(),
+            task: context.display_name(),
             transaction: handle.clone(),
             checkpoint_id,
             on_restore,
@@ -260,7 +260,7 @@ async fn open_transaction(
     let producer =
         TransactionalProducer::init(context.services.rpc.clone(), config.clone(), &id).await.map_err(kafka)?;
     context.services.trace.record(Event::TransactionBegun {
-        task: context.tdd.display_name(),
+        task: context.display_name(),
         transaction: producer.handle(),
         checkpoint_id,
     });

@@ -97,6 +97,14 @@ struct WatermarkGenerator {
 }
 
 impl WatermarkGenerator {
+    /// A record of `partition` at `timestamp_ms` arrived `now`.
+    #[inline(always)]
+    fn saw(&mut self, partition: u32, timestamp_ms: i64, now: Instant) {
+        let clock = self.partitions.get_or_start(partition, now);
+        clock.max_timestamp = clock.max_timestamp.max(timestamp_ms);
+        clock.last_record = now;
+    }
+
     fn is_idle(&self, partition: &PartitionClock, now: Instant) -> bool {
         idle_since(partition.last_record, now, self.idleness)
     }
@@ -153,7 +161,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                     let idle = generator.is_idle(partition_clock, now);
                     if idle && generator.idle_partitions.insert(*partition) {
                         context.services.trace.record(Event::PartitionIdle {
-                            task: context.tdd.display_name(),
+                            task: context.display_name(),
                             partition: *partition,
                             idle_after: generator.idleness.unwrap_or_default(),
                         });
@@ -198,9 +206,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                             output.broadcast(StreamElement::Barrier(barrier)).await?;
                         }
                         GateEvent::Record(_, Record::Sourced { partition, event }) => {
-                            let clock = generator.partitions.get_or_start(partition, now);
-                            clock.max_timestamp = clock.max_timestamp.max(event.timestamp_ms);
-                            clock.last_record = now;
+                            generator.saw(partition, event.timestamp_ms, now);
                             if generator.idle {
                                 generator.idle = false;
                                 output.broadcast(StreamElement::WatermarkStatus(WatermarkStatus::Active)).await?;
@@ -219,7 +225,23 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                         // The source emits no watermarks of its own.
                         GateEvent::Record(..) | GateEvent::Watermark(_) | GateEvent::Status(_) => {}
                     }
-                    next = input.next_buffered();
+                    // The records behind it in the buffer, while the output is active: each
+                    // handled here, out of the scrutinee before anything waits, so none is kept
+                    // in the task's future across an await as `next` is (about 25 instructions
+                    // a record); anything else goes back to the match above.
+                    next = loop {
+                        if generator.idle {
+                            break input.next_buffered();
+                        }
+                        let Some((partition, event)) = input.next_buffered_sourced() else {
+                            break input.next_buffered();
+                        };
+                        generator.saw(partition, event.timestamp_ms, now);
+                        let full = output.emit_now(Record::Click(event));
+                        if let Some(record) = full {
+                            output.emit(record).await?;
+                        }
+                    };
                 }
             }
         }
