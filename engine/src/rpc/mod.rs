@@ -386,7 +386,7 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
         shared.expire_calls(now);
         for round in 1.. {
             answering.retain_mut(|pending| !(pending.wake.take() && shared.try_answer(pending)));
-            while mailbox.0.poll_arrived(cx, now, &mut arrived).is_ready() {
+            if mailbox.0.take_arrived(cx, now, &mut arrived) {
                 while let Some(envelope) = arrived.pop_front() {
                     let wake = spare
                         .take()

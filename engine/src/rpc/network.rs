@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use madsim::rand::Rng;
@@ -289,23 +289,19 @@ impl Mailbox {
         clock.wake_at(now, arrival, &Waker::from(self.clone()));
     }
 
-    /// Moves every message that has arrived by `now` into `due`; pending (the reader to be
-    /// woken) if none has.
-    pub fn poll_arrived(
-        &self,
-        cx: &mut Context<'_>,
-        now: Instant,
-        due: &mut VecDeque<Envelope>,
-    ) -> Poll<()> {
+    /// Moves every message that has arrived by `now` into `due`, and notes `cx`'s task as the
+    /// reader to wake at the next arrival; `false` if none has arrived.
+    ///
+    /// The reader is noted even when messages are handed over: nothing it does with them can
+    /// make another one due at `now` (a message takes at least 1 ms), so a second look to note
+    /// it after handling them found nothing, at a lock and a search per wake-up.
+    pub fn take_arrived(&self, cx: &mut Context<'_>, now: Instant, due: &mut VecDeque<Envelope>) -> bool {
         let mut state = self.state.lock();
         while let Some(envelope) = pop_due(&mut state.queue, now) {
             due.push_back(envelope);
         }
-        if !due.is_empty() {
-            return Poll::Ready(());
-        }
         state.reader.register(cx.waker());
-        Poll::Pending
+        !due.is_empty()
     }
 
     /// The reader is gone: drop what is queued and refuse what comes.
