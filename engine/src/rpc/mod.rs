@@ -23,7 +23,7 @@ use std::time::Duration;
 use madsim::time::Instant;
 use parking_lot::Mutex;
 
-use call::CallSlot;
+use call::{CallSlot, Slot};
 use network::{Envelope, Mailbox};
 pub use network::{LinkFault, Network};
 
@@ -72,15 +72,16 @@ pub enum RpcError {
     },
 }
 
-type Payload = Box<dyn Any + Send + Sync>;
-type Answer = Pin<Box<dyn Future<Output = Payload> + Send>>;
-type Handler = Box<dyn FnMut(Payload, SocketAddr) -> Answer + Send>;
+/// A call's slot as a request carries it: a [`CallSlot`] of the request type its tag names.
+type AnySlot = Arc<dyn Any + Send + Sync>;
+type Answer = Pin<Box<dyn PendingAnswer>>;
+type Handler = Box<dyn FnMut(AnySlot, SocketAddr) -> Answer + Send>;
 
-/// A request on its way: `tag` names the request type, `reply` is where the answer lands.
+/// A request on its way: `tag` names the request type, `slot` holds the request and is where
+/// the answer lands.
 struct Frame {
     tag: u64,
-    body: Payload,
-    reply: Weak<CallSlot>,
+    slot: AnySlot,
 }
 
 /// One node's messaging endpoint: makes calls and serves requests.
@@ -113,7 +114,7 @@ struct Waiting {
     /// Each call's answer slot, sorted by deadline and call id. A sorted deque rather than a
     /// `BTreeMap`: calls mostly share one timeout, so a new one goes at the back and the
     /// answered ones leave from near the front (the map's insert and remove cost 2% of a run).
-    deadlines: VecDeque<((Instant, u64), Arc<CallSlot>)>,
+    deadlines: VecDeque<((Instant, u64), Arc<dyn Slot>)>,
     /// The instants timers are armed to wake the reader at, still ahead.
     alarms: BTreeSet<Instant>,
 }
@@ -145,7 +146,7 @@ const EXPIRY_LEAD: Duration = Duration::from_millis(2);
 
 impl Waiting {
     /// Adds a call ending at `deadline`; returns its id and the timers to arm.
-    fn add(&mut self, deadline: Instant, slot: Arc<CallSlot>, now: Instant) -> (u64, Vec<Instant>) {
+    fn add(&mut self, deadline: Instant, slot: Arc<dyn Slot>, now: Instant) -> (u64, Vec<Instant>) {
         self.next_call += 1;
         let call = self.next_call;
         // Nothing to arm when an earlier deadline lies beyond two leads: a timer wakes the reader
@@ -170,7 +171,7 @@ impl Waiting {
 
     /// Removes the calls whose deadline has passed (returned, to be closed outside the lock,
     /// which tells each caller); says which timers to arm next.
-    fn expire(&mut self, now: Instant) -> (Vec<Arc<CallSlot>>, Vec<Instant>) {
+    fn expire(&mut self, now: Instant) -> (Vec<Arc<dyn Slot>>, Vec<Instant>) {
         let mut expired = Vec::new();
         while let Some(slot) = pop_due(&mut self.deadlines, now) {
             expired.push(slot);
@@ -250,21 +251,18 @@ impl Rpc {
     ) -> Result<R::Response, RpcError> {
         let now = self.shared.clock.now();
         let deadline = now + timeout;
-        let slot = CallSlot::new(deadline);
+        let slot = CallSlot::new(deadline, request);
         let (call, alarms) = self.shared.waiting.lock().add(deadline, slot.clone(), now);
         for at in alarms {
             self.shared.wake_reader_at(now, at);
         }
-        let frame = Frame { tag: R::ID, body: Box::new(request), reply: Arc::downgrade(&slot) };
-        self.shared.send_request(dst, frame);
+        self.shared.send_request(dst, Frame { tag: R::ID, slot: slot.clone() });
         // The slot is closed at the deadline (or when the node's reader dies).
         let answer = std::future::poll_fn(|cx| slot.poll_answer(cx, &self.shared.clock)).await;
         match answer {
-            Some(body) => {
+            Some(response) => {
                 self.shared.waiting.lock().forget(call, deadline);
-                Ok(*body
-                    .downcast::<R::Response>()
-                    .expect("a call's slot is only ever answered with its request's response type"))
+                Ok(response)
             }
             None => Err(RpcError::Timeout { dst, timeout }),
         }
@@ -298,16 +296,19 @@ impl Rpc {
         F: FnMut(R, SocketAddr) -> Fut + Send + 'static,
         Fut: Future<Output = R::Response> + Send + 'static,
     {
-        let erased: Handler = Box::new(move |body, from| {
-            let request = *body
-                .downcast::<R>()
+        let erased: Handler = Box::new(move |slot: AnySlot, from| {
+            let slot = slot
+                .downcast::<CallSlot<R>>()
                 .expect("a request tag is only ever used for its request type");
-            // One box holds the handler's future and erases its output's type. The box comes
-            // first and the future is built in it: built first and then moved into the box, the
-            // future (about 950 bytes for a produce or a fetch) was copied whole per request.
-            let boxed = Box::<Erased<Fut>>::new_uninit();
-            let answer: Box<Erased<Fut>> = Box::write(boxed, Erased { answer: handler(request, from) });
-            Box::into_pin(answer)
+            let request =
+                slot.take_request().expect("a request is delivered once, to the one node it went to");
+            let reply = Arc::downgrade(&slot);
+            // One box holds the handler's future and erases its type. The box comes first and
+            // the future is built in it: built first and then moved into the box, the future
+            // (about 950 bytes for a produce or a fetch) was copied whole per request.
+            let boxed = Box::<Erased<Fut, R>>::new_uninit();
+            let answer = Erased { answer: handler(request, from), caller: from, reply };
+            Box::into_pin(Box::write(boxed, answer) as Box<dyn PendingAnswer>)
         });
         let mut handlers = self.shared.handlers.lock();
         // A second `serve` of a type replaces its handler, as a map's insert would.
@@ -318,22 +319,35 @@ impl Rpc {
     }
 }
 
+/// A request's answer being worked out, its type erased.
+trait PendingAnswer: Send {
+    /// Polls the answer and, once it is ready, sends it back to its call through `shared`'s
+    /// link to the caller; ready once sent (or lost).
+    fn poll_send(self: Pin<&mut Self>, cx: &mut Context<'_>, shared: &Shared) -> Poll<()>;
+}
+
 pin_project_lite::pin_project! {
-    /// A handler's future, its output boxed as a [`Payload`].
-    struct Erased<F> {
+    /// A handler's future for a request of type `R`, with where its answer goes: it lands in
+    /// the call's typed slot as it is, without a box of its own.
+    struct Erased<F, R: Request> {
         #[pin]
         answer: F,
+        // The caller's address: the answer takes the link back to it.
+        caller: SocketAddr,
+        reply: Weak<CallSlot<R>>,
     }
 }
 
-impl<F: Future> Future for Erased<F>
+impl<F, R> PendingAnswer for Erased<F, R>
 where
-    F::Output: Send + Sync + 'static,
+    F: Future<Output = R::Response> + Send,
+    R: Request,
 {
-    type Output = Payload;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Payload> {
-        self.project().answer.poll(cx).map(|answer| Box::new(answer) as Payload)
+    fn poll_send(self: Pin<&mut Self>, cx: &mut Context<'_>, shared: &Shared) -> Poll<()> {
+        let this = self.project();
+        let answer = std::task::ready!(this.answer.poll(cx));
+        shared.send_answer(*this.caller, this.reply, answer);
+        Poll::Ready(())
     }
 }
 
@@ -416,12 +430,9 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
     .await
 }
 
-/// A request being answered: its answer, and where the answer goes.
+/// A request being answered: its answer, which knows where it goes.
 struct Answering {
     answer: Answer,
-    /// The caller's address: the answer takes the link back to it.
-    caller: SocketAddr,
-    reply: Weak<CallSlot>,
     /// What the answer's future wakes: it marks the answer for a poll, then wakes the reader.
     wake: Arc<AnswerWake>,
     /// `wake` as a waker, made once rather than on every poll.
@@ -488,26 +499,20 @@ impl std::task::Wake for AnswerWake {
 impl Shared {
     /// Starts answering a request; `None` if nobody serves its type here.
     fn dispatch(&self, envelope: Envelope, wake: Arc<AnswerWake>) -> Option<Answering> {
-        let Envelope { from, frame: Frame { tag, body, reply } } = envelope;
+        let Envelope { from, frame: Frame { tag, slot } } = envelope;
         let answer = {
             let mut handlers = self.handlers.lock();
             // Nobody serving it here: lost, as at an unbound port.
             let (_, handler) = handlers.iter_mut().find(|(served, _)| *served == tag)?;
-            handler(body, from)
+            handler(slot, from)
         };
         let waker = Waker::from(wake.clone());
-        Some(Answering { answer, caller: from, reply, wake, waker })
+        Some(Answering { answer, wake, waker })
     }
 
     /// Polls an answer (most are ready at once) and sends it if it is ready; `true` if sent.
     fn try_answer(&self, pending: &mut Answering) -> bool {
-        match pending.answer.as_mut().poll(&mut Context::from_waker(&pending.waker)) {
-            Poll::Ready(body) => {
-                self.send_answer(pending, body);
-                true
-            }
-            Poll::Pending => false,
-        }
+        pending.answer.as_mut().poll_send(&mut Context::from_waker(&pending.waker), self).is_ready()
     }
 
     /// Ends the calls whose deadline has passed, and keeps a timer armed for the next one.
@@ -544,13 +549,13 @@ impl Shared {
 
     /// Sends an answer back to its call; lost if the call has ended (the caller timed out,
     /// died or restarted) by the time it arrives.
-    fn send_answer(&self, pending: &Answering, body: Payload) {
-        let Some(slot) = pending.reply.upgrade() else {
+    fn send_answer<R: Request>(&self, caller: SocketAddr, reply: &Weak<CallSlot<R>>, answer: R::Response) {
+        let Some(slot) = reply.upgrade() else {
             return;
         };
         let now = self.clock.now();
-        if let Some(arrival) = self.arrival(pending.caller, now) {
-            slot.land(&self.clock, now, arrival, body);
+        if let Some(arrival) = self.arrival(caller, now) {
+            slot.land(&self.clock, now, arrival, answer);
         }
     }
 
