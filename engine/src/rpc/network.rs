@@ -323,10 +323,8 @@ impl Wake for Mailbox {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let reader = self.state.lock().reader.take();
-        if let Some(reader) = reader {
-            reader.wake();
-        }
+        // The reader stays noted: it waits again after every wake-up (`take_arrived`).
+        self.state.lock().reader.wake_by_ref();
     }
 }
 
