@@ -140,6 +140,9 @@ fn pop_due<V>(queue: &mut VecDeque<((Instant, u64), V)>, now: Instant) -> Option
     }
 }
 
+/// The calls ended by their deadline (to be closed outside the lock) and the timers to arm next.
+type Expiry = (Vec<Arc<dyn Slot>>, Vec<Instant>);
+
 /// How long before the earliest deadline the reader wakes to arm a timer at each deadline due
 /// within two leads; more than madsim's 1 ms minimum.
 const EXPIRY_LEAD: Duration = Duration::from_millis(2);
@@ -159,7 +162,20 @@ impl Waiting {
             .is_some_and(|&((first, _), _)| first > horizon && first <= deadline);
         // Mostly at the back: calls share one timeout.
         insert_in_order(&mut self.deadlines, (deadline, call), slot);
-        (call, if covered { Vec::new() } else { self.plan(now) })
+        if covered || self.nothing_to_plan(horizon) {
+            return (call, Vec::new());
+        }
+        (call, self.plan(now))
+    }
+
+    /// Whether [`plan`](Self::plan) would arm nothing because the earliest deadline lies beyond
+    /// `horizon` (two leads from now) and a timer already wakes the reader a lead before it or
+    /// sooner: the common case of a call added to a node whose other calls are all answered
+    /// (half of all calls), told without the plan's search and list (about 100 instructions).
+    fn nothing_to_plan(&self, horizon: Instant) -> bool {
+        self.deadlines.front().is_some_and(|&((first, _), _)| {
+            first > horizon && self.alarms.first().is_some_and(|&alarm| alarm <= first - EXPIRY_LEAD)
+        })
     }
 
     /// Forgets `call` (answered, or gone already) if it still waits.
@@ -170,8 +186,16 @@ impl Waiting {
     }
 
     /// Removes the calls whose deadline has passed (returned, to be closed outside the lock,
-    /// which tells each caller); says which timers to arm next.
-    fn expire(&mut self, now: Instant) -> (Vec<Arc<dyn Slot>>, Vec<Instant>) {
+    /// which tells each caller); says which timers to arm next. `None` when no deadline and no
+    /// alarm is due, as at most wake-ups (an arrival): nothing to hand back, and no lists made
+    /// and dropped for it.
+    fn expire(&mut self, now: Instant) -> Option<Expiry> {
+        let due = |at: Instant| at <= now;
+        if !self.deadlines.front().is_some_and(|&((first, _), _)| due(first))
+            && !self.alarms.first().is_some_and(|&alarm| due(alarm))
+        {
+            return None;
+        }
         let mut expired = Vec::new();
         while let Some(slot) = pop_due(&mut self.deadlines, now) {
             expired.push(slot);
@@ -184,7 +208,7 @@ impl Waiting {
         // Until an alarm fires or a call expires, the timers armed still cover every deadline
         // (a call added meanwhile planned for itself): most wake-ups have nothing to plan.
         let alarms = if fired || !expired.is_empty() { self.plan(now) } else { Vec::new() };
-        (expired, alarms)
+        Some((expired, alarms))
     }
 
     /// The timers to arm so that every deadline is met exactly: one at each deadline due within
@@ -517,7 +541,9 @@ impl Shared {
 
     /// Ends the calls whose deadline has passed, and keeps a timer armed for the next one.
     fn expire_calls(&self, now: Instant) {
-        let (expired, alarms) = self.waiting.lock().expire(now);
+        let Some((expired, alarms)) = self.waiting.lock().expire(now) else {
+            return;
+        };
         for slot in expired {
             slot.close(); // the caller wakes to a timeout
         }
