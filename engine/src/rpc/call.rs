@@ -29,8 +29,13 @@ struct SlotState<R: Request> {
     /// The request, until the node it was sent to takes it (even after the call has ended, as a
     /// request on its way is delivered whatever became of its caller).
     request: Option<R>,
-    /// The answer and the instant it arrives.
-    answer: Option<(Instant, R::Response)>,
+    /// The answer, landed as it was sent.
+    answer: Option<R::Response>,
+    /// The answer's arrival timer has fired: it has arrived. The timer is armed at the arrival
+    /// instant itself (a message takes at least madsim's 1 ms minimum), and madsim fires every
+    /// timer due before any task sees the clock move, so this says what a clock reading against
+    /// the arrival instant would, without the reading.
+    arrived: bool,
     /// The call ended without an answer; nothing lands any more.
     closed: bool,
     /// The calling task, once it waits.
@@ -47,7 +52,13 @@ pub(super) trait Slot: Send + Sync {
 impl<R: Request> CallSlot<R> {
     /// A slot holding `request`, for a call that times out at `deadline`.
     pub fn new(deadline: Instant, request: R) -> Arc<CallSlot<R>> {
-        let state = SlotState { request: Some(request), answer: None, closed: false, caller: WaitingTask::default() };
+        let state = SlotState {
+            request: Some(request),
+            answer: None,
+            arrived: false,
+            closed: false,
+            caller: WaitingTask::default(),
+        };
         Arc::new(CallSlot { deadline, state: Mutex::new(state) })
     }
 
@@ -66,18 +77,16 @@ impl<R: Request> CallSlot<R> {
             if state.closed || state.answer.is_some() || arrival >= self.deadline {
                 return;
             }
-            state.answer = Some((arrival, answer));
+            state.answer = Some(answer);
         }
         clock.wake_at(now, arrival, &Waker::from(self.clone()));
     }
 
-    /// The answer once it has arrived by now (as `clock` reads); `Ready(None)` if the call ended
-    /// without one. The clock is read only when an answer has landed: a call is polled once
-    /// before any can have.
-    pub fn poll_answer(&self, cx: &mut Context<'_>, clock: &Clock) -> Poll<Option<R::Response>> {
+    /// The answer once it has arrived; `Ready(None)` if the call ended without one.
+    pub fn poll_answer(&self, cx: &mut Context<'_>) -> Poll<Option<R::Response>> {
         let mut state = self.state.lock();
-        if state.answer.as_ref().is_some_and(|(arrival, _)| *arrival <= clock.now()) {
-            return Poll::Ready(state.answer.take().map(|(_, answer)| answer));
+        if state.arrived && state.answer.is_some() {
+            return Poll::Ready(state.answer.take());
         }
         if state.closed {
             return Poll::Ready(None);
@@ -101,14 +110,18 @@ impl<R: Request> Slot for CallSlot<R> {
     }
 }
 
-/// The arrival timer wakes the caller.
+/// The arrival timer (the only one to wake a slot) marks the answer arrived and wakes the caller.
 impl<R: Request> Wake for CallSlot<R> {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let caller = self.state.lock().caller.take();
+        let caller = {
+            let mut state = self.state.lock();
+            state.arrived = true;
+            state.caller.take()
+        };
         if let Some(caller) = caller {
             caller.wake();
         }

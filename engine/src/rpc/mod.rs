@@ -282,7 +282,7 @@ impl Rpc {
         }
         self.shared.send_request(dst, now, Frame { tag: R::ID, slot: slot.clone() });
         // The slot is closed at the deadline (or when the node's reader dies).
-        let answer = std::future::poll_fn(|cx| slot.poll_answer(cx, &self.shared.clock)).await;
+        let answer = std::future::poll_fn(|cx| slot.poll_answer(cx)).await;
         match answer {
             Some(response) => {
                 self.shared.waiting.lock().forget(call, deadline);
