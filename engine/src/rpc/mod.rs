@@ -424,7 +424,10 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
         shared.expire_calls(now);
         for round in 1.. {
             answering.retain_mut(|pending| !(pending.wake.take() && shared.try_answer(pending, now)));
-            if mailbox.0.take_arrived(cx, now, &mut arrived) {
+            // Only the first round finds messages: one sent meanwhile takes at least 1 ms, and
+            // no other task runs in between (a look in each later round cost about 60
+            // instructions, 24,000 times in 5 simulated minutes).
+            if round == 1 && mailbox.0.take_arrived(cx, now, &mut arrived) {
                 while let Some(envelope) = arrived.pop_front() {
                     let wake = spare
                         .take()
