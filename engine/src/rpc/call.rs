@@ -67,11 +67,11 @@ impl<R: Request> CallSlot<R> {
         self.state.lock().request.take()
     }
 
-    /// Lands an answer that arrives at `arrival`, and arms a timer that wakes the caller then
-    /// (`clock` reads `now`).
+    /// Lands an answer that arrives at `arrival`, and arms a timer on `clock` that wakes the
+    /// caller then.
     /// Lost if the call has ended, or if it would arrive at or after the deadline (the caller
     /// times out first, as it would with the answer still on its way).
-    pub fn land(self: &Arc<Self>, clock: &Clock, now: Instant, arrival: Instant, answer: R::Response) {
+    pub fn land(self: &Arc<Self>, clock: &Clock, arrival: Instant, answer: R::Response) {
         {
             let mut state = self.state.lock();
             if state.closed || state.answer.is_some() || arrival >= self.deadline {
@@ -79,7 +79,7 @@ impl<R: Request> CallSlot<R> {
             }
             state.answer = Some(answer);
         }
-        clock.wake_at(now, arrival, &Waker::from(self.clone()));
+        clock.wake_at_arrival(arrival, &Waker::from(self.clone()));
     }
 
     /// The answer once it has arrived; `Ready(None)` if the call ended without one.

@@ -573,7 +573,7 @@ impl Shared {
             (peer, link.arrival(&self.network, self.mailbox.addr(), now, rng))
         };
         if let Some(arrival) = arrival {
-            peer.put(&self.clock, now, arrival, Envelope { from: self.mailbox.addr(), frame });
+            peer.put(&self.clock, arrival, Envelope { from: self.mailbox.addr(), frame });
         }
     }
 
@@ -585,7 +585,7 @@ impl Shared {
             return;
         };
         if let Some(arrival) = self.arrival(caller, now) {
-            slot.land(&self.clock, now, arrival, answer);
+            slot.land(&self.clock, arrival, answer);
         }
     }
 

@@ -274,9 +274,8 @@ impl Mailbox {
         !self.closed.load(Ordering::Relaxed)
     }
 
-    /// Puts a message in, and arms a timer that wakes the reader when it arrives (`clock` reads
-    /// `now`).
-    pub(super) fn put(self: &Arc<Self>, clock: &Clock, now: Instant, arrival: Instant, envelope: Envelope) {
+    /// Puts a message in, and arms a timer on `clock` that wakes the reader when it arrives.
+    pub(super) fn put(self: &Arc<Self>, clock: &Clock, arrival: Instant, envelope: Envelope) {
         {
             if !self.is_open() {
                 return;
@@ -286,7 +285,7 @@ impl Mailbox {
             let key = (arrival, state.put);
             insert_in_order(&mut state.queue, key, envelope);
         }
-        clock.wake_at(now, arrival, &Waker::from(self.clone()));
+        clock.wake_at_arrival(arrival, &Waker::from(self.clone()));
     }
 
     /// Moves every message that has arrived by `now` into `due`, and notes `cx`'s task as the
