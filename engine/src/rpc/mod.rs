@@ -576,7 +576,7 @@ impl Shared {
             let Some(peer) = link.peer(&self.network) else {
                 return;
             };
-            (peer, link.arrival(&self.network, self.mailbox.addr(), now, rng))
+            (peer, link.arrival(&self.network, &self.mailbox.addr(), now, rng))
         };
         if let Some(arrival) = arrival {
             peer.put(&self.clock, arrival, Envelope { from: self.mailbox.addr(), frame });
@@ -598,7 +598,7 @@ impl Shared {
     /// When a message sent `now` to `dst` arrives, through the link's faults; `None` if lost.
     fn arrival(&self, dst: SocketAddr, now: Instant) -> Option<Instant> {
         let Links { peers, rng } = &mut *self.links.lock();
-        link_to(peers, dst, now).arrival(&self.network, self.mailbox.addr(), now, rng)
+        link_to(peers, dst, now).arrival(&self.network, &self.mailbox.addr(), now, rng)
     }
 }
 
@@ -637,11 +637,11 @@ impl Link {
     fn arrival(
         &mut self,
         network: &Network,
-        from: SocketAddr,
+        from: &SocketAddr,
         now: Instant,
         rng: &mut madsim::rand::GlobalRng,
     ) -> Option<Instant> {
-        network.arrival(from.ip(), self.peer_addr.ip(), now, &mut self.last, rng)
+        network.arrival(from, &self.peer_addr, now, &mut self.last, rng)
     }
 }
 

@@ -183,14 +183,21 @@ impl Network {
     /// is drawn from `rng`, the runtime's generator.
     pub(super) fn arrival(
         &self,
-        src: IpAddr,
-        dst: IpAddr,
+        src: &SocketAddr,
+        dst: &SocketAddr,
         now: Instant,
         last: &mut Instant,
         rng: &mut impl Rng,
     ) -> Option<Instant> {
         self.shared.messages.fetch_add(1, Ordering::Relaxed);
-        match self.fate(src, dst) {
+        // A healthy network (most of most runs) needs no look at the faults, nor the two IP
+        // addresses they are kept by.
+        let fate = if self.shared.faults.load(Ordering::Relaxed) {
+            self.fate(src.ip(), dst.ip())
+        } else {
+            Fate::InOrder
+        };
+        match fate {
             Fate::Lost => None,
             Fate::InOrder => {
                 let arrival = (now + latency(rng)).max(*last);
@@ -201,10 +208,8 @@ impl Network {
         }
     }
 
+    /// What happens to a message from `src` to `dst` while some link is faulty or cut.
     fn fate(&self, src: IpAddr, dst: IpAddr) -> Fate {
-        if !self.shared.faults.load(Ordering::Relaxed) {
-            return Fate::InOrder; // a healthy network: most of most runs
-        }
         let mut state = self.state();
         if state.cut.contains(&(src, dst)) {
             return Fate::Lost;
