@@ -68,10 +68,10 @@ impl<R: Request> CallSlot<R> {
     }
 
     /// Lands an answer that arrives at `arrival`, and arms a timer on `clock` that wakes the
-    /// caller then.
+    /// caller then. The sender's handle on the slot becomes the timer's waker.
     /// Lost if the call has ended, or if it would arrive at or after the deadline (the caller
     /// times out first, as it would with the answer still on its way).
-    pub fn land(self: &Arc<Self>, clock: &Clock, arrival: Instant, answer: R::Response) {
+    pub fn land(self: Arc<Self>, clock: &Clock, arrival: Instant, answer: R::Response) {
         {
             let mut state = self.state.lock();
             if state.closed || state.answer.is_some() || arrival >= self.deadline {
@@ -79,7 +79,7 @@ impl<R: Request> CallSlot<R> {
             }
             state.answer = Some(answer);
         }
-        clock.wake_at_arrival(arrival, &Waker::from(self.clone()));
+        clock.wake_at_arrival(arrival, &Waker::from(self));
     }
 
     /// The answer once it has arrived; `Ready(None)` if the call ended without one.

@@ -279,8 +279,9 @@ impl Mailbox {
         !self.closed.load(Ordering::Relaxed)
     }
 
-    /// Puts a message in, and arms a timer on `clock` that wakes the reader when it arrives.
-    pub(super) fn put(self: &Arc<Self>, clock: &Clock, arrival: Instant, envelope: Envelope) {
+    /// Puts a message in, and arms a timer on `clock` that wakes the reader when it arrives. The
+    /// sender's handle becomes the timer's waker, rather than a clone of it.
+    pub(super) fn put(self: Arc<Self>, clock: &Clock, arrival: Instant, envelope: Envelope) {
         {
             if !self.is_open() {
                 return;
@@ -290,7 +291,7 @@ impl Mailbox {
             let key = (arrival, state.put);
             insert_in_order(&mut state.queue, key, envelope);
         }
-        clock.wake_at_arrival(arrival, &Waker::from(self.clone()));
+        clock.wake_at_arrival(arrival, &Waker::from(self));
     }
 
     /// Moves every message that has arrived by `now` into `due`, and notes `cx`'s task as the
