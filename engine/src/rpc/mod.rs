@@ -282,10 +282,7 @@ impl Rpc {
         let now = self.shared.clock.now();
         let deadline = now + timeout;
         let slot = CallSlot::new(deadline, request);
-        let (call, alarms) = self.shared.waiting.lock().add(deadline, slot.clone(), now);
-        for at in alarms {
-            self.shared.wake_reader_at(now, at);
-        }
+        let call = self.shared.wait_for(deadline, slot.clone(), now);
         self.shared.send_request(dst, now, Frame { tag: R::ID, slot: slot.clone() });
         // The slot is closed at the deadline (or when the node's reader dies).
         let answer = std::future::poll_fn(|cx| slot.poll_answer(cx)).await;
@@ -547,6 +544,20 @@ impl Shared {
     /// `now`; `true` if sent.
     fn try_answer(&self, pending: &mut Answering, now: Instant) -> bool {
         pending.answer.as_mut().poll_send(&mut Context::from_waker(&pending.waker), self, now).is_ready()
+    }
+
+    /// Adds a call waiting for its answer until `deadline` (the clock reading `now`), arms the
+    /// timers it needs, and returns its id. Not generic, unlike the call itself: one copy of
+    /// this code serves every request type. Mostly there is no timer to arm, and the list is
+    /// only looked at, not iterated.
+    fn wait_for(&self, deadline: Instant, slot: Arc<dyn Slot>, now: Instant) -> u64 {
+        let (call, alarms) = self.waiting.lock().add(deadline, slot, now);
+        if !alarms.is_empty() {
+            for at in alarms {
+                self.wake_reader_at(now, at);
+            }
+        }
+        call
     }
 
     /// Ends the calls whose deadline has passed, and keeps a timer armed for the next one.
