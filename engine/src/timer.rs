@@ -52,8 +52,20 @@ impl Clock {
     /// passed, and nothing is armed. The same single timer a fresh `sleep_until(at)` polled once
     /// registers.
     pub fn wake_at(&self, now: Instant, at: Instant, waker: &Waker) -> bool {
+        self.arm(at.max(now + MIN_SLEEP), waker)
+    }
+
+    /// Arms one runtime timer that wakes `waker` at `at`, which the caller knows to lie at least
+    /// 1 ms ahead (a message's arrival: every message takes at least that long), so that
+    /// [`wake_at`](Self::wake_at)'s clock arithmetic would leave it as it is (about 15
+    /// instructions per message, 119,000 messages in 5 simulated minutes).
+    pub fn wake_at_arrival(&self, at: Instant, waker: &Waker) {
+        self.arm(at, waker);
+    }
+
+    /// Arms the runtime timer for `deadline`, at least 1 ms ahead; `false` if it has passed.
+    fn arm(&self, deadline: Instant, waker: &Waker) -> bool {
         let mut held = self.sleep.lock();
-        let deadline = at.max(now + MIN_SLEEP);
         let sleep = match &mut *held {
             Some(sleep) => {
                 Pin::new(&mut *sleep).reset(deadline);

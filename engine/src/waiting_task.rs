@@ -29,6 +29,16 @@ impl WaitingTask {
     pub fn take(&mut self) -> Option<Waker> {
         self.0.take()
     }
+
+    /// Wakes the waiting task and keeps it noted, for a task that waits again every time it
+    /// runs (a mailbox's reader): it then notes the same waker, a comparison, where a waker
+    /// taken to be woken is cloned again at the next wait. Safe under the structure's lock: a
+    /// madsim waker only queues its task, and a second wake-up before it runs changes nothing.
+    pub fn wake_by_ref(&self) {
+        if let Some(waiting) = &self.0 {
+            waiting.wake_by_ref();
+        }
+    }
 }
 
 /// A queue read by one task, kept under its structure's lock with that task while it waits (a

@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use madsim::rand::Rng;
@@ -183,14 +183,21 @@ impl Network {
     /// is drawn from `rng`, the runtime's generator.
     pub(super) fn arrival(
         &self,
-        src: IpAddr,
-        dst: IpAddr,
+        src: &SocketAddr,
+        dst: &SocketAddr,
         now: Instant,
         last: &mut Instant,
         rng: &mut impl Rng,
     ) -> Option<Instant> {
         self.shared.messages.fetch_add(1, Ordering::Relaxed);
-        match self.fate(src, dst) {
+        // A healthy network (most of most runs) needs no look at the faults, nor the two IP
+        // addresses they are kept by.
+        let fate = if self.shared.faults.load(Ordering::Relaxed) {
+            self.fate(src.ip(), dst.ip())
+        } else {
+            Fate::InOrder
+        };
+        match fate {
             Fate::Lost => None,
             Fate::InOrder => {
                 let arrival = (now + latency(rng)).max(*last);
@@ -201,10 +208,8 @@ impl Network {
         }
     }
 
+    /// What happens to a message from `src` to `dst` while some link is faulty or cut.
     fn fate(&self, src: IpAddr, dst: IpAddr) -> Fate {
-        if !self.shared.faults.load(Ordering::Relaxed) {
-            return Fate::InOrder; // a healthy network: most of most runs
-        }
         let mut state = self.state();
         if state.cut.contains(&(src, dst)) {
             return Fate::Lost;
@@ -274,9 +279,9 @@ impl Mailbox {
         !self.closed.load(Ordering::Relaxed)
     }
 
-    /// Puts a message in, and arms a timer that wakes the reader when it arrives (`clock` reads
-    /// `now`).
-    pub(super) fn put(self: &Arc<Self>, clock: &Clock, now: Instant, arrival: Instant, envelope: Envelope) {
+    /// Puts a message in, and arms a timer on `clock` that wakes the reader when it arrives. The
+    /// sender's handle becomes the timer's waker, rather than a clone of it.
+    pub(super) fn put(self: Arc<Self>, clock: &Clock, arrival: Instant, envelope: Envelope) {
         {
             if !self.is_open() {
                 return;
@@ -286,26 +291,22 @@ impl Mailbox {
             let key = (arrival, state.put);
             insert_in_order(&mut state.queue, key, envelope);
         }
-        clock.wake_at(now, arrival, &Waker::from(self.clone()));
+        clock.wake_at_arrival(arrival, &Waker::from(self));
     }
 
-    /// Moves every message that has arrived by `now` into `due`; pending (the reader to be
-    /// woken) if none has.
-    pub fn poll_arrived(
-        &self,
-        cx: &mut Context<'_>,
-        now: Instant,
-        due: &mut VecDeque<Envelope>,
-    ) -> Poll<()> {
+    /// Moves every message that has arrived by `now` into `due`, and notes `cx`'s task as the
+    /// reader to wake at the next arrival; `false` if none has arrived.
+    ///
+    /// The reader is noted even when messages are handed over: nothing it does with them can
+    /// make another one due at `now` (a message takes at least 1 ms), so a second look to note
+    /// it after handling them found nothing, at a lock and a search per wake-up.
+    pub fn take_arrived(&self, cx: &mut Context<'_>, now: Instant, due: &mut VecDeque<Envelope>) -> bool {
         let mut state = self.state.lock();
         while let Some(envelope) = pop_due(&mut state.queue, now) {
             due.push_back(envelope);
         }
-        if !due.is_empty() {
-            return Poll::Ready(());
-        }
         state.reader.register(cx.waker());
-        Poll::Pending
+        !due.is_empty()
     }
 
     /// The reader is gone: drop what is queued and refuse what comes.
@@ -327,10 +328,8 @@ impl Wake for Mailbox {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let reader = self.state.lock().reader.take();
-        if let Some(reader) = reader {
-            reader.wake();
-        }
+        // The reader stays noted: it waits again after every wake-up (`take_arrived`).
+        self.state.lock().reader.wake_by_ref();
     }
 }
 
