@@ -29,7 +29,7 @@ pub struct Clock {
 }
 
 /// madsim fires no timer sooner than this after it is armed (its `sleep_until` rounds up).
-const MIN_SLEEP: Duration = Duration::from_millis(1);
+pub(crate) const MIN_SLEEP: Duration = Duration::from_millis(1);
 
 impl Clock {
     /// The clock of the runtime this runs in.

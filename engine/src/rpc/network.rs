@@ -31,6 +31,11 @@ use crate::waiting_task::WaitingTask;
 /// How long a message takes on a healthy link: madsim's default `send_latency`.
 pub const LATENCY: Range<Duration> = Duration::from_millis(1)..Duration::from_millis(10);
 
+// The rpc layer relies on it: an arrival lies at least madsim's shortest sleep ahead, so its timer
+// is armed without rounding, and a message sent during a wake-up is never due in that wake-up
+// (the mailbox reader looks once, a call's slot trusts its timer). Checked when compiling.
+const _: () = assert!(LATENCY.start.as_nanos() >= crate::timer::MIN_SLEEP.as_nanos());
+
 /// Delay and loss on one directed link, drawn per message from the fault's own stream: the
 /// `n`-th message's draws are a hash of (`seed`, `n`), so a fault's losses and delays do not
 /// depend on what else in the run draws random numbers, nor on the other faults
