@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::kafka::{Consumer, ConsumerConfig, TopicPartition};
+use crate::kafka::{Consumer, ConsumerConfig, Fetched, TopicPartition};
 use crate::plant::PlantedBug;
 use crate::playground::click_event::{ClickEvent, DateReader};
 use crate::protocol::snapshot::{SnapshotKind, TaskSnapshot};
@@ -111,9 +111,11 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     let mut commit_tick = Ticker::new(AUTO_COMMIT_INTERVAL);
     let mut malformed = 0u64;
     let mut dates = DateReader::default();
+    // Filled by every fetch and emptied once its records are handed on: its lists are kept.
+    let mut fetched = Fetched::default();
     loop {
-        let fetched = {
-            let poll = consumer.poll_batches();
+        let polled = {
+            let poll = consumer.poll_batches_into(&mut fetched);
             tokio::pin!(poll);
             loop {
                 tokio::select! {
@@ -156,17 +158,14 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                         TaskControl::Cancel => return Err(TaskError::Canceled),
                         TaskControl::CheckpointAborted(_) => {}
                     },
-                    fetched = &mut poll => break fetched,
+                    polled = &mut poll => break polled,
                 }
             }
         };
-        let fetched = match fetched {
-            Ok(fetched) => fetched,
-            Err(_) => {
-                madsim::time::sleep(RETRY_BACKOFF).await;
-                continue;
-            }
-        };
+        if polled.is_err() {
+            madsim::time::sleep(RETRY_BACKOFF).await;
+            continue;
+        }
         context.metrics.add_records_in(fetched.record_count());
         // The position of the partition being read, written back when the records move on to
         // another partition (and after the last): one map lookup per partition and fetch rather
@@ -202,6 +201,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         if let Some((partition, next)) = reading {
             set_position(&mut positions, partition, next);
         }
+        fetched.clear();
     }
 }
 
