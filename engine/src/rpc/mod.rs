@@ -430,8 +430,11 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
             // Only the first round finds messages: one sent meanwhile takes at least 1 ms, and
             // no other task runs in between (a look in each later round cost about 60
             // instructions, 24,000 times in 5 simulated minutes).
-            if round == 1 && mailbox.0.take_arrived(cx, now, &mut arrived) {
-                while let Some(envelope) = arrived.pop_front() {
+            if round == 1
+                && let Some(first) = mailbox.0.take_arrived(cx, now, &mut arrived)
+            {
+                let mut first = Some(first);
+                while let Some(envelope) = first.take().or_else(|| arrived.pop_front()) {
                     let wake = spare
                         .take()
                         .filter(|wake| wake.reader.will_wake(cx.waker()))
