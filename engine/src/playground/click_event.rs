@@ -531,6 +531,9 @@ pub struct DateReader {
     /// The last date read whole and its milliseconds: the generator's events come six to a
     /// timestamp.
     last: Option<([u8; DATE_LEN], i64)>,
+    /// The milliseconds of `last`'s whole second (`last`'s less its `SSS`): most other dates
+    /// differ from the last only in their milliseconds.
+    second: i64,
 }
 
 impl DateReader {
@@ -563,11 +566,32 @@ impl DateReader {
         self.read_other(date)
     }
 
-    /// [`read_known`](Self::read_known) for a date other than the last one.
+    /// [`read_known`](Self::read_known) for a date other than the last one. One in the last
+    /// one's second (about 24 in 25 of them) is read from its three millisecond digits: by a
+    /// callgrind profile, the minute's path took about 81 instructions a date.
+    /// The rest is a call of its own, so this path saves no registers.
     #[inline(never)]
     fn read_other(&mut self, date: &[u8; DATE_LEN]) -> Option<i64> {
+        if let Some((last, last_ms)) = &mut self.last
+            && same_second(last, date)
+            && let Some(milli) = millis(date)
+        {
+            // The rest of the date is the same.
+            last[20..].copy_from_slice(&date[20..]);
+            *last_ms = self.second + milli;
+            return Some(*last_ms);
+        }
+        self.read_whole(date)
+    }
+
+    /// [`read_other`](Self::read_other) for a date in another second.
+    #[inline(never)]
+    fn read_whole(&mut self, date: &[u8; DATE_LEN]) -> Option<i64> {
         let ms = self.read_new(date).ok()?;
         self.last = Some((*date, ms));
+        // A date's `SSS` is its milliseconds' remainder by 1000 (the other fields are whole
+        // seconds), for dates before 1970 too.
+        self.second = ms - ms.rem_euclid(1000);
         Some(ms)
     }
 
@@ -597,6 +621,26 @@ fn same_date(a: &[u8; DATE_LEN], b: &[u8; DATE_LEN]) -> bool {
         u64::from_le_bytes(s[from..from + 8].try_into().unwrap())
     };
     word(a, 0) == word(b, 0) && word(a, 8) == word(b, 8) && word(a, 15) == word(b, 15)
+}
+
+/// Whether two dates agree up to their milliseconds (`dd-MM-yyyy hh:mm:ss:`), by three
+/// eight-byte comparisons.
+#[inline]
+fn same_second(a: &[u8; DATE_LEN], b: &[u8; DATE_LEN]) -> bool {
+    let word = |s: &[u8; DATE_LEN], from: usize| {
+        u64::from_le_bytes(s[from..from + 8].try_into().unwrap())
+    };
+    word(a, 0) == word(b, 0) && word(a, 8) == word(b, 8) && word(a, 12) == word(b, 12)
+}
+
+/// The `SSS` of a four-digit-year date, if its three bytes are digits.
+#[inline]
+fn millis(date: &[u8; DATE_LEN]) -> Option<i64> {
+    let digit = |at: usize| date[at].wrapping_sub(b'0');
+    let (a, b, c) = (digit(20), digit(21), digit(22));
+    // `&`, not `&&`: three comparisons and no branches between them.
+    ((a < 10) & (b < 10) & (c < 10))
+        .then(|| i64::from(a) * 100 + i64::from(b) * 10 + i64::from(c))
 }
 
 /// The `:ss:SSS` tail of a four-digit-year date in milliseconds, if it is well formed.
@@ -1460,7 +1504,8 @@ mod tests {
             #[test]
             fn the_minute_caches_write_and_read_what_the_plain_functions_do(
                 start in -100_000_000_000_000i64..100_000_000_000_000,
-                steps in proptest::collection::vec(0i64..90_000, 1..40),
+                // Steps within a second as often as across minutes, for the reader's second.
+                steps in proptest::collection::vec(prop_oneof![0i64..300, 0i64..90_000], 1..40),
                 edits in proptest::collection::vec((0usize..40, 0usize..23, any::<u8>()), 0..6),
             ) {
                 let (mut writer, mut reader) = (DateWriter::default(), DateReader::default());

@@ -413,10 +413,11 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
     // Set while the reader runs: an answer woken meanwhile (a fetch woken by the produce just
     // handled) is answered before the reader returns, without waking the reader again.
     let busy = Arc::new(AtomicBool::new(false));
-    // The wake-up of an answer that was ready at once, which nothing else holds: the next
-    // request's answer takes it over rather than allocating its own (most answers are ready at
-    // once: one allocation and two reference counts less per request).
-    let mut spare: Option<Arc<AnswerWake>> = None;
+    // The wake-ups of answers that were sent, which nothing else holds: the next requests'
+    // answers take them over rather than allocating their own (one allocation and two reference
+    // counts less per request). More than one: a held answer keeps the one it took until it is
+    // sent, and the requests meanwhile need another.
+    let mut spares: Vec<Arc<AnswerWake>> = Vec::new();
     std::future::poll_fn(|cx| {
         let Some(shared) = shared.upgrade() else {
             return Poll::Ready(());
@@ -426,21 +427,27 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
         let now = shared.clock.now();
         shared.expire_calls(now);
         for round in 1.. {
-            answering.retain_mut(|pending| !(pending.wake.take() && shared.try_answer(pending, now)));
+            let finished = |pending: &mut Answering| pending.wake.take() && shared.try_answer(pending, now);
+            for done in answering.extract_if(.., finished) {
+                spares.extend(done.into_spare_wake());
+            }
             // Only the first round finds messages: one sent meanwhile takes at least 1 ms, and
             // no other task runs in between (a look in each later round cost about 60
             // instructions, 24,000 times in 5 simulated minutes).
-            if round == 1 && mailbox.0.take_arrived(cx, now, &mut arrived) {
-                while let Some(envelope) = arrived.pop_front() {
-                    let wake = spare
-                        .take()
+            if round == 1
+                && let Some(first) = mailbox.0.take_arrived(cx, now, &mut arrived)
+            {
+                let mut first = Some(first);
+                while let Some(envelope) = first.take().or_else(|| arrived.pop_front()) {
+                    let wake = spares
+                        .pop()
                         .filter(|wake| wake.reader.will_wake(cx.waker()))
                         .unwrap_or_else(|| AnswerWake::new(cx.waker(), &busy));
                     if let Some(mut pending) = shared.dispatch(envelope, wake) {
                         if !shared.try_answer(&mut pending, now) {
                             answering.push(pending);
                         } else {
-                            spare = pending.into_spare_wake();
+                            spares.extend(pending.into_spare_wake());
                         }
                     }
                 }

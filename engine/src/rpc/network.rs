@@ -299,19 +299,29 @@ impl Mailbox {
         clock.wake_at_arrival(arrival, &Waker::from(self));
     }
 
-    /// Moves every message that has arrived by `now` into `due`, and notes `cx`'s task as the
-    /// reader to wake at the next arrival; `false` if none has arrived.
+    /// Takes the first message that has arrived by `now`, moves any others into `more`, and
+    /// notes `cx`'s task as the reader to wake at the next arrival; `None` if none has arrived.
+    /// A wake-up mostly finds one message: it is handed back, not moved through `more` (a copy
+    /// of the envelope and the deque's bookkeeping fewer).
     ///
     /// The reader is noted even when messages are handed over: nothing it does with them can
     /// make another one due at `now` (a message takes at least 1 ms), so a second look to note
     /// it after handling them found nothing, at a lock and a search per wake-up.
-    pub fn take_arrived(&self, cx: &mut Context<'_>, now: Instant, due: &mut VecDeque<Envelope>) -> bool {
+    pub fn take_arrived(
+        &self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        more: &mut VecDeque<Envelope>,
+    ) -> Option<Envelope> {
         let mut state = self.state.lock();
-        while let Some(envelope) = pop_due(&mut state.queue, now) {
-            due.push_back(envelope);
+        let first = pop_due(&mut state.queue, now);
+        if first.is_some() {
+            while let Some(envelope) = pop_due(&mut state.queue, now) {
+                more.push_back(envelope);
+            }
         }
         state.reader.register(cx.waker());
-        !due.is_empty()
+        first
     }
 
     /// The reader is gone: drop what is queued and refuse what comes.
