@@ -23,6 +23,7 @@ use console::errln;
 static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    allocator::without_huge_pages();
     let flags = flags::Xtask::parse();
     let result = match flags.command {
         flags::Command::RunScenario(command) => command.run(),
