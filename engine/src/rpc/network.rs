@@ -186,7 +186,8 @@ impl Network {
     /// `None` if it is lost. `last` is when the previous in-order message on this link
     /// arrives, and is moved on. Every message sent is counted, lost ones included. The latency
     /// is drawn from `rng`, the runtime's generator. Instants in nanoseconds since the runtime
-    /// started ([`Clock::now_nanos`]).
+    /// started ([`Clock::now_nanos`]). Inline (see `link_to`); the faults' path is out of line.
+    #[inline(always)]
     pub(super) fn arrival(
         &self,
         src: &SocketAddr,
@@ -215,6 +216,7 @@ impl Network {
     }
 
     /// What happens to a message from `src` to `dst` while some link is faulty or cut.
+    #[inline(never)]
     fn fate(&self, src: IpAddr, dst: IpAddr) -> Fate {
         let mut state = self.state();
         if state.cut.contains(&(src, dst)) {
