@@ -81,11 +81,15 @@ impl Clock {
     /// 1 ms ahead (a message's arrival: every message takes at least that long), so that
     /// [`wake_at`](Self::wake_at)'s clock arithmetic would leave it as it is (about 15
     /// instructions per message, 119,000 messages in 5 simulated minutes).
+    #[inline(always)]
     pub fn wake_at_arrival(&self, at: Instant, waker: &Waker) {
         self.arm(at, waker);
     }
 
     /// Arms the runtime timer for `deadline`, at least 1 ms ahead; `false` if it has passed.
+    /// Inline, the clock's first timer (which makes its sleep) out of line: as a call it cost
+    /// about 20 instructions per timer in its frame.
+    #[inline(always)]
     fn arm(&self, deadline: Instant, waker: &Waker) -> bool {
         let mut held = self.sleep.lock();
         let sleep = match &mut *held {
@@ -93,9 +97,15 @@ impl Clock {
                 Pin::new(&mut *sleep).reset(deadline);
                 sleep
             }
-            None => held.insert(self.handle.sleep_until(deadline)),
+            None => self.first_sleep(&mut held, deadline),
         };
         Pin::new(sleep).poll(&mut Context::from_waker(waker)).is_pending()
+    }
+
+    /// The clock's sleep, made for its first timer, at `deadline`.
+    #[inline(never)]
+    fn first_sleep<'a>(&self, held: &'a mut Option<Sleep>, deadline: Instant) -> &'a mut Sleep {
+        held.insert(self.handle.sleep_until(deadline))
     }
 }
 

@@ -311,7 +311,10 @@ impl Mailbox {
     ///
     /// The reader is noted even when messages are handed over: nothing it does with them can
     /// make another one due at `now` (a message takes at least 1 ms), so a second look to note
-    /// it after handling them found nothing, at a lock and a search per wake-up.
+    /// it after handling them found nothing, at a lock and a search per wake-up. Inline in the
+    /// reader, its one caller: the call's frame and the envelope handed back through it cost
+    /// about 20 instructions per wake-up.
+    #[inline(always)]
     pub fn take_arrived(
         &self,
         cx: &mut Context<'_>,
