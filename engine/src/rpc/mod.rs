@@ -468,8 +468,10 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
             if round == 1
                 && let Some(first) = mailbox.0.take_arrived(cx, now, &mut arrived)
             {
-                let mut first = Some(first);
-                while let Some(envelope) = first.take().or_else(|| arrived.pop_front()) {
+                // One place for the message in hand, refilled from the others: the first taken
+                // out of an `Option` and chained with the others cost a copy of each envelope.
+                let mut next = Some(first);
+                while let Some(envelope) = next {
                     let wake = spares
                         .pop()
                         .filter(|wake| wake.reader.will_wake(cx.waker()))
@@ -481,6 +483,7 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
                             spares.extend(pending.into_spare_wake());
                         }
                     }
+                    next = arrived.pop_front();
                 }
             }
             if !answering.iter().any(|pending| pending.wake.is_woken()) {
