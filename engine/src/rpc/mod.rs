@@ -206,7 +206,9 @@ impl Waiting {
         deadline.min(alarm)
     }
 
-    /// Forgets `call` (answered, or gone already) if it still waits.
+    /// Forgets `call` (answered, or gone already) if it still waits. Inline in each call, the
+    /// search out of line: as a call, its frame cost about 14 instructions per call.
+    #[inline(always)]
     fn forget(&mut self, call: u64, deadline: u64) {
         // Mostly the earliest: a node mostly has one call waiting, or gets its answers in the
         // order it called. Taken from the front without the search and the general removal.
@@ -214,6 +216,12 @@ impl Waiting {
             self.deadlines.pop_front();
             return;
         }
+        self.forget_later(call, deadline);
+    }
+
+    /// [`forget`](Self::forget) for a call behind the earliest.
+    #[inline(never)]
+    fn forget_later(&mut self, call: u64, deadline: u64) {
         if let Ok(at) = self.deadlines.binary_search_by(|(key, _)| key.cmp(&(deadline, call))) {
             self.deadlines.remove(at);
         }
