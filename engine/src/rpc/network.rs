@@ -25,7 +25,7 @@ use madsim::time::Instant;
 use parking_lot::Mutex;
 
 use super::{Frame, insert_in_order, pop_due};
-use crate::timer::Clock;
+use crate::timer::{Clock, nanos};
 use crate::waiting_task::WaitingTask;
 
 /// How long a message takes on a healthy link: madsim's default `send_latency`.
@@ -91,14 +91,14 @@ struct NetworkState {
     bound: BTreeMap<SocketAddr, Weak<Mailbox>>,
 }
 
-/// One message's latency on a healthy link, drawn from [`LATENCY`] in whole nanoseconds: one
+/// One message's latency on a healthy link, drawn from [`LATENCY`], in nanoseconds: one
 /// 64-bit draw scaled to the range (a bias of under 1e-12), where `gen_range` over a `Duration`
 /// costs five times as much and may draw again and again.
-fn latency(rng: &mut impl Rng) -> Duration {
-    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    let (start, span) = (nanos(LATENCY.start), nanos(LATENCY.end) - nanos(LATENCY.start));
-    let scaled = (u128::from(rng.next_u64()) * u128::from(span)) >> 64;
-    Duration::from_nanos(start + scaled as u64)
+fn latency(rng: &mut impl Rng) -> u64 {
+    const START: u64 = nanos(LATENCY.start);
+    const SPAN: u64 = nanos(LATENCY.end) - START;
+    let scaled = (u128::from(rng.next_u64()) * u128::from(SPAN)) >> 64;
+    START + scaled as u64
 }
 
 /// What happens to one message on a link.
@@ -185,15 +185,17 @@ impl Network {
     /// When a message sent from `src` to `dst` at `now` arrives, through the link's faults;
     /// `None` if it is lost. `last` is when the previous in-order message on this link
     /// arrives, and is moved on. Every message sent is counted, lost ones included. The latency
-    /// is drawn from `rng`, the runtime's generator.
+    /// is drawn from `rng`, the runtime's generator. Instants in nanoseconds since the runtime
+    /// started ([`Clock::now_nanos`]). Inline (see `link_to`); the faults' path is out of line.
+    #[inline(always)]
     pub(super) fn arrival(
         &self,
         src: &SocketAddr,
         dst: &SocketAddr,
-        now: Instant,
-        last: &mut Instant,
+        now: u64,
+        last: &mut u64,
         rng: &mut impl Rng,
-    ) -> Option<Instant> {
+    ) -> Option<u64> {
         self.shared.messages.fetch_add(1, Ordering::Relaxed);
         // A healthy network (most of most runs) needs no look at the faults, nor the two IP
         // addresses they are kept by.
@@ -209,11 +211,12 @@ impl Network {
                 *last = arrival;
                 Some(arrival)
             }
-            Fate::Delayed(delay) => Some(now + delay + latency(rng)),
+            Fate::Delayed(delay) => Some(now + nanos(delay) + latency(rng)),
         }
     }
 
     /// What happens to a message from `src` to `dst` while some link is faulty or cut.
+    #[inline(never)]
     fn fate(&self, src: IpAddr, dst: IpAddr) -> Fate {
         let mut state = self.state();
         if state.cut.contains(&(src, dst)) {
@@ -266,7 +269,7 @@ struct MailboxState {
     /// A sorted deque rather than a `BTreeMap`: messages mostly arrive in the order they are
     /// put in, so one goes in near the back and leaves from the front (the map's insert and
     /// remove cost 1% of a run).
-    queue: VecDeque<((Instant, u64), Envelope)>,
+    queue: VecDeque<((u64, u64), Envelope)>,
     /// Messages put in so far: the second half of the queue's key.
     put: u64,
     /// The task reading this mailbox, once it waits.
@@ -284,9 +287,10 @@ impl Mailbox {
         !self.closed.load(Ordering::Relaxed)
     }
 
-    /// Puts a message in, and arms a timer on `clock` that wakes the reader when it arrives. The
-    /// sender's handle becomes the timer's waker, rather than a clone of it.
-    pub(super) fn put(self: Arc<Self>, clock: &Clock, arrival: Instant, envelope: Envelope) {
+    /// Puts a message in that arrives at `arrival` (in nanoseconds since the runtime started, the
+    /// instant `at`), and arms a timer on `clock` that wakes the reader then. The sender's handle
+    /// becomes the timer's waker, rather than a clone of it.
+    pub(super) fn put(self: Arc<Self>, clock: &Clock, arrival: u64, at: Instant, envelope: Envelope) {
         {
             if !self.is_open() {
                 return;
@@ -296,21 +300,25 @@ impl Mailbox {
             let key = (arrival, state.put);
             insert_in_order(&mut state.queue, key, envelope);
         }
-        clock.wake_at_arrival(arrival, &Waker::from(self));
+        clock.wake_at_arrival(at, &Waker::from(self));
     }
 
-    /// Takes the first message that has arrived by `now`, moves any others into `more`, and
+    /// Takes the first message that has arrived by `now` (in nanoseconds since the runtime
+    /// started), moves any others into `more`, and
     /// notes `cx`'s task as the reader to wake at the next arrival; `None` if none has arrived.
     /// A wake-up mostly finds one message: it is handed back, not moved through `more` (a copy
     /// of the envelope and the deque's bookkeeping fewer).
     ///
     /// The reader is noted even when messages are handed over: nothing it does with them can
     /// make another one due at `now` (a message takes at least 1 ms), so a second look to note
-    /// it after handling them found nothing, at a lock and a search per wake-up.
+    /// it after handling them found nothing, at a lock and a search per wake-up. Inline in the
+    /// reader, its one caller: the call's frame and the envelope handed back through it cost
+    /// about 20 instructions per wake-up.
+    #[inline(always)]
     pub fn take_arrived(
         &self,
         cx: &mut Context<'_>,
-        now: Instant,
+        now: u64,
         more: &mut VecDeque<Envelope>,
     ) -> Option<Envelope> {
         let mut state = self.state.lock();
@@ -357,7 +365,7 @@ mod tests {
         let runtime = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
         let draws: Vec<Duration> = runtime.block_on(async {
             let mut rng = madsim::rand::thread_rng();
-            (0..100_000).map(|_| latency(&mut rng)).collect()
+            (0..100_000).map(|_| Duration::from_nanos(latency(&mut rng))).collect()
         });
         assert!(draws.iter().all(|d| LATENCY.contains(d)), "outside {LATENCY:?}");
         // Ten 0.9 ms buckets, each with about a tenth of the draws.
