@@ -223,17 +223,12 @@ impl Consumer {
     /// [`poll_batches`](Self::poll_batches) into `fetched`, whose lists a caller polling again
     /// and again keeps: two allocations and two frees per fetch fewer (a source fetches about
     /// 80 times a simulated second). Empty after an error.
+    ///
+    /// One future, the rpc call's awaited in it directly: a fill future inside it, and a call
+    /// future inside that, cost about 47 instructions a fetch to make, move and drop (a
+    /// callgrind profile: 1.2 M in 5 simulated minutes).
     pub async fn poll_batches_into(&mut self, fetched: &mut Fetched) -> Result<(), KafkaError> {
         fetched.clear();
-        let result = self.fill(fetched).await;
-        if result.is_err() {
-            fetched.clear();
-        }
-        result
-    }
-
-    /// Fetches into `fetched`, which is empty.
-    async fn fill(&mut self, fetched: &mut Fetched) -> Result<(), KafkaError> {
         if self.positions.is_empty() {
             // Nothing to ask for; wait as the broker would, so a poll loop does not spin.
             madsim::time::sleep(self.config.max_wait).await;
@@ -250,7 +245,9 @@ impl Consumer {
             isolation: self.config.isolation,
         };
         let timeout = self.config.max_wait + self.config.request_timeout;
-        let response = self.call(request, timeout).await?;
+        let broker = self.config.broker;
+        let response = self.rpc.call(broker, request, timeout).await;
+        let response = response.map_err(|e| KafkaError::unavailable(broker, e))?;
         if let Some(error) = response.partitions.iter().find_map(|p| p.error.clone()) {
             return Err(error);
         }
@@ -279,10 +276,15 @@ impl Consumer {
             let mut pending: VecDeque<AbortedTransaction> = pending.into();
             let mut aborting: BTreeSet<i64> = BTreeSet::new();
             for batch in RecordBatches::new(part.records) {
-                let batch = batch.map_err(|reason| KafkaError::CorruptBatch {
-                    partition: part.partition.clone(),
-                    reason: SmolStr::new(reason),
-                })?;
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(reason) => {
+                        // Nothing of a fetch that fails is handed out.
+                        fetched.clear();
+                        let partition = part.partition.clone();
+                        return Err(KafkaError::CorruptBatch { partition, reason: SmolStr::new(reason) });
+                    }
+                };
                 let h = *batch.header();
                 // Whatever happens to the batch, the position moves past it.
                 if h.next_offset() > position {
