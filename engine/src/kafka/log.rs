@@ -4,6 +4,7 @@
 //! the aborted-transaction index. Records live only in the segment files; memory holds one small
 //! index entry per batch, and all transaction state is rebuilt from the batches on open.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use std::future::Future;
@@ -82,10 +83,14 @@ pub struct PartitionLog {
     /// Transactions ended by an abort marker, in marker order (so by `last_offset`).
     aborted: Vec<AbortedTransaction>,
     manifest_generation: u64,
-    /// The log's last batch as written (its header with its offset, then its body), with its
-    /// base offset: a consumer in step with the producer fetches just that batch, which is
-    /// then handed out shared instead of copied out of the segment file. None after a start.
-    last: Option<(u64, Bytes)>,
+    /// The log's last batch as written (its header with its offset, then its body), until a
+    /// read takes it: a consumer in step with the producer fetches just that batch, which is
+    /// then handed over instead of copied out of the segment file. Taken rather than shared: a
+    /// shared `Bytes` allocates its reference count at its first clone, one allocation more per
+    /// batch. None after a start, and once taken (later reads copy from the file).
+    last: Cell<Option<Bytes>>,
+    /// The base offset of the batch `last` holds (or held).
+    last_base: u64,
 }
 
 impl PartitionLog {
@@ -101,7 +106,8 @@ impl PartitionLog {
             segments: Vec::new(),
             active: false,
             next_offset: 0,
-            last: None,
+            last: Cell::new(None),
+            last_base: 0,
             producers: BTreeMap::new(),
             open_transactions: BTreeMap::new(),
             aborted: Vec::new(),
@@ -295,7 +301,8 @@ impl PartitionLog {
         written.extend_from_slice(&parsed.bytes()[BATCH_HEADER_BYTES..]);
         at_once(segment.file.write_all_at(&written, u64::from(position)))
             .map_err(|e| storage_error(&self.partition, e))?;
-        self.last = Some((base_offset, Bytes::from(written)));
+        self.last.set(Some(Bytes::from(written)));
+        self.last_base = base_offset;
         segment.batches.push(BatchEntry {
             offset_delta: (base_offset - segment.base_offset) as u32,
             position,
@@ -334,12 +341,13 @@ impl PartitionLog {
             return Ok(Bytes::new());
         }
         // In the last batch (below `end`, as checked): the read is that batch alone, at least one
-        // batch being read whatever `max_bytes`. Shared rather than copied out of the file, which
-        // cost about 400 instructions a fetch (madsim's read, a zeroed buffer, the index's search).
-        if let Some((base_offset, batch)) = &self.last
-            && offset >= *base_offset
+        // batch being read whatever `max_bytes`. Handed over rather than copied out of the file,
+        // which cost about 400 instructions a fetch (madsim's read, a zeroed buffer, the index's
+        // two searches).
+        if offset >= self.last_base
+            && let Some(batch) = self.last.take()
         {
-            return Ok(batch.clone());
+            return Ok(batch);
         }
         let seg_index = self.segments.partition_point(|s| s.base_offset <= offset);
         let Some(segment) = seg_index.checked_sub(1).map(|i| &self.segments[i]) else {
@@ -640,9 +648,10 @@ mod tests {
             let mut log = PartitionLog::open(tp.clone(), 1 << 20).await.unwrap();
             log.append(batch(NO_PRODUCER_ID, 0, &["a", "b"])).unwrap();
             log.append(batch(NO_PRODUCER_ID, 0, &["c", "d", "e"])).unwrap();
+            assert!(log.read_until(2, u32::MAX, 2).unwrap().is_empty(), "not below `end`");
             let kept = log.read(3, 1).unwrap();
             assert_eq!(values(kept.clone()), [(2, "c".into()), (3, "d".into()), (4, "e".into())]);
-            assert!(log.read_until(2, u32::MAX, 2).unwrap().is_empty(), "not below `end`");
+            assert_eq!(log.read(2, 1).unwrap(), kept, "read again, from the file");
             // Reopened, the log has no batch kept and reads the segment file.
             let reopened = PartitionLog::open(tp, 1 << 20).await.unwrap();
             assert_eq!(reopened.read(3, 1).unwrap(), kept);
