@@ -452,7 +452,7 @@ impl Broker {
         let deadline = self.clock.now() + req.max_wait.min(MAX_WAIT_CAP);
         // Each partition found once: its place names its log here and its waiters there.
         let asked = req.partitions.iter().map(|position| self.logs.index(&position.partition));
-        let mut hold = self.purgatory.hold(asked.collect(), deadline);
+        let mut hold = self.purgatory.hold(asked, deadline);
         // One list for every read of the fetch: a held fetch reads again once woken.
         let mut partitions = Vec::with_capacity(req.partitions.len());
         loop {
