@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -151,6 +152,9 @@ pub struct Consumer {
     /// than a map: a consumer reads a few partitions, and the map's searches (two per partition
     /// and fetch, comparing topic names first) cost about 130 instructions per fetch.
     positions: Vec<(TopicPartition, u64)>,
+    /// The last fetch's list of positions (empty after an assignment), rewritten in place for
+    /// the next fetch when the broker no longer holds it.
+    asked: Arc<[FetchPosition]>,
 }
 
 /// Where `tp` is in `positions`, looking first at `hint` (a fetch's answer lists the partitions
@@ -176,13 +180,14 @@ fn reserve_sized<T>(list: &mut Vec<T>, len: usize) {
 impl Consumer {
     /// A consumer calling the broker through `rpc`, with nothing assigned.
     pub fn new(rpc: Rpc, config: ConsumerConfig) -> Consumer {
-        Consumer { rpc, config, positions: Vec::new() }
+        Consumer { rpc, config, positions: Vec::new(), asked: Arc::from([]) }
     }
 
     /// Replaces the assignment: the partitions to read and the next offset of each.
     pub fn assign(&mut self, positions: Vec<(TopicPartition, u64)>) {
         // Sorted, each partition once (the last of repeats kept, as a map's insert keeps it).
         self.positions = positions.into_iter().collect::<BTreeMap<_, _>>().into_iter().collect();
+        self.asked = Arc::from([]);
     }
 
     /// The next offset to read from `tp`, if it is assigned.
@@ -234,12 +239,22 @@ impl Consumer {
             madsim::time::sleep(self.config.max_wait).await;
             return Ok(());
         }
+        match Arc::get_mut(&mut self.asked) {
+            // The same partitions in the same order: only an assignment changes them, and it
+            // empties the list.
+            Some(asked) if asked.len() == self.positions.len() => {
+                for (position, (_, offset)) in asked.iter_mut().zip(&self.positions) {
+                    position.offset = *offset;
+                }
+            }
+            _ => {
+                let positions = self.positions.iter();
+                let asked = positions.map(|(tp, offset)| FetchPosition { partition: tp.clone(), offset: *offset });
+                self.asked = asked.collect();
+            }
+        }
         let request = Fetch {
-            partitions: self
-                .positions
-                .iter()
-                .map(|(tp, offset)| FetchPosition { partition: tp.clone(), offset: *offset })
-                .collect(),
+            partitions: self.asked.clone(),
             max_wait: self.config.max_wait,
             max_partition_bytes: u32::try_from(self.config.max_partition_bytes).unwrap_or(u32::MAX),
             isolation: self.config.isolation,
