@@ -417,7 +417,7 @@ impl Broker {
             // layer boxes) twice as large, for the few batches of transactions.
             Box::pin(self.produce_transactional(log, &req.partition, req.batch)).await
         } else {
-            locked!(log).append(req.batch).await
+            locked!(log).append(req.batch)
         };
         if result.as_ref().is_ok_and(|ack| !ack.duplicate) {
             self.purgatory.appended(index);
@@ -443,7 +443,7 @@ impl Broker {
             return Ok(super::ProduceAck { base_offset, duplicate: true });
         }
         coordinator.check_produce(&self.env(), partition, &header).await?;
-        log.append_parsed(parsed).await
+        log.append_parsed(parsed)
     }
 
     /// Answers at once if any partition has data (or an error); otherwise holds the request
@@ -452,7 +452,7 @@ impl Broker {
         let deadline = self.clock.now() + req.max_wait.min(MAX_WAIT_CAP);
         // Each partition found once: its place names its log here and its waiters there.
         let asked = req.partitions.iter().map(|position| self.logs.index(&position.partition));
-        let mut hold = self.purgatory.hold(asked.collect(), deadline);
+        let mut hold = self.purgatory.hold(asked, deadline);
         // One list for every read of the fetch: a held fetch reads again once woken.
         let mut partitions = Vec::with_capacity(req.partitions.len());
         loop {
@@ -460,10 +460,6 @@ impl Broker {
             partitions.clear();
             let mut ready = false;
             for (position, index) in req.partitions.iter().zip(hold.partitions()) {
-                let log = match index {
-                    Some(index) => Ok(self.logs.at(*index)),
-                    None => Err(unknown_partition(&position.partition)),
-                };
                 // Read into its place in the list: built in the read and moved out, the
                 // partition's answer was copied twice more per read (a callgrind profile: 2.3 M
                 // instructions in 5 simulated minutes, 47 a read).
@@ -476,8 +472,13 @@ impl Broker {
                     error: None,
                 });
                 let fetched = partitions.last_mut().expect("just pushed");
-                let read = self.read(fetched, log, position.offset, req.max_partition_bytes, req.isolation);
-                read.await;
+                match index {
+                    Some(index) => {
+                        let log = locked!(self.logs.at(*index));
+                        self.read(fetched, &log, position.offset, req.max_partition_bytes, req.isolation);
+                    }
+                    None => fetched.error = Some(unknown_partition(&position.partition)),
+                }
                 ready |= !fetched.records.is_empty() || fetched.error.is_some();
             }
             if ready || self.clock.now() >= deadline || self.closing.load(Ordering::Relaxed) {
@@ -494,40 +495,34 @@ impl Broker {
     /// One partition's part of a fetch. `ReadCommitted` reads stop at the last stable offset
     /// and carry the aborted transactions overlapping the returned batches; the consumer does
     /// the filtering (as Kafka's does), so the broker hands out stored batches unchanged.
-    /// `fetched` comes empty, naming its partition.
-    async fn read(
+    /// `fetched` comes empty, naming its partition; the caller holds the partition's log.
+    fn read(
         &self,
         fetched: &mut FetchedPartition,
-        log: Result<&Mutex<PartitionLog>, KafkaError>,
+        log: &PartitionLog,
         offset: u64,
         max_bytes: u32,
         isolation: IsolationLevel,
     ) {
-        match log {
+        fetched.high_watermark = log.high_watermark();
+        fetched.last_stable_offset = log.last_stable_offset();
+        let end = match isolation {
+            IsolationLevel::ReadUncommitted => fetched.high_watermark,
+            IsolationLevel::ReadCommitted => fetched.last_stable_offset,
+        };
+        match log.read_until(offset, max_bytes, end) {
+            Ok(records) => fetched.records = records,
             Err(e) => fetched.error = Some(e),
-            Ok(log) => {
-                let log = locked!(log);
-                fetched.high_watermark = log.high_watermark();
-                fetched.last_stable_offset = log.last_stable_offset();
-                let end = match isolation {
-                    IsolationLevel::ReadUncommitted => fetched.high_watermark,
-                    IsolationLevel::ReadCommitted => fetched.last_stable_offset,
-                };
-                match log.read_until(offset, max_bytes, end).await {
-                    Ok(records) => fetched.records = records,
-                    Err(e) => fetched.error = Some(e),
-                }
-                // The planted mistake sends no aborted-transaction index: the consumer, which
-                // filters by it, then hands out aborted records.
-                if isolation == IsolationLevel::ReadCommitted && !fetched.records.is_empty() && !self.hide_aborted_index {
-                    let upto = RecordBatches::new(fetched.records.clone())
-                        .filter_map(Result::ok)
-                        .map(|b| b.header().next_offset())
-                        .last()
-                        .unwrap_or(end);
-                    fetched.aborted_transactions = log.aborted_transactions(offset, upto);
-                }
-            }
+        }
+        // The planted mistake sends no aborted-transaction index: the consumer, which
+        // filters by it, then hands out aborted records.
+        if isolation == IsolationLevel::ReadCommitted && !fetched.records.is_empty() && !self.hide_aborted_index {
+            let upto = RecordBatches::new(fetched.records.clone())
+                .filter_map(Result::ok)
+                .map(|b| b.header().next_offset())
+                .last()
+                .unwrap_or(end);
+            fetched.aborted_transactions = log.aborted_transactions(offset, upto);
         }
     }
 

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -151,6 +152,9 @@ pub struct Consumer {
     /// than a map: a consumer reads a few partitions, and the map's searches (two per partition
     /// and fetch, comparing topic names first) cost about 130 instructions per fetch.
     positions: Vec<(TopicPartition, u64)>,
+    /// The last fetch's list of positions (empty after an assignment), rewritten in place for
+    /// the next fetch when the broker no longer holds it.
+    asked: Arc<[FetchPosition]>,
 }
 
 /// Where `tp` is in `positions`, looking first at `hint` (a fetch's answer lists the partitions
@@ -176,13 +180,14 @@ fn reserve_sized<T>(list: &mut Vec<T>, len: usize) {
 impl Consumer {
     /// A consumer calling the broker through `rpc`, with nothing assigned.
     pub fn new(rpc: Rpc, config: ConsumerConfig) -> Consumer {
-        Consumer { rpc, config, positions: Vec::new() }
+        Consumer { rpc, config, positions: Vec::new(), asked: Arc::from([]) }
     }
 
     /// Replaces the assignment: the partitions to read and the next offset of each.
     pub fn assign(&mut self, positions: Vec<(TopicPartition, u64)>) {
         // Sorted, each partition once (the last of repeats kept, as a map's insert keeps it).
         self.positions = positions.into_iter().collect::<BTreeMap<_, _>>().into_iter().collect();
+        self.asked = Arc::from([]);
     }
 
     /// The next offset to read from `tp`, if it is assigned.
@@ -223,34 +228,41 @@ impl Consumer {
     /// [`poll_batches`](Self::poll_batches) into `fetched`, whose lists a caller polling again
     /// and again keeps: two allocations and two frees per fetch fewer (a source fetches about
     /// 80 times a simulated second). Empty after an error.
+    ///
+    /// One future, the rpc call's awaited in it directly: a fill future inside it, and a call
+    /// future inside that, cost about 47 instructions a fetch to make, move and drop (a
+    /// callgrind profile: 1.2 M in 5 simulated minutes).
     pub async fn poll_batches_into(&mut self, fetched: &mut Fetched) -> Result<(), KafkaError> {
         fetched.clear();
-        let result = self.fill(fetched).await;
-        if result.is_err() {
-            fetched.clear();
-        }
-        result
-    }
-
-    /// Fetches into `fetched`, which is empty.
-    async fn fill(&mut self, fetched: &mut Fetched) -> Result<(), KafkaError> {
         if self.positions.is_empty() {
             // Nothing to ask for; wait as the broker would, so a poll loop does not spin.
             madsim::time::sleep(self.config.max_wait).await;
             return Ok(());
         }
+        match Arc::get_mut(&mut self.asked) {
+            // The same partitions in the same order: only an assignment changes them, and it
+            // empties the list.
+            Some(asked) if asked.len() == self.positions.len() => {
+                for (position, (_, offset)) in asked.iter_mut().zip(&self.positions) {
+                    position.offset = *offset;
+                }
+            }
+            _ => {
+                let positions = self.positions.iter();
+                let asked = positions.map(|(tp, offset)| FetchPosition { partition: tp.clone(), offset: *offset });
+                self.asked = asked.collect();
+            }
+        }
         let request = Fetch {
-            partitions: self
-                .positions
-                .iter()
-                .map(|(tp, offset)| FetchPosition { partition: tp.clone(), offset: *offset })
-                .collect(),
+            partitions: self.asked.clone(),
             max_wait: self.config.max_wait,
             max_partition_bytes: u32::try_from(self.config.max_partition_bytes).unwrap_or(u32::MAX),
             isolation: self.config.isolation,
         };
         let timeout = self.config.max_wait + self.config.request_timeout;
-        let response = self.call(request, timeout).await?;
+        let broker = self.config.broker;
+        let response = self.rpc.call(broker, request, timeout).await;
+        let response = response.map_err(|e| KafkaError::unavailable(broker, e))?;
         if let Some(error) = response.partitions.iter().find_map(|p| p.error.clone()) {
             return Err(error);
         }
@@ -279,10 +291,15 @@ impl Consumer {
             let mut pending: VecDeque<AbortedTransaction> = pending.into();
             let mut aborting: BTreeSet<i64> = BTreeSet::new();
             for batch in RecordBatches::new(part.records) {
-                let batch = batch.map_err(|reason| KafkaError::CorruptBatch {
-                    partition: part.partition.clone(),
-                    reason: SmolStr::new(reason),
-                })?;
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(reason) => {
+                        // Nothing of a fetch that fails is handed out.
+                        fetched.clear();
+                        let partition = part.partition.clone();
+                        return Err(KafkaError::CorruptBatch { partition, reason: SmolStr::new(reason) });
+                    }
+                };
                 let h = *batch.header();
                 // Whatever happens to the batch, the position moves past it.
                 if h.next_offset() > position {

@@ -168,7 +168,7 @@ impl Coordinator {
         let mut txns: BTreeMap<SmolStr, TxnMetadata> = BTreeMap::new();
         let mut offset = 0;
         while offset < log.high_watermark() {
-            let bytes = log.read(offset, 1 << 20).await?;
+            let bytes = log.read(offset, 1 << 20)?;
             if bytes.is_empty() {
                 break;
             }
@@ -476,8 +476,7 @@ impl Coordinator {
             let timestamp_ms = env.now_ms() as i64;
             log.lock()
                 .await
-                .write_marker(meta.producer_id, meta.epoch, control, timestamp_ms)
-                .await?;
+                .write_marker(meta.producer_id, meta.epoch, control, timestamp_ms)?;
         }
         meta.state = complete_state(commit);
         self.store(env, meta).await
@@ -488,7 +487,7 @@ impl Coordinator {
         let json = serde_json::to_vec(&meta).map_err(|e| storage(TRANSACTION_STATE_TOPIC, e))?;
         let mut builder = BatchBuilder::new();
         builder.append(env.now_ms() as i64, &json);
-        self.log.append(builder.finish(NO_PRODUCER_ID, 0, 0)).await?;
+        self.log.append(builder.finish(NO_PRODUCER_ID, 0, 0))?;
         self.by_producer.insert(meta.producer_id, meta.transactional_id.clone());
         self.txns.insert(meta.transactional_id.clone(), meta);
         Ok(())

@@ -39,7 +39,13 @@ struct State {
     /// The instants runtime timers are armed at, still ahead.
     armed: BTreeSet<Instant>,
     next_id: u64,
+    /// Place lists of holds gone, emptied, for the next holds: nearly every fetch is held, and
+    /// its list was allocated and freed each time.
+    spare: Vec<Vec<Option<usize>>>,
 }
+
+/// The most spare place lists kept (about one per consumer fetching at once).
+const SPARE_LISTS: usize = 16;
 
 /// One partition: how often it changed, and the fetches waiting for its next change.
 #[derive(Default)]
@@ -89,8 +95,15 @@ impl Purgatory {
 
     /// A fetch of `partitions` (their places, below the count given to [`new`](Self::new);
     /// `None` for an unknown one, which is left out) that may wait until `deadline`.
-    pub(super) fn hold(&self, partitions: Vec<Option<usize>>, deadline: Instant) -> Hold {
+    pub(super) fn hold(
+        &self,
+        partitions: impl IntoIterator<Item = Option<usize>>,
+        deadline: Instant,
+    ) -> Hold {
         let mut state = self.shared.state.lock();
+        let mut list = state.spare.pop().unwrap_or_default();
+        list.extend(partitions);
+        let partitions = list;
         state.next_id += 1;
         let noted = Some(state.changes(&partitions));
         Hold { shared: self.shared.clone(), id: state.next_id, deadline, partitions, noted }
@@ -199,6 +212,11 @@ impl Drop for Hold {
         }
         for &partition in self.partitions.iter().flatten() {
             state.partitions[partition].waiting.retain(|(held, _)| *held != self.id);
+        }
+        if state.spare.len() < SPARE_LISTS {
+            let mut list = std::mem::take(&mut self.partitions);
+            list.clear();
+            state.spare.push(list);
         }
     }
 }

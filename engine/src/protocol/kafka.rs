@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -782,14 +783,32 @@ pub struct FetchPosition {
 /// Reads from several partitions at once; the broker holds it up to `max_wait` until any data.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Fetch {
-    /// What to read, from where.
-    pub partitions: Vec<FetchPosition>,
+    /// What to read, from where. Shared: a consumer rewrites the offsets of its last fetch's
+    /// list in place once the broker has let go of it, rather than building a list per fetch
+    /// (an allocation, and the partitions' names cloned and dropped: about 100 instructions).
+    #[serde(with = "shared_list")]
+    pub partitions: Arc<[FetchPosition]>,
     /// How long the broker may hold a fetch that finds nothing (`fetch.max.wait.ms`).
     pub max_wait: Duration,
     /// At most this many bytes per partition, except that one whole batch always fits.
     pub max_partition_bytes: u32,
     /// What the consumer may see.
     pub isolation: IsolationLevel,
+}
+
+/// A shared list in serde as a plain list (serde's own impl needs its `rc` feature).
+mod shared_list {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(list: &Arc<[T]>, s: S) -> Result<S::Ok, S::Error> {
+        list.as_ref().serialize(s)
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Arc<[T]>, D::Error> {
+        Vec::<T>::deserialize(d).map(Arc::from)
+    }
 }
 
 /// One partition's part of a [`FetchResponse`].
