@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use madsim::time::Instant;
@@ -978,6 +979,9 @@ pub struct InputGate {
     /// it depends on changes only on the slow path or with a new buffer, which set it again, so
     /// the fast path tests one flag rather than three conditions per record.
     records_flow: bool,
+    /// The last poll found the buffer at hand read and the queue empty: nothing has come since
+    /// that the buffer at hand could hold.
+    awaiting_input: bool,
 }
 
 /// Measures a task's busy time into its probe: from when the gate hands over an event until the
@@ -1011,6 +1015,7 @@ impl InputGate {
             reading: None,
             busy: None,
             records_flow: false,
+            awaiting_input: false,
         }
     }
 
@@ -1039,11 +1044,27 @@ impl InputGate {
 
     /// The next thing the task must handle.
     pub async fn next(&mut self) -> GateEvent {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// [`next`](Self::next) as a poll, for a task's loop that polls its sources by hand: no
+    /// future to make, pin and drop each turn.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<GateEvent> {
+        // Polled again after waiting for a buffer, the buffer at hand is read to its end and
+        // looking at it again would change nothing: straight to the queue, as `next`'s future
+        // resumed there (the look cost about 45 instructions per buffer).
+        if !self.awaiting_input
+            && let Some(event) = self.next_buffered()
+        {
+            return Poll::Ready(event);
+        }
         loop {
-            if let Some(event) = self.next_buffered() {
-                return event;
-            }
-            match std::future::poll_fn(|cx| self.receiver.poll_recv(cx)).await {
+            let Poll::Ready(input) = self.receiver.poll_recv(cx) else {
+                self.awaiting_input = true;
+                return Poll::Pending;
+            };
+            self.awaiting_input = false;
+            match input {
                 Some(input) => {
                     if let Some(metrics) = &self.metrics {
                         metrics.add_records_in(input.records as u64);
@@ -1054,7 +1075,10 @@ impl InputGate {
                     self.reading = Some((input.channel, input.kind));
                     self.records_flow = false; // worked out again on the slow path
                 }
-                None => return GateEvent::Closed,
+                None => return Poll::Ready(GateEvent::Closed),
+            }
+            if let Some(event) = self.next_buffered() {
+                return Poll::Ready(event);
             }
         }
     }

@@ -6,7 +6,6 @@
 //! idle, or that has none for that long, marks its output idle.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -165,7 +164,6 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         // would find, polled by hand: its loop over the branches and their masks cost about
         // 40 instructions a turn. The control line, once closed, is not polled again this turn.
         let woken = {
-            let mut next = std::pin::pin!(input.next());
             let mut control_closed = false;
             std::future::poll_fn(|cx| {
                 if watermark_tick.poll_tick(cx).is_ready() {
@@ -181,7 +179,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                         Poll::Pending => {}
                     }
                 }
-                next.as_mut().poll(cx).map(Woken::Input)
+                input.poll_next(cx).map(Woken::Input)
             })
             .await
         };

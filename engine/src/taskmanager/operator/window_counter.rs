@@ -10,7 +10,6 @@
 //! handled, never late, and the window fires by a processing-time timer at its end − 1.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -395,7 +394,6 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         // loop over the branches and their masks cost about 40 instructions a turn. The control
         // line, once closed, is not polled again this turn.
         let woken = {
-            let mut next = std::pin::pin!(input.next());
             let mut control_closed = false;
             std::future::poll_fn(|cx| {
                 if next_timer.is_some() && window_timer.poll_elapsed(cx).is_ready() {
@@ -411,7 +409,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                         Poll::Pending => {}
                     }
                 }
-                next.as_mut().poll(cx).map(Woken::Input)
+                input.poll_next(cx).map(Woken::Input)
             })
             .await
         };
