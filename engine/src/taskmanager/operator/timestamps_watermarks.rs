@@ -42,30 +42,40 @@ impl PartitionClock {
 /// The partitions' generators, sorted by partition. A subtask reads a handful: a binary search
 /// of a short vector finds a record's, where a `BTreeMap` entry per record cost ~30 instructions.
 #[derive(Debug, Default)]
-struct PartitionClocks(Vec<(u32, PartitionClock)>);
+struct PartitionClocks {
+    clocks: Vec<(u32, PartitionClock)>,
+    /// Where the last partition asked for is: a buffer's records come from one fetch, a
+    /// partition's together, and the search cost about 25 instructions a record.
+    last: usize,
+}
 
 impl PartitionClocks {
     /// The generator of `partition`, started (no record yet, last one `now`) if it had none.
     #[inline]
     fn get_or_start(&mut self, partition: u32, now: Instant) -> &mut PartitionClock {
-        let at = self.0.partition_point(|(other, _)| *other < partition);
-        if self.0.get(at).is_none_or(|(other, _)| *other != partition) {
-            self.0.insert(at, (partition, PartitionClock { max_timestamp: i64::MIN, last_record: now }));
+        let last = self.last;
+        if self.clocks.get(last).is_some_and(|(other, _)| *other == partition) {
+            return &mut self.clocks[last].1;
         }
-        &mut self.0[at].1
+        let at = self.clocks.partition_point(|(other, _)| *other < partition);
+        if self.clocks.get(at).is_none_or(|(other, _)| *other != partition) {
+            self.clocks.insert(at, (partition, PartitionClock { max_timestamp: i64::MIN, last_record: now }));
+        }
+        self.last = at;
+        &mut self.clocks[at].1
     }
 
     fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.clocks.is_empty()
     }
 
     /// Each partition and its generator, by partition.
     fn iter(&self) -> impl Iterator<Item = (&u32, &PartitionClock)> {
-        self.0.iter().map(|(partition, clock)| (partition, clock))
+        self.clocks.iter().map(|(partition, clock)| (partition, clock))
     }
 
     fn values(&self) -> impl Iterator<Item = &PartitionClock> {
-        self.0.iter().map(|(_, clock)| clock)
+        self.clocks.iter().map(|(_, clock)| clock)
     }
 }
 
@@ -287,13 +297,13 @@ mod tests {
     fn partition_clocks_keep_one_generator_per_partition_in_partition_order() {
         let now = Instant::now();
         let mut clocks = PartitionClocks::default();
-        for (partition, timestamp) in [(3, 10), (1, 20), (3, 30), (2, 5), (1, 15)] {
+        for (partition, timestamp) in [(3, 10), (1, 20), (3, 30), (2, 5), (2, 7), (2, 6), (1, 15)] {
             let clock = clocks.get_or_start(partition, now);
             clock.max_timestamp = clock.max_timestamp.max(timestamp);
         }
         clocks.get_or_start(0, now);
         let seen: Vec<(u32, i64)> = clocks.iter().map(|(p, c)| (*p, c.max_timestamp)).collect();
-        assert_eq!(seen, vec![(0, i64::MIN), (1, 20), (2, 5), (3, 30)]);
+        assert_eq!(seen, vec![(0, i64::MIN), (1, 20), (2, 7), (3, 30)]);
     }
 
     /// Planted bug `watermark-without-bound`: the watermark follows the newest timestamp, so an
