@@ -82,6 +82,41 @@ pub fn checkpoint_dir(job_id: JobId, id: u64) -> String {
     dir
 }
 
+/// One subtask's snapshot paths for checkpoints (not savepoints): the parts of
+/// `<checkpoint_dir>/<file_name>` around the checkpoint's id, made once. Each subtask names its
+/// snapshot at every checkpoint, and the directory's job id (32 hex digits) and the file name
+/// cost about 500 instructions each time.
+#[derive(Clone, Debug)]
+pub struct SnapshotPaths {
+    /// `<checkpoints dir>/<job-id>/chk-`.
+    dir: String,
+    /// `/<operator id>-<subtask>`.
+    file: String,
+}
+
+impl SnapshotPaths {
+    /// The paths of `subtask` of `vertex` in `job_id`'s checkpoints.
+    pub fn new(job_id: JobId, vertex: Vertex, subtask: u32) -> SnapshotPaths {
+        let mut dir = String::with_capacity(CHECKPOINTS_DIR.len() + 38);
+        dir.push_str(CHECKPOINTS_DIR);
+        dir.push('/');
+        push_hex_id(&mut dir, job_id);
+        dir.push_str("/chk-");
+        let mut file = String::from("/");
+        CheckpointMetadata::push_file_name(&mut file, vertex, subtask);
+        SnapshotPaths { dir, file }
+    }
+
+    /// `checkpoint_dir(job_id, id) + "/" + CheckpointMetadata::file_name(vertex, subtask)`.
+    pub fn checkpoint(&self, id: u64) -> String {
+        let mut path = String::with_capacity(self.dir.len() + 20 + self.file.len());
+        path.push_str(&self.dir);
+        push_decimal(&mut path, id);
+        path.push_str(&self.file);
+        path
+    }
+}
+
 /// Appends `job_id` as its `Display` writes it: 32 lowercase hex digits.
 fn push_hex_id(out: &mut String, job_id: JobId) {
     out.push_str(std::str::from_utf8(&job_id.hex()).expect("hex digits are ASCII"));
@@ -440,6 +475,11 @@ mod tests {
         for (vertex, subtask) in [(Vertex::Source, 0), (Vertex::Counter, 1), (Vertex::Sink, 4_000_000_000)] {
             let name = CheckpointMetadata::file_name(vertex, subtask);
             assert_eq!(name, format!("{}-{subtask}", operator_id(vertex)));
+            for (job, id) in [(0u128, 0u64), (0xab, 7), (u128::MAX, u64::MAX)] {
+                let job_id = JobId(job);
+                let paths = SnapshotPaths::new(job_id, vertex, subtask);
+                assert_eq!(paths.checkpoint(id), format!("{}/{name}", checkpoint_dir(job_id, id)));
+            }
         }
     }
 

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 // A lock without poisoning to check, as in the rpc layer.
 use parking_lot::Mutex;
@@ -86,16 +86,19 @@ impl Drop for ControlSender {
 impl ControlReceiver {
     /// The next message; `None` once the TaskManager has dropped its end and all are read.
     pub async fn recv(&mut self) -> Option<TaskControl> {
-        std::future::poll_fn(|cx| {
-            // Nothing sent since this task's waker was left on the line: it is still there.
-            if !self.shared.stirred.load(Ordering::Acquire)
-                && self.waiting.as_ref().is_some_and(|waiting| waiting.will_wake(cx.waker()))
-            {
-                return Poll::Pending;
-            }
-            self.poll_line(cx.waker())
-        })
-        .await
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`recv`](Self::recv) as a poll, for a task's loop that polls its sources by hand.
+    #[inline]
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<TaskControl>> {
+        // Nothing sent since this task's waker was left on the line: it is still there.
+        if !self.shared.stirred.load(Ordering::Acquire)
+            && self.waiting.as_ref().is_some_and(|waiting| waiting.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
+        self.poll_line(cx.waker())
     }
 
     /// Looks at the line under its lock.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::protocol::checkpoint::{
     AcknowledgeCheckpoint, CHECKPOINT_TIMEOUT, CheckpointBarrier, DeclineCheckpoint, StateHandle,
 };
-use crate::protocol::snapshot::{CheckpointMetadata, TaskSnapshot, snapshot_dir};
+use crate::protocol::snapshot::{CheckpointMetadata, SnapshotKind, SnapshotPaths, TaskSnapshot, snapshot_dir};
 use crate::protocol::data::ChannelId;
 use crate::protocol::deployment::{TaskDeploymentDescriptor, UpdateTaskExecutionState};
 use crate::protocol::job::{ShipStrategy, Vertex};
@@ -100,6 +100,8 @@ pub struct TaskContext {
     /// `tdd.display_name()`, made once: the sink names itself in a trace event for each result
     /// and transaction, and formatting the name cost about 650 instructions each time.
     display_name: String,
+    /// Where the task's checkpoint snapshots go, made once.
+    snapshot_paths: SnapshotPaths,
 }
 
 impl TaskContext {
@@ -137,9 +139,15 @@ impl TaskContext {
     /// task goes on processing (Flink's asynchronous snapshot phase).
     pub fn acknowledge(&self, barrier: CheckpointBarrier, snapshot: &TaskSnapshot) {
         let tdd = &self.tdd;
-        let mut path = snapshot_dir(tdd.job_id, barrier.checkpoint_id, barrier.kind);
-        path.push('/');
-        CheckpointMetadata::push_file_name(&mut path, tdd.vertex, tdd.subtask);
+        let path = match barrier.kind {
+            SnapshotKind::Checkpoint => self.snapshot_paths.checkpoint(barrier.checkpoint_id),
+            SnapshotKind::Savepoint { .. } => {
+                let mut path = snapshot_dir(tdd.job_id, barrier.checkpoint_id, barrier.kind);
+                path.push('/');
+                CheckpointMetadata::push_file_name(&mut path, tdd.vertex, tdd.subtask);
+                path
+            }
+        };
         // Written by hand, byte for byte what serde_json writes (its tests check it): 2.9 M
         // instructions fewer in 5 simulated minutes than serde_json, which escapes byte by byte.
         let bytes = bytes::Bytes::from(snapshot.encode());
@@ -265,6 +273,7 @@ pub async fn run(
     let context =
         TaskContext {
             display_name: tdd.display_name(),
+            snapshot_paths: SnapshotPaths::new(tdd.job_id, tdd.vertex, tdd.subtask),
             tdd: tdd.clone(),
             services: services.clone(),
             input,
