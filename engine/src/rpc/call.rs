@@ -23,11 +23,6 @@ pub(super) struct CallSlot<R: Request> {
     /// An answer arriving at or after this instant (in nanoseconds since the runtime started)
     /// is too late: the call has timed out.
     deadline: u64,
-    /// Unused: keeps the slot the size it had with an `Instant` deadline. Eight bytes smaller,
-    /// the slots (one per call, short-lived) fell into another of mimalloc's size classes, and
-    /// the hour's peak memory rose by about 580 KiB (bench-case, 128,137 -> 128,715 KiB, the
-    /// mean of three runs each; with this field 128,032).
-    _size_class: u64,
     state: Mutex<SlotState<R>>,
 }
 
@@ -65,7 +60,7 @@ impl<R: Request> CallSlot<R> {
             closed: false,
             caller: WaitingTask::default(),
         };
-        Arc::new(CallSlot { deadline, _size_class: 0, state: Mutex::new(state) })
+        Arc::new(CallSlot { deadline, state: Mutex::new(state) })
     }
 
     /// Takes the request out, once, where it arrived; `None` if it was taken already.
