@@ -23,9 +23,8 @@ use madsim::time::{Instant, Sleep};
 /// clock once more (about 100 instructions per timer, 138,000 timers in 5 simulated minutes).
 pub struct Clock {
     handle: madsim::time::TimeHandle,
-    /// A lock with no poisoning to check: std's lock and its poison handling cost about 22
-    /// instructions per timer.
-    sleep: parking_lot::Mutex<Option<Sleep>>,
+    /// The engine's lock (Cargo.toml says why spin's), taken for every timer.
+    sleep: spin::Mutex<Option<Sleep>>,
 }
 
 /// madsim fires no timer sooner than this after it is armed (its `sleep_until` rounds up).
@@ -47,7 +46,7 @@ impl Clock {
     }
 
     fn of(handle: madsim::time::TimeHandle) -> Clock {
-        Clock { handle, sleep: parking_lot::Mutex::new(None) }
+        Clock { handle, sleep: spin::Mutex::new(None) }
     }
 
     /// Now, as `Instant::now()` would say.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use madsim::rand::Rng;
 use madsim::time::Instant;
-use parking_lot::Mutex;
+use spin::Mutex;
 use smol_str::SmolStr;
 use tokio::sync::Notify;
 

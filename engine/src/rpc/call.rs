@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use madsim::time::Instant;
-use parking_lot::Mutex;
+use spin::Mutex;
 
 use super::Request;
 use crate::waiting_task::WaitingTask;

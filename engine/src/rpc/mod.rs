@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use madsim::time::Instant;
-use parking_lot::Mutex;
+use spin::Mutex;
 
 use call::{CallSlot, Slot};
 use network::{Envelope, Mailbox};

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use madsim::rand::Rng;
 use madsim::time::Instant;
-use parking_lot::Mutex;
+use spin::Mutex;
 
 use super::{Frame, insert_in_order, pop_due};
 use crate::timer::{Clock, nanos};
@@ -148,7 +148,7 @@ impl Network {
         self.shared.messages.load(Ordering::Relaxed)
     }
 
-    fn state(&self) -> parking_lot::MutexGuard<'_, NetworkState> {
+    fn state(&self) -> spin::MutexGuard<'_, NetworkState> {
         self.shared.state.lock()
     }
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
-// A lock without poisoning to check, as in the rpc layer.
-use parking_lot::Mutex;
+// The engine's lock (Cargo.toml says why spin's).
+use spin::Mutex;
 
 use super::task::TaskControl;
 use crate::waiting_task::WaitingQueue;

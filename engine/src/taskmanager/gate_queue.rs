@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-// A lock without poisoning to check, taken for every buffer handed to a gate.
-use parking_lot::Mutex;
+// The engine's lock (Cargo.toml says why spin's), taken for every buffer handed to a gate.
+use spin::Mutex;
 
 use super::network::GateInput;
 use crate::waiting_task::WaitingQueue;

@@ -13,9 +13,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use madsim::time::Instant;
-// Locks without poisoning to check: nothing contends them (one thread), and std's poison
-// handling costs instructions on every buffer.
-use parking_lot::Mutex;
+// The engine's lock (Cargo.toml says why spin's).
+use spin::Mutex;
 use tokio::sync::mpsc;
 
 use crate::plant::{PlantedBug, Plants};
