@@ -12,6 +12,7 @@ compile_error!(
 );
 
 pub mod cell;
+pub mod counter;
 pub mod jobmanager;
 pub mod kafka;
 pub mod lifecycle;

@@ -7,7 +7,6 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,8 @@ use madsim::time::Instant;
 use spin::Mutex;
 use smol_str::SmolStr;
 use tokio::sync::Notify;
+
+use crate::counter::Counter;
 
 use crate::protocol::kafka::{
     ATTRIBUTE_TRANSACTIONAL, BatchBuilder, InitProducerId, KafkaError, Metadata, Produce,
@@ -309,7 +310,7 @@ struct Shared {
     /// Wakes flushes whenever a batch is done, so they look again. A `Notify`, not a `watch`:
     /// watch shards its wakers by tokio's process-global RNG.
     progress: Notify,
-    acked_records: AtomicU64,
+    acked_records: Counter,
     /// A transactional producer's batches carry [`ATTRIBUTE_TRANSACTIONAL`].
     attributes: u16,
     /// Read per send, so held.
@@ -358,7 +359,7 @@ impl Producer {
             accumulator: Mutex::new(Accumulator::default()),
             wake_sender: Notify::new(),
             progress: Notify::new(),
-            acked_records: AtomicU64::new(0),
+            acked_records: Counter::default(),
             attributes: if identity.is_some() { ATTRIBUTE_TRANSACTIONAL } else { 0 },
             clock: crate::timer::Clock::current(),
         });
@@ -439,7 +440,7 @@ impl Producer {
 
     /// How many records the broker has acknowledged so far.
     pub fn acked_records(&self) -> u64 {
-        self.shared.acked_records.load(Ordering::Relaxed)
+        self.shared.acked_records.get()
     }
 }
 
@@ -608,7 +609,7 @@ impl Sender {
                     acc.in_flight = None;
                     match result {
                         Ok(()) => {
-                            self.shared.acked_records.fetch_add(records, Ordering::Relaxed);
+                            self.shared.acked_records.add(records);
                         }
                         Err(error) => acc.failed.push((batch.first_record, error)),
                     }

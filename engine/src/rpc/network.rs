@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::counter::Counter;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
@@ -75,7 +77,7 @@ pub struct Network {
 struct NetworkShared {
     state: Mutex<NetworkState>,
     /// Messages sent (lost ones included), for the run's report.
-    messages: AtomicU64,
+    messages: Counter,
     /// Mailboxes bound so far: a sender's cached lookup is good while this stays the same.
     binds: AtomicU64,
     /// Whether any link is faulty or cut (most of most runs: none is, and no lookup is needed).
@@ -145,7 +147,7 @@ impl Network {
 
     /// Messages sent so far, lost ones included.
     pub fn messages(&self) -> u64 {
-        self.shared.messages.load(Ordering::Relaxed)
+        self.shared.messages.get()
     }
 
     fn state(&self) -> spin::MutexGuard<'_, NetworkState> {
@@ -196,7 +198,7 @@ impl Network {
         last: &mut u64,
         rng: &mut impl Rng,
     ) -> Option<u64> {
-        self.shared.messages.fetch_add(1, Ordering::Relaxed);
+        self.shared.messages.add(1);
         // A healthy network (most of most runs) needs no look at the faults, nor the two IP
         // addresses they are kept by.
         let fate = if self.shared.faults.load(Ordering::Relaxed) {

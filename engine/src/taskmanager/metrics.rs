@@ -1,9 +1,11 @@
 //! A running task's metrics (docs/model/rest.md#metrics): counters its input gate, record writer
-//! and operators bump as they work, read by the heartbeat's answer. Atomics, because the task and
-//! the node's RPC handlers share them; a run has one OS thread, so the order of updates is the
-//! simulation's.
+//! and operators bump as they work, read by the heartbeat's answer. Shared by the task and the
+//! node's RPC handlers, so atomic types; a run has one OS thread, so the order of updates is the
+//! simulation's, and counts are bumped without atomic increments (`crate::counter`).
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::counter::Counter;
 
 use crate::protocol::ids::ExecutionAttemptId;
 use crate::protocol::metrics::TaskMetricsReport;
@@ -13,11 +15,11 @@ use super::network::FlowControlProbe;
 /// One task attempt's metrics.
 #[derive(Debug, Default)]
 pub struct TaskMetrics {
-    records_in: AtomicU64,
-    records_out: AtomicU64,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-    late_records_dropped: AtomicU64,
+    records_in: Counter,
+    records_out: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    late_records_dropped: Counter,
     /// `i64::MIN` until the first watermark.
     current_input_watermark: AtomicI64,
     /// The task's flow control: its output queues, input buffers, blocked and busy time (kept
@@ -33,27 +35,27 @@ impl TaskMetrics {
 
     /// Records taken in (from the input gate, or from Kafka by the source).
     pub fn add_records_in(&self, n: u64) {
-        self.records_in.fetch_add(n, Ordering::Relaxed);
+        self.records_in.add(n);
     }
 
     /// Records put out (into the output channels, or to Kafka by the sink).
     pub fn add_records_out(&self, n: u64) {
-        self.records_out.fetch_add(n, Ordering::Relaxed);
+        self.records_out.add(n);
     }
 
     /// Bytes of network buffers received.
     pub fn add_bytes_in(&self, n: u64) {
-        self.bytes_in.fetch_add(n, Ordering::Relaxed);
+        self.bytes_in.add(n);
     }
 
     /// Bytes of network buffers shipped.
     pub fn add_bytes_out(&self, n: u64) {
-        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+        self.bytes_out.add(n);
     }
 
     /// Events the window operator dropped as late.
     pub fn add_late_records_dropped(&self, n: u64) {
-        self.late_records_dropped.fetch_add(n, Ordering::Relaxed);
+        self.late_records_dropped.add(n);
     }
 
     /// The input watermark advanced.
@@ -72,11 +74,11 @@ impl TaskMetrics {
         let flow = self.flow_control.read();
         TaskMetricsReport {
             attempt_id,
-            records_in: self.records_in.load(Ordering::Relaxed),
-            records_out: self.records_out.load(Ordering::Relaxed),
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out.load(Ordering::Relaxed),
-            late_records_dropped: self.late_records_dropped.load(Ordering::Relaxed),
+            records_in: self.records_in.get(),
+            records_out: self.records_out.get(),
+            bytes_in: self.bytes_in.get(),
+            bytes_out: self.bytes_out.get(),
+            late_records_dropped: self.late_records_dropped.get(),
             current_input_watermark: (watermark != i64::MIN).then_some(watermark),
             output_queue_length: flow.queued_buffers as u32,
             output_pool_size: flow.capacity as u32,
