@@ -452,11 +452,11 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
     // Set while the reader runs: an answer woken meanwhile (a fetch woken by the produce just
     // handled) is answered before the reader returns, without waking the reader again.
     let busy = Arc::new(AtomicBool::new(false));
-    // The wake-ups of answers that were sent, which nothing else holds: the next requests'
-    // answers take them over rather than allocating their own (one allocation and two reference
-    // counts less per request). More than one: a held answer keeps the one it took until it is
-    // sent, and the requests meanwhile need another.
-    let mut spares: Vec<Arc<AnswerWake>> = Vec::new();
+    // The wake-ups of answers that were sent, which nothing else holds, each with its waker:
+    // the next requests' answers take them over rather than allocating their own (one
+    // allocation and four reference counts less per request). More than one: a held answer
+    // keeps the one it took until it is sent, and the requests meanwhile need another.
+    let mut spares: Vec<Spare> = Vec::new();
     std::future::poll_fn(|cx| {
         let Some(shared) = shared.upgrade() else {
             return Poll::Ready(());
@@ -482,8 +482,12 @@ async fn read_mailbox(shared: Weak<Shared>, mailbox: Arc<Mailbox>) {
                 while let Some(envelope) = next {
                     let wake = spares
                         .pop()
-                        .filter(|wake| wake.reader.will_wake(cx.waker()))
-                        .unwrap_or_else(|| AnswerWake::new(cx.waker(), &busy));
+                        .filter(|(wake, _)| wake.reader.will_wake(cx.waker()))
+                        .unwrap_or_else(|| {
+                            let wake = AnswerWake::new(cx.waker(), &busy);
+                            let waker = Waker::from(wake.clone());
+                            (wake, waker)
+                        });
                     if let Some(mut pending) = shared.dispatch(envelope, wake) {
                         if !shared.try_answer(&mut pending, now) {
                             answering.push(pending);
@@ -519,19 +523,25 @@ struct Answering {
 }
 
 impl Answering {
-    /// The answer's wake-up, once its answer is sent, for the next request to take over; `None`
-    /// if its future left a clone of the waker somewhere (it could still wake it). Inline in
-    /// the reader (see [`Shared::dispatch`]).
+    /// The answer's wake-up and its waker, once its answer is sent, for the next request to
+    /// take over; `None` if its future left a clone of the waker somewhere (it could still wake
+    /// it). Kept with its waker: making one per request and dropping it cost two atomic
+    /// reference counts, which cost more time than the few instructions they are. Inline in the
+    /// reader (see [`Shared::dispatch`]).
     #[inline(always)]
-    fn into_spare_wake(self) -> Option<Arc<AnswerWake>> {
+    fn into_spare_wake(self) -> Option<Spare> {
         let Answering { answer, wake, waker, .. } = self;
-        drop((answer, waker));
-        (Arc::strong_count(&wake) == 1 && Arc::weak_count(&wake) == 0).then(|| {
+        drop(answer);
+        // Held twice: here and by the waker.
+        (Arc::strong_count(&wake) == 2 && Arc::weak_count(&wake) == 0).then(|| {
             wake.woken.store(false, Ordering::Relaxed);
-            wake
+            (wake, waker)
         })
     }
 }
+
+/// An answer's wake-up with its waker, free for the next request's answer.
+type Spare = (Arc<AnswerWake>, Waker);
 
 /// Wakes the mailbox's reader for one answer, and notes that this answer is the one to poll:
 /// a node holding many answers (a broker with several fetches held) polls only those woken.
@@ -553,9 +563,14 @@ impl AnswerWake {
         })
     }
 
-    /// Whether the answer was woken since the last poll; clears the mark.
+    /// Whether the answer was woken since the last poll; clears the mark. A load and a store,
+    /// not `swap`'s locked instruction: only the run's one thread touches it.
     fn take(&self) -> bool {
-        self.woken.swap(false, Ordering::Relaxed)
+        let woken = self.woken.load(Ordering::Relaxed);
+        if woken {
+            self.woken.store(false, Ordering::Relaxed);
+        }
+        woken
     }
 
     /// Whether the answer was woken since the last poll.
@@ -582,7 +597,7 @@ impl Shared {
     /// reader, its one caller: as a call, its frame and the envelope passed to it cost about 20
     /// instructions per request.
     #[inline(always)]
-    fn dispatch(&self, envelope: Envelope, wake: Arc<AnswerWake>) -> Option<Answering> {
+    fn dispatch(&self, envelope: Envelope, (wake, waker): Spare) -> Option<Answering> {
         let Envelope { from, frame: Frame { tag, slot } } = envelope;
         let answer = {
             let mut handlers = self.handlers.lock();
@@ -590,7 +605,6 @@ impl Shared {
             let (_, handler) = handlers.iter_mut().find(|(served, _)| *served == tag)?;
             handler(slot, from)
         };
-        let waker = Waker::from(wake.clone());
         Some(Answering { answer, wake, waker })
     }
 
