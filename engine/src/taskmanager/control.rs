@@ -101,6 +101,21 @@ impl ControlReceiver {
         self.poll_line(cx.waker())
     }
 
+    /// The control line's branch of a task's loop that polls its sources by hand: a message,
+    /// unless the line was found closed earlier this turn. Closed, it sets `closed` and is not
+    /// looked at again while that stays set.
+    #[inline]
+    pub fn poll_open(&mut self, cx: &mut Context<'_>, closed: &mut bool) -> Poll<TaskControl> {
+        if !*closed {
+            match self.poll_recv(cx) {
+                Poll::Ready(Some(control)) => return Poll::Ready(control),
+                Poll::Ready(None) => *closed = true,
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    }
+
     /// Looks at the line under its lock.
     #[inline(never)]
     fn poll_line(&mut self, waker: &Waker) -> Poll<Option<TaskControl>> {

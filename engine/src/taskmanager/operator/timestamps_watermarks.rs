@@ -182,12 +182,8 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                 if flush_tick.poll_tick(cx).is_ready() {
                     return Poll::Ready(Woken::FlushTick);
                 }
-                if !control_closed {
-                    match context.control.poll_recv(cx) {
-                        Poll::Ready(Some(control)) => return Poll::Ready(Woken::Control(control)),
-                        Poll::Ready(None) => control_closed = true,
-                        Poll::Pending => {}
-                    }
+                if let Poll::Ready(control) = context.control.poll_open(cx, &mut control_closed) {
+                    return Poll::Ready(Woken::Control(control));
                 }
                 input.poll_next(cx).map(Woken::Input)
             })
