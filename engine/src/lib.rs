@@ -16,6 +16,7 @@ pub mod counter;
 pub mod jobmanager;
 pub mod kafka;
 pub mod lifecycle;
+pub mod lock;
 pub mod plant;
 pub mod playground;
 pub mod protocol;

@@ -23,8 +23,8 @@ use madsim::time::{Instant, Sleep};
 /// clock once more (about 100 instructions per timer, 138,000 timers in 5 simulated minutes).
 pub struct Clock {
     handle: madsim::time::TimeHandle,
-    /// The engine's lock (Cargo.toml says why spin's), taken for every timer.
-    sleep: spin::Mutex<Option<Sleep>>,
+    /// The engine's lock (`crate::lock` says why), taken for every timer.
+    sleep: crate::lock::Mutex<Option<Sleep>>,
 }
 
 /// madsim fires no timer sooner than this after it is armed (its `sleep_until` rounds up).
@@ -46,7 +46,7 @@ impl Clock {
     }
 
     fn of(handle: madsim::time::TimeHandle) -> Clock {
-        Clock { handle, sleep: spin::Mutex::new(None) }
+        Clock { handle, sleep: crate::lock::Mutex::new(None) }
     }
 
     /// Now, as `Instant::now()` would say.

@@ -158,10 +158,9 @@ pub struct Consumer {
 }
 
 /// Where `tp` is in `positions`, looking first at `hint` (a fetch's answer lists the partitions
-/// in the order they were asked for, so the next is mostly right there); partition numbers are
-/// compared before topic names.
+/// in the order they were asked for, so the next is mostly right there).
 fn find(positions: &[(TopicPartition, u64)], tp: &TopicPartition, hint: usize) -> Option<usize> {
-    let same = |(known, _): &(TopicPartition, u64)| known.partition == tp.partition && known.topic == tp.topic;
+    let same = |(known, _): &(TopicPartition, u64)| known == tp;
     if positions.get(hint).is_some_and(same) {
         return Some(hint);
     }

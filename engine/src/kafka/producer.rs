@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use madsim::rand::Rng;
 use madsim::time::Instant;
-use spin::Mutex;
+use crate::lock::Mutex;
 use smol_str::SmolStr;
 use tokio::sync::Notify;
 
@@ -510,16 +510,20 @@ impl Feeding {
         Feeding { feed, topic, record_bound, queue_at: None }
     }
 
+    /// The feed's topic's place among `acc`'s queues as last found, if no topic was queued
+    /// since.
+    fn known_queue_at(&self, acc: &Accumulator) -> Option<usize> {
+        self.queue_at.filter(|&(changes, _)| changes == acc.topics.changes).map(|(_, at)| at)
+    }
+
     /// The feed's topic's place among `acc`'s queues (its queue created if it has none yet).
     fn queue_at(&mut self, acc: &mut Accumulator) -> usize {
-        match self.queue_at {
-            Some((changes, at)) if changes == acc.topics.changes => at,
-            _ => {
-                let at = acc.topics.place(&self.topic);
-                self.queue_at = Some((acc.topics.changes, at));
-                at
-            }
+        if let Some(at) = self.known_queue_at(acc) {
+            return at;
         }
+        let at = acc.topics.place(&self.topic);
+        self.queue_at = Some((acc.topics.changes, at));
+        at
     }
 
     /// Appends the feed's records due by `now`, each as if sent at its due instant: as
@@ -557,9 +561,9 @@ impl Feeding {
     /// When the sender must look again for the feed: when its next record opens a batch if
     /// none is open, or else when the open batch may have filled up (before it lingers out).
     fn next_look(&self, acc: &Accumulator, batch_bytes: usize) -> Option<Instant> {
-        let queue = match self.queue_at {
-            Some((changes, at)) if changes == acc.topics.changes => Some(&acc.topics.queues[at].1),
-            _ => acc.topics.get(&self.topic),
+        let queue = match self.known_queue_at(acc) {
+            Some(at) => Some(&acc.topics.queues[at].1),
+            None => acc.topics.get(&self.topic),
         };
         let open = queue.and_then(|queue| queue.open.as_ref());
         let Some(open) = open else {

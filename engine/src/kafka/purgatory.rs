@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
 use madsim::time::Instant;
-use spin::Mutex;
+use crate::lock::Mutex;
 
 use crate::timer::Clock;
 

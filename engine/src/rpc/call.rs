@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use madsim::time::Instant;
-use spin::Mutex;
+use crate::lock::Mutex;
 
 use super::Request;
 use crate::waiting_task::WaitingTask;

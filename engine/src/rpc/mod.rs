@@ -21,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use madsim::time::Instant;
-use spin::Mutex;
+use crate::lock::Mutex;
 
 use call::{CallSlot, Slot};
 use network::{Envelope, Mailbox};

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use madsim::rand::Rng;
 use madsim::time::Instant;
-use spin::Mutex;
+use crate::lock::Mutex;
 
 use super::{Frame, insert_in_order, pop_due};
 use crate::timer::{Clock, nanos};
@@ -150,7 +150,7 @@ impl Network {
         self.shared.messages.get()
     }
 
-    fn state(&self) -> spin::MutexGuard<'_, NetworkState> {
+    fn state(&self) -> crate::lock::MutexGuard<'_, NetworkState> {
         self.shared.state.lock()
     }
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
-// The engine's lock (Cargo.toml says why spin's).
-use spin::Mutex;
+// The engine's lock (`crate::lock` says why).
+use crate::lock::Mutex;
 
 use super::task::TaskControl;
 use crate::waiting_task::WaitingQueue;

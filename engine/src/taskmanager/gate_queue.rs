@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-// The engine's lock (Cargo.toml says why spin's), taken for every buffer handed to a gate.
-use spin::Mutex;
+// The engine's lock (`crate::lock` says why), taken for every buffer handed to a gate.
+use crate::lock::Mutex;
 
 use super::network::GateInput;
 use crate::waiting_task::WaitingQueue;

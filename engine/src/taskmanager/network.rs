@@ -13,8 +13,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use madsim::time::Instant;
-// The engine's lock (Cargo.toml says why spin's).
-use spin::Mutex;
+// The engine's lock (`crate::lock` says why).
+use crate::lock::Mutex;
 use tokio::sync::mpsc;
 
 use crate::plant::{PlantedBug, Plants};

@@ -121,7 +121,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     let mut commit_tick = Ticker::new(AUTO_COMMIT_INTERVAL);
     let mut malformed = 0u64;
     let mut dates = DateReader::default();
-    // Filled by every fetch and emptied once its records are handed on: its lists are kept.
+    // Emptied and filled by every fetch (`Consumer::poll_batches_into`): its lists are kept.
     let mut fetched = Fetched::default();
     loop {
         let polled = {
@@ -228,7 +228,6 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
         if let Some((partition, next)) = reading {
             set_position(&mut positions, partition, next);
         }
-        fetched.clear();
     }
 }
 
