@@ -9,6 +9,11 @@
 //! does, so the simulator is compared with the same per-record code. [`floor_serde_json`] is the
 //! same loop written with serde_json and the plain date functions: the "plain loop", so
 //! that its 80 ms figure and ≤ 4× target can be checked too.
+//!
+//! A third floor is per message rather than per event: [`floor_madsim`], what madsim itself
+//! charges for each message between simulated nodes (a timer at its arrival and a poll of the
+//! task it wakes), with no engine around it. The benchmark sets it against the speed case's
+//! messages, to show how much of a run's wall time is the simulator's before any engine code.
 
 use std::collections::BTreeMap;
 
@@ -76,6 +81,52 @@ pub fn floor_serde_json(events: u64) -> BTreeMap<(i64, SmolStr), u64> {
     counts
 }
 
+/// The nodes [`floor_madsim`] spreads its messages over: a run's JobManager, TaskManager, Kafka
+/// broker, storage and client, and a sixth for the generator's producer.
+const MADSIM_FLOOR_NODES: u64 = 6;
+
+/// madsim's least cost for `messages` messages: on [`MADSIM_FLOOR_NODES`] simulated nodes, one
+/// task each awaits one message after another, each message only a latency drawn from the
+/// runtime's generator as the network draws it (1–10 ms), a madsim timer at its arrival and the
+/// poll of the task that timer wakes. Every message flinksim's network carries costs at least
+/// this: one timer at its arrival and one task poll (docs/model/network.md). Runs a fresh
+/// runtime seeded with 1 on a thread of its own, and returns the messages delivered.
+pub fn floor_madsim(messages: u64) -> u64 {
+    std::thread::Builder::new()
+        .name("floor-madsim".into())
+        .spawn(move || {
+            let runtime = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+            runtime.block_on(async move {
+                let handle = madsim::runtime::Handle::current();
+                let mut tasks = Vec::new();
+                for node in 0..MADSIM_FLOOR_NODES {
+                    // The messages split as evenly as they go: the first nodes take one more.
+                    let share = messages / MADSIM_FLOOR_NODES + u64::from(node < messages % MADSIM_FLOOR_NODES);
+                    let ip = std::net::IpAddr::from([10, 0, 0, node as u8 + 1]);
+                    let node = handle.create_node().name(format!("floor-{node}")).ip(ip).build();
+                    tasks.push(node.spawn(async move {
+                        let mut rng = madsim::rand::thread_rng();
+                        let mut delivered = 0u64;
+                        for _ in 0..share {
+                            let nanos = flinksim_engine::rpc::network::latency(&mut rng);
+                            madsim::time::sleep(std::time::Duration::from_nanos(nanos)).await;
+                            delivered += 1;
+                        }
+                        delivered
+                    }));
+                }
+                let mut delivered = 0;
+                for task in tasks {
+                    delivered += task.await.expect("a floor task does not panic");
+                }
+                delivered
+            })
+        })
+        .expect("the OS can start a thread")
+        .join()
+        .expect("the madsim floor does not panic")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +164,13 @@ mod tests {
                 assert_eq!(counts[&(window * WINDOW_MS, SmolStr::new(page))], 1000);
             }
         }
+    }
+
+    #[test]
+    fn the_madsim_floor_delivers_every_message() {
+        assert_eq!(floor_madsim(1000), 1000);
+        assert_eq!(floor_madsim(5), 5);
+        assert_eq!(floor_madsim(0), 0);
     }
 
     #[test]

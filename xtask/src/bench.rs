@@ -13,6 +13,9 @@
 //! Two floors run side by side: ours (the engine's codec and date caches, what the simulator
 //! itself does per record) and the same loop written with serde_json, which is what the
 //! 80 ms floor measures. The "× floor" column is against ours; one target is against serde_json's.
+//! A third floor is madsim's own cost per message ([`flinksim::floor::floor_madsim`]): the bench
+//! sets it against the speed case's messages, to split its wall time into the simulator's share
+//! and the engine's, beside what the two floor targets allow.
 
 use std::fmt;
 use std::path::Path;
@@ -82,6 +85,11 @@ pub enum Case {
         /// Clicks to serialize, parse and count: a whole number of windows (a multiple of 6000).
         events: u64,
     },
+    /// madsim's own cost of `messages` messages ([`flinksim::floor::floor_madsim`]).
+    FloorMadsim {
+        /// Messages to deliver, each a timer and a task poll.
+        messages: u64,
+    },
 }
 
 impl Case {
@@ -94,17 +102,33 @@ impl Case {
     fn floor_serde_json_for(duration: Duration) -> Case {
         Case::FloorSerdeJson { events: duration.as_secs() * EVENTS_PER_SECOND }
     }
+
+    /// The madsim floor with about as many messages as `duration` of the speed case carries
+    /// (about one per event); the bench uses its cost per message.
+    fn floor_madsim_for(duration: Duration) -> Case {
+        Case::FloorMadsim { messages: duration.as_secs() * EVENTS_PER_SECOND }
+    }
 }
 
 impl FromStr for Case {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Case, String> {
-        let usage = "expected `<scenario>:<simulated time>` (e.g. `steady-state:10m`), `floor:<events>` \
-                     or `floor-serde_json:<events>`";
+        let usage = "expected `<scenario>:<simulated time>` (e.g. `steady-state:10m`), `floor:<events>`, \
+                     `floor-serde_json:<events>` or `floor-madsim:<messages>`";
         let Some((name, amount)) = text.rsplit_once(':') else {
             return Err(format!("bad case `{text}`: {usage}"));
         };
+        if name == "floor-madsim" {
+            let messages: u64 = amount
+                .replace('_', "")
+                .parse()
+                .map_err(|e| format!("bad message count `{amount}` in `{text}` ({e}): {usage}"))?;
+            if messages == 0 {
+                return Err(format!("bad message count 0 in `{text}`: the madsim floor needs a message or more"));
+            }
+            return Ok(Case::FloorMadsim { messages });
+        }
         if name == "floor" || name == "floor-serde_json" {
             let events: u64 = amount
                 .replace('_', "")
@@ -133,6 +157,7 @@ impl fmt::Display for Case {
             Case::Scenario { name, duration } => write!(f, "{name}:{}", format_duration(*duration)),
             Case::Floor { events } => write!(f, "floor:{events}"),
             Case::FloorSerdeJson { events } => write!(f, "floor-serde_json:{events}"),
+            Case::FloorMadsim { messages } => write!(f, "floor-madsim:{messages}"),
         }
     }
 }
@@ -142,12 +167,15 @@ impl fmt::Display for Case {
 pub struct CaseResult {
     /// The case, as given on the command line.
     pub case: String,
-    /// The scenario's name, `floor` or `floor (serde_json)`.
+    /// The scenario's name, `floor`, `floor (serde_json)` or `floor (madsim)`.
     pub scenario: String,
     /// Simulated seconds one run covered (none for the floor).
     pub simulated_secs: Option<f64>,
-    /// Click events in one run (the `input` topic's, for a scenario).
+    /// Click events in one run (the `input` topic's, for a scenario; none for the madsim floor).
     pub events: u64,
+    /// Messages the simulated network carried in one run (for a scenario, and the madsim floor's).
+    #[serde(default)]
+    pub messages: Option<u64>,
     /// Wall seconds of each repetition, in order.
     pub wall_secs: Vec<f64>,
     /// Peak resident memory of the child process (`VmHWM`), in KiB.
@@ -164,6 +192,7 @@ impl BenchCase {
             scenario: String::new(),
             simulated_secs: None,
             events: 0,
+            messages: None,
             wall_secs: Vec::new(),
             peak_rss_kib: 0,
             oracle_failures: 0,
@@ -200,6 +229,7 @@ impl BenchCase {
                     result.wall_secs.push(started.elapsed().as_secs_f64());
                     result.simulated_secs = Some(report.simulated.as_secs_f64());
                     result.events = report.oracle.input_events;
+                    result.messages = Some(report.messages);
                     result.oracle_failures += u32::from(!report.passed());
                 }
             }
@@ -217,6 +247,19 @@ impl BenchCase {
                     result.wall_secs.push(started.elapsed().as_secs_f64());
                     if !whole {
                         errln!("bench-case {}: FAILED: the floor did not count 1000 per window and page", self.case);
+                        return Ok(ExitCode::from(EXIT_CRASHED));
+                    }
+                }
+            }
+            &Case::FloorMadsim { messages } => {
+                result.scenario = "floor (madsim)".into();
+                result.messages = Some(messages);
+                for _ in 0..self.reps {
+                    let started = Instant::now();
+                    let delivered = flinksim::floor::floor_madsim(messages);
+                    result.wall_secs.push(started.elapsed().as_secs_f64());
+                    if delivered != messages {
+                        errln!("bench-case {}: FAILED: the madsim floor delivered {delivered} messages", self.case);
                         return Ok(ExitCode::from(EXIT_CRASHED));
                     }
                 }
@@ -249,6 +292,7 @@ struct Measured {
     scenario: String,
     simulated_secs: Option<f64>,
     events: u64,
+    messages: Option<u64>,
     wall_secs: Vec<f64>,
     wall_secs_median: f64,
     simulated_per_wall: Option<f64>,
@@ -284,6 +328,8 @@ struct JsonReport<'a> {
     quick: bool,
     rows: &'a [Measured],
     linearity: &'a [Linearity],
+    /// The speed case's marginal wall time split into madsim's floor and the rest.
+    account: Option<&'a Account>,
     targets: &'a [Target],
     skipped: &'a [String],
     crashed: &'a [String],
@@ -300,6 +346,8 @@ struct Row {
     simulated: String,
     #[tabled(rename = "events")]
     events: String,
+    #[tabled(rename = "messages")]
+    messages: String,
     #[tabled(rename = "wall (median)")]
     wall: String,
     #[tabled(rename = "simulated/wall")]
@@ -336,7 +384,7 @@ impl Bench {
             .into_iter()
             .filter(|case| match case {
                 Case::Scenario { name, .. } => !missing.contains(&name.as_str()),
-                Case::Floor { .. } | Case::FloorSerdeJson { .. } => true,
+                Case::Floor { .. } | Case::FloorSerdeJson { .. } | Case::FloorMadsim { .. } => true,
             })
             .collect();
 
@@ -366,7 +414,7 @@ impl Bench {
             }
         }
         let floors: Vec<Measured> = measured.iter().filter(|m| matches!(m.kind, Case::Floor { .. })).cloned().collect();
-        for m in &mut measured {
+        for m in measured.iter_mut().filter(|m| !matches!(m.kind, Case::FloorMadsim { .. })) {
             let floor = floors.iter().find(|f| m.events.abs_diff(f.events) <= f.events / 100);
             m.ratio_to_floor = floor.map(|f| m.wall_secs_median / f.wall_secs_median);
         }
@@ -374,7 +422,8 @@ impl Bench {
         outln!("{}", Table::new(measured.iter().map(row)).with(Style::psql()))?;
         outln!("seed {SEED}; median of {reps} repetition(s), each in its own process, in rounds of every case; × floor: wall time over")?;
         outln!("the plain loop's (serialize, parse, count per window and page) for the same number of events, with the")?;
-        outln!("engine's codec and date caches; floor (serde_json): the same loop with serde_json and uncached dates.")?;
+        outln!("engine's codec and date caches; floor (serde_json): the same loop with serde_json and uncached dates;")?;
+        outln!("floor (madsim): only madsim's timer and task poll per message, as many messages as its row says.")?;
         let linearity = linearity(&measured);
         for l in &linearity {
             match l.ratio {
@@ -392,6 +441,21 @@ impl Bench {
                 per_minute(bp),
                 per_minute(steady),
                 bp.wall_secs_median / steady.wall_secs_median
+            )?;
+        }
+        let account = account(&measured);
+        if let Some(a) = &account {
+            outln!(
+                "{SPEED_CASE} {}: {:.3} s of wall time for {} messages; madsim's floor for them {:.3} s \
+                 ({:.0} ns a message), the engine's own {:.3} s; 12× the floor allows {}, 3× the serde_json floor {}",
+                a.span,
+                a.wall_secs,
+                thousands(a.messages),
+                a.madsim_secs,
+                a.madsim_ns_per_message,
+                a.engine_secs,
+                a.floor_allows_secs.map_or("n/a".into(), |s| format!("{s:.3} s")),
+                a.serde_json_floor_allows_secs.map_or("n/a".into(), |s| format!("{s:.3} s")),
             )?;
         }
         let targets = targets(&measured, &linearity, self.quick);
@@ -435,6 +499,7 @@ impl Bench {
                 quick: self.quick,
                 rows: &measured,
                 linearity: &linearity,
+                account: account.as_ref(),
                 targets: &targets,
                 skipped: &skipped,
                 crashed: &crashed,
@@ -466,6 +531,8 @@ fn plan(quick: bool) -> Vec<Case> {
         plan.push(Case::floor_for(LONG));
         plan.push(Case::floor_serde_json_for(LONG));
     }
+    // About as many messages as the speed case's span carries: the hour minus the ten minutes.
+    plan.push(Case::floor_madsim_for(if quick { SHORT } else { LONG - SHORT }));
     plan
 }
 
@@ -535,6 +602,7 @@ fn measure(case: &Case, result: CaseResult) -> Measured {
         scenario: result.scenario,
         simulated_secs: result.simulated_secs,
         events: result.events,
+        messages: result.messages,
         simulated_per_wall: result.simulated_secs.map(|s| s / wall),
         events_per_wall_sec: result.events as f64 / wall,
         wall_secs: result.wall_secs,
@@ -552,10 +620,11 @@ fn row(m: &Measured) -> Row {
             Some(secs) => humantime::format_duration(Duration::from_secs(secs.round() as u64)).to_string(),
             None => "-".into(),
         },
-        events: thousands(m.events),
+        events: if m.events == 0 { "-".into() } else { thousands(m.events) },
+        messages: m.messages.map_or("-".into(), thousands),
         wall: format!("{:.3} s", m.wall_secs_median),
         speed: m.simulated_per_wall.map_or("-".into(), |r| format!("{}×", thousands(r.round() as u64))),
-        throughput: thousands(m.events_per_wall_sec.round() as u64),
+        throughput: if m.events == 0 { "-".into() } else { thousands(m.events_per_wall_sec.round() as u64) },
         floor: m.ratio_to_floor.map_or("-".into(), |r| format!("{r:.2}×")),
         peak: format!("{:.1}", m.peak_rss_mb),
     }
@@ -629,6 +698,45 @@ fn speed_case(measured: &[Measured]) -> (Option<f64>, Option<f64>, Option<f64>, 
     }
 }
 
+/// The speed case's marginal wall time, split into madsim's floor for its messages and the
+/// rest (the engine's own code), beside the wall time the two floor targets allow.
+#[derive(Clone, Debug, Serialize)]
+struct Account {
+    span: &'static str,
+    wall_secs: f64,
+    messages: u64,
+    madsim_ns_per_message: f64,
+    madsim_secs: f64,
+    engine_secs: f64,
+    floor_allows_secs: Option<f64>,
+    serde_json_floor_allows_secs: Option<f64>,
+}
+
+/// The [`Account`] of the speed case, if it ran with its messages counted and the madsim floor ran.
+fn account(measured: &[Measured]) -> Option<Account> {
+    let madsim = measured.iter().find(|m| matches!(m.kind, Case::FloorMadsim { .. }))?;
+    let ns_per_message = 1e9 * madsim.wall_secs_median / madsim.messages? as f64;
+    let (_, floor, serde_json_floor, span) = speed_case(measured);
+    let short = find(measured, SPEED_CASE, SHORT)?;
+    let (wall, messages) = match find(measured, SPEED_CASE, LONG) {
+        Some(long) => (long.wall_secs_median - short.wall_secs_median, long.messages? - short.messages?),
+        None => (short.wall_secs_median, short.messages?),
+    };
+    let madsim_secs = ns_per_message * messages as f64 / 1e9;
+    // The floors' wall time for the span: the ratio's denominator, recovered from it.
+    let allows = |ratio: Option<f64>, target: f64| ratio.map(|r| wall / r * target);
+    Some(Account {
+        span,
+        wall_secs: wall,
+        messages,
+        madsim_ns_per_message: ns_per_message,
+        madsim_secs,
+        engine_secs: wall - madsim_secs,
+        floor_allows_secs: allows(floor, TARGET_FLOOR),
+        serde_json_floor_allows_secs: allows(serde_json_floor, TARGET_SERDE_JSON_FLOOR),
+    })
+}
+
 fn targets(measured: &[Measured], linearity: &[Linearity], quick: bool) -> Vec<Target> {
     let check = |value: Option<f64>, ok: &dyn Fn(f64) -> bool| value.map(ok);
     let not_run = if quick { " (not run with --quick)" } else { " (not run)" };
@@ -688,9 +796,14 @@ mod tests {
 
     #[test]
     fn cases_parse_and_print_back() {
-        for text in
-            ["steady-state:10m", "failure-recovery:1h", "steady-state:10s", "floor:240000", "floor-serde_json:240000"]
-        {
+        for text in [
+            "steady-state:10m",
+            "failure-recovery:1h",
+            "steady-state:10s",
+            "floor:240000",
+            "floor-serde_json:240000",
+            "floor-madsim:1000",
+        ] {
             assert_eq!(text.parse::<Case>().unwrap().to_string(), text);
         }
         assert_eq!("floor:1_440_000".parse::<Case>().unwrap(), Case::Floor { events: 1_440_000 });
@@ -698,6 +811,9 @@ mod tests {
         assert!("floor:1000".parse::<Case>().is_err());
         assert!("floor-serde_json:1000".parse::<Case>().is_err());
         assert!("floor-serde_json:0".parse::<Case>().is_err());
+        assert_eq!("floor-madsim:1_200_000".parse::<Case>().unwrap(), Case::FloorMadsim { messages: 1_200_000 });
+        assert!("floor-madsim:0".parse::<Case>().is_err());
+        assert!("floor-madsim:many".parse::<Case>().is_err());
         assert!("steady-state".parse::<Case>().is_err());
         assert!("steady-state:soon".parse::<Case>().is_err());
         assert!("steady-state:0s".parse::<Case>().is_err());

@@ -95,8 +95,9 @@ struct NetworkState {
 
 /// One message's latency on a healthy link, drawn from [`LATENCY`], in nanoseconds: one
 /// 64-bit draw scaled to the range (a bias of under 1e-12), where `gen_range` over a `Duration`
-/// costs five times as much and may draw again and again.
-fn latency(rng: &mut impl Rng) -> u64 {
+/// costs five times as much and may draw again and again. Public for the benchmark's madsim
+/// floor, which draws its messages' latencies the same way.
+pub fn latency(rng: &mut impl Rng) -> u64 {
     const START: u64 = nanos(LATENCY.start);
     const SPAN: u64 = nanos(LATENCY.end) - START;
     let scaled = (u128::from(rng.next_u64()) * u128::from(SPAN)) >> 64;
