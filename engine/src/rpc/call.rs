@@ -60,7 +60,7 @@ impl<R: Request> CallSlot<R> {
             closed: false,
             caller: WaitingTask::default(),
         };
-        Arc::new(CallSlot { deadline, state: Mutex::new(state) })
+        Arc::new(CallSlot { deadline, state: Mutex::new_here(state) })
     }
 
     /// Takes the request out, once, where it arrived; `None` if it was taken already.
