@@ -21,7 +21,7 @@ pub struct Xtask {
 pub enum Command {
     /// Run one scenario under one seed and print the window counts, the verdict and the trace hash.
     RunScenario(RunScenario),
-    /// Benchmark the simulator against the plain-loop floor (this build, a child process per case).
+    /// Benchmark the simulator against its floors: plain loops and madsim alone (this build, a child process per case).
     Bench(Bench),
     /// One benchmark case in this process, reported as one JSON line (run by `bench`).
     #[command(hide = true)]
