@@ -133,6 +133,13 @@ mod tests {
     use super::Mutex;
     use std::sync::Arc;
 
+    /// Runs `f` on a second OS thread and returns what it returned, or its panic. Safe for
+    /// determinism: these unit tests run no simulation, and a second thread is exactly what the
+    /// lock must refuse, so the tests cannot be written on madsim's one thread.
+    fn on_another_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::thread::Result<T> {
+        std::thread::spawn(f).join() // tidy: allow (test-only, no run; see the doc line above)
+    }
+
     #[test]
     fn a_lock_hands_out_its_value_and_keeps_what_was_written() {
         let lock = Mutex::new(vec![1]);
@@ -145,7 +152,7 @@ mod tests {
         let lock = Arc::new(Mutex::new(vec![1]));
         lock.lock().push(2);
         let other = Arc::clone(&lock);
-        let taken = std::thread::spawn(move || other.lock().push(3)).join(); // tidy: allow (a second OS thread is the point)
+        let taken = on_another_thread(move || other.lock().push(3));
         assert!(taken.is_err(), "a second thread took the lock");
         assert_eq!(*lock.lock(), [1, 2]);
     }
@@ -154,7 +161,7 @@ mod tests {
     fn a_lock_never_taken_goes_to_the_first_thread_that_takes_it() {
         let lock = Arc::new(Mutex::new(0));
         let other = Arc::clone(&lock);
-        std::thread::spawn(move || *other.lock() += 1).join().unwrap(); // tidy: allow (the test is about a second OS thread)
+        on_another_thread(move || *other.lock() += 1).unwrap();
         // The owner is the thread that ended; this one is another.
         assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *lock.lock())).is_err());
     }
@@ -163,7 +170,7 @@ mod tests {
     fn a_lock_made_here_belongs_to_this_thread() {
         let lock = Arc::new(Mutex::new_here(1));
         let other = Arc::clone(&lock);
-        assert!(std::thread::spawn(move || *other.lock()).join().is_err()); // tidy: allow (the test is about a second OS thread)
+        assert!(on_another_thread(move || *other.lock()).is_err());
         assert_eq!(*lock.lock(), 1);
     }
 

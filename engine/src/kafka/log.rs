@@ -6,7 +6,6 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-
 use std::future::Future;
 
 use bytes::Bytes;

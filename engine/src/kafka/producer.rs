@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use madsim::rand::Rng;
 use madsim::time::Instant;
-use crate::lock::Mutex;
 use smol_str::SmolStr;
 use tokio::sync::Notify;
 
 use crate::counter::Counter;
-
+use crate::lock::Mutex;
 use crate::protocol::kafka::{
     ATTRIBUTE_TRANSACTIONAL, BatchBuilder, InitProducerId, KafkaError, Metadata, Produce,
     ProducerIdentity, TopicPartition,

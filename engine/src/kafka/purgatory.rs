@@ -13,8 +13,8 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
 use madsim::time::Instant;
-use crate::lock::Mutex;
 
+use crate::lock::Mutex;
 use crate::timer::Clock;
 
 /// Where held fetches wait: on their partitions for changes, together for their deadlines.

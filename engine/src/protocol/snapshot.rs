@@ -74,44 +74,53 @@ pub fn checkpoint_dir(job_id: JobId, id: u64) -> String {
     // job id's 32 hex digits, and every subtask names this directory at every checkpoint.
     // Room for a snapshot's file name too (`<32 hex digits>-<subtask>`), which a task appends.
     let mut dir = String::with_capacity(CHECKPOINTS_DIR.len() + 96);
-    dir.push_str(CHECKPOINTS_DIR);
-    dir.push('/');
-    push_hex_id(&mut dir, job_id);
-    dir.push_str("/chk-");
+    push_checkpoints_of(&mut dir, job_id);
     push_decimal(&mut dir, id);
     dir
 }
 
-/// One subtask's snapshot paths for checkpoints (not savepoints): the parts of
-/// `<checkpoint_dir>/<file_name>` around the checkpoint's id, made once. Each subtask names its
-/// snapshot at every checkpoint, and the directory's job id (32 hex digits) and the file name
-/// cost about 500 instructions each time.
+/// Appends `<checkpoints dir>/<job-id>/chk-`: a checkpoint's directory but for its id.
+fn push_checkpoints_of(out: &mut String, job_id: JobId) {
+    out.push_str(CHECKPOINTS_DIR);
+    out.push('/');
+    push_hex_id(out, job_id);
+    out.push_str("/chk-");
+}
+
+/// One subtask's snapshot paths, `<snapshot_dir>/<file_name>`, with the parts around a
+/// checkpoint's id made once. Each subtask names its snapshot at every checkpoint, and the
+/// directory's job id (32 hex digits) and the file name cost about 500 instructions each time.
 #[derive(Clone, Debug)]
 pub struct SnapshotPaths {
+    job_id: JobId,
     /// `<checkpoints dir>/<job-id>/chk-`.
-    dir: String,
+    checkpoints: String,
     /// `/<operator id>-<subtask>`.
     file: String,
 }
 
 impl SnapshotPaths {
-    /// The paths of `subtask` of `vertex` in `job_id`'s checkpoints.
+    /// The paths of `subtask` of `vertex` in `job_id`'s snapshots.
     pub fn new(job_id: JobId, vertex: Vertex, subtask: u32) -> SnapshotPaths {
-        let mut dir = String::with_capacity(CHECKPOINTS_DIR.len() + 38);
-        dir.push_str(CHECKPOINTS_DIR);
-        dir.push('/');
-        push_hex_id(&mut dir, job_id);
-        dir.push_str("/chk-");
+        let mut checkpoints = String::with_capacity(CHECKPOINTS_DIR.len() + 38);
+        push_checkpoints_of(&mut checkpoints, job_id);
         let mut file = String::from("/");
         CheckpointMetadata::push_file_name(&mut file, vertex, subtask);
-        SnapshotPaths { dir, file }
+        SnapshotPaths { job_id, checkpoints, file }
     }
 
-    /// `checkpoint_dir(job_id, id) + "/" + CheckpointMetadata::file_name(vertex, subtask)`.
-    pub fn checkpoint(&self, id: u64) -> String {
-        let mut path = String::with_capacity(self.dir.len() + 20 + self.file.len());
-        path.push_str(&self.dir);
-        push_decimal(&mut path, id);
+    /// The subtask's snapshot file in snapshot `id` of `kind`:
+    /// `snapshot_dir(job_id, id, kind) + "/" + CheckpointMetadata::file_name(vertex, subtask)`.
+    pub fn of(&self, id: u64, kind: SnapshotKind) -> String {
+        let mut path = match kind {
+            SnapshotKind::Checkpoint => {
+                let mut dir = String::with_capacity(self.checkpoints.len() + 20 + self.file.len());
+                dir.push_str(&self.checkpoints);
+                push_decimal(&mut dir, id);
+                dir
+            }
+            SnapshotKind::Savepoint { .. } => snapshot_dir(self.job_id, id, kind),
+        };
         path.push_str(&self.file);
         path
     }
@@ -478,7 +487,9 @@ mod tests {
             for (job, id) in [(0u128, 0u64), (0xab, 7), (u128::MAX, u64::MAX)] {
                 let job_id = JobId(job);
                 let paths = SnapshotPaths::new(job_id, vertex, subtask);
-                assert_eq!(paths.checkpoint(id), format!("{}/{name}", checkpoint_dir(job_id, id)));
+                for kind in [SnapshotKind::Checkpoint, SnapshotKind::Savepoint { token: 0x1234_5678_9abc, drain: false }] {
+                    assert_eq!(paths.of(id, kind), format!("{}/{name}", snapshot_dir(job_id, id, kind)));
+                }
             }
         }
     }

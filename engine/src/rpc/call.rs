@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use madsim::time::Instant;
-use crate::lock::Mutex;
 
 use super::Request;
+use crate::lock::Mutex;
 use crate::waiting_task::WaitingTask;
 use crate::timer::Clock;
 

@@ -21,8 +21,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use madsim::time::Instant;
-use crate::lock::Mutex;
 
+use crate::lock::Mutex;
 use call::{CallSlot, Slot};
 use network::{Envelope, Mailbox};
 pub use network::{LinkFault, Network};

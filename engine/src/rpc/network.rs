@@ -16,17 +16,16 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use crate::counter::Counter;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use madsim::rand::Rng;
 use madsim::time::Instant;
-use crate::lock::Mutex;
 
 use super::{Frame, insert_in_order, pop_due};
+use crate::counter::Counter;
+use crate::lock::Mutex;
 use crate::timer::{Clock, nanos};
 use crate::waiting_task::WaitingTask;
 

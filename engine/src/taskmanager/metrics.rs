@@ -6,7 +6,6 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::counter::Counter;
-
 use crate::protocol::ids::ExecutionAttemptId;
 use crate::protocol::metrics::TaskMetricsReport;
 

@@ -13,10 +13,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use madsim::time::Instant;
-// The engine's lock (`crate::lock` says why).
-use crate::lock::Mutex;
 use tokio::sync::mpsc;
 
+// The engine's lock (`crate::lock` says why).
+use crate::lock::Mutex;
 use crate::plant::{PlantedBug, Plants};
 use crate::playground::click_event::{ClickEvent, PAGES};
 use crate::protocol::checkpoint::CheckpointBarrier;

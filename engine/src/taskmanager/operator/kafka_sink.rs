@@ -11,8 +11,8 @@
 //!   forever. Cancelled, the sink aborts its open transaction.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 use std::task::Poll;
+use std::time::Duration;
 
 use smol_str::SmolStr;
 
