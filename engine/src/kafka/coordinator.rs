@@ -476,9 +476,7 @@ impl Coordinator {
                 continue;
             };
             let timestamp_ms = env.now_ms() as i64;
-            log.lock()
-                .await
-                .write_marker(meta.producer_id, meta.epoch, control, timestamp_ms)?;
+            log.lock().write_marker(meta.producer_id, meta.epoch, control, timestamp_ms)?;
         }
         meta.state = complete_state(commit);
         self.store(env, meta).await
