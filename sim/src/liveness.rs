@@ -329,9 +329,11 @@ pub enum LivenessViolation {
     },
 }
 
-/// `5.000 s`.
+/// `5.000 s`: cut to the millisecond, as the timeline's clock cuts instants, so that a time
+/// measured between two instants reads as the difference of the two as printed.
 fn seconds(d: Duration) -> String {
-    format!("{:.3} s", d.as_secs_f64())
+    let ms = d.as_millis();
+    format!("{}.{:03} s", ms / 1000, ms % 1000)
 }
 
 impl fmt::Display for LivenessViolation {
@@ -578,6 +580,12 @@ fn detections(events: &[TraceEvent], allowed: Option<Duration>) -> Vec<Detection
                     }
                 }
                 for tm in applied.iter().filter_map(taskmanager_taken) {
+                    // A fault that healed unnoticed is no longer what a loss answers: this one
+                    // is (a healed 200 ms partition, then a stop: the loss the stop causes is
+                    // measured from the stop).
+                    if !unhealed.contains_key(tm) {
+                        waiting.remove(tm);
+                    }
                     if registered.contains(tm) && !waiting.contains_key(tm) {
                         waiting.insert(tm.to_owned(), detections.len());
                         unhealed.insert(tm.to_owned(), detections.len());
@@ -984,6 +992,38 @@ mod tests {
         late[2].at = secs(70.0);
         let report = judge(&late, &expect(7, 10), secs(120.0));
         assert!(report.violations.iter().any(|v| matches!(v, LivenessViolation::DetectedLate { measured: None, .. })));
+    }
+
+    /// Found by the fuzzer: a 200 ms partition the JobManager never noticed, then a stop 7 s
+    /// later that it noticed at once. The loss answers the stop, not the partition.
+    #[test]
+    fn a_loss_after_a_second_fault_is_measured_from_the_fault_that_caused_it() {
+        let trace = vec![
+            registered(0.1, 1),
+            step(5.0, "sim partition jobmanager taskmanager-1", vec![Fault::partition("jobmanager", "taskmanager-1")], vec![]),
+            step(5.2, "sim heal jobmanager taskmanager-1", vec![], vec![Fault::partition("jobmanager", "taskmanager-1")]),
+            step(11.987, "docker-compose stop taskmanager-1", vec![down("taskmanager-1")], vec![]),
+            lost(12.006, 1),
+        ];
+        let report = judge(&trace, &expect(7, 10), secs(150.0));
+        assert!(!report.violations.iter().any(|v| matches!(v, LivenessViolation::DetectedLate { .. })), "{:?}", report.violations);
+        let [partition, stop] = report.detections.as_slice() else { panic!("{:?}", report.detections) };
+        assert_eq!((partition.detected_at, partition.healed_at), (None, Some(secs(5.2))));
+        assert_eq!(stop.fault_at, secs(11.987));
+        assert_eq!(stop.measured().map(|d| d.as_millis()), Some(19));
+        // Printed cut to the millisecond, as the timeline prints instants: an arrival 0.5 ms
+        // into 0:12.005 reads 0.018 s after 0:11.987.
+        let mut halfway = stop.clone();
+        halfway.detected_at = Some(Duration::from_micros(12_005_500));
+        assert_eq!(halfway.to_string(), "taskmanager-1 taken away at 0:11.987, declared lost 0.018 s later (allowed 7s)");
+        // Still partitioned when the stop comes: the TaskManager was away since the partition,
+        // and the loss is measured from it.
+        let mut unhealed = trace.clone();
+        unhealed.remove(2);
+        let report = judge(&unhealed, &expect(7, 10), secs(150.0));
+        let [detection] = report.detections.as_slice() else { panic!("{:?}", report.detections) };
+        assert_eq!(detection.measured().map(|d| d.as_millis()), Some(7006));
+        assert!(report.violations.iter().any(|v| matches!(v, LivenessViolation::DetectedLate { .. })), "{:?}", report.violations);
     }
 
     const RUN: &str = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time";
