@@ -143,6 +143,11 @@ pub struct CheckpointCoordinator {
     aborted_savepoint: Option<u64>,
     /// The savepoint of `flink stop` completed: nothing more is triggered.
     stopped: bool,
+    /// The savepoint of `flink stop` is written and the job is finishing: its trigger and
+    /// location. The request completes only once the job has FINISHED, as Flink's
+    /// stop-with-savepoint answers with the path only then, so a `flink run` typed after
+    /// `flink stop` returns never finds the old job still running.
+    stopping: Option<(TriggerId, String)>,
     /// The job this coordinator serves, when it was restored from a savepoint.
     restored_job: Option<JobId>,
     /// Flink's checkpoint metrics.
@@ -159,6 +164,7 @@ impl Default for CheckpointCoordinator {
             savepoints: BTreeMap::new(),
             aborted_savepoint: None,
             stopped: false,
+            stopping: None,
             restored_job: None,
             stats: CheckpointStats::default(),
         }
@@ -194,6 +200,28 @@ impl CheckpointCoordinator {
     /// What became of a savepoint request; `None` for an unknown trigger id.
     pub fn savepoint_status(&self, trigger_id: TriggerId) -> Option<SavepointStatus> {
         self.savepoints.get(&trigger_id).cloned()
+    }
+
+    /// The job stopped by `flink stop` has FINISHED: its savepoint request completes with the
+    /// savepoint's location.
+    pub fn stop_finished(&mut self) {
+        if let Some((trigger_id, location)) = self.stopping.take() {
+            self.savepoints.insert(trigger_id, SavepointStatus::Completed { location });
+        }
+    }
+
+    /// The job failed over or was cancelled after its stop's savepoint was written and before
+    /// it FINISHED: the request fails with Flink's words (the savepoint itself stays usable),
+    /// and the job, running on, is checkpointed again.
+    pub fn stop_interrupted(&mut self, job_id: JobId, events: &mut Vec<Event>) {
+        let Some((trigger_id, location)) = self.stopping.take() else { return };
+        self.stopped = false;
+        let cause = format!(
+            "A savepoint has been created at: {location}, but the corresponding job {job_id} failed during stopping. \
+             The savepoint is consistent, but might have uncommitted transactions."
+        );
+        events.push(Event::SavepointFailed { job_id, cause: cause.clone() });
+        self.savepoints.insert(trigger_id, SavepointStatus::Failed { cause });
     }
 
     /// The savepoint aborted since the last call, if any: its sources must be told.
@@ -351,7 +379,7 @@ impl CheckpointCoordinator {
             self.stopped = true;
             let location = directory.clone();
             events.push(Event::SavepointCompleted { job_id, checkpoint_id, location: location.clone() });
-            self.savepoints.insert(request.trigger_id, SavepointStatus::Completed { location });
+            self.stopping = Some((request.trigger_id, location));
         } else {
             self.stats.completed += 1;
             self.stats.last_size = size;
@@ -693,9 +721,39 @@ mod tests {
         assert!(completion.stop, "the job is to finish");
         assert_eq!(completion.replaced, None, "a savepoint replaces no checkpoint");
         assert_eq!(coordinator.latest().map(|c| c.metadata.checkpoint_id), Some(1), "nor becomes the latest");
-        assert_eq!(coordinator.savepoint_status(TriggerId(5)), Some(SavepointStatus::Completed { location }));
+        assert_eq!(
+            coordinator.savepoint_status(TriggerId(5)),
+            Some(SavepointStatus::InProgress),
+            "the request completes when the job has finished"
+        );
         let after = coordinator.trigger(&job, &resource_manager, 4_000, t0 + Duration::from_secs(4), &mut Vec::new());
         assert_eq!(after.unwrap_err(), TriggerError::JobNotRunning, "nothing is triggered once stopped");
+        coordinator.stop_finished();
+        assert_eq!(coordinator.savepoint_status(TriggerId(5)), Some(SavepointStatus::Completed { location }));
+    }
+
+    #[test]
+    fn a_job_failing_while_it_stops_fails_the_request_and_is_checkpointed_again() {
+        let t0 = origin();
+        let (job, resource_manager) = running_job(t0);
+        let mut coordinator = CheckpointCoordinator::default();
+        coordinator.request_savepoint(TriggerId(5), 0xabc, false).unwrap();
+        coordinator.trigger(&job, &resource_manager, 0, t0, &mut Vec::new()).unwrap();
+        let finalization = acks(&job, 1).into_iter().find_map(|a| coordinator.acknowledge(a)).unwrap();
+        let done = t0 + Duration::from_secs(1);
+        let mut events = Vec::new();
+        coordinator.complete(finalization, &job, &resource_manager, done, done, &mut events).unwrap();
+        // A task fails before the job has finished.
+        coordinator.stop_interrupted(job.job_id, &mut events);
+        let Some(SavepointStatus::Failed { cause }) = coordinator.savepoint_status(TriggerId(5)) else { panic!() };
+        let location = format!("/tmp/flink-savepoints-directory/savepoint-{}-000000000abc", &job.job_id.to_string()[..6]);
+        assert!(cause.starts_with(&format!("A savepoint has been created at: {location}, but the corresponding job")), "{cause}");
+        assert!(matches!(events.last(), Some(Event::SavepointFailed { .. })));
+        // Finishing later changes nothing; the job running on is checkpointed again.
+        coordinator.stop_finished();
+        assert!(matches!(coordinator.savepoint_status(TriggerId(5)), Some(SavepointStatus::Failed { .. })));
+        let next = coordinator.trigger(&job, &resource_manager, 2_000, t0 + Duration::from_secs(2), &mut Vec::new()).unwrap();
+        assert_eq!(next[0].1.barrier.kind, SnapshotKind::Checkpoint, "checkpoints resume");
     }
 
     #[test]

@@ -41,7 +41,7 @@ use crate::protocol::rest::{CancelJob, GetSavepointStatus, JobOverview, ListJobs
 use crate::protocol::rest_api::{
     HttpRequest, HttpResponse, JarRunRequest, JarRunResponse, JarUploadResponse, REST_PORT, Route, TriggerResponse,
 };
-use crate::protocol::states::ExecutionState;
+use crate::protocol::states::{ExecutionState, JobStatus};
 use crate::rpc::{Network, Rpc};
 use crate::storage::StorageClient;
 use crate::timer::Ticker;
@@ -379,15 +379,16 @@ impl JobManager {
         RegistrationResponse::Accepted { job_master: state.job_master }
     }
 
-    /// `flink run`: with `-s`, reads the savepoint's `_metadata` first; a savepoint that cannot
-    /// be restored fails the submission, naming its path.
+    /// `flink run`: with `-s`, reads the savepoint's `_metadata` first (trying an unreachable
+    /// storage node again for a while, as a task restoring its snapshot does); a savepoint that
+    /// cannot be restored fails the submission, naming its path.
     async fn submit(&self, SubmitJob { submission }: SubmitJob) -> SubmitJobResponse {
         let savepoint = match &submission.savepoint_path {
             None => None,
             Some(path) => {
                 let metadata_path = format!("{}/_metadata", dispatcher::savepoint_directory(path));
                 let storage = StorageClient::new(self.rpc.clone(), self.config.storage);
-                let file = storage.get(&metadata_path).await.map_err(|e| e.to_string());
+                let file = storage.get_for_restore(&metadata_path).await.map_err(|e| e.to_string());
                 match dispatcher::restore_plan(&submission, path, file) {
                     Ok(savepoint) => Some(savepoint),
                     Err(refused) => {
@@ -440,7 +441,7 @@ impl JobManager {
             let mut guard = self.state.lock().unwrap();
             let state = &mut *guard;
             match state.scheduler.job() {
-                Some(job) if job.job_id == job_id && job.status == crate::protocol::states::JobStatus::Running => {}
+                Some(job) if job.job_id == job_id && job.status == JobStatus::Running => {}
                 Some(job) if job.job_id == job_id => {
                     return Err(format!("Job {job_id} is not running: it is {}.", job.status.name()));
                 }
@@ -760,6 +761,9 @@ impl JobManager {
             let state = &mut *guard;
             let mut events = Vec::new();
             let finishes = state.scheduler.finish_stopped(job_id, &mut state.resource_manager, &mut events);
+            if state.scheduler.job().is_some_and(|job| job.job_id == job_id && job.status == JobStatus::Finished) {
+                state.checkpoints.stop_finished();
+            }
             self.record(events);
             finishes
         };

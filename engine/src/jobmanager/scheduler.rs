@@ -177,6 +177,7 @@ impl Scheduler {
             no_resource_available: cause.starts_with(NO_RESOURCE_AVAILABLE),
         });
         checkpoints.abort_pending(CheckpointAbortReason::FailingOver, events);
+        checkpoints.stop_interrupted(job.job_id, events);
         let next = if strategy.allows_restart(job.restarts) { JobStatus::Restarting } else { JobStatus::Failing };
         job.transition(next, events);
         let cancels = cancel_executions(job, resource_manager, events);
@@ -322,6 +323,7 @@ impl Scheduler {
             return Err(format!("Job {job_id} is already {}.", job.status.name()));
         }
         checkpoints.abort_pending(CheckpointAbortReason::FailingOver, events);
+        checkpoints.stop_interrupted(job.job_id, events);
         job.transition(JobStatus::Cancelling, events);
         let cancels = cancel_executions(job, resource_manager, events);
         job.transition(JobStatus::Canceled, events);

@@ -14,6 +14,11 @@ use crate::protocol::storage::{
 };
 use crate::rpc::{Request, Rpc};
 
+/// How many times a read for a restore tries an unreachable storage node.
+pub const RESTORE_TRIES: u32 = 10;
+/// The pause between those tries.
+pub const RESTORE_PAUSE: Duration = Duration::from_millis(500);
+
 /// A handle on the storage node, cheap to clone. Every request is idempotent: a caller that got
 /// `Unavailable` may send the same call again (checkpoints simply fail instead).
 #[derive(Clone)]
@@ -53,6 +58,21 @@ impl StorageClient {
     pub async fn get(&self, path: &str) -> Result<Option<Bytes>, StorageError> {
         check_path(path)?;
         self.call(path, GetFile { path: path.to_owned() }).await?.result
+    }
+
+    /// [`get`](Self::get) for a restore, which a short outage must not fail: an unreachable
+    /// storage node is tried again, [`RESTORE_TRIES`] times in all, [`RESTORE_PAUSE`] apart
+    /// (docs/model/checkpoints.md#restore). Any other answer is final.
+    pub async fn get_for_restore(&self, path: &str) -> Result<Option<Bytes>, StorageError> {
+        let mut tries = 1;
+        loop {
+            match self.get(path).await {
+                Err(StorageError::Unavailable { .. }) if tries < RESTORE_TRIES => {}
+                answer => return answer,
+            }
+            tries += 1;
+            madsim::time::sleep(RESTORE_PAUSE).await;
+        }
     }
 
     /// Deletes the file at `path`; deleting a missing file is Ok.

@@ -176,16 +176,11 @@ const ATTEMPT: Duration = Duration::from_secs(1);
 
 /// Reads a snapshot, retrying for a while if storage is unreachable.
 async fn read_with_retry(storage: &StorageClient, path: &str) -> Result<bytes::Bytes, String> {
-    let mut last = String::new();
-    for _ in 0..10 {
-        match storage.get(path).await {
-            Ok(Some(bytes)) => return Ok(bytes),
-            Ok(None) => return Err(format!("{path} is missing")),
-            Err(error) => last = error.to_string(),
-        }
-        madsim::time::sleep(Duration::from_millis(500)).await;
+    match storage.get_for_restore(path).await {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(format!("{path} is missing")),
+        Err(error) => Err(error.to_string()),
     }
-    Err(last)
 }
 
 /// Opens the task's input gate (before the task runs, so early deliveries find it), counting
