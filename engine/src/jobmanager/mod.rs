@@ -746,10 +746,14 @@ impl JobManager {
                 .map(|(address, attempts)| (address, NotifyCheckpointAborted { job_id, attempts, checkpoint_id }))
                 .collect::<Vec<_>>()
         };
+        // Sent until answered, as over Flink's reliable RPC: a source holding after the barrier
+        // reads on only when told (or triggered anew), so a notice lost to a brief partition
+        // must not be the last word. Given up once the TaskManager would be declared lost.
+        let give_up = self.config.heartbeat_timeout;
         for (address, notice) in notices {
             let rpc = self.rpc.clone();
             madsim::task::spawn(async move {
-                let _ = rpc.call(address, notice, Duration::from_secs(1)).await;
+                let _ = rpc.call_until_answered(address, notice, Duration::from_secs(1), give_up).await;
             });
         }
     }

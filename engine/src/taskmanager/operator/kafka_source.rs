@@ -123,6 +123,8 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
     let mut dates = DateReader::default();
     // Emptied and filled by every fetch (`Consumer::poll_batches_into`): its lists are kept.
     let mut fetched = Fetched::default();
+    // A control message taken while holding after a savepoint, to be handled as if just come.
+    let mut deferred: Option<TaskControl> = None;
     loop {
         let polled = {
             let poll = consumer.poll_batches_into(&mut fetched);
@@ -133,19 +135,23 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                 // loop over the branches and their masks cost about 50 instructions a turn. The
                 // control line, once closed, is not polled again this turn.
                 let mut control_closed = false;
-                let woken = std::future::poll_fn(|cx| {
-                    if flush_tick.poll_tick(cx).is_ready() {
-                        return Poll::Ready(Woken::FlushTick);
-                    }
-                    if auto_commit && commit_tick.poll_tick(cx).is_ready() {
-                        return Poll::Ready(Woken::CommitTick);
-                    }
-                    if let Poll::Ready(control) = context.control.poll_open(cx, &mut control_closed) {
-                        return Poll::Ready(Woken::Control(control));
-                    }
-                    poll.as_mut().poll(cx).map(Woken::Polled)
-                })
-                .await;
+                let woken = if let Some(control) = deferred.take() {
+                    Woken::Control(control)
+                } else {
+                    std::future::poll_fn(|cx| {
+                        if flush_tick.poll_tick(cx).is_ready() {
+                            return Poll::Ready(Woken::FlushTick);
+                        }
+                        if auto_commit && commit_tick.poll_tick(cx).is_ready() {
+                            return Poll::Ready(Woken::CommitTick);
+                        }
+                        if let Poll::Ready(control) = context.control.poll_open(cx, &mut control_closed) {
+                            return Poll::Ready(Woken::Control(control));
+                        }
+                        poll.as_mut().poll(cx).map(Woken::Polled)
+                    })
+                    .await
+                };
                 match woken {
                     Woken::FlushTick => output.flush_all().await?,
                     Woken::CommitTick => {
@@ -167,7 +173,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                             let snapshot: Vec<_> = positions.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
                             if barrier.kind != SnapshotKind::Checkpoint {
                                 output.flush_all().await?;
-                                hold_after_savepoint(&mut context, barrier.checkpoint_id, snapshot).await?;
+                                deferred = hold_after_savepoint(&mut context, barrier.checkpoint_id, snapshot).await?;
                                 continue;
                             }
                             pending_commits.insert(barrier.checkpoint_id, snapshot);
@@ -252,12 +258,14 @@ fn set_position(positions: &mut Vec<(TopicPartition, u64)>, partition: &TopicPar
 
 /// After the barrier of a stop's savepoint: reads nothing until the JobManager finishes the
 /// task (a cancellation here), commits the offsets when the savepoint completes, and returns to
-/// reading if the savepoint failed.
+/// reading if the savepoint failed: told so, or triggered for a newer checkpoint, which the
+/// coordinator starts only once the savepoint is given up (its abort notice may come later, or
+/// not at all: the trigger is handed back, to be handled as the task reads on).
 async fn hold_after_savepoint(
     context: &mut TaskContext,
     savepoint_id: u64,
     offsets: Vec<(TopicPartition, u64)>,
-) -> Result<(), TaskError> {
+) -> Result<Option<TaskControl>, TaskError> {
     while let Some(control) = context.control.recv().await {
         match control {
             TaskControl::CheckpointComplete(id) if id == savepoint_id => {
@@ -265,7 +273,14 @@ async fn hold_after_savepoint(
                 let committer = Consumer::new(services.rpc.clone(), ConsumerConfig::new(services.broker));
                 let _ = committer.commit(GROUP, &offsets).await;
             }
-            TaskControl::CheckpointAborted(id) if id == savepoint_id => return Ok(()),
+            TaskControl::CheckpointAborted(id) if id == savepoint_id => return Ok(None),
+            TaskControl::TriggerCheckpoint(newer) if newer.checkpoint_id > savepoint_id => {
+                context.trace(format!(
+                    "reads on: triggered for checkpoint {} while holding after savepoint {savepoint_id}, which was given up",
+                    newer.checkpoint_id
+                ));
+                return Ok(Some(TaskControl::TriggerCheckpoint(newer)));
+            }
             TaskControl::Cancel => return Err(TaskError::Canceled),
             _ => {}
         }
