@@ -106,6 +106,9 @@ pub enum Event {
         /// The faults the step healed (an `up`, a `start`, a `scale`, a `heal`, a `clear`),
         /// whether or not they were in place.
         healed: Vec<Fault>,
+        /// The TaskManagers a `scale` removed: a reconfiguration, not a fault, so their loss
+        /// that follows answers no earlier fault.
+        removed: Vec<String>,
     },
     /// The broker aborted a transaction open longer than its timeout.
     TransactionTimedOut {

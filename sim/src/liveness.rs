@@ -39,6 +39,8 @@ pub struct StepEffect {
     pub applied: Vec<Fault>,
     /// Faults the step takes away, whether or not they were in place.
     pub healed: Vec<Fault>,
+    /// TaskManagers a `scale` removes (no fault: the job runs on what is left).
+    pub removed: Vec<String>,
 }
 
 /// The faults `command` applies and heals, `taskmanagers` being the TaskManager nodes that exist
@@ -52,11 +54,16 @@ pub fn effect(command: &Command, taskmanagers: &[String]) -> StepEffect {
         other => vec![other.to_string()],
     };
     let down = |nodes: Vec<String>| nodes.into_iter().map(|node| Fault::NodeDown { node }).collect();
+    let mut removed = Vec::new();
     let (applied, healed) = match command {
         Command::Compose(ComposeCommand::Kill(service) | ComposeCommand::Stop(service)) => (down(nodes(service)), vec![]),
         Command::Compose(ComposeCommand::Up(service) | ComposeCommand::Start(service)) => (vec![], down(nodes(service))),
-        Command::Compose(ComposeCommand::Scale { taskmanagers }) => {
-            (vec![], down((1..=*taskmanagers).map(|i| format!("taskmanager-{i}")).collect()))
+        Command::Compose(ComposeCommand::Scale { taskmanagers: n }) => {
+            let kept = |node: &String| {
+                node.strip_prefix("taskmanager-").and_then(|i| i.parse::<u32>().ok()).is_some_and(|i| i <= *n)
+            };
+            removed = taskmanagers.iter().filter(|node| !kept(node)).cloned().collect();
+            (vec![], down((1..=*n).map(|i| format!("taskmanager-{i}")).collect()))
         }
         Command::Flink(_) | Command::Curl(_) => (vec![], vec![]),
         Command::Sim(SimCommand::Partition(a, b)) => (vec![Fault::partition(a, b)], vec![]),
@@ -68,7 +75,7 @@ pub fn effect(command: &Command, taskmanagers: &[String]) -> StepEffect {
             (vec![], vec![Fault::LinkDegraded { from: from.clone(), to: to.clone() }])
         }
     };
-    StepEffect { applied, healed }
+    StepEffect { applied, healed, removed }
 }
 
 /// A fault as a scenario's steps place it, before any run: the step that applies it and the
@@ -573,7 +580,15 @@ fn detections(events: &[TraceEvent], allowed: Option<Duration>) -> Vec<Detection
                     detections[i].detected_at = Some(event.at);
                 }
             }
-            Event::StepRun { applied, healed, .. } => {
+            Event::StepRun { applied, healed, removed, .. } => {
+                // A TaskManager a scale removes is no fault: its loss answers no earlier one,
+                // which ends there (unnoticed, as the bound judges it).
+                for tm in removed {
+                    waiting.remove(tm);
+                    if let Some(i) = unhealed.remove(tm) {
+                        detections[i].healed_at = Some(event.at);
+                    }
+                }
                 for tm in healed.iter().filter_map(taskmanager_taken) {
                     if let Some(i) = unhealed.remove(tm) {
                         detections[i].healed_at = Some(event.at);
@@ -771,7 +786,7 @@ mod tests {
     }
 
     fn step(s: f64, command: &str, applied: Vec<Fault>, healed: Vec<Fault>) -> TraceEvent {
-        at(s, "sim", Event::StepRun { command: command.into(), applied, healed })
+        at(s, "sim", Event::StepRun { command: command.into(), applied, healed, removed: vec![] })
     }
 
     fn down(node: &str) -> Fault {
@@ -1026,6 +1041,58 @@ mod tests {
         assert!(report.violations.iter().any(|v| matches!(v, LivenessViolation::DetectedLate { .. })), "{:?}", report.violations);
     }
 
+    /// Found by the fuzzer: a partition healed unnoticed, then a scale down that removes the
+    /// TaskManager, whose loss follows. A reconfiguration is no fault, and the loss answers no
+    /// earlier one.
+    #[test]
+    fn a_loss_after_a_scale_down_answers_no_earlier_fault() {
+        let scale_down = |s: f64| {
+            let mut step = step(s, "docker-compose scale taskmanager=1", vec![], vec![down("taskmanager-1")]);
+            if let Event::StepRun { removed, .. } = &mut step.event {
+                removed.push("taskmanager-2".into());
+            }
+            step
+        };
+        let trace = vec![
+            registered(0.1, 1),
+            at(0.1, JOBMANAGER, Event::TaskManagerRegistered { resource_id: ResourceId(2), name: "taskmanager-2".into() }),
+            step(2.048, "sim partition jobmanager taskmanager-2", vec![Fault::partition("jobmanager", "taskmanager-2")], vec![]),
+            step(2.248, "sim heal jobmanager taskmanager-2", vec![], vec![Fault::partition("jobmanager", "taskmanager-2")]),
+            scale_down(8.862),
+            at(
+                9.069,
+                JOBMANAGER,
+                Event::TaskManagerLost {
+                    resource_id: ResourceId(2),
+                    name: "taskmanager-2".into(),
+                    heartbeat_timed_out: false,
+                    how: "disconnected".into(),
+                },
+            ),
+        ];
+        let report = judge(&trace, &expect(7, 10), secs(150.0));
+        assert!(!report.violations.iter().any(|v| matches!(v, LivenessViolation::DetectedLate { .. })), "{:?}", report.violations);
+        let [partition] = report.detections.as_slice() else { panic!("{:?}", report.detections) };
+        assert_eq!((partition.detected_at, partition.healed_at), (None, Some(secs(2.248))));
+        // Still partitioned when removed: the partition ends there, unnoticed for 6.8 s (within
+        // the bound); had it lasted 7 s and more, the bound is broken.
+        let mut unhealed = trace.clone();
+        unhealed.remove(3);
+        let report = judge(&unhealed, &expect(7, 10), secs(150.0));
+        assert_eq!(report.detections[0].healed_at, Some(secs(8.862)));
+        assert!(!report.violations.iter().any(|v| matches!(v, LivenessViolation::DetectedLate { .. })), "{:?}", report.violations);
+        let report = judge(&unhealed, &expect(6, 10), secs(150.0));
+        assert!(report.violations.iter().any(|v| matches!(v, LivenessViolation::DetectedLate { measured: None, .. })), "{:?}", report.violations);
+    }
+
+    #[test]
+    fn a_scale_down_removes_the_taskmanagers_above_its_count() {
+        let taskmanagers: Vec<String> = (1..=3).map(|i| format!("taskmanager-{i}")).collect();
+        let s = scenario("10m", &[("\"1m\"", "docker-compose scale taskmanager=1"), ("\"2m\"", "docker-compose scale taskmanager=3")], "");
+        assert_eq!(effect(&s.steps[0].command, &taskmanagers).removed, ["taskmanager-2", "taskmanager-3"]);
+        assert!(effect(&s.steps[1].command, &taskmanagers).removed.is_empty());
+    }
+
     const RUN: &str = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time";
 
     fn scenario(duration: &str, steps: &[(&str, &str)], expect: &str) -> Scenario {
@@ -1087,7 +1154,11 @@ mod tests {
         assert_eq!(effect(&s.steps[0].command, &tms).applied, [down("taskmanager-1"), down("taskmanager-2")]);
         assert_eq!(
             effect(&s.steps[1].command, &tms),
-            StepEffect { applied: vec![], healed: vec![down("taskmanager-1"), down("taskmanager-2"), down("taskmanager-3")] }
+            StepEffect {
+                applied: vec![],
+                healed: vec![down("taskmanager-1"), down("taskmanager-2"), down("taskmanager-3")],
+                removed: vec![]
+            }
         );
         assert_eq!(
             effect(&s.steps[2].command, &tms).applied,

@@ -269,7 +269,7 @@ async fn run_steps(cluster: &mut Cluster, scenario: &Scenario, seed: u64, trace:
         done[i] = true;
         let effect = liveness::effect(&step.command, &cluster.taskmanagers());
         let command = step.command.to_string();
-        sim.record(Event::StepRun { command, applied: effect.applied, healed: effect.healed });
+        sim.record(Event::StepRun { command, applied: effect.applied, healed: effect.healed, removed: effect.removed });
         execute(cluster, scenario, &step.command, step_seed(seed, step, twins[i])).await;
         steps_run.push((at, step.command.to_string()));
     }

@@ -341,7 +341,7 @@ mod tests {
     fn step(at_us: u64, command: &str, node: &str, applied: bool) -> TraceEvent {
         let fault = vec![Fault::NodeDown { node: node.into() }];
         let (applied, healed) = if applied { (fault, vec![]) } else { (vec![], fault) };
-        typed(at_us, "sim", Event::StepRun { command: command.into(), applied, healed })
+        typed(at_us, "sim", Event::StepRun { command: command.into(), applied, healed, removed: vec![] })
     }
 
     #[test]

@@ -119,7 +119,7 @@ mod tests {
 
     fn kill(ms: u64) -> TraceEvent {
         let applied = vec![Fault::NodeDown { node: "taskmanager-1".into() }];
-        at(ms, Event::StepRun { command: "docker-compose kill taskmanager-1".into(), applied, healed: vec![] })
+        at(ms, Event::StepRun { command: "docker-compose kill taskmanager-1".into(), applied, healed: vec![], removed: vec![] })
     }
 
     #[test]
