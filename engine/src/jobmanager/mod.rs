@@ -53,6 +53,10 @@ use execution_graph::IdSource;
 use resource_manager::ResourceManager;
 use scheduler::{Failover, Scheduler, SchedulerConfig};
 
+/// How long a failover's cancel call is sent again while unanswered: three tries of 1 s
+/// (Flink's `NUM_CANCEL_CALL_TRIES`).
+const CANCEL_TRIES_FOR: Duration = Duration::from_secs(3);
+
 /// How the JobManager node is set up (defaults from the playground's flink-conf.yaml).
 #[derive(Clone, Debug)]
 pub struct JobManagerConfig {
@@ -549,6 +553,18 @@ impl JobManager {
             &mut state.checkpoints,
             events,
         );
+        if how == "timed out" {
+            // Flink's JobMaster tells a TaskManager it stopped hearing from that it is
+            // disconnected, and the TaskManager drops the job's tasks: one that is alive behind
+            // a slow or lossy link would otherwise run them on as zombies until its own
+            // heartbeat timeout, writing beside their restarted copies. Sent until answered (as
+            // over Flink's RPC), for as long as a heartbeat timeout.
+            let (rpc, job_master, give_up) = (self.rpc.clone(), state.job_master, self.config.heartbeat_timeout);
+            madsim::task::spawn(async move {
+                let disconnect = DisconnectJobManager { job_master };
+                let _ = rpc.call_until_answered(tm.address, disconnect, Duration::from_secs(1), give_up).await;
+            });
+        }
         self.fail_over(failover);
     }
 
@@ -557,7 +573,9 @@ impl JobManager {
         for (address, cancel) in cancels {
             let rpc = self.rpc.clone();
             madsim::task::spawn(async move {
-                let _ = rpc.call(address, cancel, Duration::from_secs(1)).await;
+                // Three tries, as Flink's Execution sends its cancel call: a task that misses
+                // it runs on beside its restarted copy.
+                let _ = rpc.call_until_answered(address, cancel, Duration::from_secs(1), CANCEL_TRIES_FOR).await;
             });
         }
         if let Some(restart) = restart {
