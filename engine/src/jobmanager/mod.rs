@@ -530,7 +530,8 @@ impl JobManager {
             let _ = self.rpc.call(address, cancel, Duration::from_secs(1)).await;
         }
         for address in task_managers {
-            let _ = self.rpc.call(address, DisconnectJobManager { job_master }, Duration::from_secs(1)).await;
+            let disconnect = DisconnectJobManager { job_master, registration: None };
+            let _ = self.rpc.call(address, disconnect, Duration::from_secs(1)).await;
         }
         self.trace().record(Event::ShutdownCompleted);
         self.config.shutdown.complete();
@@ -561,7 +562,7 @@ impl JobManager {
             // over Flink's RPC), for as long as a heartbeat timeout.
             let (rpc, job_master, give_up) = (self.rpc.clone(), state.job_master, self.config.heartbeat_timeout);
             madsim::task::spawn(async move {
-                let disconnect = DisconnectJobManager { job_master };
+                let disconnect = DisconnectJobManager { job_master, registration: Some(tm.session) };
                 let _ = rpc.call_until_answered(tm.address, disconnect, Duration::from_secs(1), give_up).await;
             });
         }

@@ -22,7 +22,7 @@ pub struct RegisteredTaskManager {
     /// Where it serves deployments, heartbeats and data.
     pub address: SocketAddr,
     /// The registration session it last registered in (see [`RegisterTaskManager::session`]).
-    session: u64,
+    pub session: u64,
     last_heartbeat: Instant,
 }
 

@@ -165,11 +165,16 @@ pub struct DisconnectTaskManager {
 }
 crate::request!(DisconnectTaskManager => ());
 
-/// A JobManager that is shutting down tells its TaskManagers, which drop its tasks at once
-/// and register again (Flink's `disconnectJobManager` / `disconnectResourceManager`).
+/// A JobManager that is shutting down, or that lost a TaskManager to the heartbeat timeout,
+/// tells the TaskManager, which drops its tasks at once and registers again (Flink's
+/// `disconnectJobManager` / `disconnectResourceManager`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DisconnectJobManager {
     /// The JobManager's session going away.
     pub job_master: JobMasterId,
+    /// The TaskManager's registration it ends ([`RegisterTaskManager::session`]); `None` for
+    /// all of them (the JobManager shutting down). A copy sent again that arrives after the
+    /// TaskManager registered anew ends nothing.
+    pub registration: Option<u64>,
 }
 crate::request!(DisconnectJobManager => ());

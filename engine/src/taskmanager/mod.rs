@@ -82,6 +82,8 @@ struct RunningTask {
 
 struct TaskManagerState {
     job_master: Option<JobMasterId>,
+    /// The registration session under way (see [`RegisterTaskManager::session`]).
+    session: u64,
     last_heartbeat: Instant,
     tasks: BTreeMap<ExecutionAttemptId, RunningTask>,
 }
@@ -96,6 +98,7 @@ pub async fn run(config: TaskManagerConfig) {
     ));
     let state = Arc::new(Mutex::new(TaskManagerState {
         job_master: None,
+        session: 0,
         last_heartbeat: Instant::now(),
         tasks: BTreeMap::new(),
     }));
@@ -226,7 +229,9 @@ pub async fn run(config: TaskManagerConfig) {
     rpc.serve({
         let (state, gone, trace) = (state.clone(), jobmanager_gone.clone(), config.trace.clone());
         move |disconnect: DisconnectJobManager, from: SocketAddr| {
-            if state.lock().unwrap().job_master == Some(disconnect.job_master) {
+            let state = state.lock().unwrap();
+            let ends_this = disconnect.registration.is_none_or(|registration| registration == state.session);
+            if state.job_master == Some(disconnect.job_master) && ends_this {
                 trace.record(Event::JobManagerDisconnected { address: from });
                 gone.notify_one();
             }
@@ -259,6 +264,7 @@ pub async fn run(config: TaskManagerConfig) {
                 {
                     let mut state = state.lock().unwrap();
                     state.job_master = Some(job_master);
+                    state.session = session;
                     state.last_heartbeat = Instant::now();
                 }
                 config.trace.event(format!(
