@@ -180,10 +180,13 @@ pub enum Event {
         /// Its node name.
         name: String,
     },
-    /// The JobManager told a TaskManager it is going away.
+    /// The JobManager told a TaskManager it is going away, or that it declared the TaskManager
+    /// lost.
     JobManagerDisconnected {
         /// The JobManager's address.
         address: SocketAddr,
+        /// Whether the JobManager is shutting down (else it stopped hearing the TaskManager).
+        shutting_down: bool,
     },
     /// The JobManager process started; it holds no job (the playground runs without HA).
     JobManagerStarted {
@@ -482,9 +485,13 @@ impl fmt::Display for Event {
                 f,
                 "Disconnect TaskExecutor {name} because: The TaskExecutor is shutting down."
             ),
-            Event::JobManagerDisconnected { address } => write!(
+            Event::JobManagerDisconnected { address, shutting_down: true } => write!(
                 f,
                 "JobManager {address} disconnected: the JobManager is shutting down."
+            ),
+            Event::JobManagerDisconnected { address, shutting_down: false } => write!(
+                f,
+                "JobManager {address} disconnected: it declared this TaskManager lost (heartbeat timed out)."
             ),
             Event::JobManagerStarted { address, session } => {
                 write!(f, "JobManager started at {address} as {session}")

@@ -577,7 +577,17 @@ fn detections(events: &[TraceEvent], allowed: Option<Duration>) -> Vec<Detection
             Event::TaskManagerLost { name, .. } if event.node == JOBMANAGER => {
                 registered.remove(name.as_str());
                 if let Some(i) = waiting.remove(name) {
-                    detections[i].detected_at = Some(event.at);
+                    // A fault that healed within the bound, with nothing declared lost by the
+                    // bound's end, is not what a later loss answers (the TaskManager was back,
+                    // its heartbeats answered): that loss has another cause, such as a slow link.
+                    let detection = &detections[i];
+                    let unrelated = detection.allowed.is_some_and(|allowed| {
+                        detection.healed_at.is_some_and(|healed| healed - detection.fault_at <= allowed)
+                            && event.at - detection.fault_at > allowed
+                    });
+                    if !unrelated {
+                        detections[i].detected_at = Some(event.at);
+                    }
                 }
             }
             Event::StepRun { applied, healed, removed, .. } => {
@@ -1091,6 +1101,28 @@ mod tests {
         let s = scenario("10m", &[("\"1m\"", "docker-compose scale taskmanager=1"), ("\"2m\"", "docker-compose scale taskmanager=3")], "");
         assert_eq!(effect(&s.steps[0].command, &taskmanagers).removed, ["taskmanager-2", "taskmanager-3"]);
         assert!(effect(&s.steps[1].command, &taskmanagers).removed.is_empty());
+    }
+
+    /// Found by the fuzzer: a partition healed unnoticed at 0:01.966, then a TaskManager lost at
+    /// 1:44 to a slow, lossy link (no fault that takes a TaskManager away): the loss answers no
+    /// partition that ended a hundred seconds before.
+    #[test]
+    fn a_loss_long_after_a_fault_healed_unnoticed_answers_another_cause() {
+        let trace = vec![
+            registered(0.1, 1),
+            step(1.766, "sim partition jobmanager taskmanager-1", vec![Fault::partition("jobmanager", "taskmanager-1")], vec![]),
+            step(1.966, "sim heal jobmanager taskmanager-1", vec![], vec![Fault::partition("jobmanager", "taskmanager-1")]),
+            lost(103.999, 1),
+        ];
+        let report = judge(&trace, &expect(7, 10), secs(150.0));
+        assert!(!report.violations.iter().any(|v| matches!(v, LivenessViolation::DetectedLate { .. })), "{:?}", report.violations);
+        let [partition] = report.detections.as_slice() else { panic!("{:?}", report.detections) };
+        assert_eq!(partition.detected_at, None);
+        // Within the bound, the loss is the partition's (heartbeats lost while it lasted).
+        let mut soon = trace.clone();
+        soon[3].at = secs(6.5);
+        let report = judge(&soon, &expect(7, 10), secs(150.0));
+        assert_eq!(report.detections[0].measured().map(|d| d.as_millis()), Some(4734));
     }
 
     const RUN: &str = "flink run -d /opt/ClickCountJob.jar --bootstrap.servers kafka:9092 --checkpointing --event-time";

@@ -48,8 +48,11 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
                 after.unwrap_or_default()
             )
         }
-        Event::JobManagerDisconnected { .. } => {
+        Event::JobManagerDisconnected { shutting_down: true, .. } => {
             format!("{node}: the JobManager said goodbye: tasks dropped at once, registering again")
+        }
+        Event::JobManagerDisconnected { shutting_down: false, .. } => {
+            format!("{node}: told by the JobManager it was declared lost: tasks dropped at once, registering again")
         }
         Event::JobManagerStarted { .. } => {
             let had_job = state.job_submitted;

@@ -541,10 +541,11 @@ impl JobManager {
     /// fails every task in them.
     fn lose_task_manager(&self, state: &mut JobManagerState, id: ResourceId, how: &str, events: &mut Vec<Event>) {
         let Some(tm) = state.resource_manager.lose(id) else { return };
+        let heartbeat_timed_out = how == "timed out";
         events.push(Event::TaskManagerLost {
             resource_id: id,
             name: tm.name.clone(),
-            heartbeat_timed_out: how == "timed out",
+            heartbeat_timed_out,
             how: how.to_owned(),
         });
         let failover = state.scheduler.task_manager_lost(
@@ -554,7 +555,7 @@ impl JobManager {
             &mut state.checkpoints,
             events,
         );
-        if how == "timed out" {
+        if heartbeat_timed_out {
             // Flink's JobMaster tells a TaskManager it stopped hearing from that it is
             // disconnected, and the TaskManager drops the job's tasks: one that is alive behind
             // a slow or lossy link would otherwise run them on as zombies until its own

@@ -232,7 +232,8 @@ pub async fn run(config: TaskManagerConfig) {
             let state = state.lock().unwrap();
             let ends_this = disconnect.registration.is_none_or(|registration| registration == state.session);
             if state.job_master == Some(disconnect.job_master) && ends_this {
-                trace.record(Event::JobManagerDisconnected { address: from });
+                let shutting_down = disconnect.registration.is_none();
+                trace.record(Event::JobManagerDisconnected { address: from, shutting_down });
                 gone.notify_one();
             }
             std::future::ready(())
@@ -264,7 +265,6 @@ pub async fn run(config: TaskManagerConfig) {
                 {
                     let mut state = state.lock().unwrap();
                     state.job_master = Some(job_master);
-                    state.session = session;
                     state.last_heartbeat = Instant::now();
                 }
                 config.trace.event(format!(
@@ -294,15 +294,20 @@ pub async fn run(config: TaskManagerConfig) {
                 state.lock().unwrap().job_master.map(|id| id.to_string()).unwrap_or_default()
             ));
         }
+        // The next registration tells the JobManager these tasks are gone. The session moves on
+        // at once, not when that registration is answered: a deployment may set the JobManager
+        // again before the answer comes, and a disconnect meant for the old session must then
+        // still end nothing.
+        session += 1;
         let dropped = {
             let mut state = state.lock().unwrap();
             state.job_master = None;
+            state.session = session;
             std::mem::take(&mut state.tasks)
         };
         for (_, task) in dropped {
             task.handle.abort();
         }
-        session += 1; // the next registration tells the JobManager these tasks are gone
         gates.close_all();
     }
 }

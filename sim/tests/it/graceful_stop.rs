@@ -86,7 +86,7 @@ fn a_jobmanager_that_comes_back_without_its_job_is_named_as_the_cause_of_the_mis
         // Stopped, it tells its TaskManager at once; killed, the TaskManager finds out by the
         // heartbeat timeout.
         let at = Duration::from_secs(60);
-        let told = first(&report, at, |e| matches!(e.event, Event::JobManagerDisconnected { .. }));
+        let told = first(&report, at, |e| matches!(e.event, Event::JobManagerDisconnected { shutting_down: true, .. }));
         let timed_out = first(&report, at, |e| e.message().starts_with("The heartbeat of JobManager"));
         match verb {
             "stop" => {
