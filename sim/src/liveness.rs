@@ -208,6 +208,15 @@ impl Detection {
         self.detected_at.map(|at| at - self.fault_at)
     }
 
+    /// Whether a loss at `at` answers this fault. Not when the fault healed within the bound and
+    /// the bound ran out with nothing declared lost: the TaskManager was back, its heartbeats
+    /// answered, and the loss has another cause, such as a slow link.
+    fn answers_a_loss_at(&self, at: Duration) -> bool {
+        let Some(allowed) = self.allowed else { return true };
+        let healed_in_time = self.healed_at.is_some_and(|healed| healed - self.fault_at <= allowed);
+        !(healed_in_time && at - self.fault_at > allowed)
+    }
+
     /// The bound it exceeded, if any. A fault healed within the bound that the JobManager never
     /// noticed is no violation: there was nothing left to detect.
     fn exceeded(&self, end: Duration) -> Option<Duration> {
@@ -576,18 +585,10 @@ fn detections(events: &[TraceEvent], allowed: Option<Duration>) -> Vec<Detection
             }
             Event::TaskManagerLost { name, .. } if event.node == JOBMANAGER => {
                 registered.remove(name.as_str());
-                if let Some(i) = waiting.remove(name) {
-                    // A fault that healed within the bound, with nothing declared lost by the
-                    // bound's end, is not what a later loss answers (the TaskManager was back,
-                    // its heartbeats answered): that loss has another cause, such as a slow link.
-                    let detection = &detections[i];
-                    let unrelated = detection.allowed.is_some_and(|allowed| {
-                        detection.healed_at.is_some_and(|healed| healed - detection.fault_at <= allowed)
-                            && event.at - detection.fault_at > allowed
-                    });
-                    if !unrelated {
-                        detections[i].detected_at = Some(event.at);
-                    }
+                if let Some(i) = waiting.remove(name)
+                    && detections[i].answers_a_loss_at(event.at)
+                {
+                    detections[i].detected_at = Some(event.at);
                 }
             }
             Event::StepRun { applied, healed, removed, .. } => {
@@ -595,11 +596,9 @@ fn detections(events: &[TraceEvent], allowed: Option<Duration>) -> Vec<Detection
                 // which ends there (unnoticed, as the bound judges it).
                 for tm in removed {
                     waiting.remove(tm);
-                    if let Some(i) = unhealed.remove(tm) {
-                        detections[i].healed_at = Some(event.at);
-                    }
                 }
-                for tm in healed.iter().filter_map(taskmanager_taken) {
+                let ended = removed.iter().map(String::as_str).chain(healed.iter().filter_map(taskmanager_taken));
+                for tm in ended {
                     if let Some(i) = unhealed.remove(tm) {
                         detections[i].healed_at = Some(event.at);
                     }

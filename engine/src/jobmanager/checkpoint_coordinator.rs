@@ -141,10 +141,8 @@ pub struct CheckpointCoordinator {
     savepoints: BTreeMap<TriggerId, SavepointStatus>,
     /// A savepoint aborted since the node last asked (its sources wait to be told).
     aborted_savepoint: Option<u64>,
-    /// The savepoint of `flink stop` completed: nothing more is triggered.
-    stopped: bool,
-    /// The savepoint of `flink stop` is written and the job is finishing: its trigger and
-    /// location. The request completes only once the job has FINISHED, as Flink's
+    /// The savepoint of `flink stop` is written and the job is finishing (nothing more is
+    /// triggered meanwhile): its trigger and location. The request completes only once the job has FINISHED, as Flink's
     /// stop-with-savepoint answers with the path only then, so a `flink run` typed after
     /// `flink stop` returns never finds the old job still running.
     stopping: Option<(TriggerId, String)>,
@@ -163,7 +161,6 @@ impl Default for CheckpointCoordinator {
             savepoint: None,
             savepoints: BTreeMap::new(),
             aborted_savepoint: None,
-            stopped: false,
             stopping: None,
             restored_job: None,
             stats: CheckpointStats::default(),
@@ -189,7 +186,7 @@ impl CheckpointCoordinator {
         if let Some(other) = &self.savepoint {
             return Err(format!("a savepoint is already in progress (trigger {})", other.trigger_id));
         }
-        if self.stopped {
+        if self.stopping.is_some() {
             return Err("the job is already stopping with a savepoint".to_owned());
         }
         self.savepoint = Some(SavepointRequest { trigger_id, token, drain, checkpoint_id: None });
@@ -215,7 +212,6 @@ impl CheckpointCoordinator {
     /// and the job, running on, is checkpointed again.
     pub fn stop_interrupted(&mut self, job_id: JobId, events: &mut Vec<Event>) {
         let Some((trigger_id, location)) = self.stopping.take() else { return };
-        self.stopped = false;
         let cause = format!(
             "A savepoint has been created at: {location}, but the corresponding job {job_id} failed during stopping. \
              The savepoint is consistent, but might have uncommitted transactions."
@@ -245,7 +241,7 @@ impl CheckpointCoordinator {
         now: Instant,
         events: &mut Vec<Event>,
     ) -> Result<Vec<(SocketAddr, TriggerCheckpoint)>, TriggerError> {
-        if job.status != JobStatus::Running || self.stopped {
+        if job.status != JobStatus::Running || self.stopping.is_some() {
             if self.savepoint.is_some_and(|s| s.checkpoint_id.is_none()) {
                 self.fail_savepoint(format!("Job {} is not running.", job.job_id), job.job_id, events);
             }
@@ -376,7 +372,6 @@ impl CheckpointCoordinator {
         if stop {
             // A savepoint is the user's: kept, and never what a later checkpoint replaces.
             let request = self.savepoint.take().expect("a savepoint is pending only when asked for");
-            self.stopped = true;
             let location = directory.clone();
             events.push(Event::SavepointCompleted { job_id, checkpoint_id, location: location.clone() });
             self.stopping = Some((request.trigger_id, location));

@@ -784,10 +784,8 @@ impl JobManager {
             let mut guard = self.state.lock().unwrap();
             let state = &mut *guard;
             let mut events = Vec::new();
-            let finishes = state.scheduler.finish_stopped(job_id, &mut state.resource_manager, &mut events);
-            if state.scheduler.job().is_some_and(|job| job.job_id == job_id && job.status == JobStatus::Finished) {
-                state.checkpoints.stop_finished();
-            }
+            let finishes =
+                state.scheduler.finish_stopped(job_id, &mut state.resource_manager, &mut state.checkpoints, &mut events);
             self.record(events);
             finishes
         };

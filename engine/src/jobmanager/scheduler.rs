@@ -282,11 +282,13 @@ impl Scheduler {
     }
 
     /// The savepoint of `flink stop` completed (docs/model/cluster.md#the-flink-cli): every task FINISHES and so does the
-    /// job. Returns the requests that release the tasks on their TaskManagers.
+    /// job, which completes the stop's request. Returns the requests that release the tasks on
+    /// their TaskManagers.
     pub fn finish_stopped(
         &mut self,
         job_id: JobId,
         resource_manager: &mut ResourceManager,
+        checkpoints: &mut CheckpointCoordinator,
         events: &mut Vec<Event>,
     ) -> Vec<(SocketAddr, FinishTask)> {
         let Some(job) = self.job.as_mut().filter(|job| job.job_id == job_id && job.status == JobStatus::Running)
@@ -304,6 +306,7 @@ impl Scheduler {
             }
         }
         job.transition(JobStatus::Finished, events);
+        checkpoints.stop_finished();
         resource_manager.slots.free_all();
         finishes
     }
