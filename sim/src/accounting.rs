@@ -15,6 +15,7 @@
 //!   lie ([`StateLost`]); see the oracle for how it judges the span.
 
 use crate::timeline::clock;
+use crate::liveness::JOBMANAGER;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -69,6 +70,20 @@ pub struct OpenTransaction {
     pub first_write: Duration,
     /// The results it holds.
     pub results: u64,
+    /// Set when a zombie wrote it: a task on a TaskManager the JobManager had declared lost
+    /// (and had not registered again) when the first result went in.
+    pub zombie: Option<Zombie>,
+}
+
+/// A TaskManager's tasks running on after the JobManager declared it lost, before they hear of
+/// it (docs/model/cluster.md#failure-detection): the failed-over attempt runs elsewhere, so
+/// what they write nobody restores.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Zombie {
+    /// The TaskManager's node.
+    pub node: String,
+    /// When the JobManager declared it lost.
+    pub declared_lost_at: Duration,
 }
 
 /// A savepoint restored a second time, by another job than the first restore's.
@@ -224,6 +239,8 @@ impl Causes {
         // Each savepoint restored, by the first job that restored it; every result's time and window.
         let mut restored_first: BTreeMap<String, (JobId, Duration)> = BTreeMap::new();
         let mut results_at: Vec<(Duration, i64)> = Vec::new();
+        // TaskManagers the JobManager has declared lost and not registered again, by node.
+        let mut declared_lost: BTreeMap<String, Duration> = BTreeMap::new();
         let fired = |written: &BTreeMap<i64, BTreeSet<SmolStr>>| -> BTreeSet<i64> {
             written.iter().filter(|(_, pages)| pages.len() >= PAGES.len()).map(|(w, _)| *w).collect()
         };
@@ -263,6 +280,12 @@ impl Causes {
                         *restored = true;
                     }
                     drops.retain(|d| d.job_id != *job_id || d.checkpoint_id < *checkpoint_id);
+                }
+                Event::TaskManagerLost { name, .. } if event.node == JOBMANAGER => {
+                    declared_lost.insert(name.clone(), event.at);
+                }
+                Event::TaskManagerRegistered { name, .. } if event.node == JOBMANAGER => {
+                    declared_lost.remove(name);
                 }
                 Event::PartitionIdle { task, partition, idle_after } => {
                     causes.idle_partitions.push(IdlePartition {
@@ -333,6 +356,10 @@ impl Causes {
                                 task: task.clone(),
                                 first_write: event.at,
                                 results: 0,
+                                zombie: declared_lost.get(&event.node).map(|&declared_lost_at| Zombie {
+                                    node: event.node.clone(),
+                                    declared_lost_at,
+                                }),
                             })
                             .results += 1;
                     }
@@ -470,7 +497,16 @@ impl std::fmt::Display for OpenTransaction {
             self.task,
             self.results,
             clock(self.first_write)
-        )
+        )?;
+        match &self.zombie {
+            Some(zombie) => write!(
+                f,
+                " by a zombie on {} (declared lost at {})",
+                zombie.node,
+                clock(zombie.declared_lost_at)
+            ),
+            None => Ok(()),
+        }
     }
 }
 
@@ -596,6 +632,34 @@ mod tests {
         let open = Causes::from_trace(&trace).open_at_end;
         assert_eq!(open.len(), 1, "{open:?}");
         assert_eq!((open[0].transaction.transactional_id.as_str(), open[0].first_write, open[0].results), ("t-0-5", Duration::from_millis(1_400), 1));
+    }
+
+    #[test]
+    fn a_transaction_begun_on_a_taskmanager_declared_lost_and_not_back_is_a_zombies() {
+        use flinksim_engine::protocol::ids::ResourceId;
+        let handle = |id: &str| TransactionHandle { transactional_id: id.into(), producer_id: 3, epoch: 0 };
+        let on = |ms: u64, node: &str, event: Event| TraceEvent { at: Duration::from_millis(ms), node: node.into(), event };
+        let lost = Event::TaskManagerLost {
+            resource_id: ResourceId(7),
+            name: "taskmanager-2".into(),
+            heartbeat_timed_out: true,
+            how: String::new(),
+        };
+        let registered = Event::TaskManagerRegistered { resource_id: ResourceId(8), name: "taskmanager-2".into() };
+        let trace = vec![
+            on(1_000, "taskmanager-2", written(0, "/help", 1000, Some(handle("t-0-1")))),
+            on(2_000, "jobmanager", lost),
+            on(2_500, "taskmanager-2", written(0, "/shop", 1000, Some(handle("t-0-2")))),
+            on(2_600, "taskmanager-1", written(0, "/news", 1000, Some(handle("t-0-3")))),
+            // Registered again: its next tasks are the job's own.
+            on(2_700, "jobmanager", registered),
+            on(3_000, "taskmanager-2", written(0, "/jobs", 1000, Some(handle("t-0-4")))),
+        ];
+        let causes = Causes::from_trace(&trace);
+        let zombies: Vec<(&str, Option<&Zombie>)> =
+            causes.open_at_end.iter().map(|t| (t.transaction.transactional_id.as_str(), t.zombie.as_ref())).collect();
+        let zombie = Zombie { node: "taskmanager-2".into(), declared_lost_at: Duration::from_millis(2_000) };
+        assert_eq!(zombies, [("t-0-1", None), ("t-0-2", Some(&zombie)), ("t-0-3", None), ("t-0-4", None)]);
     }
 
     fn from_savepoint(job: u128, location: &str) -> Event {

@@ -214,6 +214,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes, fires: &[Fir
         causes: causes.clone(),
         output_partitions: observed.output_partitions.clone(),
         stuck,
+        fenced: observed.fenced.clone(),
     }
 }
 
@@ -268,7 +269,7 @@ mod tests {
         observed.open_transactions = vec!["click-event-count-1-60".into()];
         let transaction = TransactionHandle { transactional_id: "click-event-count-1-60".into(), producer_id: 3, epoch: 0 };
         let first_write = std::time::Duration::from_secs(60);
-        let open = OpenTransaction { transaction, task: "ClickEventStatistics Sink (2/2)".into(), first_write, results: 3 };
+        let open = OpenTransaction { transaction, task: "ClickEventStatistics Sink (2/2)".into(), first_write, results: 3, zombie: None };
         Causes { open_at_end: vec![open], ..Causes::default() }
     }
 

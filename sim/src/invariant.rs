@@ -503,6 +503,7 @@ mod tests {
             causes: Causes::default(),
             output_partitions: Vec::new(),
             stuck: None,
+            fenced: Vec::new(),
         }
     }
 

@@ -30,7 +30,7 @@ pub const TAIL_MIN: Duration = Duration::from_secs(30);
 pub const STALL_GRACE: Duration = Duration::from_secs(10);
 
 /// The JobManager's node, whose trace events are the job's view of itself.
-const JOBMANAGER: &str = "jobmanager";
+pub(crate) const JOBMANAGER: &str = "jobmanager";
 
 /// What one step does to the cluster's faults.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

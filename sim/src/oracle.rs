@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use flinksim_engine::kafka::{Consumer, ConsumerConfig, IsolationLevel, TopicPartition};
-use flinksim_engine::kafka::transaction::list_transactions;
+use flinksim_engine::kafka::transaction::{fence, list_transactions};
 use flinksim_engine::protocol::kafka::TransactionState;
 use flinksim_engine::playground::click_event::{
     ClickEvent, ClickEventStatistics, DateReader, PAGES, WINDOW_MS, window_start,
@@ -61,6 +61,9 @@ pub struct Observed {
     pub open_transactions: Vec<SmolStr>,
     /// When the run ended (its duration): how long a transaction open at the end had been.
     pub ended_at: Duration,
+    /// Zombies' transactions that held the last stable offset and that the oracle fenced
+    /// before it read `output` again for the verdict (see [`read_output_after_fencing`]).
+    pub fenced: Vec<SmolStr>,
 }
 
 /// One `output` partition as the oracle found it: its high watermark and last stable offset, and
@@ -102,14 +105,28 @@ impl std::fmt::Display for StuckLastStableOffset {
             })
             .collect();
         let by: Vec<String> = self.transactions.iter().map(ToString::to_string).collect();
+        let held_by = if self.by_zombies() {
+            "Held by zombies' transactions (tasks of a TaskManager the JobManager had declared lost, \
+             writing on until they heard of it), which no restored sink fences: the real systems too \
+             leave them to the broker's transaction timeout"
+        } else {
+            "Held by transactions whose producers are gone, which nothing aborts before the broker's \
+             transaction timeout"
+        };
         write!(
             f,
             "read_committed readers of output are stuck at the last stable offset of {}, while read_uncommitted \
-             readers read on to the high watermark. Held by transactions whose producers are gone, which \
-             nothing aborts before the broker's transaction timeout: {}",
+             readers read on to the high watermark. {held_by}: {}",
             held.join(" and "),
             by.join("; ")
         )
+    }
+}
+
+impl StuckLastStableOffset {
+    /// Whether zombies wrote every transaction holding it ([`OpenTransaction::zombie`]).
+    pub fn by_zombies(&self) -> bool {
+        !self.transactions.is_empty() && self.transactions.iter().all(|t| t.zombie.is_some())
     }
 }
 
@@ -226,6 +243,9 @@ pub struct OracleReport {
     pub output_partitions: Vec<OutputPartition>,
     /// Transactions left open that hold `read_committed` readers back, if any.
     pub stuck: Option<StuckLastStableOffset>,
+    /// Zombies' transactional ids the oracle fenced before reading `output` for the rows
+    /// ([`read_output_after_fencing`]).
+    pub fenced: Vec<SmolStr>,
 }
 
 impl OracleReport {
@@ -472,6 +492,8 @@ impl Violation {
     /// What kind of failure it is.
     pub fn class(&self) -> VerdictClass {
         match self {
+            // Zombies' transactions hold readers in the real systems too: Flink's semantics.
+            Violation::LastStableOffsetStuck(stuck) if stuck.by_zombies() => VerdictClass::Semantic,
             Violation::NothingRan
             | Violation::Stalled { .. }
             | Violation::LastStableOffsetStuck(_)
@@ -759,7 +781,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         Violation::Duplicated { .. } | Violation::SplitByDrain { .. } | Violation::RewoundBySavepoint { .. } => {
             accepts_copies
         }
-        Violation::LastStableOffsetStuck(_) => expect.last_stable_offset == LastStableOffsetExpectation::Stuck,
+        Violation::LastStableOffsetStuck(stuck) => stuck_accepted(stuck, expect.last_stable_offset),
         Violation::DroppedAsLate { .. } => accepts_late,
         Violation::LostWithCause { .. } => accepts_loss,
         Violation::Unaccounted { .. }
@@ -831,6 +853,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         causes: causes.clone(),
         output_partitions: observed.output_partitions.clone(),
         stuck,
+        fenced: observed.fenced.clone(),
     }
 }
 
@@ -934,8 +957,16 @@ pub(crate) fn judge_last_stable_offset(
     notes: &mut Vec<String>,
 ) -> Option<StuckLastStableOffset> {
     let stuck = stuck_last_stable_offset(observed, causes);
+    if !observed.fenced.is_empty() {
+        notes.push(format!(
+            "output judged as read_committed readers read it once the zombies' transactions holding them are \
+             aborted (by the broker's transaction timeout, or a new producer of their ids): the oracle fenced {} \
+             before it read output again",
+            observed.fenced.join(", ")
+        ));
+    }
     match &stuck {
-        Some(stuck) if expect.last_stable_offset == LastStableOffsetExpectation::Stuck => {
+        Some(stuck) if stuck_accepted(stuck, expect.last_stable_offset) => {
             notes.push(format!("{stuck} (the scenario expects it)"));
         }
         Some(stuck) => violations.push(Violation::LastStableOffsetStuck(stuck.clone())),
@@ -945,6 +976,26 @@ pub(crate) fn judge_last_stable_offset(
         None => {}
     }
     stuck
+}
+
+/// Whether `last_stable_offset = …` accepts this stuck last stable offset.
+fn stuck_accepted(stuck: &StuckLastStableOffset, expect: LastStableOffsetExpectation) -> bool {
+    match expect {
+        LastStableOffsetExpectation::Advances => false,
+        LastStableOffsetExpectation::Stuck => true,
+        LastStableOffsetExpectation::ZombiesMayHold => stuck.by_zombies(),
+    }
+}
+
+/// The transactional ids to fence before judging `output`: the transactions holding its last
+/// stable offset, when zombies wrote every one of them (see [`read_output_after_fencing`]).
+pub fn zombies_holding(observed: &Observed, causes: &Causes) -> Vec<SmolStr> {
+    match stuck_last_stable_offset(observed, causes) {
+        Some(stuck) if stuck.by_zombies() => {
+            stuck.transactions.into_iter().map(|t| t.transaction.transactional_id).collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The `output` partitions whose last stable offset a transaction left open holds back: one
@@ -1015,19 +1066,7 @@ pub async fn observe(
         SinkMode::AtLeastOnce => IsolationLevel::ReadUncommitted,
         SinkMode::ExactlyOnce => IsolationLevel::ReadCommitted,
     };
-    // Output copies are kept in partition then offset order.
-    let read = read_topic(&rpc, broker, output_topic, isolation, |_, value| match ClickEventStatistics::parse_json(value) {
-        Ok(statistics) => {
-            observed.output_records += 1;
-            observed
-                .output_counts
-                .entry((statistics.window_start_ms, statistics.page))
-                .or_default()
-                .push(statistics.count);
-        }
-        Err(error) => observed.malformed.push(format!("{output_topic}: {error}")),
-    })
-    .await;
+    let read = read_output(&rpc, broker, output_topic, isolation, &mut observed).await;
     // What a reader at the other isolation level reads, partition by partition.
     let other = match isolation {
         IsolationLevel::ReadCommitted => IsolationLevel::ReadUncommitted,
@@ -1062,6 +1101,53 @@ pub async fn observe(
         .collect();
     observed
 }
+
+/// Reads `output`'s results into `observed` (counts per window and page, records, malformed
+/// ones), copies in partition then offset order.
+async fn read_output(
+    rpc: &Rpc,
+    broker: std::net::SocketAddr,
+    output_topic: &str,
+    isolation: IsolationLevel,
+    observed: &mut Observed,
+) -> Vec<PartitionRead> {
+    read_topic(rpc, broker, output_topic, isolation, |_, value| match ClickEventStatistics::parse_json(value) {
+        Ok(statistics) => {
+            observed.output_records += 1;
+            observed.output_counts.entry((statistics.window_start_ms, statistics.page)).or_default().push(statistics.count);
+        }
+        Err(error) => observed.malformed.push(format!("{output_topic}: {error}")),
+    })
+    .await
+}
+
+/// Fences `zombies`, the zombies' transactional ids holding `output`'s last stable offset (a
+/// new producer of each id aborts its open transaction, as the broker's transaction timeout
+/// would an hour on), then reads `output` again at `read_committed` into `observed`'s counts:
+/// the results readers see once the zombies' transactions are gone. Whatever else a stuck
+/// last stable offset holds back stays to be judged ([`zombies_holding`] fences only when
+/// zombies wrote every holding transaction).
+pub async fn read_output_after_fencing(
+    rpc: Rpc,
+    broker: std::net::SocketAddr,
+    output_topic: &str,
+    zombies: Vec<SmolStr>,
+    mut observed: Observed,
+) -> Observed {
+    for id in &zombies {
+        retry(|| fence(&rpc, broker, id, FENCE_TRANSACTION_TIMEOUT)).await;
+    }
+    observed.output_counts.clear();
+    observed.output_records = 0;
+    observed.malformed.retain(|m| !m.starts_with(&format!("{output_topic}:")));
+    read_output(&rpc, broker, output_topic, IsolationLevel::ReadCommitted, &mut observed).await;
+    observed.fenced = zombies;
+    observed
+}
+
+/// The transaction timeout the oracle's fencing producer registers with (it opens no
+/// transaction; the broker wants one).
+const FENCE_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long the oracle waits, once the job has read `input`, for a processing-time job's open
 /// windows to fire and commit: a window's length, and a checkpoint interval and a half more.
@@ -1259,7 +1345,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounting::{StateLost, StateLostWhy};
+    use crate::accounting::{StateLost, StateLostWhy, Zombie};
     use flinksim_engine::trace::TransactionHandle;
 
     fn observed_windows(windows: i64, copies: usize) -> Observed {
@@ -1337,7 +1423,7 @@ mod tests {
         ];
         observed.open_transactions = vec!["click-event-count-1-60".into()];
         let transaction = TransactionHandle { transactional_id: "click-event-count-1-60".into(), producer_id: 3, epoch: 0 };
-        let open = OpenTransaction { transaction, task: "ClickEventStatistics Sink (2/2)".into(), first_write, results: 3 };
+        let open = OpenTransaction { transaction, task: "ClickEventStatistics Sink (2/2)".into(), first_write, results: 3, zombie: None };
         (observed, Causes { open_at_end: vec![open], ..Causes::default() })
     }
 
@@ -1361,6 +1447,32 @@ mod tests {
             judge(&observed, &expected, &causes).violations,
             [Violation::RequiredButAbsent { what: Required::StuckLastStableOffset }]
         );
+    }
+
+    #[test]
+    fn zombies_holding_the_last_stable_offset_are_flinks_semantics_and_may_be_allowed() {
+        let (observed, mut causes) = held(Duration::from_secs(60));
+        let zombie = Zombie { node: "taskmanager-2".into(), declared_lost_at: Duration::from_secs(59) };
+        causes.open_at_end[0].zombie = Some(zombie);
+        assert_eq!(zombies_holding(&observed, &causes), [SmolStr::new("click-event-count-1-60")]);
+        let report = judge(&observed, &Expect::default(), &causes);
+        assert!(matches!(report.violations.as_slice(), [Violation::LastStableOffsetStuck(s)] if s.by_zombies()));
+        assert_eq!(report.verdict(), VerdictClass::Semantic);
+        let may_hold = Expect { last_stable_offset: LastStableOffsetExpectation::ZombiesMayHold, ..Expect::default() };
+        let report = judge(&observed, &may_hold, &causes);
+        assert!(report.passed(), "{:?}", report.violations);
+        assert!(report.notes.iter().any(|n| n.contains("by a zombie on taskmanager-2")), "{:?}", report.notes);
+
+        // One holder a zombie's and one not: nothing is fenced, and the hold is not allowed.
+        let (mut observed, mut causes) = (observed, causes);
+        observed.open_transactions.push("click-event-count-0-60".into());
+        let mut other = causes.open_at_end[0].clone();
+        other.transaction.transactional_id = "click-event-count-0-60".into();
+        other.zombie = None;
+        causes.open_at_end.push(other);
+        assert!(zombies_holding(&observed, &causes).is_empty());
+        let report = judge(&observed, &may_hold, &causes);
+        assert_eq!(report.verdict(), VerdictClass::Liveness, "{:?}", report.violations);
     }
 
     #[test]

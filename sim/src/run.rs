@@ -392,6 +392,22 @@ async fn simulate_on(trace: Trace, scenario: Scenario, seed: u64, progress: Arc<
         .expect("the oracle's node is never killed");
     observed.first_event_time = i64::try_from(scenario.generator.start_event_time.as_millis()).unwrap_or(i64::MAX);
     observed.ended_at = simulated;
+    // Zombies' transactions holding read_committed readers are what the real systems do too:
+    // fenced, they leave output as readers will read it after the broker's timeout, which the
+    // oracle then judges for everything else.
+    let zombies = oracle::zombies_holding(&observed, &oracle::Causes::from_trace(&trace.events()));
+    if !zombies.is_empty() {
+        let network = cluster.network.clone();
+        let output_topic = scenario.job.submission.args.output_topic.clone();
+        observed = oracle_node
+            .spawn(async move {
+                let rpc = Rpc::bind(address_of("oracle").unwrap(), network);
+                oracle::read_output_after_fencing(rpc, address_of("kafka").unwrap(), &output_topic, zombies, observed)
+                    .await
+            })
+            .await
+            .expect("the oracle's node is never killed");
+    }
     let events = trace.events();
     cluster.tear_down();
     madsim::runtime::Handle::current().kill(oracle_node.id());

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 pub enum VerdictClass {
     /// The oracle accepted the run.
     Passed,
-    /// Late drops or loss with a recorded cause that the scenario did not allow: the job's own
-    /// semantics (Flink's, faithfully modelled) lost data.
+    /// Late drops, loss or copies with a recorded cause, or readers held by zombies'
+    /// transactions, that the scenario did not allow: the job's own semantics (Flink's and
+    /// Kafka's, faithfully modelled) lost, repeated or held back results.
     Semantic,
     /// The job did not recover in the fault-free tail (no results for expected windows), took
     /// longer to detect or recover than the scenario allows, or did not stall where it must.
@@ -67,7 +68,7 @@ impl fmt::Display for VerdictClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             VerdictClass::Passed => "PASSED",
-            VerdictClass::Semantic => "FAILED (semantic: data lost for a reason the trace records, which the scenario does not allow)",
+            VerdictClass::Semantic => "FAILED (semantic: results lost, held back or repeated for a reason the trace records, which the scenario does not allow)",
             VerdictClass::Liveness => "FAILED (liveness: the job did not recover, or not in time)",
             VerdictClass::Correctness => "FAILED (correctness: an engine bug)",
             VerdictClass::Nondeterminism => "FAILED (nondeterminism)",

@@ -68,6 +68,13 @@ impl Fuzz {
             report.passed,
             report.discarded
         )?;
+        if report.zombie_holds > 0 {
+            outln!(
+                "{} case(s) had zombies' transactions holding read_committed readers, as in Flink and Kafka; the \
+                 oracle judged output past them (docs/oracle.md#held-by-zombies)",
+                report.zombie_holds
+            )?;
+        }
         outln!(
             "cost over the run itself: {:.1}% (drawing, rendering, parsing and judging a schedule)",
             report.overhead() * 100.0

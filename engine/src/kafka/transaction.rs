@@ -197,16 +197,26 @@ pub async fn abort_lingering(
         if !listing.state.is_open() || keep.contains(&listing.transactional_id) {
             continue;
         }
-        let request = InitProducerId {
-            transactional_id: Some(listing.transactional_id.clone()),
-            transaction_timeout,
-        };
-        call_retrying(rpc, broker, request, TRANSACTION_REQUEST_TIMEOUT, TRANSACTION_RETRY_LIMIT)
-            .await?
-            .result?;
+        fence(rpc, broker, &listing.transactional_id, transaction_timeout).await?;
         lingering.aborted.push(listing.transactional_id);
     }
     Ok(lingering)
+}
+
+/// Registers `transactional_id` anew, as a new producer of the id does (`InitProducerId`): the
+/// epoch moves on, which fences the id's producer and aborts the transaction it left open.
+/// Retries an unreachable broker for up to [`TRANSACTION_RETRY_LIMIT`].
+pub async fn fence(
+    rpc: &Rpc,
+    broker: SocketAddr,
+    transactional_id: &str,
+    transaction_timeout: Duration,
+) -> Result<(), KafkaError> {
+    let request = InitProducerId { transactional_id: Some(SmolStr::new(transactional_id)), transaction_timeout };
+    call_retrying(rpc, broker, request, TRANSACTION_REQUEST_TIMEOUT, TRANSACTION_RETRY_LIMIT)
+        .await?
+        .result
+        .map(|_| ())
 }
 
 async fn end_txn(

@@ -128,6 +128,9 @@ pub struct CaseOutcome {
     pub run_wall: Duration,
     /// Wall time spent on the case as a whole (drawing, rendering, running, judging).
     pub case_wall: Duration,
+    /// Whether zombies' transactions held `read_committed` readers, and the oracle fenced them
+    /// (docs/oracle.md#held-by-zombies).
+    pub zombies_fenced: bool,
 }
 
 /// How one case ended.
@@ -175,6 +178,9 @@ pub struct FuzzReport {
     pub passed: u32,
     /// Cases whose plan broke the scenario rules.
     pub discarded: u32,
+    /// Cases where zombies' transactions held `read_committed` readers (behaviour the real
+    /// systems share, which the base may accept).
+    pub zombie_holds: u32,
     /// Where the faults landed, over every case.
     pub coverage: Coverage,
     /// Wall time of the runs themselves, summed over cases.
@@ -281,19 +287,21 @@ pub fn run_case(config: &FuzzConfig, shape: Shape, case: u32) -> Result<CaseOutc
     let run_started = clock();
     let outcome = (config.run)(&scenario, seed);
     let run_wall = clock().saturating_sub(run_started);
-    let (verdict, coverage) = match outcome {
+    let (verdict, coverage, zombies_fenced) = match outcome {
         Ok(report) => {
             let coverage = Coverage::of(&report.events);
+            let fenced = !report.oracle.fenced.is_empty();
             if (config.judge)(&report) {
-                (CaseVerdict::Failed(failure_text(&report)), coverage)
+                (CaseVerdict::Failed(failure_text(&report)), coverage, fenced)
             } else {
-                (CaseVerdict::Passed, coverage)
+                (CaseVerdict::Passed, coverage, fenced)
             }
         }
-        Err(RunError::BadInput(e)) => (CaseVerdict::Discarded(e.to_string()), Coverage::default()),
-        Err(e @ RunError::Panicked { .. }) => (CaseVerdict::Failed(e.to_string()), Coverage::default()),
+        Err(RunError::BadInput(e)) => (CaseVerdict::Discarded(e.to_string()), Coverage::default(), false),
+        Err(e @ RunError::Panicked { .. }) => (CaseVerdict::Failed(e.to_string()), Coverage::default(), false),
     };
-    Ok(CaseOutcome { case, seed, plan, verdict, coverage, run_wall, case_wall: clock().saturating_sub(started) })
+    let case_wall = clock().saturating_sub(started);
+    Ok(CaseOutcome { case, seed, plan, verdict, coverage, run_wall, case_wall, zombies_fenced })
 }
 
 /// Runs the fuzz: every case (no new one once a case failed), then shrinks the lowest-numbered
@@ -327,6 +335,7 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(Progress) + Sync)) -> Result
             report.coverage.add(&outcome.coverage);
             report.run_wall += outcome.run_wall;
             report.case_wall += outcome.case_wall;
+            report.zombie_holds += u32::from(outcome.zombies_fenced);
             let failed = matches!(outcome.verdict, CaseVerdict::Failed(_));
             match outcome.verdict {
                 CaseVerdict::Passed => report.passed += 1,

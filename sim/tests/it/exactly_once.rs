@@ -103,3 +103,33 @@ sink = "exactly-once"
         "the sink's failure names both timeouts\n{replay}"
     );
 }
+
+/// A TaskManager declared lost behind a slow, lossy link runs its tasks on until the
+/// JobManager's disconnect gets through; its sink opens a transaction under an id the restored
+/// sink never uses, and nothing fences it. In Flink and Kafka too it holds `read_committed`
+/// readers until the broker's transaction timeout: the job's semantics, not an engine bug. The
+/// oracle fences the zombies' transactions, judges every window as readers will read it
+/// afterwards, and names the hold a semantic finding unless the scenario allows it. Found by
+/// the fuzzer (seed 109, case 143), which then reported it as a liveness failure.
+#[test]
+fn a_zombies_transaction_holds_read_committed_readers_as_in_flink() {
+    let path = crate::harness::scenarios_dir().join("regressions/fuzz-exactly-once-3386129356862684499.toml");
+    let mut scenario = flinksim::Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let seed = scenario.seed.expect("a regression file names its seed");
+    let report = crate::harness::run(&scenario, seed);
+    assert_passed(&report);
+    assert_eq!(report.oracle.fenced, ["click-event-count-0-73", "click-event-count-1-73"]);
+    let stuck = report.oracle.stuck.as_ref().expect("the zombies' transactions hold the last stable offset");
+    assert!(stuck.by_zombies() && stuck.transactions.iter().all(|t| t.zombie.as_ref().is_some_and(|z| z.node == "taskmanager-2")));
+    assert!(report.oracle.rows.iter().all(|r| r.status == RowStatus::Ok || r.status == RowStatus::EmptyAtSource));
+
+    scenario.expect.last_stable_offset = flinksim::scenario::LastStableOffsetExpectation::Advances;
+    let report = crate::harness::run(&scenario, seed);
+    assert_eq!(
+        report.oracle.verdict(),
+        flinksim::verdict::VerdictClass::Semantic,
+        "{:?}\nreplay: cargo xtask run-scenario regressions/{} --seed {seed}",
+        report.oracle.violations,
+        scenario.name
+    );
+}
