@@ -395,7 +395,9 @@ async fn simulate_on(trace: Trace, scenario: Scenario, seed: u64, progress: Arc<
     // Zombies' transactions holding read_committed readers are what the real systems do too:
     // fenced, they leave output as readers will read it after the broker's timeout, which the
     // oracle then judges for everything else.
-    let zombies = oracle::zombies_holding(&observed, &oracle::Causes::from_trace(&trace.events()));
+    let events = trace.events();
+    let causes = oracle::Causes::from_trace(&events);
+    let zombies = oracle::zombies_holding(&observed, &causes);
     if !zombies.is_empty() {
         let network = cluster.network.clone();
         let output_topic = scenario.job.submission.args.output_topic.clone();
@@ -408,13 +410,11 @@ async fn simulate_on(trace: Trace, scenario: Scenario, seed: u64, progress: Arc<
             .await
             .expect("the oracle's node is never killed");
     }
-    let events = trace.events();
     cluster.tear_down();
     madsim::runtime::Handle::current().kill(oracle_node.id());
     // One step of simulated time lets the executor drop the killed nodes' tasks and the aborted
     // ones: none may outlive the runtime (docs/determinism.md#a-run-leaves-nothing-behind).
     madsim::time::sleep(Duration::from_millis(1)).await;
-    let causes = oracle::Causes::from_trace(&events);
     let mut oracle = if scenario.job.submission.args.event_time {
         oracle::judge(&observed, &scenario.expect, &causes)
     } else {

@@ -15,7 +15,9 @@
 //! 80 ms floor measures. The "× floor" column is against ours; one target is against serde_json's.
 //! A third floor is madsim's own cost per message ([`flinksim::floor::floor_madsim`]): the bench
 //! sets it against the speed case's messages, to split its wall time into the simulator's share
-//! and the engine's, beside what the two floor targets allow.
+//! and the engine's, beside what the two floor targets allow. The speed case also runs at twice
+//! the playground's event rate: about the same messages and twice the events, so the two runs
+//! split its wall time into a cost per event and a cost per message ([`Split`]).
 
 use std::fmt;
 use std::path::Path;
@@ -53,6 +55,8 @@ const SHORT: Duration = Duration::from_secs(10 * 60);
 const LONG: Duration = Duration::from_secs(60 * 60);
 /// The generator's rate: 6 pages × 1000 clicks per 15 s window.
 const EVENTS_PER_SECOND: u64 = 400;
+/// The generator's pace for twice that rate (the playground's is 2.5 ms).
+const DOUBLE_RATE_PACE: Duration = Duration::from_micros(1250);
 
 /// The speed and memory targets. Speed is marginal: the hour minus the ten minutes, so that
 /// start-up cancels; `--quick` runs no hour and reports the ten minutes instead.
@@ -74,6 +78,8 @@ pub enum Case {
         name: String,
         /// Simulated time to run.
         duration: Duration,
+        /// The generator's pace instead of the scenario's (`@1.25ms`: twice the playground's rate).
+        pace: Option<Duration>,
     },
     /// The plain loop of [`flinksim::floor::floor`] over `events` clicks.
     Floor {
@@ -114,8 +120,9 @@ impl FromStr for Case {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Case, String> {
-        let usage = "expected `<scenario>:<simulated time>` (e.g. `steady-state:10m`), `floor:<events>`, \
-                     `floor-serde_json:<events>` or `floor-madsim:<messages>`";
+        let usage = "expected `<scenario>:<simulated time>` (e.g. `steady-state:10m`), optionally with the \
+                     generator's pace (`steady-state:10m@1.25ms`), `floor:<events>`, `floor-serde_json:<events>` \
+                     or `floor-madsim:<messages>`";
         let Some((name, amount)) = text.rsplit_once(':') else {
             return Err(format!("bad case `{text}`: {usage}"));
         };
@@ -144,17 +151,31 @@ impl FromStr for Case {
         if name.is_empty() {
             return Err(format!("bad case `{text}`: no scenario: {usage}"));
         }
+        let (amount, pace) = match amount.split_once('@') {
+            Some((amount, pace)) => (amount, Some(pace)),
+            None => (amount, None),
+        };
         // The same rules as `run-scenario --duration` and a file's `duration`.
         let duration = flinksim::scenario::parse_run_duration(amount)
             .map_err(|e| format!("bad simulated time `{amount}` in `{text}` ({e}): {usage}"))?;
-        Ok(Case::Scenario { name: name.to_string(), duration })
+        let pace = pace
+            .map(|pace| match flinksim::scenario::parse_run_duration(pace) {
+                Ok(pace) if !pace.is_zero() => Ok(pace),
+                Ok(_) => Err(format!("bad pace `{pace}` in `{text}`: the generator's pace must be above 0")),
+                Err(e) => Err(format!("bad pace `{pace}` in `{text}` ({e}): {usage}")),
+            })
+            .transpose()?;
+        Ok(Case::Scenario { name: name.to_string(), duration, pace })
     }
 }
 
 impl fmt::Display for Case {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Case::Scenario { name, duration } => write!(f, "{name}:{}", format_duration(*duration)),
+            Case::Scenario { name, duration, pace: None } => write!(f, "{name}:{}", format_duration(*duration)),
+            Case::Scenario { name, duration, pace: Some(pace) } => {
+                write!(f, "{name}:{}@{}", format_duration(*duration), format_duration(*pace))
+            }
             Case::Floor { events } => write!(f, "floor:{events}"),
             Case::FloorSerdeJson { events } => write!(f, "floor-serde_json:{events}"),
             Case::FloorMadsim { messages } => write!(f, "floor-madsim:{messages}"),
@@ -198,12 +219,16 @@ impl BenchCase {
             oracle_failures: 0,
         };
         match &self.case {
-            Case::Scenario { name, duration } => {
+            Case::Scenario { name, duration, pace } => {
                 let path = Scenario::resolve(name, &crate::project_root().join("scenarios"))?;
                 // Steps after the new end are dropped: the 10 s start-up run of failure-recovery
                 // stays 10 s instead of reaching its 3m step.
-                let scenario = Scenario::load(&path)?.with_duration(*duration);
+                let mut scenario = Scenario::load(&path)?.with_duration(*duration);
                 result.scenario = scenario.name.clone();
+                if let Some(pace) = pace {
+                    scenario.generator.pace = *pace;
+                    result.scenario = format!("{} (pace {})", scenario.name, format_duration(*pace));
+                }
                 for _ in 0..self.reps {
                     // flinksim::run starts the runtime on its own thread: this clock is the wall's.
                     let started = Instant::now();
@@ -222,7 +247,8 @@ impl BenchCase {
                                 report: None,
                 plant: Default::default(),
                             };
-                            errln!("replay: {}", crate::run_scenario::replay(&flags));
+                            let paced = pace.map_or(String::new(), |p| format!(" with [generator] pace = \"{}\"", format_duration(p)));
+                            errln!("replay: {}{paced}", crate::run_scenario::replay(&flags));
                             return Ok(ExitCode::from(EXIT_CRASHED));
                         }
                     };
@@ -330,6 +356,8 @@ struct JsonReport<'a> {
     linearity: &'a [Linearity],
     /// The speed case's marginal wall time split into madsim's floor and the rest.
     account: Option<&'a Account>,
+    /// The same wall time as a cost per event and a cost per message.
+    split: Option<&'a Split>,
     targets: &'a [Target],
     skipped: &'a [String],
     crashed: &'a [String],
@@ -458,6 +486,26 @@ impl Bench {
                 a.serde_json_floor_allows_secs.map_or("n/a".into(), |s| format!("{s:.3} s")),
             )?;
         }
+        let split = split(&measured);
+        if let Some(s) = &split {
+            outln!(
+                "{SPEED_CASE} per event and per message (solved from its runs at 400 and 800 events/s, pace 2.5 ms \
+                 and {}): an event costs {:.0} ns ({:.1}× the engine-codec floor's {:.0} ns, {:.2}× serde_json's {:.0} ns), \
+                 a message {:.0} ns; at 400 events/s the run carries {:.2} messages an event, and {:.0}% of its wall time \
+                 is per message; at 800 events/s it runs at {:.1}× the engine-codec floor and {:.2}× serde_json's",
+                format_duration(DOUBLE_RATE_PACE),
+                s.per_event_ns,
+                s.per_event_ns / s.floor_ns_per_event,
+                s.floor_ns_per_event,
+                s.per_event_ns / s.serde_json_floor_ns_per_event,
+                s.serde_json_floor_ns_per_event,
+                s.per_message_ns,
+                s.messages_per_event,
+                100.0 * s.per_message_share,
+                s.double_rate_floor_ratio,
+                s.double_rate_serde_json_ratio,
+            )?;
+        }
         let targets = targets(&measured, &linearity, self.quick);
         outln!("targets (reported only):")?;
         for t in &targets {
@@ -500,6 +548,7 @@ impl Bench {
                 rows: &measured,
                 linearity: &linearity,
                 account: account.as_ref(),
+                split: split.as_ref(),
                 targets: &targets,
                 skipped: &skipped,
                 crashed: &crashed,
@@ -520,11 +569,18 @@ fn plan(quick: bool) -> Vec<Case> {
     let mut plan = Vec::new();
     for name in SCENARIOS {
         for &duration in durations {
-            plan.push(Case::Scenario { name: name.into(), duration });
+            plan.push(Case::Scenario { name: name.into(), duration, pace: None });
+        }
+    }
+    // The speed case at twice the playground's event rate, beside it: the two together split
+    // its wall time into a cost per event and a cost per message (see `account`).
+    if !quick {
+        for duration in [SHORT, LONG] {
+            plan.push(Case::Scenario { name: SPEED_CASE.into(), duration, pace: Some(DOUBLE_RATE_PACE) });
         }
     }
     // The --backpressure variant, for its cost per simulated minute against steady-state's.
-    plan.push(Case::Scenario { name: BACKPRESSURE.into(), duration: SHORT });
+    plan.push(Case::Scenario { name: BACKPRESSURE.into(), duration: SHORT, pace: None });
     plan.push(Case::floor_for(SHORT));
     plan.push(Case::floor_serde_json_for(SHORT));
     if !quick {
@@ -645,9 +701,19 @@ fn thousands(n: u64) -> String {
 
 /// A scenario case's measurements, if it ran.
 fn find<'a>(measured: &'a [Measured], scenario: &str, duration: Duration) -> Option<&'a Measured> {
-    measured
-        .iter()
-        .find(|m| matches!(&m.kind, Case::Scenario { name, duration: d } if name == scenario && *d == duration))
+    find_paced(measured, scenario, duration, None)
+}
+
+/// The run of `scenario` for `duration` at the generator's `pace` (`None`: the scenario's own).
+fn find_paced<'a>(
+    measured: &'a [Measured],
+    scenario: &str,
+    duration: Duration,
+    pace: Option<Duration>,
+) -> Option<&'a Measured> {
+    measured.iter().find(
+        |m| matches!(&m.kind, Case::Scenario { name, duration: d, pace: p } if name == scenario && *d == duration && *p == pace),
+    )
 }
 
 fn linearity(measured: &[Measured]) -> Vec<Linearity> {
@@ -737,6 +803,67 @@ fn account(measured: &[Measured]) -> Option<Account> {
     })
 }
 
+/// The speed case's marginal wall time as a cost per event and a cost per message, solved from
+/// two runs of it that carry about the same messages and different events: the playground's
+/// rate and twice it (`wall = events × per event + messages × per message` for each).
+#[derive(Clone, Debug, Serialize)]
+struct Split {
+    /// Wall nanoseconds each event adds.
+    per_event_ns: f64,
+    /// Wall nanoseconds each message adds (madsim's own cost included).
+    per_message_ns: f64,
+    /// The engine-codec and serde_json floors' nanoseconds per event, in the same run.
+    floor_ns_per_event: f64,
+    serde_json_floor_ns_per_event: f64,
+    /// Messages per event at the playground's rate.
+    messages_per_event: f64,
+    /// The share of the marginal wall time that is per message, at the playground's rate.
+    per_message_share: f64,
+    /// At twice the rate: wall over the engine-codec floor's, and over serde_json's.
+    double_rate_floor_ratio: f64,
+    double_rate_serde_json_ratio: f64,
+}
+
+/// The [`Split`], if the speed case ran for 10 and 60 minutes at both rates, with both floors.
+fn split(measured: &[Measured]) -> Option<Split> {
+    // (wall, events, messages) of the hour minus the ten minutes.
+    let marginal = |pace| {
+        let short = find_paced(measured, SPEED_CASE, SHORT, pace)?;
+        let long = find_paced(measured, SPEED_CASE, LONG, pace)?;
+        Some((
+            long.wall_secs_median - short.wall_secs_median,
+            (long.events - short.events) as f64,
+            (long.messages? - short.messages?) as f64,
+        ))
+    };
+    let (wall, events, messages) = marginal(None)?;
+    let (wall_2, events_2, messages_2) = marginal(Some(DOUBLE_RATE_PACE))?;
+    let determinant = events_2 * messages - events * messages_2;
+    if determinant <= 0.0 || events <= 0.0 || messages <= 0.0 {
+        return None;
+    }
+    let per_event = (wall_2 * messages - wall * messages_2) / determinant;
+    let per_message = (wall - events * per_event) / messages;
+    // A floor's cost per event: its hour's run less its ten minutes', over the events between.
+    let floor_per_event = |kind: fn(&Case) -> bool| {
+        let at = |n: u64| measured.iter().find(|f| kind(&f.kind) && f.events == n).map(|f| f.wall_secs_median);
+        let (short, long) = (SHORT.as_secs() * EVENTS_PER_SECOND, LONG.as_secs() * EVENTS_PER_SECOND);
+        Some((at(long)? - at(short)?) / (long - short) as f64)
+    };
+    let floor = floor_per_event(|c| matches!(c, Case::Floor { .. }))?;
+    let serde_json = floor_per_event(|c| matches!(c, Case::FloorSerdeJson { .. }))?;
+    Some(Split {
+        per_event_ns: per_event * 1e9,
+        per_message_ns: per_message * 1e9,
+        floor_ns_per_event: floor * 1e9,
+        serde_json_floor_ns_per_event: serde_json * 1e9,
+        messages_per_event: messages / events,
+        per_message_share: messages * per_message / wall,
+        double_rate_floor_ratio: wall_2 / (events_2 * floor),
+        double_rate_serde_json_ratio: wall_2 / (events_2 * serde_json),
+    })
+}
+
 fn targets(measured: &[Measured], linearity: &[Linearity], quick: bool) -> Vec<Target> {
     let check = |value: Option<f64>, ok: &dyn Fn(f64) -> bool| value.map(ok);
     let not_run = if quick { " (not run with --quick)" } else { " (not run)" };
@@ -803,6 +930,7 @@ mod tests {
             "floor:240000",
             "floor-serde_json:240000",
             "floor-madsim:1000",
+            "failure-recovery-exactly-once:1h@1.25ms",
         ] {
             assert_eq!(text.parse::<Case>().unwrap().to_string(), text);
         }
@@ -819,6 +947,57 @@ mod tests {
         assert!("steady-state:0s".parse::<Case>().is_err());
         assert!("steady-state:10M".parse::<Case>().is_err());
         assert!(":10m".parse::<Case>().is_err());
+        assert_eq!(
+            "steady-state:10m@1.25ms".parse::<Case>().unwrap(),
+            Case::Scenario { name: "steady-state".into(), duration: SHORT, pace: Some(DOUBLE_RATE_PACE) }
+        );
+        assert!("steady-state:10m@0s".parse::<Case>().is_err());
+        assert!("steady-state:10m@fast".parse::<Case>().is_err());
+    }
+
+    /// A run of the speed case (or a floor) whose wall time is made of `per_event` seconds per
+    /// event and `per_message` per message.
+    fn made_of(case: Case, events: u64, messages: Option<u64>, per_event: f64, per_message: f64) -> Measured {
+        let wall = events as f64 * per_event + messages.unwrap_or(0) as f64 * per_message;
+        let result = CaseResult {
+            case: case.to_string(),
+            scenario: String::new(),
+            simulated_secs: None,
+            events,
+            messages,
+            wall_secs: vec![wall],
+            peak_rss_kib: 0,
+            oracle_failures: 0,
+        };
+        measure(&case, result)
+    }
+
+    #[test]
+    fn two_rates_split_the_wall_time_into_per_event_and_per_message_costs() {
+        let run = |duration: Duration, pace, events, messages| {
+            made_of(Case::Scenario { name: SPEED_CASE.into(), duration, pace }, events, Some(messages), 120e-9, 600e-9)
+        };
+        let floor = |events| made_of(Case::Floor { events }, events, None, 35e-9, 0.0);
+        let serde_json = |events| made_of(Case::FloorSerdeJson { events }, events, None, 175e-9, 0.0);
+        let measured = vec![
+            run(SHORT, None, 240_000, 243_000),
+            run(LONG, None, 1_440_000, 1_483_000),
+            run(SHORT, Some(DOUBLE_RATE_PACE), 480_000, 244_000),
+            run(LONG, Some(DOUBLE_RATE_PACE), 2_880_000, 1_493_000),
+            floor(240_000),
+            floor(1_440_000),
+            serde_json(240_000),
+            serde_json(1_440_000),
+        ];
+        let s = split(&measured).expect("every run the split needs is there");
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.abs().max(1.0);
+        assert!(close(s.per_event_ns, 120.0) && close(s.per_message_ns, 600.0), "{s:?}");
+        assert!(close(s.floor_ns_per_event, 35.0) && close(s.serde_json_floor_ns_per_event, 175.0), "{s:?}");
+        assert!(close(s.messages_per_event, 1_240_000.0 / 1_200_000.0), "{s:?}");
+        let double_rate = (2_400_000.0 * 120.0 + 1_249_000.0 * 600.0) / (2_400_000.0 * 35.0);
+        assert!(close(s.double_rate_floor_ratio, double_rate), "{s:?}");
+        // Without the runs at twice the rate there is nothing to solve.
+        assert!(split(&measured[..2]).is_none());
     }
 
     #[test]
