@@ -62,11 +62,12 @@ pub fn shown(report: &Report) -> String {
             .collect();
         shown.push(format!(
             "read_committed readers stuck at the last stable offset of output partition{} {}, held by {} \
-             transaction{} left open",
+             transaction{} left open{}",
             if held.len() == 1 { "" } else { "s" },
             held.join(" and "),
             stuck.transactions.len(),
             if stuck.transactions.len() == 1 { "" } else { "s" },
+            if stuck.by_zombies() { " by zombies" } else { "" },
         ));
     }
     let timed_out = report.events.iter().filter(|e| matches!(e.event, Event::TransactionTimedOut { .. })).count();

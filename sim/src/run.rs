@@ -158,10 +158,13 @@ pub fn anchored_delay(seed: u64, step: &Step, twin: u32) -> Duration {
 pub struct AnchorCounter {
     seen: BTreeMap<Anchor, Vec<Duration>>,
     windows: std::collections::BTreeSet<i64>,
-    /// A window fired since the last checkpoint was triggered: the next one carries its results.
+    /// A window fired outside any transaction (an at-least-once sink) since the last checkpoint
+    /// was triggered: the next one carries its results.
     results_pending: bool,
-    /// Checkpoints triggered with results to carry, not yet completed (or subsumed).
+    /// Checkpoints with results to carry, not yet completed (or subsumed).
     carrying: std::collections::BTreeSet<u64>,
+    /// The checkpoint each exactly-once sink transaction was begun for, by producer id and epoch.
+    transactions: BTreeMap<(i64, i16), u64>,
 }
 
 impl AnchorCounter {
@@ -186,9 +189,20 @@ impl AnchorCounter {
                 }
             }
             Event::TransactionCommitted { .. } => seen(Anchor::SinkCommitted),
-            Event::ResultWritten { statistics, .. } if self.windows.insert(statistics.window_start_ms) => {
+            Event::TransactionBegun { transaction, checkpoint_id, .. } => {
+                self.transactions.insert((transaction.producer_id, transaction.epoch), *checkpoint_id);
+            }
+            Event::ResultWritten { statistics, transaction, .. } if self.windows.insert(statistics.window_start_ms) => {
                 seen(Anchor::WindowFired);
-                self.results_pending = true;
+                // In a transaction, the results are the checkpoint's it was begun for: with
+                // triggers slowed on their way, that can be a checkpoint triggered before the
+                // window fired.
+                match transaction.as_ref().and_then(|t| self.transactions.get(&(t.producer_id, t.epoch))) {
+                    Some(&checkpoint_id) => {
+                        self.carrying.insert(checkpoint_id);
+                    }
+                    None => self.results_pending = true,
+                }
             }
             _ => {}
         }

@@ -175,7 +175,7 @@ fn bisect_git_exits_0_good_1_bad_125_skip() {
     let out = text(&bad);
     assert_eq!(bad.status.code(), Some(1), "{out}");
     assert!(out.contains("bad: seed 1 (FAILED (correctness"), "{out}");
-    assert!(out.contains("first wrong at 181.232 s: [second copy]"), "{out}");
+    assert!(out.contains("first wrong at 181.237 s: [second copy]"), "{out}");
     let dir = scratch("bisect-git");
     let broken = dir.join("broken.toml");
     std::fs::write(&broken, "name = \"broken\"\nduration = \"soon\"\n").unwrap();
@@ -195,9 +195,9 @@ fn bisect_prints_the_first_wrong_moment_and_its_chain() {
     let output = xtask(&["bisect", "pitfalls/transaction-timeout-loss", "--seed", "1", "--strict"]);
     let out = text(&output);
     assert_eq!(output.status.code(), Some(4), "{out}");
-    assert!(out.contains("first wrong at 4:31.080 (trace line 4629): [loss not accepted]"), "{out}");
-    assert!(out.contains("  fault      1:01.450  sim                    step: docker-compose kill taskmanager"), "{out}");
-    assert!(out.contains(">>   4629    271.080639  taskmanager-1          Unable to commit transaction"), "{out}");
+    assert!(out.contains("first wrong at 4:31.076 (trace line 4622): [loss not accepted]"), "{out}");
+    assert!(out.contains("  fault      1:00.818  sim                    step: docker-compose kill taskmanager"), "{out}");
+    assert!(out.contains(">>   4622    271.076339  taskmanager-1          Unable to commit transaction"), "{out}");
     assert!(out.contains("replay:     cargo xtask bisect pitfalls/transaction-timeout-loss --seed 1 --strict"), "{out}");
 }
 

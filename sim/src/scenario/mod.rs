@@ -241,9 +241,10 @@ pub enum Anchor {
     SinkCommitted,
     /// `window-fired`: the first result of a window not written before.
     WindowFired,
-    /// `results-checkpointed`: the first checkpoint triggered after a window fired has completed
-    /// (or a later one that subsumes it): its transactions hold that window's results, which are
-    /// at stake until the sink commits them.
+    /// `results-checkpointed`: the checkpoint holding a window's first results has completed (or
+    /// a later one that subsumes it): the checkpoint the exactly-once sink's transaction was
+    /// begun for, else the first one triggered after the window fired. Its transactions hold
+    /// those results, which are at stake until the sink commits them.
     ResultsCheckpointed,
 }
 

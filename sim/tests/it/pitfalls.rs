@@ -145,3 +145,24 @@ fn a_transaction_left_open_holds_read_committed_readers_and_a_transaction_timeou
         }
     }
 }
+
+#[test]
+fn a_zombies_transaction_holds_read_committed_readers_and_a_transaction_timeout_frees_them() {
+    for report in check("zombie-transaction", "held by 2 transactions left open by zombies") {
+        let stuck = report.oracle.stuck.as_ref().expect("named by the oracle");
+        let on = |t: &flinksim::accounting::OpenTransaction| t.zombie.as_ref().map(|z| z.node.clone());
+        assert!(
+            stuck.transactions.iter().all(|t| on(t).as_deref() == Some("taskmanager-1")),
+            "{:?} (seed {})",
+            stuck.transactions,
+            report.seed
+        );
+        // Fenced by the oracle, the zombies' results are gone, and the restored job's are there once.
+        assert_eq!(report.oracle.fenced.len(), 2, "seed {}", report.seed);
+        assert!(report.oracle.rows.iter().all(|r| r.counts == [1000]), "seed {}", report.seed);
+    }
+    for report in check("zombie-transaction-fixed", "the broker aborted") {
+        assert_eq!(report.oracle.stuck, None, "seed {}", report.seed);
+        assert!(report.oracle.fenced.is_empty(), "seed {}", report.seed);
+    }
+}

@@ -62,6 +62,8 @@ fn every_scenario_file_is_covered_here() {
         "pitfalls/transaction-timeout-loss-fixed",
         "pitfalls/twelve-hour-date-pattern",
         "pitfalls/twelve-hour-date-pattern-fixed",
+        "pitfalls/zombie-transaction",
+        "pitfalls/zombie-transaction-fixed",
         "processing-time",
         "processing-time-exactly-once",
         "rescale",
@@ -239,6 +241,16 @@ fn pitfall_twelve_hour_date_pattern() {
 #[test]
 fn pitfall_twelve_hour_date_pattern_fixed() {
     check("pitfalls/twelve-hour-date-pattern-fixed");
+}
+
+#[test]
+fn pitfall_zombie_transaction() {
+    check("pitfalls/zombie-transaction");
+}
+
+#[test]
+fn pitfall_zombie_transaction_fixed() {
+    check("pitfalls/zombie-transaction-fixed");
 }
 
 #[test]
