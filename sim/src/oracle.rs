@@ -50,7 +50,7 @@ pub struct Observed {
     /// Records in `output`.
     pub output_records: u64,
     /// Records of either topic that did not parse.
-    pub malformed: Vec<String>,
+    pub malformed: Vec<MalformedRecord>,
     /// Records of `input` past the job's committed offsets when the oracle stopped waiting
     /// for it to read them (0 when it caught up).
     pub unread_at_end: u64,
@@ -64,6 +64,21 @@ pub struct Observed {
     /// Zombies' transactions that held the last stable offset and that the oracle fenced
     /// before it read `output` again for the verdict (see [`read_output_after_fencing`]).
     pub fenced: Vec<SmolStr>,
+}
+
+/// A record the oracle read that did not parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MalformedRecord {
+    /// Its topic.
+    pub topic: SmolStr,
+    /// What is wrong with it.
+    pub error: String,
+}
+
+impl std::fmt::Display for MalformedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.topic, self.error)
+    }
 }
 
 /// One `output` partition as the oracle found it: its high watermark and last stable offset, and
@@ -1050,7 +1065,7 @@ pub async fn observe(
                     timestamp_ms
                 }
                 Err(error) => {
-                    observed.malformed.push(format!("{input_topic}: {error}"));
+                    observed.malformed.push(MalformedRecord { topic: input_topic.into(), error: error.to_string() });
                     return;
                 }
             },
@@ -1116,7 +1131,7 @@ async fn read_output(
             observed.output_records += 1;
             observed.output_counts.entry((statistics.window_start_ms, statistics.page)).or_default().push(statistics.count);
         }
-        Err(error) => observed.malformed.push(format!("{output_topic}: {error}")),
+        Err(error) => observed.malformed.push(MalformedRecord { topic: output_topic.into(), error: error.to_string() }),
     })
     .await
 }
@@ -1139,7 +1154,8 @@ pub async fn read_output_after_fencing(
     }
     observed.output_counts.clear();
     observed.output_records = 0;
-    observed.malformed.retain(|m| !m.starts_with(&format!("{output_topic}:")));
+    // The read again finds the malformed ones of the first read, and perhaps more past it.
+    observed.malformed.retain(|m| m.topic != output_topic);
     read_output(&rpc, broker, output_topic, IsolationLevel::ReadCommitted, &mut observed).await;
     observed.fenced = zombies;
     observed
@@ -1285,7 +1301,7 @@ pub(crate) fn reading_problems(observed: &Observed, notes: &mut Vec<String>, vio
         ));
     }
     for problem in &observed.malformed {
-        violations.push(Violation::Malformed { record: problem.clone() });
+        violations.push(Violation::Malformed { record: problem.to_string() });
     }
 }
 

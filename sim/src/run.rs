@@ -188,7 +188,10 @@ impl AnchorCounter {
                     seen(Anchor::ResultsCheckpointed);
                 }
             }
-            Event::TransactionCommitted { .. } => seen(Anchor::SinkCommitted),
+            Event::TransactionCommitted { transaction, .. } => {
+                seen(Anchor::SinkCommitted);
+                self.transactions.remove(&(transaction.producer_id, transaction.epoch));
+            }
             Event::TransactionBegun { transaction, checkpoint_id, .. } => {
                 self.transactions.insert((transaction.producer_id, transaction.epoch), *checkpoint_id);
             }
@@ -534,5 +537,62 @@ async fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command, 
                 cluster.network.set(from.ip(), to.ip(), None);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flinksim_engine::playground::click_event::{ClickEventStatistics, WINDOW_MS};
+    use flinksim_engine::protocol::ids::JobId;
+    use flinksim_engine::trace::TransactionHandle;
+
+    fn at(ms: u64, event: Event) -> TraceEvent {
+        TraceEvent { at: Duration::from_millis(ms), node: "n".into(), event }
+    }
+
+    fn triggered(checkpoint_id: u64) -> Event {
+        Event::CheckpointTriggered { job_id: JobId(1), checkpoint_id, timestamp_ms: 0 }
+    }
+
+    fn completed(checkpoint_id: u64) -> Event {
+        let zero = Duration::ZERO;
+        Event::CheckpointCompleted { job_id: JobId(1), checkpoint_id, size_bytes: 0, duration: zero, finalization: zero }
+    }
+
+    fn handle(producer_id: i64) -> TransactionHandle {
+        TransactionHandle { transactional_id: format!("t-0-{producer_id}").into(), producer_id, epoch: 0 }
+    }
+
+    fn written(window: i64, transaction: Option<TransactionHandle>) -> Event {
+        let statistics = ClickEventStatistics { window_start_ms: window, window_end_ms: window + WINDOW_MS, page: "/help".into(), count: 1000 };
+        Event::ResultWritten { task: "ClickEventStatistics Sink (1/2)".into(), statistics, transaction }
+    }
+
+    #[test]
+    fn results_are_checkpointed_by_the_checkpoint_their_transaction_was_begun_for() {
+        let begun = |checkpoint_id| Event::TransactionBegun { task: "s".into(), transaction: handle(7), checkpoint_id };
+        let mut anchors = AnchorCounter::default();
+        // Checkpoint 5's trigger is slow on its way: the window fires before its barrier reaches
+        // the sink, into the transaction begun for checkpoint 5.
+        for event in [at(1_000, begun(5)), at(1_100, triggered(5)), at(1_500, written(0, Some(handle(7)))), at(2_100, triggered(6))] {
+            anchors.count(&event);
+        }
+        anchors.count(&at(2_300, completed(5)));
+        assert_eq!(anchors.nth(Anchor::ResultsCheckpointed, 1), Some(Duration::from_millis(2_300)));
+        anchors.count(&at(3_300, completed(6)));
+        assert_eq!(anchors.nth(Anchor::ResultsCheckpointed, 2), None, "checkpoint 6 carries nothing");
+    }
+
+    #[test]
+    fn results_outside_transactions_are_checkpointed_by_the_next_trigger() {
+        let mut anchors = AnchorCounter::default();
+        for event in [at(1_100, triggered(5)), at(1_500, written(0, None)), at(2_100, triggered(6)), at(2_300, completed(5))] {
+            anchors.count(&event);
+        }
+        assert_eq!(anchors.nth(Anchor::ResultsCheckpointed, 1), None, "checkpoint 5 was triggered before the window fired");
+        anchors.count(&at(3_300, completed(6)));
+        assert_eq!(anchors.nth(Anchor::ResultsCheckpointed, 1), Some(Duration::from_millis(3_300)));
+        assert_eq!(anchors.nth(Anchor::WindowFired, 1), Some(Duration::from_millis(1_500)));
     }
 }
