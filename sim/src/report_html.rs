@@ -359,6 +359,15 @@ pub fn render(report: &Report) -> String {
         }
         page.push_str("</ul>\n");
     }
+    // What the scenario accepts, and what the oracle did to judge it (a zombie's transactions
+    // fenced): the same notes `run-scenario` prints.
+    if !report.oracle.notes.is_empty() {
+        page.push_str("<ul class=\"notes\">\n");
+        for note in &report.oracle.notes {
+            let _ = writeln!(page, "<li>{}</li>", escape(note));
+        }
+        page.push_str("</ul>\n");
+    }
     page.push_str("<h2>Timeline</h2>\n<div id=\"legend\"></div>\n<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"timeline of the run\"></svg>\n");
     page.push_str("<h2>Windows</h2>\n<div class=\"table-wrap\">\n");
     page.push_str(&window_table(&data.windows));
@@ -378,6 +387,7 @@ h2 { font-size: 16px; margin: 24px 0 8px; }
 .verdict { font-weight: bold; padding: 1px 6px; border-radius: 3px; }
 .verdict.passed { background: #d4f4d4; }
 .verdict.failed { background: #f8d0d0; }
+.notes { color: #555; }
 .first-wrong { color: #a00; font-weight: bold; }
 #timeline { display: block; border: 1px solid #ddd; background: #fff; }
 #legend span { display: inline-block; margin-right: 14px; font-size: 12px; }

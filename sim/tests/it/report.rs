@@ -171,3 +171,14 @@ fn text(node: &Handle) -> String {
     }
     out
 }
+
+/// A run the scenario accepts with notes (here a zombie's transactions the oracle fenced to judge
+/// the windows past them) lists them on the page, as `run-scenario` prints them.
+#[test]
+fn the_page_lists_the_oracles_notes() {
+    let report = run(&scenario("pitfalls/zombie-transaction"), 1);
+    let (page, _) = page_of(&report);
+    assert!(report.passed() && !report.oracle.fenced.is_empty(), "replay: cargo xtask run-scenario pitfalls/zombie-transaction --seed 1");
+    assert!(page.contains("<ul class=\"notes\">"), "the page has a list of notes");
+    assert!(page.contains("the oracle fenced click-event-count-"), "the page names what the oracle fenced");
+}
