@@ -71,7 +71,8 @@ pub struct OpenTransaction {
     /// The results it holds.
     pub results: u64,
     /// Set when a zombie wrote it: a task on a TaskManager the JobManager had declared lost
-    /// (and had not registered again) when the first result went in.
+    /// (and had not registered again) when the first result went in, under an id no producer
+    /// registered again afterwards (that must have aborted it).
     pub zombie: Option<Zombie>,
 }
 
@@ -367,6 +368,15 @@ impl Causes {
                 Event::TransactionCommitted { transaction: t, .. } => {
                     open.remove(&(t.transactional_id.clone(), t.producer_id, t.epoch));
                 }
+                // The id registered again: the broker must have aborted what an older epoch of it
+                // left open, so one still open then is no zombie's to excuse.
+                Event::TransactionBegun { transaction: t, .. } => {
+                    for ((id, producer_id, epoch), older) in open.iter_mut() {
+                        if *id == t.transactional_id && (*producer_id, *epoch) != (t.producer_id, t.epoch) {
+                            older.zombie = None;
+                        }
+                    }
+                }
                 Event::TransactionsAborted { transactional_ids, .. } => {
                     open.retain(|(id, _, _), _| !transactional_ids.contains(id));
                 }
@@ -660,6 +670,30 @@ mod tests {
             causes.open_at_end.iter().map(|t| (t.transaction.transactional_id.as_str(), t.zombie.as_ref())).collect();
         let zombie = Zombie { node: "taskmanager-2".into(), declared_lost_at: Duration::from_millis(2_000) };
         assert_eq!(zombies, [("t-0-1", None), ("t-0-2", Some(&zombie)), ("t-0-3", None), ("t-0-4", None)]);
+    }
+
+    #[test]
+    fn a_zombies_transaction_whose_id_was_registered_again_is_not_excused() {
+        use flinksim_engine::protocol::ids::ResourceId;
+        let handle = |epoch| TransactionHandle { transactional_id: "t-0-2".into(), producer_id: 3, epoch };
+        let on = |ms: u64, node: &str, event: Event| TraceEvent { at: Duration::from_millis(ms), node: node.into(), event };
+        let lost = Event::TaskManagerLost {
+            resource_id: ResourceId(7),
+            name: "taskmanager-2".into(),
+            heartbeat_timed_out: true,
+            how: String::new(),
+        };
+        let begun = Event::TransactionBegun { task: "ClickEventStatistics Sink (1/2)".into(), transaction: handle(1), checkpoint_id: 2 };
+        let trace = vec![
+            on(2_000, "jobmanager", lost),
+            on(2_500, "taskmanager-2", written(0, "/shop", 1000, Some(handle(0)))),
+            // The restored sink takes the id over: the zombie's transaction should have been
+            // aborted, and one the broker left open is an engine bug.
+            on(2_600, "taskmanager-1", begun),
+        ];
+        let open = Causes::from_trace(&trace).open_at_end;
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].zombie, None);
     }
 
     fn from_savepoint(job: u128, location: &str) -> Event {
