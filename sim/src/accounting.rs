@@ -71,8 +71,8 @@ pub struct OpenTransaction {
     /// The results it holds.
     pub results: u64,
     /// Set when a zombie wrote it: a task on a TaskManager the JobManager had declared lost
-    /// (and had not registered again) when the first result went in, under an id no producer
-    /// registered again afterwards (that must have aborted it).
+    /// (and that had neither heard of it nor registered again) when the first result went in,
+    /// under an id no producer registered again afterwards (that must have aborted it).
     pub zombie: Option<Zombie>,
 }
 
@@ -284,6 +284,11 @@ impl Causes {
                 }
                 Event::TaskManagerLost { name, .. } if event.node == JOBMANAGER => {
                     declared_lost.insert(name.clone(), event.at);
+                }
+                // Told it was declared lost, it drops its tasks at once: what it writes after is
+                // no zombie's.
+                Event::JobManagerDisconnected { .. } => {
+                    declared_lost.remove(&event.node);
                 }
                 Event::TaskManagerRegistered { name, .. } if event.node == JOBMANAGER => {
                     declared_lost.remove(name);
@@ -670,6 +675,27 @@ mod tests {
             causes.open_at_end.iter().map(|t| (t.transaction.transactional_id.as_str(), t.zombie.as_ref())).collect();
         let zombie = Zombie { node: "taskmanager-2".into(), declared_lost_at: Duration::from_millis(2_000) };
         assert_eq!(zombies, [("t-0-1", None), ("t-0-2", Some(&zombie)), ("t-0-3", None), ("t-0-4", None)]);
+    }
+
+    #[test]
+    fn a_taskmanager_told_it_was_declared_lost_writes_no_zombies_transaction() {
+        use flinksim_engine::protocol::ids::ResourceId;
+        let handle = TransactionHandle { transactional_id: "t-0-2".into(), producer_id: 3, epoch: 0 };
+        let on = |ms: u64, node: &str, event: Event| TraceEvent { at: Duration::from_millis(ms), node: node.into(), event };
+        let lost = Event::TaskManagerLost {
+            resource_id: ResourceId(7),
+            name: "taskmanager-2".into(),
+            heartbeat_timed_out: true,
+            how: String::new(),
+        };
+        let told = Event::JobManagerDisconnected { address: "10.0.0.1:6123".parse().unwrap(), shutting_down: false };
+        let trace = vec![
+            on(2_000, "jobmanager", lost),
+            on(2_400, "taskmanager-2", told),
+            // It must have dropped its tasks: a result after is an engine bug, not a zombie's.
+            on(2_500, "taskmanager-2", written(0, "/shop", 1000, Some(handle))),
+        ];
+        assert_eq!(Causes::from_trace(&trace).open_at_end[0].zombie, None);
     }
 
     #[test]
