@@ -520,8 +520,7 @@ impl JobManager {
             let mut events = Vec::new();
             let cancels = state.scheduler.suspend(&state.resource_manager, &mut events);
             self.record(events);
-            let task_managers: Vec<SocketAddr> =
-                state.resource_manager.task_managers().into_iter().map(|(_, address)| address).collect();
+            let task_managers: Vec<(ResourceId, SocketAddr)> = state.resource_manager.task_managers();
             (cancels, state.job_master, task_managers)
         };
         // Cancellations first, so the tasks release what they hold before their TaskManager
@@ -529,8 +528,8 @@ impl JobManager {
         for (address, cancel) in cancels {
             let _ = self.rpc.call(address, cancel, Duration::from_secs(1)).await;
         }
-        for address in task_managers {
-            let disconnect = DisconnectJobManager { job_master, registration: None };
+        for (resource_id, address) in task_managers {
+            let disconnect = DisconnectJobManager { job_master, resource_id, registration: None };
             let _ = self.rpc.call(address, disconnect, Duration::from_secs(1)).await;
         }
         self.trace().record(Event::ShutdownCompleted);
@@ -563,7 +562,7 @@ impl JobManager {
             // over Flink's RPC), for as long as a heartbeat timeout.
             let (rpc, job_master, give_up) = (self.rpc.clone(), state.job_master, self.config.heartbeat_timeout);
             madsim::task::spawn(async move {
-                let disconnect = DisconnectJobManager { job_master, registration: Some(tm.session) };
+                let disconnect = DisconnectJobManager { job_master, resource_id: id, registration: Some(tm.session) };
                 let _ = rpc.call_until_answered(tm.address, disconnect, Duration::from_secs(1), give_up).await;
             });
         }

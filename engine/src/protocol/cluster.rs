@@ -172,6 +172,9 @@ crate::request!(DisconnectTaskManager => ());
 pub struct DisconnectJobManager {
     /// The JobManager's session going away.
     pub job_master: JobMasterId,
+    /// The TaskManager incarnation it is for. One restarted at the same address is another
+    /// incarnation and ignores it, as Flink's RPC would never have reached it.
+    pub resource_id: ResourceId,
     /// The TaskManager's registration it ends ([`RegisterTaskManager::session`]); `None` for
     /// all of them (the JobManager shutting down). A copy sent again that arrives after the
     /// TaskManager registered anew ends nothing.

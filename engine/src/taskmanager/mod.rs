@@ -230,7 +230,8 @@ pub async fn run(config: TaskManagerConfig) {
         let (state, gone, trace) = (state.clone(), jobmanager_gone.clone(), config.trace.clone());
         move |disconnect: DisconnectJobManager, from: SocketAddr| {
             let state = state.lock().unwrap();
-            let ends_this = disconnect.registration.is_none_or(|registration| registration == state.session);
+            let ends_this = disconnect.resource_id == resource_id
+                && disconnect.registration.is_none_or(|registration| registration == state.session);
             if state.job_master == Some(disconnect.job_master) && ends_this {
                 let shutting_down = disconnect.registration.is_none();
                 trace.record(Event::JobManagerDisconnected { address: from, shutting_down });
