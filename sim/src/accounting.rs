@@ -649,18 +649,22 @@ mod tests {
         assert_eq!((open[0].transaction.transactional_id.as_str(), open[0].first_write, open[0].results), ("t-0-5", Duration::from_millis(1_400), 1));
     }
 
+    fn on(ms: u64, node: &str, event: Event) -> TraceEvent {
+        TraceEvent { at: Duration::from_millis(ms), node: node.into(), event }
+    }
+
+    /// The JobManager's event declaring `name` lost to the heartbeat timeout.
+    fn declared_lost(name: &str) -> Event {
+        let resource_id = flinksim_engine::protocol::ids::ResourceId(7);
+        Event::TaskManagerLost { resource_id, name: name.into(), heartbeat_timed_out: true, how: String::new() }
+    }
+
     #[test]
     fn a_transaction_begun_on_a_taskmanager_declared_lost_and_not_back_is_a_zombies() {
-        use flinksim_engine::protocol::ids::ResourceId;
         let handle = |id: &str| TransactionHandle { transactional_id: id.into(), producer_id: 3, epoch: 0 };
-        let on = |ms: u64, node: &str, event: Event| TraceEvent { at: Duration::from_millis(ms), node: node.into(), event };
-        let lost = Event::TaskManagerLost {
-            resource_id: ResourceId(7),
-            name: "taskmanager-2".into(),
-            heartbeat_timed_out: true,
-            how: String::new(),
-        };
-        let registered = Event::TaskManagerRegistered { resource_id: ResourceId(8), name: "taskmanager-2".into() };
+        let lost = declared_lost("taskmanager-2");
+        let resource_id = flinksim_engine::protocol::ids::ResourceId(8);
+        let registered = Event::TaskManagerRegistered { resource_id, name: "taskmanager-2".into() };
         let trace = vec![
             on(1_000, "taskmanager-2", written(0, "/help", 1000, Some(handle("t-0-1")))),
             on(2_000, "jobmanager", lost),
@@ -679,15 +683,8 @@ mod tests {
 
     #[test]
     fn a_taskmanager_told_it_was_declared_lost_writes_no_zombies_transaction() {
-        use flinksim_engine::protocol::ids::ResourceId;
         let handle = TransactionHandle { transactional_id: "t-0-2".into(), producer_id: 3, epoch: 0 };
-        let on = |ms: u64, node: &str, event: Event| TraceEvent { at: Duration::from_millis(ms), node: node.into(), event };
-        let lost = Event::TaskManagerLost {
-            resource_id: ResourceId(7),
-            name: "taskmanager-2".into(),
-            heartbeat_timed_out: true,
-            how: String::new(),
-        };
+        let lost = declared_lost("taskmanager-2");
         let told = Event::JobManagerDisconnected { address: "10.0.0.1:6123".parse().unwrap(), shutting_down: false };
         let trace = vec![
             on(2_000, "jobmanager", lost),
@@ -700,15 +697,8 @@ mod tests {
 
     #[test]
     fn a_zombies_transaction_whose_id_was_registered_again_is_not_excused() {
-        use flinksim_engine::protocol::ids::ResourceId;
         let handle = |epoch| TransactionHandle { transactional_id: "t-0-2".into(), producer_id: 3, epoch };
-        let on = |ms: u64, node: &str, event: Event| TraceEvent { at: Duration::from_millis(ms), node: node.into(), event };
-        let lost = Event::TaskManagerLost {
-            resource_id: ResourceId(7),
-            name: "taskmanager-2".into(),
-            heartbeat_timed_out: true,
-            how: String::new(),
-        };
+        let lost = declared_lost("taskmanager-2");
         let begun = Event::TransactionBegun { task: "ClickEventStatistics Sink (1/2)".into(), transaction: handle(1), checkpoint_id: 2 };
         let trace = vec![
             on(2_000, "jobmanager", lost),
