@@ -375,7 +375,7 @@ impl JobManager {
             } else {
                 "is no longer reachable"
             };
-            self.lose_task_manager(state, id, how, &mut events);
+            self.lose_task_manager(state, id, Loss::Other(how), &mut events);
         }
         state.resource_manager.admit(request, Instant::now());
         self.record(events);
@@ -503,7 +503,7 @@ impl JobManager {
         };
         let mut events = vec![Event::TaskManagerDisconnected { name }];
         let how = format!("disconnected because: {}", disconnect.cause.trim_end_matches('.'));
-        self.lose_task_manager(state, disconnect.resource_id, &how, &mut events);
+        self.lose_task_manager(state, disconnect.resource_id, Loss::Other(&how), &mut events);
         self.record(events);
         self.reschedule.notify_one();
     }
@@ -538,9 +538,12 @@ impl JobManager {
 
     /// A TaskManager is gone: the resource manager forgets it and its slots, and the scheduler
     /// fails every task in them.
-    fn lose_task_manager(&self, state: &mut JobManagerState, id: ResourceId, how: &str, events: &mut Vec<Event>) {
+    fn lose_task_manager(&self, state: &mut JobManagerState, id: ResourceId, loss: Loss<'_>, events: &mut Vec<Event>) {
         let Some(tm) = state.resource_manager.lose(id) else { return };
-        let heartbeat_timed_out = how == "timed out";
+        let (heartbeat_timed_out, how) = match loss {
+            Loss::HeartbeatTimedOut => (true, "timed out"),
+            Loss::Other(how) => (false, how),
+        };
         events.push(Event::TaskManagerLost {
             resource_id: id,
             name: tm.name.clone(),
@@ -831,7 +834,7 @@ impl JobManager {
             let mut events = Vec::new();
             if !timeout_ignored {
                 for id in state.resource_manager.timed_out(Instant::now(), self.config.heartbeat_timeout) {
-                    self.lose_task_manager(state, id, "timed out", &mut events);
+                    self.lose_task_manager(state, id, Loss::HeartbeatTimedOut, &mut events);
                 }
             }
             self.record(events);
@@ -846,4 +849,13 @@ impl JobManager {
 fn uuid(bits: u128) -> String {
     let hex = format!("{bits:032x}");
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// How the JobManager lost a TaskManager.
+#[derive(Clone, Copy, Debug)]
+enum Loss<'a> {
+    /// Its heartbeats timed out.
+    HeartbeatTimedOut,
+    /// Otherwise, as Flink words it (`disconnected because: …`, `registered again: …`).
+    Other(&'a str),
 }
