@@ -57,6 +57,9 @@ pub struct Causes {
     /// Savepoints restored a second time by another job: the sources rewind to its offsets,
     /// and the windows the first resume committed come out again.
     pub rewinds: Vec<Rewind>,
+    /// Stops whose savepoint's transactions the sinks committed before the job failed over to an
+    /// older checkpoint: the windows those transactions held come out again.
+    pub replayed_after_stops: Vec<ReplayedAfterStop>,
 }
 
 /// A transaction with results that was still open when the run ended.
@@ -98,6 +101,23 @@ pub struct Rewind {
     pub again: (JobId, Duration),
     /// Windows (by start) with a result written between the two restores: the ones the second
     /// restore may write again.
+    pub windows: BTreeSet<i64>,
+}
+
+/// A `flink stop` whose savepoint completed, and whose sinks committed the transactions it
+/// recorded, after which the job failed over before it FINISHED. A savepoint never becomes the
+/// checkpoint a failover restores (in Flink as here), so the job restored an older checkpoint
+/// and wrote the windows those transactions held a second time. Flink's stop fails with "… The
+/// savepoint is consistent, but might have uncommitted transactions."
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReplayedAfterStop {
+    /// The job stopped.
+    pub job_id: JobId,
+    /// The savepoint's checkpoint id.
+    pub savepoint: u64,
+    /// The older checkpoint the failover restored, and when.
+    pub restored: (u64, Duration),
+    /// Windows (by start) with results in the transactions the savepoint's commit committed.
     pub windows: BTreeSet<i64>,
 }
 
@@ -240,6 +260,9 @@ impl Causes {
         // Each savepoint restored, by the first job that restored it; every result's time and window.
         let mut restored_first: BTreeMap<String, (JobId, Duration)> = BTreeMap::new();
         let mut results_at: Vec<(Duration, i64)> = Vec::new();
+        // The savepoint of the stop under way, and the windows the commits its completion set
+        // off committed, by the checkpoint that recorded each transaction.
+        let mut stop: Option<(JobId, u64, BTreeMap<u64, BTreeSet<i64>>)> = None;
         // TaskManagers the JobManager has declared lost and not registered again, by node.
         let mut declared_lost: BTreeMap<String, Duration> = BTreeMap::new();
         let fired = |written: &BTreeMap<i64, BTreeSet<SmolStr>>| -> BTreeSet<i64> {
@@ -277,6 +300,16 @@ impl Causes {
                     _ => {}
                 },
                 Event::Restoring { job_id, checkpoint_id, .. } => {
+                    // The savepoint's completion commits every transaction it recorded and the ones
+                    // before it; those of checkpoints after the one restored come out again.
+                    if let Some((stopped, savepoint, committed)) = stop.take_if(|(j, _, _)| j == job_id) {
+                        let windows: BTreeSet<i64> =
+                            committed.range(checkpoint_id + 1..).flat_map(|(_, windows)| windows.iter().copied()).collect();
+                        if !windows.is_empty() {
+                            let restored = (*checkpoint_id, event.at);
+                            causes.replayed_after_stops.push(ReplayedAfterStop { job_id: stopped, savepoint, restored, windows });
+                        }
+                    }
                     if let Some(restored) = restarting.get_mut(job_id) {
                         *restored = true;
                     }
@@ -317,6 +350,8 @@ impl Causes {
                     if let Some(drain) = draining.take_if(|(j, c, _)| j == job_id && c == checkpoint_id) {
                         drains.push(drain);
                     }
+                    // From here on the stop's notification commits what the savepoint recorded.
+                    stop = Some((*job_id, *checkpoint_id, BTreeMap::new()));
                 }
                 Event::SavepointFailed { .. } => draining = None,
                 Event::RestoringFromSavepoint { job_id, savepoint_job_id, checkpoint_id, location, .. } => {
@@ -370,8 +405,14 @@ impl Causes {
                             .results += 1;
                     }
                 }
-                Event::TransactionCommitted { transaction: t, .. } => {
+                Event::TransactionCommitted { transaction: t, checkpoint_id, .. } => {
                     open.remove(&(t.transactional_id.clone(), t.producer_id, t.epoch));
+                    if let Some((_, savepoint, committed)) = &mut stop
+                        && checkpoint_id <= savepoint
+                        && let Some(results) = in_transaction.get(&(t.transactional_id.clone(), t.producer_id, t.epoch))
+                    {
+                        committed.entry(*checkpoint_id).or_default().extend(results.iter().map(|(window, _, _)| *window));
+                    }
                 }
                 // The id registered again: the broker must have aborted what an older epoch of it
                 // left open, so one still open then is no zombie's to excuse.
@@ -450,6 +491,11 @@ impl Causes {
         self.rewinds.iter().find(|r| r.windows.contains(&window))
     }
 
+    /// The failed stop after which `window` came out again, if any.
+    pub fn replayed_after_stop(&self, window: i64) -> Option<&ReplayedAfterStop> {
+        self.replayed_after_stops.iter().find(|r| r.windows.contains(&window))
+    }
+
     /// The state loss after which `window` may come out again with a partial count: events
     /// read after the last offset commit before the loss are read again by the next job. The
     /// commit is at most 5 s old (the Kafka client's auto-commit; a checkpoint's is 1 s), so
@@ -499,6 +545,20 @@ impl std::fmt::Display for Rewind {
             clock(self.again.1),
             self.first.0,
             clock(self.first.1)
+        )
+    }
+}
+
+impl std::fmt::Display for ReplayedAfterStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the sinks committed savepoint {}'s transactions, then job {} failed before it FINISHED and \
+             restored checkpoint {} at {}",
+            self.savepoint,
+            self.job_id,
+            self.restored.0,
+            clock(self.restored.1)
         )
     }
 }
@@ -710,6 +770,33 @@ mod tests {
         let open = Causes::from_trace(&trace).open_at_end;
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].zombie, None);
+    }
+
+    #[test]
+    fn results_a_failed_stop_committed_come_out_again_after_an_older_checkpoint() {
+        let handle = TransactionHandle { transactional_id: "t-0-60".into(), producer_id: 3, epoch: 0 };
+        let committed = Event::TransactionCommitted {
+            task: "ClickEventStatistics Sink (1/2)".into(),
+            transaction: handle.clone(),
+            checkpoint_id: 60,
+            on_restore: false,
+        };
+        let completed = Event::SavepointCompleted { job_id: JobId(1), checkpoint_id: 62, location: "/s".into() };
+        let trace = |restored| {
+            vec![
+                at(60_000, written(45_000, "/help", 1000, Some(handle.clone()))),
+                at(68_000, completed.clone()),
+                // The savepoint's notification commits what it and the checkpoints before it recorded.
+                at(68_100, committed.clone()),
+                at(70_000, restoring(1, restored)),
+            ]
+        };
+        let replayed = Causes::from_trace(&trace(59)).replayed_after_stops;
+        assert_eq!(replayed.len(), 1);
+        assert_eq!((replayed[0].savepoint, replayed[0].restored.0), (62, 59));
+        assert_eq!(replayed[0].windows, BTreeSet::from([45_000]));
+        // Restored at or after the checkpoint that recorded them, the results are not written again.
+        assert!(Causes::from_trace(&trace(60)).replayed_after_stops.is_empty());
     }
 
     fn from_savepoint(job: u128, location: &str) -> Event {

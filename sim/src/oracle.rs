@@ -462,6 +462,14 @@ pub enum Violation {
         /// The restores that rewound.
         rewinds: Vec<Rewind>,
     },
+    /// Results committed twice because a `flink stop` failed after its sinks had committed the
+    /// savepoint's transactions, and the job restored an older checkpoint.
+    ReplayedAfterFailedStop {
+        /// The rows.
+        rows: Vec<RowRef>,
+        /// The failed stops.
+        stops: Vec<crate::accounting::ReplayedAfterStop>,
+    },
     /// `read_committed` readers of `output` are held at the last stable offset of some partitions
     /// by transactions whose producer is gone: they see nothing past it, while
     /// `read_uncommitted` readers read on to the high watermark, until the broker's transaction
@@ -516,7 +524,8 @@ impl Violation {
             Violation::DroppedAsLate { .. }
             | Violation::LostWithCause { .. }
             | Violation::SplitByDrain { .. }
-            | Violation::RewoundBySavepoint { .. } => VerdictClass::Semantic,
+            | Violation::RewoundBySavepoint { .. }
+            | Violation::ReplayedAfterFailedStop { .. } => VerdictClass::Semantic,
             Violation::WrongCounts { .. }
             | Violation::Duplicated { .. }
             | Violation::Unaccounted { .. }
@@ -617,6 +626,19 @@ impl std::fmt::Display for Violation {
                     "{}. The sources rewind to the savepoint's offsets and write those windows again, while \
                      the first resume's transactions stay committed (exactly-once holds along one line of \
                      restores): {}",
+                    named.join("; "),
+                    rows_named(rows)
+                )
+            }
+            Violation::ReplayedAfterFailedStop { rows, stops } => {
+                let named: Vec<String> = stops.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "{} (window, page) results were committed twice because a `flink stop` failed after its sinks \
+                     had committed the savepoint's transactions: {}. A savepoint is never the checkpoint a failover \
+                     restores, in Flink as here (its stop fails with \"The savepoint is consistent, but might have \
+                     uncommitted transactions\"): {}",
+                    rows.len(),
                     named.join("; "),
                     rows_named(rows)
                 )
@@ -728,7 +750,8 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
             None => (lost_in_transactions, balance),
         };
         let repeat_allowed = causes.repeats_over(window_start_ms, observed.first_event_time, complete).is_some()
-            || causes.rewound_over(window_start_ms).is_some();
+            || causes.rewound_over(window_start_ms).is_some()
+            || causes.replayed_after_stop(window_start_ms).is_some();
         let status = if counts.is_empty() && recount == 0 {
             RowStatus::EmptyAtSource
         } else if counted > recount || unaccounted < 0 {
@@ -793,7 +816,10 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     let judged = classify(&rows, &gaps, causes, observed.first_event_time, complete);
     let accepted = |violation: &Violation| match violation {
         Violation::WrongCounts { .. } => expect.counts == CountsExpectation::Any,
-        Violation::Duplicated { .. } | Violation::SplitByDrain { .. } | Violation::RewoundBySavepoint { .. } => {
+        Violation::Duplicated { .. }
+        | Violation::SplitByDrain { .. }
+        | Violation::RewoundBySavepoint { .. }
+        | Violation::ReplayedAfterFailedStop { .. } => {
             accepts_copies
         }
         Violation::LastStableOffsetStuck(stuck) => stuck_accepted(stuck, expect.last_stable_offset),
@@ -883,6 +909,7 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
     let mut stalled = Vec::new();
     let mut split = Vec::new();
     let mut rewound = Vec::new();
+    let mut replayed = Vec::new();
     let last_fired = rows.iter().filter(|r| !r.counts.is_empty()).map(|r| r.window_start_ms).max();
     for row in rows {
         if row.status == RowStatus::WrongCount {
@@ -892,6 +919,8 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
             split.push(RowRef::from(row));
         } else if row.counts.len() > 1 && causes.rewound_over(row.window_start_ms).is_some() {
             rewound.push(RowRef::from(row));
+        } else if row.counts.len() > 1 && causes.replayed_after_stop(row.window_start_ms).is_some() {
+            replayed.push(RowRef::from(row));
         } else if row.counts.len() > 1 && causes.repeats_over(row.window_start_ms, origin_ms, complete).is_none() {
             duplicated.push(RowRef::from(row));
         }
@@ -954,6 +983,15 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
             .cloned()
             .collect();
         violations.push(Violation::RewoundBySavepoint { rows: rewound, rewinds });
+    }
+    if !replayed.is_empty() {
+        let stops = causes
+            .replayed_after_stops
+            .iter()
+            .filter(|r| replayed.iter().any(|row| r.windows.contains(&row.window_start_ms)))
+            .cloned()
+            .collect();
+        violations.push(Violation::ReplayedAfterFailedStop { rows: replayed, stops });
     }
     if let Some(first) = stalled.first() {
         violations.push(Violation::Stalled { since_window_ms: first.window_start_ms, rows: stalled });
@@ -1530,6 +1568,29 @@ mod tests {
         causes.rewinds[0].windows.remove(&0);
         let report = judge(&observed, &Expect::default(), &causes);
         assert!(report.violations.iter().any(|v| matches!(v, Violation::Duplicated { rows } if rows.len() == 6)));
+    }
+
+    #[test]
+    fn copies_after_a_stop_that_failed_past_its_commits_are_named_as_such() {
+        let observed = observed_windows(4, 2);
+        let replayed = crate::accounting::ReplayedAfterStop {
+            job_id: flinksim_engine::protocol::ids::JobId(1),
+            savepoint: 62,
+            restored: (59, Duration::from_secs(70)),
+            windows: (1..4).map(|w| w * WINDOW_MS).collect(),
+        };
+        let causes = Causes { replayed_after_stops: vec![replayed], ..Causes::default() };
+        let report = judge(&observed, &Expect::default(), &causes);
+        let replayed_rows = report.violations.iter().find_map(|v| match v {
+            Violation::ReplayedAfterFailedStop { rows, stops } => Some((rows.len(), stops.len())),
+            _ => None,
+        });
+        assert_eq!(replayed_rows, Some((18, 1)), "{:?}", report.violations);
+        // Copies of a window the stop's commits never held stay an engine bug.
+        assert!(report.violations.iter().any(|v| matches!(v, Violation::Duplicated { rows } if rows.len() == 6)));
+        assert_eq!(report.verdict(), VerdictClass::Correctness);
+        let allowed = Expect { duplicates: DuplicatesExpectation::Allowed, ..Expect::default() };
+        assert!(judge(&observed, &allowed, &causes).passed());
     }
 
     #[test]
