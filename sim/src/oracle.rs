@@ -976,27 +976,22 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
         violations.push(Violation::SplitByDrain { rows: split });
     }
     if !rewound.is_empty() {
-        let rewinds: Vec<Rewind> = causes
-            .rewinds
-            .iter()
-            .filter(|r| rewound.iter().any(|row| r.windows.contains(&row.window_start_ms)))
-            .cloned()
-            .collect();
+        let rewinds = behind(&causes.rewinds, &rewound, |r| &r.windows);
         violations.push(Violation::RewoundBySavepoint { rows: rewound, rewinds });
     }
     if !replayed.is_empty() {
-        let stops = causes
-            .replayed_after_stops
-            .iter()
-            .filter(|r| replayed.iter().any(|row| r.windows.contains(&row.window_start_ms)))
-            .cloned()
-            .collect();
+        let stops = behind(&causes.replayed_after_stops, &replayed, |r| &r.windows);
         violations.push(Violation::ReplayedAfterFailedStop { rows: replayed, stops });
     }
     if let Some(first) = stalled.first() {
         violations.push(Violation::Stalled { since_window_ms: first.window_start_ms, rows: stalled });
     }
     violations
+}
+
+/// The causes (each with the windows it repeats) behind some of `rows`.
+fn behind<T: Clone>(causes: &[T], rows: &[RowRef], windows: impl Fn(&T) -> &std::collections::BTreeSet<i64>) -> Vec<T> {
+    causes.iter().filter(|c| rows.iter().any(|row| windows(c).contains(&row.window_start_ms))).cloned().collect()
 }
 
 /// Judges `output`'s last stable offset against `[expect] last_stable_offset`, for event-time

@@ -738,12 +738,22 @@ fn linearity(measured: &[Measured]) -> Vec<Linearity> {
 /// The speed case's marginal figures: (simulated seconds per wall second, wall over the floor's,
 /// wall over the serde_json floor's), from the hour minus the ten minutes, or from the ten
 /// minutes alone when no hour ran.
+/// The wall time of the floor of `kind` run for `events` (within 1%), if it ran.
+fn floor_wall(measured: &[Measured], kind: fn(&Case) -> bool, events: u64) -> Option<f64> {
+    measured.iter().find(|f| kind(&f.kind) && events.abs_diff(f.events) <= f.events / 100).map(|f| f.wall_secs_median)
+}
+
+fn is_floor(case: &Case) -> bool {
+    matches!(case, Case::Floor { .. })
+}
+
+fn is_serde_json_floor(case: &Case) -> bool {
+    matches!(case, Case::FloorSerdeJson { .. })
+}
+
 fn speed_case(measured: &[Measured]) -> (Option<f64>, Option<f64>, Option<f64>, &'static str) {
-    let floor_wall = |kind: fn(&Case) -> bool, events: u64| {
-        measured.iter().find(|f| kind(&f.kind) && events.abs_diff(f.events) <= f.events / 100).map(|f| f.wall_secs_median)
-    };
-    let is_floor = |c: &Case| matches!(c, Case::Floor { .. });
-    let is_serde = |c: &Case| matches!(c, Case::FloorSerdeJson { .. });
+    let floor_wall = |kind, events| floor_wall(measured, kind, events);
+    let is_serde = is_serde_json_floor;
     let short = find(measured, SPEED_CASE, SHORT);
     match (short, find(measured, SPEED_CASE, LONG)) {
         (Some(short), Some(long)) => {
@@ -848,13 +858,12 @@ fn split(measured: &[Measured]) -> Option<Split> {
     let per_event = (wall_2 * messages - wall * messages_2) / determinant;
     let per_message = (wall - events * per_event) / messages;
     // A floor's cost per event: its hour's run less its ten minutes', over the events between.
-    let floor_per_event = |kind: fn(&Case) -> bool| {
-        let at = |n: u64| measured.iter().find(|f| kind(&f.kind) && f.events == n).map(|f| f.wall_secs_median);
+    let floor_per_event = |kind| {
         let (short, long) = (SHORT.as_secs() * EVENTS_PER_SECOND, LONG.as_secs() * EVENTS_PER_SECOND);
-        Some((at(long)? - at(short)?) / (long - short) as f64)
+        Some((floor_wall(measured, kind, long)? - floor_wall(measured, kind, short)?) / (long - short) as f64)
     };
-    let floor = floor_per_event(|c| matches!(c, Case::Floor { .. }))?;
-    let serde_json = floor_per_event(|c| matches!(c, Case::FloorSerdeJson { .. }))?;
+    let floor = floor_per_event(is_floor)?;
+    let serde_json = floor_per_event(is_serde_json_floor)?;
     Some(Split {
         per_event_ns: per_event * 1e9,
         per_message_ns: per_message * 1e9,
