@@ -275,7 +275,7 @@ pub fn madsim_check<S: ScenarioSource>(seed: u64) -> Result<MadsimCheck, RunErro
     Ok(match outcome {
         Ok(trace_hash) => MadsimCheck::Alike { trace_hash },
         Err(panic) => {
-            let message = crate::sweep::panic_message(panic.as_ref());
+            let message = crate::run::panic_message(panic.as_ref());
             if message.starts_with("non-determinism detected") {
                 MadsimCheck::Differs { message }
             } else {

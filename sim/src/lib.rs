@@ -15,6 +15,7 @@ pub mod fuzz;
 pub mod liveness;
 pub mod oracle;
 pub mod pitfall;
+pub mod processing_time;
 pub mod report_html;
 pub mod responses;
 pub mod run;

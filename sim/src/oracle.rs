@@ -496,13 +496,13 @@ pub enum Violation {
     /// (docs/oracle.md#processing-time-runs): events lost, or counted twice.
     NotConserved {
         /// The pages that do not add up.
-        pages: Vec<crate::conservation::PageBalance>,
+        pages: Vec<crate::processing_time::PageBalance>,
     },
     /// Processing-time results whose window does not match when their events were handled, or
     /// that no Counter traced firing.
     WindowNotMatched {
         /// The results.
-        results: Vec<crate::conservation::WindowMismatch>,
+        results: Vec<crate::processing_time::WindowMismatch>,
     },
     /// A finding of the liveness phase (detection or recovery too slow, the tail not caught up,
     /// a job that should have stalled).

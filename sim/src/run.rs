@@ -330,6 +330,15 @@ pub fn run_frees_its_memory(scenario: &Scenario, seed: u64) -> Result<bool, RunE
     })
 }
 
+/// A panic's message, whatever its payload.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Runs `body` with a fresh runtime seeded with `seed`, on a thread of its own: madsim's
 /// std-HashMap seeding is only per-seed-stable for the first runtime on a thread (madsim issue
 /// #240). The runtime is gone when this returns; a panic comes back as [`RunError::Panicked`].
@@ -342,7 +351,7 @@ fn on_fresh_runtime<T: Send + 'static>(
         .spawn(move || body(madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default())))
         .expect("the OS can start a thread")
         .join()
-        .map_err(|panic| RunError::Panicked { seed, message: crate::sweep::panic_message(&*panic) })
+        .map_err(|panic| RunError::Panicked { seed, message: panic_message(&*panic) })
 }
 
 #[doc(hidden)]
@@ -435,7 +444,7 @@ async fn simulate_on(trace: Trace, scenario: Scenario, seed: u64, progress: Arc<
     let mut oracle = if scenario.job.submission.args.event_time {
         oracle::judge(&observed, &scenario.expect, &causes)
     } else {
-        conservation::judge(&observed, &scenario.expect, &causes, &conservation::Fire::from_trace(&events))
+        conservation::judge(&observed, &scenario.expect, &causes, &crate::processing_time::Fire::from_trace(&events))
     };
     let liveness = liveness::judge(&events, &scenario.expect, simulated);
     if scenario.expect.liveness == LivenessExpectation::Stall {

@@ -19,20 +19,19 @@
 //! the playground's event rate: about the same messages and twice the events, so the two runs
 //! split its wall time into a cost per event and a cost per message ([`Split`]).
 
-use std::fmt;
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
-use std::str::FromStr;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use flinksim::Scenario;
 use flinksim::scenario::format_duration;
 use serde::{Deserialize, Serialize};
 use tabled::{Table, Tabled, settings::Style};
 
 use crate::console::{errln, outln};
-use crate::flags::{Bench, BenchCase};
+use crate::child::child_result;
+use crate::flags::{Bench, BenchCase, Case};
 
 /// Exit code: every case ran (whatever the targets say).
 pub const EXIT_OK: u8 = 0;
@@ -71,35 +70,6 @@ const TARGET_LINEARITY: f64 = 6.5;
 /// Peak resident memory of an hour, for both sink modes.
 const TARGET_PEAK_MB: f64 = 150.0;
 
-/// One benchmark case: a scenario for a simulated time, or a floor for a number of events.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Case {
-    /// A scenario from scenarios/ (or a path), simulated for `duration`.
-    Scenario {
-        /// The scenario's name or path.
-        name: String,
-        /// Simulated time to run.
-        duration: Duration,
-        /// The generator's pace instead of the scenario's (`@1.25ms`: twice the playground's rate).
-        pace: Option<Duration>,
-    },
-    /// The plain loop of [`flinksim::floor::floor`] over `events` clicks.
-    Floor {
-        /// Clicks to serialize, parse and count: a whole number of windows (a multiple of 6000).
-        events: u64,
-    },
-    /// The serde_json loop of [`flinksim::floor::floor_serde_json`] over `events` clicks.
-    FloorSerdeJson {
-        /// Clicks to serialize, parse and count: a whole number of windows (a multiple of 6000).
-        events: u64,
-    },
-    /// madsim's own cost of `messages` messages ([`flinksim::floor::floor_madsim`]).
-    FloorMadsim {
-        /// Messages to deliver, each a timer and a task poll.
-        messages: u64,
-    },
-}
-
 impl Case {
     /// The floor with as many events as `duration` of the generator produces.
     fn floor_for(duration: Duration) -> Case {
@@ -115,73 +85,6 @@ impl Case {
     /// (about one per event); the bench uses its cost per message.
     fn floor_madsim_for(duration: Duration) -> Case {
         Case::FloorMadsim { messages: duration.as_secs() * EVENTS_PER_SECOND }
-    }
-}
-
-impl FromStr for Case {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Case, String> {
-        let usage = "expected `<scenario>:<simulated time>` (e.g. `steady-state:10m`), optionally with the \
-                     generator's pace (`steady-state:10m@1.25ms`), `floor:<events>`, `floor-serde_json:<events>` \
-                     or `floor-madsim:<messages>`";
-        let Some((name, amount)) = text.rsplit_once(':') else {
-            return Err(format!("bad case `{text}`: {usage}"));
-        };
-        if name == "floor-madsim" {
-            let messages: u64 = amount
-                .replace('_', "")
-                .parse()
-                .map_err(|e| format!("bad message count `{amount}` in `{text}` ({e}): {usage}"))?;
-            if messages == 0 {
-                return Err(format!("bad message count 0 in `{text}`: the madsim floor needs a message or more"));
-            }
-            return Ok(Case::FloorMadsim { messages });
-        }
-        if name == "floor" || name == "floor-serde_json" {
-            let events: u64 = amount
-                .replace('_', "")
-                .parse()
-                .map_err(|e| format!("bad event count `{amount}` in `{text}` ({e}): {usage}"))?;
-            if events == 0 || !events.is_multiple_of(6000) {
-                return Err(format!(
-                    "bad event count {events} in `{text}`: the floor counts whole windows, a multiple of 6000"
-                ));
-            }
-            return Ok(if name == "floor" { Case::Floor { events } } else { Case::FloorSerdeJson { events } });
-        }
-        if name.is_empty() {
-            return Err(format!("bad case `{text}`: no scenario: {usage}"));
-        }
-        let (amount, pace) = match amount.split_once('@') {
-            Some((amount, pace)) => (amount, Some(pace)),
-            None => (amount, None),
-        };
-        // The same rules as `run-scenario --duration` and a file's `duration`.
-        let duration = flinksim::scenario::parse_run_duration(amount)
-            .map_err(|e| format!("bad simulated time `{amount}` in `{text}` ({e}): {usage}"))?;
-        let pace = pace
-            .map(|pace| match flinksim::scenario::parse_run_duration(pace) {
-                Ok(pace) if !pace.is_zero() => Ok(pace),
-                Ok(_) => Err(format!("bad pace `{pace}` in `{text}`: the generator's pace must be above 0")),
-                Err(e) => Err(format!("bad pace `{pace}` in `{text}` ({e}): {usage}")),
-            })
-            .transpose()?;
-        Ok(Case::Scenario { name: name.to_string(), duration, pace })
-    }
-}
-
-impl fmt::Display for Case {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Case::Scenario { name, duration, pace: None } => write!(f, "{name}:{}", format_duration(*duration)),
-            Case::Scenario { name, duration, pace: Some(pace) } => {
-                write!(f, "{name}:{}@{}", format_duration(*duration), format_duration(*pace))
-            }
-            Case::Floor { events } => write!(f, "floor:{events}"),
-            Case::FloorSerdeJson { events } => write!(f, "floor-serde_json:{events}"),
-            Case::FloorMadsim { messages } => write!(f, "floor-madsim:{messages}"),
-        }
     }
 }
 
@@ -623,23 +526,6 @@ fn merge(so_far: Option<CaseResult>, run: CaseResult) -> CaseResult {
 /// Runs one repetition of a case in a child process and reads its JSON line.
 fn run_one_child(exe: &Path, root: &Path, case: &Case) -> anyhow::Result<CaseResult> {
     child_result(exe, root, &["bench-case".into(), case.to_string(), "--reps".into(), "1".into()])
-}
-
-/// Runs `exe args` in `root` (stderr passed through) and reads the JSON line it prints last.
-pub fn child_result<T: serde::de::DeserializeOwned>(exe: &Path, root: &Path, args: &[String]) -> anyhow::Result<T> {
-    let output = Command::new(exe)
-        .args(args)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
-    if !output.status.success() {
-        bail!("the child process exited with {}", output.status);
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().rev().find(|line| !line.trim().is_empty()).context("the child printed no result")?;
-    serde_json::from_str(line).with_context(|| format!("cannot read the child's result `{line}`"))
 }
 
 /// The median of some wall times.

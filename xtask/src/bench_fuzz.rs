@@ -17,14 +17,7 @@ const SHRUNK_BUG: PlantedBug = PlantedBug::WatermarkMaxOfInputs;
 use serde::{Deserialize, Serialize};
 
 use crate::console::outln;
-
-/// `xtask bench-fuzz --cases N`: one fuzz and one shrink, timed in this process.
-#[derive(Debug, clap::Args)]
-pub struct BenchFuzz {
-    /// Fuzz cases to run on one job.
-    #[arg(long)]
-    pub cases: u32,
-}
+use crate::flags::{BenchFuzz};
 
 /// What a `bench-fuzz` child reports, as one JSON line.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -83,7 +76,7 @@ pub fn measure(exe: &Path, root: &Path, quick: bool) -> anyhow::Result<FuzzMeasu
     let cases = if quick { 10 } else { 40 };
     crate::console::errln!("bench: fuzz of fuzz-exactly-once, {cases} cases on 1 job, then {SHRUNK_BUG} found and shrunk");
     let args = ["bench-fuzz".to_owned(), "--cases".to_owned(), cases.to_string()];
-    let measured: FuzzMeasured = crate::bench::child_result(exe, root, &args)?;
+    let measured: FuzzMeasured = crate::child::child_result(exe, root, &args)?;
     let overhead = (measured.case_secs - measured.run_secs) / measured.run_secs.max(1e-9);
     outln!(
         "fuzz fuzz-exactly-once: {} schedules in {:.1} s on 1 job ({:.2} schedules/s); a schedule costs {:.1}% over its run (target ≤ 10%)",

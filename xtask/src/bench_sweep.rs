@@ -13,22 +13,7 @@ use flinksim::sweep::{self, SeedRange, Shard, SweepScenario};
 use serde::{Deserialize, Serialize};
 
 use crate::console::outln;
-
-/// `xtask bench-sweep <scenario> --duration D --seeds N --jobs J`: one sweep, timed in this process.
-#[derive(Debug, clap::Args)]
-pub struct BenchSweep {
-    /// The scenario.
-    pub scenario: String,
-    /// Simulated time of each run.
-    #[arg(long, value_parser = flinksim::scenario::parse_run_duration)]
-    pub duration: Duration,
-    /// Seeds 1..=N.
-    #[arg(long)]
-    pub seeds: u64,
-    /// Runs at once.
-    #[arg(long)]
-    pub jobs: usize,
-}
+use crate::flags::{BenchSweep};
 
 /// What a `bench-sweep` child reports, as one JSON line.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -88,7 +73,7 @@ impl BenchSweep {
 fn child(exe: &Path, root: &Path, scenario: &str, duration: Duration, seeds: u64, jobs: usize) -> anyhow::Result<SweepMeasured> {
     let duration = format_duration(duration).replace(' ', "");
     let args = ["bench-sweep", scenario, "--duration", &duration, "--seeds", &seeds.to_string(), "--jobs", &jobs.to_string()];
-    crate::bench::child_result(exe, root, &args.map(String::from))
+    crate::child::child_result(exe, root, &args.map(String::from))
 }
 
 /// The sweep case's figures, for the `--json` file.

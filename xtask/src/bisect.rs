@@ -3,12 +3,12 @@
 //! `git bisect run`.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use flinksim::RunError;
 use flinksim::bisect::{self, Bisection};
 
 use crate::console::{errln, outln};
+use crate::flags::{Bisect};
 
 /// `git bisect run`: the commit is good.
 pub const GIT_GOOD: u8 = 0;
@@ -16,28 +16,6 @@ pub const GIT_GOOD: u8 = 0;
 pub const GIT_BAD: u8 = 1;
 /// `git bisect run`: the commit cannot be judged (the scenario cannot be loaded or run).
 pub const GIT_SKIP: u8 = 125;
-
-/// `cargo xtask bisect`.
-#[derive(Debug, clap::Args)]
-pub struct Bisect {
-    /// A scenario name (a file in scenarios/, without .toml) or a path to a scenario file.
-    pub scenario: String,
-    /// The seed of the failing run.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Simulated time to run, overriding the file's `duration`.
-    #[arg(long, value_parser = flinksim::scenario::parse_run_duration)]
-    pub duration: Option<Duration>,
-    /// Judge with the strictest expectations (exact counts, no copies, no late drops, no loss):
-    /// what a pitfall scenario accepts becomes a failure to bisect.
-    #[arg(long)]
-    pub strict: bool,
-    /// Exit as `git bisect run` expects: 0 good, 1 bad (the oracle failed the run, the trace
-    /// broke an invariant, or the simulation panicked), 125 skip (the scenario cannot be loaded
-    /// or run by this build).
-    #[arg(long)]
-    pub git: bool,
-}
 
 impl Bisect {
     /// Runs the command.

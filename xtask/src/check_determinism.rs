@@ -3,7 +3,7 @@
 //! two trace files compared (`--trace-a/--trace-b`); or madsim's own check (`--madsim`). The
 //! check is `flinksim::determinism`; here are the flags, the child process and the printing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -11,62 +11,13 @@ use anyhow::Context;
 use flinksim::Scenario;
 use flinksim::determinism::{self, Attempt, Divergence, MadsimCheck, ScenarioSource, SeedCheck, SeedOutcome};
 use flinksim::scenario::format_duration;
-use flinksim::sweep::SeedRange;
 use flinksim::verdict::VerdictClass;
 use serde::{Deserialize, Serialize};
 
 use crate::console::{errln, outln};
 use crate::flags::{Command as XtaskCommand, PlantFlags, Xtask};
 use flinksim::plant::Plants;
-
-/// `cargo xtask check-determinism <scenario> [--seeds A..B] [--process-sample N] [--jobs N]
-/// [--duration D] [--madsim]`, or `cargo xtask check-determinism --trace-a A --trace-b B`.
-#[derive(Debug, clap::Args)]
-pub struct CheckDeterminism {
-    /// A scenario name (a file in scenarios/, without .toml) or a path to a scenario file.
-    #[arg(required_unless_present = "trace_a", conflicts_with = "trace_a")]
-    pub scenario: Option<String>,
-    /// The seeds: `A..B` (B excluded), `A..=B`, or one seed.
-    #[arg(long, value_name = "A..B", default_value = "1..4")]
-    pub seeds: SeedRange,
-    /// How many seeds (spread over the range) run a third time in a fresh process.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub process_sample: usize,
-    /// Seeds checked at once [default: the machine's cores].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub jobs: Option<u32>,
-    /// Simulated time to run, overriding the file's `duration` (as run-scenario's --duration).
-    #[arg(long, value_parser = flinksim::scenario::parse_run_duration)]
-    pub duration: Option<Duration>,
-    /// Use madsim's own check instead: a second run must draw from the random generator as the first.
-    #[arg(long, conflicts_with = "process_sample")]
-    pub madsim: bool,
-    /// Compare this trace file (`run-scenario --trace-out`) with --trace-b instead of running.
-    #[arg(long, value_name = "PATH", requires = "trace_b")]
-    pub trace_a: Option<PathBuf>,
-    /// The trace file to compare with --trace-a.
-    #[arg(long, value_name = "PATH", requires = "trace_a")]
-    pub trace_b: Option<PathBuf>,
-    /// Bugs planted in the engine, in every run (the fresh processes' too).
-    #[command(flatten)]
-    pub plant: PlantFlags,
-}
-
-/// `xtask trace-run <scenario> --seed N [--duration D]`: one run, printed as a [`TraceRunOutput`].
-#[derive(Debug, clap::Args)]
-pub struct TraceRun {
-    /// The scenario, as check-determinism was given it.
-    pub scenario: String,
-    /// The seed.
-    #[arg(long)]
-    pub seed: u64,
-    /// The `--duration` override, if any.
-    #[arg(long, value_parser = flinksim::scenario::parse_run_duration)]
-    pub duration: Option<Duration>,
-    /// The planted bugs, as check-determinism was given them.
-    #[command(flatten)]
-    pub plant: PlantFlags,
-}
+use crate::flags::{CheckDeterminism, TraceRun};
 
 /// What `trace-run` prints: one JSON line.
 #[derive(Debug, Serialize, Deserialize)]

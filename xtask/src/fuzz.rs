@@ -10,29 +10,7 @@ use flinksim::fuzz::{self, FuzzConfig, NarrowWindow, Progress};
 use flinksim::scenario::format_duration;
 
 use crate::console::{errln, outln};
-
-/// `cargo xtask fuzz [--scenario S] --cases N [--jobs J] [--seed S]`.
-#[derive(Debug, clap::Args)]
-pub struct Fuzz {
-    /// The base scenario: its cluster, job and expectations; each case replaces its steps.
-    #[arg(long, default_value = "fuzz-exactly-once")]
-    pub scenario: String,
-    /// How many fault plans to run.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    pub cases: u32,
-    /// Runs at once, each on its own thread and runtime [default: the machine's cores].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub jobs: Option<u32>,
-    /// The fuzz's seed: the same seed draws the same plans.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// The most runs shrinking a failure may take.
-    #[arg(long, value_name = "RUNS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
-    pub shrink_runs: u32,
-    /// Bugs planted in the engine for every case (docs/planted-bugs.md).
-    #[command(flatten)]
-    pub plant: crate::flags::PlantFlags,
-}
+use crate::flags::{Fuzz};
 
 impl Fuzz {
     /// Runs the fuzz; exits 1 when a case failed (its regression file written), 0 otherwise.

@@ -9,6 +9,7 @@ mod bench_fuzz;
 mod bench_sweep;
 mod bisect;
 mod check_determinism;
+mod child;
 mod console;
 mod flags;
 mod report_screenshot;

@@ -2,28 +2,12 @@
 //! (docs/report.md) and renders it with headless Chromium, to look at what the page draws. Not
 //! part of the default suite: it needs Debian's `chromium` package.
 
-use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
 
 use crate::console::outln;
-
-/// `cargo xtask report-screenshot`.
-#[derive(Debug, clap::Args)]
-pub struct ReportScreenshot {
-    /// A scenario name (a file in scenarios/, without .toml) or a path to a scenario file.
-    pub scenario: String,
-    /// The seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Where to write the screenshot (PNG); the report goes beside it, as .html.
-    #[arg(long, value_name = "PATH")]
-    pub out: PathBuf,
-    /// The browser window's width and height in pixels, e.g. 1280x1100.
-    #[arg(long, default_value = "1280x1100")]
-    pub window: String,
-}
+use crate::flags::{ReportScreenshot};
 
 /// The headless browsers tried, in order.
 const BROWSERS: [&str; 3] = ["chromium", "chromium-browser", "google-chrome"];

@@ -2,77 +2,18 @@
 //! table of verdicts with the failing seeds and their replay commands. The sweep itself is
 //! `flinksim::sweep`; here are only the flags, the wall clock (rate and ETA) and the printing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use flinksim::sweep::{self, Progress, SeedRange, Shard, SweepReport, SweepScenario};
+use flinksim::sweep::{self, Progress, Shard, SweepReport, SweepScenario};
 use flinksim::verdict::VerdictClass;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tabled::{Table, Tabled, settings::Style};
 
 use crate::console::{errln, outln};
-
-/// `cargo xtask sweep <scenario…> --seeds A..B [--jobs N] [--shard i/n] [--json PATH]
-/// [--max-failures N] [--duration D]`, or `cargo xtask sweep merge <json…>`.
-#[derive(Debug, clap::Args)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
-pub struct Sweep {
-    /// `merge`: combine shards' JSON results.
-    #[command(subcommand)]
-    pub command: Option<SweepCommand>,
-    /// The sweep to run.
-    #[command(flatten)]
-    pub run: SweepRun,
-}
-
-/// `sweep`'s own subcommands.
-#[derive(Debug, clap::Subcommand)]
-pub enum SweepCommand {
-    /// Combine shards' `--json` results into one summary (and one JSON file with --json).
-    Merge(SweepMerge),
-}
-
-/// The flags of a sweep.
-#[derive(Debug, clap::Args)]
-pub struct SweepRun {
-    /// Scenario names (files in scenarios/, without .toml) or paths to scenario files.
-    #[arg(required = true, value_name = "SCENARIO")]
-    pub scenarios: Vec<String>,
-    /// The seeds: `A..B` (B excluded), `A..=B`, or one seed.
-    #[arg(long, required = true, value_name = "A..B")]
-    pub seeds: Option<SeedRange>,
-    /// Runs at once, each on its own thread and runtime [default: the machine's cores].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub jobs: Option<u32>,
-    /// Run only part `i` of `n` of the range (from 0): for n machines, one part each.
-    #[arg(long, value_name = "i/n", default_value_t = Shard::WHOLE)]
-    pub shard: Shard,
-    /// Also write the results as JSON to PATH (for `sweep merge`).
-    #[arg(long, value_name = "PATH")]
-    pub json: Option<PathBuf>,
-    /// Stop taking new seeds after this many failing runs.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_failures: Option<u64>,
-    /// Simulated time to run, overriding each file's `duration` (as run-scenario's --duration).
-    #[arg(long, value_parser = flinksim::scenario::parse_run_duration)]
-    pub duration: Option<Duration>,
-    /// Bugs planted in the engine, in every run.
-    #[command(flatten)]
-    pub plant: crate::flags::PlantFlags,
-}
-
-/// `sweep merge <json…> [--json PATH]`.
-#[derive(Debug, clap::Args)]
-pub struct SweepMerge {
-    /// The shards' JSON files.
-    #[arg(required = true, value_name = "JSON")]
-    pub reports: Vec<PathBuf>,
-    /// Also write the merged results as JSON to PATH.
-    #[arg(long, value_name = "PATH")]
-    pub json: Option<PathBuf>,
-}
+use crate::flags::{Sweep, SweepCommand, SweepRun, SweepMerge};
 
 impl Sweep {
     /// Runs the sweep or the merge; exits with the worst verdict class of any run.

@@ -30,8 +30,7 @@ use futures_util::lock::Mutex;
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
-use super::broker::PartitionLogs;
-use super::log::{PartitionLog, SEGMENT_BYTES_DEFAULT};
+use super::log::{PartitionLog, PartitionLogs, SEGMENT_BYTES_DEFAULT};
 use crate::cell;
 use crate::protocol::kafka::{
     AbortCause, BatchBuilder, BatchHeader, ControlType, EndTxn, KafkaError, NO_PRODUCER_ID, ProducerIdentity,

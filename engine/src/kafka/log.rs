@@ -542,6 +542,55 @@ fn manifest_path(partition: &TopicPartition) -> String {
     format!("kafka/{partition}/manifest")
 }
 
+/// The broker's partition logs, in partition order. A handful of partitions, found by a scan:
+/// cheaper than a map's search, which orders by name first (a callgrind profile: 0.6% of a run,
+/// two searches per produce and fetch).
+pub(super) struct PartitionLogs {
+    logs: Vec<(TopicPartition, LogLock)>,
+}
+
+/// A partition's log behind the engine's lock rather than an async one: no code holds a log
+/// across an `.await` (the guard is not `Send`, so a handler that did would not compile), and
+/// taking it costs no atomic instruction (two per produce and per fetch with futures-util's).
+pub(super) type LogLock = crate::lock::Mutex<PartitionLog>;
+
+impl PartitionLogs {
+    /// The logs of `logs`' partitions, each once (the last of repeats is kept, as a map's
+    /// insert keeps it).
+    pub(super) fn new(logs: Vec<(TopicPartition, LogLock)>) -> Self {
+        let mut unique: Vec<(TopicPartition, LogLock)> = Vec::with_capacity(logs.len());
+        for (tp, log) in logs {
+            match unique.iter_mut().find(|(known, _)| *known == tp) {
+                Some((_, kept)) => *kept = log,
+                None => unique.push((tp, log)),
+            }
+        }
+        unique.sort_by(|(a, _), (b, _)| a.cmp(b));
+        PartitionLogs { logs: unique }
+    }
+
+    /// How many partitions there are.
+    pub(super) fn len(&self) -> usize {
+        self.logs.len()
+    }
+
+    /// `tp`'s place among the partitions, if the broker has it: the purgatory knows the
+    /// partitions by the same places, so a request finds each of its partitions once.
+    pub(super) fn index(&self, tp: &TopicPartition) -> Option<usize> {
+        self.logs.iter().position(|(known, _)| known == tp)
+    }
+
+    /// The log at `index` (a place [`index`](Self::index) gave).
+    pub(super) fn at(&self, index: usize) -> &LogLock {
+        &self.logs[index].1
+    }
+
+    /// `tp`'s log, if the broker has the partition.
+    pub(super) fn get(&self, tp: &TopicPartition) -> Option<&LogLock> {
+        self.index(tp).map(|index| self.at(index))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

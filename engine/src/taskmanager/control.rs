@@ -16,8 +16,22 @@ use std::task::{Context, Poll, Waker};
 // The engine's lock (`crate::lock` says why).
 use crate::lock::Mutex;
 
-use super::task::TaskControl;
+use crate::protocol::checkpoint::CheckpointBarrier;
 use crate::waiting_task::WaitingQueue;
+
+/// What the TaskManager tells a running task besides its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskControl {
+    /// (Sources) start a checkpoint: snapshot and emit this barrier.
+    TriggerCheckpoint(CheckpointBarrier),
+    /// A checkpoint completed: commit what it covers (offsets, transactions).
+    CheckpointComplete(u64),
+    /// (Sources) a savepoint was aborted: a source holding still after its barrier reads on.
+    CheckpointAborted(u64),
+    /// Stop now, releasing what the task holds (an exactly-once sink aborts its open
+    /// transaction), as Flink's task cancellation closes its operators.
+    Cancel,
+}
 
 /// A new line: the TaskManager keeps the sender, the task the receiver.
 pub fn channel() -> (ControlSender, ControlReceiver) {

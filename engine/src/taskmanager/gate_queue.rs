@@ -15,8 +15,22 @@ use std::task::{Context, Poll, Waker};
 // The engine's lock (`crate::lock` says why), taken for every buffer handed to a gate.
 use crate::lock::Mutex;
 
-use super::network::GateInput;
+use super::credit::BufferKind;
+use crate::protocol::data::NetworkBuffer;
 use crate::waiting_task::WaitingQueue;
+
+/// One buffer arriving at an input gate, tagged with the input channel it came in on.
+#[derive(Debug)]
+pub struct GateInput {
+    /// Index of the input channel (the producing subtask).
+    pub channel: u32,
+    /// The buffer.
+    pub buffer: NetworkBuffer,
+    /// How many of its elements are records (for the task's metrics).
+    pub records: usize,
+    /// The kind of buffer it occupies in the gate until the task has read it.
+    pub kind: BufferKind,
+}
 
 /// A new queue: the gate registry keeps the sender, the input gate the receiver.
 pub fn queue() -> (GateSender, GateReceiver) {

@@ -9,7 +9,7 @@ use crate::counter::Counter;
 use crate::protocol::ids::ExecutionAttemptId;
 use crate::protocol::metrics::TaskMetricsReport;
 
-use super::network::FlowControlProbe;
+use super::flow_control::FlowControlProbe;
 
 /// One task attempt's metrics.
 #[derive(Debug, Default)]

@@ -5,11 +5,13 @@
 
 pub mod control;
 pub mod credit;
+pub mod flow_control;
 pub mod gate_queue;
 pub mod metrics;
 pub mod network;
 pub mod operator;
 pub mod task;
+pub mod task_context;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,7 +35,8 @@ use crate::rpc::{Network, Rpc};
 use crate::trace::{Event, NodeTrace};
 
 use network::GateRegistry;
-use task::{TaskControl, TaskServices};
+use control::TaskControl;
+use task_context::TaskServices;
 use crate::plant::Plants;
 
 /// The playground's `taskmanager.numberOfTaskSlots`.

@@ -3,7 +3,7 @@
 //! seeds each with `--features flinksim/sweeps`.
 
 use flinksim::Report;
-use flinksim::conservation::Fire;
+use flinksim::processing_time::Fire;
 use flinksim::oracle::Violation;
 use flinksim::timeline::timeline;
 use flinksim_engine::trace::Event;

@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::protocol::data::{Record, StreamElement};
 use crate::protocol::snapshot::TaskSnapshot;
 use crate::taskmanager::network::{BUFFER_TIMEOUT, GateEvent};
-use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
+use crate::taskmanager::control::TaskControl;
+use crate::taskmanager::task_context::{TaskContext, TaskError};
 use crate::timer::Ticker;
 
 /// What the map spends on a record during an even minute.

@@ -25,7 +25,8 @@ use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::Record;
 use crate::protocol::job::SinkMode;
 use crate::taskmanager::network::GateEvent;
-use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
+use crate::taskmanager::control::TaskControl;
+use crate::taskmanager::task_context::{TaskContext, TaskError};
 use crate::trace::{Event, SinkAbort};
 
 /// The sink's transactional id prefix (Flink's `transactionalIdPrefix`).

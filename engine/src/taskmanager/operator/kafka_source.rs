@@ -19,7 +19,8 @@ use crate::protocol::snapshot::{SnapshotKind, TaskSnapshot};
 use crate::protocol::data::{Record, StreamElement};
 use crate::protocol::key_group::kafka_partition_owner;
 use crate::taskmanager::network::BUFFER_TIMEOUT;
-use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
+use crate::taskmanager::control::TaskControl;
+use crate::taskmanager::task_context::{TaskContext, TaskError};
 use crate::timer::Ticker;
 
 /// The consumer group the playground's job uses.

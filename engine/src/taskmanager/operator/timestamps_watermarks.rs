@@ -15,7 +15,8 @@ use crate::plant::{PlantedBug, Plants};
 use crate::protocol::checkpoint::TaskSnapshot;
 use crate::protocol::data::{Record, StreamElement, WatermarkStatus};
 use crate::taskmanager::network::GateEvent;
-use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
+use crate::taskmanager::control::TaskControl;
+use crate::taskmanager::task_context::{TaskContext, TaskError};
 use crate::trace::Event;
 use crate::timer::Ticker;
 

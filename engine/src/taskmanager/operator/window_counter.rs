@@ -24,7 +24,8 @@ use crate::protocol::snapshot::{SnapshotKind, TaskSnapshot, WindowState};
 use crate::protocol::data::{Record, StreamElement};
 use crate::protocol::key_group::{KeyGroup, KeyGroupRange};
 use crate::taskmanager::network::{BUFFER_TIMEOUT, GateEvent};
-use crate::taskmanager::task::{TaskContext, TaskControl, TaskError};
+use crate::taskmanager::control::TaskControl;
+use crate::taskmanager::task_context::{TaskContext, TaskError};
 use crate::trace::Event;
 
 /// The window operator: state, timers and the current watermark.
