@@ -1,8 +1,9 @@
 //! House rules that keep runs deterministic, checked in code (rust-analyzer's tidy): engine/
 //! and sim/ (their tests included) must not reach for wall-clock time (under any name), OS
 //! threads, unseeded randomness, hash-ordered iteration, or tokio primitives that draw from
-//! tokio's process-global RNG. Wall-clock time is xtask's alone. And CI runs the test command
-//! the README gives a newcomer, unchanged.
+//! tokio's process-global RNG. Wall-clock time is xtask's alone. CI runs the test command
+//! the README gives a newcomer, unchanged. And within each crate no files import each other in a
+//! loop: a layer below never imports a layer above.
 
 use std::path::{Path, PathBuf};
 
@@ -127,4 +128,229 @@ fn ci_runs_the_test_command_the_readme_gives() {
         ci.lines().any(|line| line.trim() == command),
         ".ci/run does not run the README's test command `{command}` on a line of its own"
     );
+}
+
+/// The module a source file holds, as the path segments below its crate's root (`kafka/log.rs`
+/// and `kafka/log/mod.rs` are `["kafka", "log"]`; `lib.rs` and `main.rs` are the root, `[]`).
+fn module_of(root: &Path, file: &Path) -> Vec<String> {
+    let relative = file.strip_prefix(root).expect("a source file below its crate's root");
+    let mut segments: Vec<String> = relative.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+    let last = segments.pop().expect("a file name");
+    let stem = last.trim_end_matches(".rs");
+    if !matches!(stem, "mod" | "lib" | "main") {
+        segments.push(stem.to_owned());
+    }
+    segments
+}
+
+/// Every path a file's code names through `crate::`, `super::` or `self::`, in `use` groups
+/// too, as absolute segments from the crate's root; `module` is the file's own module. Comments
+/// and the file's `mod tests` are left out: a test may reach anywhere. (A `mod.rs` naming its
+/// own children without `self::` goes down the tree, never round a loop, and is not read.)
+fn named_paths(text: &str, module: &[String]) -> Vec<Vec<String>> {
+    let code: String = text
+        .split("#[cfg(test)]\nmod tests")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // `super` of module `a::b` is `a`, whether its file is `a/b.rs` or `a/b/mod.rs`.
+    let parent = |levels: usize| module[..module.len().saturating_sub(levels)].to_vec();
+    let mut found = Vec::new();
+    let bytes = code.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut at = 0;
+    while at < code.len() {
+        let starts = ["crate::", "super::", "self::"].iter().find(|p| bytes[at..].starts_with(p.as_bytes()));
+        let Some(start) = starts.filter(|_| at == 0 || !word(bytes[at - 1])) else {
+            at += 1;
+            continue;
+        };
+        let mut base = match *start {
+            "crate::" => Vec::new(),
+            "super::" => parent(1),
+            _ => module.to_vec(),
+        };
+        let mut rest = &code[at + start.len()..];
+        while let Some(after) = rest.strip_prefix("super::") {
+            base.pop();
+            rest = after;
+        }
+        expand(rest, base, &mut found);
+        at += start.len();
+    }
+    found
+}
+
+/// The paths `rest` names after `base`: a plain `a::b::C`, or a `use` group `a::{b, c::D}`.
+fn expand(rest: &str, mut base: Vec<String>, found: &mut Vec<Vec<String>>) {
+    let mut rest = rest;
+    loop {
+        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        if name.is_empty() {
+            if let Some(group) = rest.strip_prefix('{') {
+                // The group's items, split at its top-level commas.
+                let (mut depth, mut item_start) = (0, 0);
+                for (i, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => {
+                            expand(group[item_start..i].trim(), base.clone(), found);
+                            return;
+                        }
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            expand(group[item_start..i].trim(), base.clone(), found);
+                            item_start = i + 1;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            found.push(base);
+            return;
+        }
+        rest = &rest[name.len()..];
+        if name != "self" {
+            base.push(name);
+        }
+        match rest.strip_prefix("::") {
+            Some(after) => rest = after,
+            None => {
+                found.push(base);
+                return;
+            }
+        }
+    }
+}
+
+/// The source file whose module is the longest prefix of `path` among `modules`.
+fn file_of(path: &[String], modules: &[(Vec<String>, PathBuf)]) -> Option<usize> {
+    (0..=path.len()).rev().find_map(|len| modules.iter().position(|(module, _)| module.as_slice() == &path[..len]))
+}
+
+/// The groups of a crate's files that import each other in a loop (strongly connected, more
+/// than one file), by Tarjan's algorithm over the file-level import graph.
+fn import_circles(root: &Path) -> Vec<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    sources(root, &mut files);
+    files.sort();
+    let modules: Vec<(Vec<String>, PathBuf)> = files.iter().map(|f| (module_of(root, f), f.clone())).collect();
+    let edges: Vec<Vec<usize>> = modules
+        .iter()
+        .enumerate()
+        .map(|(index, (module, file))| {
+            let text = std::fs::read_to_string(file).expect("a readable source file");
+            let mut to: Vec<usize> = named_paths(&text, module)
+                .iter()
+                .filter_map(|path| file_of(path, &modules))
+                .filter(|&target| target != index)
+                .collect();
+            to.sort();
+            to.dedup();
+            to
+        })
+        .collect();
+    // Tarjan, iteratively enough for a few hundred files: recursion depth is the longest chain.
+    struct Walk<'a> {
+        edges: &'a [Vec<usize>],
+        index: Vec<Option<usize>>,
+        low: Vec<usize>,
+        stack: Vec<usize>,
+        on_stack: Vec<bool>,
+        next: usize,
+        circles: Vec<Vec<usize>>,
+    }
+    fn visit(w: &mut Walk<'_>, v: usize) {
+        w.index[v] = Some(w.next);
+        w.low[v] = w.next;
+        w.next += 1;
+        w.stack.push(v);
+        w.on_stack[v] = true;
+        for &t in &w.edges[v].clone() {
+            match w.index[t] {
+                None => {
+                    visit(w, t);
+                    w.low[v] = w.low[v].min(w.low[t]);
+                }
+                Some(i) if w.on_stack[t] => w.low[v] = w.low[v].min(i),
+                Some(_) => {}
+            }
+        }
+        if Some(w.low[v]) == w.index[v] {
+            let mut component = Vec::new();
+            while let Some(t) = w.stack.pop() {
+                w.on_stack[t] = false;
+                component.push(t);
+                if t == v {
+                    break;
+                }
+            }
+            if component.len() > 1 {
+                w.circles.push(component);
+            }
+        }
+    }
+    let n = modules.len();
+    let mut walk =
+        Walk { edges: &edges, index: vec![None; n], low: vec![0; n], stack: Vec::new(), on_stack: vec![false; n], next: 0, circles: Vec::new() };
+    for v in 0..n {
+        if walk.index[v].is_none() {
+            visit(&mut walk, v);
+        }
+    }
+    walk.circles.into_iter().map(|c| c.into_iter().map(|i| modules[i].1.clone()).collect()).collect()
+}
+
+#[test]
+fn use_groups_and_inline_paths_are_read_as_imports() {
+    let module = vec!["taskmanager".to_owned(), "task".to_owned()];
+    let text = "use super::{control::TaskControl, network::{GateKey, InputGate}};\n\
+                fn f() { crate::kafka::log::PartitionLogs::new(); } // crate::oracle::Violation\n\
+                #[cfg(test)]\nmod tests { use crate::sim::Anything; }\n";
+    let names: Vec<String> = named_paths(text, &module).iter().map(|p| p.join("::")).collect();
+    assert_eq!(
+        names,
+        ["taskmanager::control::TaskControl", "taskmanager::network::GateKey", "taskmanager::network::InputGate", "kafka::log::PartitionLogs::new"]
+    );
+}
+
+/// A layer below never imports a layer above: within each crate, no files import each other in
+/// a loop (what `farm-studio look` draws as a circle). A test module may reach anywhere.
+#[test]
+fn no_files_import_each_other_in_a_loop() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut found = Vec::new();
+    for crate_root in ["engine/src", "sim/src", "xtask/src"] {
+        for circle in import_circles(&root.join(crate_root)) {
+            let names: Vec<String> = circle.iter().map(|f| f.strip_prefix(&root).unwrap_or(f).display().to_string()).collect();
+            found.push(names.join(" <-> "));
+        }
+    }
+    assert!(found.is_empty(), "files that import each other in a loop (move what both need below both):\n{}", found.join("\n"));
+}
+
+#[test]
+fn two_files_that_import_each_other_are_a_circle_and_a_third_below_them_is_not() {
+    let root = std::env::temp_dir().join(format!("flinksim-tidy-circle-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("kafka")).expect("a temporary folder");
+    let write = |name: &str, text: &str| std::fs::write(root.join(name), text).expect("a temporary file");
+    write("lib.rs", "pub mod kafka;\npub mod log;\n");
+    write("kafka/mod.rs", "pub mod broker;\npub mod coordinator;\n");
+    write("kafka/broker.rs", "use super::coordinator::Coordinator;\nuse crate::log::Log;\n");
+    write("kafka/coordinator.rs", "pub fn f() { super::broker::PartitionLogs::new(); }\n");
+    write("log.rs", "pub struct Log;\n");
+    let circles = import_circles(&root);
+    std::fs::remove_dir_all(&root).expect("the temporary folder goes");
+    let names: Vec<Vec<String>> = circles
+        .iter()
+        .map(|c| {
+            let mut names: Vec<String> = c.iter().map(|f| f.strip_prefix(&root).unwrap().display().to_string()).collect();
+            names.sort();
+            names
+        })
+        .collect();
+    assert_eq!(names, [["kafka/broker.rs", "kafka/coordinator.rs"]]);
 }
