@@ -18,7 +18,7 @@ use crate::protocol::ids::{ExecutionAttemptId, JobId, ResourceId};
 use crate::protocol::cluster::RestoreRefused;
 use crate::protocol::states::{ExecutionState, JobStatus};
 pub use crate::protocol::kafka::{AbortCause, TransactionHandle};
-use crate::playground::click_event::{ClickEventStatistics, WINDOW_MS};
+use crate::protocol::click_event::{ClickEventStatistics, WINDOW_MS};
 use crate::timer::Clock;
 
 /// One significant event: when (simulated time since the run started), where, and what.
@@ -353,7 +353,7 @@ pub enum Event {
         /// was sent).
         request: Option<crate::protocol::rest_api::HttpRequest>,
         /// The answer, or curl's failure.
-        outcome: crate::playground::curl::CurlOutcome,
+        outcome: crate::protocol::rest_api::CurlOutcome,
     },
     /// The dispatcher refused a submission: its savepoint cannot be restored (missing,
     /// corrupt, not matching the job, above its max parallelism).

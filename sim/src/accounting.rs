@@ -19,7 +19,7 @@ use crate::liveness::JOBMANAGER;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use flinksim_engine::playground::click_event::{PAGES, WINDOW_MS, window_start};
+use flinksim_engine::protocol::click_event::{PAGES, WINDOW_MS, window_start};
 use flinksim_engine::protocol::ids::JobId;
 use flinksim_engine::protocol::states::JobStatus;
 use flinksim_engine::trace::{AbortCause, Event, TraceEvent, TransactionHandle};
@@ -625,7 +625,7 @@ impl std::fmt::Display for Causes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flinksim_engine::playground::click_event::ClickEventStatistics;
+    use flinksim_engine::protocol::click_event::ClickEventStatistics;
     use flinksim_engine::trace::SinkAbort;
 
     fn at(ms: u64, event: Event) -> TraceEvent {

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use flinksim_engine::playground::click_event::{
+use flinksim_engine::protocol::click_event::{
     ClickEvent, DateReader, DateWriter, parse_date, window_start, write_date,
 };
 use serde::{Deserialize, Serialize};
@@ -130,7 +130,7 @@ pub fn floor_madsim(messages: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flinksim_engine::playground::click_event::{PAGES, WINDOW_MS};
+    use flinksim_engine::protocol::click_event::{PAGES, WINDOW_MS};
 
     #[test]
     fn serde_json_writes_the_playgrounds_bytes() {

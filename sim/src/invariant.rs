@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use flinksim_engine::playground::click_event::WINDOW_MS;
+use flinksim_engine::protocol::click_event::WINDOW_MS;
 use flinksim_engine::protocol::ids::JobId;
 use flinksim_engine::protocol::job::SinkMode;
 use flinksim_engine::protocol::states::JobStatus;
@@ -430,7 +430,7 @@ fn is_loss(event: &Event) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flinksim_engine::playground::click_event::ClickEventStatistics;
+    use flinksim_engine::protocol::click_event::ClickEventStatistics;
     use flinksim_engine::trace::TransactionHandle;
 
     fn event(at_ms: u64, event: Event) -> TraceEvent {

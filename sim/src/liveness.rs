@@ -780,7 +780,7 @@ fn tail(events: &[TraceEvent], from: Duration, end: Duration, expect: LivenessEx
 mod tests {
     use std::path::Path;
 
-    use flinksim_engine::playground::click_event::ClickEventStatistics;
+    use flinksim_engine::protocol::click_event::ClickEventStatistics;
 
     use flinksim_engine::protocol::ids::{ExecutionAttemptId, JobId, ResourceId};
 

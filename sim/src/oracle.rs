@@ -12,7 +12,7 @@ use std::time::Duration;
 use flinksim_engine::kafka::{Consumer, ConsumerConfig, IsolationLevel, TopicPartition};
 use flinksim_engine::kafka::transaction::{fence, list_transactions};
 use flinksim_engine::protocol::kafka::TransactionState;
-use flinksim_engine::playground::click_event::{
+use flinksim_engine::protocol::click_event::{
     ClickEvent, ClickEventStatistics, DateReader, PAGES, WINDOW_MS, window_start,
 };
 use flinksim_engine::protocol::job::SinkMode;

@@ -4,7 +4,7 @@
 //! does not match when its events were handled. Plain values below the oracle: its violations
 //! carry them, and [`conservation`](crate::conservation) makes them.
 
-use flinksim_engine::playground::click_event::WINDOW_MS;
+use flinksim_engine::protocol::click_event::WINDOW_MS;
 use flinksim_engine::trace::{Event, TraceEvent};
 use serde::Serialize;
 use smol_str::SmolStr;

@@ -301,7 +301,7 @@ fn window_table(rows: &[WindowRow]) -> String {
             out,
             "<tr class=\"{class}\"><td>{}-{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             crate::oracle::event_clock(row.window_start_ms),
-            crate::oracle::event_clock(row.window_start_ms + flinksim_engine::playground::click_event::WINDOW_MS),
+            crate::oracle::event_clock(row.window_start_ms + flinksim_engine::protocol::click_event::WINDOW_MS),
             escape(&row.page),
             copies,
             row.recount,

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use flinksim_engine::playground::curl::CurlOutcome;
+use flinksim_engine::protocol::rest_api::CurlOutcome;
 use flinksim_engine::trace::{Event, TraceEvent};
 use serde::Serialize;
 

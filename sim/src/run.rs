@@ -552,7 +552,7 @@ async fn execute(cluster: &mut Cluster, scenario: &Scenario, command: &Command, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flinksim_engine::playground::click_event::{ClickEventStatistics, WINDOW_MS};
+    use flinksim_engine::protocol::click_event::{ClickEventStatistics, WINDOW_MS};
     use flinksim_engine::protocol::ids::JobId;
     use flinksim_engine::trace::TransactionHandle;
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use flinksim_engine::protocol::job::Vertex;
 use flinksim_engine::protocol::states::{ExecutionState, JobStatus};
-use flinksim_engine::playground::curl::CurlOutcome;
+use flinksim_engine::protocol::rest_api::CurlOutcome;
 use flinksim_engine::trace::{Event, Fault, SinkAbort, TraceEvent};
 
 /// One line of the timeline.
@@ -360,7 +360,7 @@ mod tests {
         let no_slots = Event::JobFailed { job_id, cause: "NoResourceAvailableException: …".into(), no_resource_available: true };
         let lost = Event::TaskManagerLost { resource_id: ResourceId(3), name: "taskmanager-1".into(), heartbeat_timed_out: true, how: "timed out".into() };
         let restoring = Event::Restoring { job_id, checkpoint_id: 119, timestamp_ms: 119_175, directory: "/x".into() };
-        let statistics = flinksim_engine::playground::click_event::ClickEventStatistics {
+        let statistics = flinksim_engine::protocol::click_event::ClickEventStatistics {
             window_start_ms: 165_000,
             window_end_ms: 180_000,
             page: "/help".into(),

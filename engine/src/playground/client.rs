@@ -17,7 +17,8 @@ use crate::protocol::rest::{CancelJob, GetSavepointStatus, ListJobs, SavepointSt
 use crate::protocol::rest_api::REST_PORT;
 use crate::trace::Event;
 
-use super::curl::{self, CurlCommand, CurlOutcome};
+use super::curl::{self, CurlCommand};
+use crate::protocol::rest_api::CurlOutcome;
 use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
 

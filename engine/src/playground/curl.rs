@@ -3,10 +3,8 @@
 //! `$trigger`, `$savepoint`, `$jar`), and what curl prints and exits with when no answer comes.
 //! No I/O here: the client node sends the request.
 
-use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 
 use crate::protocol::rest_api::{HttpBody, HttpMethod, HttpRequest, HttpResponse, REST_PORT};
 
@@ -247,30 +245,6 @@ impl CurlCommand {
 /// Whether curl's `--retry` retries an answer with this status (its transient ones).
 pub fn retried_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
-}
-
-/// What became of a curl command.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CurlOutcome {
-    /// An answer came (curl exits 0 whatever its status, without `--fail`).
-    Response(HttpResponse),
-    /// None came, or the command could not be sent: curl's exit code and message.
-    Failed {
-        /// curl's exit code.
-        exit_code: u8,
-        /// What curl printed.
-        message: String,
-    },
-}
-
-impl fmt::Display for CurlOutcome {
-    /// What curl prints: the body, or its error.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CurlOutcome::Response(response) => f.write_str(&response.body.to_string()),
-            CurlOutcome::Failed { message, .. } => f.write_str(message),
-        }
-    }
 }
 
 /// The variables an answer sets: `$job` from a run, `$trigger` from a stop, `$savepoint` from a

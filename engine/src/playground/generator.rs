@@ -22,7 +22,7 @@ use smol_str::SmolStr;
 
 use crate::kafka::{Producer, ProducerConfig, RecordFeed};
 use crate::protocol::kafka::BatchBuilder;
-use crate::playground::click_event::{ClickEvent, ClickEventWriter};
+use crate::protocol::click_event::{ClickEvent, ClickEventWriter};
 use crate::rpc::{Network, Rpc};
 use crate::trace::NodeTrace;
 
@@ -394,7 +394,7 @@ mod tests {
 
         use super::super::*;
         use crate::kafka::{BrokerConfig, Consumer, ConsumerConfig, TopicPartition, TopicSpec};
-        use crate::playground::click_event::PAGES;
+        use crate::protocol::click_event::PAGES;
         use crate::trace::Trace;
 
         const BROKER: &str = "10.0.0.2:9092";

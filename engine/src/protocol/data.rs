@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::JobId;
 use super::job::Vertex;
-use crate::playground::click_event::{ClickEvent, ClickEventStatistics};
+use crate::protocol::click_event::{ClickEvent, ClickEventStatistics};
 
 /// A buffer is sent when it holds this many bytes (Flink's 32 KiB memory segments).
 pub const BUFFER_BYTES: usize = 32 * 1024;

@@ -1,7 +1,8 @@
 //! What nodes say to each other, and the shared vocabulary they say it in: ids, the job's
-//! arguments and graph, key groups, states. One module per protocol; no I/O here.
+//! arguments and graph, the records' formats, key groups, states. One module per protocol; no I/O here.
 
 pub mod checkpoint;
+pub mod click_event;
 pub mod cluster;
 pub mod data;
 pub mod deployment;

@@ -731,6 +731,30 @@ pub struct ClusterOverview {
     pub flink_commit: String,
 }
 
+/// What became of a curl command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CurlOutcome {
+    /// An answer came (curl exits 0 whatever its status, without `--fail`).
+    Response(HttpResponse),
+    /// None came, or the command could not be sent: curl's exit code and message.
+    Failed {
+        /// curl's exit code.
+        exit_code: u8,
+        /// What curl printed.
+        message: String,
+    },
+}
+
+impl fmt::Display for CurlOutcome {
+    /// What curl prints: the body, or its error.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CurlOutcome::Response(response) => f.write_str(&response.body.to_string()),
+            CurlOutcome::Failed { message, .. } => f.write_str(message),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use super::ids::JobId;
 use super::job::Vertex;
 use super::kafka::TransactionHandle;
 use super::key_group::{KeyGroup, KeyGroupRange};
-use crate::playground::click_event::WINDOW_MS;
+use crate::protocol::click_event::WINDOW_MS;
 
 /// The version written into every `_metadata`; a reader refuses any other.
 pub const FORMAT_VERSION: u32 = 1;

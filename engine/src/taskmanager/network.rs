@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 // The engine's lock (`crate::lock` says why).
 use crate::lock::Mutex;
 use crate::plant::{PlantedBug, Plants};
-use crate::playground::click_event::{ClickEvent, PAGES};
+use crate::protocol::click_event::{ClickEvent, PAGES};
 use crate::protocol::checkpoint::CheckpointBarrier;
 use crate::protocol::data::{
     ChannelId, DeliverBuffer, DeliverResponse, NetworkBuffer, Record, StreamElement, WatermarkStatus,
@@ -1033,7 +1033,7 @@ mod tests {
     use madsim::time::{Instant, sleep};
 
     use super::*;
-    use crate::playground::click_event::ClickEvent;
+    use crate::protocol::click_event::ClickEvent;
 
     fn channel() -> ChannelId {
         ChannelId {

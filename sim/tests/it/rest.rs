@@ -5,7 +5,7 @@
 use flinksim::oracle::Violation;
 use flinksim::responses::Found;
 use flinksim::verdict::VerdictClass;
-use flinksim_engine::playground::curl::CurlOutcome;
+use flinksim_engine::protocol::rest_api::CurlOutcome;
 use flinksim_engine::trace::Event;
 
 use crate::harness::{assert_passed, inline, replay, run, scenario, scenarios_dir, steps};

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::kafka::{Consumer, ConsumerConfig, Fetched, TopicPartition};
 use crate::plant::PlantedBug;
-use crate::playground::click_event::{ClickEvent, DateReader};
+use crate::protocol::click_event::{ClickEvent, DateReader};
 use crate::protocol::snapshot::{SnapshotKind, TaskSnapshot};
 use crate::protocol::data::{Record, StreamElement};
 use crate::protocol::key_group::kafka_partition_owner;

@@ -17,7 +17,7 @@ use smol_str::SmolStr;
 
 use crate::plant::{PlantedBug, Plants};
 use crate::timer::{Deadline, Ticker};
-use crate::playground::click_event::{
+use crate::protocol::click_event::{
     ClickEvent, ClickEventStatistics, PAGES, WINDOW_MS, known_page_str, window_start,
 };
 use crate::protocol::snapshot::{SnapshotKind, TaskSnapshot, WindowState};
