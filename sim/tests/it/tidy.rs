@@ -147,7 +147,7 @@ fn module_of(root: &Path, file: &Path) -> Vec<String> {
 /// too, as absolute segments from the crate's root; `module` is the file's own module. Comments
 /// and the file's `mod tests` are left out: a test may reach anywhere. (A `mod.rs` naming its
 /// own children without `self::` goes down the tree, never round a loop, and is not read.)
-fn named_paths(text: &str, module: &[String]) -> Vec<Vec<String>> {
+fn named_paths(text: &str, module: &[String], is_module: &dyn Fn(&[String]) -> bool) -> Vec<Vec<String>> {
     let code: String = text
         .split("#[cfg(test)]\nmod tests")
         .next()
@@ -180,6 +180,24 @@ fn named_paths(text: &str, module: &[String]) -> Vec<Vec<String>> {
         }
         expand(rest, base, &mut found);
         at += start.len();
+    }
+    // A module brought in by name (`use super::operator;`) is then named through it
+    // (`operator::kafka_source::run`): those paths count too.
+    let aliases: Vec<(String, Vec<String>)> = found
+        .iter()
+        .filter(|path| path.as_slice() != module && is_module(path))
+        .filter_map(|path| Some((path.last()?.clone(), path.clone())))
+        .collect();
+    for (alias, path) in aliases {
+        let token = format!("{alias}::");
+        let mut from = 0;
+        while let Some(offset) = code[from..].find(&token) {
+            let at = from + offset;
+            if at == 0 || !(word(bytes[at - 1]) || bytes[at - 1] == b':') {
+                expand(&code[at + token.len()..], path.clone(), &mut found);
+            }
+            from = at + token.len();
+        }
     }
     found
 }
@@ -243,7 +261,8 @@ fn import_circles(root: &Path) -> Vec<Vec<PathBuf>> {
         .enumerate()
         .map(|(index, (module, file))| {
             let text = std::fs::read_to_string(file).expect("a readable source file");
-            let mut to: Vec<usize> = named_paths(&text, module)
+            let is_module = |path: &[String]| modules.iter().any(|(m, _)| m.as_slice() == path);
+            let mut to: Vec<usize> = named_paths(&text, module, &is_module)
                 .iter()
                 .filter_map(|path| file_of(path, &modules))
                 .filter(|&target| target != index)
@@ -307,13 +326,21 @@ fn import_circles(root: &Path) -> Vec<Vec<PathBuf>> {
 #[test]
 fn use_groups_and_inline_paths_are_read_as_imports() {
     let module = vec!["taskmanager".to_owned(), "task".to_owned()];
-    let text = "use super::{control::TaskControl, network::{GateKey, InputGate}};\n\
-                fn f() { crate::kafka::log::PartitionLogs::new(); } // crate::oracle::Violation\n\
+    let text = "use super::{control::TaskControl, network::{GateKey, InputGate}};\nuse super::operator;\n\
+                fn f() { crate::kafka::log::PartitionLogs::new(); operator::window_counter::run(); } // crate::oracle::Violation\n\
                 #[cfg(test)]\nmod tests { use crate::sim::Anything; }\n";
-    let names: Vec<String> = named_paths(text, &module).iter().map(|p| p.join("::")).collect();
+    let is_module = |path: &[String]| path.join("::") == "taskmanager::operator";
+    let names: Vec<String> = named_paths(text, &module, &is_module).iter().map(|p| p.join("::")).collect();
     assert_eq!(
         names,
-        ["taskmanager::control::TaskControl", "taskmanager::network::GateKey", "taskmanager::network::InputGate", "kafka::log::PartitionLogs::new"]
+        [
+            "taskmanager::control::TaskControl",
+            "taskmanager::network::GateKey",
+            "taskmanager::network::InputGate",
+            "taskmanager::operator",
+            "kafka::log::PartitionLogs::new",
+            "taskmanager::operator::window_counter::run",
+        ]
     );
 }
 
