@@ -44,6 +44,10 @@ pub struct Causes {
     pub late: BTreeMap<RowKey, u64>,
     /// Per (window, page): events counted in results that went into a lost transaction.
     pub lost_in_transactions: BTreeMap<RowKey, u64>,
+    /// Per (window, page): results written in transactions that never committed (aborted, lost,
+    /// timed out or open at the end). `read_committed` readers never see them; a
+    /// `read_uncommitted` reader reads each as a copy (docs/oracle.md#the-reader).
+    pub never_committed: BTreeMap<RowKey, u64>,
     /// Every moment a job's state was lost, with what the job had fired by then.
     pub states_lost: Vec<StateLost>,
     /// Per (window, page): the partial count a `flink stop --drain` fired for a window open at
@@ -250,6 +254,7 @@ impl Causes {
         let mut restarting: BTreeMap<JobId, bool> = BTreeMap::new();
         // Results per transaction, for the ones the broker may abort.
         let mut in_transaction: BTreeMap<TransactionKey, Vec<(i64, SmolStr, u64)>> = BTreeMap::new();
+        let mut committed: BTreeSet<TransactionKey> = BTreeSet::new();
         // Pages written per window, for what had fired before a state was lost.
         let mut written: BTreeMap<i64, BTreeSet<SmolStr>> = BTreeMap::new();
         // The drain under way (job, savepoint), and the drains done, with what each fired.
@@ -407,6 +412,7 @@ impl Causes {
                 }
                 Event::TransactionCommitted { transaction: t, checkpoint_id, .. } => {
                     open.remove(&(t.transactional_id.clone(), t.producer_id, t.epoch));
+                    committed.insert((t.transactional_id.clone(), t.producer_id, t.epoch));
                     if let Some((_, savepoint, committed)) = &mut stop
                         && checkpoint_id <= savepoint
                         && let Some(results) = in_transaction.get(&(t.transactional_id.clone(), t.producer_id, t.epoch))
@@ -455,6 +461,11 @@ impl Causes {
             }
         }
         causes.open_at_end = open.into_values().collect();
+        for (_, results) in in_transaction.iter().filter(|(key, _)| !committed.contains(*key)) {
+            for (window, page, _) in results {
+                *causes.never_committed.entry((*window, page.clone())).or_default() += 1;
+            }
+        }
         for drop in drops {
             *causes.late.entry(drop.key.clone()).or_default() += drop.count;
             causes.late_windows.entry(drop.key.0).or_insert(drop.first);

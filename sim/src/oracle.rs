@@ -15,7 +15,6 @@ use flinksim_engine::protocol::kafka::TransactionState;
 use flinksim_engine::protocol::click_event::{
     ClickEvent, ClickEventStatistics, DateReader, PAGES, WINDOW_MS, window_start,
 };
-use flinksim_engine::protocol::job::SinkMode;
 use flinksim_engine::taskmanager::operator::kafka_source::GROUP;
 use flinksim_engine::rpc::Rpc;
 use serde::Serialize;
@@ -64,6 +63,10 @@ pub struct Observed {
     /// Zombies' transactions that held the last stable offset and that the oracle fenced
     /// before it read `output` again for the verdict (see [`read_output_after_fencing`]).
     pub fenced: Vec<SmolStr>,
+    /// Whether `output` was read at `read_uncommitted`, as the scenario's reader reads it
+    /// ([`Scenario::reader_isolation`](crate::Scenario::reader_isolation)): such a reader also
+    /// reads the results of transactions that never committed (docs/oracle.md#the-reader).
+    pub read_uncommitted: bool,
 }
 
 /// A record the oracle read that did not parse.
@@ -462,6 +465,14 @@ pub enum Violation {
         /// The restores that rewound.
         rewinds: Vec<Rewind>,
     },
+    /// Results a `read_uncommitted` reader read more than once because the copies beyond one
+    /// were written in transactions that never committed (aborted when a restored sink fenced
+    /// its ids, or by the broker): `read_committed` readers never see them
+    /// (docs/oracle.md#the-reader).
+    ReadUncommitted {
+        /// The rows.
+        rows: Vec<RowRef>,
+    },
     /// Results committed twice because a `flink stop` failed after its sinks had committed the
     /// savepoint's transactions, and the job restored an older checkpoint.
     ReplayedAfterFailedStop {
@@ -525,6 +536,7 @@ impl Violation {
             | Violation::LostWithCause { .. }
             | Violation::SplitByDrain { .. }
             | Violation::RewoundBySavepoint { .. }
+            | Violation::ReadUncommitted { .. }
             | Violation::ReplayedAfterFailedStop { .. } => VerdictClass::Semantic,
             Violation::WrongCounts { .. }
             | Violation::Duplicated { .. }
@@ -630,6 +642,14 @@ impl std::fmt::Display for Violation {
                     rows_named(rows)
                 )
             }
+            Violation::ReadUncommitted { rows } => write!(
+                f,
+                "{} (window, page) results came out more than once to this read_uncommitted reader: the copies \
+                 beyond one were written in transactions that never committed (aborted when a restored sink \
+                 fenced their ids, or by the broker), which read_committed readers never see: {}",
+                rows.len(),
+                rows_named(rows)
+            ),
             Violation::ReplayedAfterFailedStop { rows, stops } => {
                 let named: Vec<String> = stops.iter().map(ToString::to_string).collect();
                 write!(
@@ -726,6 +746,10 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     let accepts_late = expect.late != LateExpectation::None;
     let accepts_loss = expect.loss != LossExpectation::None;
     let accepts_copies = expect.duplicates != DuplicatesExpectation::None;
+    let reads_uncommitted = observed.read_uncommitted;
+    // Rows whose copies beyond one a read_uncommitted reader read from transactions that never
+    // committed.
+    let mut read_aborted: std::collections::BTreeSet<(i64, SmolStr)> = std::collections::BTreeSet::new();
     let mut rows = Vec::new();
     for (window_start_ms, page) in keys.into_keys() {
         let key = (window_start_ms, page);
@@ -741,7 +765,13 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
             None => counts.iter().max().copied().unwrap_or(0),
         };
         let late = causes.late.get(&key).copied().unwrap_or(0);
-        let lost_in_transactions = causes.lost_in_transactions.get(&key).copied().unwrap_or(0);
+        // A read_uncommitted reader reads what lost transactions hold all the same, and each
+        // result a transaction that never committed holds as a copy.
+        let lost_in_transactions = if reads_uncommitted { 0 } else { causes.lost_in_transactions.get(&key).copied().unwrap_or(0) };
+        let uncommitted_copies = if reads_uncommitted { causes.never_committed.get(&key).copied().unwrap_or(0) } else { 0 };
+        if counts.len() > 1 && counts.len() as u64 <= uncommitted_copies + 1 {
+            read_aborted.insert(key.clone());
+        }
         let balance = recount as i64 - counted as i64 - late as i64 - lost_in_transactions as i64;
         // Within a lost state's span the shortfall is that loss; events read again there may
         // also be counted twice (once before the loss, once after).
@@ -749,7 +779,8 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
             Some(_) => (lost_in_transactions + balance.max(0) as u64, 0),
             None => (lost_in_transactions, balance),
         };
-        let repeat_allowed = causes.repeats_over(window_start_ms, observed.first_event_time, complete).is_some()
+        let repeat_allowed = read_aborted.contains(&key)
+            || causes.repeats_over(window_start_ms, observed.first_event_time, complete).is_some()
             || causes.rewound_over(window_start_ms).is_some()
             || causes.replayed_after_stop(window_start_ms).is_some();
         let status = if counts.is_empty() && recount == 0 {
@@ -813,12 +844,13 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
 
     let mut violations: Vec<Violation> = Vec::new();
     let mut notes = Vec::new();
-    let judged = classify(&rows, &gaps, causes, observed.first_event_time, complete);
+    let judged = classify(&rows, &gaps, causes, &read_aborted, observed.first_event_time, complete);
     let accepted = |violation: &Violation| match violation {
         Violation::WrongCounts { .. } => expect.counts == CountsExpectation::Any,
         Violation::Duplicated { .. }
         | Violation::SplitByDrain { .. }
         | Violation::RewoundBySavepoint { .. }
+        | Violation::ReadUncommitted { .. }
         | Violation::ReplayedAfterFailedStop { .. } => {
             accepts_copies
         }
@@ -900,7 +932,14 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
 
 /// Sorts what is off in the rows into violations, one per kind: over-counts, copies, late
 /// drops, recorded loss, the job never producing again, and events nothing accounts for.
-fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, complete: impl Fn(i64) -> bool + Copy) -> Vec<Violation> {
+fn classify(
+    rows: &[WindowRow],
+    gaps: &[i64],
+    causes: &Causes,
+    read_aborted: &std::collections::BTreeSet<(i64, SmolStr)>,
+    origin_ms: i64,
+    complete: impl Fn(i64) -> bool + Copy,
+) -> Vec<Violation> {
     let mut wrong = Vec::new();
     let mut duplicated = Vec::new();
     let mut unaccounted = Vec::new();
@@ -910,6 +949,7 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
     let mut split = Vec::new();
     let mut rewound = Vec::new();
     let mut replayed = Vec::new();
+    let mut uncommitted = Vec::new();
     let last_fired = rows.iter().filter(|r| !r.counts.is_empty()).map(|r| r.window_start_ms).max();
     for row in rows {
         if row.status == RowStatus::WrongCount {
@@ -917,6 +957,8 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
         }
         if row.split_by_drain && row.counts.len() == 2 {
             split.push(RowRef::from(row));
+        } else if read_aborted.contains(&(row.window_start_ms, row.page.clone())) {
+            uncommitted.push(RowRef::from(row));
         } else if row.counts.len() > 1 && causes.rewound_over(row.window_start_ms).is_some() {
             rewound.push(RowRef::from(row));
         } else if row.counts.len() > 1 && causes.replayed_after_stop(row.window_start_ms).is_some() {
@@ -978,6 +1020,9 @@ fn classify(rows: &[WindowRow], gaps: &[i64], causes: &Causes, origin_ms: i64, c
     if !rewound.is_empty() {
         let rewinds = behind(&causes.rewinds, &rewound, |r| &r.windows);
         violations.push(Violation::RewoundBySavepoint { rows: rewound, rewinds });
+    }
+    if !uncommitted.is_empty() {
+        violations.push(Violation::ReadUncommitted { rows: uncommitted });
     }
     if !replayed.is_empty() {
         let stops = behind(&causes.replayed_after_stops, &replayed, |r| &r.windows);
@@ -1070,7 +1115,7 @@ pub async fn observe(
     broker: std::net::SocketAddr,
     input_topic: &str,
     output_topic: &str,
-    sink_mode: SinkMode,
+    isolation: IsolationLevel,
     settle: Duration,
 ) -> Observed {
     let mut observed =
@@ -1110,10 +1155,7 @@ pub async fn observe(
     tally.flush(&mut observed.input_counts);
     observed.input_events = input_events;
     observed.max_event_time = (input_events > 0).then_some(max_event_time);
-    let isolation = match sink_mode {
-        SinkMode::AtLeastOnce => IsolationLevel::ReadUncommitted,
-        SinkMode::ExactlyOnce => IsolationLevel::ReadCommitted,
-    };
+    observed.read_uncommitted = isolation == IsolationLevel::ReadUncommitted;
     let read = read_output(&rpc, broker, output_topic, isolation, &mut observed).await;
     // What a reader at the other isolation level reads, partition by partition.
     let other = match isolation {
@@ -1666,6 +1708,37 @@ mod tests {
         assert_eq!(report.verdict(), VerdictClass::Correctness);
         let report = judge(&clean, &Expect { loss: LossExpectation::Required, ..Expect::default() }, &Causes::default());
         assert_eq!(report.violations, vec![Violation::RequiredButAbsent { what: Required::Loss }]);
+    }
+
+    #[test]
+    fn a_read_uncommitted_reader_reads_what_never_committed_as_copies_and_nothing_else_is_excused() {
+        let key = (2 * WINDOW_MS, SmolStr::from("/help"));
+        let mut observed = observed_windows(6, 1);
+        observed.output_counts.insert(key.clone(), vec![1000, 1000]);
+        let mut causes = Causes::default();
+        causes.never_committed.insert(key.clone(), 1);
+        let allowed = Expect { duplicates: DuplicatesExpectation::Allowed, ..Expect::default() };
+        // Read at read_committed, the reader never saw the aborted copy: a second copy is an
+        // engine's.
+        let report = judge(&observed, &Expect::default(), &causes);
+        assert_eq!(report.verdict(), VerdictClass::Correctness, "{:?}", report.violations);
+        // At read_uncommitted the copy that never committed is this reader's semantics.
+        observed.read_uncommitted = true;
+        let report = judge(&observed, &Expect::default(), &causes);
+        assert!(matches!(report.violations.as_slice(), [Violation::ReadUncommitted { rows }] if rows.len() == 1), "{:?}", report.violations);
+        assert_eq!(report.verdict(), VerdictClass::Semantic);
+        assert!(judge(&observed, &allowed, &causes).passed());
+        // A third copy is one more than the transactions that never committed explain.
+        observed.output_counts.insert(key.clone(), vec![1000, 1000, 1000]);
+        assert_eq!(judge(&observed, &allowed, &causes).verdict(), VerdictClass::Passed);
+        let report = judge(&observed, &Expect::default(), &causes);
+        assert!(matches!(report.violations.as_slice(), [Violation::Duplicated { .. }]), "{:?}", report.violations);
+        // What a lost transaction held, this reader reads all the same: nothing is lost.
+        observed.output_counts.insert(key.clone(), vec![1000]);
+        let mut lost = Causes::default();
+        lost.lost_in_transactions.insert(key.clone(), 1000);
+        lost.never_committed.insert(key, 1);
+        assert!(judge(&observed, &Expect::default(), &lost).passed());
     }
 
     #[test]

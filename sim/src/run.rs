@@ -400,6 +400,7 @@ async fn simulate_on(trace: Trace, scenario: Scenario, seed: u64, progress: Arc<
 
     let oracle_node = cluster.add_oracle();
     let submission = scenario.job.submission.clone();
+    let isolation = scenario.reader_isolation();
     let network = cluster.network.clone();
     let mut observed = oracle_node
         .spawn(async move {
@@ -409,7 +410,7 @@ async fn simulate_on(trace: Trace, scenario: Scenario, seed: u64, progress: Arc<
                 address_of("kafka").unwrap(),
                 &submission.args.input_topic,
                 &submission.args.output_topic,
-                submission.sink_mode,
+                isolation,
                 if submission.args.event_time { Duration::ZERO } else { oracle::PROCESSING_TIME_SETTLE },
             )
             .await

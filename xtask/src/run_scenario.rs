@@ -112,8 +112,9 @@ impl RunScenario {
         outln!("simulated:  {:.1?}   wall: {:.3?}", report.simulated, wall)?;
         outln!("events:     {} in input, {} results in output", oracle.input_events, oracle.output_records)?;
         outln!("network:    {} messages", report.messages)?;
-        // The two isolation levels read different things only while a transaction is open.
-        if oracle.output_partitions.iter().any(|p| p.last_stable_offset < p.high_watermark) {
+        // The two isolation levels read different things while a transaction is open, or where
+        // aborted transactions hold results.
+        if oracle.output_partitions.iter().any(|p| p.last_stable_offset < p.high_watermark || p.read_committed != p.read_uncommitted) {
             for partition in &oracle.output_partitions {
                 outln!("readers:    {partition}")?;
             }

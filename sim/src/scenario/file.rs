@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 use super::error::ScenarioErrorKind;
-use super::{Expect, OnRestart, Pitfall};
+use super::{Expect, OnRestart, Pitfall, ReaderIsolation};
 
 /// A whole scenario file.
 #[derive(Debug, Deserialize)]
@@ -33,6 +33,8 @@ pub(crate) struct ScenarioFile {
     pub job: JobFile,
     #[serde(default, rename = "step")]
     pub steps: Vec<Spanned<StepFile>>,
+    #[serde(default)]
+    pub reader: ReaderFile,
     #[serde(default)]
     pub expect: Expect,
 }
@@ -62,6 +64,13 @@ pub(crate) struct GeneratorFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct KafkaFile {
     pub transaction_max_timeout: Option<Spanned<String>>,
+}
+
+/// `[reader]`: how the consumer of `output` whose view the oracle judges reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReaderFile {
+    pub isolation: Option<ReaderIsolation>,
 }
 
 /// `[job]`: the playground's submission line, the sink mode and the sink producer's settings.

@@ -16,6 +16,7 @@ use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use flinksim_engine::protocol::kafka::IsolationLevel;
 use flinksim_engine::protocol::job::{DEFAULT_IDLENESS, JobSubmission, RunCommandError, SinkMode};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -49,6 +50,8 @@ pub struct Scenario {
     pub kafka: KafkaSpec,
     /// The job submitted at start.
     pub job: JobSpec,
+    /// How the consumer of `output` reads it (`[reader]`): the oracle judges what it reads.
+    pub reader: ReaderSpec,
     /// What happens when, in file order.
     pub steps: Vec<Step>,
     /// What the oracle accepts.
@@ -148,6 +151,56 @@ pub const TRANSACTION_TIMEOUT_DEFAULT: Duration =
 impl Default for KafkaSpec {
     fn default() -> KafkaSpec {
         KafkaSpec { transaction_max_timeout: TRANSACTION_MAX_TIMEOUT_DEFAULT }
+    }
+}
+
+/// `[reader]`: the consumer of `output` whose view the oracle judges (docs/oracle.md#the-reader).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReaderSpec {
+    /// Its `isolation.level`; `None`: what the sink promises readers who read as its docs say
+    /// (`read_committed` for the exactly-once sink, `read_uncommitted`, Kafka's default, for the
+    /// at-least-once sink, whose writes are not transactional).
+    pub isolation: Option<ReaderIsolation>,
+}
+
+/// A consumer's `isolation.level` in a scenario file, spelt as Kafka spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReaderIsolation {
+    /// Committed records only, up to the last stable offset.
+    ReadCommitted,
+    /// Every record, of open and aborted transactions too (Kafka's default, and the
+    /// playground's `kafka-console-consumer`).
+    ReadUncommitted,
+}
+
+impl ReaderIsolation {
+    /// The engine's isolation level.
+    pub fn level(self) -> IsolationLevel {
+        match self {
+            ReaderIsolation::ReadCommitted => IsolationLevel::ReadCommitted,
+            ReaderIsolation::ReadUncommitted => IsolationLevel::ReadUncommitted,
+        }
+    }
+
+    /// As a file spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReaderIsolation::ReadCommitted => "read_committed",
+            ReaderIsolation::ReadUncommitted => "read_uncommitted",
+        }
+    }
+}
+
+impl Scenario {
+    /// The isolation level the oracle reads `output` at: the scenario's `[reader] isolation`,
+    /// else the one the sink's readers use ([`ReaderSpec::isolation`]).
+    pub fn reader_isolation(&self) -> IsolationLevel {
+        match (self.reader.isolation, self.job.submission.sink_mode) {
+            (Some(isolation), _) => isolation.level(),
+            (None, SinkMode::ExactlyOnce) => IsolationLevel::ReadCommitted,
+            (None, SinkMode::AtLeastOnce) => IsolationLevel::ReadUncommitted,
+        }
     }
 }
 
@@ -783,6 +836,10 @@ impl Scenario {
         let idleness = self.job.submission.idleness.map_or_else(|| string(IDLENESS_OFF), duration);
         writeln!(out, "idleness = {idleness}")?;
         writeln!(out, "out_of_orderness = {}", duration(self.job.submission.out_of_orderness))?;
+        if let Some(isolation) = self.reader.isolation {
+            writeln!(out, "\n[reader]")?;
+            writeln!(out, "isolation = {}", string(isolation.name()))?;
+        }
         for (at, run) in steps {
             writeln!(out, "\n[[step]]")?;
             match *at {
@@ -969,6 +1026,7 @@ impl Checker<'_> {
             generator,
             kafka,
             job,
+            reader: ReaderSpec { isolation: file.reader.isolation },
             steps,
             expect: file.expect,
             seed: file.seed,
@@ -1145,6 +1203,25 @@ mod tests {
         assert_eq!(scenario.kafka, KafkaSpec::default());
         assert_eq!(scenario.kafka.transaction_max_timeout, Duration::from_secs(3600));
         assert_eq!(scenario.expect, Expect::default());
+    }
+
+    #[test]
+    fn the_reader_reads_as_its_sink_asks_unless_the_file_says_otherwise() {
+        let at_least_once = parse(&file("")).unwrap();
+        assert_eq!((at_least_once.reader.isolation, at_least_once.reader_isolation()), (None, IsolationLevel::ReadUncommitted));
+        let exactly_once = parse(&file("sink = \"exactly-once\"\n")).unwrap();
+        assert_eq!(exactly_once.reader_isolation(), IsolationLevel::ReadCommitted);
+        let uncommitted = parse(&file("sink = \"exactly-once\"\n[reader]\nisolation = \"read_uncommitted\"\n")).unwrap();
+        assert_eq!(uncommitted.reader_isolation(), IsolationLevel::ReadUncommitted);
+        // The banner keeps the reader and reads back the same.
+        let printed = uncommitted.to_toml();
+        assert!(printed.contains("[reader]\nisolation = \"read_uncommitted\"\n"), "{printed}");
+        assert_eq!(parse(&printed).unwrap().reader, uncommitted.reader);
+        assert!(!at_least_once.to_toml().contains("[reader]"));
+        assert_eq!(
+            err(&file("[reader]\nisolation = \"committed\"\n")),
+            "scenarios/x.toml:7:13: unknown variant `committed`, expected `read_committed` or `read_uncommitted`"
+        );
     }
 
     #[test]

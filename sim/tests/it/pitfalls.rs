@@ -71,6 +71,21 @@ fn the_at_least_once_sink_duplicates_after_a_kill_and_exactly_once_does_not() {
 }
 
 #[test]
+fn a_read_uncommitted_reader_of_the_exactly_once_sink_reads_the_aborted_copies_and_read_committed_does_not() {
+    for report in check("read-uncommitted-duplicates", "written more than once") {
+        let copied: Vec<_> = report.oracle.rows.iter().filter(|row| row.counts.len() > 1).collect();
+        assert!(!copied.is_empty(), "no copies (seed {})", report.seed);
+        for row in copied {
+            // Each copy beyond one is a result of a transaction that never committed.
+            let never_committed = report.oracle.causes.never_committed.get(&(row.window_start_ms, row.page.clone()));
+            assert!(never_committed.is_some_and(|&n| n + 1 >= row.counts.len() as u64), "{row:?} (seed {})", report.seed);
+            assert!(row.counts.iter().all(|&c| c == 1000), "{row:?} (seed {})", report.seed);
+        }
+    }
+    check("read-uncommitted-duplicates-fixed", CLEAN);
+}
+
+#[test]
 fn without_checkpointing_a_kill_loses_data_and_with_it_nothing() {
     check("no-checkpointing-loss", "events lost for a recorded cause");
     for report in check("no-checkpointing-loss-fixed", "") {

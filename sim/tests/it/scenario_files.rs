@@ -54,6 +54,8 @@ fn every_scenario_file_is_covered_here() {
         "pitfalls/no-checkpointing-loss-fixed",
         "pitfalls/no-partition-subtask-stall",
         "pitfalls/no-partition-subtask-stall-fixed",
+        "pitfalls/read-uncommitted-duplicates",
+        "pitfalls/read-uncommitted-duplicates-fixed",
         "pitfalls/restore-above-max-parallelism",
         "pitfalls/restore-above-max-parallelism-fixed",
         "pitfalls/stuck-last-stable-offset",
@@ -241,6 +243,16 @@ fn pitfall_twelve_hour_date_pattern() {
 #[test]
 fn pitfall_twelve_hour_date_pattern_fixed() {
     check("pitfalls/twelve-hour-date-pattern-fixed");
+}
+
+#[test]
+fn pitfall_read_uncommitted_duplicates() {
+    check("pitfalls/read-uncommitted-duplicates");
+}
+
+#[test]
+fn pitfall_read_uncommitted_duplicates_fixed() {
+    check("pitfalls/read-uncommitted-duplicates-fixed");
 }
 
 #[test]
