@@ -39,7 +39,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// [`write`]: generation `generation` of the cell `name`, which is always the same name
+    /// [`write`](fn@write): generation `generation` of the cell `name`, which is always the same name
     /// for one writer.
     pub async fn write<T: Serialize>(&mut self, name: &str, generation: u64, value: &T) -> std::io::Result<()> {
         self.write_encoded(name, generation, encode(generation, value)?).await

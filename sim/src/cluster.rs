@@ -10,7 +10,7 @@
 //! | `client` | 10.0.0.4:7000 |
 //! | `storage` (the shared checkpoint/savepoint volume) | 10.0.0.5:7000 |
 //! | `oracle` (flinksim's reader of the topics) | 10.0.0.100:7000 |
-//! | `taskmanager-<i>`, i from 1 to 255 | 10.0.1.<i>:6122 |
+//! | `taskmanager-<i>`, i from 1 to 255 | `10.0.1.<i>:6122` |
 //! | `taskmanager-<i>`, i from 256 to [`TASKMANAGERS_MAX`] | 10.1.<i / 256>.<i % 256>:6122 |
 
 use std::collections::BTreeMap;

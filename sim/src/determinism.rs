@@ -132,7 +132,7 @@ impl SeedCheck {
 /// Makes one run of a seed and returns its trace lines, or why it could not.
 pub type Runner<'a> = dyn Fn(Attempt, u64) -> Result<Vec<String>, String> + Sync + 'a;
 
-/// The trace of one run of `scenario` under `seed` in a fresh runtime ([`crate::run`]).
+/// The trace of one run of `scenario` under `seed` in a fresh runtime ([`crate::run()`]).
 pub fn runtime_trace(scenario: &Scenario, seed: u64) -> Result<Vec<String>, String> {
     match crate::run(scenario, seed) {
         Ok(report) => Ok(report.trace),

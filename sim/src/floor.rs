@@ -85,7 +85,7 @@ pub fn floor_serde_json(events: u64) -> BTreeMap<(i64, SmolStr), u64> {
 /// broker, storage and client, and a sixth for the generator's producer.
 const MADSIM_FLOOR_NODES: u64 = 6;
 
-/// madsim's least cost for `messages` messages: on [`MADSIM_FLOOR_NODES`] simulated nodes, one
+/// madsim's least cost for `messages` messages: on `MADSIM_FLOOR_NODES` simulated nodes, one
 /// task each awaits one message after another, each message only a latency drawn from the
 /// runtime's generator as the network draws it (1–10 ms), a madsim timer at its arrival and the
 /// poll of the task that timer wakes. Every message flinksim's network carries costs at least

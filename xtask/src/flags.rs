@@ -237,7 +237,7 @@ pub struct CheckDeterminism {
     pub plant: PlantFlags,
 }
 
-/// `xtask trace-run <scenario> --seed N [--duration D]`: one run, printed as a [`TraceRunOutput`].
+/// `xtask trace-run <scenario> --seed N [--duration D]`: one run, printed as a [`TraceRunOutput`](crate::check_determinism::TraceRunOutput).
 #[derive(Debug, clap::Args)]
 pub struct TraceRun {
     /// The scenario, as check-determinism was given it.

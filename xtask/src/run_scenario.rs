@@ -324,8 +324,8 @@ pub fn build() -> String {
     }
 }
 
-/// Why a step will not run under `--duration end`: `<file>:<line>: step `<command>` at <time> will
-/// not run: it is after the end (--duration <end>)`.
+/// Why a step will not run under `--duration end`, as `<file>:<line>: step <command> at <time>
+/// will not run: it is after the end (--duration <end>)` with the command in backquotes.
 fn step_after_end(path: &Path, step: &Step, end: Duration) -> String {
     let why = match step.at {
         StepTime::At(at) if at == end => "it is at the end",

@@ -307,7 +307,7 @@ impl CheckpointMetadata {
         serde_json::from_slice(bytes).map_err(corrupt)
     }
 
-    /// The `_metadata` file's bytes: what `serde_json::to_vec` writes, by [`json`]'s hand.
+    /// The `_metadata` file's bytes: what `serde_json::to_vec` writes, by the `json` module's hand.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(b"{\"format_version\":");
@@ -353,7 +353,7 @@ impl CheckpointMetadata {
 }
 
 impl TaskSnapshot {
-    /// The snapshot file's bytes: what `serde_json::to_vec` writes, by [`json`]'s hand.
+    /// The snapshot file's bytes: what `serde_json::to_vec` writes, by the `json` module's hand.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(128);
         match self {

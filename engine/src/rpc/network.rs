@@ -3,7 +3,7 @@
 //!
 //! A request is put in its destination's mailbox at once, stamped with the instant it arrives,
 //! and one runtime timer wakes the mailbox's reader then (an answer lands in its call's slot the
-//! same way: see [`call`](super::call)). Messages between two endpoints keep
+//! same way: see the `call` module). Messages between two endpoints keep
 //! their order (a reliable connection's order), unless a delay fault holds one back. A message to
 //! an address nobody has bound, or to a node killed or restarted before it arrives, is lost with
 //! the mailbox it went to, as a real connection loses what it had in flight.

@@ -7,7 +7,7 @@
 //! comes (a send takes the line's). tokio's unbounded channel cost about four times what a look
 //! under the lock cost (a callgrind profile: 2% of a run), and the lock itself about 60
 //! instructions a look more than the atomic. The waiting task is kept under that lock
-//! ([`WaitingTask`]).
+//! ([`WaitingTask`](crate::waiting_task::WaitingTask)).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

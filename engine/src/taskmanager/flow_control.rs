@@ -18,6 +18,7 @@ use super::credit::{BufferKind, InputBufferUsage, InputCredits};
 /// Buffers a writer may have queued per remote channel before it blocks: the channel's share of
 /// the task's output buffer pool (its backlog is at most this).
 pub(super) const OUTPUT_BUFFERS_PER_CHANNEL: usize = 2;
+
 /// An input gate's credits, shared by the deliveries that wait for credit and the task that
 /// reads the buffers and so gives credit back.
 #[derive(Debug)]

@@ -7,7 +7,7 @@
 //! semaphore, and its receive cost about 300 instructions per buffer more (a callgrind
 //! profile). It wakes the reading task as that channel did: once per wait, when a buffer
 //! arrives or the last sender goes. The waiting task is kept under the queue's lock
-//! ([`WaitingTask`]).
+//! ([`WaitingTask`](crate::waiting_task::WaitingTask)).
 
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};

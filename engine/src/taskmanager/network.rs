@@ -3,7 +3,7 @@
 //! flusher runs, or right behind a watermark; input gates merge channels and combine watermarks
 //! (min over active ones). One message crosses the simulated network per buffer, never one per
 //! record. A buffer enters a gate only on credit (docs/model/network.md#credits-and-backpressure):
-//! the gate's [`InputCredits`] say how many each channel may take, and a delivery without credit
+//! the gate's [`InputCredits`](super::credit::InputCredits) say how many each channel may take, and a delivery without credit
 //! waits for the task to read a buffer.
 
 use std::collections::VecDeque;

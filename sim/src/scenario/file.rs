@@ -252,7 +252,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, ScenarioErrorKind> 
     Ok(duration)
 }
 
-/// Prints a duration so that [`parse_duration`] reads it back exactly: whole seconds as humantime
+/// Prints a duration so that `parse_duration` reads it back exactly: whole seconds as humantime
 /// writes them (`10m`, `1h 30m`), the rest as one decimal group (`2.5ms`, `200ms`).
 pub fn format_duration(d: Duration) -> String {
     if d.is_zero() {

@@ -6,7 +6,7 @@
 //!   flushed and kept as pending for n, and a new one opens; when checkpoint n completes the
 //!   pending one commits. On restore the sink first commits what its checkpoint recorded as
 //!   pending, and only then fences and aborts whatever else its transactional ids left open,
-//!   for every subtask index it answers for (see [`abort_lingering_transactions`]). A recorded
+//!   for every subtask index it answers for (see `abort_lingering_transactions`). A recorded
 //!   transaction the broker already aborted is logged as lost and dropped, not retried
 //!   forever. Cancelled, the sink aborts its open transaction.
 
