@@ -10,7 +10,7 @@ use smol_str::SmolStr;
 
 use crate::oracle::{Causes, Observed, OracleReport, RowStatus, Violation, WindowRow};
 use crate::processing_time::{Fire, PageBalance, WindowMismatch};
-use crate::scenario::{DuplicatesExpectation, Expect, LossExpectation};
+use crate::scenario::{Expect, LossExpectation};
 
 /// Judges a processing-time run by conservation (see the module doc). Rows list every result,
 /// each judged by its largest copy; the violations say what does not add up.
@@ -23,7 +23,8 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes, fires: &[Fir
     for ((_, page), counts) in &observed.output_counts {
         *counted.entry(page.clone()).or_default() += counts.iter().sum::<u64>();
     }
-    let accepts_copies = expect.duplicates != DuplicatesExpectation::None;
+    // No copy of a processing-time window has a cause the oracle names.
+    let accepts_copies = expect.duplicates.accepts_any_copies();
     let accepts_loss = expect.loss != LossExpectation::None;
     let (mut lost, mut twice) = (Vec::new(), Vec::new());
     for (page, counted) in counted {
@@ -128,7 +129,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes, fires: &[Fir
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::LastStableOffsetExpectation;
+    use crate::scenario::{DuplicatesExpectation, LastStableOffsetExpectation};
 
     fn fire(start: i64, page: &str, count: u64, handled: (i64, i64), fired_ms: i64) -> Fire {
         Fire { window_start_ms: start, page: page.into(), count, handled_ms: Some(handled), fired_ms }

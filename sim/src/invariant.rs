@@ -317,7 +317,7 @@ fn row_findings(events: &[TraceEvent], report: &OracleReport, sink: SinkMode, ex
             }
         } else if row.unaccounted > 0 {
             findings.extend(short_or_skipped(row, row_copies, &copies, events));
-        } else if row.counts.len() > 1 && expect.duplicates == DuplicatesExpectation::None && !row.split_by_drain {
+        } else if row.counts.len() > 1 && !row.split_by_drain && second_copy_breaks(expect.duplicates, row) {
             let mut visible: Vec<(usize, u64)> = row_copies.iter().filter_map(|c| c.visible.map(|v| (v, c.count))).collect();
             visible.sort();
             if let Some(&(index, _)) = visible.get(1) {
@@ -336,6 +336,17 @@ fn row_findings(events: &[TraceEvent], report: &OracleReport, sink: SinkMode, ex
         findings.extend(loss_finding(events, report));
     }
     findings
+}
+
+/// Whether a row's second copy breaks the run's invariants under `duplicates`: always under
+/// `none`; under `explained` unless the oracle named a cause Flink shares for its copies (the
+/// row is then expected); never where copies are accepted.
+fn second_copy_breaks(duplicates: DuplicatesExpectation, row: &WindowRow) -> bool {
+    match duplicates {
+        DuplicatesExpectation::None => true,
+        DuplicatesExpectation::Explained => !row.expected,
+        DuplicatesExpectation::Allowed | DuplicatesExpectation::Required => false,
+    }
 }
 
 /// A row short of its recount: the copy it is judged by, or, with none, the page's later

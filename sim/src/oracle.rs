@@ -745,7 +745,8 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     let complete = |window: i64| complete.get(&window).copied().unwrap_or(false);
     let accepts_late = expect.late != LateExpectation::None;
     let accepts_loss = expect.loss != LossExpectation::None;
-    let accepts_copies = expect.duplicates != DuplicatesExpectation::None;
+    let accepts_copies = expect.duplicates.accepts_any_copies();
+    let accepts_named_copies = expect.duplicates.accepts_named_copies();
     let reads_uncommitted = observed.read_uncommitted;
     // Rows whose copies beyond one a read_uncommitted reader read from transactions that never
     // committed.
@@ -847,13 +848,11 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     let judged = classify(&rows, &gaps, causes, &read_aborted, observed.first_event_time, complete);
     let accepted = |violation: &Violation| match violation {
         Violation::WrongCounts { .. } => expect.counts == CountsExpectation::Any,
-        Violation::Duplicated { .. }
-        | Violation::SplitByDrain { .. }
+        Violation::Duplicated { .. } => accepts_copies,
+        Violation::SplitByDrain { .. }
         | Violation::RewoundBySavepoint { .. }
         | Violation::ReadUncommitted { .. }
-        | Violation::ReplayedAfterFailedStop { .. } => {
-            accepts_copies
-        }
+        | Violation::ReplayedAfterFailedStop { .. } => accepts_named_copies,
         Violation::LastStableOffsetStuck(stuck) => stuck_accepted(stuck, expect.last_stable_offset),
         Violation::DroppedAsLate { .. } => accepts_late,
         Violation::LostWithCause { .. } => accepts_loss,
@@ -1628,6 +1627,18 @@ mod tests {
         assert_eq!(report.verdict(), VerdictClass::Correctness);
         let allowed = Expect { duplicates: DuplicatesExpectation::Allowed, ..Expect::default() };
         assert!(judge(&observed, &allowed, &causes).passed());
+        // `explained` accepts the named copies and not the others.
+        let explained = Expect { duplicates: DuplicatesExpectation::Explained, ..Expect::default() };
+        let report = judge(&observed, &explained, &causes);
+        assert!(matches!(report.violations.as_slice(), [Violation::Duplicated { rows }] if rows.len() == 6), "{:?}", report.violations);
+        let named_only = observed_windows(4, 2)
+            .output_counts
+            .into_iter()
+            .map(|(key, counts)| if key.0 == 0 { (key, vec![1000]) } else { (key, counts) })
+            .collect();
+        let observed = Observed { output_counts: named_only, ..observed };
+        assert!(judge(&observed, &explained, &causes).passed());
+        assert_eq!(judge(&observed, &Expect::default(), &causes).verdict(), VerdictClass::Semantic);
     }
 
     #[test]

@@ -53,6 +53,13 @@ impl Fuzz {
                 report.zombie_holds
             )?;
         }
+        if report.shared_copies > 0 {
+            outln!(
+                "{} case(s) wrote some window twice for a cause Flink shares (a savepoint restored again, a stop \
+                 that failed past its commits), which the base accepts (docs/oracle.md#verdict-classes)",
+                report.shared_copies
+            )?;
+        }
         outln!(
             "cost over the run itself: {:.1}% (drawing, rendering, parsing and judging a schedule)",
             report.overhead() * 100.0

@@ -131,6 +131,10 @@ pub struct CaseOutcome {
     /// Whether zombies' transactions held `read_committed` readers, and the oracle fenced them
     /// (docs/oracle.md#held-by-zombies).
     pub zombies_fenced: bool,
+    /// Whether some window came out twice for a cause Flink shares that the oracle names (a
+    /// savepoint restored again, a stop that failed past its commits), accepted by a base with
+    /// `duplicates = "explained"`.
+    pub shared_copies: bool,
 }
 
 /// How one case ended.
@@ -181,6 +185,9 @@ pub struct FuzzReport {
     /// Cases where zombies' transactions held `read_committed` readers (behaviour the real
     /// systems share, which the base may accept).
     pub zombie_holds: u32,
+    /// Passing cases where a window came out twice for a cause Flink shares, which the base
+    /// accepts with `duplicates = "explained"` ([`CaseOutcome::shared_copies`]).
+    pub shared_copies: u32,
     /// Where the faults landed, over every case.
     pub coverage: Coverage,
     /// Wall time of the runs themselves, summed over cases.
@@ -287,21 +294,27 @@ pub fn run_case(config: &FuzzConfig, shape: Shape, case: u32) -> Result<CaseOutc
     let run_started = clock();
     let outcome = (config.run)(&scenario, seed);
     let run_wall = clock().saturating_sub(run_started);
-    let (verdict, coverage, zombies_fenced) = match outcome {
+    let (verdict, coverage, zombies_fenced, shared_copies) = match outcome {
         Ok(report) => {
             let coverage = Coverage::of(&report.events);
             let fenced = !report.oracle.fenced.is_empty();
+            let causes = &report.oracle.causes;
+            let shared = report.oracle.rows.iter().any(|row| {
+                row.counts.len() > 1
+                    && (causes.rewound_over(row.window_start_ms).is_some()
+                        || causes.replayed_after_stop(row.window_start_ms).is_some())
+            });
             if (config.judge)(&report) {
-                (CaseVerdict::Failed(failure_text(&report)), coverage, fenced)
+                (CaseVerdict::Failed(failure_text(&report)), coverage, fenced, shared)
             } else {
-                (CaseVerdict::Passed, coverage, fenced)
+                (CaseVerdict::Passed, coverage, fenced, shared)
             }
         }
-        Err(RunError::BadInput(e)) => (CaseVerdict::Discarded(e.to_string()), Coverage::default(), false),
-        Err(e @ RunError::Panicked { .. }) => (CaseVerdict::Failed(e.to_string()), Coverage::default(), false),
+        Err(RunError::BadInput(e)) => (CaseVerdict::Discarded(e.to_string()), Coverage::default(), false, false),
+        Err(e @ RunError::Panicked { .. }) => (CaseVerdict::Failed(e.to_string()), Coverage::default(), false, false),
     };
     let case_wall = clock().saturating_sub(started);
-    Ok(CaseOutcome { case, seed, plan, verdict, coverage, run_wall, case_wall, zombies_fenced })
+    Ok(CaseOutcome { case, seed, plan, verdict, coverage, run_wall, case_wall, zombies_fenced, shared_copies })
 }
 
 /// Runs the fuzz: every case (no new one once a case failed), then shrinks the lowest-numbered
@@ -336,6 +349,8 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(Progress) + Sync)) -> Result
             report.run_wall += outcome.run_wall;
             report.case_wall += outcome.case_wall;
             report.zombie_holds += u32::from(outcome.zombies_fenced);
+            let passed = matches!(outcome.verdict, CaseVerdict::Passed);
+            report.shared_copies += u32::from(outcome.shared_copies && passed);
             let failed = matches!(outcome.verdict, CaseVerdict::Failed(_));
             match outcome.verdict {
                 CaseVerdict::Passed => report.passed += 1,

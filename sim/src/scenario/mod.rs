@@ -510,6 +510,23 @@ pub enum DuplicatesExpectation {
     Allowed,
     /// The run must show copies (a pitfall it replays): an engine that writes each once fails.
     Required,
+    /// Only copies the oracle names a cause for that Flink shares are accepted (a drained stop's
+    /// split, a savepoint restored again, a stop that failed past its commits, a
+    /// `read_uncommitted` reader): any other copy fails, as with `none`
+    /// (docs/oracle.md#expectations).
+    Explained,
+}
+
+impl DuplicatesExpectation {
+    /// Whether copies the oracle names a cause Flink shares for are accepted.
+    pub fn accepts_named_copies(self) -> bool {
+        self != DuplicatesExpectation::None
+    }
+
+    /// Whether any copy is accepted, one nothing explains included.
+    pub fn accepts_any_copies(self) -> bool {
+        matches!(self, DuplicatesExpectation::Allowed | DuplicatesExpectation::Required)
+    }
 }
 
 /// `late`: whether events dropped as late by the window operator (Flink's
@@ -566,6 +583,7 @@ impl fmt::Display for DuplicatesExpectation {
             DuplicatesExpectation::None => "none",
             DuplicatesExpectation::Allowed => "allowed",
             DuplicatesExpectation::Required => "required",
+            DuplicatesExpectation::Explained => "explained",
         })
     }
 }

@@ -38,6 +38,20 @@ fn a_bounded_fuzz_of_the_exactly_once_job_passes_and_reaches_the_narrow_windows(
     }
 }
 
+/// A case whose windows come out twice for a cause Flink shares (here every case runs the
+/// savepoint restored a second time, whatever its plan) passes the base's `duplicates =
+/// "explained"` and is counted, so that a long fuzz goes on past it.
+#[test]
+fn cases_with_copies_flink_shares_pass_the_base_and_are_counted() {
+    let mut rewound = scenario("exactly-once-restore-older-savepoint-again");
+    rewound.expect.duplicates = scenario("fuzz-exactly-once").expect.duplicates;
+    let mut config = FuzzConfig::new(scenario("fuzz-exactly-once"), 2, 2, CI_SEED);
+    config.run = Arc::new(move |_, seed| flinksim::run(&rewound, seed));
+    let report = fuzz::fuzz(&config, &quiet).unwrap();
+    assert!(report.regression.is_none(), "{:?}", report.regression.map(|r| r.failure));
+    assert_eq!((report.passed, report.shared_copies), (2, 2));
+}
+
 /// A stand-in bug (any TaskManager killed fails the run) found, shrunk to a single kill that
 /// lasts the shortest time a fault may, written, and replayed from the file.
 #[test]
