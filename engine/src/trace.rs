@@ -467,7 +467,7 @@ impl fmt::Display for Event {
                 }
             }
             Event::TransactionsAborted { task, transactional_ids, why } => match why {
-                SinkAbort::Lingering => write!(f, "{task} aborted lingering transactions {transactional_ids:?}"),
+                SinkAbort::Lingering { .. } => write!(f, "{task} aborted lingering transactions {transactional_ids:?}"),
                 SinkAbort::Cancelled => write!(
                     f,
                     "{task} aborted its open transaction {} on cancellation",
@@ -612,7 +612,12 @@ impl fmt::Display for Event {
 pub enum SinkAbort {
     /// On start, what its transactional ids had left open (Flink's KafkaSink does it on every
     /// start, for every subtask index it answers for).
-    Lingering,
+    Lingering {
+        /// The checkpoint the sink restored (0: none): a transaction a later checkpoint recorded
+        /// that this abort ends was written by a newer attempt, which an older one's late
+        /// restore fenced (docs/oracle.md#lost-to-an-older-restore).
+        restored_checkpoint: u64,
+    },
     /// Cancelled, its open transaction (Flink's KafkaWriter closes it so).
     Cancelled,
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use flinksim_engine::protocol::click_event::{PAGES, WINDOW_MS, window_start};
 use flinksim_engine::protocol::ids::JobId;
 use flinksim_engine::protocol::states::JobStatus;
-use flinksim_engine::trace::{AbortCause, Event, TraceEvent, TransactionHandle};
+use flinksim_engine::trace::{AbortCause, Event, SinkAbort, TraceEvent, TransactionHandle};
 use serde::Serialize;
 use smol_str::SmolStr;
 
@@ -180,6 +180,11 @@ pub struct TransactionLost {
     pub timed_out: bool,
     /// The results it held, as (window start, page, count).
     pub results: Vec<(i64, SmolStr, u64)>,
+    /// Set when a sink that restored an older checkpoint than `checkpoint_id` aborted it, as
+    /// lingering under its ids, after it began: an older attempt's late restore fenced what the
+    /// newer attempt had written, as in Flink (docs/oracle.md#lost-to-an-older-restore). Its
+    /// value is the checkpoint that sink restored.
+    pub aborted_by_older_restore: Option<u64>,
 }
 
 /// A job's state was lost at `at`: windows open then lose what they held, and events read
@@ -255,6 +260,10 @@ impl Causes {
         // Results per transaction, for the ones the broker may abort.
         let mut in_transaction: BTreeMap<TransactionKey, Vec<(i64, SmolStr, u64)>> = BTreeMap::new();
         let mut committed: BTreeSet<TransactionKey> = BTreeSet::new();
+        // When each transaction began, and every sink's abort of lingering transactions on start
+        // (when, the ids, the checkpoint it restored).
+        let mut began: BTreeMap<TransactionKey, Duration> = BTreeMap::new();
+        let mut lingering_aborts: Vec<(Duration, &[SmolStr], u64)> = Vec::new();
         // Pages written per window, for what had fired before a state was lost.
         let mut written: BTreeMap<i64, BTreeSet<SmolStr>> = BTreeMap::new();
         // The drain under way (job, savepoint), and the drains done, with what each fired.
@@ -423,13 +432,17 @@ impl Causes {
                 // The id registered again: the broker must have aborted what an older epoch of it
                 // left open, so one still open then is no zombie's to excuse.
                 Event::TransactionBegun { transaction: t, .. } => {
+                    began.entry((t.transactional_id.clone(), t.producer_id, t.epoch)).or_insert(event.at);
                     for ((id, producer_id, epoch), older) in open.iter_mut() {
                         if *id == t.transactional_id && (*producer_id, *epoch) != (t.producer_id, t.epoch) {
                             older.zombie = None;
                         }
                     }
                 }
-                Event::TransactionsAborted { transactional_ids, .. } => {
+                Event::TransactionsAborted { transactional_ids, why, .. } => {
+                    if let SinkAbort::Lingering { restored_checkpoint } = why {
+                        lingering_aborts.push((event.at, transactional_ids, *restored_checkpoint));
+                    }
                     open.retain(|(id, _, _), _| !transactional_ids.contains(id));
                 }
                 Event::TransactionTimedOut { transactional_id, .. } => {
@@ -455,12 +468,24 @@ impl Causes {
                         checkpoint_id: *checkpoint_id,
                         timed_out: *cause == Some(AbortCause::Timeout),
                         results,
+                        aborted_by_older_restore: None,
                     });
                 }
                 _ => {}
             }
         }
         causes.open_at_end = open.into_values().collect();
+        // A lost transaction an older restore aborted: looked up over the whole trace, since the
+        // aborting sink traces its aborts once all are done, which may be after the loss.
+        for lost in &mut causes.transactions_lost {
+            let t = &lost.transaction;
+            let Some(&began_at) = began.get(&(t.transactional_id.clone(), t.producer_id, t.epoch)) else { continue };
+            lost.aborted_by_older_restore = lingering_aborts
+                .iter()
+                .filter(|(at, ids, restored)| *at >= began_at && *restored < lost.checkpoint_id && ids.contains(&t.transactional_id))
+                .map(|(_, _, restored)| *restored)
+                .next();
+        }
         for (_, results) in in_transaction.iter().filter(|(key, _)| !committed.contains(*key)) {
             for (window, page, _) in results {
                 *causes.never_committed.entry((*window, page.clone())).or_default() += 1;
@@ -494,6 +519,23 @@ impl Causes {
             let last_complete = lost.fired_before.iter().rev().find(|w| **w <= last && complete(**w));
             window <= lost.reaches(origin_ms) && last_complete.is_none_or(|last| window > *last)
         })
+    }
+
+    /// Whether all `lost` events of the row `key` went with transactions an older restore
+    /// aborted ([`TransactionLost::aborted_by_older_restore`]): nothing else lost them.
+    pub fn lost_to_older_restore(&self, key: &RowKey, lost: u64) -> bool {
+        let mut by_older = 0;
+        for t in &self.transactions_lost {
+            let held: u64 = t.results.iter().filter(|(w, p, _)| (*w, p) == (key.0, &key.1)).map(|(_, _, c)| c).sum();
+            if held == 0 {
+                continue;
+            }
+            if t.aborted_by_older_restore.is_none() {
+                return false;
+            }
+            by_older += held;
+        }
+        by_older > 0 && by_older == lost
     }
 
     /// The rewind that may write `window` again: a savepoint restored a second time, after the
@@ -607,7 +649,11 @@ impl std::fmt::Display for TransactionLost {
             self.results.len(),
             if self.timed_out { " after its transaction timeout" } else { "" },
             clock(self.at)
-        )
+        )?;
+        match self.aborted_by_older_restore {
+            Some(restored) => write!(f, "; a sink restoring the older checkpoint {restored} had fenced its id"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -711,13 +757,55 @@ mod tests {
             at(1_300, written(0, "/jobs", 1000, Some(handle("t-0-4")))),
             at(1_400, written(0, "/about", 1000, Some(handle("t-0-5")))),
             at(2_000, Event::TransactionCommitted { task: task.clone(), transaction: handle("t-0-1"), checkpoint_id: 1, on_restore: false }),
-            at(2_100, Event::TransactionsAborted { task, transactional_ids: vec!["t-0-2".into()], why: SinkAbort::Lingering }),
+            at(2_100, Event::TransactionsAborted { task, transactional_ids: vec!["t-0-2".into()], why: SinkAbort::Lingering { restored_checkpoint: 0 } }),
             at(2_200, Event::TransactionTimedOut { transactional_id: "t-0-3".into(), timeout: Duration::from_secs(60) }),
             at(2_300, Event::TransactionLost { transaction: handle("t-0-4"), checkpoint_id: 4, cause: None }),
         ];
         let open = Causes::from_trace(&trace).open_at_end;
         assert_eq!(open.len(), 1, "{open:?}");
         assert_eq!((open[0].transaction.transactional_id.as_str(), open[0].first_write, open[0].results), ("t-0-5", Duration::from_millis(1_400), 1));
+    }
+
+    #[test]
+    fn a_lost_transaction_an_older_restore_aborted_is_named_and_one_its_own_restore_aborted_is_not() {
+        let handle = |id: &str| TransactionHandle { transactional_id: id.into(), producer_id: 3, epoch: 1 };
+        let task = "ClickEventStatistics Sink (1/2)".to_owned();
+        let begun = |id: &str, checkpoint_id| Event::TransactionBegun { task: task.clone(), transaction: handle(id), checkpoint_id };
+        let aborted = |id: &str, restored_checkpoint| Event::TransactionsAborted {
+            task: task.clone(),
+            transactional_ids: vec![id.into()],
+            why: SinkAbort::Lingering { restored_checkpoint },
+        };
+        let lost = |id: &str, checkpoint_id| Event::TransactionLost { transaction: handle(id), checkpoint_id, cause: None };
+        let trace = vec![
+            // The newer attempt's transaction for checkpoint 9; a sink restoring checkpoint 5
+            // (an older attempt, late) aborts it; checkpoint 9 had recorded it.
+            at(1_000, begun("t-0-9", 9)),
+            at(1_100, written(0, "/help", 1000, Some(handle("t-0-9")))),
+            // The loss is traced before the abort: the aborting sink traces its aborts at the end.
+            at(3_000, lost("t-0-9", 9)),
+            at(3_100, aborted("t-0-9", 5)),
+            // A sink that restored checkpoint 12 itself aborting what 12 recorded: its own
+            // restore's order, not an older attempt's.
+            at(4_000, begun("t-0-12", 12)),
+            at(4_100, written(15_000, "/help", 1000, Some(handle("t-0-12")))),
+            at(5_000, aborted("t-0-12", 12)),
+            at(5_100, lost("t-0-12", 12)),
+            // An abort before the transaction began is another's.
+            at(5_500, aborted("t-0-14", 5)),
+            at(6_000, begun("t-0-14", 14)),
+            at(6_100, written(30_000, "/help", 1000, Some(handle("t-0-14")))),
+            at(7_000, lost("t-0-14", 14)),
+        ];
+        let causes = Causes::from_trace(&trace);
+        let by_older: Vec<(&str, Option<u64>)> =
+            causes.transactions_lost.iter().map(|t| (t.transaction.transactional_id.as_str(), t.aborted_by_older_restore)).collect();
+        assert_eq!(by_older, [("t-0-9", Some(5)), ("t-0-12", None), ("t-0-14", None)]);
+        assert!(causes.lost_to_older_restore(&(0, "/help".into()), 1000));
+        assert!(!causes.lost_to_older_restore(&(15_000, "/help".into()), 1000));
+        // More lost than those transactions held: something else lost the rest.
+        assert!(!causes.lost_to_older_restore(&(0, "/help".into()), 1500));
+        assert!(causes.transactions_lost[0].to_string().ends_with("a sink restoring the older checkpoint 5 had fenced its id"));
     }
 
     fn on(ms: u64, node: &str, event: Event) -> TraceEvent {

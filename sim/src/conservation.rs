@@ -10,7 +10,7 @@ use smol_str::SmolStr;
 
 use crate::oracle::{Causes, Observed, OracleReport, RowStatus, Violation, WindowRow};
 use crate::processing_time::{Fire, PageBalance, WindowMismatch};
-use crate::scenario::{Expect, LossExpectation};
+use crate::scenario::Expect;
 
 /// Judges a processing-time run by conservation (see the module doc). Rows list every result,
 /// each judged by its largest copy; the violations say what does not add up.
@@ -25,7 +25,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes, fires: &[Fir
     }
     // No copy of a processing-time window has a cause the oracle names.
     let accepts_copies = expect.duplicates.accepts_any_copies();
-    let accepts_loss = expect.loss != LossExpectation::None;
+    let accepts_loss = expect.loss.accepts_any_loss();
     let (mut lost, mut twice) = (Vec::new(), Vec::new());
     for (page, counted) in counted {
         let balance = PageBalance { read: read.get(&page).copied().unwrap_or(0), page, counted };

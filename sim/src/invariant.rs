@@ -332,8 +332,11 @@ fn row_findings(events: &[TraceEvent], report: &OracleReport, sink: SinkMode, ex
     if expect.late == LateExpectation::None {
         findings.extend(late_findings(events, report));
     }
-    if expect.loss == LossExpectation::None {
-        findings.extend(loss_finding(events, report));
+    match expect.loss {
+        LossExpectation::None => findings.extend(loss_finding(events, report, |_| true)),
+        // Loss an older restore caused is accepted (the row is expected); any other breaks.
+        LossExpectation::Explained => findings.extend(loss_finding(events, report, |row| !row.expected)),
+        LossExpectation::Allowed | LossExpectation::Required => {}
     }
     findings
 }
@@ -406,10 +409,10 @@ fn late_findings(events: &[TraceEvent], report: &OracleReport) -> Vec<Finding> {
     findings
 }
 
-/// The first event that lost results, when some row has loss: a transaction the restored sink
-/// could not commit, or the moment a job's state was lost.
-fn loss_finding(events: &[TraceEvent], report: &OracleReport) -> Option<Finding> {
-    let lossy: Vec<&WindowRow> = report.rows.iter().filter(|r| r.lost > 0).collect();
+/// The first event that lost results, when some row that `counts` has loss: a transaction the
+/// restored sink could not commit, or the moment a job's state was lost.
+fn loss_finding(events: &[TraceEvent], report: &OracleReport, counts: impl Fn(&WindowRow) -> bool) -> Option<Finding> {
+    let lossy: Vec<&WindowRow> = report.rows.iter().filter(|r| r.lost > 0 && counts(r)).collect();
     if lossy.is_empty() {
         return None;
     }

@@ -448,6 +448,16 @@ pub enum Violation {
         /// The causes.
         causes: Causes,
     },
+    /// Events lost with transactions that a sink restoring an older checkpoint aborted after a
+    /// newer attempt had written them (an older attempt's late restore fencing its ids): a
+    /// later checkpoint recorded them, and the restored sink could not commit them. Flink's
+    /// committer reports the same ("most likely data loss") (docs/oracle.md#lost-to-an-older-restore).
+    LostToOlderRestore {
+        /// The rows.
+        rows: Vec<RowRef>,
+        /// The transactions lost so.
+        transactions: Vec<crate::accounting::TransactionLost>,
+    },
     /// Windows a `flink stop --drain` fired with a partial count, fired again with the rest by
     /// the job resumed from that savepoint: two copies where one is expected (Flink's CLI warns
     /// against resuming after a drain).
@@ -534,6 +544,7 @@ impl Violation {
             | Violation::Liveness(_) => VerdictClass::Liveness,
             Violation::DroppedAsLate { .. }
             | Violation::LostWithCause { .. }
+            | Violation::LostToOlderRestore { .. }
             | Violation::SplitByDrain { .. }
             | Violation::RewoundBySavepoint { .. }
             | Violation::ReadUncommitted { .. }
@@ -618,6 +629,18 @@ impl std::fmt::Display for Violation {
                 rows.len(),
                 rows_named(rows)
             ),
+            Violation::LostToOlderRestore { rows, transactions } => {
+                let named: Vec<String> = transactions.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "{} events of {} (window, page) rows lost with transactions an older attempt's late restore \
+                     aborted after the newer attempt wrote them, as in Flink: {}. Lost: {}",
+                    sum(rows, |r| r.lost as i64),
+                    rows.len(),
+                    named.join("; "),
+                    rows_named(rows)
+                )
+            }
             Violation::SplitByDrain { rows } => write!(
                 f,
                 "{} (window, page) results came out twice, split by `flink stop --drain` and the resume from its \
@@ -744,7 +767,8 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     }
     let complete = |window: i64| complete.get(&window).copied().unwrap_or(false);
     let accepts_late = expect.late != LateExpectation::None;
-    let accepts_loss = expect.loss != LossExpectation::None;
+    let accepts_loss = expect.loss.accepts_any_loss();
+    let accepts_named_loss = expect.loss.accepts_named_loss();
     let accepts_copies = expect.duplicates.accepts_any_copies();
     let accepts_named_copies = expect.duplicates.accepts_named_copies();
     let reads_uncommitted = observed.read_uncommitted;
@@ -804,7 +828,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         let expected = unaccounted == 0
             && counted <= recount
             && (late == 0 || accepts_late)
-            && (lost == 0 || accepts_loss)
+            && (lost == 0 || accepts_loss || (accepts_named_loss && causes.lost_to_older_restore(&key, lost)))
             && (counts.len() <= 1 || accepts_copies || repeat_allowed);
         let (window_start_ms, page) = key;
         let split_by_drain = drained.is_some();
@@ -856,6 +880,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         Violation::LastStableOffsetStuck(stuck) => stuck_accepted(stuck, expect.last_stable_offset),
         Violation::DroppedAsLate { .. } => accepts_late,
         Violation::LostWithCause { .. } => accepts_loss,
+        Violation::LostToOlderRestore { .. } => accepts_named_loss,
         Violation::Unaccounted { .. }
         | Violation::Stalled { .. }
         | Violation::NothingRan
@@ -949,6 +974,7 @@ fn classify(
     let mut rewound = Vec::new();
     let mut replayed = Vec::new();
     let mut uncommitted = Vec::new();
+    let mut lost_to_older = Vec::new();
     let last_fired = rows.iter().filter(|r| !r.counts.is_empty()).map(|r| r.window_start_ms).max();
     for row in rows {
         if row.status == RowStatus::WrongCount {
@@ -968,7 +994,9 @@ fn classify(
         if row.late > 0 {
             late.push(RowRef::from(row));
         }
-        if row.lost > 0 {
+        if row.lost > 0 && causes.lost_to_older_restore(&(row.window_start_ms, row.page.clone()), row.lost) {
+            lost_to_older.push(RowRef::from(row));
+        } else if row.lost > 0 {
             lost.push(RowRef::from(row));
         }
         if row.unaccounted > 0 {
@@ -1012,6 +1040,10 @@ fn classify(
     }
     if !lost.is_empty() {
         violations.push(Violation::LostWithCause { rows: lost, causes: causes.clone() });
+    }
+    if !lost_to_older.is_empty() {
+        let transactions = causes.transactions_lost.iter().filter(|t| t.aborted_by_older_restore.is_some()).cloned().collect();
+        violations.push(Violation::LostToOlderRestore { rows: lost_to_older, transactions });
     }
     if !split.is_empty() {
         violations.push(Violation::SplitByDrain { rows: split });
@@ -1750,6 +1782,32 @@ mod tests {
         lost.lost_in_transactions.insert(key.clone(), 1000);
         lost.never_committed.insert(key, 1);
         assert!(judge(&observed, &Expect::default(), &lost).passed());
+    }
+
+    #[test]
+    fn loss_an_older_restore_caused_is_named_and_explained_accepts_only_it() {
+        let key = (2 * WINDOW_MS, SmolStr::from("/help"));
+        let mut observed = observed_windows(6, 1);
+        observed.output_counts.remove(&key);
+        let lost = |aborted_by_older_restore| crate::accounting::TransactionLost {
+            at: Duration::from_secs(40),
+            transaction: flinksim_engine::trace::TransactionHandle { transactional_id: "t-0-9".into(), producer_id: 3, epoch: 1 },
+            checkpoint_id: 9,
+            timed_out: false,
+            results: vec![(key.0, key.1.clone(), 1000)],
+            aborted_by_older_restore,
+        };
+        let mut causes = Causes { transactions_lost: vec![lost(Some(5))], ..Causes::default() };
+        causes.lost_in_transactions.insert(key.clone(), 1000);
+        let explained = Expect { loss: LossExpectation::Explained, ..Expect::default() };
+        let report = judge(&observed, &Expect::default(), &causes);
+        assert!(matches!(report.violations.as_slice(), [Violation::LostToOlderRestore { rows, transactions }] if rows.len() == 1 && transactions.len() == 1), "{:?}", report.violations);
+        assert_eq!(report.verdict(), VerdictClass::Semantic);
+        assert!(judge(&observed, &explained, &causes).passed());
+        // The same loss by the sink's own restore is not excused by `explained`.
+        causes.transactions_lost = vec![lost(None)];
+        let report = judge(&observed, &explained, &causes);
+        assert!(matches!(report.violations.as_slice(), [Violation::LostWithCause { .. }]), "{:?}", report.violations);
     }
 
     #[test]

@@ -133,7 +133,7 @@ fn typed_moment(event: &TraceEvent, state: &mut Story) -> Option<String> {
         Event::RestoreFailed { task, checkpoint_id, reason } => {
             format!("restore FAILED: {task} could not read checkpoint {checkpoint_id} ({reason}); the job fails again")
         }
-        Event::TransactionsAborted { task, transactional_ids, why: SinkAbort::Lingering } => format!(
+        Event::TransactionsAborted { task, transactional_ids, why: SinkAbort::Lingering { .. } } => format!(
             "{task} aborted {} lingering transactions its ids had left open",
             transactional_ids.len()
         ),

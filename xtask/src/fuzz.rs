@@ -53,11 +53,12 @@ impl Fuzz {
                 report.zombie_holds
             )?;
         }
-        if report.shared_copies > 0 {
+        if report.shared_failures > 0 {
             outln!(
-                "{} case(s) wrote some window twice for a cause Flink shares (a savepoint restored again, a stop \
-                 that failed past its commits), which the base accepts (docs/oracle.md#verdict-classes)",
-                report.shared_copies
+                "{} case(s) showed a failure Flink shares (a window written twice by a savepoint restored again or a \
+                 stop that failed past its commits, or results lost to an older attempt's late restore), which the \
+                 base accepts (docs/oracle.md#verdict-classes)",
+                report.shared_failures
             )?;
         }
         outln!(

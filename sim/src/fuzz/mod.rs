@@ -131,10 +131,11 @@ pub struct CaseOutcome {
     /// Whether zombies' transactions held `read_committed` readers, and the oracle fenced them
     /// (docs/oracle.md#held-by-zombies).
     pub zombies_fenced: bool,
-    /// Whether some window came out twice for a cause Flink shares that the oracle names (a
-    /// savepoint restored again, a stop that failed past its commits), accepted by a base with
-    /// `duplicates = "explained"`.
-    pub shared_copies: bool,
+    /// Whether the run showed a failure Flink shares that the oracle names: a window written
+    /// twice by a savepoint restored again or a stop that failed past its commits (accepted by
+    /// a base with `duplicates = "explained"`), or results lost with a transaction an older
+    /// attempt's late restore aborted (`loss = "explained"`).
+    pub shared_failure: bool,
 }
 
 /// How one case ended.
@@ -185,9 +186,9 @@ pub struct FuzzReport {
     /// Cases where zombies' transactions held `read_committed` readers (behaviour the real
     /// systems share, which the base may accept).
     pub zombie_holds: u32,
-    /// Passing cases where a window came out twice for a cause Flink shares, which the base
-    /// accepts with `duplicates = "explained"` ([`CaseOutcome::shared_copies`]).
-    pub shared_copies: u32,
+    /// Passing cases that showed a failure Flink shares which the base accepts with
+    /// `duplicates` or `loss = "explained"` ([`CaseOutcome::shared_failure`]).
+    pub shared_failures: u32,
     /// Where the faults landed, over every case.
     pub coverage: Coverage,
     /// Wall time of the runs themselves, summed over cases.
@@ -294,7 +295,7 @@ pub fn run_case(config: &FuzzConfig, shape: Shape, case: u32) -> Result<CaseOutc
     let run_started = clock();
     let outcome = (config.run)(&scenario, seed);
     let run_wall = clock().saturating_sub(run_started);
-    let (verdict, coverage, zombies_fenced, shared_copies) = match outcome {
+    let (verdict, coverage, zombies_fenced, shared_failure) = match outcome {
         Ok(report) => {
             let coverage = Coverage::of(&report.events);
             let fenced = !report.oracle.fenced.is_empty();
@@ -303,7 +304,7 @@ pub fn run_case(config: &FuzzConfig, shape: Shape, case: u32) -> Result<CaseOutc
                 row.counts.len() > 1
                     && (causes.rewound_over(row.window_start_ms).is_some()
                         || causes.replayed_after_stop(row.window_start_ms).is_some())
-            });
+            }) || causes.transactions_lost.iter().any(|t| t.aborted_by_older_restore.is_some());
             if (config.judge)(&report) {
                 (CaseVerdict::Failed(failure_text(&report)), coverage, fenced, shared)
             } else {
@@ -314,7 +315,7 @@ pub fn run_case(config: &FuzzConfig, shape: Shape, case: u32) -> Result<CaseOutc
         Err(e @ RunError::Panicked { .. }) => (CaseVerdict::Failed(e.to_string()), Coverage::default(), false, false),
     };
     let case_wall = clock().saturating_sub(started);
-    Ok(CaseOutcome { case, seed, plan, verdict, coverage, run_wall, case_wall, zombies_fenced, shared_copies })
+    Ok(CaseOutcome { case, seed, plan, verdict, coverage, run_wall, case_wall, zombies_fenced, shared_failure })
 }
 
 /// Runs the fuzz: every case (no new one once a case failed), then shrinks the lowest-numbered
@@ -350,7 +351,7 @@ pub fn fuzz(config: &FuzzConfig, progress: &(dyn Fn(Progress) + Sync)) -> Result
             report.case_wall += outcome.case_wall;
             report.zombie_holds += u32::from(outcome.zombies_fenced);
             let passed = matches!(outcome.verdict, CaseVerdict::Passed);
-            report.shared_copies += u32::from(outcome.shared_copies && passed);
+            report.shared_failures += u32::from(outcome.shared_failure && passed);
             let failed = matches!(outcome.verdict, CaseVerdict::Failed(_));
             match outcome.verdict {
                 CaseVerdict::Passed => report.passed += 1,

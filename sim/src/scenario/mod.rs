@@ -557,6 +557,22 @@ pub enum LossExpectation {
     Allowed,
     /// The run must show loss (a pitfall it replays): an engine that loses nothing fails.
     Required,
+    /// Only loss the oracle names a cause Flink shares for is accepted (transactions an older
+    /// attempt's late restore aborted): any other loss fails, as with `none`
+    /// (docs/oracle.md#expectations).
+    Explained,
+}
+
+impl LossExpectation {
+    /// Whether loss the oracle names a cause Flink shares for is accepted.
+    pub fn accepts_named_loss(self) -> bool {
+        self != LossExpectation::None
+    }
+
+    /// Whether any loss with a recorded cause is accepted.
+    pub fn accepts_any_loss(self) -> bool {
+        matches!(self, LossExpectation::Allowed | LossExpectation::Required)
+    }
 }
 
 impl fmt::Display for OnRestart {
@@ -604,6 +620,7 @@ impl fmt::Display for LossExpectation {
             LossExpectation::None => "none",
             LossExpectation::Allowed => "allowed",
             LossExpectation::Required => "required",
+            LossExpectation::Explained => "explained",
         })
     }
 }

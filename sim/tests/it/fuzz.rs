@@ -49,7 +49,7 @@ fn cases_with_copies_flink_shares_pass_the_base_and_are_counted() {
     config.run = Arc::new(move |_, seed| flinksim::run(&rewound, seed));
     let report = fuzz::fuzz(&config, &quiet).unwrap();
     assert!(report.regression.is_none(), "{:?}", report.regression.map(|r| r.failure));
-    assert_eq!((report.passed, report.shared_copies), (2, 2));
+    assert_eq!((report.passed, report.shared_failures), (2, 2));
 }
 
 /// A stand-in bug (any TaskManager killed fails the run) found, shrunk to a single kill that

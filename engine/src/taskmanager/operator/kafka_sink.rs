@@ -101,7 +101,7 @@ pub async fn run(mut context: TaskContext) -> Result<(), TaskError> {
                 services.trace.record(Event::TransactionsAborted {
                     task: context.display_name(),
                     transactional_ids: aborted,
-                    why: SinkAbort::Lingering,
+                    why: SinkAbort::Lingering { restored_checkpoint: checkpoint },
                 });
             }
             let open = open_transaction(&context, &config, checkpoint + 1).await?;
