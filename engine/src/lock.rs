@@ -137,8 +137,6 @@ mod tests {
     /// determinism: these unit tests run no simulation, and a second thread is exactly what the
     /// lock must refuse, so the tests cannot be written on madsim's one thread.
     fn on_another_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::thread::Result<T> {
-        // A second OS thread is safe for replay here: this unit test runs no simulation (no
-        // seed, no runtime), and another thread is the very thing the lock must refuse.
         std::thread::spawn(f).join() // tidy: allow (a unit test with no simulation to replay)
     }
 

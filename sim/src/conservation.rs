@@ -119,6 +119,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes, fires: &[Fir
         short_at_source: Vec::new(),
         violations,
         notes,
+        accepted: Vec::new(),
         causes: causes.clone(),
         output_partitions: observed.output_partitions.clone(),
         stuck,

@@ -514,6 +514,7 @@ mod tests {
             short_at_source: Vec::new(),
             violations: Vec::new(),
             notes: Vec::new(),
+            accepted: Vec::new(),
             causes: Causes::default(),
             output_partitions: Vec::new(),
             stuck: None,

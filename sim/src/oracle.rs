@@ -255,6 +255,8 @@ pub struct OracleReport {
     pub violations: Vec<Violation>,
     /// Things worth knowing that the expectations accept (e.g. expected loss).
     pub notes: Vec<String>,
+    /// The findings the scenario accepts, typed (each is also a note): what tools match on.
+    pub accepted: Vec<Violation>,
     /// Why results may be missing, as the trace says.
     pub causes: Causes,
     /// What a `read_committed` and a `read_uncommitted` reader read of each `output` partition.
@@ -533,6 +535,16 @@ pub enum Violation {
 }
 
 impl Violation {
+    /// Whether this is a failure the real systems share, named from the trace, that a fuzz base
+    /// accepts with `"explained"`: a savepoint restored again, a stop that failed past its
+    /// commits, transactions an older attempt's late restore aborted.
+    pub fn shared_with_flink(&self) -> bool {
+        matches!(
+            self,
+            Violation::RewoundBySavepoint { .. } | Violation::ReplayedAfterFailedStop { .. } | Violation::LostToOlderRestore { .. }
+        )
+    }
+
     /// What kind of failure it is.
     pub fn class(&self) -> VerdictClass {
         match self {
@@ -772,9 +784,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
     let accepts_copies = expect.duplicates.accepts_any_copies();
     let accepts_named_copies = expect.duplicates.accepts_named_copies();
     let reads_uncommitted = observed.read_uncommitted;
-    // Rows whose copies beyond one a read_uncommitted reader read from transactions that never
-    // committed.
-    let mut read_aborted: std::collections::BTreeSet<(i64, SmolStr)> = std::collections::BTreeSet::new();
+    let mut named = NamedCauses::default();
     let mut rows = Vec::new();
     for (window_start_ms, page) in keys.into_keys() {
         let key = (window_start_ms, page);
@@ -795,7 +805,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         let lost_in_transactions = if reads_uncommitted { 0 } else { causes.lost_in_transactions.get(&key).copied().unwrap_or(0) };
         let uncommitted_copies = if reads_uncommitted { causes.never_committed.get(&key).copied().unwrap_or(0) } else { 0 };
         if counts.len() > 1 && counts.len() as u64 <= uncommitted_copies + 1 {
-            read_aborted.insert(key.clone());
+            named.read_aborted.insert(key.clone());
         }
         let balance = recount as i64 - counted as i64 - late as i64 - lost_in_transactions as i64;
         // Within a lost state's span the shortfall is that loss; events read again there may
@@ -804,7 +814,10 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
             Some(_) => (lost_in_transactions + balance.max(0) as u64, 0),
             None => (lost_in_transactions, balance),
         };
-        let repeat_allowed = read_aborted.contains(&key)
+        if lost > 0 && causes.lost_to_older_restore(&key, lost) {
+            named.lost_to_older.insert(key.clone());
+        }
+        let repeat_allowed = named.read_aborted.contains(&key)
             || causes.repeats_over(window_start_ms, observed.first_event_time, complete).is_some()
             || causes.rewound_over(window_start_ms).is_some()
             || causes.replayed_after_stop(window_start_ms).is_some();
@@ -828,7 +841,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         let expected = unaccounted == 0
             && counted <= recount
             && (late == 0 || accepts_late)
-            && (lost == 0 || accepts_loss || (accepts_named_loss && causes.lost_to_older_restore(&key, lost)))
+            && (lost == 0 || accepts_loss || (accepts_named_loss && named.lost_to_older.contains(&key)))
             && (counts.len() <= 1 || accepts_copies || repeat_allowed);
         let (window_start_ms, page) = key;
         let split_by_drain = drained.is_some();
@@ -869,7 +882,7 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
 
     let mut violations: Vec<Violation> = Vec::new();
     let mut notes = Vec::new();
-    let judged = classify(&rows, &gaps, causes, &read_aborted, observed.first_event_time, complete);
+    let judged = classify(&rows, &gaps, causes, &named, observed.first_event_time, complete);
     let accepted = |violation: &Violation| match violation {
         Violation::WrongCounts { .. } => expect.counts == CountsExpectation::Any,
         Violation::Duplicated { .. } => accepts_copies,
@@ -891,9 +904,11 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         | Violation::Liveness(_)
         | Violation::Response(_) => false,
     };
+    let mut accepted_findings = Vec::new();
     for violation in judged {
         if accepted(&violation) {
             notes.push(format!("{violation} (allowed by the scenario)"));
+            accepted_findings.push(violation);
         } else {
             violations.push(violation);
         }
@@ -947,11 +962,23 @@ pub fn judge(observed: &Observed, expect: &Expect, causes: &Causes) -> OracleRep
         short_at_source,
         violations,
         notes,
+        accepted: accepted_findings,
         causes: causes.clone(),
         output_partitions: observed.output_partitions.clone(),
         stuck,
         fenced: observed.fenced.clone(),
     }
+}
+
+/// Rows whose copies or loss the judge traced to a cause it names, worked out once per row and
+/// read by [`classify`].
+#[derive(Default)]
+struct NamedCauses {
+    /// Copies beyond one that a `read_uncommitted` reader read from transactions that never
+    /// committed.
+    read_aborted: std::collections::BTreeSet<(i64, SmolStr)>,
+    /// Loss all of which went with transactions an older restore aborted.
+    lost_to_older: std::collections::BTreeSet<(i64, SmolStr)>,
 }
 
 /// Sorts what is off in the rows into violations, one per kind: over-counts, copies, late
@@ -960,7 +987,7 @@ fn classify(
     rows: &[WindowRow],
     gaps: &[i64],
     causes: &Causes,
-    read_aborted: &std::collections::BTreeSet<(i64, SmolStr)>,
+    named: &NamedCauses,
     origin_ms: i64,
     complete: impl Fn(i64) -> bool + Copy,
 ) -> Vec<Violation> {
@@ -982,7 +1009,7 @@ fn classify(
         }
         if row.split_by_drain && row.counts.len() == 2 {
             split.push(RowRef::from(row));
-        } else if read_aborted.contains(&(row.window_start_ms, row.page.clone())) {
+        } else if named.read_aborted.contains(&(row.window_start_ms, row.page.clone())) {
             uncommitted.push(RowRef::from(row));
         } else if row.counts.len() > 1 && causes.rewound_over(row.window_start_ms).is_some() {
             rewound.push(RowRef::from(row));
@@ -994,7 +1021,7 @@ fn classify(
         if row.late > 0 {
             late.push(RowRef::from(row));
         }
-        if row.lost > 0 && causes.lost_to_older_restore(&(row.window_start_ms, row.page.clone()), row.lost) {
+        if named.lost_to_older.contains(&(row.window_start_ms, row.page.clone())) {
             lost_to_older.push(RowRef::from(row));
         } else if row.lost > 0 {
             lost.push(RowRef::from(row));

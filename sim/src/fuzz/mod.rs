@@ -131,10 +131,11 @@ pub struct CaseOutcome {
     /// Whether zombies' transactions held `read_committed` readers, and the oracle fenced them
     /// (docs/oracle.md#held-by-zombies).
     pub zombies_fenced: bool,
-    /// Whether the run showed a failure Flink shares that the oracle names: a window written
-    /// twice by a savepoint restored again or a stop that failed past its commits (accepted by
-    /// a base with `duplicates = "explained"`), or results lost with a transaction an older
-    /// attempt's late restore aborted (`loss = "explained"`).
+    /// Whether the base accepted a failure Flink shares that the oracle named
+    /// ([`Violation::shared_with_flink`](crate::oracle::Violation::shared_with_flink)): a window
+    /// written twice by a savepoint restored again or a stop that failed past its commits
+    /// (`duplicates = "explained"`), or results lost with a transaction an older attempt's late
+    /// restore aborted (`loss = "explained"`).
     pub shared_failure: bool,
 }
 
@@ -299,12 +300,7 @@ pub fn run_case(config: &FuzzConfig, shape: Shape, case: u32) -> Result<CaseOutc
         Ok(report) => {
             let coverage = Coverage::of(&report.events);
             let fenced = !report.oracle.fenced.is_empty();
-            let causes = &report.oracle.causes;
-            let shared = report.oracle.rows.iter().any(|row| {
-                row.counts.len() > 1
-                    && (causes.rewound_over(row.window_start_ms).is_some()
-                        || causes.replayed_after_stop(row.window_start_ms).is_some())
-            }) || causes.transactions_lost.iter().any(|t| t.aborted_by_older_restore.is_some());
+            let shared = report.oracle.accepted.iter().any(crate::oracle::Violation::shared_with_flink);
             if (config.judge)(&report) {
                 (CaseVerdict::Failed(failure_text(&report)), coverage, fenced, shared)
             } else {
